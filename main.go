@@ -1,0 +1,89 @@
+// Command standin runs the Standin support console.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+
+	_ "time/tzdata" // time zones on hosts and images without zoneinfo
+
+	"standin/server"
+)
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "standin:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string) error {
+	cfg, err := parseConfig(args, os.Getenv)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return server.Run(ctx, cfg)
+}
+
+// parseConfig reads flags, falling back to environment variables, falling
+// back to the defaults of server.Config.
+func parseConfig(args []string, getenv func(string) string) (server.Config, error) {
+	fs := flag.NewFlagSet("standin", flag.ContinueOnError)
+	addr := fs.String("addr", getenv("STANDIN_ADDR"), "listen address (env STANDIN_ADDR, default localhost:8080)")
+	dataDir := fs.String("data-dir", getenv("STANDIN_DATA_DIR"), "embedded database directory (env STANDIN_DATA_DIR, default ./data)")
+	uri := fs.String("mongodb-uri", getenv("MONGODB_URI"), "MongoDB connection string; empty runs the embedded database (env MONGODB_URI)")
+	demo := fs.String("demo", getenv("STANDIN_DEMO"), "seed the demo facility: true, false or empty for auto (env STANDIN_DEMO)")
+	demoPassword := fs.String("demo-password", getenv("STANDIN_DEMO_PASSWORD"), "demo accounts' password (env STANDIN_DEMO_PASSWORD, default demo)")
+	tz := fs.String("tz", getenv("STANDIN_TZ"), "facility time zone (env STANDIN_TZ, default UTC)")
+	secure := fs.String("secure-cookies", getenv("STANDIN_SECURE_COOKIES"), "mark cookies Secure behind a TLS proxy (env STANDIN_SECURE_COOKIES)")
+	logLevel := fs.String("log-level", getenv("STANDIN_LOG_LEVEL"), "debug, info, warn or error (env STANDIN_LOG_LEVEL, default info)")
+	if err := fs.Parse(args); err != nil {
+		return server.Config{}, err
+	}
+
+	cfg := server.Config{Addr: *addr, DataDir: *dataDir, MongoURI: *uri, DemoPassword: *demoPassword}
+	switch *demo {
+	case "":
+	default:
+		on, err := strconv.ParseBool(*demo)
+		if err != nil {
+			return cfg, fmt.Errorf("STANDIN_DEMO / -demo: %q is not true or false", *demo)
+		}
+		cfg.Demo = server.DemoOff
+		if on {
+			cfg.Demo = server.DemoOn
+		}
+	}
+	if *tz != "" {
+		loc, err := time.LoadLocation(*tz)
+		if err != nil {
+			return cfg, fmt.Errorf("STANDIN_TZ / -tz: %w", err)
+		}
+		cfg.Location = loc
+	}
+	if *secure != "" {
+		on, err := strconv.ParseBool(*secure)
+		if err != nil {
+			return cfg, fmt.Errorf("STANDIN_SECURE_COOKIES / -secure-cookies: %q is not true or false", *secure)
+		}
+		cfg.SecureCookies = on
+	}
+	var level slog.Level
+	if *logLevel != "" {
+		if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+			return cfg, errors.New("STANDIN_LOG_LEVEL / -log-level: use debug, info, warn or error")
+		}
+	}
+	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	return cfg, nil
+}

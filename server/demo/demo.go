@@ -1,0 +1,120 @@
+// Package demo seeds the demo facility of PRODUCT.md section 9: seven
+// accounts, two projects, two trainings and two resources with their rules.
+package demo
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"standin/server/password"
+	"standin/server/standin"
+)
+
+// Store is what seeding needs from storage. Every Ensure method creates the
+// record unless one with the same natural key exists, and sets its ID.
+type Store interface {
+	Marked(ctx context.Context, key string) (bool, error)
+	Mark(ctx context.Context, key string) error
+	EnsureTraining(ctx context.Context, t *standin.Training) error
+	EnsureProject(ctx context.Context, p *standin.Project) error
+	EnsureResource(ctx context.Context, r *standin.Resource) error
+	EnsureUser(ctx context.Context, u *standin.User) error
+}
+
+// markerKey records that the demo facility was seeded, so a restart on the
+// same database never seeds again, even after demo data was changed.
+const markerKey = "demo_seeded"
+
+// Accounts lists the demo accounts' addresses, highest rank first.
+var Accounts = []string{
+	"owner@example.org", "admin@example.org", "support@example.org",
+	"manager@example.org", "ada@example.org", "ben@example.org", "cleo@example.org",
+}
+
+// Seed creates the demo facility on a database that has not been seeded
+// before, with plain as every account's password. It reports whether it
+// seeded. Each step is idempotent and the marker is written last, so a seed
+// interrupted half-way is completed by the next start.
+func Seed(ctx context.Context, s Store, plain string, cost password.Params, now time.Time) (bool, error) {
+	done, err := s.Marked(ctx, markerKey)
+	if err != nil {
+		return false, fmt.Errorf("seed demo: %w", err)
+	}
+	if done {
+		return false, nil
+	}
+
+	const year = 365 * 24 * time.Hour
+	laser := &standin.Training{Name: "Laser Safety", ValidFor: 2 * year}
+	confocalBasics := &standin.Training{Name: "Confocal Basics", ValidFor: 2 * year}
+	for _, t := range []*standin.Training{laser, confocalBasics} {
+		if err := s.EnsureTraining(ctx, t); err != nil {
+			return false, fmt.Errorf("seed demo: %w", err)
+		}
+	}
+
+	neuro := &standin.Project{Code: "NEURO", Name: "Neuro Imaging"}
+	cell := &standin.Project{Code: "CELL", Name: "Cell Biology"}
+	for _, p := range []*standin.Project{neuro, cell} {
+		if err := s.EnsureProject(ctx, p); err != nil {
+			return false, fmt.Errorf("seed demo: %w", err)
+		}
+	}
+
+	var weekdays []standin.WeeklyWindow
+	for d := time.Monday; d <= time.Friday; d++ {
+		weekdays = append(weekdays, standin.WeeklyWindow{Day: d, StartMinute: 8 * 60, EndMinute: 20 * 60})
+	}
+	resources := []*standin.Resource{
+		{
+			Name: "Confocal LSM 900", Kind: "instrument",
+			RequiredTrainings: []string{laser.ID, confocalBasics.ID},
+			Rule:              standin.AccessRule{Projects: []string{neuro.ID}, MaxHours: 4, Windows: weekdays},
+		},
+		{
+			Name: "Flow Cytometer", Kind: "instrument",
+			Rule: standin.AccessRule{Projects: []string{cell.ID}},
+		},
+	}
+	for _, r := range resources {
+		if err := s.EnsureResource(ctx, r); err != nil {
+			return false, fmt.Errorf("seed demo: %w", err)
+		}
+	}
+
+	completed := now.AddDate(0, -2, 0).UTC().Truncate(24 * time.Hour)
+	record := func(t *standin.Training) standin.TrainingRecord {
+		return standin.TrainingRecord{TrainingID: t.ID, CompletedAt: completed, ExpiresAt: completed.Add(t.ValidFor)}
+	}
+	users := []*standin.User{
+		{Name: "Olivia Owner", Email: "owner@example.org", Role: standin.RoleOwner},
+		{Name: "Adrian Admin", Email: "admin@example.org", Role: standin.RoleAdmin},
+		{Name: "Sam Support", Email: "support@example.org", Role: standin.RoleSupport},
+		{Name: "Maya Manager", Email: "manager@example.org", Role: standin.RoleManager,
+			Memberships: []standin.Membership{{ProjectID: neuro.ID, Role: standin.ProjectLead}}},
+		{Name: "Ada Lovelace", Email: "ada@example.org", Role: standin.RoleUser,
+			Memberships: []standin.Membership{{ProjectID: neuro.ID, Role: standin.ProjectMember}},
+			Trainings:   []standin.TrainingRecord{record(laser), record(confocalBasics)}},
+		{Name: "Ben Okafor", Email: "ben@example.org", Role: standin.RoleUser,
+			Memberships: []standin.Membership{{ProjectID: neuro.ID, Role: standin.ProjectMember}},
+			Trainings:   []standin.TrainingRecord{record(laser)}},
+		{Name: "Cleo Park", Email: "cleo@example.org", Role: standin.RoleUser,
+			Memberships: []standin.Membership{{ProjectID: cell.ID, Role: standin.ProjectMember}}},
+	}
+	for _, u := range users {
+		hash, err := password.Hash(plain, cost)
+		if err != nil {
+			return false, fmt.Errorf("seed demo: %w", err)
+		}
+		u.PasswordHash, u.Status = hash, standin.StatusActive
+		if err := s.EnsureUser(ctx, u); err != nil {
+			return false, fmt.Errorf("seed demo: %w", err)
+		}
+	}
+
+	if err := s.Mark(ctx, markerKey); err != nil {
+		return false, fmt.Errorf("seed demo: %w", err)
+	}
+	return true, nil
+}

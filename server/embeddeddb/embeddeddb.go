@@ -1,0 +1,89 @@
+// Package embeddeddb runs FerretDB in-process: a MongoDB wire-protocol server
+// that keeps its data in SQLite files, so the console starts with nothing
+// installed. Standard MongoDB clients and tools can connect to its address.
+package embeddeddb
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/FerretDB/FerretDB/ferretdb"
+)
+
+// DB is a running embedded database.
+type DB struct {
+	uri    string
+	cancel context.CancelFunc
+	done   chan struct{}
+	once   sync.Once
+}
+
+// Start opens (or creates) the database files under dir and listens on addr
+// (default "127.0.0.1:0", a free loopback port). FerretDB's own logs are
+// passed to logger at error level only: it is chatty at info.
+func Start(ctx context.Context, dir, addr string, logger *slog.Logger) (*DB, error) {
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("embedded database: data directory %q: %w", dir, err)
+	}
+	if err := os.MkdirAll(abs, 0o700); err != nil {
+		return nil, fmt.Errorf("embedded database: data directory: %w", err)
+	}
+	quiet := slog.New(&levelFilter{min: slog.LevelError, next: logger.Handler()})
+	f, err := ferretdb.New(&ferretdb.Config{
+		Listener:  ferretdb.ListenerConfig{TCP: addr},
+		Handler:   "sqlite",
+		SQLiteURL: "file:" + abs + "/",
+		Logger:    quiet.With("component", "ferretdb"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("embedded database: %w", err)
+	}
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	db := &DB{cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(db.done)
+		_ = f.Run(runCtx) // returns only when runCtx ends
+	}()
+	// MongoDBURI waits until Run has bound the listener.
+	db.uri = f.MongoDBURI()
+	return db, nil
+}
+
+// URI is the mongodb:// address clients connect to.
+func (db *DB) URI() string { return db.uri }
+
+// Close stops the listener, closes client connections and the SQLite files,
+// and waits for all of it.
+func (db *DB) Close() {
+	db.once.Do(db.cancel)
+	<-db.done
+}
+
+// levelFilter drops records below min; FerretDB takes a *slog.Logger and
+// would otherwise log every connection at info.
+type levelFilter struct {
+	min  slog.Level
+	next slog.Handler
+}
+
+func (h *levelFilter) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= h.min && h.next.Enabled(ctx, l)
+}
+
+func (h *levelFilter) Handle(ctx context.Context, r slog.Record) error { return h.next.Handle(ctx, r) }
+
+func (h *levelFilter) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return &levelFilter{min: h.min, next: h.next.WithAttrs(attrs)}
+}
+
+func (h *levelFilter) WithGroup(name string) slog.Handler {
+	return &levelFilter{min: h.min, next: h.next.WithGroup(name)}
+}

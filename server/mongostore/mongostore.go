@@ -1,0 +1,176 @@
+// Package mongostore keeps the console's state in MongoDB (or the embedded
+// FerretDB, which speaks the same protocol). BSON shapes stay private to this
+// package; callers see only the domain types of package standin, and driver
+// errors are translated into coded domain errors.
+package mongostore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/topology"
+
+	"standin/server/standin"
+)
+
+// Collection names.
+const (
+	colUsers     = "users"
+	colSessions  = "sessions"
+	colProjects  = "projects"
+	colTrainings = "trainings"
+	colResources = "resources"
+	colMeta      = "meta"
+)
+
+// DB is a connection to one database.
+type DB struct {
+	client *mongo.Client
+	db     *mongo.Database
+}
+
+// Options tune Open.
+type Options struct {
+	// Embedded marks a connection to the embedded FerretDB. FerretDB on
+	// SQLite does not lock read-modify-write updates, so two connections
+	// updating one document can lose an update; a pool of one connection
+	// serializes them. Real MongoDB needs no such limit.
+	Embedded bool
+	// Timeout bounds server selection and each operation's connect phase
+	// (default 5s), so a database that is down fails requests quickly with
+	// a 503 instead of hanging them.
+	Timeout time.Duration
+}
+
+// Open connects to uri, selects database name, checks that the server
+// answers and creates the indexes the stores rely on.
+func Open(ctx context.Context, uri, name string, o Options) (*DB, error) {
+	if o.Timeout <= 0 {
+		o.Timeout = 5 * time.Second
+	}
+	opts := options.Client().ApplyURI(uri).
+		SetServerSelectionTimeout(o.Timeout).
+		SetConnectTimeout(o.Timeout).
+		SetAppName("standin")
+	if o.Embedded {
+		opts.SetMaxPoolSize(1)
+	}
+	client, err := mongo.Connect(opts)
+	if err != nil {
+		return nil, fmt.Errorf("connect to database: %w", err)
+	}
+	db := &DB{client: client, db: client.Database(name)}
+	if err := db.Ping(ctx); err != nil {
+		_ = client.Disconnect(context.WithoutCancel(ctx))
+		return nil, fmt.Errorf("connect to database: %w", err)
+	}
+	if err := db.ensureIndexes(ctx, o.Embedded); err != nil {
+		_ = client.Disconnect(context.WithoutCancel(ctx))
+		return nil, err
+	}
+	return db, nil
+}
+
+// Ping checks that the database answers. It returns an EUnavailable error
+// when it does not.
+func (db *DB) Ping(ctx context.Context) error {
+	if err := db.client.Ping(ctx, nil); err != nil {
+		return translate(err, "ping database")
+	}
+	return nil
+}
+
+// Close disconnects from the server.
+func (db *DB) Close(ctx context.Context) error {
+	if err := db.client.Disconnect(ctx); err != nil {
+		return fmt.Errorf("disconnect from database: %w", err)
+	}
+	return nil
+}
+
+// Drop deletes the whole database. Tests use it to clean up.
+func (db *DB) Drop(ctx context.Context) error {
+	if err := db.db.Drop(ctx); err != nil {
+		return translate(err, "drop database")
+	}
+	return nil
+}
+
+func (db *DB) ensureIndexes(ctx context.Context, embedded bool) error {
+	unique := options.Index().SetUnique(true)
+	indexes := map[string][]mongo.IndexModel{
+		colUsers: {
+			{Keys: bson.D{{Key: "email", Value: 1}}, Options: unique},
+		},
+		colSessions: {
+			{Keys: bson.D{{Key: "user_id", Value: 1}}},
+		},
+		colProjects: {
+			{Keys: bson.D{{Key: "code", Value: 1}}, Options: unique},
+		},
+		colTrainings: {
+			{Keys: bson.D{{Key: "name", Value: 1}}, Options: unique},
+		},
+		colResources: {
+			{Keys: bson.D{{Key: "name", Value: 1}}, Options: unique},
+		},
+	}
+	if !embedded {
+		// Real MongoDB removes expired sessions by itself. FerretDB has no
+		// TTL indexes; lookups check expiry either way, so an expired
+		// session never authenticates on either.
+		indexes[colSessions] = append(indexes[colSessions], mongo.IndexModel{
+			Keys: bson.D{{Key: "expires_at", Value: 1}}, Options: options.Index().SetExpireAfterSeconds(0),
+		})
+	}
+	for col, models := range indexes {
+		if _, err := db.db.Collection(col).Indexes().CreateMany(ctx, models); err != nil {
+			return translate(err, "create indexes on "+col)
+		}
+	}
+	return nil
+}
+
+// translate turns a driver error into a coded domain error that keeps the
+// original as its cause, with what names the operation for logs.
+func translate(err error, what string) error {
+	if err == nil {
+		return nil
+	}
+	var code, msg string
+	switch {
+	case errors.Is(err, mongo.ErrNoDocuments):
+		code, msg = standin.ENotFound, "Not found."
+	case mongo.IsDuplicateKeyError(err):
+		code, msg = standin.EConflict, "That already exists."
+	case errors.Is(err, context.Canceled):
+		return fmt.Errorf("%s: %w", what, err)
+	case mongo.IsNetworkError(err), mongo.IsTimeout(err), errors.Is(err, mongo.ErrClientDisconnected),
+		isServerSelection(err):
+		code, msg = standin.EUnavailable, "The database is unavailable. Try again shortly."
+	default:
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	return &standin.Error{Code: code, Message: msg, Cause: fmt.Errorf("%s: %w", what, err)}
+}
+
+// isServerSelection reports a failure to reach any server.
+func isServerSelection(err error) bool {
+	_, ok := errors.AsType[topology.ServerSelectionError](err)
+	return ok
+}
+
+// objectID parses a hex id, answering ENotFound for one that cannot exist
+// so malformed and unknown ids look alike to callers.
+func objectID(id, what string) (bson.ObjectID, error) {
+	oid, err := bson.ObjectIDFromHex(id)
+	if err != nil {
+		return oid, standin.Errorf(standin.ENotFound, "No %s with id %q.", what, id)
+	}
+	return oid, nil
+}

@@ -1,0 +1,104 @@
+package mongostore
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"standin/server/standin"
+)
+
+type sessionDoc struct {
+	ID         string        `bson:"_id"`
+	UserID     bson.ObjectID `bson:"user_id"`
+	CSRFToken  string        `bson:"csrf_token"`
+	CreatedAt  time.Time     `bson:"created_at"`
+	LastSeenAt time.Time     `bson:"last_seen_at"`
+	ExpiresAt  time.Time     `bson:"expires_at"`
+	IP         string        `bson:"ip"`
+	UserAgent  string        `bson:"user_agent"`
+}
+
+func (d *sessionDoc) domain() *standin.Session {
+	return &standin.Session{
+		ID:         d.ID,
+		UserID:     d.UserID.Hex(),
+		CSRFToken:  d.CSRFToken,
+		CreatedAt:  d.CreatedAt,
+		LastSeenAt: d.LastSeenAt,
+		ExpiresAt:  d.ExpiresAt,
+		IP:         d.IP,
+		UserAgent:  d.UserAgent,
+	}
+}
+
+// CreateSession stores s; s.ID must be set by the caller (a digest of the
+// client's token). It returns EConflict if the id is taken.
+func (db *DB) CreateSession(ctx context.Context, s *standin.Session) error {
+	uid, err := objectID(s.UserID, "user")
+	if err != nil {
+		return err
+	}
+	d := sessionDoc{
+		ID: s.ID, UserID: uid, CSRFToken: s.CSRFToken,
+		CreatedAt: s.CreatedAt, LastSeenAt: s.LastSeenAt, ExpiresAt: s.ExpiresAt,
+		IP: s.IP, UserAgent: s.UserAgent,
+	}
+	if _, err := db.db.Collection(colSessions).InsertOne(ctx, d); err != nil {
+		return translate(err, "create session")
+	}
+	return nil
+}
+
+// SessionByID returns the session with the given id, or ENotFound. Expiry
+// is the caller's to judge: it knows the time.
+func (db *DB) SessionByID(ctx context.Context, id string) (*standin.Session, error) {
+	var d sessionDoc
+	if err := db.db.Collection(colSessions).FindOne(ctx, bson.M{"_id": id}).Decode(&d); err != nil {
+		return nil, translate(err, "find session")
+	}
+	return d.domain(), nil
+}
+
+// TouchSession records activity on a session and moves its expiry.
+func (db *DB) TouchSession(ctx context.Context, id string, seen, expires time.Time) error {
+	_, err := db.db.Collection(colSessions).UpdateOne(ctx, bson.M{"_id": id},
+		bson.M{"$set": bson.M{"last_seen_at": seen, "expires_at": expires}})
+	return translate(err, "touch session")
+}
+
+// DeleteSession removes a session; removing one that is gone is not an error.
+func (db *DB) DeleteSession(ctx context.Context, id string) error {
+	_, err := db.db.Collection(colSessions).DeleteOne(ctx, bson.M{"_id": id})
+	return translate(err, "delete session")
+}
+
+// DeleteUserSessions removes every session of a user and returns their ids,
+// so their open sockets can be closed too.
+func (db *DB) DeleteUserSessions(ctx context.Context, userID string) ([]string, error) {
+	uid, err := objectID(userID, "user")
+	if err != nil {
+		return nil, err
+	}
+	cur, err := db.db.Collection(colSessions).Find(ctx, bson.M{"user_id": uid})
+	if err != nil {
+		return nil, translate(err, "find sessions of user")
+	}
+	var docs []sessionDoc
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, translate(err, "find sessions of user")
+	}
+	ids := make([]string, 0, len(docs))
+	for _, d := range docs {
+		ids = append(ids, d.ID)
+	}
+	if len(ids) == 0 {
+		return ids, nil
+	}
+	if _, err := db.db.Collection(colSessions).DeleteMany(ctx, bson.M{"_id": bson.M{"$in": ids}}); err != nil {
+		return nil, fmt.Errorf("delete sessions of user: %w", translate(err, "delete sessions"))
+	}
+	return ids, nil
+}

@@ -1,0 +1,170 @@
+package mongostore
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"standin/server/standin"
+)
+
+type userDoc struct {
+	ID           bson.ObjectID    `bson:"_id"`
+	Name         string           `bson:"name"`
+	Email        string           `bson:"email"`
+	PasswordHash string           `bson:"password_hash"`
+	Role         string           `bson:"role"`
+	Status       string           `bson:"status"`
+	Memberships  []membershipDoc  `bson:"memberships"`
+	Trainings    []trainingRecDoc `bson:"trainings"`
+	CreatedAt    time.Time        `bson:"created_at"`
+	UpdatedAt    time.Time        `bson:"updated_at"`
+}
+
+type membershipDoc struct {
+	ProjectID bson.ObjectID `bson:"project_id"`
+	Role      string        `bson:"role"`
+}
+
+type trainingRecDoc struct {
+	TrainingID  bson.ObjectID `bson:"training_id"`
+	CompletedAt time.Time     `bson:"completed_at"`
+	ExpiresAt   *time.Time    `bson:"expires_at,omitempty"`
+}
+
+func (d *userDoc) domain() *standin.User {
+	u := &standin.User{
+		ID:           d.ID.Hex(),
+		Name:         d.Name,
+		Email:        d.Email,
+		PasswordHash: d.PasswordHash,
+		Role:         standin.Role(d.Role),
+		Status:       standin.Status(d.Status),
+		CreatedAt:    d.CreatedAt,
+		UpdatedAt:    d.UpdatedAt,
+	}
+	for _, m := range d.Memberships {
+		u.Memberships = append(u.Memberships, standin.Membership{ProjectID: m.ProjectID.Hex(), Role: standin.ProjectRole(m.Role)})
+	}
+	for _, t := range d.Trainings {
+		rec := standin.TrainingRecord{TrainingID: t.TrainingID.Hex(), CompletedAt: t.CompletedAt}
+		if t.ExpiresAt != nil {
+			rec.ExpiresAt = *t.ExpiresAt
+		}
+		u.Trainings = append(u.Trainings, rec)
+	}
+	return u
+}
+
+func userToDoc(u *standin.User) (*userDoc, error) {
+	d := &userDoc{
+		Name:         u.Name,
+		Email:        standin.NormalizeEmail(u.Email),
+		PasswordHash: u.PasswordHash,
+		Role:         string(u.Role),
+		Status:       string(u.Status),
+		Memberships:  []membershipDoc{},
+		Trainings:    []trainingRecDoc{},
+		CreatedAt:    u.CreatedAt,
+		UpdatedAt:    u.UpdatedAt,
+	}
+	if u.ID != "" {
+		id, err := objectID(u.ID, "user")
+		if err != nil {
+			return nil, err
+		}
+		d.ID = id
+	}
+	for _, m := range u.Memberships {
+		pid, err := objectID(m.ProjectID, "project")
+		if err != nil {
+			return nil, err
+		}
+		d.Memberships = append(d.Memberships, membershipDoc{ProjectID: pid, Role: string(m.Role)})
+	}
+	for _, t := range u.Trainings {
+		tid, err := objectID(t.TrainingID, "training")
+		if err != nil {
+			return nil, err
+		}
+		rec := trainingRecDoc{TrainingID: tid, CompletedAt: t.CompletedAt}
+		if !t.ExpiresAt.IsZero() {
+			exp := t.ExpiresAt
+			rec.ExpiresAt = &exp
+		}
+		d.Trainings = append(d.Trainings, rec)
+	}
+	return d, nil
+}
+
+// UserByID returns the user with the given id, or an ENotFound error.
+func (db *DB) UserByID(ctx context.Context, id string) (*standin.User, error) {
+	oid, err := objectID(id, "user")
+	if err != nil {
+		return nil, err
+	}
+	var d userDoc
+	if err := db.db.Collection(colUsers).FindOne(ctx, bson.M{"_id": oid}).Decode(&d); err != nil {
+		return nil, translate(err, "find user "+id)
+	}
+	return d.domain(), nil
+}
+
+// UserByEmail returns the user with the given address (compared after
+// standin.NormalizeEmail), or an ENotFound error.
+func (db *DB) UserByEmail(ctx context.Context, email string) (*standin.User, error) {
+	var d userDoc
+	err := db.db.Collection(colUsers).FindOne(ctx, bson.M{"email": standin.NormalizeEmail(email)}).Decode(&d)
+	if err != nil {
+		return nil, translate(err, "find user by email")
+	}
+	return d.domain(), nil
+}
+
+// CountUsers returns how many accounts exist.
+func (db *DB) CountUsers(ctx context.Context) (int64, error) {
+	n, err := db.db.Collection(colUsers).CountDocuments(ctx, bson.M{})
+	if err != nil {
+		return 0, translate(err, "count users")
+	}
+	return n, nil
+}
+
+// EnsureUser creates u unless an account with its email exists, and sets
+// u.ID to the stored account's id either way. An existing account is left
+// untouched, so running it twice changes nothing.
+func (db *DB) EnsureUser(ctx context.Context, u *standin.User) error {
+	now := time.Now().UTC()
+	if u.CreatedAt.IsZero() {
+		u.CreatedAt, u.UpdatedAt = now, now
+	}
+	d, err := userToDoc(u)
+	if err != nil {
+		return err
+	}
+	d.ID = bson.NewObjectID()
+	id, err := db.ensure(ctx, colUsers, bson.M{"email": d.Email}, d)
+	if err != nil {
+		return fmt.Errorf("ensure user %s: %w", d.Email, err)
+	}
+	u.ID = id
+	return nil
+}
+
+// ensure inserts doc into col unless a document matches filter, and returns
+// the id of the document that is there afterwards.
+func (db *DB) ensure(ctx context.Context, col string, filter bson.M, doc any) (string, error) {
+	var got struct {
+		ID bson.ObjectID `bson:"_id"`
+	}
+	err := db.db.Collection(col).FindOneAndUpdate(ctx, filter, bson.M{"$setOnInsert": doc},
+		// No projection: FerretDB's findAndModify does not implement one.
+		options.FindOneAndUpdate().SetUpsert(true).SetReturnDocument(options.After)).Decode(&got)
+	if err != nil {
+		return "", translate(err, "upsert into "+col)
+	}
+	return got.ID.Hex(), nil
+}

@@ -1,0 +1,77 @@
+package standin
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Error codes. Each maps to one HTTP status in the HTTP layer; the code
+// itself is what clients switch on, so codes are never renamed.
+const (
+	EInvalid         = "invalid_input"     // malformed or unacceptable input
+	EMalformedJSON   = "malformed_json"    // a request body that is not valid JSON
+	EUnauthenticated = "unauthenticated"   // no valid session, or bad credentials
+	EForbidden       = "forbidden"         // authenticated but not allowed
+	ECSRF            = "csrf_failed"       // missing or wrong X-CSRF-Token, or foreign Origin
+	ENotFound        = "not_found"         // the thing asked for does not exist
+	EConflict        = "conflict"          // the request clashes with current state
+	ETooManyRequests = "too_many_requests" // rate limited
+	ETooLarge        = "payload_too_large" // body over the limit
+	EUnavailable     = "unavailable"       // a dependency (the database) is down
+	EInternal        = "internal"          // a fault; details are logged, never sent
+)
+
+// Error is an error a person can be shown: a stable code, a sentence, and for
+// policy denials the reason that names the missing role, training or rule.
+//
+// Cause keeps the underlying fault for logs; it is never shown to clients.
+type Error struct {
+	Code    string
+	Message string
+	Reason  string
+	Cause   error
+}
+
+// Error implements the error interface.
+func (e *Error) Error() string {
+	s := e.Code + ": " + e.Message
+	if e.Reason != "" {
+		s += " (" + e.Reason + ")"
+	}
+	if e.Cause != nil {
+		s += ": " + e.Cause.Error()
+	}
+	return s
+}
+
+// Unwrap returns the underlying fault, if any.
+func (e *Error) Unwrap() error { return e.Cause }
+
+// Errorf returns an *Error with the given code and a formatted message.
+func Errorf(code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// ErrorCode returns the code of the first *Error in err's chain, EInternal
+// for any other non-nil error, and "" for nil.
+func ErrorCode(err error) string {
+	if err == nil {
+		return ""
+	}
+	if e, ok := errors.AsType[*Error](err); ok {
+		return e.Code
+	}
+	return EInternal
+}
+
+// ErrorMessage returns the message of the first *Error in err's chain, and
+// a generic sentence for any other error so internals never leak.
+func ErrorMessage(err error) string {
+	if err == nil {
+		return ""
+	}
+	if e, ok := errors.AsType[*Error](err); ok {
+		return e.Message
+	}
+	return "An internal error occurred."
+}

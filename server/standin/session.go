@@ -1,0 +1,23 @@
+package standin
+
+import "time"
+
+// SessionCookie is the name of the cookie that carries a session token, read
+// by both the HTTP API and the WebSocket endpoint.
+const SessionCookie = "standin_session"
+
+// Session is a signed-in browser or client. ID is a digest of the secret
+// token the client holds, so the database never stores a usable credential.
+type Session struct {
+	ID         string
+	UserID     string
+	CSRFToken  string
+	CreatedAt  time.Time
+	LastSeenAt time.Time
+	ExpiresAt  time.Time
+	IP         string
+	UserAgent  string
+}
+
+// ExpiredAt reports whether the session no longer authenticates at t.
+func (s *Session) ExpiredAt(t time.Time) bool { return !t.Before(s.ExpiresAt) }
