@@ -1,0 +1,139 @@
+package server_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// dialWS opens /ws with the client's cookies and the given extra headers.
+func (c *client) dialWS(ctx context.Context, headers ...string) (*websocket.Conn, *http.Response, error) {
+	h := http.Header{}
+	for i := 0; i+1 < len(headers); i += 2 {
+		h.Set(headers[i], headers[i+1])
+	}
+	return websocket.Dial(ctx, "ws"+strings.TrimPrefix(c.base, "http")+"/ws", &websocket.DialOptions{
+		HTTPClient: c.http,
+		HTTPHeader: h,
+	})
+}
+
+// readMessages reads one frame and splits it into its JSON messages.
+func readMessages(ctx context.Context, t *testing.T, conn *websocket.Conn) []map[string]any {
+	t.Helper()
+	_, data, err := conn.Read(ctx)
+	if err != nil {
+		t.Fatalf("read: %v", err)
+	}
+	var out []map[string]any
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("frame line is not JSON: %q", line)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+func TestWebSocket(t *testing.T) {
+	t.Parallel()
+	srv := mustStart(t, "")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	t.Run("ErrUnauthenticated", func(t *testing.T) {
+		t.Parallel()
+		_, res, err := newClient(t, srv.URL).dialWS(ctx)
+		if err == nil || res == nil || res.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("upgrade without a session: %v, %v", res, err)
+		}
+	})
+
+	t.Run("ErrForeignOrigin", func(t *testing.T) {
+		t.Parallel()
+		c := newClient(t, srv.URL)
+		c.mustLogin("ada@example.org")
+		_, res, err := c.dialWS(ctx, "Origin", "https://evil.example")
+		if err == nil || res == nil || res.StatusCode != http.StatusForbidden {
+			t.Fatalf("upgrade from a foreign origin: %v, %v", res, err)
+		}
+	})
+
+	t.Run("SubscribeAndLogoutCloses", func(t *testing.T) {
+		t.Parallel()
+		c := newClient(t, srv.URL)
+		c.mustLogin("support@example.org")
+		conn, _, err := c.dialWS(ctx, "Origin", srv.URL)
+		if err != nil {
+			t.Fatalf("upgrade: %v", err)
+		}
+		defer conn.CloseNow()
+
+		msg, _ := json.Marshal(map[string]any{"type": "subscribe", "topic": "session", "after_seq": 0})
+		if err := conn.Write(ctx, websocket.MessageText, msg); err != nil {
+			t.Fatal(err)
+		}
+		got := readMessages(ctx, t, conn)
+		if got[0]["type"] != "subscribed" || got[0]["topic"] != "session" {
+			t.Fatalf("reply %v, want subscribed to session", got)
+		}
+
+		if err := conn.Write(ctx, websocket.MessageText, []byte(`{"type":"subscribe","topic":"no-such-topic"}`)); err != nil {
+			t.Fatal(err)
+		}
+		got = readMessages(ctx, t, conn)
+		if got[0]["type"] != "error" || got[0]["code"] == "" {
+			t.Fatalf("reply %v, want an error with a code", got)
+		}
+
+		if r := c.post("/api/v1/auth/logout", nil); r.Status != http.StatusOK {
+			t.Fatalf("logout: %d", r.Status)
+		}
+		readCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		for {
+			_, _, err = conn.Read(readCtx)
+			if err != nil {
+				break
+			}
+		}
+		if status := websocket.CloseStatus(err); status != 4001 {
+			t.Fatalf("socket after logout ended with %v (status %d), want close code 4001", err, status)
+		}
+	})
+}
+
+func TestShutdownClosesSockets(t *testing.T) {
+	t.Parallel()
+	srv := mustStart(t, "")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c := newClient(t, srv.URL)
+	c.mustLogin("ada@example.org")
+	conn, _, err := c.dialWS(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.CloseNow()
+
+	srv.Stop(t)
+	for {
+		_, _, err = conn.Read(ctx)
+		if err != nil {
+			break
+		}
+	}
+	if status := websocket.CloseStatus(err); status != websocket.StatusGoingAway {
+		t.Fatalf("socket at shutdown ended with %v, want going away", err)
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		t.Fatal("socket was left open at shutdown")
+	}
+}
