@@ -51,12 +51,15 @@ func newBrowser(t *testing.T) context.Context {
 	}
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelCtx := chromedp.NewContext(allocCtx)
-	ctx, cancelTimeout := context.WithTimeout(ctx, 90*time.Second)
 	t.Cleanup(func() {
-		cancelTimeout()
 		cancelCtx()
 		cancelAlloc()
 	})
+	// Start the browser on the chromedp context itself: a browser started
+	// under a shorter-lived child context would close with that context.
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("start Chromium: %v", err)
+	}
 	return ctx
 }
 
@@ -64,17 +67,21 @@ func newBrowser(t *testing.T) context.Context {
 // folder when refreshing README's pictures) or to the test's temp dir.
 func saveScreenshot(t *testing.T, ctx context.Context, name string) {
 	t.Helper()
-	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(90))
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 	if err != nil {
 		t.Fatalf("screenshot %s: %v", name, err)
 	}
-	dir := os.Getenv("STANDIN_SCREENSHOTS")
-	if dir == "" {
-		dir = t.TempDir()
-	}
-	if err := os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(screenshotDir(t), name+".png"), png, 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// screenshotDir is STANDIN_SCREENSHOTS, or the test's temp dir.
+func screenshotDir(t *testing.T) string {
+	if dir := os.Getenv("STANDIN_SCREENSHOTS"); dir != "" {
+		return dir
+	}
+	return t.TempDir()
 }
 
 func TestBrowserSignInAndOut(t *testing.T) {
@@ -85,18 +92,32 @@ func TestBrowserSignInAndOut(t *testing.T) {
 	must := func(step string, err error) {
 		t.Helper()
 		if err != nil {
+			// A picture of the page says more than "deadline exceeded".
+			if png, shotErr := chromedp.Run(ctx, chromedp.FullScreenshot(100)); shotErr == nil {
+				path := filepath.Join(screenshotDir(t), "failure.png")
+				if os.WriteFile(path, png, 0o644) == nil {
+					t.Logf("page at failure: %s", path)
+				}
+			}
 			t.Fatalf("%s: %v", step, err)
 		}
 	}
+	// Each step gets its own deadline, so a failing one leaves the browser
+	// alive for the picture above.
+	do := func(actions ...chromedp.Action[chromedp.Void]) error {
+		stepCtx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		defer cancel()
+		return chromedp.Do(stepCtx, actions...)
+	}
 
-	must("open the console", chromedp.Do(ctx,
+	must("open the console", do(
 		chromedp.Navigate(srv.URL),
 		chromedp.WaitVisible(chromedp.ID("login-form")),
 	))
 	saveScreenshot(t, ctx, "login")
 
 	// A wrong password is explained in words and keeps the form.
-	must("sign in with a wrong password", chromedp.Do(ctx,
+	must("sign in with a wrong password", do(
 		chromedp.SendKeys(chromedp.ID("email"), "ben@example.org"),
 		chromedp.SendKeys(chromedp.ID("password"), "not-his"),
 		chromedp.Click(chromedp.ID("login-submit")),
@@ -108,11 +129,9 @@ func TestBrowserSignInAndOut(t *testing.T) {
 		t.Fatalf("login error reads %q", msg)
 	}
 
-	must("sign in as Ada", chromedp.Do(ctx,
-		chromedp.Clear(chromedp.ID("email")),
-		chromedp.Clear(chromedp.ID("password")),
-		chromedp.SendKeys(chromedp.ID("email"), "ada@example.org"),
-		chromedp.SendKeys(chromedp.ID("password"), "demo"),
+	must("sign in as Ada", do(
+		chromedp.SetValue(chromedp.ID("email"), "ada@example.org"),
+		chromedp.SetValue(chromedp.ID("password"), "demo"),
 		chromedp.Click(chromedp.ID("login-submit")),
 		chromedp.WaitVisible(chromedp.ID("whoami")),
 	))
@@ -122,18 +141,18 @@ func TestBrowserSignInAndOut(t *testing.T) {
 		t.Fatalf("signed in as %q, want Ada Lovelace", who)
 	}
 	// The live connection comes up over /ws with the session cookie.
-	must("wait for the live connection", chromedp.Do(ctx,
+	must("wait for the live connection", do(
 		chromedp.WaitVisible(chromedp.CSS(`#conn-status[data-state="live"]`)),
 	))
 	saveScreenshot(t, ctx, "home")
 
 	// A reload keeps the session: no login page.
-	must("reload", chromedp.Do(ctx,
+	must("reload", do(
 		chromedp.Reload(),
 		chromedp.WaitVisible(chromedp.ID("whoami")),
 	))
 
-	must("sign out", chromedp.Do(ctx,
+	must("sign out", do(
 		chromedp.Click(chromedp.ID("logout")),
 		chromedp.WaitVisible(chromedp.ID("login-form")),
 	))

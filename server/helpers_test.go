@@ -39,7 +39,7 @@ func mustStart(t testing.TB, dataDir string) *console {
 	ctx, cancel := context.WithCancel(context.Background())
 	addr := make(chan net.Addr, 1)
 	c := &console{DataDir: dataDir, stop: cancel, done: make(chan error, 1)}
-	logLevel := slog.LevelWarn
+	logLevel := slog.LevelError
 	if os.Getenv("STANDIN_TEST_LOG") != "" {
 		logLevel = slog.LevelDebug
 	}

@@ -70,13 +70,16 @@ func Run(ctx context.Context, cfg Config) error {
 	var hub *realtime.Hub
 	sessions := session.NewManager(db, db, session.Config{
 		OnEnd: func(id string) {
-			hub.CloseSession(id, realtime.CloseSessionEnded, "session ended")
+			hub.CloseSession(id, realtime.StatusSessionEnded, realtime.ReasonSessionEnded)
 		},
 	})
-	hub = realtime.New(hubCtx, realtime.Config{
+	hub, err = realtime.New(hubCtx, realtime.Config{
 		Sessions: sessions,
 		Logger:   log.With("component", "realtime"),
 	})
+	if err != nil {
+		return err
+	}
 
 	app, err := httpapi.New(httpapi.Config{
 		Users:         db,
@@ -104,7 +107,7 @@ func Run(ctx context.Context, cfg Config) error {
 
 	select {
 	case err := <-serveErr:
-		hub.Shutdown(context.Background())
+		_ = hub.Shutdown(context.Background())
 		return fmt.Errorf("http server: %w", err)
 	case <-ctx.Done():
 	}
@@ -114,7 +117,9 @@ func Run(ctx context.Context, cfg Config) error {
 	defer cancel()
 	// Sockets first: they are hijacked, so the HTTP server would not close
 	// them, and clients should hear "going away" rather than a reset.
-	hub.Shutdown(shutCtx)
+	if err := hub.Shutdown(shutCtx); err != nil {
+		log.Warn("closing sockets", "err", err)
+	}
 	if err := app.ShutdownWithContext(shutCtx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		log.Warn("http shutdown", "err", err)
 	}

@@ -1,8 +1,12 @@
 package server_test
 
 import (
+	"bufio"
 	"context"
+	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -244,9 +248,23 @@ func TestOperations(t *testing.T) {
 	}
 
 	t.Run("ErrBodyTooLarge", func(t *testing.T) {
-		big := `{"email":"` + strings.Repeat("a", 2<<20) + `","password":"x"}`
-		r := c.do(http.MethodPost, "/api/v1/auth/login", big)
-		if r.Status != http.StatusRequestEntityTooLarge {
+		// Announce a 2 MiB body and send none of it: the server must refuse
+		// on the length alone, before reading it.
+		conn, err := net.Dial("tcp", strings.TrimPrefix(srv.URL, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		fmt.Fprintf(conn, "POST /api/v1/auth/login HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n",
+			strings.TrimPrefix(srv.URL, "http://"), 2<<20)
+		res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		body, _ := io.ReadAll(res.Body)
+		r := &response{Status: res.StatusCode, Header: res.Header, Body: body}
+		if r.Status != http.StatusRequestEntityTooLarge || r.ErrorCode(t) != standin.ETooLarge {
 			t.Fatalf("%d %.200s", r.Status, r.Body)
 		}
 	})

@@ -45,8 +45,9 @@ func readMessages(ctx context.Context, t *testing.T, conn *websocket.Conn) []map
 func TestWebSocket(t *testing.T) {
 	t.Parallel()
 	srv := mustStart(t, "")
+	// Parallel subtests run after this function returns: cancel at cleanup.
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	t.Cleanup(cancel)
 
 	t.Run("ErrUnauthenticated", func(t *testing.T) {
 		t.Parallel()
@@ -123,13 +124,18 @@ func TestShutdownClosesSockets(t *testing.T) {
 	}
 	defer conn.CloseNow()
 
-	srv.Stop(t)
-	for {
-		_, _, err = conn.Read(ctx)
-		if err != nil {
-			break
+	// Read as a browser does, so the close handshake can complete.
+	closed := make(chan error, 1)
+	go func() {
+		for {
+			if _, _, err := conn.Read(ctx); err != nil {
+				closed <- err
+				return
+			}
 		}
-	}
+	}()
+	srv.Stop(t)
+	err = <-closed
 	if status := websocket.CloseStatus(err); status != websocket.StatusGoingAway {
 		t.Fatalf("socket at shutdown ended with %v, want going away", err)
 	}

@@ -14,6 +14,11 @@ import (
 	"github.com/FerretDB/FerretDB/ferretdb"
 )
 
+// newMu serializes ferretdb.New, which writes a package-level variable of
+// FerretDB's own (its version record); two databases started at once in one
+// process (as parallel tests do) would otherwise race on it.
+var newMu sync.Mutex
+
 // DB is a running embedded database.
 type DB struct {
 	uri    string
@@ -37,12 +42,14 @@ func Start(ctx context.Context, dir, addr string, logger *slog.Logger) (*DB, err
 		return nil, fmt.Errorf("embedded database: data directory: %w", err)
 	}
 	quiet := slog.New(&levelFilter{min: slog.LevelError, next: logger.Handler()})
+	newMu.Lock()
 	f, err := ferretdb.New(&ferretdb.Config{
 		Listener:  ferretdb.ListenerConfig{TCP: addr},
 		Handler:   "sqlite",
 		SQLiteURL: "file:" + abs + "/",
 		Logger:    quiet.With("component", "ferretdb"),
 	})
+	newMu.Unlock()
 	if err != nil {
 		return nil, fmt.Errorf("embedded database: %w", err)
 	}

@@ -102,22 +102,25 @@ func (db *DB) Drop(ctx context.Context) error {
 }
 
 func (db *DB) ensureIndexes(ctx context.Context, embedded bool) error {
-	unique := options.Index().SetUnique(true)
+	// A fresh options value per index: the driver records the generated
+	// index name in the options it is given, so a shared value would give
+	// every index the first one's name.
+	unique := func() *options.IndexOptionsBuilder { return options.Index().SetUnique(true) }
 	indexes := map[string][]mongo.IndexModel{
 		colUsers: {
-			{Keys: bson.D{{Key: "email", Value: 1}}, Options: unique},
+			{Keys: bson.D{{Key: "email", Value: 1}}, Options: unique()},
 		},
 		colSessions: {
 			{Keys: bson.D{{Key: "user_id", Value: 1}}},
 		},
 		colProjects: {
-			{Keys: bson.D{{Key: "code", Value: 1}}, Options: unique},
+			{Keys: bson.D{{Key: "code", Value: 1}}, Options: unique()},
 		},
 		colTrainings: {
-			{Keys: bson.D{{Key: "name", Value: 1}}, Options: unique},
+			{Keys: bson.D{{Key: "name", Value: 1}}, Options: unique()},
 		},
 		colResources: {
-			{Keys: bson.D{{Key: "name", Value: 1}}, Options: unique},
+			{Keys: bson.D{{Key: "name", Value: 1}}, Options: unique()},
 		},
 	}
 	if !embedded {
@@ -174,3 +177,6 @@ func objectID(id, what string) (bson.ObjectID, error) {
 	}
 	return oid, nil
 }
+
+// Name is the database's name.
+func (db *DB) Name() string { return db.db.Name() }

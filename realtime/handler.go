@@ -1,0 +1,116 @@
+package realtime
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"net"
+	"net/http"
+	"strings"
+
+	"github.com/coder/websocket"
+
+	"standin/server/standin"
+)
+
+var _ http.Handler = (*Hub)(nil)
+
+// ServeHTTP upgrades a request authenticated by the standin.SessionCookie
+// cookie to a WebSocket and serves it until it closes.
+//
+// Before upgrading it answers with {"error":{"code":C,"message":M}}:
+// 503 standin.EUnavailable while shutting down or when Sessions is
+// unavailable, 401 standin.EUnauthenticated without a valid session, and
+// 500 standin.EInternal on a fault. websocket.Accept answers a foreign
+// Origin with 403 and a request that is not a WebSocket handshake with 426.
+//
+// The request's context is never used: behind Fiber it is never cancelled,
+// and after the upgrade it no longer describes the connection.
+func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !h.enter() {
+		writeError(w, http.StatusServiceUnavailable, standin.EUnavailable, "The server is shutting down; reconnect in a moment.")
+		return
+	}
+	defer h.handlers.Done()
+
+	cookie, err := r.Cookie(standin.SessionCookie)
+	if err != nil || cookie.Value == "" {
+		writeError(w, http.StatusUnauthorized, standin.EUnauthenticated, "Sign in to open a live connection.")
+		return
+	}
+	// Kept to re-check the session when it expires; never logged.
+	token := strings.Clone(cookie.Value)
+	remote := strings.Clone(r.RemoteAddr)
+
+	p, err := h.authenticate(token)
+	switch code := standin.ErrorCode(err); {
+	case err == nil && (p == nil || p.Session == nil || p.Actor == nil || p.Subject == nil):
+		h.log.Error("realtime: session store returned an incomplete principal", "remote", remote)
+		writeError(w, http.StatusInternalServerError, standin.EInternal, "An internal error occurred.")
+		return
+	case err == nil:
+	case code == standin.EUnauthenticated:
+		writeError(w, http.StatusUnauthorized, code, standin.ErrorMessage(err))
+		return
+	case code == standin.EUnavailable:
+		h.log.Warn("realtime: session store unavailable", "err", err, "remote", remote)
+		writeError(w, http.StatusServiceUnavailable, code, standin.ErrorMessage(err))
+		return
+	default:
+		h.log.Error("realtime: authenticating a socket failed", "err", err, "remote", remote)
+		writeError(w, http.StatusInternalServerError, standin.EInternal, "An internal error occurred.")
+		return
+	}
+
+	rec := &hijackRecorder{ResponseWriter: w}
+	ws, err := websocket.Accept(rec, r, &websocket.AcceptOptions{OriginPatterns: h.cfg.OriginPatterns})
+	if err != nil {
+		// Accept has answered the request already.
+		h.log.Debug("realtime: upgrade refused", "err", err, "remote", remote, "user", p.Actor.ID)
+		return
+	}
+	h.serve(ws, rec.conn, p, token, remote)
+}
+
+// hijackRecorder keeps the connection websocket.Accept hijacks, so that
+// Shutdown can drop a socket whose close handshake outlives its deadline:
+// coder/websocket's CloseNow waits for a handshake in progress.
+type hijackRecorder struct {
+	http.ResponseWriter
+	conn net.Conn
+}
+
+func (w *hijackRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	conn, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	w.conn = conn
+	return conn, brw, err
+}
+
+// Unwrap lets http.ResponseController reach the server's writer.
+func (w *hijackRecorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// authenticate looks the token up under the hub's context.
+func (h *Hub) authenticate(token string) (*standin.Principal, error) {
+	ctx, cancel := context.WithTimeout(h.ctx, h.cfg.AuthTimeout)
+	defer cancel()
+	return h.cfg.Sessions.Authenticate(ctx, token)
+}
+
+// errorBody is the API's error shape.
+type errorBody struct {
+	Error struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	} `json:"error"`
+}
+
+func writeError(w http.ResponseWriter, status int, code, message string) {
+	var body errorBody
+	body.Error.Code = code
+	body.Error.Message = message
+	b, _ := json.Marshal(body)
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	w.Write(b)
+}
