@@ -39,7 +39,7 @@ func Run(ctx context.Context, cfg Config) error {
 			"elapsed", time.Since(started).Round(time.Millisecond))
 	}
 
-	db, err := mongostore.Open(ctx, uri, cfg.Database, mongostore.Options{Embedded: embedded})
+	db, err := mongostore.Open(ctx, uri, cfg.Database, mongostore.Options{})
 	if err != nil {
 		return err
 	}

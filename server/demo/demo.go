@@ -26,12 +26,6 @@ type Store interface {
 // same database never seeds again, even after demo data was changed.
 const markerKey = "demo_seeded"
 
-// Accounts lists the demo accounts' addresses, highest rank first.
-var Accounts = []string{
-	"owner@example.org", "admin@example.org", "support@example.org",
-	"manager@example.org", "ada@example.org", "ben@example.org", "cleo@example.org",
-}
-
 // Seed creates the demo facility on a database that has not been seeded
 // before, with plain as every account's password. It reports whether it
 // seeded. Each step is idempotent and the marker is written last, so a seed

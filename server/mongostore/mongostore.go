@@ -32,23 +32,25 @@ const (
 type DB struct {
 	client *mongo.Client
 	db     *mongo.Database
+	ferret bool
 }
 
 // Options tune Open.
 type Options struct {
-	// Embedded marks a connection to the embedded FerretDB. FerretDB on
-	// SQLite does not lock read-modify-write updates, so two connections
-	// updating one document can lose an update; a pool of one connection
-	// serializes them. Real MongoDB needs no such limit.
-	Embedded bool
-	// Timeout bounds server selection and each operation's connect phase
-	// (default 5s), so a database that is down fails requests quickly with
-	// a 503 instead of hanging them.
+	// Timeout bounds server selection and connecting (default 5s), so a
+	// database that is down fails requests quickly with a 503 instead of
+	// hanging them.
 	Timeout time.Duration
 }
 
 // Open connects to uri, selects database name, checks that the server
 // answers and creates the indexes the stores rely on.
+//
+// It asks the server what it is: FerretDB (embedded, or reached through
+// MONGODB_URI) does not lock read-modify-write updates, so two connections
+// updating one document can lose an update. On FerretDB the client keeps a
+// pool of one connection, which serializes them. Real MongoDB needs no such
+// limit.
 func Open(ctx context.Context, uri, name string, o Options) (*DB, error) {
 	if o.Timeout <= 0 {
 		o.Timeout = 5 * time.Second
@@ -57,24 +59,41 @@ func Open(ctx context.Context, uri, name string, o Options) (*DB, error) {
 		SetServerSelectionTimeout(o.Timeout).
 		SetConnectTimeout(o.Timeout).
 		SetAppName("standin")
-	if o.Embedded {
-		opts.SetMaxPoolSize(1)
-	}
-	client, err := mongo.Connect(opts)
+	db, err := connect(ctx, opts, name)
 	if err != nil {
-		return nil, fmt.Errorf("connect to database: %w", err)
+		return nil, err
 	}
-	db := &DB{client: client, db: client.Database(name)}
-	if err := db.Ping(ctx); err != nil {
-		_ = client.Disconnect(context.WithoutCancel(ctx))
-		return nil, fmt.Errorf("connect to database: %w", err)
+	if db.ferret {
+		_ = db.client.Disconnect(context.WithoutCancel(ctx))
+		if db, err = connect(ctx, opts.SetMaxPoolSize(1), name); err != nil {
+			return nil, err
+		}
 	}
-	if err := db.ensureIndexes(ctx, o.Embedded); err != nil {
-		_ = client.Disconnect(context.WithoutCancel(ctx))
+	if err := db.ensureIndexes(ctx); err != nil {
+		_ = db.client.Disconnect(context.WithoutCancel(ctx))
 		return nil, err
 	}
 	return db, nil
 }
+
+// connect opens a client, checks the server answers and learns whether it
+// is FerretDB.
+func connect(ctx context.Context, opts *options.ClientOptions, name string) (*DB, error) {
+	client, err := mongo.Connect(opts)
+	if err != nil {
+		return nil, fmt.Errorf("connect to database: %w", err)
+	}
+	var info bson.M
+	if err := client.Database("admin").RunCommand(ctx, bson.D{{Key: "buildInfo", Value: 1}}).Decode(&info); err != nil {
+		_ = client.Disconnect(context.WithoutCancel(ctx))
+		return nil, translate(err, "connect to database")
+	}
+	_, ferret := info["ferretdbVersion"]
+	return &DB{client: client, db: client.Database(name), ferret: ferret}, nil
+}
+
+// FerretDB reports whether the server is FerretDB rather than MongoDB.
+func (db *DB) FerretDB() bool { return db.ferret }
 
 // Ping checks that the database answers. It returns an EUnavailable error
 // when it does not.
@@ -101,7 +120,7 @@ func (db *DB) Drop(ctx context.Context) error {
 	return nil
 }
 
-func (db *DB) ensureIndexes(ctx context.Context, embedded bool) error {
+func (db *DB) ensureIndexes(ctx context.Context) error {
 	// A fresh options value per index: the driver records the generated
 	// index name in the options it is given, so a shared value would give
 	// every index the first one's name.
@@ -123,7 +142,7 @@ func (db *DB) ensureIndexes(ctx context.Context, embedded bool) error {
 			{Keys: bson.D{{Key: "name", Value: 1}}, Options: unique()},
 		},
 	}
-	if !embedded {
+	if !db.ferret {
 		// Real MongoDB removes expired sessions by itself. FerretDB has no
 		// TTL indexes; lookups check expiry either way, so an expired
 		// session never authenticates on either.

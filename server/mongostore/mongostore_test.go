@@ -2,70 +2,19 @@ package mongostore_test
 
 import (
 	"context"
-	"fmt"
-	"log/slog"
 	"os"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"standin/server/embeddeddb"
+	"standin/server/dbtest"
 	"standin/server/mongostore"
 	"standin/server/standin"
 )
 
-// testURI is the database every test in this package talks to: the
-// embedded FerretDB started by TestMain, or STANDIN_TEST_MONGODB_URI.
-var (
-	testURI  string
-	embedded bool
-	dbSeq    atomic.Int64
-)
+func TestMain(m *testing.M) { os.Exit(dbtest.Main(m)) }
 
-func TestMain(m *testing.M) {
-	os.Exit(runTests(m))
-}
-
-func runTests(m *testing.M) int {
-	testURI = os.Getenv("STANDIN_TEST_MONGODB_URI")
-	if testURI == "" {
-		dir, err := os.MkdirTemp("", "standin-store-test")
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		defer os.RemoveAll(dir)
-		edb, err := embeddeddb.Start(context.Background(), dir, "", slog.New(slog.DiscardHandler))
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		defer edb.Close()
-		testURI, embedded = edb.URI(), true
-	}
-	return m.Run()
-}
-
-// mustOpen opens a fresh database for one test and drops it afterwards.
-func mustOpen(t testing.TB) *mongostore.DB {
-	t.Helper()
-	name := fmt.Sprintf("test_%d_%d", os.Getpid(), dbSeq.Add(1))
-	ctx := context.Background()
-	db, err := mongostore.Open(ctx, testURI, name, mongostore.Options{Embedded: embedded})
-	if err != nil {
-		t.Fatalf("open database: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := db.Drop(ctx); err != nil {
-			t.Errorf("drop database: %v", err)
-		}
-		if err := db.Close(ctx); err != nil {
-			t.Errorf("close database: %v", err)
-		}
-	})
-	return db
-}
+func mustOpen(t testing.TB) *mongostore.DB { return dbtest.MustOpen(t) }
 
 func mustUser(t *testing.T, db *mongostore.DB, email string) *standin.User {
 	t.Helper()

@@ -2,8 +2,10 @@ package mongostore_test
 
 import (
 	"context"
+	"os"
 	"testing"
 
+	"standin/server/dbtest"
 	"standin/server/mongostore"
 )
 
@@ -13,8 +15,12 @@ func TestReopen(t *testing.T) {
 	t.Parallel()
 	db := mustOpen(t)
 	ctx := context.Background()
+	srv := dbtest.MustServer(t)
+	if want := os.Getenv("STANDIN_TEST_MONGODB_URI") == ""; db.FerretDB() != want {
+		t.Fatalf("FerretDB() = %v on %s, want %v", db.FerretDB(), srv.URI, want)
+	}
 	for range 2 {
-		again, err := mongostore.Open(ctx, testURI, db.Name(), mongostore.Options{Embedded: embedded})
+		again, err := mongostore.Open(ctx, srv.URI, db.Name(), mongostore.Options{})
 		if err != nil {
 			t.Fatalf("reopen: %v", err)
 		}

@@ -1,0 +1,63 @@
+package main
+
+import (
+	"testing"
+	"time"
+
+	"standin/server"
+)
+
+func TestParseConfig(t *testing.T) {
+	t.Parallel()
+	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+	t.Run("Defaults", func(t *testing.T) {
+		cfg, err := parseConfig(nil, env(nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.Addr != "" || cfg.MongoURI != "" || cfg.Demo != server.DemoAuto || cfg.Location != nil || cfg.SecureCookies {
+			t.Fatalf("unexpected non-defaults: %+v", cfg)
+		}
+	})
+	t.Run("Environment", func(t *testing.T) {
+		cfg, err := parseConfig(nil, env(map[string]string{
+			"STANDIN_ADDR": "0.0.0.0:9000", "STANDIN_DATA_DIR": "/tmp/x", "MONGODB_URI": "mongodb://db:27017",
+			"STANDIN_DEMO": "true", "STANDIN_DEMO_PASSWORD": "pw", "STANDIN_TZ": "Europe/Berlin", "STANDIN_SECURE_COOKIES": "1",
+		}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.Addr != "0.0.0.0:9000" || cfg.DataDir != "/tmp/x" || cfg.MongoURI != "mongodb://db:27017" ||
+			cfg.Demo != server.DemoOn || cfg.DemoPassword != "pw" || cfg.Location.String() != "Europe/Berlin" || !cfg.SecureCookies {
+			t.Fatalf("%+v", cfg)
+		}
+	})
+	t.Run("FlagsOverrideEnvironment", func(t *testing.T) {
+		cfg, err := parseConfig([]string{"-addr", "127.0.0.1:1", "-demo=false", "-tz", "UTC"},
+			env(map[string]string{"STANDIN_ADDR": "0.0.0.0:9000", "STANDIN_DEMO": "true"}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.Addr != "127.0.0.1:1" || cfg.Demo != server.DemoOff || cfg.Location != time.UTC {
+			t.Fatalf("%+v", cfg)
+		}
+	})
+	for name, e := range map[string]map[string]string{
+		"ErrDemo":     {"STANDIN_DEMO": "maybe"},
+		"ErrTZ":       {"STANDIN_TZ": "Mars/Olympus"},
+		"ErrSecure":   {"STANDIN_SECURE_COOKIES": "sometimes"},
+		"ErrLogLevel": {"STANDIN_LOG_LEVEL": "loud"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if _, err := parseConfig(nil, env(e)); err == nil {
+				t.Fatalf("%v accepted", e)
+			}
+		})
+	}
+	t.Run("ErrUnknownFlag", func(t *testing.T) {
+		if _, err := parseConfig([]string{"-nope"}, env(nil)); err == nil {
+			t.Fatal("unknown flag accepted")
+		}
+	})
+}
