@@ -2,10 +2,12 @@ package mongostore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
 
 	"standin/server/standin"
 )
@@ -171,5 +173,55 @@ func (db *DB) Resources(ctx context.Context) ([]*standin.Resource, error) {
 		out = append(out, docs[i].domain())
 	}
 	sortBy(out, func(r *standin.Resource) string { return r.Name })
+	return out, nil
+}
+
+// ProjectByID returns a project, or ENotFound.
+func (db *DB) ProjectByID(ctx context.Context, id string) (*standin.Project, error) {
+	oid, err := objectID(id, "project")
+	if err != nil {
+		return nil, err
+	}
+	var d projectDoc
+	if err := db.db.Collection(colProjects).FindOne(ctx, bson.M{"_id": oid}).Decode(&d); err != nil {
+		if errors.Is(err, mongo.ErrNoDocuments) {
+			return nil, standin.Errorf(standin.ENotFound, "No project with id %q.", id)
+		}
+		return nil, translate(err, "find project")
+	}
+	return &standin.Project{ID: d.ID.Hex(), Code: d.Code, Name: d.Name}, nil
+}
+
+// ResourceByID returns a resource, or ENotFound.
+func (db *DB) ResourceByID(ctx context.Context, id string) (*standin.Resource, error) {
+	oid, err := objectID(id, "resource")
+	if err != nil {
+		return nil, err
+	}
+	var d resourceDoc
+	if err := db.db.Collection(colResources).FindOne(ctx, bson.M{"_id": oid}).Decode(&d); err != nil {
+		if errors.Is(err, mongo.ErrNoDocuments) {
+			return nil, standin.Errorf(standin.ENotFound, "No resource with id %q.", id)
+		}
+		return nil, translate(err, "find resource")
+	}
+	return d.domain(), nil
+}
+
+// Trainings returns every training, ordered by name.
+func (db *DB) Trainings(ctx context.Context) ([]*standin.Training, error) {
+	cur, err := db.db.Collection(colTrainings).Find(ctx, bson.M{})
+	if err != nil {
+		return nil, translate(err, "list trainings")
+	}
+	var docs []trainingDoc
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, translate(err, "list trainings")
+	}
+	out := make([]*standin.Training, 0, len(docs))
+	for _, d := range docs {
+		out = append(out, &standin.Training{ID: d.ID.Hex(), Name: d.Name, ValidFor: time.Duration(d.ValidForDays) * 24 * time.Hour})
+	}
+	sortBy(out, func(t *standin.Training) string { return t.Name })
 	return out, nil
 }

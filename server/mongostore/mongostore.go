@@ -141,6 +141,15 @@ func (db *DB) ensureIndexes(ctx context.Context) error {
 		colResources: {
 			{Keys: bson.D{{Key: "name", Value: 1}}, Options: unique()},
 		},
+		colBookings: {
+			{Keys: bson.D{{Key: "user_id", Value: 1}, {Key: "_id", Value: -1}}},
+			{Keys: bson.D{{Key: "project_id", Value: 1}, {Key: "_id", Value: -1}}},
+			{Keys: bson.D{{Key: "resource_id", Value: 1}, {Key: "start", Value: 1}}},
+			{Keys: bson.D{{Key: "status", Value: 1}}},
+		},
+		colSlots: {
+			{Keys: bson.D{{Key: "booking_id", Value: 1}}},
+		},
 	}
 	if !db.ferret {
 		// Real MongoDB removes expired sessions by itself. FerretDB has no
@@ -151,8 +160,12 @@ func (db *DB) ensureIndexes(ctx context.Context) error {
 		})
 	}
 	for col, models := range indexes {
-		if _, err := db.db.Collection(col).Indexes().CreateMany(ctx, models); err != nil {
-			return translate(err, "create indexes on "+col)
+		// One index per command: FerretDB drops the connection when one
+		// createIndexes command names three or more indexes that exist.
+		for _, m := range models {
+			if _, err := db.db.Collection(col).Indexes().CreateOne(ctx, m); err != nil {
+				return translate(err, "create indexes on "+col)
+			}
 		}
 	}
 	return nil

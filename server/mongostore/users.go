@@ -3,6 +3,8 @@ package mongostore
 import (
 	"context"
 	"fmt"
+	"regexp"
+	"strings"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -167,4 +169,89 @@ func (db *DB) ensure(ctx context.Context, col string, filter bson.M, doc any) (s
 		return "", translate(err, "upsert into "+col)
 	}
 	return got.ID.Hex(), nil
+}
+
+// AllUsers returns every account. Authorization loads its grouping rules
+// from it at start-up.
+func (db *DB) AllUsers(ctx context.Context) ([]*standin.User, error) {
+	cur, err := db.db.Collection(colUsers).Find(ctx, bson.M{})
+	if err != nil {
+		return nil, translate(err, "list users")
+	}
+	var docs []userDoc
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, translate(err, "list users")
+	}
+	out := make([]*standin.User, 0, len(docs))
+	for i := range docs {
+		out = append(out, docs[i].domain())
+	}
+	return out, nil
+}
+
+// SearchUsers lists accounts whose name or email contains q (any case),
+// newest first, one page at a time.
+func (db *DB) SearchUsers(ctx context.Context, q string, p standin.Page) ([]*standin.User, string, error) {
+	filter := bson.M{}
+	if q = strings.TrimSpace(q); q != "" {
+		pattern := bson.Regex{Pattern: regexp.QuoteMeta(q), Options: "i"}
+		filter["$or"] = bson.A{bson.M{"name": pattern}, bson.M{"email": pattern}}
+	}
+	docs, next, err := page(ctx, db, colUsers, filter, p, func(d *userDoc) bson.ObjectID { return d.ID })
+	if err != nil {
+		return nil, "", err
+	}
+	out := make([]*standin.User, 0, len(docs))
+	for i := range docs {
+		out = append(out, docs[i].domain())
+	}
+	return out, next, nil
+}
+
+// UpdateUserName changes an account's display name.
+func (db *DB) UpdateUserName(ctx context.Context, id, name string, at time.Time) (*standin.User, error) {
+	return db.updateUser(ctx, id, bson.M{"name": name, "updated_at": at.UTC()})
+}
+
+// SetPasswordHash replaces an account's password hash.
+func (db *DB) SetPasswordHash(ctx context.Context, id, hash string, at time.Time) error {
+	_, err := db.updateUser(ctx, id, bson.M{"password_hash": hash, "updated_at": at.UTC()})
+	return err
+}
+
+// SetUserStatus suspends or reactivates an account.
+func (db *DB) SetUserStatus(ctx context.Context, id string, status standin.Status, at time.Time) (*standin.User, error) {
+	return db.updateUser(ctx, id, bson.M{"status": string(status), "updated_at": at.UTC()})
+}
+
+// SetTrainings replaces an account's training records.
+func (db *DB) SetTrainings(ctx context.Context, id string, recs []standin.TrainingRecord, at time.Time) (*standin.User, error) {
+	docs := make([]trainingRecDoc, 0, len(recs))
+	for _, t := range recs {
+		tid, err := objectID(t.TrainingID, "training")
+		if err != nil {
+			return nil, err
+		}
+		rec := trainingRecDoc{TrainingID: tid, CompletedAt: t.CompletedAt}
+		if !t.ExpiresAt.IsZero() {
+			exp := t.ExpiresAt
+			rec.ExpiresAt = &exp
+		}
+		docs = append(docs, rec)
+	}
+	return db.updateUser(ctx, id, bson.M{"trainings": docs, "updated_at": at.UTC()})
+}
+
+func (db *DB) updateUser(ctx context.Context, id string, set bson.M) (*standin.User, error) {
+	oid, err := objectID(id, "user")
+	if err != nil {
+		return nil, err
+	}
+	var d userDoc
+	err = db.db.Collection(colUsers).FindOneAndUpdate(ctx, bson.M{"_id": oid}, bson.M{"$set": set},
+		options.FindOneAndUpdate().SetReturnDocument(options.After)).Decode(&d)
+	if err != nil {
+		return nil, translate(err, "update user "+id)
+	}
+	return d.domain(), nil
 }

@@ -43,3 +43,51 @@ type WeeklyWindow struct {
 	StartMinute int
 	EndMinute   int
 }
+
+// BookingStatus is where a booking stands.
+type BookingStatus string
+
+// Booking statuses. A pending booking is being written and is not yet
+// visible as taken; it never survives a restart.
+const (
+	BookingPending   BookingStatus = "pending"
+	BookingConfirmed BookingStatus = "confirmed"
+	BookingCancelled BookingStatus = "cancelled"
+)
+
+// BookingSlot is the granularity of bookings: they start and end on
+// multiples of it, which is what makes overlap checks exact and atomic.
+const BookingSlot = 15 * time.Minute
+
+// Booking reserves a resource for a user in a project. CreatedBy is the
+// person who made it (an administrator when made under impersonation, with
+// ImpersonationID set); UserID is whose booking it is.
+type Booking struct {
+	ID              string
+	ResourceID      string
+	UserID          string
+	ProjectID       string
+	Start           time.Time
+	End             time.Time
+	Status          BookingStatus
+	CreatedBy       string
+	ImpersonationID string
+	CreatedAt       time.Time
+	CancelledAt     time.Time
+	CancelledBy     string
+}
+
+// BookingFilter selects bookings; empty fields do not filter.
+type BookingFilter struct {
+	UserID     string
+	ProjectID  string
+	ResourceID string
+	Status     BookingStatus
+}
+
+// Page asks for one page of a list: at most Limit items after Cursor (an
+// opaque value from the previous page; empty for the first page).
+type Page struct {
+	Cursor string
+	Limit  int
+}

@@ -1,0 +1,263 @@
+package mongostore
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"standin/server/standin"
+)
+
+const (
+	colBookings = "bookings"
+	// colSlots holds one document per booked slot of a resource, keyed by
+	// resource and slot start. Its _id uniqueness is what refuses an
+	// overlapping booking atomically, on MongoDB and FerretDB alike, with
+	// no transaction and no read-then-write race.
+	colSlots = "booking_slots"
+)
+
+type bookingDoc struct {
+	ID              bson.ObjectID `bson:"_id"`
+	ResourceID      bson.ObjectID `bson:"resource_id"`
+	UserID          bson.ObjectID `bson:"user_id"`
+	ProjectID       bson.ObjectID `bson:"project_id"`
+	Start           time.Time     `bson:"start"`
+	End             time.Time     `bson:"end"`
+	Status          string        `bson:"status"`
+	CreatedBy       string        `bson:"created_by"`
+	ImpersonationID string        `bson:"impersonation_id,omitempty"`
+	CreatedAt       time.Time     `bson:"created_at"`
+	CancelledAt     *time.Time    `bson:"cancelled_at,omitempty"`
+	CancelledBy     string        `bson:"cancelled_by,omitempty"`
+}
+
+type slotDoc struct {
+	ID        string        `bson:"_id"`
+	BookingID bson.ObjectID `bson:"booking_id"`
+}
+
+func (d *bookingDoc) domain() *standin.Booking {
+	b := &standin.Booking{
+		ID: d.ID.Hex(), ResourceID: d.ResourceID.Hex(), UserID: d.UserID.Hex(), ProjectID: d.ProjectID.Hex(),
+		Start: d.Start, End: d.End, Status: standin.BookingStatus(d.Status),
+		CreatedBy: d.CreatedBy, ImpersonationID: d.ImpersonationID, CreatedAt: d.CreatedAt, CancelledBy: d.CancelledBy,
+	}
+	if d.CancelledAt != nil {
+		b.CancelledAt = *d.CancelledAt
+	}
+	return b
+}
+
+// slotIDs lists the slot keys a booking occupies.
+func slotIDs(resourceID string, start, end time.Time) []any {
+	var ids []any
+	for t := start; t.Before(end); t = t.Add(standin.BookingSlot) {
+		ids = append(ids, slotDoc{ID: resourceID + "@" + strconv.FormatInt(t.Unix(), 10)})
+	}
+	return ids
+}
+
+// CreateBooking stores b as confirmed and sets its ID and Status. Start and
+// End must lie on standin.BookingSlot boundaries. It returns EConflict when
+// the resource is booked for any part of the time, however many requests
+// race for it.
+//
+// The booking is written pending, then its slots are claimed, then it is
+// confirmed. A failure in between removes what was written; a crash in
+// between leaves a pending booking that RepairBookings removes at start-up.
+func (db *DB) CreateBooking(ctx context.Context, b *standin.Booking) error {
+	if b.Start.Truncate(standin.BookingSlot) != b.Start || b.End.Truncate(standin.BookingSlot) != b.End || !b.End.After(b.Start) {
+		return standin.Errorf(standin.EInvalid, "Bookings start and end on a quarter hour, and end after they start.")
+	}
+	d := bookingDoc{
+		ID: bson.NewObjectID(), Start: b.Start.UTC(), End: b.End.UTC(), Status: string(standin.BookingPending),
+		CreatedBy: b.CreatedBy, ImpersonationID: b.ImpersonationID, CreatedAt: b.CreatedAt.UTC(),
+	}
+	var err error
+	if d.ResourceID, err = objectID(b.ResourceID, "resource"); err != nil {
+		return err
+	}
+	if d.UserID, err = objectID(b.UserID, "user"); err != nil {
+		return err
+	}
+	if d.ProjectID, err = objectID(b.ProjectID, "project"); err != nil {
+		return err
+	}
+	if _, err := db.db.Collection(colBookings).InsertOne(ctx, d); err != nil {
+		return translate(err, "create booking")
+	}
+	// From here on, a failure must not leave a pending booking or claims
+	// behind; the clean-up runs even if the request was cancelled.
+	undo := func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		_, _ = db.db.Collection(colSlots).DeleteMany(cctx, bson.M{"booking_id": d.ID})
+		_, _ = db.db.Collection(colBookings).DeleteOne(cctx, bson.M{"_id": d.ID})
+	}
+	slots := slotIDs(d.ResourceID.Hex(), d.Start, d.End)
+	for i := range slots {
+		s := slots[i].(slotDoc)
+		s.BookingID = d.ID
+		slots[i] = s
+	}
+	if _, err := db.db.Collection(colSlots).InsertMany(ctx, slots, options.InsertMany().SetOrdered(true)); err != nil {
+		undo()
+		if mongo.IsDuplicateKeyError(err) {
+			return standin.Errorf(standin.EConflict, "The resource is already booked for part of that time.")
+		}
+		return translate(err, "claim booking slots")
+	}
+	if _, err := db.db.Collection(colBookings).UpdateOne(ctx, bson.M{"_id": d.ID},
+		bson.M{"$set": bson.M{"status": string(standin.BookingConfirmed)}}); err != nil {
+		undo()
+		return translate(err, "confirm booking")
+	}
+	b.ID, b.Status = d.ID.Hex(), standin.BookingConfirmed
+	return nil
+}
+
+// BookingByID returns a booking, or ENotFound. Pending bookings are not
+// visible.
+func (db *DB) BookingByID(ctx context.Context, id string) (*standin.Booking, error) {
+	oid, err := objectID(id, "booking")
+	if err != nil {
+		return nil, err
+	}
+	var d bookingDoc
+	err = db.db.Collection(colBookings).FindOne(ctx, bson.M{"_id": oid, "status": bson.M{"$ne": string(standin.BookingPending)}}).Decode(&d)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return nil, standin.Errorf(standin.ENotFound, "No booking with id %q.", id)
+	}
+	if err != nil {
+		return nil, translate(err, "find booking")
+	}
+	return d.domain(), nil
+}
+
+// CancelBooking marks a confirmed booking cancelled by whom, at at, and
+// frees its time. It returns ENotFound for an unknown booking and
+// EConflict for one already cancelled.
+func (db *DB) CancelBooking(ctx context.Context, id, by string, at time.Time) (*standin.Booking, error) {
+	oid, err := objectID(id, "booking")
+	if err != nil {
+		return nil, err
+	}
+	at = at.UTC()
+	var d bookingDoc
+	err = db.db.Collection(colBookings).FindOneAndUpdate(ctx,
+		bson.M{"_id": oid, "status": string(standin.BookingConfirmed)},
+		bson.M{"$set": bson.M{"status": string(standin.BookingCancelled), "cancelled_at": at, "cancelled_by": by}},
+		options.FindOneAndUpdate().SetReturnDocument(options.After)).Decode(&d)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		if _, ferr := db.BookingByID(ctx, id); ferr != nil {
+			return nil, ferr
+		}
+		return nil, standin.Errorf(standin.EConflict, "That booking is already cancelled.")
+	}
+	if err != nil {
+		return nil, translate(err, "cancel booking")
+	}
+	if _, err := db.db.Collection(colSlots).DeleteMany(ctx, bson.M{"booking_id": oid}); err != nil {
+		// The booking is cancelled; its slots are freed by RepairBookings
+		// at the next start if not now.
+		return d.domain(), translate(err, "free booking slots")
+	}
+	return d.domain(), nil
+}
+
+// Bookings lists bookings matching f, newest first, one page at a time.
+func (db *DB) Bookings(ctx context.Context, f standin.BookingFilter, p standin.Page) ([]*standin.Booking, string, error) {
+	filter := bson.M{"status": bson.M{"$ne": string(standin.BookingPending)}}
+	for key, id := range map[string]string{"user_id": f.UserID, "project_id": f.ProjectID, "resource_id": f.ResourceID} {
+		if id == "" {
+			continue
+		}
+		oid, err := objectID(id, "record")
+		if err != nil {
+			return nil, "", nil // an id that cannot exist matches nothing
+		}
+		filter[key] = oid
+	}
+	if f.Status != "" {
+		filter["status"] = string(f.Status)
+	}
+	docs, next, err := page(ctx, db, colBookings, filter, p, func(d *bookingDoc) bson.ObjectID { return d.ID })
+	if err != nil {
+		return nil, "", err
+	}
+	out := make([]*standin.Booking, 0, len(docs))
+	for i := range docs {
+		out = append(out, docs[i].domain())
+	}
+	return out, next, nil
+}
+
+// RepairBookings finishes what a crash interrupted: it removes bookings
+// left pending before cutoff with their slot claims, and frees slots still
+// held by cancelled bookings. It returns how many bookings it removed.
+func (db *DB) RepairBookings(ctx context.Context, cutoff time.Time) (int, error) {
+	cur, err := db.db.Collection(colBookings).Find(ctx, bson.M{
+		"status": bson.M{"$in": bson.A{string(standin.BookingPending), string(standin.BookingCancelled)}},
+	})
+	if err != nil {
+		return 0, translate(err, "find bookings to repair")
+	}
+	var docs []bookingDoc
+	if err := cur.All(ctx, &docs); err != nil {
+		return 0, translate(err, "find bookings to repair")
+	}
+	removed := 0
+	for _, d := range docs {
+		if d.Status == string(standin.BookingPending) && !d.CreatedAt.Before(cutoff) {
+			continue // still being written by a live request
+		}
+		if _, err := db.db.Collection(colSlots).DeleteMany(ctx, bson.M{"booking_id": d.ID}); err != nil {
+			return removed, translate(err, "free booking slots")
+		}
+		if d.Status == string(standin.BookingPending) {
+			if _, err := db.db.Collection(colBookings).DeleteOne(ctx, bson.M{"_id": d.ID}); err != nil {
+				return removed, translate(err, "remove pending booking")
+			}
+			removed++
+		}
+	}
+	return removed, nil
+}
+
+// page reads one page of col matching filter, newest first by _id, and
+// returns the cursor of the next page ("" on the last). Paging by _id keeps
+// FerretDB on its one fast path and uses the _id index on MongoDB.
+func page[T any](ctx context.Context, db *DB, col string, filter bson.M, p standin.Page, id func(*T) bson.ObjectID) ([]T, string, error) {
+	limit := p.Limit
+	if limit <= 0 || limit > 200 {
+		limit = 50
+	}
+	if p.Cursor != "" {
+		after, err := bson.ObjectIDFromHex(p.Cursor)
+		if err != nil {
+			return nil, "", standin.Errorf(standin.EInvalid, "The cursor %q is not one this server gave out.", p.Cursor)
+		}
+		filter["_id"] = bson.M{"$lt": after}
+	}
+	cur, err := db.db.Collection(col).Find(ctx, filter,
+		options.Find().SetSort(bson.D{{Key: "_id", Value: -1}}).SetLimit(int64(limit+1)))
+	if err != nil {
+		return nil, "", translate(err, "list "+col)
+	}
+	var docs []T
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, "", translate(err, "list "+col)
+	}
+	next := ""
+	if len(docs) > limit {
+		docs = docs[:limit]
+		next = id(&docs[limit-1]).Hex()
+	}
+	return docs, next, nil
+}

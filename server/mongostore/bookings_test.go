@@ -1,0 +1,213 @@
+package mongostore_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"standin/server/mongostore"
+	"standin/server/standin"
+)
+
+type bookingFixture struct {
+	db       *mongostore.DB
+	user     *standin.User
+	project  *standin.Project
+	resource *standin.Resource
+	base     time.Time
+}
+
+func newBookingFixture(t *testing.T) *bookingFixture {
+	t.Helper()
+	ctx := context.Background()
+	db := mustOpen(t)
+	p := &standin.Project{Code: "NEURO", Name: "Neuro"}
+	if err := db.EnsureProject(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	r := &standin.Resource{Name: "Confocal", Kind: "instrument"}
+	if err := db.EnsureResource(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	return &bookingFixture{db: db, user: mustUser(t, db, "ada@example.org"), project: p, resource: r,
+		base: time.Date(2026, 11, 30, 9, 0, 0, 0, time.UTC)}
+}
+
+func (f *bookingFixture) booking(startH, endH float64) *standin.Booking {
+	return &standin.Booking{
+		ResourceID: f.resource.ID, UserID: f.user.ID, ProjectID: f.project.ID,
+		Start: f.base.Add(time.Duration(startH * float64(time.Hour))), End: f.base.Add(time.Duration(endH * float64(time.Hour))),
+		CreatedBy: f.user.ID, CreatedAt: time.Now(),
+	}
+}
+
+func TestBookings(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+
+	t.Run("CreateAndRead", func(t *testing.T) {
+		t.Parallel()
+		f := newBookingFixture(t)
+		b := f.booking(0, 2)
+		if err := f.db.CreateBooking(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+		got, err := f.db.BookingByID(ctx, b.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Status != standin.BookingConfirmed || !got.Start.Equal(b.Start) || !got.End.Equal(b.End) || got.UserID != f.user.ID {
+			t.Fatalf("got %+v", got)
+		}
+	})
+
+	t.Run("ErrOverlap", func(t *testing.T) {
+		t.Parallel()
+		f := newBookingFixture(t)
+		if err := f.db.CreateBooking(ctx, f.booking(1, 3)); err != nil {
+			t.Fatal(err)
+		}
+		for _, span := range [][2]float64{{0, 1.25}, {2.75, 4}, {1.5, 2}, {0, 5}} {
+			if err := f.db.CreateBooking(ctx, f.booking(span[0], span[1])); standin.ErrorCode(err) != standin.EConflict {
+				t.Errorf("overlap %v: %v, want conflict", span, err)
+			}
+		}
+		// Adjacent bookings touch but do not overlap.
+		for _, span := range [][2]float64{{0, 1}, {3, 4}} {
+			if err := f.db.CreateBooking(ctx, f.booking(span[0], span[1])); err != nil {
+				t.Errorf("adjacent %v: %v", span, err)
+			}
+		}
+		// A refused booking leaves nothing behind.
+		list, _, err := f.db.Bookings(ctx, standin.BookingFilter{ResourceID: f.resource.ID}, standin.Page{})
+		if err != nil || len(list) != 3 {
+			t.Fatalf("%d bookings, %v; want 3", len(list), err)
+		}
+	})
+
+	t.Run("ErrNotOnSlots", func(t *testing.T) {
+		t.Parallel()
+		f := newBookingFixture(t)
+		for _, span := range [][2]float64{{0.1, 1}, {0, 1.1}, {1, 1}, {2, 1}} {
+			if err := f.db.CreateBooking(ctx, f.booking(span[0], span[1])); standin.ErrorCode(err) != standin.EInvalid {
+				t.Errorf("%v: %v, want invalid", span, err)
+			}
+		}
+	})
+
+	t.Run("ConcurrentDoubleBooking", func(t *testing.T) {
+		t.Parallel()
+		f := newBookingFixture(t)
+		const n = 8
+		var wg sync.WaitGroup
+		errs := make(chan error, n)
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				// Different but overlapping spans, all covering 10:00-10:15.
+				errs <- f.db.CreateBooking(ctx, f.booking(float64(i%2)*0.25, 1.25+float64(i%3)*0.25))
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		ok := 0
+		for err := range errs {
+			switch standin.ErrorCode(err) {
+			case "":
+				ok++
+			case standin.EConflict:
+			default:
+				t.Errorf("unexpected error: %v", err)
+			}
+		}
+		if ok != 1 {
+			t.Fatalf("%d of %d overlapping bookings succeeded, want exactly 1", ok, n)
+		}
+	})
+
+	t.Run("CancelFreesTime", func(t *testing.T) {
+		t.Parallel()
+		f := newBookingFixture(t)
+		b := f.booking(0, 1)
+		if err := f.db.CreateBooking(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+		got, err := f.db.CancelBooking(ctx, b.ID, f.user.ID, time.Now())
+		if err != nil || got.Status != standin.BookingCancelled || got.CancelledBy != f.user.ID {
+			t.Fatalf("cancel: %+v, %v", got, err)
+		}
+		if _, err := f.db.CancelBooking(ctx, b.ID, f.user.ID, time.Now()); standin.ErrorCode(err) != standin.EConflict {
+			t.Fatalf("second cancel: %v, want conflict", err)
+		}
+		if err := f.db.CreateBooking(ctx, f.booking(0, 1)); err != nil {
+			t.Fatalf("rebooking cancelled time: %v", err)
+		}
+		for _, id := range []string{"000000000000000000000000", "junk"} {
+			if _, err := f.db.CancelBooking(ctx, id, f.user.ID, time.Now()); standin.ErrorCode(err) != standin.ENotFound {
+				t.Errorf("cancel %q: %v, want not found", id, err)
+			}
+		}
+	})
+
+	t.Run("ListPaging", func(t *testing.T) {
+		t.Parallel()
+		f := newBookingFixture(t)
+		for i := range 5 {
+			if err := f.db.CreateBooking(ctx, f.booking(float64(i), float64(i)+1)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		seen := map[string]bool{}
+		cursor := ""
+		pages := 0
+		for {
+			items, next, err := f.db.Bookings(ctx, standin.BookingFilter{UserID: f.user.ID}, standin.Page{Cursor: cursor, Limit: 2})
+			if err != nil {
+				t.Fatal(err)
+			}
+			pages++
+			for _, b := range items {
+				if seen[b.ID] {
+					t.Fatalf("booking %s on two pages", b.ID)
+				}
+				seen[b.ID] = true
+			}
+			if next == "" {
+				break
+			}
+			cursor = next
+		}
+		if len(seen) != 5 || pages != 3 {
+			t.Fatalf("%d bookings over %d pages, want 5 over 3", len(seen), pages)
+		}
+		if _, _, err := f.db.Bookings(ctx, standin.BookingFilter{}, standin.Page{Cursor: "bogus"}); standin.ErrorCode(err) != standin.EInvalid {
+			t.Fatalf("bogus cursor: %v", err)
+		}
+		other, _, err := f.db.Bookings(ctx, standin.BookingFilter{ProjectID: "000000000000000000000000"}, standin.Page{})
+		if err != nil || len(other) != 0 {
+			t.Fatalf("other project: %d, %v", len(other), err)
+		}
+	})
+}
+
+func TestSearchUsers(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := mustOpen(t)
+	for _, e := range []string{"ada@example.org", "ben@example.org", "cleo@example.org", "a.b+c@example.org"} {
+		mustUser(t, db, e)
+	}
+	tests := []struct {
+		q    string
+		want int
+	}{{"", 4}, {"BEN", 1}, {"example", 4}, {"a.b+", 1}, {"zzz", 0}, {".*", 0}}
+	for _, tt := range tests {
+		got, _, err := db.SearchUsers(ctx, tt.q, standin.Page{})
+		if err != nil || len(got) != tt.want {
+			t.Errorf("SearchUsers(%q) = %d, %v; want %d", tt.q, len(got), err, tt.want)
+		}
+	}
+}
+
