@@ -210,4 +210,3 @@ func TestSearchUsers(t *testing.T) {
 		}
 	}
 }
-
