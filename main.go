@@ -45,13 +45,14 @@ func parseConfig(args []string, getenv func(string) string) (server.Config, erro
 	demo := fs.String("demo", getenv("STANDIN_DEMO"), "seed the demo facility: true, false or empty for auto (env STANDIN_DEMO)")
 	demoPassword := fs.String("demo-password", getenv("STANDIN_DEMO_PASSWORD"), "demo accounts' password (env STANDIN_DEMO_PASSWORD, default demo)")
 	tz := fs.String("tz", getenv("STANDIN_TZ"), "facility time zone (env STANDIN_TZ, default UTC)")
+	publicURL := fs.String("public-url", getenv("STANDIN_PUBLIC_URL"), "the URL people open, when not the listen address (env STANDIN_PUBLIC_URL)")
 	secure := fs.String("secure-cookies", getenv("STANDIN_SECURE_COOKIES"), "mark cookies Secure behind a TLS proxy (env STANDIN_SECURE_COOKIES)")
 	logLevel := fs.String("log-level", getenv("STANDIN_LOG_LEVEL"), "debug, info, warn or error (env STANDIN_LOG_LEVEL, default info)")
 	if err := fs.Parse(args); err != nil {
 		return server.Config{}, err
 	}
 
-	cfg := server.Config{Addr: *addr, DataDir: *dataDir, MongoURI: *uri, DemoPassword: *demoPassword}
+	cfg := server.Config{Addr: *addr, DataDir: *dataDir, MongoURI: *uri, DemoPassword: *demoPassword, PublicURL: *publicURL}
 	switch *demo {
 	case "":
 	default:

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -149,6 +150,21 @@ func (c *conn) enqueue(m outMsg) {
 
 // fail ends the socket with code and reason; the first call wins. With
 // drain, what is queued is written before the close frame.
+// guard runs one of the socket's loops so that a panic in it (in an
+// Authorizer or Backlog, say) closes this socket with an internal error
+// and is logged, instead of ending the process.
+func (c *conn) guard(loop func()) func() {
+	return func() {
+		defer func() {
+			if r := recover(); r != nil {
+				c.log.Error("realtime: panic in socket", "panic", r, "stack", string(debug.Stack()))
+				c.fail(websocket.StatusInternalError, "internal error", false)
+			}
+		}()
+		loop()
+	}
+}
+
 func (c *conn) fail(code websocket.StatusCode, reason string, drain bool) {
 	c.closeMu.Lock()
 	defer c.closeMu.Unlock()
@@ -225,15 +241,15 @@ func (h *Hub) serve(ws *websocket.Conn, netConn net.Conn, p *standin.Principal, 
 	c.log.Debug("realtime: socket open")
 
 	var wg sync.WaitGroup
-	wg.Go(c.readLoop)
-	wg.Go(c.commandLoop)
+	wg.Go(c.guard(c.readLoop))
+	wg.Go(c.guard(c.commandLoop))
 	if h.cfg.PingInterval > 0 {
-		wg.Go(c.pingLoop)
+		wg.Go(c.guard(c.pingLoop))
 	}
 	writerDone := make(chan struct{})
 	go func() {
 		defer close(writerDone)
-		c.writeLoop()
+		c.guard(c.writeLoop)()
 	}()
 
 	c.watchSession()

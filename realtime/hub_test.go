@@ -607,3 +607,18 @@ func BenchmarkFanOut(b *testing.B) {
 		<-arrived
 	}
 }
+
+func TestPanicClosesOnlyThatSocket(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, realtime.Config{Authorizer: &testAuthorizer{subscribe: func(p *standin.Principal, topic string) error {
+		if topic == realtime.TopicPresence {
+			panic("authorizer bug")
+		}
+		return nil
+	}}})
+	bad := e.mustConnect(t, e.sessions.add("s1", "ada", time.Time{}), dialOptions{})
+	good := e.mustConnect(t, e.sessions.add("s2", "ben", time.Time{}), dialOptions{})
+	bad.sendLine(`{"type":"subscribe","topic":"presence"}`)
+	bad.expectClose(websocket.StatusInternalError, "")
+	good.subscribe("session")
+}

@@ -1,8 +1,11 @@
 package server
 
 import (
+	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
+	"strings"
 	"time"
 
 	"standin/server/password"
@@ -37,6 +40,11 @@ type Config struct {
 	DemoPassword string
 	// Location is the facility's time zone (default UTC).
 	Location *time.Location
+	// PublicURL is the address people open when it is not the listen
+	// address (a proxy, a container's published port, a DNS name), such as
+	// "https://standin.example.org". The server answers requests for its
+	// host, and on a loopback address only for loopback names and it.
+	PublicURL string
 	// SecureCookies marks cookies Secure on plain HTTP too, for a server
 	// behind a TLS-terminating proxy.
 	SecureCookies bool
@@ -89,4 +97,37 @@ func (c Config) demoEnabled() bool {
 	default:
 		return c.MongoURI == ""
 	}
+}
+
+// hostPolicy derives which Host names the server answers to and the public
+// origin browsers use. A server on loopback answers only loopback names
+// (and the public URL's host), which defeats DNS rebinding; a server on
+// another address answers any name unless PublicURL narrows it.
+func (c Config) hostPolicy() (allowed []string, origin string, err error) {
+	listenHost, _, err := net.SplitHostPort(c.Addr)
+	if err != nil {
+		return nil, "", fmt.Errorf("listen address %q: %w", c.Addr, err)
+	}
+	var publicHost string
+	if c.PublicURL != "" {
+		u, err := url.Parse(c.PublicURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, "", fmt.Errorf("public URL %q: want http(s)://host[:port]", c.PublicURL)
+		}
+		publicHost, origin = strings.ToLower(u.Hostname()), u.Scheme+"://"+u.Host
+	}
+	loopback := listenHost == "localhost"
+	if ip := net.ParseIP(listenHost); ip != nil && ip.IsLoopback() {
+		loopback = true
+	}
+	switch {
+	case loopback:
+		allowed = []string{"localhost", "127.0.0.1", "::1"}
+		if publicHost != "" {
+			allowed = append(allowed, publicHost)
+		}
+	case publicHost != "":
+		allowed = []string{publicHost, "localhost", "127.0.0.1", "::1"}
+	}
+	return allowed, origin, nil
 }

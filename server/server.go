@@ -1,33 +1,47 @@
 // Package server wires the console together and runs it: the database
-// (embedded FerretDB or MONGODB_URI), the stores, the realtime hub and the
-// HTTP API on one port, with an ordered graceful shutdown.
+// (embedded FerretDB or MONGODB_URI), the stores, authorization, the
+// realtime hub and the HTTP API on one port, with an ordered graceful
+// shutdown.
 package server
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
+	"net/url"
+	"sync"
 	"time"
 
+	"standin/authz"
 	"standin/realtime"
+	"standin/server/access"
 	"standin/server/demo"
 	"standin/server/embeddeddb"
 	"standin/server/httpapi"
 	"standin/server/mongostore"
 	"standin/server/session"
+	"standin/server/standin"
 	"standin/ui"
 )
 
+// sweepEvery is how often expired sessions are removed.
+const sweepEvery = 10 * time.Minute
+
 // Run starts the console and serves until ctx is cancelled, then shuts down
-// in order: stop accepting, close sockets with going-away, drain requests,
-// disconnect from the database, stop the embedded database last.
+// in order: stop accepting, drain requests while sockets are told "going
+// away", disconnect from the database, stop the embedded database last.
 func Run(ctx context.Context, cfg Config) error {
 	cfg = cfg.withDefaults()
 	log := cfg.Logger
+	allowedHosts, publicOrigin, err := cfg.hostPolicy()
+	if err != nil {
+		return err
+	}
 
-	uri, embedded := cfg.MongoURI, cfg.MongoURI == ""
-	if embedded {
+	uri := cfg.MongoURI
+	if uri == "" {
 		started := time.Now()
 		edb, err := embeddeddb.Start(ctx, cfg.DataDir, "", log)
 		if err != nil {
@@ -51,16 +65,18 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 	}()
 
-	if cfg.demoEnabled() {
-		seeded, err := demo.Seed(ctx, db, cfg.DemoPassword, cfg.PasswordCost, time.Now())
-		if err != nil {
-			return err
-		}
-		if seeded {
-			log.Info("demo facility seeded")
-		}
-		log.Warn("demo mode: every demo account signs in with the demo password; do not expose this server",
-			"password", cfg.DemoPassword, "accounts", "owner@, admin@, support@, manager@, ada@, ben@, cleo@example.org")
+	if err := seedDemo(ctx, cfg, db); err != nil {
+		return err
+	}
+	if n, err := db.RepairBookings(ctx, time.Now().Add(-time.Minute)); err != nil {
+		return err
+	} else if n > 0 {
+		log.Warn("removed bookings left half-written by an earlier stop", "count", n)
+	}
+
+	rbac, err := authz.New(ctx, authz.Config{DB: db.Database(), Directory: db, Logger: log.With("component", "authz")})
+	if err != nil {
+		return err
 	}
 
 	// The hub outlives requests: it gets a context of its own, ended only
@@ -73,9 +89,14 @@ func Run(ctx context.Context, cfg Config) error {
 			hub.CloseSession(id, realtime.StatusSessionEnded, realtime.ReasonSessionEnded)
 		},
 	})
+	var origins []string
+	if u, err := url.Parse(publicOrigin); err == nil && u.Host != "" {
+		origins = append(origins, u.Host)
+	}
 	hub, err = realtime.New(hubCtx, realtime.Config{
-		Sessions: sessions,
-		Logger:   log.With("component", "realtime"),
+		Sessions:       sessions,
+		OriginPatterns: origins,
+		Logger:         log.With("component", "realtime"),
 	})
 	if err != nil {
 		return err
@@ -83,12 +104,19 @@ func Run(ctx context.Context, cfg Config) error {
 
 	app, err := httpapi.New(httpapi.Config{
 		Users:         db,
+		Facility:      db,
+		Access:        access.New(rbac, db, cfg.Location, nil),
+		Policies:      policies{rbac},
 		Sessions:      sessions,
 		DB:            db,
 		Logger:        log.With("component", "http"),
 		WebSocket:     hub,
 		UI:            ui.Files(),
+		AllowedHosts:  allowedHosts,
+		PublicOrigin:  publicOrigin,
 		SecureCookies: cfg.SecureCookies,
+		PasswordCost:  cfg.PasswordCost,
+		Demo:          cfg.demoEnabled(),
 	})
 	if err != nil {
 		return err
@@ -101,31 +129,109 @@ func Run(ctx context.Context, cfg Config) error {
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- app.Listener(ln) }()
 	log.Info("console ready", "url", "http://"+ln.Addr().String())
+	if allowedHosts == nil {
+		log.Warn("listening beyond loopback without STANDIN_PUBLIC_URL: requests for any host name are answered")
+	}
 	if cfg.OnListen != nil {
 		cfg.OnListen(ln.Addr())
 	}
 
+	var background sync.WaitGroup
+	bgCtx, stopBackground := context.WithCancel(ctx)
+	background.Go(func() { sweepSessions(bgCtx, sessions, log) })
+
+	var runErr error
 	select {
 	case err := <-serveErr:
-		_ = hub.Shutdown(context.Background())
-		return fmt.Errorf("http server: %w", err)
+		runErr = fmt.Errorf("http server: %w", err)
 	case <-ctx.Done():
 	}
 
 	log.Info("shutting down")
+	stopBackground()
+	background.Wait()
 	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
 	defer cancel()
-	// Sockets first: they are hijacked, so the HTTP server would not close
-	// them, and clients should hear "going away" rather than a reset.
-	if err := hub.Shutdown(shutCtx); err != nil {
-		log.Warn("closing sockets", "err", err)
+	// The listener stops and requests drain while, at the same time,
+	// sockets are told "going away": they are hijacked, so the HTTP
+	// server would neither wait for nor close them.
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if err := hub.Shutdown(shutCtx); err != nil {
+			log.Warn("closing sockets", "err", err)
+		}
+	})
+	if runErr == nil {
+		if err := app.ShutdownWithContext(shutCtx); err != nil {
+			if errors.Is(err, context.DeadlineExceeded) {
+				log.Warn("requests still running at the shutdown deadline were abandoned")
+			} else {
+				log.Warn("http shutdown", "err", err)
+			}
+		}
+		if err := <-serveErr; err != nil {
+			log.Warn("http server stopped", "err", err)
+		}
 	}
-	if err := app.ShutdownWithContext(shutCtx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
-		log.Warn("http shutdown", "err", err)
-	}
-	if err := <-serveErr; err != nil {
-		log.Warn("http server stopped", "err", err)
-	}
+	wg.Wait()
 	log.Info("stopped")
+	return runErr
+}
+
+// seedDemo seeds the demo facility when demo mode is on and says so.
+func seedDemo(ctx context.Context, cfg Config, db *mongostore.DB) error {
+	if !cfg.demoEnabled() {
+		return nil
+	}
+	seeded, err := demo.Seed(ctx, db, cfg.DemoPassword, cfg.PasswordCost, time.Now())
+	if err != nil {
+		return err
+	}
+	if seeded {
+		cfg.Logger.Warn("demo facility seeded: every demo account signs in with the demo password; do not expose this server",
+			"password", cfg.DemoPassword, "accounts", "owner@, admin@, support@, manager@, ada@, ben@, cleo@example.org")
+		return nil
+	}
+	cfg.Logger.Warn("demo mode: demo accounts sign in with the password they were seeded with (STANDIN_DEMO_PASSWORD, default demo); do not expose this server",
+		"password", cfg.DemoPassword)
 	return nil
+}
+
+// sweepSessions removes expired sessions now and then until ctx ends.
+func sweepSessions(ctx context.Context, sessions *session.Manager, log *slog.Logger) {
+	t := time.NewTicker(sweepEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if n, err := sessions.Sweep(ctx); err != nil {
+				log.Warn("sweeping expired sessions", "err", err)
+			} else if n > 0 {
+				log.Info("expired sessions removed", "count", n)
+			}
+		}
+	}
+}
+
+// policies presents the authorizer's policies to the HTTP API in the
+// domain's terms.
+type policies struct{ a *authz.Authorizer }
+
+func (p policies) Policies() []standin.Policy {
+	ps := p.a.Policies()
+	out := make([]standin.Policy, 0, len(ps))
+	for _, x := range ps {
+		out = append(out, standin.Policy(x))
+	}
+	return out
+}
+
+func (p policies) AddPolicy(ctx context.Context, x standin.Policy) error {
+	return p.a.AddPolicy(ctx, authz.Policy(x))
+}
+
+func (p policies) RemovePolicy(ctx context.Context, x standin.Policy) error {
+	return p.a.RemovePolicy(ctx, authz.Policy(x))
 }

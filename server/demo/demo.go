@@ -20,23 +20,46 @@ type Store interface {
 	EnsureProject(ctx context.Context, p *standin.Project) error
 	EnsureResource(ctx context.Context, r *standin.Resource) error
 	EnsureUser(ctx context.Context, u *standin.User) error
+	CountUsers(ctx context.Context) (int64, error)
 }
 
-// markerKey records that the demo facility was seeded, so a restart on the
-// same database never seeds again, even after demo data was changed.
-const markerKey = "demo_seeded"
+// Markers: startedKey records that seeding began, doneKey that it
+// finished, so a restart never seeds again (even after demo data changed)
+// and a seed interrupted half-way is completed.
+const (
+	startedKey = "demo_seeding"
+	doneKey    = "demo_seeded"
+)
 
-// Seed creates the demo facility on a database that has not been seeded
-// before, with plain as every account's password. It reports whether it
-// seeded. Each step is idempotent and the marker is written last, so a seed
-// interrupted half-way is completed by the next start.
+// Seed creates the demo facility in an empty database, with plain as every
+// account's password, and reports whether it seeded. A database that has
+// accounts of its own is never seeded: demo accounts with a known password
+// do not belong there. Each step is idempotent and the done marker is
+// written last, so a seed interrupted half-way is completed by the next
+// start.
 func Seed(ctx context.Context, s Store, plain string, cost password.Params, now time.Time) (bool, error) {
-	done, err := s.Marked(ctx, markerKey)
+	done, err := s.Marked(ctx, doneKey)
 	if err != nil {
 		return false, fmt.Errorf("seed demo: %w", err)
 	}
 	if done {
 		return false, nil
+	}
+	started, err := s.Marked(ctx, startedKey)
+	if err != nil {
+		return false, fmt.Errorf("seed demo: %w", err)
+	}
+	if !started {
+		n, err := s.CountUsers(ctx)
+		if err != nil {
+			return false, fmt.Errorf("seed demo: %w", err)
+		}
+		if n > 0 {
+			return false, nil
+		}
+		if err := s.Mark(ctx, startedKey); err != nil {
+			return false, fmt.Errorf("seed demo: %w", err)
+		}
 	}
 
 	const year = 365 * 24 * time.Hour
@@ -107,7 +130,7 @@ func Seed(ctx context.Context, s Store, plain string, cost password.Params, now 
 		}
 	}
 
-	if err := s.Mark(ctx, markerKey); err != nil {
+	if err := s.Mark(ctx, doneKey); err != nil {
 		return false, fmt.Errorf("seed demo: %w", err)
 	}
 	return true, nil

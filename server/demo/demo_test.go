@@ -119,3 +119,39 @@ func TestSeed(t *testing.T) {
 			ben.Trainings[0].TrainingID, confocal.RequiredTrainings[0])
 	}
 }
+
+func TestSeedLeavesADatabaseWithAccountsAlone(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := dbtest.MustOpen(t)
+	if err := db.EnsureUser(ctx, &standin.User{Name: "Real", Email: "real@lab.example", PasswordHash: "x", Role: standin.RoleOwner, Status: standin.StatusActive}); err != nil {
+		t.Fatal(err)
+	}
+	seeded, err := demo.Seed(ctx, db, "demo", cheap, time.Now())
+	if err != nil || seeded {
+		t.Fatalf("Seed = %v, %v; want no seeding", seeded, err)
+	}
+	if _, err := db.UserByEmail(ctx, "owner@example.org"); standin.ErrorCode(err) != standin.ENotFound {
+		t.Fatalf("a demo account was added to a database with accounts: %v", err)
+	}
+}
+
+func TestSeedResumesAfterAnInterruption(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := dbtest.MustOpen(t)
+	// A first run that stopped after starting and creating one account.
+	if err := db.Mark(ctx, "demo_seeding"); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.EnsureUser(ctx, &standin.User{Name: "Olivia Owner", Email: "owner@example.org", PasswordHash: "x", Role: standin.RoleOwner, Status: standin.StatusActive}); err != nil {
+		t.Fatal(err)
+	}
+	seeded, err := demo.Seed(ctx, db, "demo", cheap, time.Now())
+	if err != nil || !seeded {
+		t.Fatalf("Seed = %v, %v; want the interrupted seed completed", seeded, err)
+	}
+	if n, err := db.CountUsers(ctx); err != nil || n != 7 {
+		t.Fatalf("%d users, %v; want 7", n, err)
+	}
+}

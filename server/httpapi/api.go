@@ -11,19 +11,50 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"runtime"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/filesystem"
 
+	"standin/server/password"
 	"standin/server/standin"
 	"standin/server/upgrade"
 )
 
-// Users is the account storage the API reads.
+// Users is the account storage the API reads and writes.
 type Users interface {
 	UserByID(ctx context.Context, id string) (*standin.User, error)
 	UserByEmail(ctx context.Context, email string) (*standin.User, error)
+	SearchUsers(ctx context.Context, q string, p standin.Page) ([]*standin.User, string, error)
+	UpdateUserName(ctx context.Context, id, name string, at time.Time) (*standin.User, error)
+	SetPasswordHash(ctx context.Context, id, hash string, at time.Time) error
+}
+
+// Facility is the storage of projects, resources and bookings.
+type Facility interface {
+	Projects(ctx context.Context) ([]*standin.Project, error)
+	ProjectByID(ctx context.Context, id string) (*standin.Project, error)
+	Resources(ctx context.Context) ([]*standin.Resource, error)
+	ResourceByID(ctx context.Context, id string) (*standin.Resource, error)
+	Trainings(ctx context.Context) ([]*standin.Training, error)
+	CreateBooking(ctx context.Context, b *standin.Booking) error
+	BookingByID(ctx context.Context, id string) (*standin.Booking, error)
+	CancelBooking(ctx context.Context, id, by string, at time.Time) (*standin.Booking, error)
+	Bookings(ctx context.Context, f standin.BookingFilter, p standin.Page) ([]*standin.Booking, string, error)
+}
+
+// Decider decides every authorized route (package access).
+type Decider interface {
+	Decide(ctx context.Context, p *standin.Principal, action string, obj standin.Object, project string) (standin.Decision, error)
+	Location() *time.Location
+}
+
+// Policies changes the authorization policy at run time (package authz).
+type Policies interface {
+	Policies() []standin.Policy
+	AddPolicy(ctx context.Context, p standin.Policy) error
+	RemovePolicy(ctx context.Context, p standin.Policy) error
 }
 
 // Sessions starts, resolves and ends sign-in sessions (package session).
@@ -43,6 +74,9 @@ type Pinger interface {
 // documented defaults.
 type Config struct {
 	Users    Users
+	Facility Facility
+	Access   Decider
+	Policies Policies
 	Sessions Sessions
 	DB       Pinger
 	Logger   *slog.Logger
@@ -53,10 +87,27 @@ type Config struct {
 	// UI is the console's static files, index.html at the root. Nil serves
 	// no UI.
 	UI fs.FS
+	// AllowedHosts, when set, are the only host names (without port) the
+	// server answers to: a request naming another Host is refused, which
+	// defeats DNS rebinding against a server on loopback. Empty answers
+	// any host.
+	AllowedHosts []string
+	// PublicOrigin is the scheme://host[:port] browsers use when the
+	// server sits behind a proxy; requests from it pass the Origin check
+	// besides same-host ones.
+	PublicOrigin string
+
+	// Demo says the demo facility is on, so the sign-in page may list its
+	// accounts.
+	Demo bool
+
 	// SecureCookies marks the session cookie Secure even on plain HTTP, for
 	// a server behind a TLS-terminating proxy. Requests that arrive over
 	// TLS always get Secure cookies.
 	SecureCookies bool
+	// PasswordCost is the Argon2id cost of new passwords (default
+	// password.Default).
+	PasswordCost password.Params
 	// BodyLimit caps request bodies in bytes (default 1 MiB).
 	BodyLimit int
 	// Now is the clock (default time.Now); tests move it.
@@ -67,8 +118,11 @@ type Config struct {
 type API struct {
 	cfg       Config
 	log       *slog.Logger
-	byAccount *loginLimiter
+	byPair    *loginLimiter // account at an address
 	byAddress *loginLimiter
+	byAccount *loginLimiter // account from anywhere
+	hashing   chan struct{} // bounds concurrent password hashing
+	dummyHash string        // verified against for unknown accounts
 }
 
 // access says who may call a route.
@@ -77,8 +131,17 @@ type access int
 const (
 	undeclared access = iota // a route must never keep this
 	public                   // anyone, no session needed
-	signedIn                 // any valid session
+	signedIn                 // any valid session, nothing more (the session itself)
+	authorized               // a valid session and an allowing decision of its rule
 )
+
+// rule is what an authorized route asks the decider: action on kind,
+// in the project target finds (global when target is nil).
+type rule struct {
+	action string
+	kind   string
+	target target
+}
 
 // route is one line of the routes table: method, path, who may call it,
 // handler.
@@ -86,23 +149,47 @@ type route struct {
 	method  string
 	path    string
 	access  access
+	rule    rule
 	handler fiber.Handler
 }
 
+// can builds the rule of an authorized route.
+func can(action, kind string, t target) rule { return rule{action: action, kind: kind, target: t} }
+
 func (a *API) routes() []route {
+	const v1 = "/api/v1"
 	return []route{
-		{fiber.MethodGet, "/healthz", public, a.healthz},
-		{fiber.MethodGet, "/readyz", public, a.readyz},
-		{fiber.MethodPost, "/api/v1/auth/login", public, a.login},
-		{fiber.MethodPost, "/api/v1/auth/logout", signedIn, a.logout},
-		{fiber.MethodGet, "/api/v1/session", signedIn, a.session},
+		{fiber.MethodGet, "/healthz", public, rule{}, a.healthz},
+		{fiber.MethodGet, "/readyz", public, rule{}, a.readyz},
+		{fiber.MethodGet, v1 + "/about", public, rule{}, a.about},
+		{fiber.MethodPost, v1 + "/auth/login", public, rule{}, a.login},
+		{fiber.MethodPost, v1 + "/auth/logout", signedIn, rule{}, a.logout},
+		{fiber.MethodGet, v1 + "/session", signedIn, rule{}, a.session},
+
+		{fiber.MethodGet, v1 + "/users", authorized, can(standin.ActList, standin.KindUser, nil), a.listUsers},
+		{fiber.MethodGet, v1 + "/users/:id", authorized, can(standin.ActRead, standin.KindUser, nil), a.getUser},
+		{fiber.MethodGet, v1 + "/users/:id/access", authorized, can(standin.ActCheck, standin.KindUserAccess, nil), a.checkAccess},
+
+		{fiber.MethodGet, v1 + "/projects", authorized, can(standin.ActList, standin.KindProject, nil), a.listProjects},
+		{fiber.MethodGet, v1 + "/resources", authorized, can(standin.ActList, standin.KindResource, nil), a.listResources},
+		{fiber.MethodGet, v1 + "/bookings", authorized, can(standin.ActList, standin.KindBookingOwn, a.bookingsScope), a.listBookings},
+		{fiber.MethodPost, v1 + "/bookings", authorized, can(standin.ActCreate, standin.KindBooking, a.bodyProject), a.createBooking},
+		{fiber.MethodDelete, v1 + "/bookings/:id", authorized, can(standin.ActCancel, standin.KindBookingOwn, a.bookingTarget), a.cancelBooking},
+
+		{fiber.MethodGet, v1 + "/profile", authorized, can(standin.ActRead, standin.KindProfile, nil), a.getProfile},
+		{fiber.MethodPatch, v1 + "/profile", authorized, can(standin.ActUpdate, standin.KindProfile, nil), a.updateProfile},
+		{fiber.MethodPost, v1 + "/profile/password", authorized, can(standin.ActChange, standin.KindPassword, nil), a.changePassword},
+
+		{fiber.MethodGet, v1 + "/policies", authorized, can(standin.ActList, standin.KindPolicy, nil), a.listPolicies},
+		{fiber.MethodPost, v1 + "/policies", authorized, can(standin.ActUpdate, standin.KindPolicy, nil), a.addPolicy},
+		{fiber.MethodDelete, v1 + "/policies", authorized, can(standin.ActUpdate, standin.KindPolicy, nil), a.removePolicy},
 	}
 }
 
 // New builds the Fiber app. It fails if a route declares no access rule.
 func New(cfg Config) (*fiber.App, error) {
-	if cfg.Users == nil || cfg.Sessions == nil || cfg.DB == nil {
-		return nil, errors.New("httpapi: Users, Sessions and DB are required")
+	if cfg.Users == nil || cfg.Facility == nil || cfg.Access == nil || cfg.Policies == nil || cfg.Sessions == nil || cfg.DB == nil {
+		return nil, errors.New("httpapi: Users, Facility, Access, Policies, Sessions and DB are required")
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -113,11 +200,21 @@ func New(cfg Config) (*fiber.App, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.PasswordCost == (password.Params{}) {
+		cfg.PasswordCost = password.Default
+	}
+	dummy, err := password.Hash("standin-no-such-account", cfg.PasswordCost)
+	if err != nil {
+		return nil, err
+	}
 	a := &API{
 		cfg:       cfg,
 		log:       cfg.Logger,
-		byAccount: newLoginLimiter(5, 15*time.Minute),
+		byPair:    newLoginLimiter(5, 15*time.Minute),
 		byAddress: newLoginLimiter(30, 15*time.Minute),
+		byAccount: newLoginLimiter(50, 15*time.Minute),
+		hashing:   make(chan struct{}, 2*runtime.GOMAXPROCS(0)),
+		dummyHash: dummy,
 	}
 
 	app := fiber.New(fiber.Config{
@@ -128,8 +225,11 @@ func New(cfg Config) (*fiber.App, error) {
 		WriteTimeout:          30 * time.Second,
 		IdleTimeout:           120 * time.Second,
 		DisableStartupMessage: true,
+		// Forwarded headers are not trusted: Protocol and Hostname come
+		// from the connection and the Host header only.
+		EnableTrustedProxyCheck: true,
 	})
-	app.Use(a.recoverPanic, securityHeaders)
+	app.Use(a.recoverPanic, a.checkHost, securityHeaders)
 	if err := a.mount(app, a.routes()); err != nil {
 		return nil, err
 	}
@@ -158,6 +258,11 @@ func (a *API) mount(app *fiber.App, routes []route) error {
 			chain = []fiber.Handler{a.checkOrigin}
 		case signedIn:
 			chain = []fiber.Handler{a.authenticate, a.checkOrigin, a.checkCSRF}
+		case authorized:
+			if r.rule.action == "" || r.rule.kind == "" {
+				return fmt.Errorf("httpapi: route %s %s is authorized but names no action and object", r.method, r.path)
+			}
+			chain = []fiber.Handler{a.authenticate, a.checkOrigin, a.checkCSRF, a.authorize(r.rule)}
 		default:
 			return fmt.Errorf("httpapi: route %s %s declares no access rule", r.method, r.path)
 		}
@@ -188,6 +293,10 @@ func securityHeaders(c *fiber.Ctx) error {
 		c.Set(fiber.HeaderCacheControl, "no-store")
 	}
 	return c.Next()
+}
+
+func (a *API) about(c *fiber.Ctx) error {
+	return c.JSON(fiber.Map{"name": "Standin", "demo": a.cfg.Demo})
 }
 
 func (a *API) healthz(c *fiber.Ctx) error {

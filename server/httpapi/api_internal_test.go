@@ -41,7 +41,7 @@ func TestPanicBecomesOpaque500(t *testing.T) {
 	a := &API{log: slog.New(slog.NewTextHandler(&logs, nil))}
 	app := fiber.New(fiber.Config{ErrorHandler: errorHandler(a.log)})
 	app.Use(a.recoverPanic)
-	if err := a.mount(app, []route{{fiber.MethodGet, "/boom", public, func(*fiber.Ctx) error {
+	if err := a.mount(app, []route{{fiber.MethodGet, "/boom", public, rule{}, func(*fiber.Ctx) error {
 		panic("secret detail")
 	}}}); err != nil {
 		t.Fatal(err)
@@ -106,5 +106,14 @@ func TestStatusTableCoversEveryCode(t *testing.T) {
 		if _, ok := statusOf[code]; !ok {
 			t.Errorf("no HTTP status for %q", code)
 		}
+	}
+}
+
+func TestMountRefusesAuthorizedRouteWithoutRule(t *testing.T) {
+	t.Parallel()
+	a := &API{log: slog.New(slog.DiscardHandler)}
+	err := a.mount(fiber.New(), []route{{fiber.MethodGet, "/api/v1/x", authorized, rule{}, func(*fiber.Ctx) error { return nil }}})
+	if err == nil || !strings.Contains(err.Error(), "names no action") {
+		t.Fatalf("mount = %v, want a refusal", err)
 	}
 }

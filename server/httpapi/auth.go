@@ -2,11 +2,14 @@ package httpapi
 
 import (
 	"bytes"
+	"context"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -17,16 +20,6 @@ import (
 	"standin/server/session"
 	"standin/server/standin"
 )
-
-// dummyHash is verified against when an account does not exist, so a
-// wrong address takes as long as a wrong password.
-var dummyHash = func() string {
-	h, err := password.Hash("standin-no-such-account", password.Default)
-	if err != nil {
-		panic(err)
-	}
-	return h
-}()
 
 type userJSON struct {
 	ID     string `json:"id"`
@@ -62,6 +55,13 @@ type loginRequest struct {
 	Password string `json:"password"`
 }
 
+// Input bounds for sign-in: longer values are not addresses or passwords
+// anyone types, and would only cost hashing time and limiter memory.
+const (
+	maxEmail    = 254
+	maxPassword = 1024
+)
+
 func (a *API) login(c *fiber.Ctx) error {
 	var req loginRequest
 	if err := decodeJSON(c, &req); err != nil {
@@ -71,39 +71,24 @@ func (a *API) login(c *fiber.Ctx) error {
 	if email == "" || req.Password == "" {
 		return standin.Errorf(standin.EInvalid, "Enter your email address and password.")
 	}
-	now := a.cfg.Now()
-	for _, check := range []struct {
-		l   *loginLimiter
-		key string
-	}{{a.byAccount, email}, {a.byAddress, c.IP()}} {
-		if blocked, wait := check.l.blocked(check.key, now); blocked {
-			return &retryError{
-				err:        standin.Errorf(standin.ETooManyRequests, "Too many failed sign-in attempts. Try again in %d minutes.", minutes(wait)),
-				retryAfter: strconv.Itoa(int(wait.Seconds()) + 1),
-			}
-		}
+	if len(email) > maxEmail || len(req.Password) > maxPassword {
+		return standin.Errorf(standin.EInvalid, "The email address or password is too long.")
 	}
 
-	user, err := a.cfg.Users.UserByEmail(c.UserContext(), email)
-	hash := dummyHash
-	switch {
-	case err == nil:
-		hash = user.PasswordHash
-	case standin.ErrorCode(err) != standin.ENotFound:
+	release, err := a.reserveAttempt(email, addressKey(c.IP()), a.cfg.Now())
+	if err != nil {
 		return err
 	}
-	verr := password.Verify(req.Password, hash)
-	if err != nil || verr != nil || !user.Active() {
-		if verr != nil && !errors.Is(verr, password.ErrMismatch) {
-			a.log.Error("stored password hash is unreadable", "user", user.ID, "err", verr)
+	user, err := a.verifyPassword(c.UserContext(), email, req.Password)
+	if err != nil {
+		if standin.ErrorCode(err) != standin.EUnauthenticated {
+			release() // not judged: does not count against anyone
+		} else {
+			a.log.Info("sign-in refused", "ip", c.IP())
 		}
-		a.byAccount.fail(email, now)
-		a.byAddress.fail(c.IP(), now)
-		// One answer for unknown, wrong and suspended, so the reply does
-		// not reveal which accounts exist.
-		return standin.Errorf(standin.EUnauthenticated, "Wrong email or password.")
+		return err
 	}
-	a.byAccount.reset(email)
+	release()
 
 	// A new sign-in always gets a new session id; the old one, if any, ends.
 	if old := c.Cookies(standin.SessionCookie); old != "" {
@@ -118,6 +103,63 @@ func (a *API) login(c *fiber.Ctx) error {
 	a.setSessionCookie(c, token, a.cfg.Sessions.Deadline(s))
 	a.log.Info("signed in", "user", user.ID, "ip", c.IP())
 	return c.JSON(toSessionJSON(&standin.Principal{Actor: user, Subject: user, Session: s}))
+}
+
+// reserveAttempt takes one sign-in attempt from each limit: the account at
+// this address (a few), the address (more, for shared addresses) and the
+// account from anywhere (many, against spread-out guessing, yet too many
+// for a stranger to lock someone out casually). The returned func gives
+// them back.
+func (a *API) reserveAttempt(email, addr string, now time.Time) (func(), error) {
+	keys := []struct {
+		l   *loginLimiter
+		key string
+	}{{a.byPair, email + "|" + addr}, {a.byAddress, addr}, {a.byAccount, email}}
+	for i, k := range keys {
+		if ok, wait := k.l.reserve(k.key, now); !ok {
+			for _, done := range keys[:i] {
+				done.l.release(done.key)
+			}
+			return nil, &retryError{
+				err:        standin.Errorf(standin.ETooManyRequests, "Too many failed sign-in attempts. Try again in %d minutes.", minutes(wait)),
+				retryAfter: strconv.Itoa(int(wait.Seconds()) + 1),
+			}
+		}
+	}
+	return func() {
+		for _, k := range keys {
+			k.l.release(k.key)
+		}
+	}, nil
+}
+
+// verifyPassword returns the active account with this email and password,
+// or EUnauthenticated with one message for unknown, wrong and suspended
+// alike, taking as long for an unknown address as for a wrong password.
+// Hashing is memory-hard, so only a few run at once.
+func (a *API) verifyPassword(ctx context.Context, email, plain string) (*standin.User, error) {
+	user, err := a.cfg.Users.UserByEmail(ctx, email)
+	hash := a.dummyHash
+	switch {
+	case err == nil:
+		hash = user.PasswordHash
+	case standin.ErrorCode(err) != standin.ENotFound:
+		return nil, err
+	}
+	select {
+	case a.hashing <- struct{}{}:
+		defer func() { <-a.hashing }()
+	case <-time.After(10 * time.Second):
+		return nil, standin.Errorf(standin.EUnavailable, "The server is busy. Try again in a moment.")
+	}
+	verr := password.Verify(plain, hash)
+	if verr != nil && !errors.Is(verr, password.ErrMismatch) && err == nil {
+		a.log.Error("stored password hash is unreadable", "user", user.ID, "err", verr)
+	}
+	if err != nil || verr != nil || !user.Active() {
+		return nil, standin.Errorf(standin.EUnauthenticated, "Wrong email or password.")
+	}
+	return user, nil
 }
 
 func (a *API) logout(c *fiber.Ctx) error {
@@ -172,19 +214,47 @@ func unsafeMethod(c *fiber.Ctx) bool {
 }
 
 // checkOrigin refuses state-changing requests that a browser sent from
-// another site. Clients that are not browsers send no Origin; for them the
-// CSRF token is the guard.
+// another site: the Origin's host must be the Host the request was sent to
+// (the scheme may differ behind a TLS proxy) or the configured public
+// origin. Clients that are not browsers send no Origin; for them the CSRF
+// token is the guard.
 func (a *API) checkOrigin(c *fiber.Ctx) error {
 	if !unsafeMethod(c) {
 		return c.Next()
 	}
-	if origin := c.Get(fiber.HeaderOrigin); origin != "" && origin != c.Protocol()+"://"+c.Hostname() {
+	if origin := c.Get(fiber.HeaderOrigin); origin != "" && !a.sameOrigin(origin, string(c.Request().Host())) {
 		return standin.Errorf(standin.ECSRF, "This request came from another site and was refused.")
 	}
 	if c.Get("Sec-Fetch-Site") == "cross-site" {
 		return standin.Errorf(standin.ECSRF, "This request came from another site and was refused.")
 	}
 	return c.Next()
+}
+
+func (a *API) sameOrigin(origin, host string) bool {
+	if a.cfg.PublicOrigin != "" && strings.EqualFold(origin, a.cfg.PublicOrigin) {
+		return true
+	}
+	u, err := url.Parse(origin)
+	return err == nil && u.Host != "" && strings.EqualFold(u.Host, host)
+}
+
+// checkHost refuses requests for host names the server does not serve.
+func (a *API) checkHost(c *fiber.Ctx) error {
+	if len(a.cfg.AllowedHosts) == 0 {
+		return c.Next()
+	}
+	host := string(c.Request().Host())
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.Trim(strings.ToLower(host), "[]")
+	for _, allowed := range a.cfg.AllowedHosts {
+		if host == allowed {
+			return c.Next()
+		}
+	}
+	return standin.Errorf(standin.EForbidden, "This server does not answer to the host name %q. Set STANDIN_PUBLIC_URL to serve it.", host)
 }
 
 // checkCSRF requires the session's token in X-CSRF-Token on every
@@ -202,24 +272,22 @@ func (a *API) checkCSRF(c *fiber.Ctx) error {
 }
 
 func (a *API) setSessionCookie(c *fiber.Ctx, token string, expires time.Time) {
-	c.Cookie(&fiber.Cookie{
-		Name:     standin.SessionCookie,
-		Value:    token,
-		Path:     "/",
-		Expires:  expires,
-		HTTPOnly: true,
-		Secure:   a.cfg.SecureCookies || c.Protocol() == "https",
-		SameSite: fiber.CookieSameSiteLaxMode,
-	})
+	a.writeSessionCookie(c, token, expires, 0)
 }
 
 func (a *API) clearSessionCookie(c *fiber.Ctx) {
+	a.writeSessionCookie(c, "", time.Unix(0, 0), -1)
+}
+
+// writeSessionCookie is the one place the session cookie's attributes are
+// set: HttpOnly, SameSite=Lax, and Secure over TLS or when configured.
+func (a *API) writeSessionCookie(c *fiber.Ctx, value string, expires time.Time, maxAge int) {
 	c.Cookie(&fiber.Cookie{
 		Name:     standin.SessionCookie,
-		Value:    "",
+		Value:    value,
 		Path:     "/",
-		Expires:  time.Unix(0, 0),
-		MaxAge:   -1,
+		Expires:  expires,
+		MaxAge:   maxAge,
 		HTTPOnly: true,
 		Secure:   a.cfg.SecureCookies || c.Protocol() == "https",
 		SameSite: fiber.CookieSameSiteLaxMode,
@@ -229,6 +297,9 @@ func (a *API) clearSessionCookie(c *fiber.Ctx) {
 // decodeJSON reads the body into v strictly: one JSON object, no unknown
 // fields, no trailing data.
 func decodeJSON(c *fiber.Ctx, v any) error {
+	if err := requireJSON(c); err != nil {
+		return err
+	}
 	body := c.Body()
 	if len(bytes.TrimSpace(body)) == 0 {
 		return standin.Errorf(standin.EMalformedJSON, "The request body is empty; a JSON object was expected.")
@@ -240,6 +311,15 @@ func decodeJSON(c *fiber.Ctx, v any) error {
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return standin.Errorf(standin.EMalformedJSON, "The request body has data after the JSON object.")
+	}
+	return nil
+}
+
+// requireJSON refuses bodies not declared as JSON. Besides clarity, it
+// makes a browser preflight any cross-site attempt to send one.
+func requireJSON(c *fiber.Ctx) error {
+	if !c.Is("json") {
+		return standin.Errorf(standin.EMediaType, "Send the request body as JSON (Content-Type: application/json).")
 	}
 	return nil
 }

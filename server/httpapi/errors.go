@@ -21,6 +21,7 @@ var statusOf = map[string]int{
 	standin.EConflict:        http.StatusConflict,
 	standin.ETooManyRequests: http.StatusTooManyRequests,
 	standin.ETooLarge:        http.StatusRequestEntityTooLarge,
+	standin.EMediaType:       http.StatusUnsupportedMediaType,
 	standin.EUnavailable:     http.StatusServiceUnavailable,
 	standin.EInternal:        http.StatusInternalServerError,
 }

@@ -212,3 +212,7 @@ func objectID(id, what string) (bson.ObjectID, error) {
 
 // Name is the database's name.
 func (db *DB) Name() string { return db.db.Name() }
+
+// Database is the driver's handle on the database, for packages that keep
+// their own collections in it (authorization policies).
+func (db *DB) Database() *mongo.Database { return db.db }

@@ -102,3 +102,28 @@ func (db *DB) DeleteUserSessions(ctx context.Context, userID string) ([]string, 
 	}
 	return ids, nil
 }
+
+// DeleteExpiredSessions removes sessions that expired before now and
+// returns their ids. Real MongoDB's TTL index does this on its own;
+// FerretDB has none, so the server sweeps on both.
+func (db *DB) DeleteExpiredSessions(ctx context.Context, now time.Time) ([]string, error) {
+	cur, err := db.db.Collection(colSessions).Find(ctx, bson.M{"expires_at": bson.M{"$lte": now.UTC()}})
+	if err != nil {
+		return nil, translate(err, "find expired sessions")
+	}
+	var docs []sessionDoc
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, translate(err, "find expired sessions")
+	}
+	ids := make([]string, 0, len(docs))
+	for _, d := range docs {
+		ids = append(ids, d.ID)
+	}
+	if len(ids) == 0 {
+		return ids, nil
+	}
+	if _, err := db.db.Collection(colSessions).DeleteMany(ctx, bson.M{"_id": bson.M{"$in": ids}}); err != nil {
+		return nil, translate(err, "delete expired sessions")
+	}
+	return ids, nil
+}

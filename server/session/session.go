@@ -22,6 +22,8 @@ type Store interface {
 	SessionByID(ctx context.Context, id string) (*standin.Session, error)
 	TouchSession(ctx context.Context, id string, seen, expires time.Time) error
 	DeleteSession(ctx context.Context, id string) error
+	DeleteUserSessions(ctx context.Context, userID string) ([]string, error)
+	DeleteExpiredSessions(ctx context.Context, now time.Time) ([]string, error)
 }
 
 // Users finds the account a session belongs to.
@@ -158,6 +160,31 @@ func (m *Manager) End(ctx context.Context, id string) error {
 	}
 	m.cfg.OnEnd(id)
 	return nil
+}
+
+// EndUser ends every session of a user, as when the account is suspended,
+// and returns how many ended.
+func (m *Manager) EndUser(ctx context.Context, userID string) (int, error) {
+	ids, err := m.store.DeleteUserSessions(ctx, userID)
+	if err != nil {
+		return 0, fmt.Errorf("end sessions of user: %w", err)
+	}
+	for _, id := range ids {
+		m.cfg.OnEnd(id)
+	}
+	return len(ids), nil
+}
+
+// Sweep removes expired sessions and returns how many it removed.
+func (m *Manager) Sweep(ctx context.Context) (int, error) {
+	ids, err := m.store.DeleteExpiredSessions(ctx, m.cfg.Now())
+	if err != nil {
+		return 0, fmt.Errorf("sweep sessions: %w", err)
+	}
+	for _, id := range ids {
+		m.cfg.OnEnd(id)
+	}
+	return len(ids), nil
 }
 
 // expiry is when a session created at created and last used at seen ends:

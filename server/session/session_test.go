@@ -165,3 +165,34 @@ func TestAuthenticate(t *testing.T) {
 		}
 	})
 }
+
+func TestSweepAndEndUser(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFixture(t, standin.StatusActive)
+	old, oldSession := f.mustStart(t)
+	f.clk.Advance(90 * time.Minute)
+	fresh, _ := f.mustStart(t)
+
+	n, err := f.m.Sweep(ctx)
+	if err != nil || n != 1 {
+		t.Fatalf("Sweep = %d, %v; want the one expired session", n, err)
+	}
+	if got := <-f.ended; got != oldSession.ID {
+		t.Fatalf("OnEnd got %q, want the swept session", got)
+	}
+	if _, err := f.m.Authenticate(ctx, old); standin.ErrorCode(err) != standin.EUnauthenticated {
+		t.Fatalf("swept session: %v", err)
+	}
+	if _, err := f.m.Authenticate(ctx, fresh); err != nil {
+		t.Fatalf("a live session was swept: %v", err)
+	}
+
+	n, err = f.m.EndUser(ctx, f.user.ID)
+	if err != nil || n != 1 {
+		t.Fatalf("EndUser = %d, %v", n, err)
+	}
+	if _, err := f.m.Authenticate(ctx, fresh); standin.ErrorCode(err) != standin.EUnauthenticated {
+		t.Fatalf("after EndUser: %v", err)
+	}
+}

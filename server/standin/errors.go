@@ -8,17 +8,18 @@ import (
 // Error codes. Each maps to one HTTP status in the HTTP layer; the code
 // itself is what clients switch on, so codes are never renamed.
 const (
-	EInvalid         = "invalid_input"     // malformed or unacceptable input
-	EMalformedJSON   = "malformed_json"    // a request body that is not valid JSON
-	EUnauthenticated = "unauthenticated"   // no valid session, or bad credentials
-	EForbidden       = "forbidden"         // authenticated but not allowed
-	ECSRF            = "csrf_failed"       // missing or wrong X-CSRF-Token, or foreign Origin
-	ENotFound        = "not_found"         // the thing asked for does not exist
-	EConflict        = "conflict"          // the request clashes with current state
-	ETooManyRequests = "too_many_requests" // rate limited
-	ETooLarge        = "payload_too_large" // body over the limit
-	EUnavailable     = "unavailable"       // a dependency (the database) is down
-	EInternal        = "internal"          // a fault; details are logged, never sent
+	EInvalid         = "invalid_input"          // malformed or unacceptable input
+	EMalformedJSON   = "malformed_json"         // a request body that is not valid JSON
+	EUnauthenticated = "unauthenticated"        // no valid session, or bad credentials
+	EForbidden       = "forbidden"              // authenticated but not allowed
+	ECSRF            = "csrf_failed"            // missing or wrong X-CSRF-Token, or foreign Origin
+	ENotFound        = "not_found"              // the thing asked for does not exist
+	EConflict        = "conflict"               // the request clashes with current state
+	ETooManyRequests = "too_many_requests"      // rate limited
+	ETooLarge        = "payload_too_large"      // body over the limit
+	EMediaType       = "unsupported_media_type" // a body that is not application/json
+	EUnavailable     = "unavailable"            // a dependency (the database) is down
+	EInternal        = "internal"               // a fault; details are logged, never sent
 )
 
 // Error is an error a person can be shown: a stable code, a sentence, and for

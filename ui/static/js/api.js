@@ -17,6 +17,8 @@ const TIMEOUT_MS = 20000;
 const SAFE_METHODS = new Set(['GET', 'HEAD']);
 
 let csrfToken = '';
+/** The actor/user pair of the last session fetched ('' when unknown). */
+let identity = '';
 
 /** An API failure that can be shown to a person. */
 export class ApiError extends Error {
@@ -210,7 +212,11 @@ export async function request(method, path, options = {}) {
     return await send(verb, path, options);
   } catch (error) {
     if (SAFE_METHODS.has(verb) || !isCsrfFailure(error)) throw error;
+    // Retry only as the same person: if another tab signed in as someone
+    // else, or started or ended impersonation, the request is not replayed.
+    const before = identity;
     await fetchSession();
+    if (identity !== before) throw error;
     return send(verb, path, options);
   }
 }
@@ -231,7 +237,19 @@ export const api = {
 export async function fetchSession(options) {
   const session = await send('GET', '/session', options);
   setCsrfToken(session && session.csrf_token);
+  identity = identityOf(session);
   return session;
+}
+
+/** Who a session acts as and for: actor and effective user. */
+function identityOf(session) {
+  if (!session || !session.actor || !session.user) return '';
+  return `${session.actor.id}/${session.user.id}`;
+}
+
+/** GET /api/v1/about: facts about this server, such as demo mode. */
+export function about(options) {
+  return send('GET', '/about', options);
 }
 
 /** POST /api/v1/auth/login. */

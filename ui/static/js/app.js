@@ -6,7 +6,7 @@
 // the current view's elements exist in the document. All text coming from
 // the server is inserted with textContent, never as HTML.
 
-import { ApiError, fetchSession, login, logout, setCsrfToken } from './api.js';
+import { about, ApiError, fetchSession, login, logout, setCsrfToken } from './api.js';
 import { LiveConnection, LiveState } from './live.js';
 
 const SESSION_ENDED_NOTICE = 'Your session ended. Sign in again.';
@@ -214,6 +214,13 @@ function showLogin({ notice = '', email = '' } = {}) {
       }
     });
   }
+
+  // The demo accounts are listed only when the server runs the demo.
+  about()
+    .then((facts) => {
+      if (facts && facts.demo) view.querySelector('#demo-hint').hidden = false;
+    })
+    .catch(() => {});
 
   // Demo accounts: choosing one fills the email and moves on to the password.
   for (const button of view.querySelectorAll('[data-email]')) {

@@ -1,0 +1,517 @@
+// Package authz decides what a user may do. It enforces a Casbin model of
+// role-based access with domains, where a domain is a project and "*" is the
+// global scope (see ModelText).
+//
+// Two kinds of rule feed it. Grouping rules place users in roles; they are
+// derived from the user documents (a user's global role and project
+// memberships), which stay their single source of truth, and are never
+// stored here. Policies grant an action on an object to a role; they are
+// kept in MongoDB through Adapter, seeded with DefaultPolicies on first
+// start and changeable at run time.
+//
+// Decisions are cached; every change clears the cache before the call that
+// made it returns, so the next decision sees it.
+//
+// Errors are *standin.Error values with the codes each function documents;
+// a storage fault other than an unreachable database is returned uncoded,
+// which callers report as internal.
+package authz
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+
+	"github.com/casbin/casbin/v2"
+	"github.com/casbin/casbin/v2/model"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+
+	"standin/server/standin"
+)
+
+// Directory lists the users whose roles and memberships the Authorizer
+// enforces. It is declared here, where it is used, for a user store to
+// implement.
+type Directory interface {
+	// AllUsers returns every user, suspended ones included.
+	AllUsers(ctx context.Context) ([]*standin.User, error)
+}
+
+// Config configures New. Its zero values are documented defaults, except
+// Directory, which is required.
+type Config struct {
+	// DB holds the policies, in PolicyCollection. Nil keeps them in memory
+	// only, starting from DefaultPolicies: for benchmarks and tests.
+	DB *mongo.Database
+	// Directory gives the users at start-up and on Reload.
+	Directory Directory
+	// Logger receives faults and notable events; nil discards them.
+	Logger *slog.Logger
+	// CacheSize bounds how many decisions are remembered: zero means
+	// DefaultCacheSize, a negative value disables the cache.
+	CacheSize int
+}
+
+// Decision is the outcome of Check. Reason is a sentence fragment for
+// people: when allowed it names the granting rule (`granted to role
+// "user"`), when denied what is missing (`requires the role "support" or
+// higher`).
+type Decision = standin.Decision
+
+// Authorizer decides requests and manages policies. It is safe for
+// concurrent use.
+type Authorizer struct {
+	dir   Directory
+	store *Adapter // nil: policies live in memory only
+	log   *slog.Logger
+	cache *decisionCache
+
+	// writeMu serializes changes (policies, users, reloads) and is held
+	// across their storage round trips, so storage and memory apply
+	// changes in the same order. Decisions never wait for it.
+	writeMu sync.Mutex
+
+	// mu guards what follows. Decisions hold it for reading while they
+	// evaluate and fill the cache; changes hold it for writing only while
+	// they change memory and clear the cache. A decision computed before a
+	// change can therefore never be cached after it.
+	mu       sync.RWMutex
+	enf      *casbin.Enforcer
+	policies []Policy              // sorted
+	grants   map[grantKey][]Policy // policies by object and action
+	// projects counts the rules that name each project: grouping rules
+	// (memberships) and policies. See decide for why.
+	projects map[string]int
+	// userRules holds each user's grouping rules, so SyncUser changes only
+	// the difference: Casbin removes a single rule in constant time but
+	// re-indexes every rule when removing by filter.
+	userRules map[string][][]string
+}
+
+// New loads policies (seeding DefaultPolicies into an empty collection on
+// first start) and the users' roles, and returns a ready Authorizer.
+//
+// Errors: EInvalid when Directory is missing or a stored policy does not
+// fit the model; EUnavailable when the database cannot be reached; the
+// Directory's own errors as they are.
+func New(ctx context.Context, cfg Config) (*Authorizer, error) {
+	if cfg.Directory == nil {
+		return nil, standin.Errorf(standin.EInvalid, "The authorizer needs a user directory.")
+	}
+	a := &Authorizer{
+		dir: cfg.Directory,
+		log: cfg.Logger,
+	}
+	if a.log == nil {
+		a.log = slog.New(slog.DiscardHandler)
+	}
+	size := cfg.CacheSize
+	if size == 0 {
+		size = DefaultCacheSize
+	}
+	a.cache = newDecisionCache(size)
+	if cfg.DB != nil {
+		a.store = NewAdapter(cfg.DB)
+		if err := a.seed(ctx); err != nil {
+			return nil, err
+		}
+	} else {
+		a.policies = DefaultPolicies()
+	}
+	if err := a.Reload(ctx); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// seed writes the default policies the first time the collection is used.
+// Writing them is idempotent, so two servers starting together agree.
+func (a *Authorizer) seed(ctx context.Context) error {
+	done, err := a.store.seeded(ctx)
+	if err != nil || done {
+		return err
+	}
+	defaults := DefaultPolicies()
+	rules := make([][]string, 0, len(defaults))
+	for _, p := range defaults {
+		rules = append(rules, p.rule())
+	}
+	if err := a.store.AddPoliciesCtx(ctx, "p", "p", rules); err != nil {
+		return err
+	}
+	if err := a.store.markSeeded(ctx); err != nil {
+		return err
+	}
+	a.log.InfoContext(ctx, "seeded default authorization policies", "count", len(rules))
+	return nil
+}
+
+// Reload rebuilds everything from storage: the policies from the database
+// (or, without one, the policies in memory) and the grouping rules from the
+// Directory. Decisions keep using the previous state until the new one is
+// complete, and it replaces the old one at once.
+//
+// Errors: as New's, and the current state is kept.
+func (a *Authorizer) Reload(ctx context.Context) error {
+	a.writeMu.Lock()
+	defer a.writeMu.Unlock()
+
+	var policies []Policy
+	if a.store != nil {
+		stored, err := newModel()
+		if err != nil {
+			return err
+		}
+		if err := a.store.LoadPolicyCtx(ctx, stored); err != nil {
+			return err
+		}
+		policies = policiesOf(stored)
+	} else {
+		a.mu.RLock()
+		policies = slices.Clone(a.policies)
+		a.mu.RUnlock()
+	}
+	users, err := a.dir.AllUsers(ctx)
+	if err != nil {
+		return err
+	}
+
+	m, err := newEnforcingModel()
+	if err != nil {
+		return err
+	}
+	for _, p := range policies {
+		if err := m.AddPolicies("p", p.ptype(), [][]string{p.rule()}); err != nil {
+			return err
+		}
+	}
+	if err := m.AddPolicies("g", "g", inheritanceRules()); err != nil {
+		return err
+	}
+	members := make(map[string]int)
+	userRules := make(map[string][][]string, len(users))
+	for _, u := range users {
+		rules, skipped := groupingRules(u)
+		if len(skipped) > 0 {
+			a.log.WarnContext(ctx, "user has unrecognised roles; they grant nothing", "user", u.ID, "ignored", skipped)
+		}
+		if len(rules) == 0 {
+			continue
+		}
+		affected, err := m.AddPoliciesWithAffected("g", "g", rules)
+		if err != nil {
+			return err
+		}
+		countProjects(members, affected, +1)
+		userRules[u.ID] = append(userRules[u.ID], affected...)
+	}
+
+	enf, err := newEnforcer(m)
+	if err != nil {
+		return err
+	}
+
+	a.mu.Lock()
+	a.enf = enf
+	a.projects = members
+	a.userRules = userRules
+	a.policies = nil // members counts no policy yet; setPolicies adds them
+	a.setPolicies(policies)
+	a.cache.clear()
+	a.mu.Unlock()
+	a.warmMatchers()
+	return nil
+}
+
+// countProjects adds sign to the count of the project each grouping rule
+// names.
+func countProjects(counts map[string]int, rules [][]string, sign int) {
+	for _, r := range rules {
+		if d := r[2]; d != GlobalDomain {
+			if counts[d] += sign; counts[d] <= 0 {
+				delete(counts, d)
+			}
+		}
+	}
+}
+
+// countPolicies adds sign to the count of the project each policy names.
+func countPolicies(counts map[string]int, ps []Policy, sign int) {
+	for _, p := range ps {
+		if d := p.Domain; d != GlobalDomain {
+			if counts[d] += sign; counts[d] <= 0 {
+				delete(counts, d)
+			}
+		}
+	}
+}
+
+// policiesOf lists the policies of a model with the stored policy type.
+func policiesOf(m model.Model) []Policy {
+	rows := m["p"]["p"].Policy
+	ps := make([]Policy, 0, len(rows))
+	for _, r := range rows {
+		ps = append(ps, policyFromRule(r))
+	}
+	return ps
+}
+
+// setPolicies replaces the policy list and its indexes. Call with mu held.
+func (a *Authorizer) setPolicies(ps []Policy) {
+	sortPolicies(ps)
+	countPolicies(a.projects, a.policies, -1)
+	countPolicies(a.projects, ps, +1)
+	a.policies = ps
+	a.grants = indexGrants(ps)
+}
+
+// SyncUser replaces u's grouping rules with those its document implies now:
+// call it after any change of role, memberships or status. A suspended user
+// keeps no rules, so every later decision about them is a denial. The
+// change is effective for every decision that starts after SyncUser
+// returns.
+//
+// Errors: EInvalid when u is nil or has no id.
+func (a *Authorizer) SyncUser(u *standin.User) error {
+	if u == nil || u.ID == "" {
+		return standin.Errorf(standin.EInvalid, "A user to synchronise needs an id.")
+	}
+	rules, skipped := groupingRules(u)
+	if len(skipped) > 0 {
+		a.log.Warn("user has unrecognised roles; they grant nothing", "user", u.ID, "ignored", skipped)
+	}
+
+	a.writeMu.Lock()
+	defer a.writeMu.Unlock()
+	changed, err := a.syncRules(u.ID, rules)
+	if changed {
+		a.warmMatchers()
+	}
+	return err
+}
+
+// syncRules replaces a user's grouping rules and reports whether any
+// changed.
+func (a *Authorizer) syncRules(id string, rules [][]string) (changed bool, err error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+
+	old := a.userRules[id]
+	remove, add := without(old, rules), without(rules, old)
+	if len(remove) == 0 && len(add) == 0 {
+		return false, nil
+	}
+	// Whatever happens next, cached decisions may be stale.
+	defer a.cache.clear()
+	for _, r := range remove {
+		if _, err := a.enf.RemoveGroupingPolicy(r); err != nil {
+			return true, a.fault("remove grouping rule", err)
+		}
+	}
+	countProjects(a.projects, remove, -1)
+	if len(add) > 0 {
+		if _, err := a.enf.AddGroupingPoliciesEx(add); err != nil {
+			return true, a.fault("add grouping rules", err)
+		}
+		countProjects(a.projects, add, +1)
+	}
+	if len(rules) == 0 {
+		delete(a.userRules, id)
+	} else {
+		a.userRules[id] = rules
+	}
+	return true, nil
+}
+
+// warmMatchers has Casbin parse every bucket's matcher again. Casbin drops
+// its parsed matchers on any change of grouping rules and parses one again
+// on the next decision that needs it, which takes tens of microseconds;
+// doing it here puts that cost on the change rather than on decisions.
+// The probe matches no policy, so it consults no role.
+func (a *Authorizer) warmMatchers() {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	for _, ec := range bucketContexts {
+		if _, err := a.enf.Enforce(ec, "", GlobalDomain, "", ""); err != nil {
+			a.log.Error("authorization fault", "op", "parse matcher", "err", err)
+			return
+		}
+	}
+}
+
+// without returns the rules of a that are not in b.
+func without(a, b [][]string) [][]string {
+	var out [][]string
+	for _, r := range a {
+		if !slices.ContainsFunc(b, func(q []string) bool { return slices.Equal(r, q) }) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// fault logs an unexpected enforcer error and returns it uncoded, which
+// callers report as internal.
+func (a *Authorizer) fault(what string, err error) error {
+	a.log.Error("authorization fault", "op", what, "err", err)
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+// Policies returns every policy, ordered by object, action, domain and
+// role.
+func (a *Authorizer) Policies() []Policy {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	return append([]Policy(nil), a.policies...)
+}
+
+// AddPolicy grants p, storing it first. Adding a policy that exists is not
+// an error. The grant is effective for every decision that starts after
+// AddPolicy returns.
+//
+// Errors: EInvalid with a sentence when p is incomplete or names an unknown
+// role or a malformed domain, object or action; EUnavailable when the
+// database cannot be reached (nothing changes then).
+func (a *Authorizer) AddPolicy(ctx context.Context, p Policy) error {
+	if err := p.validate(); err != nil {
+		return err
+	}
+	a.writeMu.Lock()
+	defer a.writeMu.Unlock()
+	if a.store != nil {
+		if err := a.store.AddPolicyCtx(ctx, "p", "p", p.rule()); err != nil {
+			return err
+		}
+	}
+
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	added, err := a.enf.AddNamedPolicy(p.ptype(), p.rule())
+	if err != nil {
+		return a.fault("add policy", err)
+	}
+	if added {
+		a.setPolicies(append(a.policies, p))
+		a.cache.clear()
+	}
+	return nil
+}
+
+// RemovePolicy withdraws p, deleting it from storage first. The withdrawal
+// is effective for every decision that starts after RemovePolicy returns.
+//
+// Errors: EInvalid when p is malformed as for AddPolicy; ENotFound when no
+// such policy exists; EConflict when removing it would leave no global role
+// able to change policies (nobody could undo the mistake); EUnavailable
+// when the database cannot be reached (nothing changes then).
+func (a *Authorizer) RemovePolicy(ctx context.Context, p Policy) error {
+	if err := p.validate(); err != nil {
+		return err
+	}
+	a.writeMu.Lock()
+	defer a.writeMu.Unlock()
+
+	a.mu.RLock()
+	found, others := false, 0
+	for _, q := range a.policies {
+		switch {
+		case q == p:
+			found = true
+		case q.governsPolicies():
+			others++
+		}
+	}
+	a.mu.RUnlock()
+	if !found {
+		return standin.Errorf(standin.ENotFound, "No policy %q exists.", p.String())
+	}
+	if p.governsPolicies() && others == 0 {
+		return standin.Errorf(standin.EConflict,
+			"Removing %q would leave no role able to change policies.", p.String())
+	}
+
+	if a.store != nil {
+		if err := a.store.RemovePolicyCtx(ctx, "p", "p", p.rule()); err != nil {
+			return err
+		}
+	}
+
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	removed, err := a.enf.RemoveNamedPolicy(p.ptype(), p.rule())
+	if err != nil {
+		return a.fault("remove policy", err)
+	}
+	if removed {
+		rest := make([]Policy, 0, len(a.policies))
+		for _, q := range a.policies {
+			if q != p {
+				rest = append(rest, q)
+			}
+		}
+		a.setPolicies(rest)
+		a.cache.clear()
+	}
+	return nil
+}
+
+// Check decides whether subject may do action on object within project, a
+// project id, or "" for something global (then project roles do not
+// count). The subject is whoever's permissions apply: the effective
+// identity, which under impersonation is the impersonated user alone.
+//
+// A nil or suspended subject is denied everything. An internal fault denies
+// too, and is logged: Check fails closed.
+func (a *Authorizer) Check(ctx context.Context, subject *standin.User, action, object, project string) Decision {
+	switch {
+	case subject == nil:
+		return Decision{Reason: "no one is signed in"}
+	case subject.Status == standin.StatusSuspended:
+		return Decision{Reason: "the account is suspended"}
+	case !subject.Active():
+		return Decision{Reason: "the account is not active"}
+	}
+	dom := project
+	if dom == "" {
+		dom = GlobalDomain
+	}
+	key := decisionKey{user: subject.ID, dom: dom, obj: object, act: action}
+
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	if d, ok := a.cache.get(key); ok {
+		return d
+	}
+	d, ok := a.decide(ctx, key)
+	if ok {
+		a.cache.put(key, d)
+	}
+	return d
+}
+
+// decide evaluates a request with the enforcer; cacheable is false for a
+// fault, so it is retried. Call with mu held.
+func (a *Authorizer) decide(ctx context.Context, k decisionKey) (d Decision, cacheable bool) {
+	dom := k.dom
+	if dom != GlobalDomain && a.projects[dom] == 0 {
+		// No rule names this project, so only global grouping rules and
+		// policies can apply in it: exactly what applies in the global
+		// domain, where Casbin finds them directly. In a domain it has
+		// never seen, Casbin's role manager would copy every global
+		// grouping rule for each lookup (milliseconds with a thousand
+		// users).
+		dom = GlobalDomain
+	}
+	ok, row, err := a.enf.EnforceEx(bucketContexts[bucket(k.obj, k.act)], userSubject(k.user), dom, k.obj, k.act)
+	if err != nil {
+		a.log.ErrorContext(ctx, "authorization fault", "op", "enforce", "err", err,
+			"user", k.user, "project", k.dom, "object", k.obj, "action", k.act)
+		return Decision{Reason: "the decision could not be made"}, false
+	}
+	if ok {
+		return Decision{Allowed: true, Reason: allowReason(row)}, true
+	}
+	return Decision{Reason: denyReason(a.grants[grantKey{k.obj, k.act}], k.dom, k.obj, k.act)}, true
+}

@@ -1,0 +1,99 @@
+package httpapi
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"standin/server/standin"
+)
+
+// listJSON is the shape of every list: items and the cursor of the next
+// page, empty on the last.
+type listJSON[T any] struct {
+	Items      []T    `json:"items"`
+	NextCursor string `json:"next_cursor"`
+}
+
+func list[T any](items []T, next string) listJSON[T] {
+	if items == nil {
+		items = []T{}
+	}
+	return listJSON[T]{Items: items, NextCursor: next}
+}
+
+// pageParams reads ?cursor= and ?limit= (1 to 200, default 50).
+func pageParams(c *fiber.Ctx) (standin.Page, error) {
+	p := standin.Page{Cursor: c.Query("cursor"), Limit: 50}
+	if raw := c.Query("limit"); raw != "" {
+		n, err := strconv.Atoi(raw)
+		if err != nil || n < 1 || n > 200 {
+			return p, standin.Errorf(standin.EInvalid, "limit must be a whole number from 1 to 200.")
+		}
+		p.Limit = n
+	}
+	return p, nil
+}
+
+func timeJSON(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+type membershipJSON struct {
+	ProjectID string `json:"project_id"`
+	Code      string `json:"code"`
+	Name      string `json:"name"`
+	Role      string `json:"role"`
+}
+
+type trainingJSON struct {
+	TrainingID  string `json:"training_id"`
+	Name        string `json:"name"`
+	CompletedAt string `json:"completed_at"`
+	ExpiresAt   string `json:"expires_at,omitempty"`
+	Valid       bool   `json:"valid"`
+}
+
+type userDetailJSON struct {
+	userJSON
+	Projects  []membershipJSON `json:"projects"`
+	Trainings []trainingJSON   `json:"trainings"`
+}
+
+type bookingJSON struct {
+	ID              string `json:"id"`
+	ResourceID      string `json:"resource_id"`
+	ResourceName    string `json:"resource_name,omitempty"`
+	ProjectID       string `json:"project_id"`
+	ProjectCode     string `json:"project_code,omitempty"`
+	UserID          string `json:"user_id"`
+	Start           string `json:"start"`
+	End             string `json:"end"`
+	Status          string `json:"status"`
+	CreatedBy       string `json:"created_by"`
+	ImpersonationID string `json:"impersonation_id,omitempty"`
+	CreatedAt       string `json:"created_at"`
+	CancelledAt     string `json:"cancelled_at,omitempty"`
+	CancelledBy     string `json:"cancelled_by,omitempty"`
+}
+
+func toBookingJSON(b *standin.Booking, n names) bookingJSON {
+	return bookingJSON{
+		ID: b.ID, ResourceID: b.ResourceID, ResourceName: n.resources[b.ResourceID],
+		ProjectID: b.ProjectID, ProjectCode: n.projects[b.ProjectID], UserID: b.UserID,
+		Start: timeJSON(b.Start), End: timeJSON(b.End), Status: string(b.Status),
+		CreatedBy: b.CreatedBy, ImpersonationID: b.ImpersonationID, CreatedAt: timeJSON(b.CreatedAt),
+		CancelledAt: timeJSON(b.CancelledAt), CancelledBy: b.CancelledBy,
+	}
+}
+
+type policyJSON struct {
+	Role   string `json:"role"`
+	Domain string `json:"domain"`
+	Object string `json:"object"`
+	Action string `json:"action"`
+}

@@ -1,0 +1,148 @@
+package httpapi
+
+import (
+	"errors"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/gofiber/fiber/v2"
+
+	"standin/server/password"
+	"standin/server/standin"
+)
+
+func (a *API) listUsers(c *fiber.Ctx) error {
+	page, err := pageParams(c)
+	if err != nil {
+		return err
+	}
+	users, next, err := a.cfg.Users.SearchUsers(c.UserContext(), c.Query("q"), page)
+	if err != nil {
+		return err
+	}
+	items := make([]userJSON, 0, len(users))
+	for _, u := range users {
+		items = append(items, toUserJSON(u))
+	}
+	return c.JSON(list(items, next))
+}
+
+func (a *API) getUser(c *fiber.Ctx) error {
+	return a.userDetail(c, c.Params("id"))
+}
+
+func (a *API) getProfile(c *fiber.Ctx) error {
+	return a.userDetail(c, principal(c).Subject.ID)
+}
+
+func (a *API) userDetail(c *fiber.Ctx, id string) error {
+	ctx := c.UserContext()
+	u, err := a.cfg.Users.UserByID(ctx, id)
+	if err != nil {
+		return err
+	}
+	n, err := a.names(ctx)
+	if err != nil {
+		return err
+	}
+	return c.JSON(n.userDetail(u, a.cfg.Now()))
+}
+
+// checkAccess explains, for support staff and without impersonating, what
+// a user would be told when booking a resource in a project.
+func (a *API) checkAccess(c *fiber.Ctx) error {
+	ctx := c.UserContext()
+	u, err := a.cfg.Users.UserByID(ctx, c.Params("id"))
+	if err != nil {
+		return err
+	}
+	if action := c.Query("action", standin.ActCreate); action != standin.ActCreate {
+		return standin.Errorf(standin.EInvalid, "Only booking access can be checked: use action=create.")
+	}
+	if c.Query("resource") == "" || c.Query("project") == "" {
+		return standin.Errorf(standin.EInvalid, "Choose a resource and a project to check.")
+	}
+	resource, err := a.cfg.Facility.ResourceByID(ctx, c.Query("resource"))
+	if err != nil {
+		return err
+	}
+	project, err := a.cfg.Facility.ProjectByID(ctx, c.Query("project"))
+	if err != nil {
+		return err
+	}
+	obj := standin.Object{Kind: standin.KindBooking, Resource: resource}
+	if c.Query("start") != "" || c.Query("end") != "" {
+		if obj.Start, err = parseTime("start", c.Query("start")); err != nil {
+			return err
+		}
+		if obj.End, err = parseTime("end", c.Query("end")); err != nil {
+			return err
+		}
+	}
+	dec, err := a.cfg.Access.Decide(ctx, &standin.Principal{Actor: u, Subject: u}, standin.ActCreate, obj, project.ID)
+	if err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{
+		"allowed":  dec.Allowed,
+		"reason":   dec.Reason,
+		"action":   standin.ActCreate,
+		"user":     toUserJSON(u),
+		"resource": fiber.Map{"id": resource.ID, "name": resource.Name},
+		"project":  fiber.Map{"id": project.ID, "code": project.Code, "name": project.Name},
+	})
+}
+
+type profileRequest struct {
+	Name string `json:"name"`
+}
+
+func (a *API) updateProfile(c *fiber.Ctx) error {
+	var req profileRequest
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	name := strings.TrimSpace(req.Name)
+	if name == "" || utf8.RuneCountInString(name) > 100 {
+		return standin.Errorf(standin.EInvalid, "Enter a name of 1 to 100 characters.")
+	}
+	p := principal(c)
+	if _, err := a.cfg.Users.UpdateUserName(c.UserContext(), p.Subject.ID, name, a.cfg.Now()); err != nil {
+		return err
+	}
+	return a.userDetail(c, p.Subject.ID)
+}
+
+type passwordRequest struct {
+	CurrentPassword string `json:"current_password"`
+	NewPassword     string `json:"new_password"`
+}
+
+func (a *API) changePassword(c *fiber.Ctx) error {
+	var req passwordRequest
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	if n := utf8.RuneCountInString(req.NewPassword); n < 8 || n > 256 {
+		return standin.Errorf(standin.EInvalid, "The new password must be 8 to 256 characters long.")
+	}
+	ctx, p := c.UserContext(), principal(c)
+	u, err := a.cfg.Users.UserByID(ctx, p.Subject.ID)
+	if err != nil {
+		return err
+	}
+	if err := password.Verify(req.CurrentPassword, u.PasswordHash); err != nil {
+		if errors.Is(err, password.ErrMismatch) {
+			return standin.Errorf(standin.EInvalid, "The current password is not correct.")
+		}
+		return err
+	}
+	hash, err := password.Hash(req.NewPassword, a.cfg.PasswordCost)
+	if err != nil {
+		return err
+	}
+	if err := a.cfg.Users.SetPasswordHash(ctx, u.ID, hash, a.cfg.Now()); err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"changed": true})
+}

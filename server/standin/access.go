@@ -1,0 +1,58 @@
+package standin
+
+import "time"
+
+// Decision answers "may this principal do this?". Reason says why, in a
+// sentence a person can act on: for a denial it names the missing role,
+// membership or training, the expired training, or the broken rule.
+type Decision struct {
+	Allowed bool
+	Reason  string
+}
+
+// Object is what an action is about. Kind is the policy object (such as
+// "booking" or "user"); Resource, Start and End, when set, let the
+// facility's own rules judge a booking too.
+type Object struct {
+	Kind     string
+	Resource *Resource
+	Start    time.Time
+	End      time.Time
+}
+
+// Object kinds and actions of the default policy. Policies may grant them
+// to other roles at run time; code refers to them only by these names.
+const (
+	KindUser           = "user"
+	KindUserAccess     = "user.access"
+	KindProject        = "project"
+	KindResource       = "resource"
+	KindBooking        = "booking"
+	KindBookingOwn     = "booking.own"
+	KindBookingProject = "booking.project"
+	KindBookingAny     = "booking.any"
+	KindProfile        = "profile"
+	KindPassword       = "password"
+	KindPolicy         = "policy"
+	KindImpersonation  = "impersonation"
+	KindActivity       = "activity"
+
+	ActList   = "list"
+	ActRead   = "read"
+	ActCreate = "create"
+	ActCancel = "cancel"
+	ActUpdate = "update"
+	ActChange = "change"
+	ActCheck  = "check"
+	ActStart  = "start"
+	ActRevoke = "revoke"
+)
+
+// Policy grants Role the Action on objects of kind Object in Domain: a
+// project id, or "*" for every project and global things alike.
+type Policy struct {
+	Role   string
+	Domain string
+	Object string
+	Action string
+}
