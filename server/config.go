@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -120,14 +121,11 @@ func (c Config) hostPolicy() (allowed []string, origin string, err error) {
 	if ip := net.ParseIP(listenHost); ip != nil && ip.IsLoopback() {
 		loopback = true
 	}
-	switch {
-	case loopback:
+	if loopback || publicHost != "" {
 		allowed = []string{"localhost", "127.0.0.1", "::1"}
-		if publicHost != "" {
+		if publicHost != "" && !slices.Contains(allowed, publicHost) {
 			allowed = append(allowed, publicHost)
 		}
-	case publicHost != "":
-		allowed = []string{publicHost, "localhost", "127.0.0.1", "::1"}
 	}
 	return allowed, origin, nil
 }

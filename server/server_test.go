@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -327,4 +328,77 @@ func TestRestartKeepsDataAndSeedsOnce(t *testing.T) {
 		t.Fatalf("deleted account signs in after restart (seeded twice?): %d", r.Status)
 	}
 	other.mustLogin("ben@example.org")
+}
+
+func TestHostAndOriginChecks(t *testing.T) {
+	t.Parallel()
+	srv := mustStart(t, "")
+	host := strings.TrimPrefix(srv.URL, "http://")
+	_, port, _ := net.SplitHostPort(host)
+	login := map[string]string{"email": "ada@example.org", "password": "demo"}
+
+	tests := []struct {
+		name    string
+		headers []string
+		status  int
+	}{
+		// A page on another name that resolves to loopback (DNS rebinding)
+		// is refused, however consistent its Host and Origin are.
+		{"ErrRebindingHost", []string{"Host", "rebind.attacker.example:" + port, "Origin", "http://rebind.attacker.example:" + port}, 403},
+		{"ErrRebindingHostNoOrigin", []string{"Host", "rebind.attacker.example:" + port}, 403},
+		{"ErrForwardedHostNotTrusted", []string{"Origin", "http://evil.example", "X-Forwarded-Host", "evil.example"}, 403},
+		{"OKLocalhostName", []string{"Host", "localhost:" + port, "Origin", "http://localhost:" + port}, 200},
+		// Behind a TLS proxy the browser's Origin says https for the same host.
+		{"OKSameHostOverTLSProxy", []string{"Origin", "https://" + host}, 200},
+		{"OKNoOrigin", nil, 200},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			r := newClient(t, srv.URL).do(http.MethodPost, "/api/v1/auth/login", login, tt.headers...)
+			if r.Status != tt.status {
+				t.Fatalf("%d %s, want %d", r.Status, r.Body, tt.status)
+			}
+		})
+	}
+
+	t.Run("ErrNotJSON", func(t *testing.T) {
+		t.Parallel()
+		r := newClient(t, srv.URL).do(http.MethodPost, "/api/v1/auth/login", `{"email":"ada@example.org","password":"demo"}`, "Content-Type", "text/plain")
+		if r.Status != http.StatusUnsupportedMediaType || r.ErrorCode(t) != standin.EMediaType {
+			t.Fatalf("%d %s", r.Status, r.Body)
+		}
+	})
+}
+
+func TestParallelGuessesAreLimited(t *testing.T) {
+	t.Parallel()
+	srv := mustStart(t, "")
+	const n = 20
+	statuses := make(chan int, n)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			statuses <- newClient(t, srv.URL).do(http.MethodPost, "/api/v1/auth/login",
+				map[string]string{"email": "ben@example.org", "password": "guess"}).Status
+		}()
+	}
+	wg.Wait()
+	close(statuses)
+	unauthorized, limited := 0, 0
+	for s := range statuses {
+		switch s {
+		case http.StatusUnauthorized:
+			unauthorized++
+		case http.StatusTooManyRequests:
+			limited++
+		default:
+			t.Errorf("status %d", s)
+		}
+	}
+	if unauthorized != 5 || limited != n-5 {
+		t.Fatalf("%d judged, %d limited; want 5 judged of %d parallel guesses", unauthorized, limited, n)
+	}
 }

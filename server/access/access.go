@@ -9,6 +9,7 @@ package access
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"standin/server/facility"
@@ -32,7 +33,15 @@ type Decider struct {
 	catalog Catalog
 	loc     *time.Location
 	now     func() time.Time
+
+	// Names of trainings and projects change rarely and only reword
+	// reasons, so they are kept for namesTTL instead of read per decision.
+	mu      sync.Mutex
+	names   map[string]string
+	namesAt time.Time
 }
+
+const namesTTL = 10 * time.Second
 
 // New returns a Decider judging facility hours in loc (default UTC), with
 // now as the clock (default time.Now).
@@ -61,7 +70,7 @@ func (d *Decider) Decide(ctx context.Context, p *standin.Principal, action strin
 	if !dec.Allowed || obj.Resource == nil {
 		return dec, nil
 	}
-	names, err := d.names(ctx)
+	names, err := d.lookupNames(ctx)
 	if err != nil {
 		return standin.Decision{}, err
 	}
@@ -79,8 +88,14 @@ func (d *Decider) Decide(ctx context.Context, p *standin.Principal, action strin
 	return standin.Decision{Allowed: true, Reason: dec.Reason + "; the resource's rules are met"}, nil
 }
 
-// names maps training and project ids to the names people know them by.
-func (d *Decider) names(ctx context.Context) (map[string]string, error) {
+// lookupNames maps training and project ids to the names people know them
+// by.
+func (d *Decider) lookupNames(ctx context.Context) (map[string]string, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.names != nil && time.Since(d.namesAt) < namesTTL {
+		return d.names, nil
+	}
 	trainings, err := d.catalog.Trainings(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("decide: %w", err)
@@ -96,5 +111,6 @@ func (d *Decider) names(ctx context.Context) (map[string]string, error) {
 	for _, p := range projects {
 		names[p.ID] = p.Code
 	}
+	d.names, d.namesAt = names, time.Now()
 	return names, nil
 }
