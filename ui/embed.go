@@ -18,8 +18,8 @@ var static embed.FS
 
 // Files returns the UI's assets rooted so that index.html, style.css,
 // favicon.svg and js/*.js sit at the top level, ready to be served from "/"
-// by an HTTP file server. The app is a single page: requests for paths that
-// are not assets should be answered with index.html.
+// by an HTTP file server. The app is a single page served at "/"; it keeps
+// its views in memory, not in the URL path.
 func Files() fs.FS {
 	sub, err := fs.Sub(static, "static")
 	if err != nil {

@@ -123,6 +123,7 @@ type API struct {
 	byAccount *loginLimiter // account from anywhere
 	hashing   chan struct{} // bounds concurrent password hashing
 	dummyHash string        // verified against for unknown accounts
+	websocket fiber.Handler // /ws
 }
 
 // access says who may call a route.
@@ -133,6 +134,7 @@ const (
 	public                   // anyone, no session needed
 	signedIn                 // any valid session, nothing more (the session itself)
 	authorized               // a valid session and an allowing decision of its rule
+	socket                   // the WebSocket door: the hub checks the session and Origin itself
 )
 
 // rule is what an authorized route asks the decider: action on kind,
@@ -161,6 +163,7 @@ func (a *API) routes() []route {
 	return []route{
 		{fiber.MethodGet, "/healthz", public, rule{}, a.healthz},
 		{fiber.MethodGet, "/readyz", public, rule{}, a.readyz},
+		{fiber.MethodGet, "/ws", socket, rule{}, a.websocket},
 		{fiber.MethodGet, v1 + "/about", public, rule{}, a.about},
 		{fiber.MethodPost, v1 + "/auth/login", public, rule{}, a.login},
 		{fiber.MethodPost, v1 + "/auth/logout", signedIn, rule{}, a.logout},
@@ -215,6 +218,10 @@ func New(cfg Config) (*fiber.App, error) {
 		byAccount: newLoginLimiter(50, 15*time.Minute),
 		hashing:   make(chan struct{}, 2*runtime.GOMAXPROCS(0)),
 		dummyHash: dummy,
+		websocket: func(*fiber.Ctx) error { return fiber.ErrNotFound },
+	}
+	if cfg.WebSocket != nil {
+		a.websocket = upgrade.Handler(cfg.WebSocket)
 	}
 
 	app := fiber.New(fiber.Config{
@@ -232,9 +239,6 @@ func New(cfg Config) (*fiber.App, error) {
 	app.Use(a.recoverPanic, a.checkHost, securityHeaders)
 	if err := a.mount(app, a.routes()); err != nil {
 		return nil, err
-	}
-	if cfg.WebSocket != nil {
-		app.Get("/ws", upgrade.Handler(cfg.WebSocket))
 	}
 	// Unknown API addresses answer in JSON, never with the UI's page.
 	app.All("/api/*", func(*fiber.Ctx) error { return fiber.ErrNotFound })
@@ -258,6 +262,8 @@ func (a *API) mount(app *fiber.App, routes []route) error {
 			chain = []fiber.Handler{a.checkOrigin}
 		case signedIn:
 			chain = []fiber.Handler{a.authenticate, a.checkOrigin, a.checkCSRF}
+		case socket:
+			chain = nil
 		case authorized:
 			if r.rule.action == "" || r.rule.kind == "" {
 				return fmt.Errorf("httpapi: route %s %s is authorized but names no action and object", r.method, r.path)

@@ -22,6 +22,13 @@ const (
 	EInternal        = "internal"               // a fault; details are logged, never sent
 )
 
+// Codes lists every error code above, so the HTTP layer can prove it maps
+// each to a status.
+func Codes() []string {
+	return []string{EInvalid, EMalformedJSON, EUnauthenticated, EForbidden, ECSRF, ENotFound,
+		EConflict, ETooManyRequests, ETooLarge, EMediaType, EUnavailable, EInternal}
+}
+
 // Error is an error a person can be shown: a stable code, a sentence, and for
 // policy denials the reason that names the missing role, training or rule.
 //
