@@ -1,0 +1,67 @@
+package standin
+
+import "time"
+
+// Event types. The audit log is append-only: these name what happened.
+const (
+	EventLogin                = "auth.login"
+	EventLogout               = "auth.logout"
+	EventImpersonationStarted = "impersonation.started"
+	EventImpersonationEnded   = "impersonation.ended"
+	EventImpersonationDenied  = "impersonation.denied"
+	EventActionAllowed        = "action.allowed"
+	EventActionDenied         = "action.denied"
+	EventPolicyChanged        = "policy.changed"
+	EventBookingCreated       = "booking.created"
+	EventBookingCancelled     = "booking.cancelled"
+	EventUserSuspended        = "user.suspended"
+)
+
+// EventUser names a person in an event as they were when it happened.
+type EventUser struct {
+	ID   string
+	Name string
+}
+
+// Event is one entry of the audit log. Seq orders all events without gaps;
+// Hash covers the event's content and PrevHash, the previous event's Hash,
+// so that any change to a stored event breaks the chain.
+//
+// Subject is whose identity the action used (the impersonated user under
+// impersonation); Actor is the person who acted. Projects lists the
+// projects the event concerns (its project and the subject's), which is
+// what managers' visibility is decided on.
+type Event struct {
+	ID              string
+	Seq             int64
+	Time            time.Time
+	Type            string
+	Actor           EventUser
+	Subject         EventUser
+	ImpersonationID string
+	Action          string
+	Object          string
+	Project         string
+	Outcome         string
+	Reason          string
+	IP              string
+	UserAgent       string
+	Projects        []string
+	PrevHash        string
+	Hash            string
+}
+
+// EventFilter selects events; zero fields do not filter. Projects, when
+// not nil, restricts to events concerning at least one of them (a
+// manager's view); an empty non-nil slice matches nothing.
+type EventFilter struct {
+	Type            string
+	ActorID         string
+	SubjectID       string
+	ImpersonationID string
+	Project         string
+	AfterSeq        int64
+	Since           time.Time
+	Until           time.Time
+	Projects        []string
+}
