@@ -62,6 +62,8 @@ const (
 	ActionChange = standin.ActChange
 	ActionStart  = standin.ActStart
 	ActionRevoke = standin.ActRevoke
+	// ActionSuspend suspends an account.
+	ActionSuspend = standin.ActSuspend
 )
 
 // Policy grants Action on Object to everyone holding Role in Domain.
@@ -107,6 +109,7 @@ func DefaultPolicies() []Policy {
 	}
 	return slices.Concat(
 		g(RoleSupport, ObjectUser, ActionList, ActionRead),
+		g(RoleAdmin, ObjectUser, ActionSuspend),
 		g(RoleSupport, ObjectUserAccess, ActionCheck),
 		g(RoleUser, ObjectProject, ActionList),
 		g(RoleUser, ObjectResource, ActionList),

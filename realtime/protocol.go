@@ -93,6 +93,10 @@ const (
 	// StatusSessionEnded: the session ended (logout, revocation, expiry).
 	// Clients should not reconnect until they sign in again.
 	StatusSessionEnded websocket.StatusCode = 4001
+	// StatusSessionChanged: the session was replaced by a new one for the
+	// same person (impersonation started or ended; the cookie now holds
+	// the new token). Clients reconnect at once and reload their session.
+	StatusSessionChanged websocket.StatusCode = 4002
 	// StatusSlowConsumer: the socket's queue overflowed because the client
 	// read too slowly. Clients reconnect and subscribe with after_seq set to
 	// the last seq they saw.
@@ -102,6 +106,7 @@ const (
 // Close reasons sent with the hub's close codes.
 const (
 	ReasonSessionEnded    = "session ended"
+	ReasonSessionChanged  = "session changed: reconnect"
 	ReasonSlowConsumer    = "slow consumer: resume with after_seq"
 	ReasonShutdown        = "server shutting down"
 	ReasonTooManyInFlight = "too many requests in flight"

@@ -53,6 +53,9 @@ type Config struct {
 	PasswordCost password.Params
 	// ShutdownTimeout bounds graceful shutdown (default 10s).
 	ShutdownTimeout time.Duration
+	// Clock is the time source for sessions, impersonations and decisions
+	// (default time.Now); tests move it to expire things.
+	Clock func() time.Time
 	// Logger receives structured logs (default slog.Default()).
 	Logger *slog.Logger
 	// OnListen, if set, is called with the bound address once the server
@@ -84,6 +87,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.Clock == nil {
+		c.Clock = time.Now
 	}
 	return c
 }

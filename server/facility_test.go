@@ -25,20 +25,22 @@ type facilityConsole struct {
 	db *mongostore.DB
 }
 
-func mustStartFacility(t *testing.T) *facilityConsole {
+func mustStartFacility(t *testing.T, options ...func(*server.Config)) *facilityConsole {
 	t.Helper()
 	db := dbtest.MustOpen(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	addr := make(chan net.Addr, 1)
 	c := &console{stop: cancel, done: make(chan error, 1)}
-	go func() {
-		c.done <- server.Run(ctx, server.Config{
-			Addr: "127.0.0.1:0", MongoURI: dbtest.MustServer(t).URI, Database: db.Name(),
-			Demo: server.DemoOn, PasswordCost: testCost,
-			Logger:   slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})),
-			OnListen: func(a net.Addr) { addr <- a },
-		})
-	}()
+	cfg := server.Config{
+		Addr: "127.0.0.1:0", MongoURI: dbtest.MustServer(t).URI, Database: db.Name(),
+		Demo: server.DemoOn, PasswordCost: testCost,
+		Logger:   slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})),
+		OnListen: func(a net.Addr) { addr <- a },
+	}
+	for _, o := range options {
+		o(&cfg)
+	}
+	go func() { c.done <- server.Run(ctx, cfg) }()
 	select {
 	case a := <-addr:
 		c.URL = "http://" + a.String()

@@ -17,9 +17,11 @@ import (
 	"standin/authz"
 	"standin/realtime"
 	"standin/server/access"
+	"standin/server/audit"
 	"standin/server/demo"
 	"standin/server/embeddeddb"
 	"standin/server/httpapi"
+	"standin/server/impersonation"
 	"standin/server/mongostore"
 	"standin/server/session"
 	"standin/server/standin"
@@ -68,10 +70,26 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := seedDemo(ctx, cfg, db); err != nil {
 		return err
 	}
-	if n, err := db.RepairBookings(ctx, time.Now().Add(-time.Minute)); err != nil {
+
+	// The hub outlives requests: it gets a context of its own, ended only
+	// by Shutdown.
+	hubCtx, stopHub := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopHub()
+	var hub *realtime.Hub
+
+	events, err := audit.Open(ctx, db.Database(), audit.Config{Logger: log.With("component", "audit")})
+	if err != nil {
 		return err
-	} else if n > 0 {
-		log.Warn("removed bookings left half-written by an earlier stop", "count", n)
+	}
+	defer func() {
+		closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if err := events.Close(closeCtx); err != nil {
+			log.Error("closing the audit log", "err", err)
+		}
+	}()
+	if err := repair(ctx, db, events, log); err != nil {
+		return err
 	}
 
 	rbac, err := authz.New(ctx, authz.Config{DB: db.Database(), Directory: db, Logger: log.With("component", "authz")})
@@ -79,14 +97,23 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 
-	// The hub outlives requests: it gets a context of its own, ended only
-	// by Shutdown.
-	hubCtx, stopHub := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopHub()
-	var hub *realtime.Hub
 	sessions := session.NewManager(db, db, session.Config{
+		Now: cfg.Clock,
 		OnEnd: func(id string) {
 			hub.CloseSession(id, realtime.StatusSessionEnded, realtime.ReasonSessionEnded)
+		},
+		OnRotate: func(id string) {
+			hub.CloseSession(id, realtime.StatusSessionChanged, realtime.ReasonSessionChanged)
+		},
+	})
+	impersonations := impersonation.New(db, sessions, rbac, events, impersonation.Config{
+		Now:    cfg.Clock,
+		Logger: log.With("component", "impersonation"),
+		OnEnded: func(imp *standin.Impersonation, sessionIDs []string) {
+			// The actor's tabs learn at once that they are themselves again.
+			for _, id := range sessionIDs {
+				hub.CloseSession(id, realtime.StatusSessionChanged, realtime.ReasonSessionChanged)
+			}
 		},
 	})
 	var origins []string
@@ -94,7 +121,7 @@ func Run(ctx context.Context, cfg Config) error {
 		origins = append(origins, u.Host)
 	}
 	hub, err = realtime.New(hubCtx, realtime.Config{
-		Sessions:       sessions,
+		Sessions:       principals{sessions, impersonations},
 		OriginPatterns: origins,
 		Logger:         log.With("component", "realtime"),
 	})
@@ -103,20 +130,24 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 
 	app, err := httpapi.New(httpapi.Config{
-		Users:         db,
-		Facility:      db,
-		Access:        access.New(rbac, db, cfg.Location, nil),
-		Policies:      policies{rbac},
-		Sessions:      sessions,
-		DB:            db,
-		Logger:        log.With("component", "http"),
-		WebSocket:     hub,
-		UI:            ui.Files(),
-		AllowedHosts:  allowedHosts,
-		PublicOrigin:  publicOrigin,
-		SecureCookies: cfg.SecureCookies,
-		PasswordCost:  cfg.PasswordCost,
-		Demo:          cfg.demoEnabled(),
+		Users:          db,
+		Facility:       db,
+		Access:         access.New(rbac, db, cfg.Location, cfg.Clock),
+		Policies:       policies{rbac},
+		Impersonations: impersonations,
+		Audit:          auditLog{events},
+		Notifications:  db,
+		Sessions:       sessions,
+		DB:             db,
+		Logger:         log.With("component", "http"),
+		WebSocket:      hub,
+		UI:             ui.Files(),
+		AllowedHosts:   allowedHosts,
+		PublicOrigin:   publicOrigin,
+		SecureCookies:  cfg.SecureCookies,
+		PasswordCost:   cfg.PasswordCost,
+		Demo:           cfg.demoEnabled(),
+		Now:            cfg.Clock,
 	})
 	if err != nil {
 		return err
@@ -139,6 +170,7 @@ func Run(ctx context.Context, cfg Config) error {
 	var background sync.WaitGroup
 	bgCtx, stopBackground := context.WithCancel(ctx)
 	background.Go(func() { sweepSessions(bgCtx, sessions, log) })
+	background.Go(func() { expireImpersonations(bgCtx, impersonations, log) })
 
 	var runErr error
 	select {
@@ -213,6 +245,71 @@ func sweepSessions(ctx context.Context, sessions *session.Manager, log *slog.Log
 			}
 		}
 	}
+}
+
+// expireImpersonations ends impersonations as they expire, whether or not
+// a request is in flight, until ctx ends.
+func expireImpersonations(ctx context.Context, imps *impersonation.Service, log *slog.Logger) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if _, err := imps.ExpireDue(ctx); err != nil && ctx.Err() == nil {
+				log.Warn("ending expired impersonations", "err", err)
+			}
+		}
+	}
+}
+
+// repair finishes what an earlier stop interrupted: bookings half-written
+// are completed or undone by their commit record in the audit log, and
+// impersonation holds left by an end that did not finish are freed.
+func repair(ctx context.Context, db *mongostore.DB, events *audit.Log, log *slog.Logger) error {
+	n, err := db.RepairBookings(ctx, time.Now().Add(-time.Minute), func(ctx context.Context, typ, bookingID string) (bool, error) {
+		_, err := events.ByObject(ctx, typ, "booking:"+bookingID)
+		if standin.ErrorCode(err) == standin.ENotFound {
+			return false, nil
+		}
+		return err == nil, err
+	})
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		log.Warn("bookings left half-written by an earlier stop were completed or undone", "count", n)
+	}
+	if n, err := db.FreeStaleHolds(ctx); err != nil {
+		return err
+	} else if n > 0 {
+		log.Warn("freed impersonation holds left by an earlier stop", "count", n)
+	}
+	return nil
+}
+
+// principals resolves a session cookie into the effective principal, for
+// the WebSocket door: the session, then the impersonation in force.
+type principals struct {
+	sessions       *session.Manager
+	impersonations *impersonation.Service
+}
+
+func (p principals) Authenticate(ctx context.Context, token string) (*standin.Principal, error) {
+	pr, err := p.sessions.Authenticate(ctx, token)
+	if err != nil {
+		return nil, err
+	}
+	return p.impersonations.Resolve(ctx, pr)
+}
+
+// auditLog presents the audit log to the HTTP API in the domain's terms.
+type auditLog struct{ *audit.Log }
+
+func (l auditLog) Verify(ctx context.Context) (standin.Verification, error) {
+	v, err := l.Log.Verify(ctx)
+	return standin.Verification{OK: v.OK, Checked: v.Checked, BrokenAt: v.BrokenAt, Problem: v.Problem}, err
 }
 
 // policies presents the authorizer's policies to the HTTP API in the

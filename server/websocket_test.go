@@ -45,12 +45,17 @@ func readMessages(ctx context.Context, t *testing.T, conn *websocket.Conn) []map
 func TestWebSocket(t *testing.T) {
 	t.Parallel()
 	srv := mustStart(t, "")
-	// Parallel subtests run after this function returns: cancel at cleanup.
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	t.Cleanup(cancel)
+	// Each subtest has its own deadline: parallel subtests may wait for a
+	// free slot long after this function returns.
+	deadline := func(t *testing.T) context.Context {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		t.Cleanup(cancel)
+		return ctx
+	}
 
 	t.Run("ErrUnauthenticated", func(t *testing.T) {
 		t.Parallel()
+		ctx := deadline(t)
 		_, res, err := newClient(t, srv.URL).dialWS(ctx)
 		if err == nil || res == nil || res.StatusCode != http.StatusUnauthorized {
 			t.Fatalf("upgrade without a session: %v, %v", res, err)
@@ -59,6 +64,7 @@ func TestWebSocket(t *testing.T) {
 
 	t.Run("ErrForeignOrigin", func(t *testing.T) {
 		t.Parallel()
+		ctx := deadline(t)
 		c := newClient(t, srv.URL)
 		c.mustLogin("ada@example.org")
 		_, res, err := c.dialWS(ctx, "Origin", "https://evil.example")
@@ -69,6 +75,7 @@ func TestWebSocket(t *testing.T) {
 
 	t.Run("SubscribeAndLogoutCloses", func(t *testing.T) {
 		t.Parallel()
+		ctx := deadline(t)
 		c := newClient(t, srv.URL)
 		c.mustLogin("support@example.org")
 		conn, _, err := c.dialWS(ctx, "Origin", srv.URL)

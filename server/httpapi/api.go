@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"net/http"
@@ -17,6 +18,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/filesystem"
 
+	"standin/server/impersonation"
 	"standin/server/password"
 	"standin/server/standin"
 	"standin/server/upgrade"
@@ -29,6 +31,7 @@ type Users interface {
 	SearchUsers(ctx context.Context, q string, p standin.Page) ([]*standin.User, string, error)
 	UpdateUserName(ctx context.Context, id, name string, at time.Time) (*standin.User, error)
 	SetPasswordHash(ctx context.Context, id, hash string, at time.Time) error
+	SetUserStatus(ctx context.Context, id string, status standin.Status, at time.Time) (*standin.User, error)
 }
 
 // Facility is the storage of projects, resources and bookings.
@@ -38,9 +41,9 @@ type Facility interface {
 	Resources(ctx context.Context) ([]*standin.Resource, error)
 	ResourceByID(ctx context.Context, id string) (*standin.Resource, error)
 	Trainings(ctx context.Context) ([]*standin.Training, error)
-	CreateBooking(ctx context.Context, b *standin.Booking) error
+	CreateBooking(ctx context.Context, b *standin.Booking, commit func(*standin.Booking) error) error
 	BookingByID(ctx context.Context, id string) (*standin.Booking, error)
-	CancelBooking(ctx context.Context, id, by string, at time.Time) (*standin.Booking, error)
+	CancelBooking(ctx context.Context, id, by string, at time.Time, commit func(*standin.Booking) error) (*standin.Booking, error)
 	Bookings(ctx context.Context, f standin.BookingFilter, p standin.Page) ([]*standin.Booking, string, error)
 }
 
@@ -62,7 +65,31 @@ type Sessions interface {
 	Start(ctx context.Context, u *standin.User, ip, userAgent string) (string, *standin.Session, error)
 	Authenticate(ctx context.Context, token string) (*standin.Principal, error)
 	End(ctx context.Context, id string) error
+	EndUser(ctx context.Context, userID string) (int, error)
 	Deadline(s *standin.Session) time.Time
+}
+
+// Impersonations runs impersonation (package impersonation).
+type Impersonations interface {
+	Resolve(ctx context.Context, p *standin.Principal) (*standin.Principal, error)
+	Start(ctx context.Context, p *standin.Principal, req impersonation.Request, meta impersonation.Meta) (*impersonation.Started, error)
+	Stop(ctx context.Context, p *standin.Principal, meta impersonation.Meta) (*standin.Impersonation, string, *standin.Session, error)
+	Revoke(ctx context.Context, p *standin.Principal, id string, meta impersonation.Meta) (*standin.Impersonation, error)
+	Active(ctx context.Context, who *standin.User) ([]*standin.Impersonation, error)
+	EndFor(ctx context.Context, userID, cause string, by *standin.User, meta impersonation.Meta) error
+}
+
+// Audit is the append-only audit log (package audit).
+type Audit interface {
+	Append(ctx context.Context, evs ...*standin.Event) error
+	Query(ctx context.Context, f standin.EventFilter, p standin.Page) ([]*standin.Event, string, error)
+	Export(ctx context.Context, f standin.EventFilter, format string, w io.Writer) error
+	Verify(ctx context.Context) (standin.Verification, error)
+}
+
+// Notifications are the messages kept for users.
+type Notifications interface {
+	Notifications(ctx context.Context, userID string, p standin.Page) ([]*standin.Notification, string, error)
 }
 
 // Pinger reports whether the database answers.
@@ -73,13 +100,16 @@ type Pinger interface {
 // Config wires the API. Zero values of the optional fields are the
 // documented defaults.
 type Config struct {
-	Users    Users
-	Facility Facility
-	Access   Decider
-	Policies Policies
-	Sessions Sessions
-	DB       Pinger
-	Logger   *slog.Logger
+	Users          Users
+	Facility       Facility
+	Access         Decider
+	Policies       Policies
+	Impersonations Impersonations
+	Audit          Audit
+	Notifications  Notifications
+	Sessions       Sessions
+	DB             Pinger
+	Logger         *slog.Logger
 
 	// WebSocket serves /ws (net/http, upgraded through package upgrade).
 	// Nil answers /ws with 404.
@@ -143,7 +173,19 @@ type rule struct {
 	action string
 	kind   string
 	target target
+	// sensitive actions are refused under impersonation whatever the
+	// subject may do (password, email, MFA, tokens, account deletion).
+	sensitive bool
+	// destructive actions are refused under impersonation unless policy
+	// grants the actor the right to be destructive while impersonating.
+	destructive bool
 }
+
+// sensitive marks a rule as never allowed under impersonation.
+func (r rule) sensitiveAction() rule { r.sensitive = true; return r }
+
+// destructiveAction marks a rule as destructive.
+func (r rule) destructiveAction() rule { r.destructive = true; return r }
 
 // route is one line of the routes table: method, path, who may call it,
 // handler.
@@ -177,11 +219,26 @@ func (a *API) routes() []route {
 		{fiber.MethodGet, v1 + "/resources", authorized, can(standin.ActList, standin.KindResource, nil), a.listResources},
 		{fiber.MethodGet, v1 + "/bookings", authorized, can(standin.ActList, standin.KindBookingOwn, a.bookingsScope), a.listBookings},
 		{fiber.MethodPost, v1 + "/bookings", authorized, can(standin.ActCreate, standin.KindBooking, a.bodyProject), a.createBooking},
-		{fiber.MethodDelete, v1 + "/bookings/:id", authorized, can(standin.ActCancel, standin.KindBookingOwn, a.bookingTarget), a.cancelBooking},
+		{fiber.MethodDelete, v1 + "/bookings/:id", authorized, can(standin.ActCancel, standin.KindBookingOwn, a.bookingTarget).destructiveAction(), a.cancelBooking},
 
 		{fiber.MethodGet, v1 + "/profile", authorized, can(standin.ActRead, standin.KindProfile, nil), a.getProfile},
 		{fiber.MethodPatch, v1 + "/profile", authorized, can(standin.ActUpdate, standin.KindProfile, nil), a.updateProfile},
-		{fiber.MethodPost, v1 + "/profile/password", authorized, can(standin.ActChange, standin.KindPassword, nil), a.changePassword},
+		{fiber.MethodPost, v1 + "/profile/password", authorized, can(standin.ActChange, standin.KindPassword, nil).sensitiveAction(), a.changePassword},
+		{fiber.MethodGet, v1 + "/notifications", signedIn, rule{}, a.listNotifications},
+
+		// Impersonation decides its own refusals in the service, which
+		// audits each one as impersonation.denied.
+		{fiber.MethodPost, v1 + "/impersonations", signedIn, rule{}, a.startImpersonation},
+		{fiber.MethodDelete, v1 + "/impersonations/current", signedIn, rule{}, a.stopImpersonation},
+		{fiber.MethodGet, v1 + "/impersonations", signedIn, rule{}, a.listImpersonations},
+		{fiber.MethodPost, v1 + "/impersonations/:id/revoke", signedIn, rule{}, a.revokeImpersonation},
+		{fiber.MethodPost, v1 + "/users/:id/suspend", authorized, can(standin.ActSuspend, standin.KindUser, nil).destructiveAction(), a.suspendUser},
+
+		// The activity log's scope (all, or a manager's projects) is
+		// decided per request in activityScope.
+		{fiber.MethodGet, v1 + "/activity", signedIn, rule{}, a.listActivity},
+		{fiber.MethodGet, v1 + "/activity/export", signedIn, rule{}, a.exportActivity},
+		{fiber.MethodGet, v1 + "/activity/verify", signedIn, rule{}, a.verifyActivity},
 
 		{fiber.MethodGet, v1 + "/policies", authorized, can(standin.ActList, standin.KindPolicy, nil), a.listPolicies},
 		{fiber.MethodPost, v1 + "/policies", authorized, can(standin.ActUpdate, standin.KindPolicy, nil), a.addPolicy},
@@ -191,8 +248,9 @@ func (a *API) routes() []route {
 
 // New builds the Fiber app. It fails if a route declares no access rule.
 func New(cfg Config) (*fiber.App, error) {
-	if cfg.Users == nil || cfg.Facility == nil || cfg.Access == nil || cfg.Policies == nil || cfg.Sessions == nil || cfg.DB == nil {
-		return nil, errors.New("httpapi: Users, Facility, Access, Policies, Sessions and DB are required")
+	if cfg.Users == nil || cfg.Facility == nil || cfg.Access == nil || cfg.Policies == nil || cfg.Sessions == nil ||
+		cfg.DB == nil || cfg.Impersonations == nil || cfg.Audit == nil || cfg.Notifications == nil {
+		return nil, errors.New("httpapi: Users, Facility, Access, Policies, Impersonations, Audit, Notifications, Sessions and DB are required")
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()

@@ -34,20 +34,25 @@ func toUserJSON(u *standin.User) userJSON {
 }
 
 type sessionJSON struct {
-	User          userJSON `json:"user"`
-	Actor         userJSON `json:"actor"`
-	Impersonation any      `json:"impersonation"`
-	CSRFToken     string   `json:"csrf_token"`
-	ExpiresAt     string   `json:"expires_at"`
+	User          userJSON           `json:"user"`
+	Actor         userJSON           `json:"actor"`
+	Impersonation *impersonationJSON `json:"impersonation"`
+	CSRFToken     string             `json:"csrf_token"`
+	ExpiresAt     string             `json:"expires_at"`
 }
 
 func toSessionJSON(p *standin.Principal) sessionJSON {
-	return sessionJSON{
+	s := sessionJSON{
 		User:      toUserJSON(p.Subject),
 		Actor:     toUserJSON(p.Actor),
 		CSRFToken: p.Session.CSRFToken,
 		ExpiresAt: p.Session.ExpiresAt.UTC().Format(time.RFC3339),
 	}
+	if p.Impersonation != nil {
+		imp := toImpersonationJSON(p.Impersonation)
+		s.Impersonation = &imp
+	}
+	return s
 }
 
 type loginRequest struct {
@@ -98,6 +103,11 @@ func (a *API) login(c *fiber.Ctx) error {
 	}
 	token, s, err := a.cfg.Sessions.Start(c.UserContext(), user, c.IP(), truncate(c.Get(fiber.HeaderUserAgent), 256))
 	if err != nil {
+		return err
+	}
+	// Audited before the session is handed out: no audit, no session.
+	if err := a.audit(c, a.event(c, standin.EventLogin, &standin.Principal{Actor: user, Subject: user}, "session.start", "", "", "signed_in", "")); err != nil {
+		_ = a.cfg.Sessions.End(context.WithoutCancel(c.UserContext()), s.ID)
 		return err
 	}
 	a.setSessionCookie(c, token, a.cfg.Sessions.Deadline(s))
@@ -164,6 +174,14 @@ func (a *API) verifyPassword(ctx context.Context, email, plain string) (*standin
 
 func (a *API) logout(c *fiber.Ctx) error {
 	p := principal(c)
+	if p.Impersonation != nil {
+		if err := a.cfg.Impersonations.EndFor(c.UserContext(), p.Actor.ID, standin.CauseActorLoggedOut, p.Actor, a.meta(c)); err != nil {
+			return err
+		}
+	}
+	if err := a.audit(c, a.event(c, standin.EventLogout, &standin.Principal{Actor: p.Actor, Subject: p.Actor}, "session.end", "", "", "signed_out", "")); err != nil {
+		return err
+	}
 	if err := a.cfg.Sessions.End(c.UserContext(), p.Session.ID); err != nil {
 		return err
 	}
@@ -184,6 +202,9 @@ func (a *API) authenticate(c *fiber.Ctx) error {
 		if token != "" && standin.ErrorCode(err) == standin.EUnauthenticated {
 			a.clearSessionCookie(c)
 		}
+		return err
+	}
+	if p, err = a.cfg.Impersonations.Resolve(c.UserContext(), p); err != nil {
 		return err
 	}
 	c.Locals(principalKey{}, p)

@@ -30,9 +30,24 @@ func (a *API) authorize(r rule) fiber.Handler {
 			}
 			project = p
 		}
-		dec, err := a.cfg.Access.Decide(c.UserContext(), principal(c), r.action, standin.Object{Kind: kind}, project)
+		p := principal(c)
+		dec, err := a.cfg.Access.Decide(c.UserContext(), p, r.action, standin.Object{Kind: kind}, project)
 		if err != nil {
 			return err
+		}
+		if dec.Allowed && p.Impersonation != nil {
+			dec = a.impersonationLimits(c, r, p, dec)
+		}
+		if p.Impersonation != nil {
+			// Every decision while impersonating is audited before it
+			// takes effect; no audit, no action.
+			typ, outcome := standin.EventActionAllowed, "allowed"
+			if !dec.Allowed {
+				typ, outcome = standin.EventActionDenied, "denied"
+			}
+			if err := a.audit(c, a.event(c, typ, p, kind+"."+r.action, c.Method()+" "+c.Path(), project, outcome, dec.Reason)); err != nil {
+				return err
+			}
 		}
 		if !dec.Allowed {
 			return &standin.Error{Code: standin.EForbidden, Message: "You do not have permission to do that.", Reason: dec.Reason}
@@ -40,6 +55,23 @@ func (a *API) authorize(r rule) fiber.Handler {
 		c.Locals(decisionKey{}, dec)
 		return c.Next()
 	}
+}
+
+// impersonationLimits refuses, while impersonating, what the subject may do
+// but an impersonating actor may not: sensitive actions always, and
+// destructive ones unless policy grants the actor that right.
+func (a *API) impersonationLimits(c *fiber.Ctx, r rule, p *standin.Principal, dec standin.Decision) standin.Decision {
+	switch {
+	case r.sensitive:
+		return standin.Decision{Reason: "This is never allowed while impersonating: only " + p.Subject.Name + " may do it, signed in as themselves."}
+	case r.destructive:
+		actor := &standin.Principal{Actor: p.Actor, Subject: p.Actor, Session: p.Session}
+		granted, err := a.cfg.Access.Decide(c.UserContext(), actor, standin.ActDestructive, standin.Object{Kind: standin.KindImpersonation}, "")
+		if err != nil || !granted.Allowed {
+			return standin.Decision{Reason: "Destructive actions are refused while impersonating unless policy grants your own role the right (impersonation: destructive)."}
+		}
+	}
+	return dec
 }
 
 // queryProject resolves ?project= to a known project id ("" when absent).

@@ -171,7 +171,15 @@ func (a *API) createBooking(c *fiber.Ctx) error {
 		ResourceID: resource.ID, UserID: p.Subject.ID, ProjectID: req.ProjectID,
 		Start: start, End: end, CreatedBy: p.Actor.ID, CreatedAt: now,
 	}
-	if err := a.cfg.Facility.CreateBooking(ctx, b); err != nil {
+	if p.Impersonation != nil {
+		b.ImpersonationID = p.Impersonation.ID
+	}
+	// The audit event is the booking's commit record: both or neither.
+	err = a.cfg.Facility.CreateBooking(ctx, b, func(b *standin.Booking) error {
+		return a.audit(c, a.event(c, standin.EventBookingCreated, p, "booking.create", "booking:"+b.ID, b.ProjectID, "created",
+			fmt.Sprintf("%s, %s to %s", resource.Name, timeJSON(b.Start), timeJSON(b.End))))
+	})
+	if err != nil {
 		return err
 	}
 	n, err := a.names(ctx)
@@ -183,7 +191,9 @@ func (a *API) createBooking(c *fiber.Ctx) error {
 
 func (a *API) cancelBooking(c *fiber.Ctx) error {
 	ctx, p := c.UserContext(), principal(c)
-	b, err := a.cfg.Facility.CancelBooking(ctx, loadedBooking(c).ID, p.Actor.ID, a.cfg.Now())
+	b, err := a.cfg.Facility.CancelBooking(ctx, loadedBooking(c).ID, p.Actor.ID, a.cfg.Now(), func(b *standin.Booking) error {
+		return a.audit(c, a.event(c, standin.EventBookingCancelled, p, "booking.cancel", "booking:"+b.ID, b.ProjectID, "cancelled", ""))
+	})
 	if err != nil {
 		return err
 	}

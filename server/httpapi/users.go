@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"unicode/utf8"
 
@@ -145,4 +146,37 @@ func (a *API) changePassword(c *fiber.Ctx) error {
 		return err
 	}
 	return c.JSON(fiber.Map{"changed": true})
+}
+
+// suspendUser suspends an account: its sessions end, and impersonations it
+// takes part in end with the cause target_suspended.
+func (a *API) suspendUser(c *fiber.Ctx) error {
+	ctx, p := c.UserContext(), principal(c)
+	u, err := a.cfg.Users.UserByID(ctx, c.Params("id"))
+	if err != nil {
+		return err
+	}
+	switch {
+	case u.ID == p.Subject.ID:
+		return standin.Errorf(standin.EInvalid, "You cannot suspend your own account.")
+	case u.Role.Rank() >= p.Subject.Role.Rank():
+		return &standin.Error{Code: standin.EForbidden, Message: "You cannot suspend this account.",
+			Reason: fmt.Sprintf("%s has the role %q, which is not lower than yours.", u.Name, u.Role)}
+	case !u.Active():
+		return standin.Errorf(standin.EConflict, "%s's account is already suspended.", u.Name)
+	}
+	if err := a.audit(c, a.event(c, standin.EventUserSuspended, p, "user.suspend", "user:"+u.ID, "", "suspended", "")); err != nil {
+		return err
+	}
+	u, err = a.cfg.Users.SetUserStatus(ctx, u.ID, standin.StatusSuspended, a.cfg.Now())
+	if err != nil {
+		return err
+	}
+	if err := a.cfg.Impersonations.EndFor(ctx, u.ID, standin.CauseTargetSuspended, p.Actor, a.meta(c)); err != nil {
+		return err
+	}
+	if _, err := a.cfg.Sessions.EndUser(ctx, u.ID); err != nil {
+		return err
+	}
+	return c.JSON(toUserJSON(u))
 }

@@ -68,10 +68,12 @@ func slotIDs(resourceID string, start, end time.Time) []any {
 // the resource is booked for any part of the time, however many requests
 // race for it.
 //
-// The booking is written pending, then its slots are claimed, then it is
-// confirmed. A failure in between removes what was written; a crash in
-// between leaves a pending booking that RepairBookings removes at start-up.
-func (db *DB) CreateBooking(ctx context.Context, b *standin.Booking) error {
+// The booking is written pending, then its slots are claimed, then commit
+// is called (it writes the audit event, the commit record), then it is
+// confirmed. A failure before commit returns removes what was written and
+// returns the error; a crash leaves a pending booking that RepairBookings
+// confirms if its commit record exists and removes otherwise.
+func (db *DB) CreateBooking(ctx context.Context, b *standin.Booking, commit func(*standin.Booking) error) error {
 	if b.Start.Truncate(standin.BookingSlot) != b.Start || b.End.Truncate(standin.BookingSlot) != b.End || !b.End.After(b.Start) {
 		return standin.Errorf(standin.EInvalid, "Bookings start and end on a quarter hour, and end after they start.")
 	}
@@ -113,12 +115,17 @@ func (db *DB) CreateBooking(ctx context.Context, b *standin.Booking) error {
 		}
 		return translate(err, "claim booking slots")
 	}
+	b.ID, b.Status = d.ID.Hex(), standin.BookingPending
+	if err := commit(b); err != nil {
+		undo()
+		return err
+	}
 	if _, err := db.db.Collection(colBookings).UpdateOne(ctx, bson.M{"_id": d.ID},
 		bson.M{"$set": bson.M{"status": string(standin.BookingConfirmed)}}); err != nil {
-		undo()
+		// Committed: RepairBookings confirms it at the next start.
 		return translate(err, "confirm booking")
 	}
-	b.ID, b.Status = d.ID.Hex(), standin.BookingConfirmed
+	b.Status = standin.BookingConfirmed
 	return nil
 }
 
@@ -130,7 +137,8 @@ func (db *DB) BookingByID(ctx context.Context, id string) (*standin.Booking, err
 		return nil, err
 	}
 	var d bookingDoc
-	err = db.db.Collection(colBookings).FindOne(ctx, bson.M{"_id": oid, "status": bson.M{"$ne": string(standin.BookingPending)}}).Decode(&d)
+	err = db.db.Collection(colBookings).FindOne(ctx, bson.M{"_id": oid, "status": bson.M{"$in": bson.A{
+		string(standin.BookingConfirmed), string(standin.BookingCancelling), string(standin.BookingCancelled)}}}).Decode(&d)
 	if errors.Is(err, mongo.ErrNoDocuments) {
 		return nil, standin.Errorf(standin.ENotFound, "No booking with id %q.", id)
 	}
@@ -142,8 +150,12 @@ func (db *DB) BookingByID(ctx context.Context, id string) (*standin.Booking, err
 
 // CancelBooking marks a confirmed booking cancelled by whom, at at, and
 // frees its time. It returns ENotFound for an unknown booking and
-// EConflict for one already cancelled.
-func (db *DB) CancelBooking(ctx context.Context, id, by string, at time.Time) (*standin.Booking, error) {
+// EConflict for one already cancelled or being cancelled.
+//
+// The booking is marked cancelling, then commit writes the commit record,
+// then it is cancelled. A failure before commit returns puts it back; a
+// crash leaves it cancelling for RepairBookings to finish or revert.
+func (db *DB) CancelBooking(ctx context.Context, id, by string, at time.Time, commit func(*standin.Booking) error) (*standin.Booking, error) {
 	oid, err := objectID(id, "booking")
 	if err != nil {
 		return nil, err
@@ -152,8 +164,21 @@ func (db *DB) CancelBooking(ctx context.Context, id, by string, at time.Time) (*
 	var d bookingDoc
 	err = db.db.Collection(colBookings).FindOneAndUpdate(ctx,
 		bson.M{"_id": oid, "status": string(standin.BookingConfirmed)},
-		bson.M{"$set": bson.M{"status": string(standin.BookingCancelled), "cancelled_at": at, "cancelled_by": by}},
+		bson.M{"$set": bson.M{"status": string(standin.BookingCancelling), "cancelled_at": at, "cancelled_by": by}},
 		options.FindOneAndUpdate().SetReturnDocument(options.After)).Decode(&d)
+	if err == nil {
+		if cerr := commit(d.domain()); cerr != nil {
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			defer cancel()
+			_, _ = db.db.Collection(colBookings).UpdateOne(rctx, bson.M{"_id": oid, "status": string(standin.BookingCancelling)},
+				bson.M{"$set": bson.M{"status": string(standin.BookingConfirmed)}, "$unset": bson.M{"cancelled_at": "", "cancelled_by": ""}})
+			return nil, cerr
+		}
+		err = db.db.Collection(colBookings).FindOneAndUpdate(ctx,
+			bson.M{"_id": oid, "status": string(standin.BookingCancelling)},
+			bson.M{"$set": bson.M{"status": string(standin.BookingCancelled)}},
+			options.FindOneAndUpdate().SetReturnDocument(options.After)).Decode(&d)
+	}
 	if errors.Is(err, mongo.ErrNoDocuments) {
 		if _, ferr := db.BookingByID(ctx, id); ferr != nil {
 			return nil, ferr
@@ -173,7 +198,7 @@ func (db *DB) CancelBooking(ctx context.Context, id, by string, at time.Time) (*
 
 // Bookings lists bookings matching f, newest first, one page at a time.
 func (db *DB) Bookings(ctx context.Context, f standin.BookingFilter, p standin.Page) ([]*standin.Booking, string, error) {
-	filter := bson.M{"status": bson.M{"$ne": string(standin.BookingPending)}}
+	filter := bson.M{"status": bson.M{"$in": bson.A{string(standin.BookingConfirmed), string(standin.BookingCancelled)}}}
 	for key, id := range map[string]string{"user_id": f.UserID, "project_id": f.ProjectID, "resource_id": f.ResourceID} {
 		if id == "" {
 			continue
@@ -198,12 +223,16 @@ func (db *DB) Bookings(ctx context.Context, f standin.BookingFilter, p standin.P
 	return out, next, nil
 }
 
-// RepairBookings finishes what a crash interrupted: it removes bookings
-// left pending before cutoff with their slot claims, and frees slots still
-// held by cancelled bookings. It returns how many bookings it removed.
-func (db *DB) RepairBookings(ctx context.Context, cutoff time.Time) (int, error) {
+// RepairBookings finishes what a crash interrupted, using committed to ask
+// whether an audit event (the commit record) of a type exists for a
+// booking. A pending booking older than cutoff is confirmed if its
+// creation was committed and removed with its slots otherwise; a
+// cancelling one is cancelled if its cancellation was committed and
+// restored otherwise; cancelled bookings' leftover slots are freed. It
+// returns how many bookings it changed.
+func (db *DB) RepairBookings(ctx context.Context, cutoff time.Time, committed func(ctx context.Context, eventType, bookingID string) (bool, error)) (int, error) {
 	cur, err := db.db.Collection(colBookings).Find(ctx, bson.M{
-		"status": bson.M{"$in": bson.A{string(standin.BookingPending), string(standin.BookingCancelled)}},
+		"status": bson.M{"$in": bson.A{string(standin.BookingPending), string(standin.BookingCancelling), string(standin.BookingCancelled)}},
 	})
 	if err != nil {
 		return 0, translate(err, "find bookings to repair")
@@ -212,22 +241,61 @@ func (db *DB) RepairBookings(ctx context.Context, cutoff time.Time) (int, error)
 	if err := cur.All(ctx, &docs); err != nil {
 		return 0, translate(err, "find bookings to repair")
 	}
-	removed := 0
-	for _, d := range docs {
-		if d.Status == string(standin.BookingPending) && !d.CreatedAt.Before(cutoff) {
-			continue // still being written by a live request
-		}
-		if _, err := db.db.Collection(colSlots).DeleteMany(ctx, bson.M{"booking_id": d.ID}); err != nil {
-			return removed, translate(err, "free booking slots")
-		}
-		if d.Status == string(standin.BookingPending) {
-			if _, err := db.db.Collection(colBookings).DeleteOne(ctx, bson.M{"_id": d.ID}); err != nil {
-				return removed, translate(err, "remove pending booking")
-			}
-			removed++
-		}
+	changed := 0
+	set := func(id bson.ObjectID, update bson.M) error {
+		_, err := db.db.Collection(colBookings).UpdateOne(ctx, bson.M{"_id": id}, update)
+		return translate(err, "repair booking")
 	}
-	return removed, nil
+	freeSlots := func(id bson.ObjectID) error {
+		_, err := db.db.Collection(colSlots).DeleteMany(ctx, bson.M{"booking_id": id})
+		return translate(err, "free booking slots")
+	}
+	for _, d := range docs {
+		switch standin.BookingStatus(d.Status) {
+		case standin.BookingCancelled:
+			if err := freeSlots(d.ID); err != nil {
+				return changed, err
+			}
+			continue
+		case standin.BookingPending:
+			if !d.CreatedAt.Before(cutoff) {
+				continue // still being written by a live request
+			}
+			ok, err := committed(ctx, standin.EventBookingCreated, d.ID.Hex())
+			if err != nil {
+				return changed, err
+			}
+			if ok {
+				err = set(d.ID, bson.M{"$set": bson.M{"status": string(standin.BookingConfirmed)}})
+			} else if err = freeSlots(d.ID); err == nil {
+				_, err = db.db.Collection(colBookings).DeleteOne(ctx, bson.M{"_id": d.ID})
+				err = translate(err, "remove pending booking")
+			}
+			if err != nil {
+				return changed, err
+			}
+		case standin.BookingCancelling:
+			if d.CancelledAt != nil && !d.CancelledAt.Before(cutoff) {
+				continue
+			}
+			ok, err := committed(ctx, standin.EventBookingCancelled, d.ID.Hex())
+			if err != nil {
+				return changed, err
+			}
+			if ok {
+				if err = set(d.ID, bson.M{"$set": bson.M{"status": string(standin.BookingCancelled)}}); err == nil {
+					err = freeSlots(d.ID)
+				}
+			} else {
+				err = set(d.ID, bson.M{"$set": bson.M{"status": string(standin.BookingConfirmed)}, "$unset": bson.M{"cancelled_at": "", "cancelled_by": ""}})
+			}
+			if err != nil {
+				return changed, err
+			}
+		}
+		changed++
+	}
+	return changed, nil
 }
 
 // page reads one page of col matching filter, newest first by _id, and

@@ -6,9 +6,14 @@ import (
 	"testing"
 	"time"
 
+	"go.mongodb.org/mongo-driver/v2/bson"
+
 	"standin/server/mongostore"
 	"standin/server/standin"
 )
+
+// committed stands for a commit record that is always written.
+func committed(*standin.Booking) error { return nil }
 
 type bookingFixture struct {
 	db       *mongostore.DB
@@ -50,7 +55,7 @@ func TestBookings(t *testing.T) {
 		t.Parallel()
 		f := newBookingFixture(t)
 		b := f.booking(0, 2)
-		if err := f.db.CreateBooking(ctx, b); err != nil {
+		if err := f.db.CreateBooking(ctx, b, committed); err != nil {
 			t.Fatal(err)
 		}
 		got, err := f.db.BookingByID(ctx, b.ID)
@@ -65,17 +70,17 @@ func TestBookings(t *testing.T) {
 	t.Run("ErrOverlap", func(t *testing.T) {
 		t.Parallel()
 		f := newBookingFixture(t)
-		if err := f.db.CreateBooking(ctx, f.booking(1, 3)); err != nil {
+		if err := f.db.CreateBooking(ctx, f.booking(1, 3), committed); err != nil {
 			t.Fatal(err)
 		}
 		for _, span := range [][2]float64{{0, 1.25}, {2.75, 4}, {1.5, 2}, {0, 5}} {
-			if err := f.db.CreateBooking(ctx, f.booking(span[0], span[1])); standin.ErrorCode(err) != standin.EConflict {
+			if err := f.db.CreateBooking(ctx, f.booking(span[0], span[1]), committed); standin.ErrorCode(err) != standin.EConflict {
 				t.Errorf("overlap %v: %v, want conflict", span, err)
 			}
 		}
 		// Adjacent bookings touch but do not overlap.
 		for _, span := range [][2]float64{{0, 1}, {3, 4}} {
-			if err := f.db.CreateBooking(ctx, f.booking(span[0], span[1])); err != nil {
+			if err := f.db.CreateBooking(ctx, f.booking(span[0], span[1]), committed); err != nil {
 				t.Errorf("adjacent %v: %v", span, err)
 			}
 		}
@@ -90,7 +95,7 @@ func TestBookings(t *testing.T) {
 		t.Parallel()
 		f := newBookingFixture(t)
 		for _, span := range [][2]float64{{0.1, 1}, {0, 1.1}, {1, 1}, {2, 1}} {
-			if err := f.db.CreateBooking(ctx, f.booking(span[0], span[1])); standin.ErrorCode(err) != standin.EInvalid {
+			if err := f.db.CreateBooking(ctx, f.booking(span[0], span[1]), committed); standin.ErrorCode(err) != standin.EInvalid {
 				t.Errorf("%v: %v, want invalid", span, err)
 			}
 		}
@@ -107,7 +112,7 @@ func TestBookings(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				// Different but overlapping spans, all covering 10:00-10:15.
-				errs <- f.db.CreateBooking(ctx, f.booking(float64(i%2)*0.25, 1.25+float64(i%3)*0.25))
+				errs <- f.db.CreateBooking(ctx, f.booking(float64(i%2)*0.25, 1.25+float64(i%3)*0.25), committed)
 			}()
 		}
 		wg.Wait()
@@ -131,21 +136,21 @@ func TestBookings(t *testing.T) {
 		t.Parallel()
 		f := newBookingFixture(t)
 		b := f.booking(0, 1)
-		if err := f.db.CreateBooking(ctx, b); err != nil {
+		if err := f.db.CreateBooking(ctx, b, committed); err != nil {
 			t.Fatal(err)
 		}
-		got, err := f.db.CancelBooking(ctx, b.ID, f.user.ID, time.Now())
+		got, err := f.db.CancelBooking(ctx, b.ID, f.user.ID, time.Now(), committed)
 		if err != nil || got.Status != standin.BookingCancelled || got.CancelledBy != f.user.ID {
 			t.Fatalf("cancel: %+v, %v", got, err)
 		}
-		if _, err := f.db.CancelBooking(ctx, b.ID, f.user.ID, time.Now()); standin.ErrorCode(err) != standin.EConflict {
+		if _, err := f.db.CancelBooking(ctx, b.ID, f.user.ID, time.Now(), committed); standin.ErrorCode(err) != standin.EConflict {
 			t.Fatalf("second cancel: %v, want conflict", err)
 		}
-		if err := f.db.CreateBooking(ctx, f.booking(0, 1)); err != nil {
+		if err := f.db.CreateBooking(ctx, f.booking(0, 1), committed); err != nil {
 			t.Fatalf("rebooking cancelled time: %v", err)
 		}
 		for _, id := range []string{"000000000000000000000000", "junk"} {
-			if _, err := f.db.CancelBooking(ctx, id, f.user.ID, time.Now()); standin.ErrorCode(err) != standin.ENotFound {
+			if _, err := f.db.CancelBooking(ctx, id, f.user.ID, time.Now(), committed); standin.ErrorCode(err) != standin.ENotFound {
 				t.Errorf("cancel %q: %v, want not found", id, err)
 			}
 		}
@@ -155,7 +160,7 @@ func TestBookings(t *testing.T) {
 		t.Parallel()
 		f := newBookingFixture(t)
 		for i := range 5 {
-			if err := f.db.CreateBooking(ctx, f.booking(float64(i), float64(i)+1)); err != nil {
+			if err := f.db.CreateBooking(ctx, f.booking(float64(i), float64(i)+1), committed); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -209,4 +214,92 @@ func TestSearchUsers(t *testing.T) {
 			t.Errorf("SearchUsers(%q) = %d, %v; want %d", tt.q, len(got), err, tt.want)
 		}
 	}
+}
+
+func TestBookingCommitRecord(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	down := standin.Errorf(standin.EUnavailable, "The audit log is down.")
+	failing := func(*standin.Booking) error { return down }
+
+	t.Run("CreateFailsWithoutItsRecord", func(t *testing.T) {
+		t.Parallel()
+		f := newBookingFixture(t)
+		if err := f.db.CreateBooking(ctx, f.booking(0, 1), failing); standin.ErrorCode(err) != standin.EUnavailable {
+			t.Fatalf("CreateBooking = %v, want the commit's error", err)
+		}
+		// Nothing remains: not the booking, not its slots.
+		if err := f.db.CreateBooking(ctx, f.booking(0, 1), committed); err != nil {
+			t.Fatalf("the failed booking left its time taken: %v", err)
+		}
+		list, _, err := f.db.Bookings(ctx, standin.BookingFilter{}, standin.Page{})
+		if err != nil || len(list) != 1 {
+			t.Fatalf("%d bookings, %v; want 1", len(list), err)
+		}
+	})
+
+	t.Run("CancelFailsWithoutItsRecord", func(t *testing.T) {
+		t.Parallel()
+		f := newBookingFixture(t)
+		b := f.booking(0, 1)
+		if err := f.db.CreateBooking(ctx, b, committed); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.db.CancelBooking(ctx, b.ID, f.user.ID, time.Now(), failing); standin.ErrorCode(err) != standin.EUnavailable {
+			t.Fatalf("CancelBooking = %v", err)
+		}
+		got, err := f.db.BookingByID(ctx, b.ID)
+		if err != nil || got.Status != standin.BookingConfirmed || !got.CancelledAt.IsZero() {
+			t.Fatalf("the booking is not back as it was: %+v, %v", got, err)
+		}
+	})
+
+	t.Run("RepairFollowsTheRecord", func(t *testing.T) {
+		t.Parallel()
+		f := newBookingFixture(t)
+		// Four bookings a crash left half-done: two pending, two being
+		// cancelled; one of each has its commit record.
+		var ids []string
+		for i := range 4 {
+			b := f.booking(float64(i), float64(i)+1)
+			if err := f.db.CreateBooking(ctx, b, committed); err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, b.ID)
+		}
+		old := time.Now().Add(-time.Hour)
+		for i, id := range ids {
+			oid, _ := bson.ObjectIDFromHex(id)
+			set := bson.M{"status": "pending", "created_at": old}
+			if i >= 2 {
+				set = bson.M{"status": "cancelling", "cancelled_at": old, "cancelled_by": "x"}
+			}
+			if _, err := f.db.Database().Collection("bookings").UpdateOne(ctx, bson.M{"_id": oid}, bson.M{"$set": set}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		records := map[string]string{ids[0]: standin.EventBookingCreated, ids[2]: standin.EventBookingCancelled}
+		n, err := f.db.RepairBookings(ctx, time.Now(), func(_ context.Context, typ, id string) (bool, error) {
+			return records[id] == typ, nil
+		})
+		if err != nil || n != 4 {
+			t.Fatalf("RepairBookings = %d, %v; want 4 repaired", n, err)
+		}
+		want := map[string]standin.BookingStatus{ids[0]: standin.BookingConfirmed, ids[2]: standin.BookingCancelled, ids[3]: standin.BookingConfirmed}
+		for id, status := range want {
+			got, err := f.db.BookingByID(ctx, id)
+			if err != nil || got.Status != status {
+				t.Errorf("booking %s: %+v, %v; want %s", id, got, err, status)
+			}
+		}
+		if _, err := f.db.BookingByID(ctx, ids[1]); standin.ErrorCode(err) != standin.ENotFound {
+			t.Errorf("the uncommitted pending booking survived: %v", err)
+		}
+		// Its time and the cancelled one's are free again.
+		for _, span := range [][2]float64{{1, 2}, {2, 3}} {
+			if err := f.db.CreateBooking(ctx, f.booking(span[0], span[1]), committed); err != nil {
+				t.Errorf("time %v still taken: %v", span, err)
+			}
+		}
+	})
 }

@@ -131,6 +131,7 @@ func (db *DB) ensureIndexes(ctx context.Context) error {
 		},
 		colSessions: {
 			{Keys: bson.D{{Key: "user_id", Value: 1}}},
+			{Keys: bson.D{{Key: "impersonation_id", Value: 1}}},
 		},
 		colProjects: {
 			{Keys: bson.D{{Key: "code", Value: 1}}, Options: unique()},
@@ -149,6 +150,15 @@ func (db *DB) ensureIndexes(ctx context.Context) error {
 		},
 		colSlots: {
 			{Keys: bson.D{{Key: "booking_id", Value: 1}}},
+		},
+		colImpersonations: {
+			{Keys: bson.D{{Key: "active", Value: 1}}},
+		},
+		colHolds: {
+			{Keys: bson.D{{Key: "impersonation_id", Value: 1}}},
+		},
+		colNotices: {
+			{Keys: bson.D{{Key: "user_id", Value: 1}, {Key: "_id", Value: -1}}},
 		},
 	}
 	if !db.ferret {

@@ -19,6 +19,9 @@ type sessionDoc struct {
 	ExpiresAt  time.Time     `bson:"expires_at"`
 	IP         string        `bson:"ip"`
 	UserAgent  string        `bson:"user_agent"`
+	// ImpersonationID is kept as a string: it names an impersonation
+	// document but is only ever compared and looked up by the service.
+	ImpersonationID string `bson:"impersonation_id,omitempty"`
 }
 
 func (d *sessionDoc) domain() *standin.Session {
@@ -31,6 +34,8 @@ func (d *sessionDoc) domain() *standin.Session {
 		ExpiresAt:  d.ExpiresAt,
 		IP:         d.IP,
 		UserAgent:  d.UserAgent,
+
+		ImpersonationID: d.ImpersonationID,
 	}
 }
 
@@ -44,7 +49,7 @@ func (db *DB) CreateSession(ctx context.Context, s *standin.Session) error {
 	d := sessionDoc{
 		ID: s.ID, UserID: uid, CSRFToken: s.CSRFToken,
 		CreatedAt: s.CreatedAt, LastSeenAt: s.LastSeenAt, ExpiresAt: s.ExpiresAt,
-		IP: s.IP, UserAgent: s.UserAgent,
+		IP: s.IP, UserAgent: s.UserAgent, ImpersonationID: s.ImpersonationID,
 	}
 	if _, err := db.db.Collection(colSessions).InsertOne(ctx, d); err != nil {
 		return translate(err, "create session")
@@ -67,6 +72,23 @@ func (db *DB) TouchSession(ctx context.Context, id string, seen, expires time.Ti
 	_, err := db.db.Collection(colSessions).UpdateOne(ctx, bson.M{"_id": id},
 		bson.M{"$set": bson.M{"last_seen_at": seen, "expires_at": expires}})
 	return translate(err, "touch session")
+}
+
+// SetSessionImpersonation records (or, with "", clears) the impersonation a
+// session is in.
+func (db *DB) SetSessionImpersonation(ctx context.Context, id, impersonationID string) error {
+	update := bson.M{"$set": bson.M{"impersonation_id": impersonationID}}
+	if impersonationID == "" {
+		update = bson.M{"$unset": bson.M{"impersonation_id": ""}}
+	}
+	res, err := db.db.Collection(colSessions).UpdateOne(ctx, bson.M{"_id": id}, update)
+	if err != nil {
+		return translate(err, "set session impersonation")
+	}
+	if res.MatchedCount == 0 {
+		return standin.Errorf(standin.ENotFound, "The session has ended.")
+	}
+	return nil
 }
 
 // DeleteSession removes a session; removing one that is gone is not an error.

@@ -24,6 +24,7 @@ type Store interface {
 	DeleteSession(ctx context.Context, id string) error
 	DeleteUserSessions(ctx context.Context, userID string) ([]string, error)
 	DeleteExpiredSessions(ctx context.Context, now time.Time) ([]string, error)
+	SetSessionImpersonation(ctx context.Context, id, impersonationID string) error
 }
 
 // Users finds the account a session belongs to.
@@ -42,6 +43,10 @@ type Config struct {
 	// OnEnd is told the id of every session that ends, however it ends,
 	// so that its open sockets can be closed.
 	OnEnd func(id string)
+	// OnRotate is told the id of a session replaced by a new one for the
+	// same person (impersonation started or ended), so its sockets can be
+	// told to reconnect with the new cookie rather than to sign in again.
+	OnRotate func(oldID string)
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 }
@@ -69,6 +74,9 @@ func NewManager(store Store, users Users, cfg Config) *Manager {
 	}
 	if cfg.OnEnd == nil {
 		cfg.OnEnd = func(string) {}
+	}
+	if cfg.OnRotate == nil {
+		cfg.OnRotate = func(string) {}
 	}
 	return &Manager{store: store, users: users, cfg: cfg}
 }
@@ -159,6 +167,54 @@ func (m *Manager) End(ctx context.Context, id string) error {
 		return fmt.Errorf("end session: %w", err)
 	}
 	m.cfg.OnEnd(id)
+	return nil
+}
+
+// Rotate replaces old by a new session of the same person with a fresh
+// token and CSRF token, in impersonation impersonationID ("" for none). The
+// new session keeps old's absolute lifetime. The old token stops working
+// at once. The caller sets the new cookie.
+func (m *Manager) Rotate(ctx context.Context, old *standin.Session, impersonationID string) (string, *standin.Session, error) {
+	token, err := randomToken()
+	if err != nil {
+		return "", nil, err
+	}
+	csrf, err := randomToken()
+	if err != nil {
+		return "", nil, err
+	}
+	now := m.cfg.Now().UTC()
+	s := &standin.Session{
+		ID:              ID(token),
+		UserID:          old.UserID,
+		CSRFToken:       csrf,
+		CreatedAt:       old.CreatedAt,
+		LastSeenAt:      now,
+		ExpiresAt:       m.expiry(old.CreatedAt, now),
+		IP:              old.IP,
+		UserAgent:       old.UserAgent,
+		ImpersonationID: impersonationID,
+	}
+	if err := m.store.CreateSession(ctx, s); err != nil {
+		return "", nil, fmt.Errorf("rotate session: %w", err)
+	}
+	if err := m.store.DeleteSession(ctx, old.ID); err != nil {
+		// The new session must not outlive a failed rotation.
+		_ = m.store.DeleteSession(context.WithoutCancel(ctx), s.ID)
+		return "", nil, fmt.Errorf("rotate session: %w", err)
+	}
+	m.cfg.OnRotate(old.ID)
+	return token, s, nil
+}
+
+// ClearImpersonation takes a session out of its impersonation without
+// rotating it (the impersonation was revoked or expired, and the request
+// that noticed is not the session's own).
+func (m *Manager) ClearImpersonation(ctx context.Context, id string) error {
+	err := m.store.SetSessionImpersonation(ctx, id, "")
+	if err != nil && standin.ErrorCode(err) != standin.ENotFound {
+		return fmt.Errorf("clear session impersonation: %w", err)
+	}
 	return nil
 }
 

@@ -37,15 +37,20 @@ const (
 	KindImpersonation  = "impersonation"
 	KindActivity       = "activity"
 
-	ActList   = "list"
-	ActRead   = "read"
-	ActCreate = "create"
-	ActCancel = "cancel"
-	ActUpdate = "update"
-	ActChange = "change"
-	ActCheck  = "check"
-	ActStart  = "start"
-	ActRevoke = "revoke"
+	ActList    = "list"
+	ActRead    = "read"
+	ActCreate  = "create"
+	ActCancel  = "cancel"
+	ActUpdate  = "update"
+	ActChange  = "change"
+	ActCheck   = "check"
+	ActStart   = "start"
+	ActRevoke  = "revoke"
+	ActSuspend = "suspend"
+	// ActDestructive on KindImpersonation lets an actor do destructive
+	// things (cancel a booking) while impersonating. No role has it by
+	// default.
+	ActDestructive = "destructive"
 )
 
 // Policy grants Role the Action on objects of kind Object in Domain: a

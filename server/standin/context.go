@@ -6,9 +6,10 @@ import "context"
 // Subject is the effective identity whose permissions apply. They are the
 // same user unless the actor is impersonating the subject.
 type Principal struct {
-	Actor   *User
-	Subject *User
-	Session *Session
+	Actor         *User
+	Subject       *User
+	Session       *Session
+	Impersonation *Impersonation // nil unless impersonating
 }
 
 // Impersonating reports whether the actor acts as someone else.

@@ -65,3 +65,13 @@ type EventFilter struct {
 	Until           time.Time
 	Projects        []string
 }
+
+// Verification is the result of walking the audit log's hash chain.
+// BrokenAt is the seq of the first event that does not verify, with
+// Problem saying why; zero when OK.
+type Verification struct {
+	OK       bool
+	Checked  int64
+	BrokenAt int64
+	Problem  string
+}

@@ -50,9 +50,10 @@ type BookingStatus string
 // Booking statuses. A pending booking is being written and is not yet
 // visible as taken; it never survives a restart.
 const (
-	BookingPending   BookingStatus = "pending"
-	BookingConfirmed BookingStatus = "confirmed"
-	BookingCancelled BookingStatus = "cancelled"
+	BookingPending    BookingStatus = "pending"
+	BookingConfirmed  BookingStatus = "confirmed"
+	BookingCancelling BookingStatus = "cancelling"
+	BookingCancelled  BookingStatus = "cancelled"
 )
 
 // BookingSlot is the granularity of bookings: they start and end on

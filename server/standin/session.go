@@ -17,6 +17,9 @@ type Session struct {
 	ExpiresAt  time.Time
 	IP         string
 	UserAgent  string
+	// ImpersonationID is set while the session's user impersonates
+	// someone; the session's own user stays the actor.
+	ImpersonationID string
 }
 
 // ExpiredAt reports whether the session no longer authenticates at t.

@@ -417,6 +417,8 @@ function startLive() {
       }
     },
     onSessionEnded: () => sessionEnded(),
+    // Impersonation started or ended in this or another tab: show it.
+    onSessionChanged: () => refreshSession(),
     onError: (message) => console.warn('live: server refused a request', message),
   });
   live.subscribe('session', onSessionEvent);

@@ -23,6 +23,8 @@ export const LiveState = Object.freeze({
 
 /** Close code the server uses when the session behind the socket ended. */
 export const CLOSE_SESSION_ENDED = 4001;
+/** Close code: the session was replaced (impersonation started or ended); reconnect now. */
+export const CLOSE_SESSION_CHANGED = 4002;
 
 const BACKOFF_FIRST_MS = 500;
 const BACKOFF_CAP_MS = 10000;
@@ -84,6 +86,7 @@ export class LiveConnection {
   #url;
   #onState;
   #onSessionEnded;
+  #onSessionChanged;
   #onError;
   #WebSocketImpl;
 
@@ -112,7 +115,8 @@ export class LiveConnection {
    *   called with {"type":"error",...} messages from the server
    * @param {typeof WebSocket} [options.WebSocket] constructor to use (tests)
    */
-  constructor({ url, onState, onSessionEnded, onError, WebSocket: impl } = {}) {
+  constructor({ url, onState, onSessionEnded, onSessionChanged, onError, WebSocket: impl } = {}) {
+    this.#onSessionChanged = onSessionChanged;
     this.#url = url || liveURL();
     this.#onState = onState;
     this.#onSessionEnded = onSessionEnded;
@@ -340,6 +344,15 @@ export class LiveConnection {
     if (e && e.code === CLOSE_SESSION_ENDED) {
       this.stop();
       if (this.#onSessionEnded) this.#onSessionEnded(e.reason || 'session ended');
+      return;
+    }
+    if (e && e.code === CLOSE_SESSION_CHANGED) {
+      // The cookie already holds the new session: reconnect at once.
+      this.#failures = 0;
+      this.#openedAt = 0;
+      if (this.#onSessionChanged) this.#onSessionChanged();
+      this.#clearTimer();
+      this.#connect();
       return;
     }
     // 1001 (server going away), 4008 (slow consumer), 1013 (try again

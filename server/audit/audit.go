@@ -1,0 +1,633 @@
+// Package audit keeps the audit log: an append-only, totally ordered,
+// tamper-evident record of what happened, in the collection "events".
+//
+// Each event is one document whose _id is its seq: 1, 2, 3, … with no gap
+// and no duplicate. Each event's hash covers its content and the previous
+// event's hash (see ComputeHash), so altering, removing or reordering a
+// stored event breaks the chain, which Verify reports.
+//
+// Appends go through a single appender goroutine per Log that commits
+// everything waiting in one ordered insert (group commit). Several servers
+// may share one database: each appends after the head it last read, and
+// the unique _id turns a race between them into a duplicate key error on
+// which the loser re-reads the head and tries again. No transaction is
+// needed, so the same code is correct on MongoDB and on FerretDB.
+//
+// Errors are *standin.Error values where a caller can act on them:
+// EInvalid for bad input, ENotFound, and EUnavailable when the database
+// cannot be reached (the cause is kept for logs). Other faults are
+// returned uncoded, which the HTTP layer treats as internal errors.
+package audit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"standin/server/standin"
+)
+
+// Collection is the name of the collection that holds the events.
+const Collection = "events"
+
+const (
+	defaultMaxBatch = 500
+	defaultTimeout  = 5 * time.Second
+	// defaultChunk is how many seqs one query of an ascending walk covers.
+	// On FerretDB every such query scans the collection, so fewer, larger
+	// chunks are cheaper; the client never holds a chunk in memory.
+	defaultChunk = 5000
+)
+
+// Config tunes Open. Its zero value is usable.
+type Config struct {
+	// OnCommit, if set, is called by the appender after each commit with
+	// the events just stored, in seq order, never concurrently with
+	// itself and never for an event that was not stored. It receives
+	// copies it may keep. It runs on the appender goroutine, so it must
+	// not block (every Append waits for it) and must not call Append.
+	// The events are only those this Log appended: seqs are increasing
+	// but skip events other servers appended in between.
+	OnCommit func([]*standin.Event)
+
+	// Logger receives faults the caller cannot see in a return value,
+	// such as events found stored after their Append was reported
+	// failed. Default: slog.Default().
+	Logger *slog.Logger
+
+	// MaxBatch is how many events one insert carries at most (default
+	// 500). The events of one Append call are never split across
+	// inserts, so a call with more events than this is committed alone.
+	MaxBatch int
+
+	// Timeout bounds one commit: its inserts and any retries after a
+	// conflict with another server (default 5s). Checking what a failed
+	// insert stored has its own budget of the same length, so an Append
+	// whose events were taken for a commit returns within about twice
+	// this, whether the database answers or not.
+	Timeout time.Duration
+}
+
+// Log is the audit log. It is safe for use by many goroutines. Open it
+// with Open and stop it with Close.
+type Log struct {
+	coll     *mongo.Collection
+	onCommit func([]*standin.Event)
+	logger   *slog.Logger
+	maxBatch int
+	timeout  time.Duration
+	chunk    int64
+
+	mu      sync.Mutex
+	cond    *sync.Cond // signalled when pending grows or closed is set
+	pending []*request
+	closed  bool
+
+	ctx    context.Context // cancelled when Close gives up waiting
+	cancel context.CancelFunc
+	done   chan struct{} // closed when the appender has stopped
+
+	// committed is the highest seq known to be stored, for readers.
+	committed atomic.Int64
+
+	// Appender state: touched only by the appender goroutine (and Open
+	// before it starts).
+	head      int64
+	headHash  string
+	headKnown bool
+	// doubt holds events of an insert whose outcome could not be
+	// learned; they are checked before anything else is appended.
+	doubt []*standin.Event
+
+	// insertMany and readHashes are the two writes and reads the
+	// appender's correctness rests on; tests replace them to simulate
+	// faults.
+	insertMany func(ctx context.Context, docs []any) error
+	readHashes func(ctx context.Context, from, to int64) (map[int64]string, error)
+}
+
+// request is one Append call waiting for the appender.
+type request struct {
+	evs   []*standin.Event
+	done  chan error // buffered: the appender never blocks on it
+	taken bool       // guarded by Log.mu: the appender owns it now
+	left  int        // appender only: events not yet stored
+}
+
+// item is one event of a commit with the call it belongs to.
+type item struct {
+	r *request
+	e *standin.Event
+}
+
+// Open prepares the events collection in db (creating its indexes one at a
+// time), reads the head of the chain and starts the appender. It returns
+// EUnavailable when the database cannot be reached.
+func Open(ctx context.Context, db *mongo.Database, cfg Config) (*Log, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.MaxBatch <= 0 {
+		cfg.MaxBatch = defaultMaxBatch
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = defaultTimeout
+	}
+	l := &Log{
+		coll:     db.Collection(Collection),
+		onCommit: cfg.OnCommit,
+		logger:   cfg.Logger,
+		maxBatch: cfg.MaxBatch,
+		timeout:  cfg.Timeout,
+		chunk:    defaultChunk,
+		done:     make(chan struct{}),
+	}
+	l.cond = sync.NewCond(&l.mu)
+	l.insertMany = l.insertDocs
+	l.readHashes = l.hashesIn
+	if err := l.ensureIndexes(ctx); err != nil {
+		return nil, err
+	}
+	if err := l.readHead(ctx); err != nil {
+		return nil, err
+	}
+	l.ctx, l.cancel = context.WithCancel(context.Background())
+	go l.run()
+	return l, nil
+}
+
+// ensureIndexes creates the indexes queries use on MongoDB. Each pairs a
+// filter field with _id so an equality filter plus the newest-first order
+// reads the index in order, without sorting in memory. FerretDB scans for
+// these queries whatever the indexes; they are correct there all the same.
+func (l *Log) ensureIndexes(ctx context.Context) error {
+	for _, field := range []string{"type", "actor.id", "subject.id", "impersonation_id", "projects", "object"} {
+		// One index per command: FerretDB drops the connection when one
+		// createIndexes command names three or more existing indexes.
+		m := mongo.IndexModel{Keys: bson.D{{Key: field, Value: 1}, {Key: "_id", Value: 1}}}
+		if _, err := l.coll.Indexes().CreateOne(ctx, m); err != nil {
+			return translate(err, "create audit index on "+field)
+		}
+	}
+	return nil
+}
+
+// readHead learns the last stored event from the database.
+func (l *Log) readHead(ctx context.Context) error {
+	var d struct {
+		Seq  int64  `bson:"_id"`
+		Hash string `bson:"hash"`
+	}
+	err := l.coll.FindOne(ctx, bson.D{}, options.FindOne().
+		SetSort(bson.D{{Key: "_id", Value: -1}}).
+		SetProjection(bson.D{{Key: "_id", Value: 1}, {Key: "hash", Value: 1}})).Decode(&d)
+	if err != nil && !errors.Is(err, mongo.ErrNoDocuments) {
+		return translate(err, "read audit log head")
+	}
+	l.head, l.headHash, l.headKnown = d.Seq, d.Hash, true
+	l.noteCommitted(d.Seq)
+	return nil
+}
+
+func (l *Log) noteCommitted(seq int64) {
+	for {
+		cur := l.committed.Load()
+		if seq <= cur || l.committed.CompareAndSwap(cur, seq) {
+			return
+		}
+	}
+}
+
+// Close stops taking events, commits those already waiting and stops the
+// appender. If ctx ends first, writes in flight are abandoned and every
+// waiting Append fails with EUnavailable; Close still waits for that,
+// which takes at most about Config.Timeout, and returns ctx's error.
+// Append after Close returns EUnavailable.
+func (l *Log) Close(ctx context.Context) error {
+	l.mu.Lock()
+	l.closed = true
+	l.cond.Broadcast()
+	l.mu.Unlock()
+	select {
+	case <-l.done:
+		return nil
+	case <-ctx.Done():
+		l.cancel()
+		<-l.done
+		return fmt.Errorf("close audit log: %w", ctx.Err())
+	}
+}
+
+// Append stores evs, in order, at the end of the log, and returns once the
+// database has acknowledged them under the write concern db was opened
+// with (on a MongoDB replica set, use "majority" so an acknowledged event
+// survives a failover). It fills in each event's ID (a new ObjectID in hex, if
+// empty), Time (now, if zero; always converted to UTC and truncated to the
+// millisecond as stored), Seq, PrevHash and Hash. Strings that are not
+// valid UTF-8 are repaired first, so what is hashed is what is stored.
+//
+// The events of one call get increasing seqs; they are consecutive unless
+// another server sharing the database appends at the same moment. An
+// event must not be passed to Append again or touched while Append runs.
+//
+// Errors: EInvalid for a nil event or one without a Type. EUnavailable
+// (the cause kept) when the events could not be stored: then none of
+// them is stored, except in two cases the log reports at error level: the
+// database failed in the middle of a call with several events and then
+// could not be written again before the timeout (its first events are
+// stored), or it failed during the insert and could not be asked what it
+// stored (the events may be stored; the next append checks, and publishes
+// those it finds through OnCommit). If ctx ends while the events are still
+// queued they are withdrawn and ctx's error returned (EUnavailable for a
+// deadline); once a commit has taken them, Append waits for its outcome,
+// which the appender's own timeouts bound.
+func (l *Log) Append(ctx context.Context, evs ...*standin.Event) error {
+	if len(evs) == 0 {
+		return nil
+	}
+	for i, e := range evs {
+		if e == nil {
+			return standin.Errorf(standin.EInvalid, "Audit event %d is missing.", i+1)
+		}
+		if e.Type == "" {
+			return standin.Errorf(standin.EInvalid, "An audit event needs a type.")
+		}
+		if slices.Contains(evs[:i], e) {
+			return standin.Errorf(standin.EInvalid, "The same audit event was given twice.")
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return ctxError(err)
+	}
+	now := time.Now()
+	for _, e := range evs {
+		prepare(e, now)
+	}
+	r := &request{evs: evs, done: make(chan error, 1), left: len(evs)}
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return unavailable(errors.New("append audit events: the audit log is closed"))
+	}
+	l.pending = append(l.pending, r)
+	l.cond.Signal()
+	l.mu.Unlock()
+
+	select {
+	case err := <-r.done:
+		return err
+	case <-ctx.Done():
+	}
+	l.mu.Lock()
+	if !r.taken {
+		if i := slices.Index(l.pending, r); i >= 0 {
+			l.pending = slices.Delete(l.pending, i, i+1)
+		}
+		l.mu.Unlock()
+		return ctxError(ctx.Err())
+	}
+	l.mu.Unlock()
+	return <-r.done
+}
+
+func ctxError(err error) error {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return unavailable(fmt.Errorf("append audit events: %w", err))
+	}
+	return fmt.Errorf("append audit events: %w", err)
+}
+
+// prepare fills in what the caller may leave out and normalizes what the
+// database would otherwise change.
+func prepare(e *standin.Event, now time.Time) {
+	if e.ID == "" {
+		e.ID = bson.NewObjectID().Hex()
+	}
+	if e.Time.IsZero() {
+		e.Time = now
+	}
+	e.Time = storedTime(e.Time)
+	e.Seq, e.PrevHash, e.Hash = 0, "", ""
+	for _, s := range []*string{&e.ID, &e.Type, &e.Actor.ID, &e.Actor.Name, &e.Subject.ID, &e.Subject.Name,
+		&e.ImpersonationID, &e.Action, &e.Object, &e.Project, &e.Outcome, &e.Reason, &e.IP, &e.UserAgent} {
+		*s = strings.ToValidUTF8(*s, "\uFFFD")
+	}
+	cloned := false
+	for i, p := range e.Projects {
+		if v := strings.ToValidUTF8(p, "\uFFFD"); v != p {
+			if !cloned {
+				e.Projects, cloned = slices.Clone(e.Projects), true // never write into the caller's array
+			}
+			e.Projects[i] = v
+		}
+	}
+}
+
+// run is the appender: it commits batches until the log is closed and
+// nothing is waiting.
+func (l *Log) run() {
+	defer close(l.done)
+	for {
+		batch := l.take()
+		if batch == nil {
+			return
+		}
+		l.commit(batch)
+	}
+}
+
+// take waits for requests and takes as many whole ones as fit in one
+// batch (at least one). It returns nil once closed with nothing waiting.
+func (l *Log) take() []*request {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for len(l.pending) == 0 && !l.closed {
+		l.cond.Wait()
+	}
+	n, i := 0, 0
+	for ; i < len(l.pending); i++ {
+		k := len(l.pending[i].evs)
+		if i > 0 && n+k > l.maxBatch {
+			break
+		}
+		n += k
+		l.pending[i].taken = true
+	}
+	if i == 0 {
+		return nil
+	}
+	batch := slices.Clone(l.pending[:i])
+	l.pending = slices.Delete(l.pending, 0, i)
+	return batch
+}
+
+// commit stores the events of reqs after the head and answers each
+// request.
+//
+// An insert that fails may have stored a prefix of its documents (inserts
+// are ordered, and a seq is only ever inserted after its predecessor).
+// commit asks the database which of the seqs it wrote now hold its hashes:
+// calls whose events are all among them succeed; the rest are retried
+// after re-reading the head while the timeout allows, at once after a
+// duplicate key (another server took those seqs) and with a short pause
+// after a network fault. If the database cannot even be asked, the whole
+// insert is in doubt: its calls fail and the events are remembered so the
+// next commit can check them first.
+func (l *Log) commit(reqs []*request) {
+	var todo []item
+	for _, r := range reqs {
+		for _, e := range r.evs {
+			todo = append(todo, item{r: r, e: e})
+		}
+	}
+	ctx, cancel := context.WithTimeout(l.ctx, l.timeout)
+	defer cancel()
+
+	var failure error
+	for attempt := 1; len(todo) > 0; attempt++ {
+		if err := l.sync(ctx); err != nil {
+			failure = l.failure(err, "prepare audit append")
+			break
+		}
+		l.chain(todo)
+		err := l.insertMany(ctx, docsOf(todo))
+		stored, conflict := len(todo), false
+		if err != nil {
+			var rerr error
+			stored, conflict, rerr = l.storedPrefix(todo)
+			if rerr != nil {
+				l.doubt = make([]*standin.Event, 0, len(todo))
+				for _, it := range todo {
+					l.doubt = append(l.doubt, clone(it.e))
+				}
+				l.headKnown = false
+				failure = unavailable(fmt.Errorf("append audit events: %w (and could not check what was stored: %v)", err, rerr))
+				l.logger.Error("audit append in doubt: the events may be stored; the next append checks",
+					"first_seq", todo[0].e.Seq, "last_seq", todo[len(todo)-1].e.Seq, "err", err, "check_err", rerr)
+				break
+			}
+			conflict = conflict || mongo.IsDuplicateKeyError(err)
+		}
+		if stored > 0 {
+			l.advance(todo[:stored])
+		}
+		todo = todo[stored:]
+		if err == nil || len(todo) == 0 {
+			break
+		}
+		l.headKnown = false
+		if conflict {
+			l.logger.Debug("audit append conflict: another writer took the next seq; re-reading the head",
+				"seq", todo[0].e.Seq, "attempt", attempt)
+		}
+		if !conflict && !unreachable(err) {
+			failure = l.failure(err, "append audit events")
+			break
+		}
+		if !conflict {
+			pause := min(time.Duration(attempt)*50*time.Millisecond, 500*time.Millisecond)
+			select {
+			case <-time.After(pause):
+			case <-ctx.Done():
+			}
+		}
+		if ctx.Err() != nil {
+			failure = l.failure(fmt.Errorf("%w (after %d attempts, the last: %w)", ctx.Err(), attempt, err), "append audit events")
+			break
+		}
+	}
+	if len(todo) == 0 {
+		return
+	}
+	l.fail(todo, failure)
+	if standin.ErrorCode(failure) == standin.EUnavailable {
+		// Everything queued meanwhile was waiting on a database that is
+		// failing; answering it now keeps every Append's wait bounded by
+		// one commit rather than by the length of the queue.
+		l.mu.Lock()
+		rest := l.pending
+		l.pending = nil
+		for _, r := range rest {
+			r.taken = true
+		}
+		l.mu.Unlock()
+		for _, r := range rest {
+			r.done <- failure
+		}
+	}
+}
+
+// failure names why a commit gave up: EUnavailable for a database that
+// did not answer or a log being closed, else the translated error.
+func (l *Log) failure(err error, what string) error {
+	if l.ctx.Err() != nil {
+		return unavailable(fmt.Errorf("%s: the audit log was closed: %w", what, err))
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return unavailable(fmt.Errorf("%s: %w", what, err))
+	}
+	return translate(err, what)
+}
+
+// fail answers the calls of todo, none of whose events after the stored
+// ones are stored, with err.
+func (l *Log) fail(todo []item, err error) {
+	seen := make(map[*request]bool)
+	for _, it := range todo {
+		it.e.Seq, it.e.PrevHash, it.e.Hash = 0, "", ""
+		if seen[it.r] {
+			continue
+		}
+		seen[it.r] = true
+		if it.r.left < len(it.r.evs) {
+			l.logger.Error("audit append partly stored: its first events are in the log, the rest failed",
+				"stored", len(it.r.evs)-it.r.left, "events", len(it.r.evs), "err", err)
+		}
+	}
+	for r := range seen {
+		r.done <- err
+	}
+}
+
+// chain assigns seqs and hashes after the head.
+func (l *Log) chain(todo []item) {
+	seq, prev := l.head, l.headHash
+	for _, it := range todo {
+		seq++
+		it.e.Seq, it.e.PrevHash = seq, prev
+		it.e.Hash = ComputeHash(it.e)
+		prev = it.e.Hash
+	}
+}
+
+func docsOf(todo []item) []any {
+	docs := make([]any, len(todo))
+	for i, it := range todo {
+		docs[i] = toDoc(it.e)
+	}
+	return docs
+}
+
+// advance records that items, the next events of the chain, are stored:
+// it moves the head, publishes them and answers calls now complete.
+func (l *Log) advance(items []item) {
+	last := items[len(items)-1].e
+	l.head, l.headHash, l.headKnown = last.Seq, last.Hash, true
+	l.noteCommitted(last.Seq)
+	evs := make([]*standin.Event, len(items))
+	for i, it := range items {
+		evs[i] = it.e
+	}
+	l.publish(evs)
+	for _, it := range items {
+		it.r.left--
+		if it.r.left == 0 {
+			it.r.done <- nil
+		}
+	}
+}
+
+// publish hands copies of stored events to OnCommit.
+func (l *Log) publish(evs []*standin.Event) {
+	if l.onCommit == nil || len(evs) == 0 {
+		return
+	}
+	cp := make([]*standin.Event, len(evs))
+	for i, e := range evs {
+		cp[i] = clone(e)
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			l.logger.Error("audit OnCommit panicked", "panic", p, "first_seq", cp[0].Seq)
+		}
+	}()
+	l.onCommit(cp)
+}
+
+// sync makes the head current before a commit: it settles events left in
+// doubt by a failed insert and re-reads the head when another server may
+// have moved it.
+func (l *Log) sync(ctx context.Context) error {
+	if len(l.doubt) > 0 {
+		first, last := l.doubt[0].Seq, l.doubt[len(l.doubt)-1].Seq
+		got, err := l.readHashes(ctx, first, last)
+		if err != nil {
+			return err
+		}
+		var stored []*standin.Event
+		for _, e := range l.doubt {
+			if got[e.Seq] != e.Hash {
+				break
+			}
+			stored = append(stored, e)
+		}
+		l.doubt = nil
+		if len(stored) > 0 {
+			l.logger.Error("audit events were stored although their append was reported failed",
+				"first_seq", stored[0].Seq, "last_seq", stored[len(stored)-1].Seq)
+			l.noteCommitted(stored[len(stored)-1].Seq)
+			l.publish(stored)
+		}
+	}
+	if l.headKnown {
+		return nil
+	}
+	return l.readHead(ctx)
+}
+
+// storedPrefix asks the database, after a failed insert, how many of
+// todo's events it holds (they form a prefix) and whether another writer's
+// event occupies the next seq. It has its own time budget: the insert may
+// have used up the commit's.
+func (l *Log) storedPrefix(todo []item) (n int, conflict bool, err error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(l.ctx), l.timeout)
+	defer cancel()
+	got, err := l.readHashes(ctx, todo[0].e.Seq, todo[len(todo)-1].e.Seq)
+	if err != nil {
+		return 0, false, err
+	}
+	for n < len(todo) && got[todo[n].e.Seq] == todo[n].e.Hash {
+		n++
+	}
+	if n < len(todo) {
+		_, conflict = got[todo[n].e.Seq]
+	}
+	return n, conflict, nil
+}
+
+func (l *Log) insertDocs(ctx context.Context, docs []any) error {
+	_, err := l.coll.InsertMany(ctx, docs, options.InsertMany().SetOrdered(true))
+	return err
+}
+
+// hashesIn returns the hash stored for each seq in [from, to].
+func (l *Log) hashesIn(ctx context.Context, from, to int64) (map[int64]string, error) {
+	cur, err := l.coll.Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$gte", Value: from}, {Key: "$lte", Value: to}}}},
+		options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}, {Key: "hash", Value: 1}}))
+	if err != nil {
+		return nil, err
+	}
+	defer cur.Close(context.WithoutCancel(ctx))
+	got := make(map[int64]string, to-from+1)
+	for cur.Next(ctx) {
+		var d struct {
+			Seq  int64  `bson:"_id"`
+			Hash string `bson:"hash"`
+		}
+		if err := cur.Decode(&d); err != nil {
+			return nil, err
+		}
+		got[d.Seq] = d.Hash
+	}
+	return got, cur.Err()
+}

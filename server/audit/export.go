@@ -1,0 +1,173 @@
+package audit
+
+import (
+	"bufio"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"standin/server/standin"
+)
+
+// UserJSON is a person in an event's JSON form.
+type UserJSON struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+}
+
+// JSON is an event as the API and the JSON Lines export show it (PRODUCT.md
+// section 8), plus the fields that make the hash chain checkable from
+// outside: projects, prev_hash and hash. Time is formatted with TimeLayout,
+// exactly as it is hashed. Every field is always present.
+type JSON struct {
+	ID              string   `json:"id"`
+	Seq             int64    `json:"seq"`
+	Time            string   `json:"time"`
+	Type            string   `json:"type"`
+	Actor           UserJSON `json:"actor"`
+	Subject         UserJSON `json:"subject"`
+	ImpersonationID string   `json:"impersonation_id"`
+	Action          string   `json:"action"`
+	Object          string   `json:"object"`
+	Project         string   `json:"project"`
+	Outcome         string   `json:"outcome"`
+	Reason          string   `json:"reason"`
+	IP              string   `json:"ip"`
+	UserAgent       string   `json:"user_agent"`
+	Projects        []string `json:"projects"`
+	PrevHash        string   `json:"prev_hash"`
+	Hash            string   `json:"hash"`
+}
+
+// EventJSON converts an event to its JSON form.
+func EventJSON(e *standin.Event) JSON {
+	projects := e.Projects
+	if projects == nil {
+		projects = []string{}
+	}
+	return JSON{
+		ID: e.ID, Seq: e.Seq, Time: formatTime(e.Time), Type: e.Type,
+		Actor:           UserJSON{ID: e.Actor.ID, Name: e.Actor.Name},
+		Subject:         UserJSON{ID: e.Subject.ID, Name: e.Subject.Name},
+		ImpersonationID: e.ImpersonationID, Action: e.Action, Object: e.Object, Project: e.Project,
+		Outcome: e.Outcome, Reason: e.Reason, IP: e.IP, UserAgent: e.UserAgent,
+		Projects: projects, PrevHash: e.PrevHash, Hash: e.Hash,
+	}
+}
+
+// Event converts the JSON form back, for tools that check an export with
+// ComputeHash. It returns EInvalid for a time that is not RFC 3339.
+func (j JSON) Event() (*standin.Event, error) {
+	t, err := time.Parse(time.RFC3339Nano, j.Time)
+	if err != nil {
+		return nil, standin.Errorf(standin.EInvalid, "Event %d has a malformed time %q.", j.Seq, j.Time)
+	}
+	return &standin.Event{
+		ID: j.ID, Seq: j.Seq, Time: t.UTC(), Type: j.Type,
+		Actor:           standin.EventUser{ID: j.Actor.ID, Name: j.Actor.Name},
+		Subject:         standin.EventUser{ID: j.Subject.ID, Name: j.Subject.Name},
+		ImpersonationID: j.ImpersonationID, Action: j.Action, Object: j.Object, Project: j.Project,
+		Outcome: j.Outcome, Reason: j.Reason, IP: j.IP, UserAgent: j.UserAgent,
+		Projects: j.Projects, PrevHash: j.PrevHash, Hash: j.Hash,
+	}, nil
+}
+
+// Export formats.
+const (
+	FormatCSV   = "csv"
+	FormatJSONL = "jsonl"
+)
+
+// CSVHeader returns the header row of the CSV export. Columns follow the
+// JSON field names, with actor and subject flattened to actor_id,
+// actor_name, subject_id and subject_name, and projects joined by ";".
+func CSVHeader() []string {
+	return []string{"id", "seq", "time", "type", "actor_id", "actor_name", "subject_id", "subject_name",
+		"impersonation_id", "action", "object", "project", "outcome", "reason", "ip", "user_agent",
+		"projects", "prev_hash", "hash"}
+}
+
+// Export writes the events matching f (as Query filters them; AfterSeq is
+// where the export starts) to w in ascending seq order, in format
+// FormatCSV (a header row, then one row per event) or FormatJSONL (one
+// JSON object per line, the shape of JSON). It reads the log in chunks and
+// writes as it goes, so the whole log is never in memory.
+//
+// The CSV export is for people and spreadsheets: a cell that begins with
+// "=", "+", "-", "@", a tab or a carriage return is prefixed with "'" so a
+// spreadsheet does not run it as a formula. The JSON Lines export is exact
+// and is the one to check hashes against.
+//
+// Errors: EInvalid for another format or a negative AfterSeq (nothing is
+// written then); EUnavailable when the database cannot be reached; the
+// error of w when writing fails. After an error, w may hold part of the
+// export, so a caller streaming it over HTTP should break the response off
+// rather than end it cleanly.
+func (l *Log) Export(ctx context.Context, f standin.EventFilter, format string, w io.Writer) error {
+	if format != FormatCSV && format != FormatJSONL {
+		return standin.Errorf(standin.EInvalid, "Export format %q is not one of csv or jsonl.", format)
+	}
+	match, none, err := matchFilter(f)
+	if err != nil {
+		return err
+	}
+	// Both writers buffer, so the walk never waits on w for each event.
+	var cw *csv.Writer
+	var bw *bufio.Writer
+	var enc *json.Encoder
+	if format == FormatCSV {
+		cw = csv.NewWriter(w)
+		if err := cw.Write(CSVHeader()); err != nil {
+			return fmt.Errorf("export audit log: %w", err)
+		}
+	} else {
+		bw = bufio.NewWriterSize(w, 64<<10)
+		enc = json.NewEncoder(bw)
+		enc.SetEscapeHTML(false)
+	}
+	if !none {
+		err = l.walk(ctx, f.AfterSeq, match, func(d *eventDoc) error {
+			var err error
+			if cw != nil {
+				err = cw.Write(csvRow(d.event()))
+			} else {
+				err = enc.Encode(EventJSON(d.event()))
+			}
+			if err != nil {
+				return fmt.Errorf("export audit log: %w", err)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	if cw != nil {
+		cw.Flush()
+		err = cw.Error()
+	} else {
+		err = bw.Flush()
+	}
+	if err != nil {
+		return fmt.Errorf("export audit log: %w", err)
+	}
+	return nil
+}
+
+func csvRow(e *standin.Event) []string {
+	row := []string{e.ID, strconv.FormatInt(e.Seq, 10), formatTime(e.Time), e.Type,
+		e.Actor.ID, e.Actor.Name, e.Subject.ID, e.Subject.Name, e.ImpersonationID,
+		e.Action, e.Object, e.Project, e.Outcome, e.Reason, e.IP, e.UserAgent,
+		strings.Join(e.Projects, ";"), e.PrevHash, e.Hash}
+	for i, c := range row {
+		if c != "" && strings.ContainsRune("=+-@\t\r", rune(c[0])) {
+			row[i] = "'" + c
+		}
+	}
+	return row
+}

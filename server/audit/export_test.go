@@ -1,0 +1,27 @@
+package audit
+
+import "context"
+
+// Seams for tests of the audit_test package.
+
+// SetChunk sets how many seqs one query of an ascending walk covers, so
+// tests cross chunk boundaries with little data.
+func SetChunk(l *Log, n int64) { l.chunk = n }
+
+// InsertFunc writes documents to the events collection.
+type InsertFunc func(ctx context.Context, docs []any) error
+
+// SetInsert replaces the appender's insert with wrap(real). Call it while
+// no Append is running.
+func SetInsert(l *Log, wrap func(real InsertFunc) InsertFunc) {
+	l.insertMany = wrap(l.insertDocs)
+}
+
+// ReadHashesFunc reads the stored hash of each seq in [from, to].
+type ReadHashesFunc func(ctx context.Context, from, to int64) (map[int64]string, error)
+
+// SetReadHashes replaces the appender's check of what an insert stored
+// with wrap(real). Call it while no Append is running.
+func SetReadHashes(l *Log, wrap func(real ReadHashesFunc) ReadHashesFunc) {
+	l.readHashes = wrap(l.hashesIn)
+}

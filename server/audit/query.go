@@ -1,0 +1,229 @@
+package audit
+
+import (
+	"context"
+	"errors"
+	"math"
+	"strconv"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"standin/server/standin"
+)
+
+// Page sizes of Query.
+const (
+	DefaultLimit = 50
+	MaxLimit     = 500
+)
+
+// Query returns one page of the events matching f and the cursor of the
+// next page ("" on the last).
+//
+// Without f.AfterSeq the page is newest first and the cursor is the seq
+// (in decimal) of its last event: the next page holds older events. With
+// f.AfterSeq > 0 the page is oldest first, starting at AfterSeq+1, for a
+// client catching up; its cursor is again the seq of the last event and
+// the next page continues above it.
+//
+// p.Limit outside 1..MaxLimit becomes DefaultLimit (0 or less) or MaxLimit.
+// Filters: Type, ActorID, SubjectID and ImpersonationID match exactly;
+// Project matches events whose project is it or whose projects include
+// it; Projects, when not nil, keeps events whose projects include any of
+// them (an empty slice matches nothing); Since is inclusive and Until
+// exclusive.
+//
+// Errors: EInvalid for a cursor this server did not give out or a
+// negative AfterSeq; EUnavailable when the database cannot be reached.
+func (l *Log) Query(ctx context.Context, f standin.EventFilter, p standin.Page) ([]*standin.Event, string, error) {
+	match, none, err := matchFilter(f)
+	if err != nil {
+		return nil, "", err
+	}
+	limit := p.Limit
+	switch {
+	case limit <= 0:
+		limit = DefaultLimit
+	case limit > MaxLimit:
+		limit = MaxLimit
+	}
+	var cursor int64
+	if p.Cursor != "" {
+		cursor, err = strconv.ParseInt(p.Cursor, 10, 64)
+		if err != nil || cursor <= 0 {
+			return nil, "", standin.Errorf(standin.EInvalid, "The cursor %q is not one this server gave out.", p.Cursor)
+		}
+	}
+	if none {
+		return []*standin.Event{}, "", nil
+	}
+	order := -1
+	if f.AfterSeq > 0 {
+		order = 1
+		match = append(match, bson.E{Key: "_id", Value: bson.D{{Key: "$gt", Value: max(f.AfterSeq, cursor)}}})
+	} else if cursor > 0 {
+		match = append(match, bson.E{Key: "_id", Value: bson.D{{Key: "$lt", Value: cursor}}})
+	}
+	cur, err := l.coll.Find(ctx, match, options.Find().
+		SetSort(bson.D{{Key: "_id", Value: order}}).
+		SetLimit(int64(limit+1)))
+	if err != nil {
+		return nil, "", translate(err, "query audit log")
+	}
+	var docs []eventDoc
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, "", translate(err, "query audit log")
+	}
+	next := ""
+	if len(docs) > limit {
+		docs = docs[:limit]
+		next = strconv.FormatInt(docs[limit-1].Seq, 10)
+	}
+	out := make([]*standin.Event, len(docs))
+	for i := range docs {
+		out[i] = docs[i].event()
+	}
+	return out, next, nil
+}
+
+// matchFilter turns f, but for AfterSeq, into a query. none reports a
+// filter that matches nothing whatever is stored.
+func matchFilter(f standin.EventFilter) (match bson.D, none bool, err error) {
+	if f.AfterSeq < 0 {
+		return nil, false, standin.Errorf(standin.EInvalid, "after_seq cannot be negative.")
+	}
+	if f.Projects != nil && len(f.Projects) == 0 {
+		return nil, true, nil
+	}
+	match = bson.D{}
+	for _, c := range []struct{ key, value string }{
+		{"type", f.Type},
+		{"actor.id", f.ActorID},
+		{"subject.id", f.SubjectID},
+		{"impersonation_id", f.ImpersonationID},
+	} {
+		if c.value != "" {
+			match = append(match, bson.E{Key: c.key, Value: c.value})
+		}
+	}
+	if f.Project != "" {
+		match = append(match, bson.E{Key: "$or", Value: bson.A{
+			bson.D{{Key: "project", Value: f.Project}},
+			bson.D{{Key: "projects", Value: f.Project}},
+		}})
+	}
+	if f.Projects != nil {
+		match = append(match, bson.E{Key: "projects", Value: bson.D{{Key: "$in", Value: f.Projects}}})
+	}
+	var span bson.D
+	if !f.Since.IsZero() {
+		span = append(span, bson.E{Key: "$gte", Value: f.Since})
+	}
+	if !f.Until.IsZero() {
+		span = append(span, bson.E{Key: "$lt", Value: f.Until})
+	}
+	if span != nil {
+		match = append(match, bson.E{Key: "time", Value: span})
+	}
+	return match, false, nil
+}
+
+// ByObject returns the latest event of type typ (any type if typ is empty)
+// whose object is object. Start-up repair uses it to learn what was last
+// recorded about something.
+//
+// Errors: EInvalid for an empty object; ENotFound when there is no such
+// event; EUnavailable when the database cannot be reached.
+func (l *Log) ByObject(ctx context.Context, typ, object string) (*standin.Event, error) {
+	if object == "" {
+		return nil, standin.Errorf(standin.EInvalid, "An object is required to find its events.")
+	}
+	filter := bson.D{{Key: "object", Value: object}}
+	if typ != "" {
+		filter = append(filter, bson.E{Key: "type", Value: typ})
+	}
+	var d eventDoc
+	err := l.coll.FindOne(ctx, filter, options.FindOne().SetSort(bson.D{{Key: "_id", Value: -1}})).Decode(&d)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return nil, standin.Errorf(standin.ENotFound, "No %s event about %q.", typ, object)
+	}
+	if err != nil {
+		return nil, translate(err, "find audit event by object")
+	}
+	return d.event(), nil
+}
+
+// EventsAfter calls fn with every event whose seq is above afterSeq, in
+// ascending order, reading them in chunks so that a long replay never
+// holds much in memory. It stops at the first error fn returns and
+// returns that error unchanged. Events stored while it runs may or may not
+// be included; a realtime subscriber should subscribe first, replay
+// second, and drop seqs it has already seen.
+//
+// Errors: EUnavailable when the database cannot be reached.
+func (l *Log) EventsAfter(ctx context.Context, afterSeq int64, fn func(*standin.Event) error) error {
+	return l.walk(ctx, max(afterSeq, 0), nil, func(d *eventDoc) error { return fn(d.event()) })
+}
+
+// walk calls fn for each stored event with seq above after that matches
+// match, in ascending seq order. It reads one range of seqs per query:
+// each range is found by _id on MongoDB, and on FerretDB, which scans for
+// any query, the database sorts only that range rather than all the rest
+// of the log. A range that ends at or past the known head is followed by a
+// check for anything beyond it, so events other servers append, and gaps
+// left by tampering, do not end the walk early.
+func (l *Log) walk(ctx context.Context, after int64, match bson.D, fn func(*eventDoc) error) error {
+	for from := after; ; {
+		to := from + l.chunk
+		if to < from { // overflow
+			to = math.MaxInt64
+		}
+		filter := append(bson.D{{Key: "_id", Value: bson.D{{Key: "$gt", Value: from}, {Key: "$lte", Value: to}}}}, match...)
+		cur, err := l.coll.Find(ctx, filter, options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}))
+		if err != nil {
+			return translate(err, "read audit log")
+		}
+		for cur.Next(ctx) {
+			var d eventDoc
+			if err := cur.Decode(&d); err != nil {
+				_ = cur.Close(context.WithoutCancel(ctx))
+				return translate(err, "read audit log")
+			}
+			if err := fn(&d); err != nil {
+				_ = cur.Close(context.WithoutCancel(ctx))
+				return err
+			}
+		}
+		err = cur.Err()
+		_ = cur.Close(context.WithoutCancel(ctx))
+		if err != nil {
+			return translate(err, "read audit log")
+		}
+		if to == math.MaxInt64 {
+			return nil
+		}
+		from = to
+		if to < l.committed.Load() {
+			continue
+		}
+		more, err := l.anyAfter(ctx, to)
+		if err != nil || !more {
+			return err
+		}
+	}
+}
+
+// anyAfter reports whether any event has a seq above seq.
+func (l *Log) anyAfter(ctx context.Context, seq int64) (bool, error) {
+	err := l.coll.FindOne(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$gt", Value: seq}}}},
+		options.FindOne().SetProjection(bson.D{{Key: "_id", Value: 1}})).Err()
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return false, nil
+	}
+	if err != nil {
+		return false, translate(err, "read audit log")
+	}
+	return true, nil
+}

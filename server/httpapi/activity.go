@@ -1,0 +1,226 @@
+package httpapi
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"standin/server/impersonation"
+	"standin/server/standin"
+)
+
+// meta is where a request came from, for the audit log.
+func (a *API) meta(c *fiber.Ctx) impersonation.Meta {
+	return impersonation.Meta{IP: c.IP(), UserAgent: truncate(c.Get(fiber.HeaderUserAgent), 256)}
+}
+
+// event builds an audit event for the principal: Subject is whose identity
+// was used, Actor who acted.
+func (a *API) event(c *fiber.Ctx, typ string, p *standin.Principal, action, object, project, outcome, reason string) *standin.Event {
+	ev := &standin.Event{
+		Type:      typ,
+		Actor:     standin.EventUser{ID: p.Actor.ID, Name: p.Actor.Name},
+		Subject:   standin.EventUser{ID: p.Subject.ID, Name: p.Subject.Name},
+		Action:    action,
+		Object:    object,
+		Project:   project,
+		Outcome:   outcome,
+		Reason:    reason,
+		IP:        c.IP(),
+		UserAgent: truncate(c.Get(fiber.HeaderUserAgent), 256),
+	}
+	if p.Impersonation != nil {
+		ev.ImpersonationID = p.Impersonation.ID
+	}
+	seen := map[string]bool{}
+	if project != "" {
+		ev.Projects, seen[project] = append(ev.Projects, project), true
+	}
+	for _, m := range p.Subject.Memberships {
+		if !seen[m.ProjectID] {
+			ev.Projects, seen[m.ProjectID] = append(ev.Projects, m.ProjectID), true
+		}
+	}
+	return ev
+}
+
+// audit appends events; it fails closed with EUnavailable.
+func (a *API) audit(c *fiber.Ctx, evs ...*standin.Event) error {
+	return a.cfg.Audit.Append(c.UserContext(), evs...)
+}
+
+type eventUserJSON struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+}
+
+type eventJSON struct {
+	ID              string        `json:"id"`
+	Seq             int64         `json:"seq"`
+	Time            string        `json:"time"`
+	Type            string        `json:"type"`
+	Actor           eventUserJSON `json:"actor"`
+	Subject         eventUserJSON `json:"subject"`
+	ImpersonationID string        `json:"impersonation_id"`
+	Action          string        `json:"action"`
+	Object          string        `json:"object"`
+	Project         string        `json:"project"`
+	Outcome         string        `json:"outcome"`
+	Reason          string        `json:"reason"`
+	IP              string        `json:"ip"`
+	UserAgent       string        `json:"user_agent"`
+	Hash            string        `json:"hash"`
+}
+
+func toEventJSON(e *standin.Event) eventJSON {
+	return eventJSON{
+		ID: e.ID, Seq: e.Seq, Time: e.Time.UTC().Format(time.RFC3339Nano), Type: e.Type,
+		Actor: eventUserJSON(e.Actor), Subject: eventUserJSON(e.Subject), ImpersonationID: e.ImpersonationID,
+		Action: e.Action, Object: e.Object, Project: e.Project, Outcome: e.Outcome, Reason: e.Reason,
+		IP: e.IP, UserAgent: e.UserAgent, Hash: e.Hash,
+	}
+}
+
+// activityScope says which events the effective user may read: all of
+// them (nil), or those of the projects where they may list activity. No
+// scope at all is a 403 naming what is missing.
+func (a *API) activityScope(c *fiber.Ctx) ([]string, error) {
+	ctx, p := c.UserContext(), principal(c)
+	dec, err := a.cfg.Access.Decide(ctx, p, standin.ActList, standin.Object{Kind: standin.KindActivity}, "")
+	if err != nil {
+		return nil, err
+	}
+	if dec.Allowed {
+		return nil, a.auditRead(c, p, "", dec)
+	}
+	projects := []string{}
+	for _, m := range p.Subject.Memberships {
+		pd, err := a.cfg.Access.Decide(ctx, p, standin.ActList, standin.Object{Kind: standin.KindActivity}, m.ProjectID)
+		if err != nil {
+			return nil, err
+		}
+		if pd.Allowed {
+			projects = append(projects, m.ProjectID)
+		}
+	}
+	if len(projects) == 0 {
+		if err := a.auditRead(c, p, "", dec); err != nil {
+			return nil, err
+		}
+		return nil, &standin.Error{Code: standin.EForbidden, Message: "You do not have permission to read the activity log.", Reason: dec.Reason}
+	}
+	return projects, a.auditRead(c, p, "", standin.Decision{Allowed: true, Reason: "project lead"})
+}
+
+// auditRead audits an activity decision while impersonating, as the
+// routes table's middleware does for other routes.
+func (a *API) auditRead(c *fiber.Ctx, p *standin.Principal, project string, dec standin.Decision) error {
+	if p.Impersonation == nil {
+		return nil
+	}
+	typ, outcome := standin.EventActionAllowed, "allowed"
+	if !dec.Allowed {
+		typ, outcome = standin.EventActionDenied, "denied"
+	}
+	return a.audit(c, a.event(c, typ, p, "activity.list", c.Method()+" "+c.Path(), project, outcome, dec.Reason))
+}
+
+// activityFilter reads the query string of the activity routes.
+func activityFilter(c *fiber.Ctx, scope []string) (standin.EventFilter, error) {
+	f := standin.EventFilter{
+		Type: c.Query("type"), ActorID: c.Query("actor"), SubjectID: c.Query("subject"),
+		ImpersonationID: c.Query("impersonation"), Project: c.Query("project"), Projects: scope,
+	}
+	if raw := c.Query("after_seq"); raw != "" {
+		n, err := strconv.ParseInt(raw, 10, 64)
+		if err != nil || n < 0 {
+			return f, standin.Errorf(standin.EInvalid, "after_seq must be a whole number of 0 or more.")
+		}
+		f.AfterSeq = n
+	}
+	for name, dst := range map[string]*time.Time{"since": &f.Since, "until": &f.Until} {
+		if raw := c.Query(name); raw != "" {
+			t, err := parseTime(name, raw)
+			if err != nil {
+				return f, err
+			}
+			*dst = t
+		}
+	}
+	return f, nil
+}
+
+func (a *API) listActivity(c *fiber.Ctx) error {
+	scope, err := a.activityScope(c)
+	if err != nil {
+		return err
+	}
+	f, err := activityFilter(c, scope)
+	if err != nil {
+		return err
+	}
+	page := standin.Page{Cursor: c.Query("cursor"), Limit: 50}
+	if raw := c.Query("limit"); raw != "" {
+		n, err := strconv.Atoi(raw)
+		if err != nil || n < 1 || n > 500 {
+			return standin.Errorf(standin.EInvalid, "limit must be a whole number from 1 to 500.")
+		}
+		page.Limit = n
+	}
+	events, next, err := a.cfg.Audit.Query(c.UserContext(), f, page)
+	if err != nil {
+		return err
+	}
+	items := make([]eventJSON, 0, len(events))
+	for _, e := range events {
+		items = append(items, toEventJSON(e))
+	}
+	return c.JSON(list(items, next))
+}
+
+func (a *API) exportActivity(c *fiber.Ctx) error {
+	scope, err := a.activityScope(c)
+	if err != nil {
+		return err
+	}
+	f, err := activityFilter(c, scope)
+	if err != nil {
+		return err
+	}
+	format := c.Query("format", "jsonl")
+	contentType := map[string]string{"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson"}[format]
+	if contentType == "" {
+		return standin.Errorf(standin.EInvalid, "format must be csv or jsonl.")
+	}
+	c.Set(fiber.HeaderContentType, contentType)
+	c.Set(fiber.HeaderContentDisposition, fmt.Sprintf(`attachment; filename="standin-activity.%s"`, format))
+	// Streamed: the log is written out in chunks as it is read, never
+	// held whole in memory. The request context is gone by then.
+	ctx := context.WithoutCancel(c.UserContext())
+	c.Context().SetBodyStreamWriter(func(w *bufio.Writer) {
+		if err := a.cfg.Audit.Export(ctx, f, format, w); err != nil {
+			a.log.Error("activity export failed midway", "err", err)
+		}
+		_ = w.Flush()
+	})
+	return nil
+}
+
+func (a *API) verifyActivity(c *fiber.Ctx) error {
+	if _, err := a.activityScope(c); err != nil {
+		return err
+	}
+	v, err := a.cfg.Audit.Verify(c.UserContext())
+	if err != nil {
+		return err
+	}
+	out := fiber.Map{"ok": v.OK, "checked": v.Checked}
+	if !v.OK {
+		out["broken_at"], out["problem"] = v.BrokenAt, v.Problem
+	}
+	return c.JSON(out)
+}

@@ -1,0 +1,127 @@
+package httpapi
+
+import (
+	"net/http"
+
+	"github.com/gofiber/fiber/v2"
+
+	"standin/server/impersonation"
+	"standin/server/standin"
+)
+
+type impersonationJSON struct {
+	ID        string        `json:"id"`
+	Actor     eventUserJSON `json:"actor"`
+	Subject   eventUserJSON `json:"subject"`
+	Reason    string        `json:"reason"`
+	Ticket    string        `json:"ticket,omitempty"`
+	StartedAt string        `json:"started_at"`
+	ExpiresAt string        `json:"expires_at"`
+	EndedAt   string        `json:"ended_at,omitempty"`
+	Cause     string        `json:"cause,omitempty"`
+	EndedBy   string        `json:"ended_by,omitempty"`
+}
+
+func toImpersonationJSON(i *standin.Impersonation) impersonationJSON {
+	return impersonationJSON{
+		ID: i.ID, Actor: eventUserJSON{ID: i.ActorID, Name: i.ActorName}, Subject: eventUserJSON{ID: i.SubjectID, Name: i.SubjectName},
+		Reason: i.Reason, Ticket: i.Ticket, StartedAt: timeJSON(i.StartedAt), ExpiresAt: timeJSON(i.ExpiresAt),
+		EndedAt: timeJSON(i.EndedAt), Cause: i.Cause, EndedBy: i.EndedBy,
+	}
+}
+
+type startRequest struct {
+	UserID  string `json:"user_id"`
+	Reason  string `json:"reason"`
+	Ticket  string `json:"ticket"`
+	Minutes int    `json:"minutes"`
+}
+
+// startImpersonation switches the session to the target on the same
+// cookie name with a new token: no sign-in page, and the admin's own
+// session continues underneath.
+func (a *API) startImpersonation(c *fiber.Ctx) error {
+	var req startRequest
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	started, err := a.cfg.Impersonations.Start(c.UserContext(), principal(c),
+		impersonation.Request{UserID: req.UserID, Reason: req.Reason, Ticket: req.Ticket, Minutes: req.Minutes}, a.meta(c))
+	if err != nil {
+		return err
+	}
+	a.setSessionCookie(c, started.Token, a.cfg.Sessions.Deadline(started.Session))
+	return c.Status(http.StatusCreated).JSON(fiber.Map{
+		"id": started.Impersonation.ID, "actor": eventUserJSON{ID: started.Impersonation.ActorID, Name: started.Impersonation.ActorName},
+		"subject": eventUserJSON{ID: started.Impersonation.SubjectID, Name: started.Impersonation.SubjectName},
+		"reason":  started.Impersonation.Reason, "ticket": started.Impersonation.Ticket,
+		"started_at": timeJSON(started.Impersonation.StartedAt), "expires_at": timeJSON(started.Impersonation.ExpiresAt),
+		"csrf_token": started.Session.CSRFToken,
+	})
+}
+
+// stopImpersonation returns the session to the admin at once, with a new
+// token, and answers with the ended impersonation and its cause.
+func (a *API) stopImpersonation(c *fiber.Ctx) error {
+	imp, token, sess, err := a.cfg.Impersonations.Stop(c.UserContext(), principal(c), a.meta(c))
+	if err != nil {
+		return err
+	}
+	a.setSessionCookie(c, token, a.cfg.Sessions.Deadline(sess))
+	out := toImpersonationJSON(imp)
+	return c.JSON(fiber.Map{
+		"id": out.ID, "actor": out.Actor, "subject": out.Subject, "reason": out.Reason, "ticket": out.Ticket,
+		"started_at": out.StartedAt, "expires_at": out.ExpiresAt, "ended_at": out.EndedAt, "cause": out.Cause,
+		"csrf_token": sess.CSRFToken,
+	})
+}
+
+func (a *API) listImpersonations(c *fiber.Ctx) error {
+	if c.Query("active", "true") != "true" {
+		return standin.Errorf(standin.EInvalid, "Only active impersonations are listed here (active=true); past ones are in the activity log.")
+	}
+	active, err := a.cfg.Impersonations.Active(c.UserContext(), principal(c).Subject)
+	if err != nil {
+		return err
+	}
+	items := make([]impersonationJSON, 0, len(active))
+	for _, imp := range active {
+		items = append(items, toImpersonationJSON(imp))
+	}
+	return c.JSON(list(items, ""))
+}
+
+func (a *API) revokeImpersonation(c *fiber.Ctx) error {
+	imp, err := a.cfg.Impersonations.Revoke(c.UserContext(), principal(c), c.Params("id"), a.meta(c))
+	if err != nil {
+		return err
+	}
+	return c.JSON(toImpersonationJSON(imp))
+}
+
+func (a *API) listNotifications(c *fiber.Ctx) error {
+	page, err := pageParams(c)
+	if err != nil {
+		return err
+	}
+	notes, next, err := a.cfg.Notifications.Notifications(c.UserContext(), principal(c).Subject.ID, page)
+	if err != nil {
+		return err
+	}
+	type noteJSON struct {
+		ID        string `json:"id"`
+		Type      string `json:"type"`
+		Title     string `json:"title"`
+		Body      string `json:"body"`
+		ActorName string `json:"actor_name"`
+		Reason    string `json:"reason"`
+		Until     string `json:"until,omitempty"`
+		At        string `json:"at"`
+	}
+	items := make([]noteJSON, 0, len(notes))
+	for _, n := range notes {
+		items = append(items, noteJSON{ID: n.ID, Type: n.Type, Title: n.Title, Body: n.Body, ActorName: n.ActorName,
+			Reason: n.Reason, Until: timeJSON(n.Until), At: timeJSON(n.At)})
+	}
+	return c.JSON(list(items, next))
+}

@@ -1,0 +1,494 @@
+// Package impersonation lets support staff act as a user to reproduce what
+// the user sees. Starting, ending and refusing are audited; while it runs,
+// every request is decided with the user's permissions alone; it ends by
+// the actor, by revocation, by expiry (also with no request in flight), by
+// the actor signing out, by the user's suspension, or by the actor losing
+// the right to impersonate, checked on every request.
+package impersonation
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"standin/server/standin"
+)
+
+// Store keeps impersonations and notifications.
+type Store interface {
+	CreateImpersonation(ctx context.Context, i *standin.Impersonation) error
+	ImpersonationByID(ctx context.Context, id string) (*standin.Impersonation, error)
+	EndImpersonation(ctx context.Context, id, cause, by string, at time.Time) (*standin.Impersonation, error)
+	ActiveImpersonations(ctx context.Context) ([]*standin.Impersonation, error)
+	ClearImpersonationSessions(ctx context.Context, id string) ([]string, error)
+	AddNotification(ctx context.Context, n *standin.Notification) error
+	UserByID(ctx context.Context, id string) (*standin.User, error)
+}
+
+// Sessions rotates the actor's session as impersonation starts and ends.
+type Sessions interface {
+	Rotate(ctx context.Context, old *standin.Session, impersonationID string) (string, *standin.Session, error)
+}
+
+// RBAC decides the actor's own rights (to impersonate, to revoke, to be
+// destructive while impersonating).
+type RBAC interface {
+	Check(ctx context.Context, subject *standin.User, action, object, project string) standin.Decision
+}
+
+// Audit appends events; they are committed when it returns nil.
+type Audit interface {
+	Append(ctx context.Context, evs ...*standin.Event) error
+}
+
+// Config tunes a Service; zero values are the documented defaults.
+type Config struct {
+	// DefaultDuration applies when a start names none (default 30 min).
+	DefaultDuration time.Duration
+	// MaxDuration bounds a start's duration (default 4 h).
+	MaxDuration time.Duration
+	// OnEnded is told of every impersonation that ended and the sessions
+	// that were in it, after the end is committed, so they can be told
+	// live.
+	OnEnded func(i *standin.Impersonation, sessionIDs []string)
+	// OnNotify is told of every notification stored for a user.
+	OnNotify func(n *standin.Notification)
+	Logger   *slog.Logger
+	Now      func() time.Time
+}
+
+// Service runs impersonations.
+type Service struct {
+	store    Store
+	sessions Sessions
+	rbac     RBAC
+	audit    Audit
+	cfg      Config
+}
+
+// New returns a Service.
+func New(store Store, sessions Sessions, rbac RBAC, audit Audit, cfg Config) *Service {
+	if cfg.DefaultDuration <= 0 {
+		cfg.DefaultDuration = 30 * time.Minute
+	}
+	if cfg.MaxDuration <= 0 {
+		cfg.MaxDuration = 4 * time.Hour
+	}
+	if cfg.OnEnded == nil {
+		cfg.OnEnded = func(*standin.Impersonation, []string) {}
+	}
+	if cfg.OnNotify == nil {
+		cfg.OnNotify = func(*standin.Notification) {}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Service{store: store, sessions: sessions, rbac: rbac, audit: audit, cfg: cfg}
+}
+
+// Request is a start request.
+type Request struct {
+	UserID  string
+	Reason  string
+	Ticket  string
+	Minutes int
+}
+
+// Meta is where a request came from, for the audit log.
+type Meta struct {
+	IP        string
+	UserAgent string
+}
+
+// Started is a started impersonation and the actor's new session.
+type Started struct {
+	Impersonation *standin.Impersonation
+	Token         string
+	Session       *standin.Session
+}
+
+// Start begins an impersonation for the principal's actor. Refusals are
+// audited as impersonation.denied and returned as coded errors whose
+// Reason says why: EForbidden (no right, rank, self, owner, suspended),
+// EConflict (already impersonating, target held by another agent: the
+// message names who, chains), ENotFound (no such user), EInvalid (reason
+// missing, duration out of bounds). EUnavailable when the audit log cannot
+// be written: then nothing started.
+func (s *Service) Start(ctx context.Context, p *standin.Principal, req Request, meta Meta) (*Started, error) {
+	reason := strings.TrimSpace(req.Reason)
+	if reason == "" {
+		return nil, standin.Errorf(standin.EInvalid, "Give the reason for impersonating, such as the ticket's problem.")
+	}
+	if utf8.RuneCountInString(reason) > 500 || utf8.RuneCountInString(req.Ticket) > 100 {
+		return nil, standin.Errorf(standin.EInvalid, "The reason may have at most 500 characters and the ticket 100.")
+	}
+	duration := s.cfg.DefaultDuration
+	if req.Minutes != 0 {
+		duration = time.Duration(req.Minutes) * time.Minute
+		if req.Minutes < 1 || duration > s.cfg.MaxDuration {
+			return nil, standin.Errorf(standin.EInvalid, "An impersonation lasts from 1 to %d minutes.", int(s.cfg.MaxDuration.Minutes()))
+		}
+	}
+	actor := p.Actor
+	target, err := s.store.UserByID(ctx, req.UserID)
+	if standin.ErrorCode(err) == standin.ENotFound {
+		return nil, standin.Errorf(standin.ENotFound, "No user with id %q.", req.UserID)
+	}
+	if err != nil {
+		return nil, err
+	}
+
+	deny := func(code, message, why string) error {
+		ev := s.event(standin.EventImpersonationDenied, p, target, "", meta)
+		ev.Action, ev.Outcome, ev.Reason = "impersonation.start", "denied", why
+		if err := s.audit.Append(ctx, ev); err != nil {
+			return err
+		}
+		return &standin.Error{Code: code, Message: message, Reason: why}
+	}
+	switch {
+	case p.Impersonation != nil:
+		return nil, deny(standin.EConflict, "You are already impersonating someone.",
+			fmt.Sprintf("You are impersonating %s; end that first. Impersonations do not nest.", p.Impersonation.SubjectName))
+	case target.ID == actor.ID:
+		return nil, deny(standin.EForbidden, "You cannot impersonate yourself.", "The target is your own account.")
+	}
+	if dec := s.rbac.Check(ctx, actor, standin.ActStart, standin.KindImpersonation, ""); !dec.Allowed {
+		return nil, deny(standin.EForbidden, "You do not have permission to impersonate users.", "Impersonating "+dec.Reason+".")
+	}
+	switch {
+	case target.Role == standin.RoleOwner:
+		return nil, deny(standin.EForbidden, "Owners cannot be impersonated.", fmt.Sprintf("%s is an owner; nobody impersonates an owner.", target.Name))
+	case target.Role.Rank() >= actor.Role.Rank():
+		return nil, deny(standin.EForbidden, "You can only impersonate users of a lower role than yours.",
+			fmt.Sprintf("%s has the role %q, which is not lower than your role %q.", target.Name, target.Role, actor.Role))
+	case !target.Active():
+		return nil, deny(standin.EForbidden, "Suspended accounts cannot be impersonated.", fmt.Sprintf("%s's account is suspended.", target.Name))
+	}
+
+	now := s.cfg.Now().UTC()
+	imp := &standin.Impersonation{
+		ActorID: actor.ID, ActorName: actor.Name, SubjectID: target.ID, SubjectName: target.Name,
+		Reason: reason, Ticket: strings.TrimSpace(req.Ticket), SessionID: p.Session.ID,
+		StartedAt: now, ExpiresAt: now.Add(duration),
+	}
+	if err := s.store.CreateImpersonation(ctx, imp); err != nil {
+		if hc, ok := errors.AsType[*standin.HoldConflict](err); ok {
+			return nil, deny(standin.EConflict, conflictMessage(hc, actor, target), conflictMessage(hc, actor, target))
+		}
+		return nil, err
+	}
+
+	// The started event is the commit record: without it, there is no
+	// impersonation.
+	ev := s.event(standin.EventImpersonationStarted, p, target, imp.ID, meta)
+	ev.Action, ev.Outcome, ev.Reason = "impersonation.start", "started", reason
+	if imp.Ticket != "" {
+		ev.Object = "ticket:" + imp.Ticket
+	}
+	if err := s.audit.Append(ctx, ev); err != nil {
+		s.undo(imp)
+		return nil, err
+	}
+	token, sess, err := s.sessions.Rotate(ctx, p.Session, imp.ID)
+	if err != nil {
+		s.endAfterFault(imp, p, meta)
+		return nil, err
+	}
+	s.notify(ctx, imp, true)
+	s.cfg.Logger.Info("impersonation started", "impersonation", imp.ID, "actor", actor.ID, "subject", target.ID)
+	return &Started{Impersonation: imp, Token: token, Session: sess}, nil
+}
+
+func conflictMessage(hc *standin.HoldConflict, actor, target *standin.User) string {
+	h := hc.Holder
+	switch {
+	case hc.PersonID == target.ID && hc.Role == "subject":
+		return fmt.Sprintf("%s is already being impersonated by %s (since %s).", target.Name, h.ActorName, h.StartedAt.UTC().Format("15:04 UTC"))
+	case hc.PersonID == target.ID:
+		return fmt.Sprintf("%s is impersonating %s right now; impersonations do not chain.", target.Name, h.SubjectName)
+	case hc.Role == "subject":
+		return fmt.Sprintf("You are being impersonated by %s right now; impersonations do not chain.", h.ActorName)
+	}
+	return fmt.Sprintf("You are already impersonating %s.", h.SubjectName)
+}
+
+// undo removes an impersonation whose started event could not be written.
+func (s *Service) undo(imp *standin.Impersonation) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := s.store.EndImpersonation(ctx, imp.ID, standin.CauseActorSessionGone, imp.ActorID, s.cfg.Now()); err != nil {
+		s.cfg.Logger.Error("could not undo an unaudited impersonation", "impersonation", imp.ID, "err", err)
+	}
+}
+
+// endAfterFault ends an impersonation that started but whose session could
+// not switch to it.
+func (s *Service) endAfterFault(imp *standin.Impersonation, p *standin.Principal, meta Meta) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := s.end(ctx, imp.ID, standin.CauseActorSessionGone, p.Actor, meta); err != nil {
+		s.cfg.Logger.Error("could not end an impersonation after a session fault", "impersonation", imp.ID, "err", err)
+	}
+}
+
+// Stop ends the principal's impersonation at the actor's request and
+// rotates the session back to the actor alone.
+func (s *Service) Stop(ctx context.Context, p *standin.Principal, meta Meta) (*standin.Impersonation, string, *standin.Session, error) {
+	if p.Impersonation == nil {
+		return nil, "", nil, standin.Errorf(standin.EConflict, "You are not impersonating anyone.")
+	}
+	imp, err := s.end(ctx, p.Impersonation.ID, standin.CauseEndedByActor, p.Actor, meta)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	token, sess, err := s.sessions.Rotate(ctx, p.Session, "")
+	if err != nil {
+		return nil, "", nil, err
+	}
+	return imp, token, sess, nil
+}
+
+// Revoke ends someone else's impersonation. Managers may revoke those of
+// users in projects they lead; admins and owners any. EForbidden
+// otherwise, ENotFound for an unknown id, EConflict when it already ended.
+func (s *Service) Revoke(ctx context.Context, p *standin.Principal, id string, meta Meta) (*standin.Impersonation, error) {
+	imp, err := s.store.ImpersonationByID(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	subject, err := s.store.UserByID(ctx, imp.SubjectID)
+	if err != nil {
+		return nil, err
+	}
+	if !s.mayRevoke(ctx, p.Subject, subject) {
+		return nil, &standin.Error{Code: standin.EForbidden, Message: "You cannot end this impersonation.",
+			Reason: "Ending another agent's impersonation requires the role \"admin\", or being lead of a project of " + subject.Name + "."}
+	}
+	return s.end(ctx, id, standin.CauseRevoked, p.Subject, meta)
+}
+
+func (s *Service) mayRevoke(ctx context.Context, who, subject *standin.User) bool {
+	if s.rbac.Check(ctx, who, standin.ActRevoke, standin.KindImpersonation, "").Allowed {
+		return true
+	}
+	for _, m := range subject.Memberships {
+		if s.rbac.Check(ctx, who, standin.ActRevoke, standin.KindImpersonation, m.ProjectID).Allowed {
+			return true
+		}
+	}
+	return false
+}
+
+// CanSee reports whether who may see impersonation imp in lists: its own
+// actor, and those who may revoke it.
+func (s *Service) CanSee(ctx context.Context, who *standin.User, imp *standin.Impersonation) bool {
+	if imp.ActorID == who.ID {
+		return true
+	}
+	subject, err := s.store.UserByID(ctx, imp.SubjectID)
+	if err != nil {
+		return false
+	}
+	return s.mayRevoke(ctx, who, subject)
+}
+
+// Active lists the active impersonations who may see.
+func (s *Service) Active(ctx context.Context, who *standin.User) ([]*standin.Impersonation, error) {
+	all, err := s.store.ActiveImpersonations(ctx)
+	if err != nil {
+		return nil, err
+	}
+	now := s.cfg.Now()
+	out := make([]*standin.Impersonation, 0, len(all))
+	for _, imp := range all {
+		if imp.ActiveAt(now) && s.CanSee(ctx, who, imp) {
+			out = append(out, imp)
+		}
+	}
+	return out, nil
+}
+
+// end ends an impersonation with a cause, audits it, takes its sessions
+// out of it, notifies the subject and tells OnEnded. Ending is the safe
+// direction: if the audit write fails after the end, the error is
+// returned and the event is retried in the background until written.
+func (s *Service) end(ctx context.Context, id, cause string, by *standin.User, meta Meta) (*standin.Impersonation, error) {
+	byID := ""
+	if by != nil {
+		byID = by.ID
+	}
+	imp, err := s.store.EndImpersonation(ctx, id, cause, byID, s.cfg.Now())
+	if err != nil {
+		return nil, err
+	}
+	ev := &standin.Event{
+		Type: standin.EventImpersonationEnded, Time: imp.EndedAt,
+		Actor:           standin.EventUser{ID: imp.ActorID, Name: imp.ActorName},
+		Subject:         standin.EventUser{ID: imp.SubjectID, Name: imp.SubjectName},
+		ImpersonationID: imp.ID, Action: "impersonation.end", Outcome: cause, Reason: imp.Reason,
+		Object: "ended_by:" + byID, IP: meta.IP, UserAgent: meta.UserAgent,
+	}
+	if subject, err := s.store.UserByID(ctx, imp.SubjectID); err == nil {
+		ev.Projects = memberProjects(subject)
+	}
+	auditErr := s.audit.Append(ctx, ev)
+	if auditErr != nil {
+		go s.retryAppend(ev)
+	}
+	sessions, err := s.store.ClearImpersonationSessions(ctx, imp.ID)
+	if err != nil {
+		s.cfg.Logger.Warn("could not clear sessions of an ended impersonation", "impersonation", imp.ID, "err", err)
+	}
+	s.notify(ctx, imp, false)
+	s.cfg.OnEnded(imp, sessions)
+	s.cfg.Logger.Info("impersonation ended", "impersonation", imp.ID, "cause", cause)
+	if auditErr != nil {
+		return imp, auditErr
+	}
+	return imp, nil
+}
+
+// retryAppend writes an event whose effect already happened until the log
+// takes it, so no end goes unaudited.
+func (s *Service) retryAppend(ev *standin.Event) {
+	for wait := time.Second; ; wait = min(2*wait, time.Minute) {
+		time.Sleep(wait)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err := s.audit.Append(ctx, ev)
+		cancel()
+		if err == nil {
+			return
+		}
+		s.cfg.Logger.Warn("audit event still not written; retrying", "type", ev.Type, "impersonation", ev.ImpersonationID, "err", err)
+	}
+}
+
+// Resolve turns a session's principal into the effective one: the subject
+// while an impersonation is in force. It ends the impersonation, and
+// returns the actor alone, when it has expired, the subject was suspended
+// or the actor lost the right to impersonate.
+func (s *Service) Resolve(ctx context.Context, p *standin.Principal) (*standin.Principal, error) {
+	if p.Session.ImpersonationID == "" {
+		return p, nil
+	}
+	imp, err := s.store.ImpersonationByID(ctx, p.Session.ImpersonationID)
+	if standin.ErrorCode(err) == standin.ENotFound {
+		return p, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	now := s.cfg.Now()
+	cause := ""
+	var subject *standin.User
+	switch {
+	case !imp.EndedAt.IsZero():
+		return p, nil
+	case !imp.ActiveAt(now):
+		cause = standin.CauseExpired
+	case !s.rbac.Check(ctx, p.Actor, standin.ActStart, standin.KindImpersonation, "").Allowed:
+		cause = standin.CauseActorLostRight
+	default:
+		subject, err = s.store.UserByID(ctx, imp.SubjectID)
+		if err != nil && standin.ErrorCode(err) != standin.ENotFound {
+			return nil, err
+		}
+		if subject == nil || !subject.Active() {
+			cause = standin.CauseTargetSuspended
+		}
+	}
+	if cause != "" {
+		if _, err := s.end(ctx, imp.ID, cause, nil, Meta{}); err != nil && standin.ErrorCode(err) != standin.EConflict {
+			return nil, err
+		}
+		p.Session.ImpersonationID = ""
+		return p, nil
+	}
+	return &standin.Principal{Actor: p.Actor, Subject: subject, Session: p.Session, Impersonation: imp}, nil
+}
+
+// ExpireDue ends every impersonation past its expiry; the server calls it
+// on a timer so expiry happens with no request in flight.
+func (s *Service) ExpireDue(ctx context.Context) (int, error) {
+	all, err := s.store.ActiveImpersonations(ctx)
+	if err != nil {
+		return 0, err
+	}
+	now, n := s.cfg.Now(), 0
+	for _, imp := range all {
+		if imp.ActiveAt(now) {
+			continue
+		}
+		if _, err := s.end(ctx, imp.ID, standin.CauseExpired, nil, Meta{}); err != nil && standin.ErrorCode(err) != standin.EConflict {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
+}
+
+// EndFor ends the impersonations a user takes part in, as actor or
+// subject, with cause: the actor signed out, the subject was suspended.
+func (s *Service) EndFor(ctx context.Context, userID, cause string, by *standin.User, meta Meta) error {
+	all, err := s.store.ActiveImpersonations(ctx)
+	if err != nil {
+		return err
+	}
+	for _, imp := range all {
+		if imp.ActorID != userID && imp.SubjectID != userID {
+			continue
+		}
+		if _, err := s.end(ctx, imp.ID, cause, by, meta); err != nil && standin.ErrorCode(err) != standin.EConflict {
+			return err
+		}
+	}
+	return nil
+}
+
+// notify tells the subject, in a notification kept for later reading.
+func (s *Service) notify(ctx context.Context, imp *standin.Impersonation, started bool) {
+	n := &standin.Notification{UserID: imp.SubjectID, ActorName: imp.ActorName, Reason: imp.Reason, Until: imp.ExpiresAt, At: s.cfg.Now()}
+	if started {
+		n.Type, n.Title = standin.EventImpersonationStarted, "Support is viewing your account"
+		n.Body = fmt.Sprintf("%s started a support session on your account until %s. Reason: %s",
+			imp.ActorName, imp.ExpiresAt.UTC().Format("15:04 UTC"), imp.Reason)
+	} else {
+		n.Type, n.Title = standin.EventImpersonationEnded, "Support session ended"
+		n.Body = fmt.Sprintf("%s's support session on your account has ended (%s).", imp.ActorName, strings.ReplaceAll(imp.Cause, "_", " "))
+	}
+	if err := s.store.AddNotification(ctx, n); err != nil {
+		s.cfg.Logger.Warn("could not store a notification", "user", imp.SubjectID, "err", err)
+		return
+	}
+	s.cfg.OnNotify(n)
+}
+
+func (s *Service) event(typ string, p *standin.Principal, target *standin.User, impID string, meta Meta) *standin.Event {
+	return &standin.Event{
+		Type:            typ,
+		Actor:           standin.EventUser{ID: p.Actor.ID, Name: p.Actor.Name},
+		Subject:         standin.EventUser{ID: target.ID, Name: target.Name},
+		ImpersonationID: impID,
+		IP:              meta.IP,
+		UserAgent:       meta.UserAgent,
+		Projects:        memberProjects(target),
+	}
+}
+
+// memberProjects lists the projects a user belongs to: an event about
+// them concerns those projects' managers.
+func memberProjects(u *standin.User) []string {
+	out := make([]string, 0, len(u.Memberships))
+	for _, m := range u.Memberships {
+		out = append(out, m.ProjectID)
+	}
+	return out
+}

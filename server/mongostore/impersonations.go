@@ -1,0 +1,297 @@
+package mongostore
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"standin/server/standin"
+)
+
+const (
+	colImpersonations = "impersonations"
+	// colHolds has one document per person taking part in an active
+	// impersonation: "subject:<id>" for the one impersonated and
+	// "actor:<id>" for the one acting. Their _id uniqueness is what makes
+	// "one agent per user, no nesting, no chains" hold under concurrent
+	// starts, on MongoDB and FerretDB alike.
+	colHolds    = "impersonation_holds"
+	colNotices  = "notifications"
+	holdSubject = "subject:"
+	holdActor   = "actor:"
+)
+
+type impersonationDoc struct {
+	ID          bson.ObjectID `bson:"_id"`
+	ActorID     string        `bson:"actor_id"`
+	ActorName   string        `bson:"actor_name"`
+	SubjectID   string        `bson:"subject_id"`
+	SubjectName string        `bson:"subject_name"`
+	Reason      string        `bson:"reason"`
+	Ticket      string        `bson:"ticket,omitempty"`
+	SessionID   string        `bson:"session_id"`
+	StartedAt   time.Time     `bson:"started_at"`
+	ExpiresAt   time.Time     `bson:"expires_at"`
+	Active      bool          `bson:"active"`
+	EndedAt     *time.Time    `bson:"ended_at,omitempty"`
+	Cause       string        `bson:"cause,omitempty"`
+	EndedBy     string        `bson:"ended_by,omitempty"`
+}
+
+type holdDoc struct {
+	ID              string `bson:"_id"`
+	ImpersonationID string `bson:"impersonation_id"`
+}
+
+func (d *impersonationDoc) domain() *standin.Impersonation {
+	i := &standin.Impersonation{
+		ID: d.ID.Hex(), ActorID: d.ActorID, ActorName: d.ActorName, SubjectID: d.SubjectID, SubjectName: d.SubjectName,
+		Reason: d.Reason, Ticket: d.Ticket, SessionID: d.SessionID, StartedAt: d.StartedAt, ExpiresAt: d.ExpiresAt,
+		Cause: d.Cause, EndedBy: d.EndedBy,
+	}
+	if d.EndedAt != nil {
+		i.EndedAt = *d.EndedAt
+	}
+	return i
+}
+
+// CreateImpersonation stores an active impersonation, claiming the actor
+// and the subject for it. If either the actor or the subject already takes
+// part in one (as actor or subject: no nesting, no chains), nothing is
+// stored and a *standin.HoldConflict is returned. i.ID is set.
+func (db *DB) CreateImpersonation(ctx context.Context, i *standin.Impersonation) error {
+	d := impersonationDoc{
+		ID: bson.NewObjectID(), ActorID: i.ActorID, ActorName: i.ActorName, SubjectID: i.SubjectID, SubjectName: i.SubjectName,
+		Reason: i.Reason, Ticket: i.Ticket, SessionID: i.SessionID, StartedAt: i.StartedAt.UTC(), ExpiresAt: i.ExpiresAt.UTC(), Active: true,
+	}
+	id := d.ID.Hex()
+	// Each person may hold one role in one active impersonation: the
+	// actor must not be anyone's subject or actor now, nor the subject.
+	// Claims come before probes, so of two starts racing to form a chain
+	// (A→B and B→A) at least one sees the other's claim.
+	claims := []string{holdActor + i.ActorID, holdSubject + i.SubjectID, holdSubject + i.ActorID, holdActor + i.SubjectID}
+	var claimed []string
+	release := func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if len(claimed) > 0 {
+			_, _ = db.db.Collection(colHolds).DeleteMany(cctx, bson.M{"_id": bson.M{"$in": claimed}, "impersonation_id": id})
+		}
+	}
+	for _, key := range claims {
+		// The mirrored keys ("subject:" of the actor, "actor:" of the
+		// subject) are probed, not claimed: they detect chains.
+		probe := key == holdSubject+i.ActorID || key == holdActor+i.SubjectID
+		if probe {
+			var h holdDoc
+			err := db.db.Collection(colHolds).FindOne(ctx, bson.M{"_id": key}).Decode(&h)
+			if err == nil {
+				release()
+				return db.holdConflict(ctx, key, h)
+			}
+			if !errors.Is(err, mongo.ErrNoDocuments) {
+				release()
+				return translate(err, "check impersonation holds")
+			}
+			continue
+		}
+		_, err := db.db.Collection(colHolds).InsertOne(ctx, holdDoc{ID: key, ImpersonationID: id})
+		if mongo.IsDuplicateKeyError(err) {
+			var h holdDoc
+			ferr := db.db.Collection(colHolds).FindOne(ctx, bson.M{"_id": key}).Decode(&h)
+			release()
+			if ferr != nil {
+				return translate(ferr, "read impersonation hold")
+			}
+			return db.holdConflict(ctx, key, h)
+		}
+		if err != nil {
+			release()
+			return translate(err, "claim impersonation hold")
+		}
+		claimed = append(claimed, key)
+	}
+	if _, err := db.db.Collection(colImpersonations).InsertOne(ctx, d); err != nil {
+		release()
+		return translate(err, "create impersonation")
+	}
+	i.ID = id
+	return nil
+}
+
+func (db *DB) holdConflict(ctx context.Context, key string, h holdDoc) error {
+	imp, err := db.ImpersonationByID(ctx, h.ImpersonationID)
+	if err != nil {
+		return err
+	}
+	role, person := "actor", key[len(holdActor):]
+	if len(key) > len(holdSubject) && key[:len(holdSubject)] == holdSubject {
+		role, person = "subject", key[len(holdSubject):]
+	}
+	return &standin.HoldConflict{PersonID: person, Role: role, Holder: imp}
+}
+
+// ImpersonationByID returns an impersonation, or ENotFound.
+func (db *DB) ImpersonationByID(ctx context.Context, id string) (*standin.Impersonation, error) {
+	oid, err := bson.ObjectIDFromHex(id)
+	if err != nil {
+		return nil, standin.Errorf(standin.ENotFound, "No impersonation with id %q.", id)
+	}
+	var d impersonationDoc
+	if err := db.db.Collection(colImpersonations).FindOne(ctx, bson.M{"_id": oid}).Decode(&d); err != nil {
+		if errors.Is(err, mongo.ErrNoDocuments) {
+			return nil, standin.Errorf(standin.ENotFound, "No impersonation with id %q.", id)
+		}
+		return nil, translate(err, "find impersonation")
+	}
+	return d.domain(), nil
+}
+
+// EndImpersonation ends an active impersonation with a cause, by whom, at
+// at, and frees its holds. It returns EConflict if it had already ended.
+func (db *DB) EndImpersonation(ctx context.Context, id, cause, by string, at time.Time) (*standin.Impersonation, error) {
+	oid, err := bson.ObjectIDFromHex(id)
+	if err != nil {
+		return nil, standin.Errorf(standin.ENotFound, "No impersonation with id %q.", id)
+	}
+	at = at.UTC()
+	var d impersonationDoc
+	err = db.db.Collection(colImpersonations).FindOneAndUpdate(ctx, bson.M{"_id": oid, "active": true},
+		bson.M{"$set": bson.M{"active": false, "ended_at": at, "cause": cause, "ended_by": by}},
+		options.FindOneAndUpdate().SetReturnDocument(options.After)).Decode(&d)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		if _, ferr := db.ImpersonationByID(ctx, id); ferr != nil {
+			return nil, ferr
+		}
+		return nil, standin.Errorf(standin.EConflict, "That impersonation has already ended.")
+	}
+	if err != nil {
+		return nil, translate(err, "end impersonation")
+	}
+	if _, err := db.db.Collection(colHolds).DeleteMany(ctx, bson.M{"impersonation_id": id}); err != nil {
+		return d.domain(), translate(err, "free impersonation holds")
+	}
+	return d.domain(), nil
+}
+
+// ActiveImpersonations lists impersonations not yet ended, newest first.
+// Expired ones are included until the expiry sweep ends them.
+func (db *DB) ActiveImpersonations(ctx context.Context) ([]*standin.Impersonation, error) {
+	cur, err := db.db.Collection(colImpersonations).Find(ctx, bson.M{"active": true},
+		options.Find().SetSort(bson.D{{Key: "_id", Value: -1}}))
+	if err != nil {
+		return nil, translate(err, "list impersonations")
+	}
+	var docs []impersonationDoc
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, translate(err, "list impersonations")
+	}
+	out := make([]*standin.Impersonation, 0, len(docs))
+	for i := range docs {
+		out = append(out, docs[i].domain())
+	}
+	return out, nil
+}
+
+// Impersonations lists impersonations, newest first, a page at a time.
+func (db *DB) Impersonations(ctx context.Context, p standin.Page) ([]*standin.Impersonation, string, error) {
+	docs, next, err := page(ctx, db, colImpersonations, bson.M{}, p, func(d *impersonationDoc) bson.ObjectID { return d.ID })
+	if err != nil {
+		return nil, "", err
+	}
+	out := make([]*standin.Impersonation, 0, len(docs))
+	for i := range docs {
+		out = append(out, docs[i].domain())
+	}
+	return out, next, nil
+}
+
+// ClearImpersonationSessions takes every session in impersonation id out
+// of it and returns their ids.
+func (db *DB) ClearImpersonationSessions(ctx context.Context, id string) ([]string, error) {
+	cur, err := db.db.Collection(colSessions).Find(ctx, bson.M{"impersonation_id": id})
+	if err != nil {
+		return nil, translate(err, "find impersonating sessions")
+	}
+	var docs []sessionDoc
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, translate(err, "find impersonating sessions")
+	}
+	ids := make([]string, 0, len(docs))
+	for _, d := range docs {
+		if err := db.SetSessionImpersonation(ctx, d.ID, ""); err != nil && standin.ErrorCode(err) != standin.ENotFound {
+			return ids, err
+		}
+		ids = append(ids, d.ID)
+	}
+	return ids, nil
+}
+
+// FreeStaleHolds removes holds whose impersonation has ended or does not
+// exist: what a crash between ending one and freeing its holds leaves.
+func (db *DB) FreeStaleHolds(ctx context.Context) (int, error) {
+	cur, err := db.db.Collection(colHolds).Find(ctx, bson.M{})
+	if err != nil {
+		return 0, translate(err, "list impersonation holds")
+	}
+	var holds []holdDoc
+	if err := cur.All(ctx, &holds); err != nil {
+		return 0, translate(err, "list impersonation holds")
+	}
+	freed := 0
+	for _, h := range holds {
+		imp, err := db.ImpersonationByID(ctx, h.ImpersonationID)
+		if err == nil && imp.EndedAt.IsZero() {
+			continue
+		}
+		if err != nil && standin.ErrorCode(err) != standin.ENotFound {
+			return freed, err
+		}
+		if _, err := db.db.Collection(colHolds).DeleteOne(ctx, bson.M{"_id": h.ID, "impersonation_id": h.ImpersonationID}); err != nil {
+			return freed, translate(err, "free impersonation hold")
+		}
+		freed++
+	}
+	return freed, nil
+}
+
+type noticeDoc struct {
+	ID        bson.ObjectID `bson:"_id"`
+	UserID    string        `bson:"user_id"`
+	Type      string        `bson:"type"`
+	Title     string        `bson:"title"`
+	Body      string        `bson:"body"`
+	ActorName string        `bson:"actor_name"`
+	Reason    string        `bson:"reason"`
+	Until     time.Time     `bson:"until"`
+	At        time.Time     `bson:"at"`
+}
+
+// AddNotification stores a notification for its user and sets n.ID.
+func (db *DB) AddNotification(ctx context.Context, n *standin.Notification) error {
+	d := noticeDoc{ID: bson.NewObjectID(), UserID: n.UserID, Type: n.Type, Title: n.Title, Body: n.Body,
+		ActorName: n.ActorName, Reason: n.Reason, Until: n.Until.UTC(), At: n.At.UTC()}
+	if _, err := db.db.Collection(colNotices).InsertOne(ctx, d); err != nil {
+		return translate(err, "add notification")
+	}
+	n.ID = d.ID.Hex()
+	return nil
+}
+
+// Notifications lists a user's notifications, newest first.
+func (db *DB) Notifications(ctx context.Context, userID string, p standin.Page) ([]*standin.Notification, string, error) {
+	docs, next, err := page(ctx, db, colNotices, bson.M{"user_id": userID}, p, func(d *noticeDoc) bson.ObjectID { return d.ID })
+	if err != nil {
+		return nil, "", err
+	}
+	out := make([]*standin.Notification, 0, len(docs))
+	for _, d := range docs {
+		out = append(out, &standin.Notification{ID: d.ID.Hex(), UserID: d.UserID, Type: d.Type, Title: d.Title, Body: d.Body,
+			ActorName: d.ActorName, Reason: d.Reason, Until: d.Until, At: d.At})
+	}
+	return out, next, nil
+}
