@@ -157,3 +157,83 @@ func TestBrowserSignInAndOut(t *testing.T) {
 		chromedp.WaitVisible(chromedp.ID("login-form")),
 	))
 }
+
+// TestBrowserImpersonationWithoutSignIn starts an impersonation from the
+// admin's page and exits it with the banner's button: the page switches to
+// the user and back live, and never shows the sign-in page.
+func TestBrowserImpersonationWithoutSignIn(t *testing.T) {
+	t.Parallel()
+	srv := mustStart(t, "")
+	tab := newBrowser(t)
+
+	step := func(name string, actions ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		stepCtx, cancel := context.WithTimeout(tab, 20*time.Second)
+		defer cancel()
+		if err := chromedp.Do(stepCtx, actions...); err != nil {
+			shotCtx, cancelShot := context.WithTimeout(tab, 5*time.Second)
+			defer cancelShot()
+			if png, shotErr := chromedp.Run(shotCtx, chromedp.FullScreenshot(100)); shotErr == nil {
+				path := filepath.Join(screenshotDir(t), "failure.png")
+				if os.WriteFile(path, png, 0o644) == nil {
+					t.Logf("page at failure: %s", path)
+				}
+			}
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+	text := func(id string) string {
+		t.Helper()
+		s, err := chromedp.Run(tab, chromedp.Text(chromedp.ID(id)))
+		if err != nil {
+			t.Fatalf("read #%s: %v", id, err)
+		}
+		return s
+	}
+
+	step("sign in as the admin",
+		chromedp.Navigate(srv.URL),
+		chromedp.WaitVisible(chromedp.ID("login-form")),
+		chromedp.SendKeys(chromedp.ID("email"), "admin@example.org"),
+		chromedp.SendKeys(chromedp.ID("password"), "demo"),
+		chromedp.Click(chromedp.ID("login-submit")),
+		chromedp.WaitVisible(chromedp.CSS(`#conn-status[data-state="live"]`)),
+	)
+
+	// Start through the API from the page, as the console's action menu
+	// does; the page learns of the switch over its live connection.
+	startCtx, cancel := context.WithTimeout(tab, 20*time.Second)
+	defer cancel()
+	status, err := chromedp.Run(startCtx, chromedp.Evaluate[int](`(async () => {
+		const session = await (await fetch('/api/v1/session')).json();
+		const users = await (await fetch('/api/v1/users?q=ben')).json();
+		const res = await fetch('/api/v1/impersonations', {
+			method: 'POST',
+			headers: {'Content-Type': 'application/json', 'X-CSRF-Token': session.csrf_token},
+			body: JSON.stringify({user_id: users.items[0].id, reason: 'Ben cannot book the confocal'}),
+		});
+		return res.status;
+	})()`, chromedp.EvalAwaitPromise))
+	if err != nil || status != 201 {
+		t.Fatalf("start impersonation: %d, %v", status, err)
+	}
+
+	step("the banner appears", chromedp.WaitVisible(chromedp.ID("impersonation-banner")))
+	if who := text("whoami"); !strings.Contains(who, "Ben Okafor") {
+		t.Fatalf("acting as %q, want Ben Okafor", who)
+	}
+	saveScreenshot(t, tab, "impersonating")
+
+	step("exit",
+		chromedp.Click(chromedp.ID("impersonation-exit")),
+		chromedp.WaitNotVisible(chromedp.ID("impersonation-banner")),
+		chromedp.WaitVisible(chromedp.CSS(`#conn-status[data-state="live"]`)),
+	)
+	if who := text("whoami"); !strings.Contains(who, "Adrian Admin") {
+		t.Fatalf("after exit the page shows %q, want Adrian Admin", who)
+	}
+	n, err := chromedp.Run(tab, chromedp.Evaluate[int](`document.querySelectorAll('#login-form').length`))
+	if err != nil || n != 0 {
+		t.Fatalf("the sign-in page appeared after exit (%d, %v)", n, err)
+	}
+}

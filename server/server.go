@@ -31,6 +31,10 @@ import (
 // sweepEvery is how often expired sessions are removed.
 const sweepEvery = 10 * time.Minute
 
+// rotateGrace is how long a replaced session's sockets stay open: long
+// enough for the response with the new cookie to arrive first.
+const rotateGrace = 300 * time.Millisecond
+
 // Run starts the console and serves until ctx is cancelled, then shuts down
 // in order: stop accepting, drain requests while sockets are told "going
 // away", disconnect from the database, stop the embedded database last.
@@ -77,7 +81,20 @@ func Run(ctx context.Context, cfg Config) error {
 	defer stopHub()
 	var hub *realtime.Hub
 
-	events, err := audit.Open(ctx, db.Database(), audit.Config{Logger: log.With("component", "audit")})
+	// The audit log has a connection of its own: it only inserts and
+	// reads, and long reads (export, verify) must not hold up requests.
+	eventsDB, err := mongostore.Open(ctx, uri, cfg.Database, mongostore.Options{AppendOnly: true})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := eventsDB.Close(closeCtx); err != nil {
+			log.Warn("closing the audit log's database connection", "err", err)
+		}
+	}()
+	events, err := audit.Open(ctx, eventsDB.Database(), audit.Config{Logger: log.With("component", "audit")})
 	if err != nil {
 		return err
 	}
@@ -103,17 +120,25 @@ func Run(ctx context.Context, cfg Config) error {
 			hub.CloseSession(id, realtime.StatusSessionEnded, realtime.ReasonSessionEnded)
 		},
 		OnRotate: func(id string) {
-			hub.CloseSession(id, realtime.StatusSessionChanged, realtime.ReasonSessionChanged)
+			// A moment's delay lets the response carrying the new cookie
+			// reach the browser before its tabs reconnect with it.
+			time.AfterFunc(rotateGrace, func() {
+				hub.CloseSession(id, realtime.StatusSessionChanged, realtime.ReasonSessionChanged)
+			})
 		},
 	})
 	impersonations := impersonation.New(db, sessions, rbac, events, impersonation.Config{
 		Now:    cfg.Clock,
 		Logger: log.With("component", "impersonation"),
 		OnEnded: func(imp *standin.Impersonation, sessionIDs []string) {
-			// The actor's tabs learn at once that they are themselves again.
-			for _, id := range sessionIDs {
-				hub.CloseSession(id, realtime.StatusSessionChanged, realtime.ReasonSessionChanged)
-			}
+			// The actor's tabs learn at once that they are themselves
+			// again (after the grace that lets a reply with a new cookie
+			// arrive first, when the actor ended it).
+			time.AfterFunc(rotateGrace, func() {
+				for _, id := range sessionIDs {
+					hub.CloseSession(id, realtime.StatusSessionChanged, realtime.ReasonSessionChanged)
+				}
+			})
 		},
 	})
 	var origins []string

@@ -150,3 +150,53 @@ func TestShutdownClosesSockets(t *testing.T) {
 		t.Fatal("socket was left open at shutdown")
 	}
 }
+
+// TestEveryTabHearsTheSwitch: two sockets of one admin session (two tabs)
+// are both told the session changed when impersonation starts, and both
+// can reconnect with the new cookie as the impersonated user.
+func TestEveryTabHearsTheSwitch(t *testing.T) {
+	t.Parallel()
+	srv := mustStart(t, "")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	admin := newClient(t, srv.URL)
+	admin.mustLogin("admin@example.org")
+	var tabs []*websocket.Conn
+	for range 2 {
+		conn, _, err := admin.dialWS(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.CloseNow()
+		tabs = append(tabs, conn)
+	}
+	closed := make(chan error, len(tabs))
+	for _, conn := range tabs {
+		go func() {
+			for {
+				if _, _, err := conn.Read(ctx); err != nil {
+					closed <- err
+					return
+				}
+			}
+		}()
+	}
+	if r := startImpersonation(admin, userID(t, admin, "ben@example.org"), "two tabs"); r.Status != http.StatusCreated {
+		t.Fatalf("start: %d %s", r.Status, r.Body)
+	}
+	for range tabs {
+		if err := <-closed; websocket.CloseStatus(err) != 4002 {
+			t.Fatalf("a tab's socket ended with %v, want 4002 (session changed)", err)
+		}
+	}
+	for range tabs {
+		conn, _, err := admin.dialWS(ctx)
+		if err != nil {
+			t.Fatalf("reconnect with the new cookie: %v", err)
+		}
+		conn.Close(websocket.StatusNormalClosure, "")
+	}
+	if user, actor, _ := session(t, admin); user != "ben@example.org" || actor != "admin@example.org" {
+		t.Fatalf("session is %s acting for %s", actor, user)
+	}
+}

@@ -4,7 +4,9 @@
 // Each event is one document whose _id is its seq: 1, 2, 3, … with no gap
 // and no duplicate. Each event's hash covers its content and the previous
 // event's hash (see ComputeHash), so altering, removing or reordering a
-// stored event breaks the chain, which Verify reports.
+// stored event breaks the chain, which Verify reports. (Removing the
+// newest events leaves a shorter chain that is whole; only a server that
+// committed them notices.)
 //
 // Appends go through a single appender goroutine per Log that commits
 // everything waiting in one ordered insert (group commit). Several servers
@@ -12,6 +14,14 @@
 // the unique _id turns a race between them into a duplicate key error on
 // which the loser re-reads the head and tries again. No transaction is
 // needed, so the same code is correct on MongoDB and on FerretDB.
+//
+// Cost: on MongoDB, queries use the indexes Open creates and walks read
+// _id ranges. FerretDB 1.x on SQLite pushes down only equality on string
+// or ObjectID _ids, so there every query on this collection (a Query
+// page, ByObject, each chunk of EventsAfter, Export and Verify, and the
+// head read at Open and after a conflict) reads the whole collection:
+// correct, but its cost grows with the length of the log. Appends never
+// read on the common path.
 //
 // Errors are *standin.Error values where a caller can act on them:
 // EInvalid for bad input, ENotFound, and EUnavailable when the database
@@ -71,10 +81,12 @@ type Config struct {
 	MaxBatch int
 
 	// Timeout bounds one commit: its inserts and any retries after a
-	// conflict with another server (default 5s). Checking what a failed
-	// insert stored has its own budget of the same length, so an Append
-	// whose events were taken for a commit returns within about twice
-	// this, whether the database answers or not.
+	// conflict with another server or a dropped connection (default 5s).
+	// Learning what a failed insert stored has a budget of its own of the
+	// same length. When a commit fails because the database is
+	// unavailable, every Append queued behind it fails at once, so while
+	// the database is down an Append returns EUnavailable within about
+	// four times Timeout (a commit under way ahead of it, then its own).
 	Timeout time.Duration
 }
 
@@ -250,7 +262,9 @@ func (l *Log) Close(ctx context.Context) error {
 // those it finds through OnCommit). If ctx ends while the events are still
 // queued they are withdrawn and ctx's error returned (EUnavailable for a
 // deadline); once a commit has taken them, Append waits for its outcome,
-// which the appender's own timeouts bound.
+// which the appender's own timeouts bound. An error the database answers
+// the insert with (other than a duplicate seq, which is retried) is
+// returned uncoded, an internal error; nothing is stored then.
 func (l *Log) Append(ctx context.Context, evs ...*standin.Event) error {
 	if len(evs) == 0 {
 		return nil
@@ -262,9 +276,9 @@ func (l *Log) Append(ctx context.Context, evs ...*standin.Event) error {
 		if e.Type == "" {
 			return standin.Errorf(standin.EInvalid, "An audit event needs a type.")
 		}
-		if slices.Contains(evs[:i], e) {
-			return standin.Errorf(standin.EInvalid, "The same audit event was given twice.")
-		}
+	}
+	if hasDuplicate(evs) {
+		return standin.Errorf(standin.EInvalid, "The same audit event was given twice.")
 	}
 	if err := ctx.Err(); err != nil {
 		return ctxError(err)
@@ -298,6 +312,27 @@ func (l *Log) Append(ctx context.Context, evs ...*standin.Event) error {
 	}
 	l.mu.Unlock()
 	return <-r.done
+}
+
+// hasDuplicate reports whether one event appears twice in evs: its seq
+// and hash could not be both.
+func hasDuplicate(evs []*standin.Event) bool {
+	if len(evs) <= 32 {
+		for i, e := range evs {
+			if slices.Contains(evs[:i], e) {
+				return true
+			}
+		}
+		return false
+	}
+	seen := make(map[*standin.Event]bool, len(evs))
+	for _, e := range evs {
+		if seen[e] {
+			return true
+		}
+		seen[e] = true
+	}
+	return false
 }
 
 func ctxError(err error) error {

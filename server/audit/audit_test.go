@@ -124,6 +124,15 @@ func login(who string) *standin.Event {
 		Subject: standin.EventUser{ID: who, Name: "User " + who}, Outcome: "ok", IP: "127.0.0.1", UserAgent: "test"}
 }
 
+// manyWith returns 40 events, e among them twice.
+func manyWith(e *standin.Event) []*standin.Event {
+	evs := []*standin.Event{e}
+	for i := range 38 {
+		evs = append(evs, login(fmt.Sprint(i)))
+	}
+	return append(evs, e)
+}
+
 func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 func slogTo(c *counter) *slog.Logger { return slog.New(c) }
@@ -244,6 +253,7 @@ func TestAppend(t *testing.T) {
 			{"Nil", []*standin.Event{login("a"), nil}},
 			{"NoType", []*standin.Event{{Actor: standin.EventUser{ID: "a"}}}},
 			{"SameTwice", []*standin.Event{e, e}},
+			{"SameTwiceInMany", manyWith(e)},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				wantCode(t, l.Append(ctx, tc.evs...), standin.EInvalid)

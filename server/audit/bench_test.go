@@ -101,7 +101,7 @@ func BenchmarkQuery(b *testing.B) {
 				Type: types[i%4], Actor: standin.EventUser{ID: fmt.Sprintf("u%d", i%50), Name: "Actor"},
 				Subject: standin.EventUser{ID: fmt.Sprintf("u%d", i%97), Name: "Subject"},
 				Action:  "booking.create", Object: fmt.Sprintf("booking/%d", i), Outcome: "allowed",
-				Reason:  "member of the project with the required trainings", IP: "192.0.2.1", UserAgent: "Mozilla/5.0 (bench)",
+				Reason: "member of the project with the required trainings", IP: "192.0.2.1", UserAgent: "Mozilla/5.0 (bench)",
 				Project: fmt.Sprintf("p%d", i%10), Projects: []string{fmt.Sprintf("p%d", i%10), fmt.Sprintf("p%d", (i+3)%10)},
 			})
 		}

@@ -131,7 +131,7 @@ func (l *Log) Export(ctx context.Context, f standin.EventFilter, format string, 
 		enc.SetEscapeHTML(false)
 	}
 	if !none {
-		err = l.walk(ctx, f.AfterSeq, match, func(d *eventDoc) error {
+		err = l.walk(ctx, f.AfterSeq, match, false, func(d *eventDoc) error {
 			var err error
 			if cw != nil {
 				err = cw.Write(csvRow(d.event()))
@@ -159,6 +159,8 @@ func (l *Log) Export(ctx context.Context, f standin.EventFilter, format string, 
 	return nil
 }
 
+// csvRow is e as a CSV row in the order of CSVHeader, with cells a
+// spreadsheet would take for formulas defused.
 func csvRow(e *standin.Event) []string {
 	row := []string{e.ID, strconv.FormatInt(e.Seq, 10), formatTime(e.Time), e.Type,
 		e.Actor.ID, e.Actor.Name, e.Subject.ID, e.Subject.Name, e.ImpersonationID,

@@ -25,3 +25,10 @@ type ReadHashesFunc func(ctx context.Context, from, to int64) (map[int64]string,
 func SetReadHashes(l *Log, wrap func(real ReadHashesFunc) ReadHashesFunc) {
 	l.readHashes = wrap(l.hashesIn)
 }
+
+// Pending returns how many Append calls wait for the appender.
+func Pending(l *Log) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.pending)
+}

@@ -182,7 +182,7 @@ func TestInsertFaults(t *testing.T) {
 		// EUnavailable in bounded time, and so does everything that queued
 		// behind it, without each waiting for its own timeout.
 		t.Parallel()
-		const timeout = 300 * time.Millisecond
+		const timeout = time.Second
 		var rec recorder
 		l := mustLog(t, mustDB(t), audit.Config{Timeout: timeout, MaxBatch: 1, OnCommit: rec.onCommit})
 		var hang atomic.Bool
@@ -204,7 +204,11 @@ func TestInsertFaults(t *testing.T) {
 		go func() { firstErr <- l.Append(ctx, first) }()
 		<-entered
 		_, wait := startCalls(l, 10)
-		time.Sleep(50 * time.Millisecond) // let them queue behind the hung insert
+		for deadline := time.Now().Add(10 * time.Second); audit.Pending(l) < 10; time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) { // they queue behind the hung insert
+				t.Fatal("calls did not queue")
+			}
+		}
 		wantCode(t, <-firstErr, standin.EUnavailable)
 		for i, err := range wait() {
 			if standin.ErrorCode(err) != standin.EUnavailable {

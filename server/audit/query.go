@@ -164,17 +164,22 @@ func (l *Log) ByObject(ctx context.Context, typ, object string) (*standin.Event,
 //
 // Errors: EUnavailable when the database cannot be reached.
 func (l *Log) EventsAfter(ctx context.Context, afterSeq int64, fn func(*standin.Event) error) error {
-	return l.walk(ctx, max(afterSeq, 0), nil, func(d *eventDoc) error { return fn(d.event()) })
+	return l.walk(ctx, max(afterSeq, 0), nil, false, func(d *eventDoc) error { return fn(d.event()) })
 }
 
 // walk calls fn for each stored event with seq above after that matches
 // match, in ascending seq order. It reads one range of seqs per query:
 // each range is found by _id on MongoDB, and on FerretDB, which scans for
 // any query, the database sorts only that range rather than all the rest
-// of the log. A range that ends at or past the known head is followed by a
-// check for anything beyond it, so events other servers append, and gaps
-// left by tampering, do not end the walk early.
-func (l *Log) walk(ctx context.Context, after int64, match bson.D, fn func(*eventDoc) error) error {
+// of the log.
+//
+// Ranges below the head this Log knows of are always read. Past it, the
+// walk must learn where the log ends, which may be beyond that head when
+// other servers append. Unfiltered, a range that is not full shows the
+// end, because a seq is only ever stored after its predecessor. Filtered,
+// or when thorough (Verify, which must not stop at a gap left by a deleted
+// event), it asks the database whether anything lies beyond the range.
+func (l *Log) walk(ctx context.Context, after int64, match bson.D, thorough bool, fn func(*eventDoc) error) error {
 	for from := after; ; {
 		to := from + l.chunk
 		if to < from { // overflow
@@ -185,12 +190,14 @@ func (l *Log) walk(ctx context.Context, after int64, match bson.D, fn func(*even
 		if err != nil {
 			return translate(err, "read audit log")
 		}
+		last := from
 		for cur.Next(ctx) {
 			var d eventDoc
 			if err := cur.Decode(&d); err != nil {
 				_ = cur.Close(context.WithoutCancel(ctx))
 				return translate(err, "read audit log")
 			}
+			last = d.Seq
 			if err := fn(&d); err != nil {
 				_ = cur.Close(context.WithoutCancel(ctx))
 				return err
@@ -205,7 +212,13 @@ func (l *Log) walk(ctx context.Context, after int64, match bson.D, fn func(*even
 			return nil
 		}
 		from = to
-		if to < l.committed.Load() {
+		switch {
+		case to < l.committed.Load():
+			continue
+		case len(match) == 0 && !thorough:
+			if last < to {
+				return nil
+			}
 			continue
 		}
 		more, err := l.anyAfter(ctx, to)

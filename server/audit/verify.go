@@ -37,7 +37,7 @@ func (l *Log) Verify(ctx context.Context) (Verification, error) {
 	var v Verification
 	committed := l.committed.Load()
 	want, prev := int64(1), ""
-	err := l.walk(ctx, 0, nil, func(d *eventDoc) error {
+	err := l.walk(ctx, 0, nil, true, func(d *eventDoc) error {
 		e := d.event()
 		switch {
 		case d.Seq != want:

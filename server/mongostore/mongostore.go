@@ -41,6 +41,10 @@ type Options struct {
 	// database that is down fails requests quickly with a 503 instead of
 	// hanging them.
 	Timeout time.Duration
+	// AppendOnly marks a connection used only to insert and read, never to
+	// update a document in place (the audit log): it keeps a full pool on
+	// FerretDB too, so long reads do not queue behind each other.
+	AppendOnly bool
 }
 
 // Open connects to uri, selects database name, checks that the server
@@ -63,7 +67,7 @@ func Open(ctx context.Context, uri, name string, o Options) (*DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	if db.ferret {
+	if db.ferret && !o.AppendOnly {
 		_ = db.client.Disconnect(context.WithoutCancel(ctx))
 		if db, err = connect(ctx, opts.SetMaxPoolSize(1), name); err != nil {
 			return nil, err

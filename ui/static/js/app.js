@@ -6,7 +6,7 @@
 // the current view's elements exist in the document. All text coming from
 // the server is inserted with textContent, never as HTML.
 
-import { about, ApiError, fetchSession, login, logout, setCsrfToken } from './api.js';
+import { about, api, ApiError, fetchSession, login, logout, setCsrfToken } from './api.js';
 import { LiveConnection, LiveState } from './live.js';
 
 const SESSION_ENDED_NOTICE = 'Your session ended. Sign in again.';
@@ -314,11 +314,25 @@ function showHome(session, { focusHeading = false } = {}) {
   if (state.view !== 'home') {
     view = mount('home');
     view.querySelector('#logout').addEventListener('click', onLogoutClick);
+    const exit = view.querySelector('#impersonation-exit');
+    exit.addEventListener('click', () => exitImpersonation(exit));
   }
   renderHome(view, session);
   renderConnection(state.connection);
   startLive();
   if (focusHeading) focus(view.querySelector('#welcome-title'));
+}
+
+/** Ends the impersonation and returns to the actor's own console, no sign-in. */
+async function exitImpersonation(button) {
+  setBusy(button, true, 'Exiting…');
+  try {
+    await api.delete('/impersonations/current');
+    await refreshSession();
+  } catch (error) {
+    setBusy(button, false);
+    toast(error instanceof ApiError ? error.message : 'Could not exit the impersonation. Try again.', { kind: 'error' });
+  }
 }
 
 function renderHome(view, session) {
@@ -344,6 +358,7 @@ function renderHome(view, session) {
     setText(slot(banner, 'text'), `Acting as ${subject} — signed in as ${actorName}`);
     const until = formatTime(imp.expires_at);
     setText(slot(banner, 'detail'), until ? ` · ends at ${until}` : '');
+    setBusy(view.querySelector('#impersonation-exit'), false);
     banner.hidden = false;
   } else {
     setText(slot(banner, 'text'), '');
@@ -446,12 +461,28 @@ function onSessionEvent(event) {
 
 let refreshing = null;
 
-/** Reloads the session and re-renders home; coalesces concurrent calls. */
-function refreshSession() {
+/**
+ * Reloads the session and re-renders home; coalesces concurrent calls.
+ * With settle (the default), a 401 is retried a few times over a second
+ * first: right after the session was replaced (impersonation started or
+ * ended, here or in another tab), the response carrying the new cookie may
+ * still be on its way. A session that really ended still ends.
+ */
+function refreshSession({ settle = true } = {}) {
   if (refreshing) return refreshing;
   refreshing = (async () => {
     try {
-      const session = await fetchSession();
+      let session;
+      for (let attempt = 0; ; attempt += 1) {
+        try {
+          session = await fetchSession();
+          break;
+        } catch (error) {
+          const retry = settle && attempt < 4 && error instanceof ApiError && error.status === 401;
+          if (!retry) throw error;
+          await new Promise((resolve) => setTimeout(resolve, 250));
+        }
+      }
       state.lastSessionCheck = Date.now();
       if (state.view === 'home' && !state.signingOut) showHome(session);
     } catch (error) {
