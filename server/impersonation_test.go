@@ -308,11 +308,18 @@ func TestImpersonationEnds(t *testing.T) {
 		if len(active) != 1 || active[0]["id"] != impID {
 			t.Fatalf("the manager sees %v", active)
 		}
+		impersonatingToken := support.cookie(standin.SessionCookie).Value
 		if r := manager.post("/api/v1/impersonations/"+impID+"/revoke", nil); r.Status != http.StatusOK || r.JSON(t)["cause"] != standin.CauseRevoked {
 			t.Fatalf("revoke: %d %s", r.Status, r.Body)
 		}
 		if user, _, imp := session(t, support); user != "support@example.org" || imp != nil {
 			t.Fatalf("after revoke the agent is %s in %v", user, imp)
+		}
+		// The identity changed, so the token did: the one used while
+		// impersonating no longer works.
+		old := newClient(t, srv.URL).do(http.MethodGet, "/api/v1/session", nil, "Cookie", standin.SessionCookie+"="+impersonatingToken)
+		if old.Status != http.StatusUnauthorized {
+			t.Fatalf("the token used while impersonating still works after a revoke: %d", old.Status)
 		}
 		if got := endedCause(impID); got != standin.CauseRevoked {
 			t.Fatalf("cause %q", got)

@@ -211,8 +211,15 @@ func (a *API) exportActivity(c *fiber.Ctx) error {
 }
 
 func (a *API) verifyActivity(c *fiber.Ctx) error {
-	if _, err := a.activityScope(c); err != nil {
+	scope, err := a.activityScope(c)
+	if err != nil {
 		return err
+	}
+	if scope != nil {
+		// Verification walks the whole log: it is for those who may read
+		// all of it.
+		return &standin.Error{Code: standin.EForbidden, Message: "You cannot verify the whole activity log.",
+			Reason: "Verifying the chain requires reading all activity (the role \"admin\" or higher)."}
 	}
 	v, err := a.cfg.Audit.Verify(c.UserContext())
 	if err != nil {

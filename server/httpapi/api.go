@@ -66,6 +66,7 @@ type Sessions interface {
 	Authenticate(ctx context.Context, token string) (*standin.Principal, error)
 	End(ctx context.Context, id string) error
 	EndUser(ctx context.Context, userID string) (int, error)
+	Rotate(ctx context.Context, old *standin.Session, impersonationID string) (string, *standin.Session, error)
 	Deadline(s *standin.Session) time.Time
 }
 

@@ -207,6 +207,16 @@ func (a *API) authenticate(c *fiber.Ctx) error {
 	if p, err = a.cfg.Impersonations.Resolve(c.UserContext(), p); err != nil {
 		return err
 	}
+	if p.Session.RotatePending {
+		// Someone else ended this session's impersonation: the identity
+		// changed, so the token does too, as when the actor ends it.
+		newToken, s, err := a.cfg.Sessions.Rotate(c.UserContext(), p.Session, "")
+		if err != nil {
+			return err
+		}
+		a.setSessionCookie(c, newToken, a.cfg.Sessions.Deadline(s))
+		p.Session = s
+	}
 	c.Locals(principalKey{}, p)
 	c.SetUserContext(standin.NewContext(c.UserContext(), p))
 	return c.Next()

@@ -137,6 +137,14 @@ func (s *Service) Start(ctx context.Context, p *standin.Principal, req Request, 
 		}
 	}
 	actor := p.Actor
+	if dec := s.rbac.Check(ctx, actor, standin.ActStart, standin.KindImpersonation, ""); !dec.Allowed {
+		ev := s.event(standin.EventImpersonationDenied, p, &standin.User{ID: req.UserID}, "", meta)
+		ev.Action, ev.Outcome, ev.Reason = "impersonation.start", "denied", "Impersonating "+dec.Reason+"."
+		if err := s.audit.Append(ctx, ev); err != nil {
+			return nil, err
+		}
+		return nil, &standin.Error{Code: standin.EForbidden, Message: "You do not have permission to impersonate users.", Reason: ev.Reason}
+	}
 	target, err := s.store.UserByID(ctx, req.UserID)
 	if standin.ErrorCode(err) == standin.ENotFound {
 		return nil, standin.Errorf(standin.ENotFound, "No user with id %q.", req.UserID)
@@ -159,9 +167,6 @@ func (s *Service) Start(ctx context.Context, p *standin.Principal, req Request, 
 			fmt.Sprintf("You are impersonating %s; end that first. Impersonations do not nest.", p.Impersonation.SubjectName))
 	case target.ID == actor.ID:
 		return nil, deny(standin.EForbidden, "You cannot impersonate yourself.", "The target is your own account.")
-	}
-	if dec := s.rbac.Check(ctx, actor, standin.ActStart, standin.KindImpersonation, ""); !dec.Allowed {
-		return nil, deny(standin.EForbidden, "You do not have permission to impersonate users.", "Impersonating "+dec.Reason+".")
 	}
 	switch {
 	case target.Role == standin.RoleOwner:
@@ -326,8 +331,13 @@ func (s *Service) end(ctx context.Context, id, cause string, by *standin.User, m
 		byID = by.ID
 	}
 	imp, err := s.store.EndImpersonation(ctx, id, cause, byID, s.cfg.Now())
-	if err != nil {
+	if err != nil && imp == nil {
 		return nil, err
+	}
+	if err != nil {
+		// It ended; only its holds stay behind, and the next start that
+		// meets them frees them. The end is still audited and announced.
+		s.cfg.Logger.Warn("ended impersonation's holds not freed", "impersonation", id, "err", err)
 	}
 	ev := &standin.Event{
 		Type: standin.EventImpersonationEnded, Time: imp.EndedAt,
@@ -401,8 +411,13 @@ func (s *Service) Resolve(ctx context.Context, p *standin.Principal) (*standin.P
 		if err != nil && standin.ErrorCode(err) != standin.ENotFound {
 			return nil, err
 		}
-		if subject == nil || !subject.Active() {
+		switch {
+		case subject == nil || !subject.Active():
 			cause = standin.CauseTargetSuspended
+		case subject.Role == standin.RoleOwner || subject.Role.Rank() >= p.Actor.Role.Rank():
+			// Roles changed since it started: the rule that allowed it
+			// no longer holds.
+			cause = standin.CauseActorLostRight
 		}
 	}
 	if cause != "" {
@@ -410,6 +425,7 @@ func (s *Service) Resolve(ctx context.Context, p *standin.Principal) (*standin.P
 			return nil, err
 		}
 		p.Session.ImpersonationID = ""
+		p.Session.RotatePending = true
 		return p, nil
 	}
 	return &standin.Principal{Actor: p.Actor, Subject: subject, Session: p.Session, Impersonation: imp}, nil
@@ -424,15 +440,43 @@ func (s *Service) ExpireDue(ctx context.Context) (int, error) {
 	}
 	now, n := s.cfg.Now(), 0
 	for _, imp := range all {
-		if imp.ActiveAt(now) {
+		cause := ""
+		if !imp.ActiveAt(now) {
+			cause = standin.CauseExpired
+		} else if cause, err = s.invalidated(ctx, imp); err != nil {
+			return n, err
+		}
+		if cause == "" {
 			continue
 		}
-		if _, err := s.end(ctx, imp.ID, standin.CauseExpired, nil, Meta{}); err != nil && standin.ErrorCode(err) != standin.EConflict {
+		if _, err := s.end(ctx, imp.ID, cause, nil, Meta{}); err != nil && standin.ErrorCode(err) != standin.EConflict {
 			return n, err
 		}
 		n++
 	}
 	return n, nil
+}
+
+// invalidated says why an unexpired impersonation may no longer run: the
+// subject was suspended, or the actor lost the right (or no longer
+// outranks the subject). "" when it may.
+func (s *Service) invalidated(ctx context.Context, imp *standin.Impersonation) (string, error) {
+	subject, err := s.store.UserByID(ctx, imp.SubjectID)
+	if err != nil && standin.ErrorCode(err) != standin.ENotFound {
+		return "", err
+	}
+	actor, err := s.store.UserByID(ctx, imp.ActorID)
+	if err != nil && standin.ErrorCode(err) != standin.ENotFound {
+		return "", err
+	}
+	switch {
+	case subject == nil || !subject.Active():
+		return standin.CauseTargetSuspended, nil
+	case actor == nil || !actor.Active() || !s.rbac.Check(ctx, actor, standin.ActStart, standin.KindImpersonation, "").Allowed ||
+		subject.Role == standin.RoleOwner || subject.Role.Rank() >= actor.Role.Rank():
+		return standin.CauseActorLostRight, nil
+	}
+	return "", nil
 }
 
 // EndFor ends the impersonations a user takes part in, as actor or

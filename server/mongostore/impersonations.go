@@ -89,6 +89,9 @@ func (db *DB) CreateImpersonation(ctx context.Context, i *standin.Impersonation)
 		if probe {
 			var h holdDoc
 			err := db.db.Collection(colHolds).FindOne(ctx, bson.M{"_id": key}).Decode(&h)
+			if err == nil && db.freeIfStale(ctx, key) {
+				continue
+			}
 			if err == nil {
 				release()
 				return db.holdConflict(ctx, key, h)
@@ -100,6 +103,9 @@ func (db *DB) CreateImpersonation(ctx context.Context, i *standin.Impersonation)
 			continue
 		}
 		_, err := db.db.Collection(colHolds).InsertOne(ctx, holdDoc{ID: key, ImpersonationID: id})
+		if mongo.IsDuplicateKeyError(err) && db.freeIfStale(ctx, key) {
+			_, err = db.db.Collection(colHolds).InsertOne(ctx, holdDoc{ID: key, ImpersonationID: id})
+		}
 		if mongo.IsDuplicateKeyError(err) {
 			var h holdDoc
 			ferr := db.db.Collection(colHolds).FindOne(ctx, bson.M{"_id": key}).Decode(&h)
@@ -123,8 +129,29 @@ func (db *DB) CreateImpersonation(ctx context.Context, i *standin.Impersonation)
 	return nil
 }
 
+// freeIfStale removes the hold key if its impersonation has ended (an end
+// that could not free its holds), and reports whether it did.
+func (db *DB) freeIfStale(ctx context.Context, key string) bool {
+	var h holdDoc
+	if err := db.db.Collection(colHolds).FindOne(ctx, bson.M{"_id": key}).Decode(&h); err != nil {
+		return false
+	}
+	imp, err := db.ImpersonationByID(ctx, h.ImpersonationID)
+	if err != nil || imp.EndedAt.IsZero() {
+		return false
+	}
+	res, err := db.db.Collection(colHolds).DeleteOne(ctx, bson.M{"_id": key, "impersonation_id": h.ImpersonationID})
+	return err == nil && res.DeletedCount == 1
+}
+
 func (db *DB) holdConflict(ctx context.Context, key string, h holdDoc) error {
 	imp, err := db.ImpersonationByID(ctx, h.ImpersonationID)
+	if standin.ErrorCode(err) == standin.ENotFound {
+		// A start racing this one has claimed the hold and not yet written
+		// its record: it is a conflict all the same.
+		imp = &standin.Impersonation{ID: h.ImpersonationID, ActorName: "another agent", SubjectName: "someone"}
+		err = nil
+	}
 	if err != nil {
 		return err
 	}
@@ -211,7 +238,8 @@ func (db *DB) Impersonations(ctx context.Context, p standin.Page) ([]*standin.Im
 }
 
 // ClearImpersonationSessions takes every session in impersonation id out
-// of it and returns their ids.
+// of it, marks them to get a new token on their next request, and returns
+// their ids.
 func (db *DB) ClearImpersonationSessions(ctx context.Context, id string) ([]string, error) {
 	cur, err := db.db.Collection(colSessions).Find(ctx, bson.M{"impersonation_id": id})
 	if err != nil {
@@ -223,8 +251,10 @@ func (db *DB) ClearImpersonationSessions(ctx context.Context, id string) ([]stri
 	}
 	ids := make([]string, 0, len(docs))
 	for _, d := range docs {
-		if err := db.SetSessionImpersonation(ctx, d.ID, ""); err != nil && standin.ErrorCode(err) != standin.ENotFound {
-			return ids, err
+		_, err := db.db.Collection(colSessions).UpdateOne(ctx, bson.M{"_id": d.ID, "impersonation_id": id},
+			bson.M{"$unset": bson.M{"impersonation_id": ""}, "$set": bson.M{"rotate_pending": true}})
+		if err != nil {
+			return ids, translate(err, "clear session impersonation")
 		}
 		ids = append(ids, d.ID)
 	}

@@ -2,7 +2,6 @@ package mongostore
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -22,6 +21,7 @@ type sessionDoc struct {
 	// ImpersonationID is kept as a string: it names an impersonation
 	// document but is only ever compared and looked up by the service.
 	ImpersonationID string `bson:"impersonation_id,omitempty"`
+	RotatePending   bool   `bson:"rotate_pending,omitempty"`
 }
 
 func (d *sessionDoc) domain() *standin.Session {
@@ -36,6 +36,7 @@ func (d *sessionDoc) domain() *standin.Session {
 		UserAgent:  d.UserAgent,
 
 		ImpersonationID: d.ImpersonationID,
+		RotatePending:   d.RotatePending,
 	}
 }
 
@@ -104,13 +105,19 @@ func (db *DB) DeleteUserSessions(ctx context.Context, userID string) ([]string, 
 	if err != nil {
 		return nil, err
 	}
-	cur, err := db.db.Collection(colSessions).Find(ctx, bson.M{"user_id": uid})
+	return db.deleteSessions(ctx, bson.M{"user_id": uid}, "sessions of user")
+}
+
+// deleteSessions removes the sessions matching filter and returns their
+// ids; what names them in errors.
+func (db *DB) deleteSessions(ctx context.Context, filter bson.M, what string) ([]string, error) {
+	cur, err := db.db.Collection(colSessions).Find(ctx, filter)
 	if err != nil {
-		return nil, translate(err, "find sessions of user")
+		return nil, translate(err, "find "+what)
 	}
 	var docs []sessionDoc
 	if err := cur.All(ctx, &docs); err != nil {
-		return nil, translate(err, "find sessions of user")
+		return nil, translate(err, "find "+what)
 	}
 	ids := make([]string, 0, len(docs))
 	for _, d := range docs {
@@ -120,7 +127,7 @@ func (db *DB) DeleteUserSessions(ctx context.Context, userID string) ([]string, 
 		return ids, nil
 	}
 	if _, err := db.db.Collection(colSessions).DeleteMany(ctx, bson.M{"_id": bson.M{"$in": ids}}); err != nil {
-		return nil, fmt.Errorf("delete sessions of user: %w", translate(err, "delete sessions"))
+		return nil, translate(err, "delete "+what)
 	}
 	return ids, nil
 }
@@ -129,23 +136,5 @@ func (db *DB) DeleteUserSessions(ctx context.Context, userID string) ([]string, 
 // returns their ids. Real MongoDB's TTL index does this on its own;
 // FerretDB has none, so the server sweeps on both.
 func (db *DB) DeleteExpiredSessions(ctx context.Context, now time.Time) ([]string, error) {
-	cur, err := db.db.Collection(colSessions).Find(ctx, bson.M{"expires_at": bson.M{"$lte": now.UTC()}})
-	if err != nil {
-		return nil, translate(err, "find expired sessions")
-	}
-	var docs []sessionDoc
-	if err := cur.All(ctx, &docs); err != nil {
-		return nil, translate(err, "find expired sessions")
-	}
-	ids := make([]string, 0, len(docs))
-	for _, d := range docs {
-		ids = append(ids, d.ID)
-	}
-	if len(ids) == 0 {
-		return ids, nil
-	}
-	if _, err := db.db.Collection(colSessions).DeleteMany(ctx, bson.M{"_id": bson.M{"$in": ids}}); err != nil {
-		return nil, translate(err, "delete expired sessions")
-	}
-	return ids, nil
+	return db.deleteSessions(ctx, bson.M{"expires_at": bson.M{"$lte": now.UTC()}}, "expired sessions")
 }

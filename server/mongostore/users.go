@@ -69,7 +69,6 @@ func userToDoc(u *standin.User) (*userDoc, error) {
 		Role:         string(u.Role),
 		Status:       string(u.Status),
 		Memberships:  []membershipDoc{},
-		Trainings:    []trainingRecDoc{},
 		CreatedAt:    u.CreatedAt,
 		UpdatedAt:    u.UpdatedAt,
 	}
@@ -87,7 +86,17 @@ func userToDoc(u *standin.User) (*userDoc, error) {
 		}
 		d.Memberships = append(d.Memberships, membershipDoc{ProjectID: pid, Role: string(m.Role)})
 	}
-	for _, t := range u.Trainings {
+	trainings, err := trainingDocs(u.Trainings)
+	if err != nil {
+		return nil, err
+	}
+	d.Trainings = trainings
+	return d, nil
+}
+
+func trainingDocs(recs []standin.TrainingRecord) ([]trainingRecDoc, error) {
+	docs := make([]trainingRecDoc, 0, len(recs))
+	for _, t := range recs {
 		tid, err := objectID(t.TrainingID, "training")
 		if err != nil {
 			return nil, err
@@ -97,9 +106,9 @@ func userToDoc(u *standin.User) (*userDoc, error) {
 			exp := t.ExpiresAt
 			rec.ExpiresAt = &exp
 		}
-		d.Trainings = append(d.Trainings, rec)
+		docs = append(docs, rec)
 	}
-	return d, nil
+	return docs, nil
 }
 
 // UserByID returns the user with the given id, or an ENotFound error.
@@ -226,18 +235,9 @@ func (db *DB) SetUserStatus(ctx context.Context, id string, status standin.Statu
 
 // SetTrainings replaces an account's training records.
 func (db *DB) SetTrainings(ctx context.Context, id string, recs []standin.TrainingRecord, at time.Time) (*standin.User, error) {
-	docs := make([]trainingRecDoc, 0, len(recs))
-	for _, t := range recs {
-		tid, err := objectID(t.TrainingID, "training")
-		if err != nil {
-			return nil, err
-		}
-		rec := trainingRecDoc{TrainingID: tid, CompletedAt: t.CompletedAt}
-		if !t.ExpiresAt.IsZero() {
-			exp := t.ExpiresAt
-			rec.ExpiresAt = &exp
-		}
-		docs = append(docs, rec)
+	docs, err := trainingDocs(recs)
+	if err != nil {
+		return nil, err
 	}
 	return db.updateUser(ctx, id, bson.M{"trainings": docs, "updated_at": at.UTC()})
 }

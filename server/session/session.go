@@ -89,11 +89,7 @@ func ID(token string) string {
 
 // Start creates a session for u and returns the token the client keeps.
 func (m *Manager) Start(ctx context.Context, u *standin.User, ip, userAgent string) (string, *standin.Session, error) {
-	token, err := randomToken()
-	if err != nil {
-		return "", nil, err
-	}
-	csrf, err := randomToken()
+	token, csrf, err := newTokens()
 	if err != nil {
 		return "", nil, err
 	}
@@ -175,11 +171,7 @@ func (m *Manager) End(ctx context.Context, id string) error {
 // new session keeps old's absolute lifetime. The old token stops working
 // at once. The caller sets the new cookie.
 func (m *Manager) Rotate(ctx context.Context, old *standin.Session, impersonationID string) (string, *standin.Session, error) {
-	token, err := randomToken()
-	if err != nil {
-		return "", nil, err
-	}
-	csrf, err := randomToken()
+	token, csrf, err := newTokens()
 	if err != nil {
 		return "", nil, err
 	}
@@ -251,6 +243,17 @@ func (m *Manager) expiry(created, seen time.Time) time.Time {
 		return idle.UTC()
 	}
 	return absolute.UTC()
+}
+
+// newTokens returns a fresh session token and CSRF token.
+func newTokens() (token, csrf string, err error) {
+	if token, err = randomToken(); err != nil {
+		return "", "", err
+	}
+	if csrf, err = randomToken(); err != nil {
+		return "", "", err
+	}
+	return token, csrf, nil
 }
 
 func randomToken() (string, error) {

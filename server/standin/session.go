@@ -20,6 +20,10 @@ type Session struct {
 	// ImpersonationID is set while the session's user impersonates
 	// someone; the session's own user stays the actor.
 	ImpersonationID string
+	// RotatePending is set when someone else ended the session's
+	// impersonation (revoke, expiry, suspension): the session's next
+	// request gets a new token, as an end by the actor does at once.
+	RotatePending bool
 }
 
 // ExpiredAt reports whether the session no longer authenticates at t.
