@@ -108,6 +108,10 @@ func TestImpersonationLifecycle(t *testing.T) {
 		if r.Status != http.StatusForbidden || !strings.Contains(reason(t, r), "Confocal Basics") {
 			t.Fatalf("as Ben, book the confocal: %d %s", r.Status, r.Body)
 		}
+		// Ben's inbox, read by the admin as Ben: audited like the rest.
+		if r := admin.do(http.MethodGet, "/api/v1/notifications", nil); r.Status != http.StatusOK {
+			t.Fatalf("as Ben, notifications: %d", r.Status)
+		}
 	})
 
 	t.Run("SensitiveRefused", func(t *testing.T) {
@@ -159,6 +163,16 @@ func TestImpersonationLifecycle(t *testing.T) {
 			actor, subject := e["actor"].(map[string]any), e["subject"].(map[string]any)
 			if actor["name"] != "Adrian Admin" || subject["name"] != "Ben Okafor" || e["impersonation_id"] != impID {
 				t.Errorf("event %v is not attributed to the admin acting as Ben", e)
+			}
+		}
+		actions := []string{}
+		for _, e := range evs {
+			actions = append(actions, fmt.Sprint(e["action"], " ", e["outcome"], " ", e["reason"]))
+		}
+		all := strings.Join(actions, "\n")
+		for _, want := range []string{"GET /api/v1/notifications allowed", "booking.create denied", "Confocal Basics"} {
+			if !strings.Contains(all, want) {
+				t.Errorf("no event for %q among:\n%s", want, all)
 			}
 		}
 		joined := strings.Join(types, ",")

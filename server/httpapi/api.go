@@ -180,7 +180,14 @@ type rule struct {
 	// destructive actions are refused under impersonation unless policy
 	// grants the actor the right to be destructive while impersonating.
 	destructive bool
+	// auditsItself marks a signedIn route whose handler (or service)
+	// writes its own audit events while impersonating; every other
+	// signedIn route is audited by outcome (see auditImpersonated).
+	auditsItself bool
 }
+
+// selfAudited is the rule of a signedIn route that audits itself.
+var selfAudited = rule{auditsItself: true}
 
 // sensitive marks a rule as never allowed under impersonation.
 func (r rule) sensitiveAction() rule { r.sensitive = true; return r }
@@ -209,7 +216,7 @@ func (a *API) routes() []route {
 		{fiber.MethodGet, "/ws", socket, rule{}, a.websocket},
 		{fiber.MethodGet, v1 + "/about", public, rule{}, a.about},
 		{fiber.MethodPost, v1 + "/auth/login", public, rule{}, a.login},
-		{fiber.MethodPost, v1 + "/auth/logout", signedIn, rule{}, a.logout},
+		{fiber.MethodPost, v1 + "/auth/logout", signedIn, selfAudited, a.logout},
 		{fiber.MethodGet, v1 + "/session", signedIn, rule{}, a.session},
 
 		{fiber.MethodGet, v1 + "/users", authorized, can(standin.ActList, standin.KindUser, nil), a.listUsers},
@@ -229,17 +236,17 @@ func (a *API) routes() []route {
 
 		// Impersonation decides its own refusals in the service, which
 		// audits each one as impersonation.denied.
-		{fiber.MethodPost, v1 + "/impersonations", signedIn, rule{}, a.startImpersonation},
-		{fiber.MethodDelete, v1 + "/impersonations/current", signedIn, rule{}, a.stopImpersonation},
+		{fiber.MethodPost, v1 + "/impersonations", signedIn, selfAudited, a.startImpersonation},
+		{fiber.MethodDelete, v1 + "/impersonations/current", signedIn, selfAudited, a.stopImpersonation},
 		{fiber.MethodGet, v1 + "/impersonations", signedIn, rule{}, a.listImpersonations},
 		{fiber.MethodPost, v1 + "/impersonations/:id/revoke", signedIn, rule{}, a.revokeImpersonation},
 		{fiber.MethodPost, v1 + "/users/:id/suspend", authorized, can(standin.ActSuspend, standin.KindUser, nil).destructiveAction(), a.suspendUser},
 
 		// The activity log's scope (all, or a manager's projects) is
 		// decided per request in activityScope.
-		{fiber.MethodGet, v1 + "/activity", signedIn, rule{}, a.listActivity},
-		{fiber.MethodGet, v1 + "/activity/export", signedIn, rule{}, a.exportActivity},
-		{fiber.MethodGet, v1 + "/activity/verify", signedIn, rule{}, a.verifyActivity},
+		{fiber.MethodGet, v1 + "/activity", signedIn, selfAudited, a.listActivity},
+		{fiber.MethodGet, v1 + "/activity/export", signedIn, selfAudited, a.exportActivity},
+		{fiber.MethodGet, v1 + "/activity/verify", signedIn, selfAudited, a.verifyActivity},
 
 		{fiber.MethodGet, v1 + "/policies", authorized, can(standin.ActList, standin.KindPolicy, nil), a.listPolicies},
 		{fiber.MethodPost, v1 + "/policies", authorized, can(standin.ActUpdate, standin.KindPolicy, nil), a.addPolicy},
@@ -321,6 +328,9 @@ func (a *API) mount(app *fiber.App, routes []route) error {
 			chain = []fiber.Handler{a.checkOrigin}
 		case signedIn:
 			chain = []fiber.Handler{a.authenticate, a.checkOrigin, a.checkCSRF}
+			if !r.rule.auditsItself {
+				chain = append(chain, a.auditImpersonated)
+			}
 		case socket:
 			chain = nil
 		case authorized:

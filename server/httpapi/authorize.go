@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	"github.com/gofiber/fiber/v2"
@@ -55,6 +56,39 @@ func (a *API) authorize(r rule) fiber.Handler {
 		c.Locals(decisionKey{}, dec)
 		return c.Next()
 	}
+}
+
+// auditImpersonated audits, while impersonating, a signedIn route that has
+// no rule of its own, by its outcome: the handler runs, then the event is
+// committed before the response leaves; if it cannot be, the response is
+// replaced by a 503.
+func (a *API) auditImpersonated(c *fiber.Ctx) error {
+	p := principal(c)
+	if p.Impersonation == nil {
+		return c.Next()
+	}
+	herr := c.Next()
+	status := c.Response().StatusCode()
+	if herr != nil {
+		_, status = errorResponse(herr)
+	}
+	typ, outcome, reason := standin.EventActionAllowed, "allowed", ""
+	if status == fiber.StatusForbidden || status == fiber.StatusConflict {
+		typ, outcome = standin.EventActionDenied, "denied"
+		if e, ok := errors.AsType[*standin.Error](herr); ok {
+			reason = e.Message
+			if e.Reason != "" {
+				reason = e.Reason
+			}
+		}
+	} else if status >= 400 {
+		outcome = "failed"
+	}
+	if err := a.audit(c, a.event(c, typ, p, c.Method()+" "+c.Route().Path, c.Path(), "", outcome, reason)); err != nil {
+		c.Response().ResetBody()
+		return err
+	}
+	return herr
 }
 
 // impersonationLimits refuses, while impersonating, what the subject may do

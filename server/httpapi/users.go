@@ -165,7 +165,12 @@ func (a *API) suspendUser(c *fiber.Ctx) error {
 	case !u.Active():
 		return standin.Errorf(standin.EConflict, "%s's account is already suspended.", u.Name)
 	}
-	if err := a.audit(c, a.event(c, standin.EventUserSuspended, p, "user.suspend", "user:"+u.ID, "", "suspended", "")); err != nil {
+	ev := a.event(c, standin.EventUserSuspended, p, "user.suspend", "user:"+u.ID, "", "suspended", u.Name)
+	// The suspended user's project leads see it too.
+	for _, m := range u.Memberships {
+		ev.Projects = append(ev.Projects, m.ProjectID)
+	}
+	if err := a.audit(c, ev); err != nil {
 		return err
 	}
 	u, err = a.cfg.Users.SetUserStatus(ctx, u.ID, standin.StatusSuspended, a.cfg.Now())

@@ -43,9 +43,13 @@ type slotDoc struct {
 }
 
 func (d *bookingDoc) domain() *standin.Booking {
+	status := standin.BookingStatus(d.Status)
+	if status == standin.BookingCancelling {
+		status = standin.BookingConfirmed // until the cancellation is committed
+	}
 	b := &standin.Booking{
 		ID: d.ID.Hex(), ResourceID: d.ResourceID.Hex(), UserID: d.UserID.Hex(), ProjectID: d.ProjectID.Hex(),
-		Start: d.Start, End: d.End, Status: standin.BookingStatus(d.Status),
+		Start: d.Start, End: d.End, Status: status,
 		CreatedBy: d.CreatedBy, ImpersonationID: d.ImpersonationID, CreatedAt: d.CreatedAt, CancelledBy: d.CancelledBy,
 	}
 	if d.CancelledAt != nil {
@@ -198,7 +202,9 @@ func (db *DB) CancelBooking(ctx context.Context, id, by string, at time.Time, co
 
 // Bookings lists bookings matching f, newest first, one page at a time.
 func (db *DB) Bookings(ctx context.Context, f standin.BookingFilter, p standin.Page) ([]*standin.Booking, string, error) {
-	filter := bson.M{"status": bson.M{"$in": bson.A{string(standin.BookingConfirmed), string(standin.BookingCancelled)}}}
+	// A booking being cancelled stays listed (as confirmed) until its
+	// cancellation is committed.
+	filter := bson.M{"status": bson.M{"$in": bson.A{string(standin.BookingConfirmed), string(standin.BookingCancelling), string(standin.BookingCancelled)}}}
 	for key, id := range map[string]string{"user_id": f.UserID, "project_id": f.ProjectID, "resource_id": f.ResourceID} {
 		if id == "" {
 			continue
@@ -209,7 +215,11 @@ func (db *DB) Bookings(ctx context.Context, f standin.BookingFilter, p standin.P
 		}
 		filter[key] = oid
 	}
-	if f.Status != "" {
+	switch f.Status {
+	case "":
+	case standin.BookingConfirmed:
+		filter["status"] = bson.M{"$in": bson.A{string(standin.BookingConfirmed), string(standin.BookingCancelling)}}
+	default:
 		filter["status"] = string(f.Status)
 	}
 	docs, next, err := page(ctx, db, colBookings, filter, p, func(d *bookingDoc) bson.ObjectID { return d.ID })
