@@ -3,10 +3,7 @@ package server_test
 import (
 	"context"
 	"fmt"
-	"log/slog"
-	"net"
 	"net/http"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -28,27 +25,11 @@ type facilityConsole struct {
 func mustStartFacility(t *testing.T, options ...func(*server.Config)) *facilityConsole {
 	t.Helper()
 	db := dbtest.MustOpen(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	addr := make(chan net.Addr, 1)
-	c := &console{stop: cancel, done: make(chan error, 1)}
-	cfg := server.Config{
-		Addr: "127.0.0.1:0", MongoURI: dbtest.MustServer(t).URI, Database: db.Name(),
-		Demo: server.DemoOn, PasswordCost: testCost,
-		Logger:   slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})),
-		OnListen: func(a net.Addr) { addr <- a },
-	}
+	cfg := server.Config{MongoURI: dbtest.MustServer(t).URI, Database: db.Name(), Demo: server.DemoOn}
 	for _, o := range options {
 		o(&cfg)
 	}
-	go func() { c.done <- server.Run(ctx, cfg) }()
-	select {
-	case a := <-addr:
-		c.URL = "http://" + a.String()
-	case err := <-c.done:
-		t.Fatalf("server did not start: %v", err)
-	}
-	t.Cleanup(func() { c.Stop(t) })
-	return &facilityConsole{console: c, db: db}
+	return &facilityConsole{console: mustRun(t, cfg), db: db}
 }
 
 // ids of the demo facility, read through the API.

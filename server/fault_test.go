@@ -3,9 +3,7 @@ package server_test
 import (
 	"context"
 	"log/slog"
-	"net"
 	"net/http"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +12,9 @@ import (
 	"standin/server/embeddeddb"
 	"standin/server/standin"
 )
+
+// silent drops the logs of tests that make the database fail on purpose.
+var silent = slog.New(slog.DiscardHandler)
 
 // TestDatabaseDown runs the server on an external database (through
 // MONGODB_URI, as with a real MongoDB), stops that database, and checks that
@@ -28,23 +29,8 @@ func TestDatabaseDown(t *testing.T) {
 	}
 	defer edb.Close()
 
-	runCtx, cancel := context.WithCancel(ctx)
-	addr := make(chan net.Addr, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- server.Run(runCtx, server.Config{
-			Addr: "127.0.0.1:0", MongoURI: edb.URI(), Demo: server.DemoOn, PasswordCost: testCost,
-			Logger:   slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError + 4})),
-			OnListen: func(a net.Addr) { addr <- a },
-		})
-	}()
-	var base string
-	select {
-	case a := <-addr:
-		base = "http://" + a.String()
-	case err := <-done:
-		t.Fatalf("server did not start: %v", err)
-	}
+	srv := mustRun(t, server.Config{MongoURI: edb.URI(), Demo: server.DemoOn, Logger: silent})
+	base := srv.URL
 
 	c := newClient(t, base)
 	c.mustLogin("ada@example.org")
@@ -64,15 +50,9 @@ func TestDatabaseDown(t *testing.T) {
 		t.Fatalf("healthz is about the process, not the database: %d", r.Status)
 	}
 
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("Run: %v", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("server did not stop with its database down")
-	}
+	// Stop checks that Run returns cleanly, within its bound, with the
+	// database still down.
+	srv.Stop(t)
 }
 
 // TestDatabaseFailureDuringBooking stops the database under a booking
@@ -88,27 +68,9 @@ func TestDatabaseFailureDuringBooking(t *testing.T) {
 	}
 	addr := strings.TrimSuffix(strings.TrimPrefix(edb.URI(), "mongodb://"), "/")
 
-	runCtx, cancel := context.WithCancel(ctx)
-	listening := make(chan net.Addr, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- server.Run(runCtx, server.Config{
-			Addr: "127.0.0.1:0", MongoURI: edb.URI(), Demo: server.DemoOn, PasswordCost: testCost,
-			Logger:   slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError + 4})),
-			OnListen: func(a net.Addr) { listening <- a },
-		})
-	}()
-	var base string
-	select {
-	case a := <-listening:
-		base = "http://" + a.String()
-	case err := <-done:
-		t.Fatalf("server did not start: %v", err)
-	}
-	defer func() {
-		cancel()
-		<-done
-	}()
+	srv := mustRun(t, server.Config{MongoURI: edb.URI(), Demo: server.DemoOn, Logger: silent})
+	base := srv.URL
+	defer srv.Stop(t)
 
 	ada, owner := newClient(t, base), newClient(t, base)
 	ada.mustLogin("ada@example.org")

@@ -36,20 +36,32 @@ func mustStart(t testing.TB, dataDir string) *console {
 	if dataDir == "" {
 		dataDir = t.TempDir()
 	}
+	c := mustRun(t, server.Config{DataDir: dataDir})
+	c.DataDir = dataDir
+	return c
+}
+
+// mustRun runs the server with cfg on a free port, with cheap password
+// hashing and quiet logs unless set, and stops it at cleanup.
+func mustRun(t testing.TB, cfg server.Config) *console {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	addr := make(chan net.Addr, 1)
-	c := &console{DataDir: dataDir, stop: cancel, done: make(chan error, 1)}
+	c := &console{stop: cancel, done: make(chan error, 1)}
 	logLevel := slog.LevelError
 	if os.Getenv("STANDIN_TEST_LOG") != "" {
 		logLevel = slog.LevelDebug
 	}
-	cfg := server.Config{
-		Addr:         "127.0.0.1:0",
-		DataDir:      dataDir,
-		PasswordCost: testCost,
-		Logger:       slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: logLevel})),
-		OnListen:     func(a net.Addr) { addr <- a },
+	if cfg.Addr == "" {
+		cfg.Addr = "127.0.0.1:0"
 	}
+	if cfg.PasswordCost == (password.Params{}) {
+		cfg.PasswordCost = testCost
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: logLevel}))
+	}
+	cfg.OnListen = func(a net.Addr) { addr <- a }
 	go func() { c.done <- server.Run(ctx, cfg) }()
 	select {
 	case a := <-addr:

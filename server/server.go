@@ -63,13 +63,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	defer func() {
-		closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		if err := db.Close(closeCtx); err != nil {
-			log.Warn("closing database", "err", err)
-		}
-	}()
+	defer closeWithin(ctx, 5*time.Second, db.Close, log, "closing database")
 
 	if err := seedDemo(ctx, cfg, db); err != nil {
 		return err
@@ -87,24 +81,13 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	defer func() {
-		closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		if err := eventsDB.Close(closeCtx); err != nil {
-			log.Warn("closing the audit log's database connection", "err", err)
-		}
-	}()
+	defer closeWithin(ctx, 5*time.Second, eventsDB.Close, log, "closing the audit log's database connection")
 	events, err := audit.Open(ctx, eventsDB.Database(), audit.Config{Logger: log.With("component", "audit")})
 	if err != nil {
 		return err
 	}
-	defer func() {
-		closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		defer cancel()
-		if err := events.Close(closeCtx); err != nil {
-			log.Error("closing the audit log", "err", err)
-		}
-	}()
+	// Pending appends are drained before the connection closes.
+	defer closeWithin(ctx, 10*time.Second, events.Close, log, "closing the audit log")
 	if err := repair(ctx, db, events, log); err != nil {
 		return err
 	}
@@ -269,6 +252,16 @@ func sweepSessions(ctx context.Context, sessions *session.Manager, log *slog.Log
 				log.Info("expired sessions removed", "count", n)
 			}
 		}
+	}
+}
+
+// closeWithin runs a Close method with its own deadline, even after ctx
+// ended, and logs a failure.
+func closeWithin(ctx context.Context, d time.Duration, closeFn func(context.Context) error, log *slog.Logger, what string) {
+	closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d)
+	defer cancel()
+	if err := closeFn(closeCtx); err != nil {
+		log.Error(what, "err", err)
 	}
 }
 
