@@ -430,3 +430,22 @@ func TestDestructiveNeedsTheActorsRight(t *testing.T) {
 		t.Fatalf("cancellation events: %v", evs)
 	}
 }
+
+// TestTargetSigningOutDoesNotEndIt: the impersonated user signing out of
+// their own session ends nothing of the agent's.
+func TestTargetSigningOutDoesNotEndIt(t *testing.T) {
+	t.Parallel()
+	srv := mustStartFacility(t)
+	admin, ben := newClient(t, srv.URL), newClient(t, srv.URL)
+	admin.mustLogin("admin@example.org")
+	ben.mustLogin("ben@example.org")
+	if r := startImpersonation(admin, userID(t, admin, "ben@example.org"), "reproduce"); r.Status != http.StatusCreated {
+		t.Fatalf("start: %d %s", r.Status, r.Body)
+	}
+	if r := ben.post("/api/v1/auth/logout", nil); r.Status != http.StatusOK {
+		t.Fatalf("Ben signs out: %d", r.Status)
+	}
+	if user, actor, imp := session(t, admin); user != "ben@example.org" || actor != "admin@example.org" || imp == nil {
+		t.Fatalf("the impersonation ended when Ben signed out: %s as %s (%v)", actor, user, imp)
+	}
+}

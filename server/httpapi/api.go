@@ -77,7 +77,7 @@ type Impersonations interface {
 	Stop(ctx context.Context, p *standin.Principal, meta impersonation.Meta) (*standin.Impersonation, string, *standin.Session, error)
 	Revoke(ctx context.Context, p *standin.Principal, id string, meta impersonation.Meta) (*standin.Impersonation, error)
 	Active(ctx context.Context, who *standin.User) ([]*standin.Impersonation, error)
-	EndFor(ctx context.Context, userID, cause string, by *standin.User, meta impersonation.Meta) error
+	EndFor(ctx context.Context, userID, asActor, asSubject string, by *standin.User, meta impersonation.Meta) error
 }
 
 // Audit is the append-only audit log (package audit).

@@ -174,10 +174,10 @@ func (a *API) verifyPassword(ctx context.Context, email, plain string) (*standin
 
 func (a *API) logout(c *fiber.Ctx) error {
 	p := principal(c)
-	if p.Impersonation != nil {
-		if err := a.cfg.Impersonations.EndFor(c.UserContext(), p.Actor.ID, standin.CauseActorLoggedOut, p.Actor, a.meta(c)); err != nil {
-			return err
-		}
+	// Signing out ends the impersonations this person conducts, from
+	// this session or another; being impersonated is not theirs to end.
+	if err := a.cfg.Impersonations.EndFor(c.UserContext(), p.Actor.ID, standin.CauseActorLoggedOut, "", p.Actor, a.meta(c)); err != nil {
+		return err
 	}
 	if err := a.audit(c, a.event(c, standin.EventLogout, &standin.Principal{Actor: p.Actor, Subject: p.Actor}, "session.end", "", "", "signed_out", "")); err != nil {
 		return err

@@ -479,15 +479,24 @@ func (s *Service) invalidated(ctx context.Context, imp *standin.Impersonation) (
 	return "", nil
 }
 
-// EndFor ends the impersonations a user takes part in, as actor or
-// subject, with cause: the actor signed out, the subject was suspended.
-func (s *Service) EndFor(ctx context.Context, userID, cause string, by *standin.User, meta Meta) error {
+// EndFor ends the impersonations a user takes part in: as actor with
+// asActor as the cause, as subject with asSubject; an empty cause leaves
+// that role's impersonations alone (signing out ends only those one
+// conducts, a suspension both).
+func (s *Service) EndFor(ctx context.Context, userID, asActor, asSubject string, by *standin.User, meta Meta) error {
 	all, err := s.store.ActiveImpersonations(ctx)
 	if err != nil {
 		return err
 	}
 	for _, imp := range all {
-		if imp.ActorID != userID && imp.SubjectID != userID {
+		cause := ""
+		switch userID {
+		case imp.ActorID:
+			cause = asActor
+		case imp.SubjectID:
+			cause = asSubject
+		}
+		if cause == "" {
 			continue
 		}
 		if _, err := s.end(ctx, imp.ID, cause, by, meta); err != nil && standin.ErrorCode(err) != standin.EConflict {

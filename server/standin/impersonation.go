@@ -9,6 +9,7 @@ const (
 	CauseExpired          = "expired"
 	CauseActorLoggedOut   = "actor_logged_out"
 	CauseTargetSuspended  = "target_suspended"
+	CauseActorSuspended   = "actor_suspended"
 	CauseActorLostRight   = "actor_lost_permission"
 	CauseActorSessionGone = "actor_session_ended"
 )
