@@ -449,3 +449,50 @@ func TestTargetSigningOutDoesNotEndIt(t *testing.T) {
 		t.Fatalf("the impersonation ended when Ben signed out: %s as %s (%v)", actor, user, imp)
 	}
 }
+
+// TestUnauditedEndIsRepaired: an end whose audit event was never written
+// (the log failed, or the server stopped, in between) is audited by the
+// server afterwards.
+func TestUnauditedEndIsRepaired(t *testing.T) {
+	t.Parallel()
+	srv := mustStartFacility(t)
+	owner := newClient(t, srv.URL)
+	owner.mustLogin("owner@example.org")
+	ctx := context.Background()
+	admin, err := srv.db.UserByEmail(ctx, "admin@example.org")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ben, err := srv.db.UserByEmail(ctx, "ben@example.org")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// An impersonation ended behind the audit log's back.
+	imp := &standin.Impersonation{ActorID: admin.ID, ActorName: admin.Name, SubjectID: ben.ID, SubjectName: ben.Name,
+		Reason: "repair", StartedAt: time.Now(), ExpiresAt: time.Now().Add(time.Hour)}
+	if err := srv.db.CreateImpersonation(ctx, imp); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := srv.db.EndImpersonation(ctx, imp.ID, standin.CauseRevoked, owner.csrf, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		evs := events(t, owner, "impersonation="+imp.ID+"&type="+standin.EventImpersonationEnded)
+		if len(evs) == 1 && evs[0]["outcome"] == standin.CauseRevoked {
+			break
+		}
+		if len(evs) > 1 {
+			t.Fatalf("the end was audited %d times", len(evs))
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the unaudited end was not repaired")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	// Once, not on every sweep.
+	time.Sleep(1500 * time.Millisecond)
+	if evs := events(t, owner, "impersonation="+imp.ID+"&type="+standin.EventImpersonationEnded); len(evs) != 1 {
+		t.Fatalf("the end was audited %d times", len(evs))
+	}
+}

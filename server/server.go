@@ -137,6 +137,12 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 
+	if n, err := impersonations.RepairEnds(ctx); err != nil {
+		return err
+	} else if n > 0 {
+		log.Warn("audited impersonation ends an earlier stop left unaudited", "count", n)
+	}
+
 	app, err := httpapi.New(httpapi.Config{
 		Users:          db,
 		Facility:       db,

@@ -25,6 +25,8 @@ type Store interface {
 	EndImpersonation(ctx context.Context, id, cause, by string, at time.Time) (*standin.Impersonation, error)
 	ActiveImpersonations(ctx context.Context) ([]*standin.Impersonation, error)
 	ClearImpersonationSessions(ctx context.Context, id string) ([]string, error)
+	MarkEndAudited(ctx context.Context, id string) error
+	UnauditedEnds(ctx context.Context) ([]*standin.Impersonation, error)
 	AddNotification(ctx context.Context, n *standin.Notification) error
 	UserByID(ctx context.Context, id string) (*standin.User, error)
 }
@@ -277,7 +279,7 @@ func (s *Service) Revoke(ctx context.Context, p *standin.Principal, id string, m
 		return nil, &standin.Error{Code: standin.EForbidden, Message: "You cannot end this impersonation.",
 			Reason: "Ending another agent's impersonation requires the role \"admin\", or being lead of a project of " + subject.Name + "."}
 	}
-	return s.end(ctx, id, standin.CauseRevoked, p.Subject, meta)
+	return s.end(ctx, id, standin.CauseRevoked, p.Actor, meta)
 }
 
 func (s *Service) mayRevoke(ctx context.Context, who, subject *standin.User) bool {
@@ -324,7 +326,7 @@ func (s *Service) Active(ctx context.Context, who *standin.User) ([]*standin.Imp
 // end ends an impersonation with a cause, audits it, takes its sessions
 // out of it, notifies the subject and tells OnEnded. Ending is the safe
 // direction: if the audit write fails after the end, the error is
-// returned and the event is retried in the background until written.
+// returned and the end stays marked unaudited until RepairEnds writes it.
 func (s *Service) end(ctx context.Context, id, cause string, by *standin.User, meta Meta) (*standin.Impersonation, error) {
 	byID := ""
 	if by != nil {
@@ -339,20 +341,7 @@ func (s *Service) end(ctx context.Context, id, cause string, by *standin.User, m
 		// meets them frees them. The end is still audited and announced.
 		s.cfg.Logger.Warn("ended impersonation's holds not freed", "impersonation", id, "err", err)
 	}
-	ev := &standin.Event{
-		Type: standin.EventImpersonationEnded, Time: imp.EndedAt,
-		Actor:           standin.EventUser{ID: imp.ActorID, Name: imp.ActorName},
-		Subject:         standin.EventUser{ID: imp.SubjectID, Name: imp.SubjectName},
-		ImpersonationID: imp.ID, Action: "impersonation.end", Outcome: cause, Reason: imp.Reason,
-		Object: "ended_by:" + byID, IP: meta.IP, UserAgent: meta.UserAgent,
-	}
-	if subject, err := s.store.UserByID(ctx, imp.SubjectID); err == nil {
-		ev.Projects = memberProjects(subject)
-	}
-	auditErr := s.audit.Append(ctx, ev)
-	if auditErr != nil {
-		go s.retryAppend(ev)
-	}
+	auditErr := s.auditEnd(ctx, imp, meta)
 	sessions, err := s.store.ClearImpersonationSessions(ctx, imp.ID)
 	if err != nil {
 		s.cfg.Logger.Warn("could not clear sessions of an ended impersonation", "impersonation", imp.ID, "err", err)
@@ -366,19 +355,44 @@ func (s *Service) end(ctx context.Context, id, cause string, by *standin.User, m
 	return imp, nil
 }
 
-// retryAppend writes an event whose effect already happened until the log
-// takes it, so no end goes unaudited.
-func (s *Service) retryAppend(ev *standin.Event) {
-	for wait := time.Second; ; wait = min(2*wait, time.Minute) {
-		time.Sleep(wait)
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		err := s.audit.Append(ctx, ev)
-		cancel()
-		if err == nil {
-			return
-		}
-		s.cfg.Logger.Warn("audit event still not written; retrying", "type", ev.Type, "impersonation", ev.ImpersonationID, "err", err)
+// auditEnd writes an ended impersonation's event and marks the end as
+// audited. If the log cannot take it now, the end stays marked unaudited
+// and RepairEnds writes it later, even across a restart.
+func (s *Service) auditEnd(ctx context.Context, imp *standin.Impersonation, meta Meta) error {
+	ev := &standin.Event{
+		Type: standin.EventImpersonationEnded, Time: imp.EndedAt,
+		Actor:           standin.EventUser{ID: imp.ActorID, Name: imp.ActorName},
+		Subject:         standin.EventUser{ID: imp.SubjectID, Name: imp.SubjectName},
+		ImpersonationID: imp.ID, Action: "impersonation.end", Outcome: imp.Cause, Reason: imp.Reason,
+		Object: "ended_by:" + imp.EndedBy, IP: meta.IP, UserAgent: meta.UserAgent,
 	}
+	if subject, err := s.store.UserByID(ctx, imp.SubjectID); err == nil {
+		ev.Projects = memberProjects(subject)
+	}
+	if err := s.audit.Append(ctx, ev); err != nil {
+		return err
+	}
+	if err := s.store.MarkEndAudited(ctx, imp.ID); err != nil {
+		// The event is in the log; at worst a repair writes it twice.
+		s.cfg.Logger.Warn("could not mark an impersonation end audited", "impersonation", imp.ID, "err", err)
+	}
+	return nil
+}
+
+// RepairEnds writes the audit events of ends that were not audited (the
+// log or the database failed between the end and its event). The server
+// runs it at start-up and with the expiry sweep.
+func (s *Service) RepairEnds(ctx context.Context) (int, error) {
+	ends, err := s.store.UnauditedEnds(ctx)
+	if err != nil {
+		return 0, err
+	}
+	for i, imp := range ends {
+		if err := s.auditEnd(ctx, imp, Meta{}); err != nil {
+			return i, err
+		}
+	}
+	return len(ends), nil
 }
 
 // Resolve turns a session's principal into the effective one: the subject
@@ -434,6 +448,9 @@ func (s *Service) Resolve(ctx context.Context, p *standin.Principal) (*standin.P
 // ExpireDue ends every impersonation past its expiry; the server calls it
 // on a timer so expiry happens with no request in flight.
 func (s *Service) ExpireDue(ctx context.Context) (int, error) {
+	if _, err := s.RepairEnds(ctx); err != nil {
+		s.cfg.Logger.Warn("unaudited impersonation ends still pending", "err", err)
+	}
 	all, err := s.store.ActiveImpersonations(ctx)
 	if err != nil {
 		return 0, err

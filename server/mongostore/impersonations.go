@@ -40,6 +40,9 @@ type impersonationDoc struct {
 	EndedAt     *time.Time    `bson:"ended_at,omitempty"`
 	Cause       string        `bson:"cause,omitempty"`
 	EndedBy     string        `bson:"ended_by,omitempty"`
+	// EndAudited is false from the end until its audit event is
+	// committed; start-up repair writes the events of ends still false.
+	EndAudited *bool `bson:"end_audited,omitempty"`
 }
 
 type holdDoc struct {
@@ -188,7 +191,7 @@ func (db *DB) EndImpersonation(ctx context.Context, id, cause, by string, at tim
 	at = at.UTC()
 	var d impersonationDoc
 	err = db.db.Collection(colImpersonations).FindOneAndUpdate(ctx, bson.M{"_id": oid, "active": true},
-		bson.M{"$set": bson.M{"active": false, "ended_at": at, "cause": cause, "ended_by": by}},
+		bson.M{"$set": bson.M{"active": false, "ended_at": at, "cause": cause, "ended_by": by, "end_audited": false}},
 		options.FindOneAndUpdate().SetReturnDocument(options.After)).Decode(&d)
 	if errors.Is(err, mongo.ErrNoDocuments) {
 		if _, ferr := db.ImpersonationByID(ctx, id); ferr != nil {
@@ -203,6 +206,34 @@ func (db *DB) EndImpersonation(ctx context.Context, id, cause, by string, at tim
 		return d.domain(), translate(err, "free impersonation holds")
 	}
 	return d.domain(), nil
+}
+
+// MarkEndAudited records that an impersonation's end is in the audit log.
+func (db *DB) MarkEndAudited(ctx context.Context, id string) error {
+	oid, err := bson.ObjectIDFromHex(id)
+	if err != nil {
+		return standin.Errorf(standin.ENotFound, "No impersonation with id %q.", id)
+	}
+	_, err = db.db.Collection(colImpersonations).UpdateOne(ctx, bson.M{"_id": oid}, bson.M{"$set": bson.M{"end_audited": true}})
+	return translate(err, "mark impersonation end audited")
+}
+
+// UnauditedEnds lists ended impersonations whose end is not yet in the
+// audit log: a stop or a database fault came between the two.
+func (db *DB) UnauditedEnds(ctx context.Context) ([]*standin.Impersonation, error) {
+	cur, err := db.db.Collection(colImpersonations).Find(ctx, bson.M{"end_audited": false})
+	if err != nil {
+		return nil, translate(err, "list unaudited impersonation ends")
+	}
+	var docs []impersonationDoc
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, translate(err, "list unaudited impersonation ends")
+	}
+	out := make([]*standin.Impersonation, 0, len(docs))
+	for i := range docs {
+		out = append(out, docs[i].domain())
+	}
+	return out, nil
 }
 
 // ActiveImpersonations lists impersonations not yet ended, newest first.
