@@ -136,18 +136,11 @@ func (db *DB) CreateBooking(ctx context.Context, b *standin.Booking, commit func
 // BookingByID returns a booking, or ENotFound. Pending bookings are not
 // visible.
 func (db *DB) BookingByID(ctx context.Context, id string) (*standin.Booking, error) {
-	oid, err := objectID(id, "booking")
-	if err != nil {
-		return nil, err
-	}
 	var d bookingDoc
-	err = db.db.Collection(colBookings).FindOne(ctx, bson.M{"_id": oid, "status": bson.M{"$in": bson.A{
-		string(standin.BookingConfirmed), string(standin.BookingCancelling), string(standin.BookingCancelled)}}}).Decode(&d)
-	if errors.Is(err, mongo.ErrNoDocuments) {
-		return nil, standin.Errorf(standin.ENotFound, "No booking with id %q.", id)
-	}
-	if err != nil {
-		return nil, translate(err, "find booking")
+	visible := bson.M{"status": bson.M{"$in": bson.A{
+		string(standin.BookingConfirmed), string(standin.BookingCancelling), string(standin.BookingCancelled)}}}
+	if err := db.findByID(ctx, colBookings, "booking", id, visible, &d); err != nil {
+		return nil, err
 	}
 	return d.domain(), nil
 }

@@ -2,12 +2,10 @@ package mongostore
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/mongo"
 
 	"standin/server/standin"
 )
@@ -178,32 +176,18 @@ func (db *DB) Resources(ctx context.Context) ([]*standin.Resource, error) {
 
 // ProjectByID returns a project, or ENotFound.
 func (db *DB) ProjectByID(ctx context.Context, id string) (*standin.Project, error) {
-	oid, err := objectID(id, "project")
-	if err != nil {
-		return nil, err
-	}
 	var d projectDoc
-	if err := db.db.Collection(colProjects).FindOne(ctx, bson.M{"_id": oid}).Decode(&d); err != nil {
-		if errors.Is(err, mongo.ErrNoDocuments) {
-			return nil, standin.Errorf(standin.ENotFound, "No project with id %q.", id)
-		}
-		return nil, translate(err, "find project")
+	if err := db.findByID(ctx, colProjects, "project", id, nil, &d); err != nil {
+		return nil, err
 	}
 	return &standin.Project{ID: d.ID.Hex(), Code: d.Code, Name: d.Name}, nil
 }
 
 // ResourceByID returns a resource, or ENotFound.
 func (db *DB) ResourceByID(ctx context.Context, id string) (*standin.Resource, error) {
-	oid, err := objectID(id, "resource")
-	if err != nil {
-		return nil, err
-	}
 	var d resourceDoc
-	if err := db.db.Collection(colResources).FindOne(ctx, bson.M{"_id": oid}).Decode(&d); err != nil {
-		if errors.Is(err, mongo.ErrNoDocuments) {
-			return nil, standin.Errorf(standin.ENotFound, "No resource with id %q.", id)
-		}
-		return nil, translate(err, "find resource")
+	if err := db.findByID(ctx, colResources, "resource", id, nil, &d); err != nil {
+		return nil, err
 	}
 	return d.domain(), nil
 }

@@ -167,16 +167,9 @@ func (db *DB) holdConflict(ctx context.Context, key string, h holdDoc) error {
 
 // ImpersonationByID returns an impersonation, or ENotFound.
 func (db *DB) ImpersonationByID(ctx context.Context, id string) (*standin.Impersonation, error) {
-	oid, err := bson.ObjectIDFromHex(id)
-	if err != nil {
-		return nil, standin.Errorf(standin.ENotFound, "No impersonation with id %q.", id)
-	}
 	var d impersonationDoc
-	if err := db.db.Collection(colImpersonations).FindOne(ctx, bson.M{"_id": oid}).Decode(&d); err != nil {
-		if errors.Is(err, mongo.ErrNoDocuments) {
-			return nil, standin.Errorf(standin.ENotFound, "No impersonation with id %q.", id)
-		}
-		return nil, translate(err, "find impersonation")
+	if err := db.findByID(ctx, colImpersonations, "impersonation", id, nil, &d); err != nil {
+		return nil, err
 	}
 	return d.domain(), nil
 }
@@ -184,9 +177,9 @@ func (db *DB) ImpersonationByID(ctx context.Context, id string) (*standin.Impers
 // EndImpersonation ends an active impersonation with a cause, by whom, at
 // at, and frees its holds. It returns EConflict if it had already ended.
 func (db *DB) EndImpersonation(ctx context.Context, id, cause, by string, at time.Time) (*standin.Impersonation, error) {
-	oid, err := bson.ObjectIDFromHex(id)
+	oid, err := objectID(id, "impersonation")
 	if err != nil {
-		return nil, standin.Errorf(standin.ENotFound, "No impersonation with id %q.", id)
+		return nil, err
 	}
 	at = at.UTC()
 	var d impersonationDoc
@@ -210,9 +203,9 @@ func (db *DB) EndImpersonation(ctx context.Context, id, cause, by string, at tim
 
 // MarkEndAudited records that an impersonation's end is in the audit log.
 func (db *DB) MarkEndAudited(ctx context.Context, id string) error {
-	oid, err := bson.ObjectIDFromHex(id)
+	oid, err := objectID(id, "impersonation")
 	if err != nil {
-		return standin.Errorf(standin.ENotFound, "No impersonation with id %q.", id)
+		return err
 	}
 	_, err = db.db.Collection(colImpersonations).UpdateOne(ctx, bson.M{"_id": oid}, bson.M{"$set": bson.M{"end_audited": true}})
 	return translate(err, "mark impersonation end audited")

@@ -230,3 +230,22 @@ func (db *DB) Name() string { return db.db.Name() }
 // Database is the driver's handle on the database, for packages that keep
 // their own collections in it (authorization policies).
 func (db *DB) Database() *mongo.Database { return db.db }
+
+// findByID decodes the document of col with the given hex id into out. A
+// malformed or unknown id is ENotFound naming what was looked for; extra
+// narrows the match further (nil for none).
+func (db *DB) findByID(ctx context.Context, col, what, id string, extra bson.M, out any) error {
+	oid, err := objectID(id, what)
+	if err != nil {
+		return err
+	}
+	filter := bson.M{"_id": oid}
+	for k, v := range extra {
+		filter[k] = v
+	}
+	err = db.db.Collection(col).FindOne(ctx, filter).Decode(out)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return standin.Errorf(standin.ENotFound, "No %s with id %q.", what, id)
+	}
+	return translate(err, "find "+what+" "+id)
+}

@@ -113,13 +113,9 @@ func trainingDocs(recs []standin.TrainingRecord) ([]trainingRecDoc, error) {
 
 // UserByID returns the user with the given id, or an ENotFound error.
 func (db *DB) UserByID(ctx context.Context, id string) (*standin.User, error) {
-	oid, err := objectID(id, "user")
-	if err != nil {
-		return nil, err
-	}
 	var d userDoc
-	if err := db.db.Collection(colUsers).FindOne(ctx, bson.M{"_id": oid}).Decode(&d); err != nil {
-		return nil, translate(err, "find user "+id)
+	if err := db.findByID(ctx, colUsers, "user", id, nil, &d); err != nil {
+		return nil, err
 	}
 	return d.domain(), nil
 }
