@@ -116,9 +116,10 @@ func (a *API) activityScope(c *fiber.Ctx) ([]string, error) {
 	return projects, a.auditRead(c, p, "", standin.Decision{Allowed: true, Reason: "project lead"})
 }
 
-// auditRead audits an activity decision while impersonating, as the
-// routes table's middleware does for other routes.
-func (a *API) auditRead(c *fiber.Ctx, p *standin.Principal, project string, dec standin.Decision) error {
+// auditDecision audits a decision made while impersonating, before it
+// takes effect; outside impersonation it writes nothing. No audit, no
+// action: its error must stop the request.
+func (a *API) auditDecision(c *fiber.Ctx, p *standin.Principal, action, object, project string, dec standin.Decision) error {
 	if p.Impersonation == nil {
 		return nil
 	}
@@ -126,7 +127,13 @@ func (a *API) auditRead(c *fiber.Ctx, p *standin.Principal, project string, dec 
 	if !dec.Allowed {
 		typ, outcome = standin.EventActionDenied, "denied"
 	}
-	return a.audit(c, a.event(c, typ, p, "activity.list", c.Method()+" "+c.Path(), project, outcome, dec.Reason))
+	return a.audit(c, a.event(c, typ, p, action, object, project, outcome, dec.Reason))
+}
+
+// auditRead audits an activity decision as the routes table's middleware
+// does for other routes.
+func (a *API) auditRead(c *fiber.Ctx, p *standin.Principal, project string, dec standin.Decision) error {
+	return a.auditDecision(c, p, "activity.list", c.Method()+" "+c.Path(), project, dec)
 }
 
 // activityFilter reads the query string of the activity routes.

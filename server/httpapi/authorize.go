@@ -39,16 +39,8 @@ func (a *API) authorize(r rule) fiber.Handler {
 		if dec.Allowed && p.Impersonation != nil {
 			dec = a.impersonationLimits(c, r, p, dec)
 		}
-		if p.Impersonation != nil {
-			// Every decision while impersonating is audited before it
-			// takes effect; no audit, no action.
-			typ, outcome := standin.EventActionAllowed, "allowed"
-			if !dec.Allowed {
-				typ, outcome = standin.EventActionDenied, "denied"
-			}
-			if err := a.audit(c, a.event(c, typ, p, kind+"."+r.action, c.Method()+" "+c.Path(), project, outcome, dec.Reason)); err != nil {
-				return err
-			}
+		if err := a.auditDecision(c, p, kind+"."+r.action, c.Method()+" "+c.Path(), project, dec); err != nil {
+			return err
 		}
 		if !dec.Allowed {
 			return &standin.Error{Code: standin.EForbidden, Message: "You do not have permission to do that.", Reason: dec.Reason}

@@ -165,12 +165,10 @@ func (a *API) createBooking(c *fiber.Ctx) error {
 		return err
 	}
 	if !dec.Allowed {
-		if p.Impersonation != nil {
-			// The route's check allowed booking in the project; the
-			// resource's own rules refused it: that decision is audited too.
-			if err := a.audit(c, a.event(c, standin.EventActionDenied, p, "booking.create", "resource:"+resource.ID, req.ProjectID, "denied", dec.Reason)); err != nil {
-				return err
-			}
+		// The route's check allowed booking in the project; the
+		// resource's own rules refused it: that decision is audited too.
+		if err := a.auditDecision(c, p, "booking.create", "resource:"+resource.ID, req.ProjectID, dec); err != nil {
+			return err
 		}
 		return &standin.Error{Code: standin.EForbidden, Message: "This booking is not allowed.", Reason: dec.Reason}
 	}
