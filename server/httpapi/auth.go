@@ -217,16 +217,13 @@ func (a *API) authenticate(c *fiber.Ctx) error {
 		a.setSessionCookie(c, newToken, a.cfg.Sessions.Deadline(s))
 		p.Session = s
 	}
-	c.Locals(principalKey{}, p)
 	c.SetUserContext(standin.NewContext(c.UserContext(), p))
 	return c.Next()
 }
 
-type principalKey struct{}
-
 // principal returns the principal set by authenticate.
 func principal(c *fiber.Ctx) *standin.Principal {
-	p, _ := c.Locals(principalKey{}).(*standin.Principal)
+	p := standin.PrincipalFrom(c.UserContext())
 	if p == nil {
 		// Routes that reach here declared signedIn; a missing principal is
 		// a wiring fault, and failing loudly beats acting as nobody.
