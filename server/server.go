@@ -35,6 +35,14 @@ const sweepEvery = 10 * time.Minute
 // enough for the response with the new cookie to arrive first.
 const rotateGrace = 300 * time.Millisecond
 
+// On the embedded database the audit log keeps its newest auditWindow
+// events in memory (about 0.5 KB each) and walks it auditChunk seqs per
+// query.
+const (
+	auditWindow = 100_000
+	auditChunk  = 50_000
+)
+
 // Run starts the console and serves until ctx is cancelled, then shuts down
 // in order: stop accepting, drain requests while sockets are told "going
 // away", disconnect from the database, stop the embedded database last.
@@ -82,7 +90,14 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	defer closeWithin(ctx, 5*time.Second, eventsDB.Close, log, "closing the audit log's database connection")
-	events, err := audit.Open(ctx, eventsDB.Database(), audit.Config{Logger: log.With("component", "audit")})
+	auditCfg := audit.Config{Logger: log.With("component", "audit")}
+	if cfg.MongoURI == "" {
+		// The embedded database belongs to this process, so this server is
+		// the audit log's one writer, and it scans for every query: recent
+		// events are answered from memory and walks read large chunks.
+		auditCfg.Window, auditCfg.Chunk = auditWindow, auditChunk
+	}
+	events, err := audit.Open(ctx, eventsDB.Database(), auditCfg)
 	if err != nil {
 		return err
 	}

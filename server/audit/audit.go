@@ -16,12 +16,14 @@
 // needed, so the same code is correct on MongoDB and on FerretDB.
 //
 // Cost: on MongoDB, queries use the indexes Open creates and walks read
-// _id ranges. FerretDB 1.x on SQLite pushes down only equality on string
-// or ObjectID _ids, so there every query on this collection (a Query
-// page, ByObject, each chunk of EventsAfter, Export and Verify, and the
-// head read at Open and after a conflict) reads the whole collection:
-// correct, but its cost grows with the length of the log. Appends never
-// read on the common path.
+// _id ranges. FerretDB 1.x on SQLite reads and decodes the whole
+// collection for every query on it (even equality on a string _id, which
+// it pushes down to SQLite, is a table scan there: its expression does not
+// match the index's), some 20 s at 100,000 events on a small machine. So
+// on a database this server owns, the Log keeps the newest events in
+// memory (Config.Window) and answers Query pages, ByObject and replays
+// from them; Export, Verify, older pages and the load at Open still scan.
+// Appends never read on the common path.
 //
 // Errors are *standin.Error values where a caller can act on them:
 // EInvalid for bad input, ENotFound, and EUnavailable when the database
@@ -88,6 +90,21 @@ type Config struct {
 	// the database is down an Append returns EUnavailable within about
 	// four times Timeout (a commit under way ahead of it, then its own).
 	Timeout time.Duration
+
+	// Window, when positive, keeps the newest Window events in memory and
+	// answers queries, replays and ByObject from it whenever they concern
+	// only those events (about 0.5 KB each). Set it only when this Log is
+	// the one writer of the database, as for the embedded database the
+	// server owns: it is filled once at Open, by one pass over the
+	// collection, and then only from this Log's own appends. On a sign of
+	// another writer it turns itself off and logs a warning.
+	Window int
+
+	// Chunk is how many seqs one query of an ascending walk (EventsAfter
+	// beyond the window, Export, Verify) covers; default 5000. On a
+	// database that scans the collection for every query a larger chunk
+	// means fewer scans, at the cost of the database sorting more at once.
+	Chunk int
 }
 
 // Log is the audit log. It is safe for use by many goroutines. Open it
@@ -99,6 +116,7 @@ type Log struct {
 	maxBatch int
 	timeout  time.Duration
 	chunk    int64
+	win      *window // nil unless Config.Window > 0
 
 	mu      sync.Mutex
 	cond    *sync.Cond // signalled when pending grows or closed is set
@@ -155,14 +173,20 @@ func Open(ctx context.Context, db *mongo.Database, cfg Config) (*Log, error) {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = defaultTimeout
 	}
+	if cfg.Chunk <= 0 {
+		cfg.Chunk = defaultChunk
+	}
 	l := &Log{
 		coll:     db.Collection(Collection),
 		onCommit: cfg.OnCommit,
 		logger:   cfg.Logger,
 		maxBatch: cfg.MaxBatch,
 		timeout:  cfg.Timeout,
-		chunk:    defaultChunk,
+		chunk:    int64(cfg.Chunk),
 		done:     make(chan struct{}),
+	}
+	if cfg.Window > 0 {
+		l.win = newWindow(cfg.Window)
 	}
 	l.cond = sync.NewCond(&l.mu)
 	l.insertMany = l.insertDocs
@@ -170,7 +194,14 @@ func Open(ctx context.Context, db *mongo.Database, cfg Config) (*Log, error) {
 	if err := l.ensureIndexes(ctx); err != nil {
 		return nil, err
 	}
-	if err := l.readHead(ctx); err != nil {
+	if l.win != nil {
+		head, hash, err := l.win.load(ctx, l)
+		if err != nil {
+			return nil, err
+		}
+		l.head, l.headHash, l.headKnown = head, hash, true
+		l.noteCommitted(head)
+	} else if err := l.readHead(ctx); err != nil {
 		return nil, err
 	}
 	l.ctx, l.cancel = context.WithCancel(context.Background())
@@ -572,8 +603,14 @@ func (l *Log) advance(items []item) {
 	}
 }
 
-// publish hands copies of stored events to OnCommit.
+// publish records stored events in the window and hands copies of them
+// to OnCommit.
 func (l *Log) publish(evs []*standin.Event) {
+	if l.win != nil && len(evs) > 0 {
+		if err := l.win.add(evs); err != nil {
+			l.logger.Warn("audit: recent events are no longer kept in memory; queries go to the database", "err", err)
+		}
+	}
 	if l.onCommit == nil || len(evs) == 0 {
 		return
 	}

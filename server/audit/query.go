@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math"
+	"slices"
 	"strconv"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -12,6 +13,10 @@ import (
 
 	"standin/server/standin"
 )
+
+// replayChunk is how many events EventsAfter copies out of the window at
+// a time.
+const replayChunk = 1000
 
 // Page sizes of Query.
 const (
@@ -59,33 +64,75 @@ func (l *Log) Query(ctx context.Context, f standin.EventFilter, p standin.Page) 
 	if none {
 		return []*standin.Event{}, "", nil
 	}
+	var evs []*standin.Event
+	if l.win != nil {
+		evs, err = l.queryWindow(ctx, f, match, cursor, limit+1)
+	} else {
+		evs, err = l.queryDB(ctx, match, f.AfterSeq, cursor, limit+1)
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	next := ""
+	if len(evs) > limit {
+		evs = evs[:limit]
+		next = strconv.FormatInt(evs[limit-1].Seq, 10)
+	}
+	return evs, next, nil
+}
+
+// queryDB reads up to n events matching match from the database: newest
+// first below cursor (0: from the head), or oldest first above
+// max(afterSeq, cursor) when afterSeq > 0.
+func (l *Log) queryDB(ctx context.Context, match bson.D, afterSeq, cursor int64, n int) ([]*standin.Event, error) {
 	order := -1
-	if f.AfterSeq > 0 {
+	match = slices.Clone(match)
+	if afterSeq > 0 {
 		order = 1
-		match = append(match, bson.E{Key: "_id", Value: bson.D{{Key: "$gt", Value: max(f.AfterSeq, cursor)}}})
+		match = append(match, bson.E{Key: "_id", Value: bson.D{{Key: "$gt", Value: max(afterSeq, cursor)}}})
 	} else if cursor > 0 {
 		match = append(match, bson.E{Key: "_id", Value: bson.D{{Key: "$lt", Value: cursor}}})
 	}
 	cur, err := l.coll.Find(ctx, match, options.Find().
 		SetSort(bson.D{{Key: "_id", Value: order}}).
-		SetLimit(int64(limit+1)))
+		SetLimit(int64(n)))
 	if err != nil {
-		return nil, "", translate(err, "query audit log")
+		return nil, translate(err, "query audit log")
 	}
 	var docs []eventDoc
 	if err := cur.All(ctx, &docs); err != nil {
-		return nil, "", translate(err, "query audit log")
-	}
-	next := ""
-	if len(docs) > limit {
-		docs = docs[:limit]
-		next = strconv.FormatInt(docs[limit-1].Seq, 10)
+		return nil, translate(err, "query audit log")
 	}
 	out := make([]*standin.Event, len(docs))
 	for i := range docs {
 		out[i] = docs[i].event()
 	}
-	return out, next, nil
+	return out, nil
+}
+
+// queryWindow is queryDB answered from the window as far as it reaches:
+// a newest-first page that runs past the window's oldest event continues
+// in the database below it.
+func (l *Log) queryWindow(ctx context.Context, f standin.EventFilter, match bson.D, cursor int64, n int) ([]*standin.Event, error) {
+	m := newMatcher(f)
+	if f.AfterSeq > 0 {
+		if out, ok := l.win.after(m, max(f.AfterSeq, cursor), n); ok {
+			return out, nil
+		}
+		return l.queryDB(ctx, match, f.AfterSeq, cursor, n)
+	}
+	out, from, complete, ok := l.win.newest(m.match, cursor, n)
+	if !ok {
+		return l.queryDB(ctx, match, 0, cursor, n)
+	}
+	if complete {
+		return out, nil
+	}
+	older, err := l.queryDB(ctx, match, 0, from, n-len(out))
+	if err != nil {
+		return nil, err
+	}
+	return append(out, older...), nil
 }
 
 // matchFilter turns f, but for AfterSeq, into a query. none reports a
@@ -140,6 +187,17 @@ func (l *Log) ByObject(ctx context.Context, typ, object string) (*standin.Event,
 	if object == "" {
 		return nil, standin.Errorf(standin.EInvalid, "An object is required to find its events.")
 	}
+	if l.win != nil {
+		found, _, complete, ok := l.win.newest(func(e *standin.Event) bool {
+			return e.Object == object && (typ == "" || e.Type == typ)
+		}, 0, 1)
+		if ok && len(found) == 1 {
+			return found[0], nil
+		}
+		if ok && complete {
+			return nil, standin.Errorf(standin.ENotFound, "No %s event about %q.", typ, object)
+		}
+	}
 	filter := bson.D{{Key: "object", Value: object}}
 	if typ != "" {
 		filter = append(filter, bson.E{Key: "type", Value: typ})
@@ -164,6 +222,25 @@ func (l *Log) ByObject(ctx context.Context, typ, object string) (*standin.Event,
 //
 // Errors: EUnavailable when the database cannot be reached.
 func (l *Log) EventsAfter(ctx context.Context, afterSeq int64, fn func(*standin.Event) error) error {
+	afterSeq = max(afterSeq, 0)
+	if l.win != nil {
+		all := newMatcher(standin.EventFilter{})
+		for {
+			evs, ok := l.win.after(all, afterSeq, replayChunk)
+			if !ok {
+				break // the window has moved on; the database has the rest
+			}
+			if len(evs) == 0 {
+				return nil
+			}
+			for _, e := range evs {
+				if err := fn(e); err != nil {
+					return err
+				}
+			}
+			afterSeq = evs[len(evs)-1].Seq
+		}
+	}
 	return l.walk(ctx, max(afterSeq, 0), nil, false, func(d *eventDoc) error { return fn(d.event()) })
 }
 

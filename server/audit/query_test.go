@@ -69,12 +69,33 @@ func matches(e *standin.Event, f standin.EventFilter) bool {
 	return true
 }
 
+// TestQuery runs every query against the database alone and against
+// windows of recent events kept in memory: one filled by its own appends
+// and smaller than the log, one loaded whole at Open, and one loaded with
+// only the newest events, so pages run from memory into the database.
 func TestQuery(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
-	l := mustLog(t, mustDB(t), audit.Config{})
-	evs := dataset(t, l, 40)
+	db := mustDB(t)
+	writer := mustLog(t, db, audit.Config{Window: 16})
+	evs := dataset(t, writer, 40)
+	for _, mode := range []struct {
+		name string
+		l    *audit.Log
+	}{
+		{"AppendedWindow", writer},
+		{"Database", mustLog(t, db, audit.Config{})},
+		{"LoadedWindow", mustLog(t, db, audit.Config{Window: 1000})},
+		{"LoadedPartialWindow", mustLog(t, db, audit.Config{Window: 12})},
+	} {
+		t.Run(mode.name, func(t *testing.T) {
+			t.Parallel()
+			testQuery(t, mode.l, evs)
+		})
+	}
+}
 
+func testQuery(t *testing.T, l *audit.Log, evs []*standin.Event) {
+	ctx := context.Background()
 	for _, tc := range []struct {
 		name string
 		f    standin.EventFilter
@@ -200,8 +221,12 @@ func TestEventsAfter(t *testing.T) {
 	l := mustLog(t, db, audit.Config{})
 	audit.SetChunk(l, 7) // replays cross many chunks
 	dataset(t, l, 40)
+	// A Log keeping the newest events in memory replays the older ones
+	// from the database and the rest from memory.
+	windowed := mustLog(t, db, audit.Config{Window: 9})
+	audit.SetChunk(windowed, 7)
 
-	collect := func(after int64) []int64 {
+	collect := func(l *audit.Log, after int64) []int64 {
 		t.Helper()
 		var got []int64
 		if err := l.EventsAfter(ctx, after, func(e *standin.Event) error {
@@ -226,8 +251,11 @@ func TestEventsAfter(t *testing.T) {
 		{"PastHead", 1000, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := collect(tc.after); !slices.Equal(got, tc.want) {
+			if got := collect(l, tc.after); !slices.Equal(got, tc.want) {
 				t.Fatalf("got %v, want %v", got, tc.want)
+			}
+			if got := collect(windowed, tc.after); !slices.Equal(got, tc.want) {
+				t.Fatalf("with a window: got %v, want %v", got, tc.want)
 			}
 		})
 	}
@@ -262,7 +290,7 @@ func TestEventsAfter(t *testing.T) {
 		}
 		mustAppend(t, other, more...)
 		want := append(seqRange(1, 19), seqRange(36, 50)...)
-		if got := collect(0); !slices.Equal(got, want) {
+		if got := collect(l, 0); !slices.Equal(got, want) {
 			t.Fatalf("got %v, want %v", got, want)
 		}
 	})
@@ -270,9 +298,25 @@ func TestEventsAfter(t *testing.T) {
 
 func TestByObject(t *testing.T) {
 	t.Parallel()
+	db := mustDB(t)
+	evs := dataset(t, mustLog(t, db, audit.Config{}), 40)
+	for _, mode := range []struct {
+		name string
+		l    *audit.Log
+	}{
+		{"Database", mustLog(t, db, audit.Config{})},
+		{"WholeWindow", mustLog(t, db, audit.Config{Window: 100})},
+		{"PartialWindow", mustLog(t, db, audit.Config{Window: 10})},
+	} {
+		t.Run(mode.name, func(t *testing.T) {
+			t.Parallel()
+			testByObject(t, mode.l, evs)
+		})
+	}
+}
+
+func testByObject(t *testing.T, l *audit.Log, evs []*standin.Event) {
 	ctx := context.Background()
-	l := mustLog(t, mustDB(t), audit.Config{})
-	evs := dataset(t, l, 40)
 	latest := func(typ, object string) int64 {
 		var seq int64
 		for _, e := range evs {
@@ -307,5 +351,33 @@ func TestByObject(t *testing.T) {
 				t.Fatalf("got seq %d, want %d", e.Seq, want)
 			}
 		})
+	}
+}
+
+// TestWindowAnotherWriter shows a Log keeping recent events in memory
+// giving that up, rather than answering from stale memory, once it sees
+// that another writer appended to the same log.
+func TestWindowAnotherWriter(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := mustDB(t)
+	var logged counter
+	a := mustLog(t, db, audit.Config{Window: 100, Logger: slogTo(&logged)})
+	mustAppend(t, a, login("a1"), login("a2"))
+	b := mustLog(t, db, audit.Config{})
+	mustAppend(t, b, login("b1"))
+	mustAppend(t, a, login("a3")) // a learns of b's event from the conflict
+	page, _, err := a.Query(ctx, standin.EventFilter{}, standin.Page{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := seqsOf(page); !slices.Equal(got, []int64{4, 3, 2, 1}) {
+		t.Fatalf("got %v, want every event of both writers", got)
+	}
+	if page[1].Actor.ID != "b1" {
+		t.Fatalf("event 3 is %+v, want b's", page[1])
+	}
+	if logged.count("no longer kept in memory") != 1 {
+		t.Fatal("the window did not report turning itself off")
 	}
 }

@@ -1,0 +1,198 @@
+package audit
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"standin/server/standin"
+)
+
+// window keeps the newest events of the log in memory, in seq order, so
+// that queries about recent activity, realtime replays and start-up
+// repair never wait for a database that scans (FerretDB reads and decodes
+// every document of the collection for any query, even one by _id).
+//
+// It is exact only while its Log is the one writer of the collection,
+// which the server guarantees for the embedded database it owns. Should
+// it ever see a seq it did not expect (another writer appended, or
+// events were found stored after a failed insert out of order), it turns
+// itself off and every query goes to the database again.
+type window struct {
+	mu  sync.RWMutex
+	max int
+	evs []*standin.Event // evs[i].Seq == evs[0].Seq+i; the last is the head
+	off bool
+}
+
+func newWindow(max int) *window { return &window{max: max} }
+
+// load fills the window from the database in one pass in stored order,
+// which is seq order since a seq is only ever inserted after its
+// predecessor, keeping the newest max events. It returns the head.
+func (w *window) load(ctx context.Context, l *Log) (head int64, hash string, err error) {
+	cur, err := l.coll.Find(ctx, bson.D{}, options.Find().SetBatchSize(1000))
+	if err != nil {
+		return 0, "", translate(err, "load recent audit events")
+	}
+	defer cur.Close(context.WithoutCancel(ctx))
+	ring := make([]*standin.Event, 0, min(w.max, 4096))
+	start := 0 // ring is full when len == max; then start is its oldest slot
+	for cur.Next(ctx) {
+		var d eventDoc
+		if err := cur.Decode(&d); err != nil {
+			return 0, "", translate(err, "load recent audit events")
+		}
+		e := d.event()
+		if d.Seq > head {
+			head, hash = d.Seq, d.Hash
+		}
+		if len(ring) < w.max {
+			ring = append(ring, e)
+			continue
+		}
+		ring[start] = e
+		start = (start + 1) % w.max
+	}
+	if err := cur.Err(); err != nil {
+		return 0, "", translate(err, "load recent audit events")
+	}
+	evs := append(slices.Clone(ring[start:]), ring[:start]...)
+	slices.SortFunc(evs, func(a, b *standin.Event) int { return cmpSeq(a.Seq, b.Seq) })
+	// Keep the contiguous run that ends at the head; anything older than
+	// a gap is left to the database.
+	i := len(evs)
+	for i > 0 && evs[i-1].Seq == head-int64(len(evs)-i) {
+		i--
+	}
+	w.mu.Lock()
+	w.evs = evs[i:]
+	w.mu.Unlock()
+	return head, hash, nil
+}
+
+func cmpSeq(a, b int64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// add appends stored events, in seq order, after the head.
+func (w *window) add(evs []*standin.Event) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.off {
+		return nil
+	}
+	for _, e := range evs {
+		if n := len(w.evs); n > 0 && e.Seq != w.evs[n-1].Seq+1 {
+			last := w.evs[n-1].Seq
+			w.off, w.evs = true, nil
+			return fmt.Errorf("event %d follows event %d: another writer shares the audit log", e.Seq, last)
+		}
+		w.evs = append(w.evs, clone(e))
+	}
+	if len(w.evs) >= 2*w.max {
+		// Dropping the oldest half at once keeps appends amortized O(1).
+		w.evs = slices.Clone(w.evs[len(w.evs)-w.max:])
+	}
+	return nil
+}
+
+// span returns the seqs the window holds, first..last; ok is false when
+// it holds nothing or is off.
+func (w *window) span() (first, last int64, ok bool) {
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	if w.off || len(w.evs) == 0 {
+		return 0, 0, false
+	}
+	return w.evs[0].Seq, w.evs[len(w.evs)-1].Seq, true
+}
+
+// newest collects, newest first, up to n events matching keep with seq below
+// before (0: from the head). complete reports that nothing older than the
+// window could still match: either n were found or the window reaches
+// back to seq 1. from is the oldest seq examined.
+func (w *window) newest(keep func(*standin.Event) bool, before int64, n int) (out []*standin.Event, from int64, complete, ok bool) {
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	if w.off || len(w.evs) == 0 {
+		return nil, 0, false, false
+	}
+	first := w.evs[0].Seq
+	i := len(w.evs) - 1
+	if before > 0 {
+		if before <= first {
+			return nil, 0, false, false
+		}
+		i = min(i, int(before-first)-1)
+	}
+	for ; i >= 0 && len(out) < n; i-- {
+		if keep(w.evs[i]) {
+			out = append(out, clone(w.evs[i]))
+		}
+	}
+	return out, w.evs[i+1].Seq, len(out) == n || first == 1, true
+}
+
+// after returns, oldest first, up to n events matching m (all if n < 0)
+// with seq above seq. ok is false when events above seq are missing from
+// the window.
+func (w *window) after(m *matcher, seq int64, n int) (out []*standin.Event, ok bool) {
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	if w.off || len(w.evs) == 0 || seq+1 < w.evs[0].Seq {
+		return nil, false
+	}
+	for i := max(int(seq+1-w.evs[0].Seq), 0); i < len(w.evs) && (n < 0 || len(out) < n); i++ {
+		if m.match(w.evs[i]) {
+			out = append(out, clone(w.evs[i]))
+		}
+	}
+	return out, true
+}
+
+// matcher is an EventFilter, but for AfterSeq, evaluated in memory. It
+// selects exactly what matchFilter's query selects.
+type matcher struct {
+	f        standin.EventFilter
+	projects map[string]bool
+}
+
+func newMatcher(f standin.EventFilter) *matcher {
+	m := &matcher{f: f}
+	if f.Projects != nil {
+		m.projects = make(map[string]bool, len(f.Projects))
+		for _, p := range f.Projects {
+			m.projects[p] = true
+		}
+	}
+	return m
+}
+
+func (m *matcher) match(e *standin.Event) bool {
+	f := &m.f
+	switch {
+	case f.Type != "" && e.Type != f.Type,
+		f.ActorID != "" && e.Actor.ID != f.ActorID,
+		f.SubjectID != "" && e.Subject.ID != f.SubjectID,
+		f.ImpersonationID != "" && e.ImpersonationID != f.ImpersonationID,
+		f.Project != "" && e.Project != f.Project && !slices.Contains(e.Projects, f.Project),
+		!f.Since.IsZero() && e.Time.Before(storedTime(f.Since)),
+		!f.Until.IsZero() && !e.Time.Before(storedTime(f.Until)):
+		return false
+	}
+	if m.projects != nil {
+		return slices.ContainsFunc(e.Projects, func(p string) bool { return m.projects[p] })
+	}
+	return true
+}
