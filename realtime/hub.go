@@ -68,6 +68,10 @@ type Event struct {
 	// "seq" like the API's events do; an empty Payload is sent as
 	// {"seq":Seq}.
 	Payload json.RawMessage
+	// Meta is handed to the Authorizer's CanReceive with the event, so it
+	// can decide from what the event is about without decoding Payload.
+	// It is never sent.
+	Meta any
 }
 
 // Config configures a Hub. Zero values select the documented defaults.
@@ -131,7 +135,7 @@ type Hub struct {
 	cfg Config
 	log *slog.Logger
 
-	handlers sync.WaitGroup // ServeHTTP calls past the closing check
+	handlers sync.WaitGroup // ServeHTTP calls past the closing check, and their sockets
 
 	mu       sync.RWMutex
 	closing  bool
@@ -325,7 +329,7 @@ func (h *Hub) register(c *conn) bool {
 
 // unregister removes a socket and all its subscriptions, after which no
 // publisher reaches it. The subscriptions stay active so that a draining
-// writer still delivers what was queued for them.
+// socket still delivers what was queued for them.
 func (h *Hub) unregister(c *conn) {
 	c.mu.Lock()
 	subs := c.subs

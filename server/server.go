@@ -23,6 +23,7 @@ import (
 	"standin/server/httpapi"
 	"standin/server/impersonation"
 	"standin/server/mongostore"
+	"standin/server/presence"
 	"standin/server/session"
 	"standin/server/standin"
 	"standin/ui"
@@ -90,7 +91,11 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	defer closeWithin(ctx, 5*time.Second, eventsDB.Close, log, "closing the audit log's database connection")
-	auditCfg := audit.Config{Logger: log.With("component", "audit")}
+	// lv takes what happens to the realtime hub; it learns of the hub once
+	// it exists, and publishes nothing before.
+	lv := &live{db: db, log: log.With("component", "realtime")}
+	lv.presence = presence.New(presence.Config{OnChange: lv.presenceChanged})
+	auditCfg := audit.Config{Logger: log.With("component", "audit"), OnCommit: lv.committed}
 	if cfg.MongoURI == "" {
 		// The embedded database belongs to this process, so this server is
 		// the audit log's one writer, and it scans for every query: recent
@@ -126,9 +131,16 @@ func Run(ctx context.Context, cfg Config) error {
 		},
 	})
 	impersonations := impersonation.New(db, sessions, rbac, events, impersonation.Config{
-		Now:    cfg.Clock,
-		Logger: log.With("component", "impersonation"),
+		Now:      cfg.Clock,
+		Logger:   log.With("component", "impersonation"),
+		OnNotify: lv.notified,
+		OnStarted: func(imp *standin.Impersonation, oldSession string) {
+			lv.presence.Hold(presence.HoldOf(imp))
+			lv.sessionChanged("impersonation.started", imp, []string{oldSession})
+		},
 		OnEnded: func(imp *standin.Impersonation, sessionIDs []string) {
+			lv.presence.Release(imp.ID)
+			lv.sessionChanged("impersonation.ended", imp, sessionIDs)
 			// The actor's tabs learn at once that they are themselves
 			// again (after the grace that lets a reply with a new cookie
 			// arrive first, when the actor ended it).
@@ -143,14 +155,22 @@ func Run(ctx context.Context, cfg Config) error {
 	if u, err := url.Parse(publicOrigin); err == nil && u.Host != "" {
 		origins = append(origins, u.Host)
 	}
+	decider := access.New(rbac, db, cfg.Location, cfg.Clock)
+	lv.access, lv.events, lv.imps = decider, events, impersonations
+	if err := holdActive(ctx, db, lv.presence, cfg.Clock()); err != nil {
+		return err
+	}
 	hub, err = realtime.New(hubCtx, realtime.Config{
 		Sessions:       principals{sessions, impersonations},
+		Authorizer:     lv,
+		Backlog:        lv,
 		OriginPatterns: origins,
 		Logger:         log.With("component", "realtime"),
 	})
 	if err != nil {
 		return err
 	}
+	lv.hub.Store(hub)
 
 	if n, err := impersonations.RepairEnds(ctx); err != nil {
 		return err
@@ -161,11 +181,12 @@ func Run(ctx context.Context, cfg Config) error {
 	app, err := httpapi.New(httpapi.Config{
 		Users:          db,
 		Facility:       db,
-		Access:         access.New(rbac, db, cfg.Location, cfg.Clock),
+		Access:         decider,
 		Policies:       policies{rbac},
 		Impersonations: impersonations,
 		Audit:          auditLog{events},
 		Notifications:  db,
+		Presence:       presenceViews{lv.presence},
 		Sessions:       sessions,
 		DB:             db,
 		Logger:         log.With("component", "http"),
@@ -200,6 +221,7 @@ func Run(ctx context.Context, cfg Config) error {
 	bgCtx, stopBackground := context.WithCancel(ctx)
 	background.Go(func() { sweepSessions(bgCtx, sessions, log) })
 	background.Go(func() { expireImpersonations(bgCtx, impersonations, log) })
+	background.Go(func() { sweepPresence(bgCtx, lv.presence) })
 
 	var runErr error
 	select {
@@ -257,6 +279,43 @@ func seedDemo(ctx context.Context, cfg Config, db *mongostore.DB) error {
 		"password", cfg.DemoPassword)
 	return nil
 }
+
+// holdActive tells the presence tracker of the impersonations in force.
+func holdActive(ctx context.Context, db *mongostore.DB, t *presence.Tracker, now time.Time) error {
+	active, err := db.ActiveImpersonations(ctx)
+	if err != nil {
+		return err
+	}
+	for _, imp := range active {
+		if imp.ActiveAt(now) {
+			t.Hold(presence.HoldOf(imp))
+		}
+	}
+	return nil
+}
+
+// sweepPresence ends stale views now and then until ctx ends.
+func sweepPresence(ctx context.Context, t *presence.Tracker) {
+	tick := time.NewTicker(presence.DefaultTTL / 6)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			t.Sweep()
+		}
+	}
+}
+
+// presenceViews records the console's views of users in the tracker.
+type presenceViews struct{ t *presence.Tracker }
+
+func (v presenceViews) View(viewID string, viewer, user *standin.User) {
+	v.t.View(viewID, presence.Person{ID: viewer.ID, Name: viewer.Name}, presence.Person{ID: user.ID, Name: user.Name})
+}
+
+func (v presenceViews) Leave(viewerID, viewID string) { v.t.Leave(viewerID, viewID) }
 
 // sweepSessions removes expired sessions now and then until ctx ends.
 func sweepSessions(ctx context.Context, sessions *session.Manager, log *slog.Logger) {

@@ -222,11 +222,23 @@ func (l *Log) ByObject(ctx context.Context, typ, object string) (*standin.Event,
 //
 // Errors: EUnavailable when the database cannot be reached.
 func (l *Log) EventsAfter(ctx context.Context, afterSeq int64, fn func(*standin.Event) error) error {
-	afterSeq = max(afterSeq, 0)
+	return l.EventsMatching(ctx, standin.EventFilter{AfterSeq: max(afterSeq, 0)}, fn)
+}
+
+// EventsMatching is EventsAfter(f.AfterSeq) for the events matching f.
+//
+// Errors: EInvalid for a negative f.AfterSeq; EUnavailable when the
+// database cannot be reached.
+func (l *Log) EventsMatching(ctx context.Context, f standin.EventFilter, fn func(*standin.Event) error) error {
+	match, none, err := matchFilter(f)
+	if err != nil || none {
+		return err
+	}
+	after := f.AfterSeq
 	if l.win != nil {
-		all := newMatcher(standin.EventFilter{})
+		m := newMatcher(f)
 		for {
-			evs, ok := l.win.after(all, afterSeq, replayChunk)
+			evs, ok := l.win.after(m, after, replayChunk)
 			if !ok {
 				break // the window has moved on; the database has the rest
 			}
@@ -238,10 +250,10 @@ func (l *Log) EventsAfter(ctx context.Context, afterSeq int64, fn func(*standin.
 					return err
 				}
 			}
-			afterSeq = evs[len(evs)-1].Seq
+			after = evs[len(evs)-1].Seq
 		}
 	}
-	return l.walk(ctx, max(afterSeq, 0), nil, false, func(d *eventDoc) error { return fn(d.event()) })
+	return l.walk(ctx, after, match, false, func(d *eventDoc) error { return fn(d.event()) })
 }
 
 // walk calls fn for each stored event with seq above after that matches

@@ -260,6 +260,23 @@ func TestEventsAfter(t *testing.T) {
 		})
 	}
 
+	t.Run("Matching", func(t *testing.T) {
+		for _, l := range []*audit.Log{l, windowed} {
+			var got []int64
+			f := standin.EventFilter{Type: standin.EventActionDenied, AfterSeq: 7}
+			if err := l.EventsMatching(ctx, f, func(e *standin.Event) error {
+				got = append(got, e.Seq)
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			// dataset gives every fourth event, from the third, this type.
+			if want := []int64{11, 15, 19, 23, 27, 31, 35, 39}; !slices.Equal(got, want) {
+				t.Fatalf("got %v, want %v", got, want)
+			}
+		}
+	})
+
 	t.Run("StopsOnError", func(t *testing.T) {
 		stop := errors.New("enough")
 		var got []int64

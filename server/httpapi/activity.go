@@ -3,6 +3,7 @@ package httpapi
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"time"
@@ -75,6 +76,10 @@ type eventJSON struct {
 	UserAgent       string        `json:"user_agent"`
 	Hash            string        `json:"hash"`
 }
+
+// MarshalEvent encodes an audit event as the activity API shows it, for
+// the realtime feed.
+func MarshalEvent(e *standin.Event) ([]byte, error) { return json.Marshal(toEventJSON(e)) }
 
 func toEventJSON(e *standin.Event) eventJSON {
 	return eventJSON{

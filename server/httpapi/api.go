@@ -93,6 +93,15 @@ type Notifications interface {
 	Notifications(ctx context.Context, userID string, p standin.Page) ([]*standin.Notification, string, error)
 }
 
+// Presence records which support staff are looking at which user.
+type Presence interface {
+	// View records, or renews, that viewer looks at user on the page
+	// viewID.
+	View(viewID string, viewer, user *standin.User)
+	// Leave ends viewer's view viewID.
+	Leave(viewerID, viewID string)
+}
+
 // Pinger reports whether the database answers.
 type Pinger interface {
 	Ping(ctx context.Context) error
@@ -108,6 +117,7 @@ type Config struct {
 	Impersonations Impersonations
 	Audit          Audit
 	Notifications  Notifications
+	Presence       Presence
 	Sessions       Sessions
 	DB             Pinger
 	Logger         *slog.Logger
@@ -234,6 +244,11 @@ func (a *API) routes() []route {
 		{fiber.MethodPost, v1 + "/profile/password", authorized, can(standin.ActChange, standin.KindPassword, nil).sensitiveAction(), a.changePassword},
 		{fiber.MethodGet, v1 + "/notifications", signedIn, rule{}, a.listNotifications},
 
+		// Presence: the console's user pages say whom they show, so other
+		// agents see it live; only those who may read the directory.
+		{fiber.MethodPut, v1 + "/presence", authorized, can(standin.ActRead, standin.KindUser, nil), a.viewUser},
+		{fiber.MethodDelete, v1 + "/presence/:view", authorized, can(standin.ActRead, standin.KindUser, nil), a.leaveUser},
+
 		// Impersonation decides its own refusals in the service, which
 		// audits each one as impersonation.denied.
 		{fiber.MethodPost, v1 + "/impersonations", signedIn, selfAudited, a.startImpersonation},
@@ -257,8 +272,8 @@ func (a *API) routes() []route {
 // New builds the Fiber app. It fails if a route declares no access rule.
 func New(cfg Config) (*fiber.App, error) {
 	if cfg.Users == nil || cfg.Facility == nil || cfg.Access == nil || cfg.Policies == nil || cfg.Sessions == nil ||
-		cfg.DB == nil || cfg.Impersonations == nil || cfg.Audit == nil || cfg.Notifications == nil {
-		return nil, errors.New("httpapi: Users, Facility, Access, Policies, Impersonations, Audit, Notifications, Sessions and DB are required")
+		cfg.DB == nil || cfg.Impersonations == nil || cfg.Audit == nil || cfg.Notifications == nil || cfg.Presence == nil {
+		return nil, errors.New("httpapi: Users, Facility, Access, Policies, Impersonations, Audit, Notifications, Presence, Sessions and DB are required")
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()

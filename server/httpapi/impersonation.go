@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"encoding/json"
 	"net/http"
 
 	"github.com/gofiber/fiber/v2"
@@ -108,20 +109,30 @@ func (a *API) listNotifications(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	type noteJSON struct {
-		ID        string `json:"id"`
-		Type      string `json:"type"`
-		Title     string `json:"title"`
-		Body      string `json:"body"`
-		ActorName string `json:"actor_name"`
-		Reason    string `json:"reason"`
-		Until     string `json:"until,omitempty"`
-		At        string `json:"at"`
-	}
 	items := make([]noteJSON, 0, len(notes))
 	for _, n := range notes {
-		items = append(items, noteJSON{ID: n.ID, Type: n.Type, Title: n.Title, Body: n.Body, ActorName: n.ActorName,
-			Reason: n.Reason, Until: timeJSON(n.Until), At: timeJSON(n.At)})
+		items = append(items, toNoteJSON(n))
 	}
 	return c.JSON(list(items, next))
 }
+
+type noteJSON struct {
+	ID        string `json:"id"`
+	Seq       int64  `json:"seq"`
+	Type      string `json:"type"`
+	Title     string `json:"title"`
+	Body      string `json:"body"`
+	ActorName string `json:"actor_name"`
+	Reason    string `json:"reason"`
+	Until     string `json:"until,omitempty"`
+	At        string `json:"at"`
+}
+
+func toNoteJSON(n *standin.Notification) noteJSON {
+	return noteJSON{ID: n.ID, Seq: n.Seq, Type: n.Type, Title: n.Title, Body: n.Body, ActorName: n.ActorName,
+		Reason: n.Reason, Until: timeJSON(n.Until), At: timeJSON(n.At)}
+}
+
+// MarshalNotification encodes a notification as GET /api/v1/notifications
+// lists it, for the realtime feed.
+func MarshalNotification(n *standin.Notification) ([]byte, error) { return json.Marshal(toNoteJSON(n)) }

@@ -53,6 +53,10 @@ type Config struct {
 	DefaultDuration time.Duration
 	// MaxDuration bounds a start's duration (default 4 h).
 	MaxDuration time.Duration
+	// OnStarted is told of every impersonation that started, once its
+	// event is committed and the actor's session switched to it; oldSession
+	// is the id the actor's session had before.
+	OnStarted func(i *standin.Impersonation, oldSession string)
 	// OnEnded is told of every impersonation that ended and the sessions
 	// that were in it, after the end is committed, so they can be told
 	// live.
@@ -79,6 +83,9 @@ func New(store Store, sessions Sessions, rbac RBAC, audit Audit, cfg Config) *Se
 	}
 	if cfg.MaxDuration <= 0 {
 		cfg.MaxDuration = 4 * time.Hour
+	}
+	if cfg.OnStarted == nil {
+		cfg.OnStarted = func(*standin.Impersonation, string) {}
 	}
 	if cfg.OnEnded == nil {
 		cfg.OnEnded = func(*standin.Impersonation, []string) {}
@@ -209,7 +216,8 @@ func (s *Service) Start(ctx context.Context, p *standin.Principal, req Request, 
 		s.endAfterFault(imp, p, meta)
 		return nil, err
 	}
-	s.notify(ctx, imp, true)
+	s.notify(ctx, imp, true, ev.Seq)
+	s.cfg.OnStarted(imp, p.Session.ID)
 	s.cfg.Logger.Info("impersonation started", "impersonation", imp.ID, "actor", actor.ID, "subject", target.ID)
 	return &Started{Impersonation: imp, Token: token, Session: sess}, nil
 }
@@ -341,12 +349,12 @@ func (s *Service) end(ctx context.Context, id, cause string, by *standin.User, m
 		// meets them frees them. The end is still audited and announced.
 		s.cfg.Logger.Warn("ended impersonation's holds not freed", "impersonation", id, "err", err)
 	}
-	auditErr := s.auditEnd(ctx, imp, meta)
+	seq, auditErr := s.auditEnd(ctx, imp, meta)
 	sessions, err := s.store.ClearImpersonationSessions(ctx, imp.ID)
 	if err != nil {
 		s.cfg.Logger.Warn("could not clear sessions of an ended impersonation", "impersonation", imp.ID, "err", err)
 	}
-	s.notify(ctx, imp, false)
+	s.notify(ctx, imp, false, seq)
 	s.cfg.OnEnded(imp, sessions)
 	s.cfg.Logger.Info("impersonation ended", "impersonation", imp.ID, "cause", cause)
 	if auditErr != nil {
@@ -355,10 +363,11 @@ func (s *Service) end(ctx context.Context, id, cause string, by *standin.User, m
 	return imp, nil
 }
 
-// auditEnd writes an ended impersonation's event and marks the end as
-// audited. If the log cannot take it now, the end stays marked unaudited
-// and RepairEnds writes it later, even across a restart.
-func (s *Service) auditEnd(ctx context.Context, imp *standin.Impersonation, meta Meta) error {
+// auditEnd writes an ended impersonation's event, marks the end as
+// audited and returns the event's seq. If the log cannot take it now, the
+// end stays marked unaudited and RepairEnds writes it later, even across a
+// restart.
+func (s *Service) auditEnd(ctx context.Context, imp *standin.Impersonation, meta Meta) (int64, error) {
 	ev := &standin.Event{
 		Type: standin.EventImpersonationEnded, Time: imp.EndedAt,
 		Actor:           standin.EventUser{ID: imp.ActorID, Name: imp.ActorName},
@@ -370,13 +379,13 @@ func (s *Service) auditEnd(ctx context.Context, imp *standin.Impersonation, meta
 		ev.Projects = memberProjects(subject)
 	}
 	if err := s.audit.Append(ctx, ev); err != nil {
-		return err
+		return 0, err
 	}
 	if err := s.store.MarkEndAudited(ctx, imp.ID); err != nil {
 		// The event is in the log; at worst a repair writes it twice.
 		s.cfg.Logger.Warn("could not mark an impersonation end audited", "impersonation", imp.ID, "err", err)
 	}
-	return nil
+	return ev.Seq, nil
 }
 
 // RepairEnds writes the audit events of ends that were not audited (the
@@ -388,7 +397,7 @@ func (s *Service) RepairEnds(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	for i, imp := range ends {
-		if err := s.auditEnd(ctx, imp, Meta{}); err != nil {
+		if _, err := s.auditEnd(ctx, imp, Meta{}); err != nil {
 			return i, err
 		}
 	}
@@ -523,9 +532,10 @@ func (s *Service) EndFor(ctx context.Context, userID, asActor, asSubject string,
 	return nil
 }
 
-// notify tells the subject, in a notification kept for later reading.
-func (s *Service) notify(ctx context.Context, imp *standin.Impersonation, started bool) {
-	n := &standin.Notification{UserID: imp.SubjectID, ActorName: imp.ActorName, Reason: imp.Reason, Until: imp.ExpiresAt, At: s.cfg.Now()}
+// notify tells the subject, in a notification kept for later reading;
+// seq is the audit seq of the event it tells of.
+func (s *Service) notify(ctx context.Context, imp *standin.Impersonation, started bool, seq int64) {
+	n := &standin.Notification{UserID: imp.SubjectID, Seq: seq, ActorName: imp.ActorName, Reason: imp.Reason, Until: imp.ExpiresAt, At: s.cfg.Now()}
 	if started {
 		n.Type, n.Title = standin.EventImpersonationStarted, "Support is viewing your account"
 		n.Body = fmt.Sprintf("%s started a support session on your account until %s. Reason: %s",

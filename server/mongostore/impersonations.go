@@ -316,6 +316,7 @@ func (db *DB) FreeStaleHolds(ctx context.Context) (int, error) {
 type noticeDoc struct {
 	ID        bson.ObjectID `bson:"_id"`
 	UserID    string        `bson:"user_id"`
+	Seq       int64         `bson:"seq"`
 	Type      string        `bson:"type"`
 	Title     string        `bson:"title"`
 	Body      string        `bson:"body"`
@@ -327,7 +328,7 @@ type noticeDoc struct {
 
 // AddNotification stores a notification for its user and sets n.ID.
 func (db *DB) AddNotification(ctx context.Context, n *standin.Notification) error {
-	d := noticeDoc{ID: bson.NewObjectID(), UserID: n.UserID, Type: n.Type, Title: n.Title, Body: n.Body,
+	d := noticeDoc{ID: bson.NewObjectID(), UserID: n.UserID, Seq: n.Seq, Type: n.Type, Title: n.Title, Body: n.Body,
 		ActorName: n.ActorName, Reason: n.Reason, Until: n.Until.UTC(), At: n.At.UTC()}
 	if _, err := db.db.Collection(colNotices).InsertOne(ctx, d); err != nil {
 		return translate(err, "add notification")
@@ -344,8 +345,35 @@ func (db *DB) Notifications(ctx context.Context, userID string, p standin.Page) 
 	}
 	out := make([]*standin.Notification, 0, len(docs))
 	for _, d := range docs {
-		out = append(out, &standin.Notification{ID: d.ID.Hex(), UserID: d.UserID, Type: d.Type, Title: d.Title, Body: d.Body,
-			ActorName: d.ActorName, Reason: d.Reason, Until: d.Until, At: d.At})
+		out = append(out, d.notification())
 	}
 	return out, next, nil
+}
+
+func (d *noticeDoc) notification() *standin.Notification {
+	return &standin.Notification{ID: d.ID.Hex(), UserID: d.UserID, Seq: d.Seq, Type: d.Type, Title: d.Title, Body: d.Body,
+		ActorName: d.ActorName, Reason: d.Reason, Until: d.Until.UTC(), At: d.At.UTC()}
+}
+
+// NotificationsAfter calls fn with each of a user's notifications whose
+// seq is above afterSeq, in increasing seq order, and stops at fn's first
+// error, which it returns.
+func (db *DB) NotificationsAfter(ctx context.Context, userID string, afterSeq int64, fn func(*standin.Notification) error) error {
+	cur, err := db.db.Collection(colNotices).Find(ctx,
+		bson.D{{Key: "user_id", Value: userID}, {Key: "seq", Value: bson.D{{Key: "$gt", Value: afterSeq}}}},
+		options.Find().SetSort(bson.D{{Key: "seq", Value: 1}}))
+	if err != nil {
+		return translate(err, "read notifications")
+	}
+	defer cur.Close(context.WithoutCancel(ctx))
+	for cur.Next(ctx) {
+		var d noticeDoc
+		if err := cur.Decode(&d); err != nil {
+			return translate(err, "read notifications")
+		}
+		if err := fn(d.notification()); err != nil {
+			return err
+		}
+	}
+	return translate(cur.Err(), "read notifications")
 }

@@ -163,6 +163,7 @@ func (db *DB) ensureIndexes(ctx context.Context) error {
 		},
 		colNotices: {
 			{Keys: bson.D{{Key: "user_id", Value: 1}, {Key: "_id", Value: -1}}},
+			{Keys: bson.D{{Key: "user_id", Value: 1}, {Key: "seq", Value: 1}}},
 		},
 	}
 	if !db.ferret {

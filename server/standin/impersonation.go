@@ -40,8 +40,13 @@ func (i *Impersonation) ActiveAt(t time.Time) bool {
 
 // Notification is a message to a user, kept for reading later.
 type Notification struct {
-	ID        string
-	UserID    string
+	ID     string
+	UserID string
+	// Seq is the audit seq of the event the notification tells of (0 when
+	// that event could not be written at the time), so that a client
+	// reconnecting to its live notifications resumes after the last one
+	// it saw.
+	Seq       int64
 	Type      string
 	Title     string
 	Body      string
