@@ -95,7 +95,7 @@ func Run(ctx context.Context, cfg Config) error {
 	// it exists, and publishes nothing before.
 	lv := &live{db: db, log: log.With("component", "realtime")}
 	lv.presence = presence.New(presence.Config{OnChange: lv.presenceChanged})
-	auditCfg := audit.Config{Logger: log.With("component", "audit"), OnCommit: lv.committed}
+	auditCfg := audit.Config{Logger: log.With("component", "audit"), OnCommit: lv.committed, NoIndexes: eventsDB.FerretDB()}
 	if cfg.MongoURI == "" {
 		// The embedded database belongs to this process, so this server is
 		// the audit log's one writer, and it scans for every query: recent

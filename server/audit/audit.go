@@ -100,6 +100,12 @@ type Config struct {
 	// another writer it turns itself off and logs a warning.
 	Window int
 
+	// NoIndexes skips the secondary indexes Open otherwise creates for
+	// queries. Set it on a database that cannot use them: FerretDB reads
+	// the whole collection for every query whatever its indexes, while
+	// maintaining them makes each append about a third slower.
+	NoIndexes bool
+
 	// Chunk is how many seqs one query of an ascending walk (EventsAfter
 	// beyond the window, Export, Verify) covers; default 5000. On a
 	// database that scans the collection for every query a larger chunk
@@ -191,8 +197,10 @@ func Open(ctx context.Context, db *mongo.Database, cfg Config) (*Log, error) {
 	l.cond = sync.NewCond(&l.mu)
 	l.insertMany = l.insertDocs
 	l.readHashes = l.hashesIn
-	if err := l.ensureIndexes(ctx); err != nil {
-		return nil, err
+	if !cfg.NoIndexes {
+		if err := l.ensureIndexes(ctx); err != nil {
+			return nil, err
+		}
 	}
 	if l.win != nil {
 		head, hash, err := l.win.load(ctx, l)
