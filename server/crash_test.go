@@ -1,0 +1,253 @@
+package server_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"standin/server"
+)
+
+// childDataDir, when set in the environment, makes the test binary run the
+// server over the embedded database in that directory instead of the tests,
+// printing "listening <addr>" once it serves: TestKillUnderLoad kills it
+// with SIGKILL.
+const childDataDir = "STANDIN_TEST_CHILD_DATA_DIR"
+
+func TestMain(m *testing.M) {
+	if dir := os.Getenv(childDataDir); dir != "" {
+		os.Exit(runChild(dir))
+	}
+	os.Exit(m.Run())
+}
+
+func runChild(dir string) int {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	err := server.Run(ctx, server.Config{
+		DataDir: dir, Addr: "127.0.0.1:0", PasswordCost: testCost, Demo: server.DemoOn,
+		Logger:   slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})),
+		OnListen: func(a net.Addr) { fmt.Printf("listening %s\n", a) },
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return 0
+}
+
+// startChild runs the server in a child process over dir and returns its
+// URL and the process.
+func startChild(t *testing.T, dir string) (string, *exec.Cmd) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), childDataDir+"="+dir)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			if a, ok := strings.CutPrefix(sc.Text(), "listening "); ok {
+				addr <- a
+			}
+		}
+	}()
+	select {
+	case a := <-addr:
+		return "http://" + a, cmd
+	case <-time.After(90 * time.Second):
+		t.Fatal("the server process did not start")
+	}
+	return "", nil
+}
+
+// TestKillUnderLoad kills the server with SIGKILL while users book and an
+// admin impersonates, then restarts it on the same data: every action the
+// server acknowledged is there with its audit event, no booking lacks its
+// event, and the hash chain verifies.
+func TestKillUnderLoad(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts and kills server processes")
+	}
+	t.Parallel()
+	dir := t.TempDir()
+	base, cmd := startChild(t, dir)
+
+	ada, cleo, admin := newClient(t, base), newClient(t, base), newClient(t, base)
+	ada.mustLogin("ada@example.org")
+	cleo.mustLogin("cleo@example.org")
+	admin.mustLogin("admin@example.org")
+	ids := mustDemoIDs(t, ada)
+	benID := userID(t, admin, "ben@example.org")
+	monday := nextMonday()
+
+	var (
+		mu       sync.Mutex
+		bookings []string // acknowledged
+		imps     []string // acknowledged starts
+	)
+	killed := make(chan struct{})
+	// Requests cut off by the kill fail; only what was acknowledged counts.
+	send := func(c *client, method, path string, body any) (int, map[string]any) {
+		r, err := c.try(method, path, body)
+		var m map[string]any
+		if err != nil || r.Status >= 300 || json.Unmarshal(r.Body, &m) != nil {
+			return 0, nil
+		}
+		return r.Status, m
+	}
+	// refresh reads the session's new CSRF token after it rotated.
+	refresh := func(c *client) bool {
+		st, m := send(c, http.MethodGet, "/api/v1/session", nil)
+		if st != http.StatusOK {
+			return false
+		}
+		c.csrf, _ = m["csrf_token"].(string)
+		return true
+	}
+	var wg sync.WaitGroup
+	book := func(c *client, resource, project string, start func(i int) time.Time) {
+		for i := 0; ; i++ {
+			select {
+			case <-killed:
+				return
+			default:
+			}
+			if st, m := send(c, http.MethodPost, "/api/v1/bookings", bookingBody(resource, project, start(i), 0.25)); st == http.StatusCreated {
+				mu.Lock()
+				bookings = append(bookings, m["id"].(string))
+				mu.Unlock()
+			}
+		}
+	}
+	wg.Go(func() {
+		// Weekdays from 09:00, 40 quarter hours a day.
+		book(ada, ids.confocal, ids.neuro, func(i int) time.Time {
+			day := i / 40
+			return monday.AddDate(0, 0, day/5*7+day%5).Add(time.Duration(i%40) * 15 * time.Minute)
+		})
+	})
+	wg.Go(func() {
+		book(cleo, ids.flow, ids.cell, func(i int) time.Time { return monday.Add(time.Duration(i) * 15 * time.Minute) })
+	})
+	wg.Go(func() {
+		for {
+			select {
+			case <-killed:
+				return
+			default:
+			}
+			if st, m := send(admin, http.MethodPost, "/api/v1/impersonations", map[string]any{"user_id": benID, "reason": "crash drill"}); st == http.StatusCreated {
+				mu.Lock()
+				imps = append(imps, m["id"].(string))
+				mu.Unlock()
+			}
+			if refresh(admin) {
+				send(admin, http.MethodDelete, "/api/v1/impersonations/current", nil)
+				refresh(admin)
+			}
+		}
+	})
+
+	// Kill once some of everything has been acknowledged.
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		mu.Lock()
+		enough := len(bookings) >= 20 && len(imps) >= 3
+		mu.Unlock()
+		if enough {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the load made no progress")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	close(killed)
+	wg.Wait()
+	_ = cmd.Wait()
+	t.Logf("killed after %d acknowledged bookings and %d impersonation starts", len(bookings), len(imps))
+
+	base, _ = startChild(t, dir)
+	owner := newClient(t, base)
+	owner.mustLogin("owner@example.org")
+	objects := map[string]bool{}
+	started := map[string]bool{}
+	for cursor := ""; ; {
+		r := owner.do(http.MethodGet, "/api/v1/activity?limit=500&cursor="+cursor, nil)
+		for _, ev := range items(t, r) {
+			switch ev["type"] {
+			case "booking.created":
+				objects[ev["object"].(string)] = true
+			case "impersonation.started":
+				started[ev["impersonation_id"].(string)] = true
+			}
+		}
+		if cursor = r.JSON(t)["next_cursor"].(string); cursor == "" {
+			break
+		}
+	}
+	stored := map[string]bool{}
+	for _, email := range []string{"ada@example.org", "cleo@example.org"} {
+		c := newClient(t, base)
+		c.mustLogin(email)
+		for cursor := ""; ; {
+			r := c.do(http.MethodGet, "/api/v1/bookings?limit=200&cursor="+cursor, nil)
+			for _, b := range items(t, r) {
+				if b["status"] == "confirmed" {
+					stored[b["id"].(string)] = true
+				}
+			}
+			if cursor = r.JSON(t)["next_cursor"].(string); cursor == "" {
+				break
+			}
+		}
+	}
+	for _, id := range bookings {
+		if !stored[id] {
+			t.Errorf("acknowledged booking %s is missing after the restart", id)
+		}
+		if !objects["booking:"+id] {
+			t.Errorf("acknowledged booking %s has no booking.created event", id)
+		}
+	}
+	for id := range stored {
+		if !objects["booking:"+id] {
+			t.Errorf("booking %s exists without its event", id)
+		}
+	}
+	for _, id := range imps {
+		if !started[id] {
+			t.Errorf("acknowledged impersonation %s has no started event", id)
+		}
+	}
+	if v := owner.do(http.MethodGet, "/api/v1/activity/verify", nil).JSON(t); v["ok"] != true {
+		t.Fatalf("the chain does not verify after the crash: %v", v)
+	}
+}
