@@ -111,3 +111,39 @@ func TestDatabaseFailureDuringBooking(t *testing.T) {
 		t.Fatalf("booking after recovery: %d %s", r.Status, r.Body)
 	}
 }
+
+// TestDatabaseOutageUnderLoad stops the database while users book and an
+// admin impersonates, keeps the load going against the outage, and brings
+// the database back: the server recovers by itself, and nothing was done
+// without its event or recorded without being done.
+func TestDatabaseOutageUnderLoad(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dir := t.TempDir()
+	edb, err := embeddeddb.Start(ctx, dir, "", silent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := strings.TrimSuffix(strings.TrimPrefix(edb.URI(), "mongodb://"), "/")
+	srv := mustRun(t, server.Config{MongoURI: edb.URI(), Demo: server.DemoOn, Logger: silent})
+
+	l := startLoad(t, srv.URL)
+	l.waitFor(t, 10, 2)
+	edb.Close()
+	// Requests wait out a short blip (server selection takes up to 5s);
+	// the database stays away until they fail with 503.
+	for deadline := time.Now().Add(30 * time.Second); l.unavailable.Load() == 0; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no request failed with 503 while the database was down")
+		}
+	}
+	edb, err = embeddeddb.Start(ctx, dir, addr, silent)
+	if err != nil {
+		t.Fatalf("restart the database on %s: %v", addr, err)
+	}
+	defer edb.Close()
+	l.waitFor(t, 10, 2) // it works again without help
+	l.halt()
+	t.Logf("%d acknowledged bookings and %d impersonation starts across the outage", len(l.bookings), len(l.imps))
+	checkDurable(t, srv.URL, l)
+}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/x/mongo/driver"
 	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/topology"
 
 	"standin/server/standin"
@@ -110,6 +111,8 @@ func unavailable(cause error) *standin.Error {
 // reached or did not answer in time, as opposed to one it answered with.
 func unreachable(err error) bool {
 	_, selection := errors.AsType[topology.ServerSelectionError](err)
-	return selection || mongo.IsNetworkError(err) || mongo.IsTimeout(err) ||
+	var pool driver.RetryablePoolError // another operation just failed on the network
+	cleared := errors.As(err, &pool) && pool.Retryable()
+	return selection || cleared || mongo.IsNetworkError(err) || mongo.IsTimeout(err) ||
 		errors.Is(err, mongo.ErrClientDisconnected)
 }

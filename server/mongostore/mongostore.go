@@ -13,6 +13,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"go.mongodb.org/mongo-driver/v2/x/mongo/driver"
 	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/topology"
 
 	"standin/server/standin"
@@ -201,12 +202,20 @@ func translate(err error, what string) error {
 	case errors.Is(err, context.Canceled):
 		return fmt.Errorf("%s: %w", what, err)
 	case mongo.IsNetworkError(err), mongo.IsTimeout(err), errors.Is(err, mongo.ErrClientDisconnected),
-		isServerSelection(err):
+		isServerSelection(err), isPoolCleared(err):
 		code, msg = standin.EUnavailable, "The database is unavailable. Try again shortly."
 	default:
 		return fmt.Errorf("%s: %w", what, err)
 	}
 	return &standin.Error{Code: code, Message: msg, Cause: fmt.Errorf("%s: %w", what, err)}
+}
+
+// isPoolCleared reports an operation refused because another one on the
+// same server just failed on the network: the driver clears the server's
+// connections and will connect afresh.
+func isPoolCleared(err error) bool {
+	var e driver.RetryablePoolError
+	return errors.As(err, &e) && e.Retryable()
 }
 
 // isServerSelection reports a failure to reach any server.
