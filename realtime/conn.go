@@ -19,59 +19,76 @@ import (
 
 // maxInFlight bounds the client lines read but not yet handled. A client
 // that sends faster than its requests are answered is closed with
-// websocket.StatusPolicyViolation rather than let the read loop stall,
-// which would also stall pongs.
+// websocket.StatusPolicyViolation rather than let the reader stall, which
+// would also stall pongs.
 const maxInFlight = 32
 
 // errClosed stops a replay when the socket closes.
 var errClosed = errors.New("realtime: socket closed")
 
-// conn is one socket. Its goroutines:
+// conn is one socket. An idle socket costs one goroutine, the reader, and
+// holds no queue or buffer; other goroutines run only while they have work:
 //
-//   - serve (the handler's) watches the session's expiry, then closes;
-//   - readLoop reads frames and hands their lines to commandLoop;
-//   - commandLoop answers subscribe and unsubscribe, replaying backlogs;
-//   - writeLoop is the only writer of data frames;
-//   - pingLoop keeps the connection alive.
+//   - serve, the reader, reads frames and queues their lines as commands;
+//     when the socket has closed it waits for the rest to finish;
+//   - runCommands answers the queued commands one at a time, replaying
+//     backlogs; it starts with the first queued command and ends when none
+//     is left;
+//   - writer merges queued messages into frames; it starts with the first
+//     queued message and ends when the queue is empty;
+//   - closer, started by fail, stops routing to the socket, waits for the
+//     writer, writes what is left when asked to drain, and closes;
+//   - tick runs on the socket's one timer to ping the client and to
+//     re-check the session when it expires.
 //
-// Replies and replays reach writeLoop through the unbuffered direct
-// channel, live events through the bounded queue. Because a direct send
-// completes only when writeLoop has taken the batch, every reply of a
-// subscription is written before the live events released after it.
+// Replies, replayed events and live events share one queue, so the writer
+// is the only writer of data frames and keeps their order. The command
+// worker waits until the writer has taken what it queued before it goes
+// on, so a replay never runs ahead of the socket, and a subscription's
+// held-back live events are queued only after its replies.
 type conn struct {
 	h         *Hub
 	ws        *websocket.Conn
 	netConn   net.Conn // under ws; closing it drops the socket at once
 	sessionID string
 	token     string
-	log       *slog.Logger
+	remote    string
 	principal atomic.Pointer[standin.Principal]
 
 	// authCtx carries the principal under the hub's context; it is not
 	// cancelled when the socket closes, so draining still authorizes.
 	authCtx context.Context
-	// ctx bounds calls made for the socket (Authorizer, Backlog); fail
-	// cancels it, and so does the end of the hub's context.
-	ctx    context.Context
-	cancel context.CancelFunc
-	// done is closed by fail and only by fail: the socket's goroutines
-	// stop on it.
-	done chan struct{}
-	// commandsDone is closed when commandLoop has returned.
-	commandsDone chan struct{}
 
-	queue  chan outMsg
-	direct chan []outMsg
-	cmds   chan command
+	// tasks counts the running command worker and timer run. They start
+	// only before fail, so serve can wait for them after it.
+	tasks sync.WaitGroup
 
-	closeMu     sync.Mutex
+	mu sync.Mutex
+	// cond is broadcast when the writer takes messages or stops, when the
+	// command worker stops, when the socket fails and when it has closed.
+	cond sync.Cond
+
 	failed      bool
 	closeCode   websocket.StatusCode
 	closeReason string
 	drain       bool
+	finished    bool // the closer is done; the connection is closed
 
-	mu   sync.Mutex
-	subs map[string]*subscription // by topic; only commandLoop adds
+	queue   []outMsg // waiting to be written; released when the writer stops
+	live    int      // live events in queue, at most Config.QueueSize
+	queued  uint64   // messages ever queued
+	taken   uint64   // messages ever taken by the writer
+	writing bool     // the writer is running
+	sealed  bool     // the closer took the last messages; nothing more is queued
+
+	cmds           []command // lines waiting for the command worker
+	commanding     bool      // the command worker is running
+	cancelCommands context.CancelFunc
+
+	subs []*subscription // only the command worker adds
+
+	timer    *time.Timer
+	nextPing time.Time // touched only by serve before the timer is armed, and by tick
 
 	registered bool // guarded by h.mu
 }
@@ -95,6 +112,7 @@ type outMsg struct {
 	sub   *subscription
 	d     *delivery
 	reply []byte
+	live  bool // counts against Config.QueueSize
 }
 
 // subscription is one socket's interest in one topic.
@@ -105,87 +123,170 @@ type subscription struct {
 	private bool // TopicSession: scoped by key, not by the Authorizer
 	active  atomic.Bool
 
-	mu        sync.Mutex
-	buffering bool // live events wait in pending until replies and replay are written
+	// Guarded by c.mu.
+	buffering bool // live events wait in pending until replies and replay are queued
 	pending   []*delivery
+}
+
+func newConn(h *Hub, ws *websocket.Conn, netConn net.Conn, p *standin.Principal, token, remote string) *conn {
+	c := &conn{
+		h:         h,
+		ws:        ws,
+		netConn:   netConn,
+		sessionID: p.Session.ID,
+		token:     token,
+		remote:    remote,
+		authCtx:   standin.NewContext(h.ctx, p),
+	}
+	c.cond.L = &c.mu
+	c.principal.Store(p)
+	return c
+}
+
+// log logs with the socket's attributes. The logger carrying them is made
+// on use: most sockets never log.
+func (c *conn) log(level slog.Level, msg string, args ...any) {
+	if !c.h.log.Enabled(c.h.ctx, level) {
+		return
+	}
+	p := c.principal.Load()
+	c.h.log.With("user", p.Actor.ID, "subject", p.Subject.ID, "remote", c.remote).Log(c.h.ctx, level, msg, args...)
 }
 
 // offer routes a live event to the socket without blocking.
 func (s *subscription) offer(d *delivery) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	c := s.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if s.buffering {
-		if len(s.pending) >= s.c.h.cfg.QueueSize {
-			s.c.fail(StatusSlowConsumer, ReasonSlowConsumer, false)
+		if len(s.pending) >= c.h.cfg.QueueSize {
+			c.failLocked(StatusSlowConsumer, ReasonSlowConsumer, false)
 			return
 		}
 		s.pending = append(s.pending, d)
 		return
 	}
-	s.c.enqueue(outMsg{sub: s, d: d})
+	c.enqueueLocked(outMsg{sub: s, d: d, live: true})
 }
 
-// goLive releases the events buffered while the subscription was being
+// goLive releases the events held back while the subscription was being
 // answered, skipping those at or below seq, which the client has.
 func (s *subscription) goLive(seq int64) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	c := s.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	for _, d := range s.pending {
 		if d.ev.Seq != 0 && d.ev.Seq <= seq {
 			continue
 		}
-		s.c.enqueue(outMsg{sub: s, d: d})
+		c.enqueueLocked(outMsg{sub: s, d: d, live: true})
 	}
 	s.pending = nil
 	s.buffering = false
 }
 
-func (c *conn) enqueue(m outMsg) {
-	select {
-	case c.queue <- m:
-	default:
-		c.fail(StatusSlowConsumer, ReasonSlowConsumer, false)
+// enqueueLocked queues m for the writer, starting it when it is not
+// running. A live event that finds the queue full fails the socket as a
+// slow consumer. Once the socket has failed, only a socket that drains
+// still takes messages, until the closer seals it.
+func (c *conn) enqueueLocked(m outMsg) {
+	if c.sealed || (c.failed && !c.drain) {
+		return
 	}
+	if m.live {
+		if c.live >= c.h.cfg.QueueSize {
+			c.failLocked(StatusSlowConsumer, ReasonSlowConsumer, false)
+			return
+		}
+		c.live++
+	}
+	c.queue = append(c.queue, m)
+	c.queued++
+	if !c.writing && !c.failed {
+		c.writing = true
+		go c.writer()
+	}
+}
+
+// takeLocked removes up to maxBatch messages from the head of the queue.
+// The batch keeps the queue's memory: later appends go past its end.
+func (c *conn) takeLocked() []outMsg {
+	n := min(len(c.queue), maxBatch)
+	batch := c.queue[:n:n]
+	c.queue = c.queue[n:]
+	for _, m := range batch {
+		if m.live {
+			c.live--
+		}
+	}
+	c.taken += uint64(n)
+	if n > 0 {
+		c.cond.Broadcast()
+	}
+	return batch
+}
+
+// send queues replies or replayed events and waits until the writer has
+// taken them. It reports false once the socket has failed.
+func (c *conn) send(ms ...outMsg) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.failed {
+		return false
+	}
+	for _, m := range ms {
+		c.enqueueLocked(m)
+	}
+	mine := c.queued
+	for c.taken < mine && !c.failed {
+		c.cond.Wait()
+	}
+	return c.taken >= mine
+}
+
+// guard runs f so that a panic in it (in an Authorizer or Backlog, say)
+// closes this socket with an internal error and is logged, instead of
+// ending the process.
+func (c *conn) guard(f func()) {
+	defer func() {
+		if r := recover(); r != nil {
+			c.log(slog.LevelError, "realtime: panic in socket", "panic", r, "stack", string(debug.Stack()))
+			c.fail(websocket.StatusInternalError, "internal error", false)
+		}
+	}()
+	f()
 }
 
 // fail ends the socket with code and reason; the first call wins. With
 // drain, what is queued is written before the close frame.
-// guard runs one of the socket's loops so that a panic in it (in an
-// Authorizer or Backlog, say) closes this socket with an internal error
-// and is logged, instead of ending the process.
-func (c *conn) guard(loop func()) func() {
-	return func() {
-		defer func() {
-			if r := recover(); r != nil {
-				c.log.Error("realtime: panic in socket", "panic", r, "stack", string(debug.Stack()))
-				c.fail(websocket.StatusInternalError, "internal error", false)
-			}
-		}()
-		loop()
-	}
+func (c *conn) fail(code websocket.StatusCode, reason string, drain bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.failLocked(code, reason, drain)
 }
 
-func (c *conn) fail(code websocket.StatusCode, reason string, drain bool) {
-	c.closeMu.Lock()
-	defer c.closeMu.Unlock()
+func (c *conn) failLocked(code websocket.StatusCode, reason string, drain bool) {
 	if c.failed {
 		return
 	}
 	c.failed = true
 	c.closeCode, c.closeReason, c.drain = code, reason, drain
-	close(c.done)
-	c.cancel()
+	if c.cancelCommands != nil {
+		c.cancelCommands()
+	}
+	c.cond.Broadcast()
+	go c.closer()
 	switch code {
 	case StatusSlowConsumer:
-		c.log.Warn("realtime: closing a slow consumer", "queue", cap(c.queue))
+		c.log(slog.LevelWarn, "realtime: closing a slow consumer", "queue", c.h.cfg.QueueSize)
 	case websocket.StatusNormalClosure:
 	default:
-		c.log.Debug("realtime: closing socket", "code", int(code), "reason", reason)
+		c.log(slog.LevelDebug, "realtime: closing socket", "code", int(code), "reason", reason)
 	}
 }
 
-// closeNow closes the connection under the socket at once, ending any write or
-// close handshake in progress.
+// closeNow closes the connection under the socket at once, ending any
+// write or close handshake in progress.
 func (c *conn) closeNow() {
 	if c.netConn != nil {
 		c.netConn.Close()
@@ -196,121 +297,56 @@ func (c *conn) closeNow() {
 
 // closed reports whether fail has been called.
 func (c *conn) closed() bool {
-	select {
-	case <-c.done:
-		return true
-	default:
-		return false
-	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.failed
 }
 
-func (c *conn) closeStatus() (websocket.StatusCode, string, bool) {
-	c.closeMu.Lock()
-	defer c.closeMu.Unlock()
-	return c.closeCode, c.closeReason, c.drain
+// serve runs a registered socket until it closes. It reads the client's
+// frames on the calling goroutine, the socket's only lasting one.
+func (c *conn) serve() {
+	c.ws.SetReadLimit(c.h.cfg.ReadLimit)
+	c.log(slog.LevelDebug, "realtime: socket open")
+	if c.h.cfg.PingInterval > 0 {
+		c.nextPing = time.Now().Add(c.h.cfg.PingInterval)
+	}
+	c.mu.Lock()
+	if d, ok := c.nextTick(); ok && !c.failed {
+		c.timer = time.AfterFunc(d, c.tick)
+	}
+	c.mu.Unlock()
+
+	c.guard(c.readLoop)
+	// The peer closed, a frame was over the limit (coder/websocket has sent
+	// StatusMessageTooBig), or the socket is closing already.
+	c.fail(websocket.StatusNormalClosure, "", false)
+
+	c.mu.Lock()
+	for !c.finished {
+		c.cond.Wait()
+	}
+	if c.timer != nil {
+		c.timer.Stop()
+	}
+	code := c.closeCode
+	c.mu.Unlock()
+	c.tasks.Wait()
+	c.log(slog.LevelDebug, "realtime: socket closed", "code", int(code))
 }
 
-// serve runs an accepted socket until it closes.
-func (h *Hub) serve(ws *websocket.Conn, netConn net.Conn, p *standin.Principal, token, remote string) {
-	ws.SetReadLimit(h.cfg.ReadLimit)
-	authCtx := standin.NewContext(h.ctx, p)
-	ctx, cancel := context.WithCancel(authCtx)
-	defer cancel()
-	c := &conn{
-		h:            h,
-		ws:           ws,
-		netConn:      netConn,
-		sessionID:    p.Session.ID,
-		token:        token,
-		log:          h.log.With("user", p.Actor.ID, "subject", p.Subject.ID, "remote", remote),
-		authCtx:      authCtx,
-		ctx:          ctx,
-		cancel:       cancel,
-		done:         make(chan struct{}),
-		commandsDone: make(chan struct{}),
-		queue:        make(chan outMsg, h.cfg.QueueSize),
-		direct:       make(chan []outMsg),
-		cmds:         make(chan command, maxInFlight),
-		subs:         make(map[string]*subscription),
-	}
-	c.principal.Store(p)
-	if !h.register(c) {
-		ws.Close(websocket.StatusGoingAway, ReasonShutdown)
-		return
-	}
-	c.log.Debug("realtime: socket open")
-
-	var wg sync.WaitGroup
-	wg.Go(c.guard(c.readLoop))
-	wg.Go(c.guard(c.commandLoop))
-	if h.cfg.PingInterval > 0 {
-		wg.Go(c.guard(c.pingLoop))
-	}
-	writerDone := make(chan struct{})
-	go func() {
-		defer close(writerDone)
-		c.guard(c.writeLoop)()
-	}()
-
-	c.watchSession()
-	h.unregister(c)
-	// The writer finishes its last write (bounded by WriteTimeout) before
-	// the close frame, so the close frame is always the last frame.
-	<-writerDone
-	code, reason, _ := c.closeStatus()
-	if err := ws.Close(code, reason); err != nil {
-		c.log.Debug("realtime: close handshake incomplete", "err", err)
-	}
-	wg.Wait()
-	c.log.Debug("realtime: socket closed", "code", int(code))
-}
-
-// watchSession waits for the socket to end, re-checking the session when it
-// reaches its expiry: a socket must not outlive the session that opened it.
-func (c *conn) watchSession() {
-	exp := c.principal.Load().Session.ExpiresAt
-	if exp.IsZero() {
-		<-c.done
-		return
-	}
-	timer := time.NewTimer(time.Until(exp))
-	defer timer.Stop()
-	for {
-		select {
-		case <-c.done:
-			return
-		case <-timer.C:
-		}
-		p, err := c.h.authenticate(c.token)
-		switch {
-		case err == nil && p != nil && p.Session != nil && p.Actor != nil && p.Subject != nil &&
-			p.Session.ID == c.sessionID && time.Now().Before(p.Session.ExpiresAt):
-			c.principal.Store(p)
-			timer.Reset(time.Until(p.Session.ExpiresAt))
-		case err == nil || standin.ErrorCode(err) == standin.EUnauthenticated:
-			c.fail(StatusSessionEnded, ReasonSessionEnded, true)
-		default:
-			c.log.Warn("realtime: re-checking a session failed", "err", err)
-			c.fail(websocket.StatusTryAgainLater, ReasonRecheckFailed, true)
-		}
-	}
-}
-
-// readLoop reads client frames. Its context is never cancelled by fail:
-// coder/websocket closes the connection when a read's context ends, which
-// would cut the close handshake short. Close unblocks the read instead.
+// readLoop reads client frames and queues their lines. Its context is never
+// cancelled: coder/websocket closes the connection when a read's context
+// ends, which would cut the close handshake short. Closing unblocks the
+// read instead.
 func (c *conn) readLoop() {
 	ctx := context.WithoutCancel(c.h.ctx)
 	for {
 		typ, b, err := c.ws.Read(ctx)
 		if err != nil {
-			// The peer closed, a frame was over the limit (coder/websocket has
-			// sent StatusMessageTooBig), or the socket is closing already.
-			c.fail(websocket.StatusNormalClosure, "", false)
 			return
 		}
 		if typ != websocket.MessageText {
-			if !c.command(command{binary: true}) {
+			if !c.queueCommand(command{binary: true}) {
 				return
 			}
 			continue
@@ -320,59 +356,138 @@ func (c *conn) readLoop() {
 			if len(line) == 0 {
 				continue
 			}
-			if !c.command(command{line: line}) {
+			if !c.queueCommand(command{line: line}) {
 				return
 			}
 		}
 	}
 }
 
-func (c *conn) command(cm command) bool {
-	select {
-	case c.cmds <- cm:
-		return true
-	default:
-		c.fail(websocket.StatusPolicyViolation, ReasonTooManyInFlight, false)
+// queueCommand hands a line to the command worker, starting it when it is
+// not running. It reports false once the socket has failed.
+func (c *conn) queueCommand(cm command) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.failed {
 		return false
 	}
+	if len(c.cmds) >= maxInFlight {
+		c.failLocked(websocket.StatusPolicyViolation, ReasonTooManyInFlight, false)
+		return false
+	}
+	c.cmds = append(c.cmds, cm)
+	if !c.commanding {
+		c.commanding = true
+		c.tasks.Add(1)
+		// Calls made for the commands end when the socket fails, and when
+		// the hub's context ends.
+		ctx, cancel := context.WithCancel(c.authCtx)
+		c.cancelCommands = cancel
+		go c.runCommands(ctx, cancel)
+	}
+	return true
 }
 
-// pingLoop pings the client; a missing pong ends the socket.
-func (c *conn) pingLoop() {
-	t := time.NewTicker(c.h.cfg.PingInterval)
-	defer t.Stop()
+// runCommands handles the client's requests one at a time, in order, until
+// none is waiting.
+func (c *conn) runCommands(ctx context.Context, cancel context.CancelFunc) {
+	defer c.tasks.Done()
+	defer cancel()
 	for {
-		select {
-		case <-c.done:
-			return
-		case <-t.C:
-		}
-		// Not derived from c.ctx: an expired ping context closes the
-		// connection, which must not happen on an orderly close.
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(c.h.ctx), c.h.cfg.PingTimeout)
-		err := c.ws.Ping(ctx)
-		cancel()
-		if err != nil {
-			c.fail(websocket.StatusPolicyViolation, ReasonPingTimeout, false)
+		c.mu.Lock()
+		if c.failed || len(c.cmds) == 0 {
+			c.cmds = nil
+			c.commanding = false
+			c.cancelCommands = nil
+			c.cond.Broadcast()
+			c.mu.Unlock()
 			return
 		}
+		cm := c.cmds[0]
+		c.cmds[0] = command{}
+		c.cmds = c.cmds[1:]
+		c.mu.Unlock()
+		c.guard(func() { c.handle(ctx, cm) })
 	}
 }
 
-// commandLoop handles the client's requests one at a time, in order.
-func (c *conn) commandLoop() {
-	defer close(c.commandsDone)
-	for {
-		select {
-		case <-c.done:
-			return
-		case cm := <-c.cmds:
-			c.handle(cm)
-		}
+// nextTick returns the time until the next ping or session expiry, and
+// false when there is neither.
+func (c *conn) nextTick() (time.Duration, bool) {
+	next := c.principal.Load().Session.ExpiresAt
+	if !c.nextPing.IsZero() && (next.IsZero() || c.nextPing.Before(next)) {
+		next = c.nextPing
 	}
+	if next.IsZero() {
+		return 0, false
+	}
+	return time.Until(next), true
 }
 
-func (c *conn) handle(cm command) {
+// tick runs when the socket's timer fires: it re-checks the session once
+// it has expired, pings the client when a ping is due, and arms the timer
+// for whichever comes next. While a ping waits for its pong, an expiry
+// waits for the ping.
+func (c *conn) tick() {
+	c.mu.Lock()
+	if c.failed {
+		c.mu.Unlock()
+		return
+	}
+	c.tasks.Add(1)
+	c.mu.Unlock()
+	defer c.tasks.Done()
+	c.guard(func() {
+		if exp := c.principal.Load().Session.ExpiresAt; !exp.IsZero() && !time.Now().Before(exp) && !c.recheckSession() {
+			return
+		}
+		if !c.nextPing.IsZero() && !time.Now().Before(c.nextPing) {
+			if !c.ping() {
+				return
+			}
+			c.nextPing = time.Now().Add(c.h.cfg.PingInterval)
+		}
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if d, ok := c.nextTick(); ok && !c.failed {
+			c.timer.Reset(d)
+		}
+	})
+}
+
+// recheckSession asks Sessions again about a session that reached its
+// expiry, and closes the socket unless it was extended: a socket must not
+// outlive the session that opened it.
+func (c *conn) recheckSession() bool {
+	p, err := c.h.authenticate(c.token)
+	switch {
+	case err == nil && p != nil && p.Session != nil && p.Actor != nil && p.Subject != nil &&
+		p.Session.ID == c.sessionID && time.Now().Before(p.Session.ExpiresAt):
+		c.principal.Store(p)
+		return true
+	case err == nil || standin.ErrorCode(err) == standin.EUnauthenticated:
+		c.fail(StatusSessionEnded, ReasonSessionEnded, true)
+	default:
+		c.log(slog.LevelWarn, "realtime: re-checking a session failed", "err", err)
+		c.fail(websocket.StatusTryAgainLater, ReasonRecheckFailed, true)
+	}
+	return false
+}
+
+// ping pings the client; a missing pong ends the socket.
+func (c *conn) ping() bool {
+	// Not cancelled by fail: an expired ping context closes the
+	// connection, which must not happen on an orderly close.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.h.ctx), c.h.cfg.PingTimeout)
+	defer cancel()
+	if err := c.ws.Ping(ctx); err != nil {
+		c.fail(websocket.StatusPolicyViolation, ReasonPingTimeout, false)
+		return false
+	}
+	return true
+}
+
+func (c *conn) handle(ctx context.Context, cm command) {
 	if cm.binary {
 		c.replyError("", EBadMessage, "Messages must be JSON in text frames.")
 		return
@@ -384,7 +499,7 @@ func (c *conn) handle(cm command) {
 	}
 	switch m.Type {
 	case typeSubscribe:
-		c.subscribe(m)
+		c.subscribe(ctx, m)
 	case typeUnsubscribe:
 		c.unsubscribe(m)
 	case "":
@@ -397,7 +512,7 @@ func (c *conn) handle(cm command) {
 // subscribe registers for live events first, holding them back, then
 // answers, replays the backlog, and releases the held events that the
 // replay did not already cover: no gap and no duplicate.
-func (c *conn) subscribe(m clientMessage) {
+func (c *conn) subscribe(ctx context.Context, m clientMessage) {
 	topic := m.Topic
 	switch {
 	case topic == "":
@@ -411,7 +526,7 @@ func (c *conn) subscribe(m clientMessage) {
 		return
 	}
 	c.mu.Lock()
-	_, dup := c.subs[topic]
+	dup := c.subscriptionLocked(topic) != nil
 	n := len(c.subs)
 	c.mu.Unlock()
 	if dup {
@@ -427,18 +542,18 @@ func (c *conn) subscribe(m clientMessage) {
 	key := topic
 	if private {
 		key = sessionKey(c.sessionID)
-	} else if !c.authorizeSubscription(topic) {
+	} else if !c.authorizeSubscription(ctx, topic) {
 		return
 	}
 
 	s := &subscription{c: c, topic: topic, key: key, private: private, buffering: true}
 	s.active.Store(true)
 	c.mu.Lock()
-	if c.subs == nil { // the socket is closing
+	if c.failed {
 		c.mu.Unlock()
 		return
 	}
-	c.subs[topic] = s
+	c.subs = append(c.subs, s)
 	c.mu.Unlock()
 	if !c.h.addSub(s) {
 		return
@@ -452,11 +567,11 @@ func (c *conn) subscribe(m clientMessage) {
 		seq = *m.AfterSeq
 		if c.h.cfg.Backlog != nil && !private {
 			var err error
-			if seq, err = c.replay(s, seq); err != nil {
+			if seq, err = c.replay(ctx, s, seq); err != nil {
 				if c.closed() {
 					return
 				}
-				c.log.Warn("realtime: replaying missed events failed", "topic", topic, "err", err)
+				c.log(slog.LevelWarn, "realtime: replaying missed events failed", "topic", topic, "err", err)
 				c.dropSub(s)
 				c.replyError(topic, EReplayFailed, "Missed events could not be loaded; subscribe again.")
 				return
@@ -466,14 +581,24 @@ func (c *conn) subscribe(m clientMessage) {
 	s.goLive(seq)
 }
 
+// subscriptionLocked returns the subscription to topic, or nil.
+func (c *conn) subscriptionLocked(topic string) *subscription {
+	for _, s := range c.subs {
+		if s.topic == topic {
+			return s
+		}
+	}
+	return nil
+}
+
 // authorizeSubscription asks the Authorizer and answers a refusal.
-func (c *conn) authorizeSubscription(topic string) bool {
+func (c *conn) authorizeSubscription(ctx context.Context, topic string) bool {
 	az := c.h.cfg.Authorizer
 	if az == nil {
 		c.replyError(topic, EForbidden, "You may not subscribe to this topic.")
 		return false
 	}
-	ctx, cancel := context.WithTimeout(c.ctx, c.h.cfg.AuthTimeout)
+	ctx, cancel := context.WithTimeout(ctx, c.h.cfg.AuthTimeout)
 	err := az.CanSubscribe(ctx, c.principal.Load(), topic)
 	cancel()
 	switch standin.ErrorCode(err) {
@@ -481,7 +606,7 @@ func (c *conn) authorizeSubscription(topic string) bool {
 		return true
 	case standin.EInternal, standin.EUnavailable:
 		if !c.closed() {
-			c.log.Error("realtime: authorizing a subscription failed", "topic", topic, "err", err)
+			c.log(slog.LevelError, "realtime: authorizing a subscription failed", "topic", topic, "err", err)
 			c.replyError(topic, EUnavailable, "The subscription could not be checked; try again.")
 		}
 		return false
@@ -493,10 +618,10 @@ func (c *conn) authorizeSubscription(topic string) bool {
 
 // replay sends the backlog after afterSeq in batches and returns the last
 // seq sent.
-func (c *conn) replay(s *subscription, afterSeq int64) (int64, error) {
+func (c *conn) replay(ctx context.Context, s *subscription, afterSeq int64) (int64, error) {
 	last := afterSeq
 	batch := make([]outMsg, 0, maxBatch)
-	err := c.h.cfg.Backlog.EventsAfter(c.ctx, s.topic, afterSeq, func(ev Event) error {
+	err := c.h.cfg.Backlog.EventsAfter(ctx, s.topic, afterSeq, func(ev Event) error {
 		if ev.Seq <= last {
 			return nil
 		}
@@ -507,14 +632,14 @@ func (c *conn) replay(s *subscription, afterSeq int64) (int64, error) {
 		last = ev.Seq
 		batch = append(batch, outMsg{sub: s, d: &delivery{topic: s.topic, ev: ev, msg: msg}})
 		if len(batch) == maxBatch {
-			if !c.sendBatch(batch) {
+			if !c.send(batch...) {
 				return errClosed
 			}
-			batch = make([]outMsg, 0, maxBatch)
+			batch = batch[:0]
 		}
 		return nil
 	})
-	if err == nil && len(batch) > 0 && !c.sendBatch(batch) {
+	if err == nil && len(batch) > 0 && !c.send(batch...) {
 		err = errClosed
 	}
 	return last, err
@@ -526,7 +651,7 @@ func (c *conn) unsubscribe(m clientMessage) {
 		return
 	}
 	c.mu.Lock()
-	s := c.subs[m.Topic]
+	s := c.subscriptionLocked(m.Topic)
 	c.mu.Unlock()
 	if s != nil {
 		c.dropSub(s)
@@ -539,8 +664,11 @@ func (c *conn) unsubscribe(m clientMessage) {
 // dropSub ends a subscription; events already queued for it are skipped.
 func (c *conn) dropSub(s *subscription) {
 	c.mu.Lock()
-	if c.subs != nil && c.subs[s.topic] == s {
-		delete(c.subs, s.topic)
+	for i, x := range c.subs {
+		if x == s {
+			c.subs = append(c.subs[:i], c.subs[i+1:]...)
+			break
+		}
 	}
 	c.mu.Unlock()
 	c.h.removeSub(s)
@@ -550,86 +678,99 @@ func (c *conn) replyError(topic, code, message string) {
 	c.send(outMsg{reply: encodeReply(replyMessage{Type: typeError, Topic: topic, Code: code, Message: message})})
 }
 
-// send hands a message to the writer, waiting while it writes.
-func (c *conn) send(m outMsg) bool { return c.sendBatch([]outMsg{m}) }
-
-func (c *conn) sendBatch(ms []outMsg) bool {
-	select {
-	case c.direct <- ms:
-		return true
-	case <-c.done:
-		return false
-	}
-}
-
-// writeLoop merges what is waiting into frames of up to maxBatch lines.
-// When the socket ends with drain, what is still queued is written first.
-func (c *conn) writeLoop() {
-	var batch []outMsg
-	var buf []byte
+// writer writes what is queued, merging up to maxBatch messages into a
+// frame, and stops when the queue is empty or the socket has failed; the
+// closer writes what a draining socket still has.
+func (c *conn) writer() {
 	for {
-		batch = batch[:0]
-		select {
-		case <-c.done:
-			if _, _, drain := c.closeStatus(); drain {
-				// A subscription answered just before the close releases its
-				// held-back events when its command finishes; wait for that
-				// so they are drained too.
-				<-c.commandsDone
-				c.drainQueue(batch, buf)
+		c.mu.Lock()
+		if c.failed || len(c.queue) == 0 {
+			c.writing = false
+			if !c.failed {
+				c.queue = nil
 			}
-			return
-		case m := <-c.queue:
-			batch = append(batch, m)
-		case ms := <-c.direct:
-			batch = append(batch, ms...)
-		}
-	gather:
-		for len(batch) < maxBatch {
-			select {
-			case m := <-c.queue:
-				batch = append(batch, m)
-			case ms := <-c.direct:
-				batch = append(batch, ms...)
-			default:
-				break gather
-			}
-		}
-		var err error
-		if buf, err = c.writeBatch(batch, buf); err != nil {
-			c.fail(websocket.StatusInternalError, "", false)
+			c.cond.Broadcast()
+			c.mu.Unlock()
 			return
 		}
+		batch := c.takeLocked()
+		c.mu.Unlock()
+		c.guard(func() {
+			if err := c.writeBatch(batch); err != nil {
+				c.fail(websocket.StatusInternalError, "", false)
+			}
+		})
 		clear(batch) // let delivered events be collected
 	}
 }
 
-func (c *conn) drainQueue(batch []outMsg, buf []byte) {
-	for {
-		batch = batch[:0]
-	take:
-		for len(batch) < maxBatch {
-			select {
-			case m := <-c.queue:
-				batch = append(batch, m)
-			default:
-				break take
-			}
+// closer ends a failed socket: it stops routing events to it, lets the
+// writer finish its frame (bounded by WriteTimeout), writes what is still
+// queued when the failure drains, and closes with the failure's code, so
+// the close frame is always the last frame.
+func (c *conn) closer() {
+	c.h.unregister(c)
+	c.mu.Lock()
+	for c.writing {
+		c.cond.Wait()
+	}
+	code, reason, drain := c.closeCode, c.closeReason, c.drain
+	if drain {
+		// A subscription answered just before the close releases its
+		// held-back events when its command finishes; wait for that so
+		// they are drained too.
+		for c.commanding {
+			c.cond.Wait()
 		}
+	}
+	c.mu.Unlock()
+
+	if drain {
+		c.guard(c.drainQueue)
+	}
+	c.mu.Lock()
+	c.sealed = true
+	c.queue, c.live = nil, 0
+	c.mu.Unlock()
+
+	if err := c.ws.Close(code, reason); err != nil {
+		c.log(slog.LevelDebug, "realtime: close handshake incomplete", "err", err)
+	}
+	c.mu.Lock()
+	c.finished = true
+	c.cond.Broadcast()
+	c.mu.Unlock()
+}
+
+// drainQueue writes what is queued for a socket that is closing.
+func (c *conn) drainQueue() {
+	for {
+		c.mu.Lock()
+		batch := c.takeLocked()
+		c.mu.Unlock()
 		if len(batch) == 0 {
 			return
 		}
-		var err error
-		if buf, err = c.writeBatch(batch, buf); err != nil {
+		if err := c.writeBatch(batch); err != nil {
 			return
 		}
+		clear(batch)
 	}
 }
 
-// writeBatch writes the batch's deliverable lines in frames of at most
-// maxBatch lines and returns the buffer for reuse.
-func (c *conn) writeBatch(batch []outMsg, buf []byte) ([]byte, error) {
-	buf = buf[:0]
+// framePool holds the buffers frames of several lines are merged in. They
+// are shared by all sockets, so an idle socket holds none.
+var framePool = sync.Pool{New: func() any { return new([]byte) }}
+
+// maxPooledFrame bounds the buffers kept in framePool: a burst of large
+// events should not pin its buffer.
+const maxPooledFrame = 64 << 10
+
+// writeBatch writes the batch's deliverable lines as one frame; a batch
+// holds at most maxBatch messages. A single line is written as it is.
+func (c *conn) writeBatch(batch []outMsg) error {
+	var frame []byte
+	var buf *[]byte
 	n := 0
 	for _, m := range batch {
 		line := m.reply
@@ -639,28 +780,26 @@ func (c *conn) writeBatch(batch []outMsg, buf []byte) ([]byte, error) {
 			}
 			line = m.d.msg
 		}
-		if n > 0 {
-			buf = append(buf, '\n')
+		switch n {
+		case 0:
+			frame = line
+		case 1:
+			buf = framePool.Get().(*[]byte)
+			frame = append(append(append((*buf)[:0], frame...), '\n'), line...)
+		default:
+			frame = append(append(frame, '\n'), line...)
 		}
-		buf = append(buf, line...)
 		n++
-		if n == maxBatch {
-			if err := c.write(buf); err != nil {
-				return buf, err
-			}
-			buf, n = buf[:0], 0
-		}
 	}
-	if n > 0 {
-		if err := c.write(buf); err != nil {
-			return buf, err
-		}
+	if n == 0 {
+		return nil
 	}
-	// Keep an ordinary buffer for the next frame, not one a burst grew.
-	if cap(buf) > 1<<20 {
-		buf = nil
+	err := c.write(frame)
+	if buf != nil && cap(frame) <= maxPooledFrame {
+		*buf = frame[:0]
+		framePool.Put(buf)
 	}
-	return buf, nil
+	return err
 }
 
 // deliverable reports whether m's event still goes to this socket: the
@@ -676,8 +815,8 @@ func (c *conn) deliverable(m outMsg) bool {
 	return az != nil && az.CanReceive(c.authCtx, c.principal.Load(), m.d.topic, m.d.ev)
 }
 
-// write sends one frame. Its deadline is not derived from c.ctx, so a
-// socket being closed still finishes the frame in progress.
+// write sends one frame. Its deadline is not derived from anything fail
+// cancels, so a socket being closed still finishes the frame in progress.
 func (c *conn) write(frame []byte) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.h.ctx), c.h.cfg.WriteTimeout)
 	defer cancel()

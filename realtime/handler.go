@@ -16,7 +16,8 @@ import (
 var _ http.Handler = (*Hub)(nil)
 
 // ServeHTTP upgrades a request authenticated by the standin.SessionCookie
-// cookie to a WebSocket and serves it until it closes.
+// cookie to a WebSocket. It returns once the socket is open and serves it
+// on a goroutine of its own until it closes; Shutdown waits for it.
 //
 // Before upgrading it answers with {"error":{"code":C,"message":M}}:
 // 503 standin.EUnavailable while shutting down or when Sessions is
@@ -69,12 +70,33 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.log.Debug("realtime: upgrade refused", "err", err, "remote", remote, "user", p.Actor.ID)
 		return
 	}
-	h.serve(ws, rec.conn, p, token, remote)
+	c := newConn(h, ws, rec.conn, p, token, remote)
+	if !h.register(c) {
+		ws.Close(websocket.StatusGoingAway, ReasonShutdown)
+		return
+	}
+	// The socket gets a fresh goroutine rather than keeping this one, so
+	// that what the HTTP server holds for the request can be collected.
+	// It joins the handlers Shutdown waits for while this call still
+	// counts among them.
+	h.handlers.Add(1)
+	go func() {
+		defer h.handlers.Done()
+		c.serve()
+	}()
 }
+
+// readBufferSize sizes the buffer a socket reads client frames through.
+// Clients send only short subscribe and unsubscribe lines and pongs, so it
+// is far smaller than the HTTP server's, which an idle socket would
+// otherwise hold for its whole life; a longer frame just takes more reads.
+const readBufferSize = 512
 
 // hijackRecorder keeps the connection websocket.Accept hijacks, so that
 // Shutdown can drop a socket whose close handshake outlives its deadline:
-// coder/websocket's CloseNow waits for a handshake in progress.
+// coder/websocket's CloseNow waits for a handshake in progress. It also
+// gives the socket a reader of readBufferSize when the HTTP server's holds
+// no bytes of it yet; clients wait for the upgrade before they send.
 type hijackRecorder struct {
 	http.ResponseWriter
 	conn net.Conn
@@ -83,6 +105,9 @@ type hijackRecorder struct {
 func (w *hijackRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	conn, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
 	w.conn = conn
+	if err == nil && brw.Reader.Buffered() == 0 {
+		brw = bufio.NewReadWriter(bufio.NewReaderSize(conn, readBufferSize), brw.Writer)
+	}
 	return conn, brw, err
 }
 

@@ -464,16 +464,19 @@ func TestSessionExpiry(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name      string
+		ping      time.Duration // Config.PingInterval; pings share the expiry's timer
 		extend    bool
 		wantClose bool
 	}{
-		{"Expired", false, true},
-		{"Extended", true, false},
+		{"Expired", 0, false, true},
+		{"Extended", 0, true, false},
+		{"ExpiredWhilePinging", 30 * time.Millisecond, false, true},
+		{"ExtendedWhilePinging", 30 * time.Millisecond, true, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			e := newEnv(t, realtime.Config{})
+			e := newEnv(t, realtime.Config{PingInterval: tt.ping})
 			token := e.sessions.add("s", "ada", time.Now().Add(200*time.Millisecond))
 			c := e.mustConnect(t, token, dialOptions{})
 			c.subscribe("session")
@@ -520,6 +523,40 @@ func TestPing(t *testing.T) {
 			c.expectClose(websocket.StatusPolicyViolation, realtime.ReasonPingTimeout)
 		})
 	}
+}
+
+func TestMaxSubscriptions(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, realtime.Config{MaxSubscriptions: 2})
+	c := e.mustConnect(t, e.sessions.add("s", "ada", time.Time{}), dialOptions{})
+	c.subscribe("session")
+	c.subscribe("activity")
+	c.sendLine(`{"type":"subscribe","topic":"presence"}`)
+	c.expect(msg{Type: "error", Topic: "presence", Code: "too_many_subscriptions"})
+	// Room made by unsubscribing can be used again.
+	c.sendLine(`{"type":"unsubscribe","topic":"activity"}`)
+	c.expect(msg{Type: "unsubscribed", Topic: "activity"})
+	c.subscribe("presence")
+}
+
+func TestTooManyInFlight(t *testing.T) {
+	t.Parallel()
+	// The first subscription waits in the Authorizer while the client
+	// keeps sending.
+	release := make(chan struct{})
+	defer close(release) // before the hub shuts down, which waits for the Authorizer
+	authz := &testAuthorizer{subscribe: func(p *standin.Principal, topic string) error {
+		<-release
+		return nil
+	}}
+	e := newEnv(t, realtime.Config{Authorizer: authz})
+	c := e.mustConnect(t, e.sessions.add("s", "ada", time.Time{}), dialOptions{})
+	lines := make([]string, 40)
+	for i := range lines {
+		lines[i] = `{"type":"subscribe","topic":"impersonation:` + fmt.Sprint(i) + `"}`
+	}
+	c.sendLine(strings.Join(lines, "\n"))
+	c.expectClose(websocket.StatusPolicyViolation, realtime.ReasonTooManyInFlight)
 }
 
 func TestShutdown(t *testing.T) {
