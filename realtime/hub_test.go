@@ -387,30 +387,47 @@ func (l smallWriteBuffers) Accept() (net.Conn, error) {
 
 func TestSlowConsumer(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, realtime.Config{QueueSize: 4}, func(s *httptest.Server) {
+	// The write timeout is long, so that the stalled socket is cut off by
+	// its queue overflowing (with a close code), not by a write timing out.
+	e := newEnv(t, realtime.Config{QueueSize: 4, WriteTimeout: time.Minute}, func(s *httptest.Server) {
 		s.Listener = smallWriteBuffers{s.Listener}
 	})
 	stalled := e.mustConnect(t, e.sessions.add("s1", "ada", time.Time{}), dialOptions{readBuffer: 4096})
-	fast := e.mustConnect(t, e.sessions.add("s2", "ben", time.Time{}), dialOptions{})
 	stalled.subscribe("activity")
-	fast.subscribe("activity")
+	// A hundred others keep reading.
+	const others = 100
+	fast := make([]*client, others)
+	for i := range fast {
+		fast[i] = e.mustConnect(t, e.sessions.add(fmt.Sprint("f", i), fmt.Sprint("user", i), time.Time{}), dialOptions{})
+		fast[i].subscribe("activity")
+	}
+	// Each event is published only once every other socket has read the
+	// one before: the stalled socket never holds them up, or this loop
+	// would stop.
+	allRead := func(seq int64) {
+		t.Helper()
+		for _, c := range fast {
+			c.expect(msg{Type: "event", Topic: "activity", Seq: seq})
+		}
+	}
 
-	// stalled stops reading. Each event is published only once fast has
-	// read the one before, so fast's queue never holds more than one.
 	note := strings.Repeat("z", 16<<10)
 	var seq int64
-	for e.hub.Connections() == 2 {
+	for e.hub.Connections() == others+1 {
 		seq++
 		if seq > 2000 {
 			t.Fatal("the stalled socket was never closed")
 		}
 		mustPublish(t, e.hub, "activity", event(seq, note))
-		fast.expect(msg{Type: "event", Topic: "activity", Seq: seq})
+		allRead(seq)
 	}
 	for range 10 {
 		seq++
 		mustPublish(t, e.hub, "activity", event(seq, note))
-		fast.expect(msg{Type: "event", Topic: "activity", Seq: seq})
+		allRead(seq)
+	}
+	if n := e.hub.Connections(); n != others {
+		t.Fatalf("%d sockets open, want the %d others", n, others)
 	}
 
 	// Reading again, stalled finds an unbroken prefix, then the close.
