@@ -1,0 +1,75 @@
+package realtime_test
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"standin/realtime"
+)
+
+// FuzzClientFrame sends arbitrary text frames to a socket of a running hub
+// and checks how it answers: only JSON lines of the protocol's kinds, or a
+// close with a documented code (a frame over the read limit, too many
+// requests in flight), and never an internal error. A sentinel subscribe
+// after each frame shows the socket still serving.
+func FuzzClientFrame(f *testing.F) {
+	stored := []realtime.Event{event(1, ""), event(2, ""), event(3, "")}
+	e := newEnv(f, realtime.Config{ReadLimit: 1 << 10, Backlog: &testBacklog{events: map[string][]realtime.Event{"activity": stored}}})
+	for _, seed := range []string{
+		`{"type":"subscribe","topic":"activity","after_seq":3}`,
+		`{"type":"subscribe","topic":"impersonation:abc","after_seq":0}`,
+		`{"type":"unsubscribe","topic":"activity"}`,
+		`{"type":"subscribe","topic":"session"}` + "\n" + `{"type":"subscribe","topic":"presence"}`,
+		`{"type":"subscribe","topic":"activity","after_seq":-1}`,
+		`{"type":"subscribe","topic":"activity","after_seq":1e400}`,
+		`{"type":"subscribe","topic":"impersonation:` + string(make([]byte, 80)) + `"}`,
+		`{"type":"wat"}`, `{}`, `[]`, `null`, `"x"`, "\n\n", `{"type":"subscribe"`,
+	} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, frame string) {
+		c := e.mustConnect(t, e.sessions.add("s", "ada", time.Time{}), dialOptions{})
+		for _, line := range []string{frame, `{"type":"subscribe","topic":"no such topic"}`} {
+			if err := c.ws.Write(t.Context(), websocket.MessageText, []byte(line)); err != nil {
+				break // closed: the reads below say how
+			}
+		}
+		for {
+			m, err := c.next()
+			if err != nil {
+				closedAsDocumented(t, err)
+				return
+			}
+			switch m.Type {
+			case "subscribed", "event", "unsubscribed":
+			case "error":
+				if m.Code == "" || m.Message == "" {
+					t.Fatalf("error without code or message: %+v", m)
+				}
+				if m.Topic == "no such topic" {
+					return // the sentinel's answer: the socket serves on
+				}
+			default:
+				t.Fatalf("unknown message type %q: %+v", m.Type, m)
+			}
+		}
+	})
+}
+
+// closedAsDocumented accepts a socket closed for a frame over the read
+// limit or for too many requests in flight, and nothing else.
+func closedAsDocumented(t *testing.T, err error) {
+	t.Helper()
+	var ce websocket.CloseError
+	if !errors.As(err, &ce) {
+		t.Fatalf("socket failed without a close frame: %v", err)
+	}
+	switch ce.Code {
+	case websocket.StatusMessageTooBig, websocket.StatusPolicyViolation:
+	default:
+		t.Fatalf("socket closed with %d %q", ce.Code, ce.Reason)
+	}
+}
