@@ -13,7 +13,9 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/filesystem"
@@ -317,7 +319,7 @@ func New(cfg Config) (*fiber.App, error) {
 		// from the connection and the Host header only.
 		EnableTrustedProxyCheck: true,
 	})
-	app.Use(a.recoverPanic, a.checkHost, securityHeaders)
+	app.Use(a.recoverPanic, a.checkHost, securityHeaders, textAddress)
 	if err := a.mount(app, a.routes()); err != nil {
 		return nil, err
 	}
@@ -369,6 +371,23 @@ func (a *API) recoverPanic(c *fiber.Ctx) (err error) {
 			err = standin.Errorf(standin.EInternal, "internal error")
 		}
 	}()
+	return c.Next()
+}
+
+// textAddress refuses API requests whose path or query string, decoded,
+// is not UTF-8 text: nothing the API knows is named that way, and such
+// bytes must not reach the database, which refuses them.
+func textAddress(c *fiber.Ctx) error {
+	if !strings.HasPrefix(c.Path(), "/api/") {
+		return c.Next()
+	}
+	valid := utf8.ValidString(c.Path())
+	c.Context().QueryArgs().VisitAll(func(k, v []byte) {
+		valid = valid && utf8.Valid(k) && utf8.Valid(v)
+	})
+	if !valid {
+		return standin.Errorf(standin.EInvalid, "The address has characters that are not valid text.")
+	}
 	return c.Next()
 }
 
