@@ -523,21 +523,24 @@ func (l *Log) commit(reqs []*request) {
 	if len(todo) == 0 {
 		return
 	}
-	l.fail(todo, failure)
+	var rest []*request
 	if standin.ErrorCode(failure) == standin.EUnavailable {
 		// Everything queued meanwhile was waiting on a database that is
 		// failing; answering it now keeps every Append's wait bounded by
-		// one commit rather than by the length of the queue.
+		// one commit rather than by the length of the queue. It is taken
+		// before any call is answered: a call made after hearing of this
+		// failure gets a try of its own.
 		l.mu.Lock()
-		rest := l.pending
+		rest = l.pending
 		l.pending = nil
 		for _, r := range rest {
 			r.taken = true
 		}
 		l.mu.Unlock()
-		for _, r := range rest {
-			r.done <- failure
-		}
+	}
+	l.fail(todo, failure)
+	for _, r := range rest {
+		r.done <- failure
 	}
 }
 
