@@ -47,6 +47,11 @@ func newBrowser(t *testing.T) context.Context {
 		chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true),
 		chromedp.Flag("disable-quic", true),
+		// A tab that is not in front keeps running timers and sockets at
+		// full speed, as the console's tabs must for live updates.
+		chromedp.Flag("disable-background-timer-throttling", true),
+		chromedp.Flag("disable-renderer-backgrounding", true),
+		chromedp.Flag("disable-backgrounding-occluded-windows", true),
 		chromedp.WindowSize(1280, 800),
 	}
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
@@ -143,6 +148,7 @@ func TestBrowserSignInAndOut(t *testing.T) {
 	// The live connection comes up over /ws with the session cookie.
 	must("wait for the live connection", do(
 		chromedp.WaitVisible(chromedp.CSS(`#conn-status[data-state="live"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#resource-list .resource`)),
 	))
 	saveScreenshot(t, ctx, "home")
 
@@ -222,7 +228,7 @@ func TestBrowserImpersonationWithoutSignIn(t *testing.T) {
 	if who := text("whoami"); !strings.Contains(who, "Ben Okafor") {
 		t.Fatalf("acting as %q, want Ben Okafor", who)
 	}
-	saveScreenshot(t, tab, "impersonating")
+	saveScreenshot(t, tab, "impersonating-banner")
 
 	step("exit",
 		chromedp.Click(chromedp.ID("impersonation-exit")),

@@ -199,9 +199,11 @@ func (a *API) authenticate(c *fiber.Ctx) error {
 	token := c.Cookies(standin.SessionCookie)
 	p, err := a.cfg.Sessions.Authenticate(c.UserContext(), token)
 	if err != nil {
-		if token != "" && standin.ErrorCode(err) == standin.EUnauthenticated {
-			a.clearSessionCookie(c)
-		}
+		// The cookie is left alone: a token refused here may just have
+		// been rotated by a concurrent request of another tab (an
+		// impersonation starting or ending), whose Set-Cookie an erasing
+		// answer arriving later would undo, signing the person out. A
+		// stale token authenticates nothing; sign-in replaces it.
 		return err
 	}
 	if p, err = a.cfg.Impersonations.Resolve(c.UserContext(), p); err != nil {

@@ -6,8 +6,12 @@
 // the current view's elements exist in the document. All text coming from
 // the server is inserted with textContent, never as HTML.
 
-import { about, api, ApiError, fetchSession, login, logout, setCsrfToken } from './api.js';
+import { about, api, ApiError, fetchSession, getCsrfToken, login, logout, setCsrfToken } from './api.js';
 import { LiveConnection, LiveState } from './live.js';
+import { causeWords, formatCountdown, formatTime, h, icon, initials, loadingBlock, personName, rank } from './dom.js';
+import { mountDirectory, mountUserPage } from './views/directory.js';
+import { mountBook, mountBookings, mountNotifications, mountProfile } from './views/facility.js';
+import { mountActivity } from './views/activity.js';
 
 const SESSION_ENDED_NOTICE = 'Your session ended. Sign in again.';
 const SIGNED_OUT_NOTICE = 'You signed out.';
@@ -40,6 +44,19 @@ const state = {
   /** Pending session re-check while the live connection is down. */
   sessionCheck: null,
   lastSessionCheck: 0,
+  /** identityKey() of the console on screen ('' before the first). */
+  identity: '',
+  /** What views receive: see startIdentity. */
+  ctx: null,
+  /** The page shown, and what to call when it goes away. */
+  route: '',
+  viewCleanup: null,
+  /** Banner countdown timer. */
+  countdown: null,
+  /** {id, cause} of the last impersonation seen ending. */
+  lastEnded: null,
+  /** The request replacing the session, while one runs (switchIdentity). */
+  switching: null,
 };
 
 const root = document.getElementById('app');
@@ -64,31 +81,11 @@ function setText(el, text) {
   if (el) el.textContent = text == null ? '' : String(text);
 }
 
-/** Up to two initials for an avatar. */
-function initials(name, email) {
-  const source = (name || '').trim() || (email || '').split('@')[0] || '?';
-  const parts = source.split(/[\s._-]+/).filter(Boolean);
-  const letters = parts.length > 1 ? parts[0][0] + parts[parts.length - 1][0] : source.slice(0, 2);
-  return letters.toUpperCase();
-}
-
-function personName(person) {
-  if (!person) return '';
-  return person.name || person.email || person.id || '';
-}
-
-function formatTime(value) {
-  if (!value) return '';
-  const date = new Date(value);
-  if (Number.isNaN(date.getTime())) return '';
-  return date.toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit' });
-}
-
 /** Puts a button into (or out of) its pending state. */
 function setBusy(button, busy, pendingLabel) {
   const label = slot(button, 'label');
   if (busy) {
-    button.dataset.idleLabel = label ? label.textContent : '';
+    if (!button.dataset.idleLabel) button.dataset.idleLabel = label ? label.textContent : '';
     button.disabled = true;
     button.setAttribute('aria-busy', 'true');
     if (label && pendingLabel) label.textContent = pendingLabel;
@@ -96,6 +93,7 @@ function setBusy(button, busy, pendingLabel) {
     button.disabled = false;
     button.removeAttribute('aria-busy');
     if (label && button.dataset.idleLabel) label.textContent = button.dataset.idleLabel;
+    delete button.dataset.idleLabel;
   }
 }
 
@@ -111,14 +109,16 @@ function focus(el) {
  * @param {string} message
  * @param {{kind?: 'info'|'success'|'warning'|'error', timeout?: number}} [options]
  */
-function toast(message, { kind = 'info', timeout = 6000 } = {}) {
+function toast(message, { kind = 'info', timeout = 6000, title = '', type = '' } = {}) {
   const item = document.createElement('div');
   item.className = `toast toast--${kind}`;
+  if (type) item.dataset.type = type;
   if (kind === 'error') item.setAttribute('role', 'alert');
 
-  const text = document.createElement('p');
+  const text = document.createElement('div');
   text.className = 'toast__message';
-  text.textContent = message;
+  if (title) text.append(h('strong', { class: 'toast__title' }, title));
+  text.append(h('span', { class: 'toast__text' }, message));
 
   const close = document.createElement('button');
   close.type = 'button';
@@ -304,90 +304,340 @@ function loginErrorMessage(error) {
 // --------------------------------------------------------------- home view
 
 /**
- * Shows (or refreshes) the signed-in view for a session.
+ * The pages of the signed-in console. A page is shown when allowed(ctx)
+ * says the effective user may use it; otherwise the user's first page is.
+ * Pages with a nav label appear in the main navigation.
+ */
+const ROUTES = [
+  { name: 'users', pattern: /^\/users$/, nav: 'Users', allowed: (c) => c.isStaff, mount: mountDirectory },
+  { name: 'user', pattern: /^\/users\/([A-Za-z0-9_.:-]+)$/, navAs: 'users', allowed: (c) => c.isStaff, mount: mountUserPage },
+  { name: 'activity', pattern: /^\/activity$/, nav: 'Activity', allowed: (c) => c.canReadActivity, mount: mountActivity },
+  { name: 'book', pattern: /^\/book$/, nav: 'Book', allowed: () => true, mount: mountBook },
+  { name: 'bookings', pattern: /^\/bookings$/, nav: 'My bookings', allowed: () => true, mount: mountBookings },
+  { name: 'notifications', pattern: /^\/notifications$/, nav: 'Notifications', allowed: () => true, mount: mountNotifications },
+  { name: 'profile', pattern: /^\/profile$/, nav: 'Profile', allowed: () => true, mount: mountProfile },
+];
+
+/** Who the session is and acts as: a change of it is a new console. */
+function identityKey(session) {
+  const imp = session.impersonation;
+  return `${session.actor ? session.actor.id : ''}/${session.user ? session.user.id : ''}/${imp ? imp.id : ''}`;
+}
+
+/** The first page of a console: the dashboard for staff, the facility app otherwise. */
+function defaultPath(ctx) {
+  return ctx.isStaff ? '/users' : '/book';
+}
+
+/**
+ * Shows (or refreshes) the signed-in view for a session. A new identity
+ * (sign-in, impersonation started or ended, here or in another tab)
+ * rebuilds the console for it; the same identity only updates the chrome.
  * @param {object} session GET /api/v1/session answer
  * @param {{focusHeading?: boolean}} [options]
  */
 function showHome(session, { focusHeading = false } = {}) {
+  const previous = state.session;
   state.session = session;
-  let view = root;
+  const key = identityKey(session);
   if (state.view !== 'home') {
-    view = mount('home');
+    const view = mount('home');
     view.querySelector('#logout').addEventListener('click', onLogoutClick);
     const exit = view.querySelector('#impersonation-exit');
     exit.addEventListener('click', () => exitImpersonation(exit));
+    state.identity = '';
   }
-  renderHome(view, session);
-  renderConnection(state.connection);
-  startLive();
-  if (focusHeading) focus(view.querySelector('#welcome-title'));
+  renderChrome(session);
+  if (key === state.identity && state.live && state.live.running) return;
+  if (key === state.identity) {
+    // Same person, but the live connection stopped (its old session was
+    // replaced): start over with a fresh one.
+    const ctx = startIdentity(session);
+    ready(ctx).then(() => renderRoute());
+    return;
+  }
+
+  const wasImpersonating = previous && previous.impersonation && previous.actor && session.actor &&
+    previous.actor.id === session.actor.id ? previous.impersonation : null;
+  const first = state.identity === '';
+  state.identity = key;
+  const ctx = startIdentity(session);
+
+  if (wasImpersonating && !session.impersonation) {
+    // Back as oneself: the dashboard, with what happened in words.
+    const ended = state.lastEnded && state.lastEnded.id === wasImpersonating.id ? state.lastEnded : null;
+    const why = ended && ended.cause ? ` (${causeWords(ended.cause)})` : '';
+    toast(`You are ${personName(session.user)} again. The session acting as ${personName(wasImpersonating.subject)} ended${why}.`,
+      { kind: ended && ended.cause && ended.cause !== 'ended_by_actor' ? 'warning' : 'success', type: 'impersonation.ended', timeout: 10000 });
+    announce(`Impersonation ended. You are ${personName(session.user)} again.`);
+    go(defaultPath(ctx), { focusHeading: true });
+  } else if (session.impersonation && !first) {
+    announce(`You are now acting as ${personName(session.user)}.`);
+    go(defaultPath(ctx), { focusHeading: true });
+  } else {
+    ready(ctx).then(() => renderRoute({ focusHeading }));
+  }
+}
+
+/** Navigates to path once the identity's facts are loaded. */
+function go(path, options) {
+  const ctx = state.ctx;
+  ready(ctx).then(() => {
+    if (ctx !== state.ctx) return;
+    if (location.hash !== `#${path}`) history.replaceState(null, '', `#${path}`);
+    renderRoute(options);
+  });
+}
+
+function ready(ctx) {
+  return ctx.ready.catch(() => {});
+}
+
+/**
+ * Sets up everything that belongs to one identity: the context views
+ * receive, a fresh live connection (its replay positions belong to the
+ * identity), notifications and presence.
+ */
+function startIdentity(session) {
+  stopLive();
+  if (state.viewCleanup) {
+    state.viewCleanup();
+    state.viewCleanup = null;
+  }
+  const content = document.getElementById('content');
+  if (content) content.replaceChildren(loadingBlock('Loading your console…'));
+  const user = session.user || {};
+  const imp = session.impersonation || null;
+  const ctx = {
+    session,
+    user,
+    actor: session.actor || user,
+    impersonation: imp,
+    isStaff: !imp && rank(user.role) >= rank('support'),
+    canReadActivity: !imp ? rank(user.role) >= rank('manager') : rank(user.role) >= rank('admin'),
+    profile: null,
+    live: null,
+    api,
+    toast,
+    navigate: (path) => { location.hash = `#${path}`; },
+    refreshSession,
+    switchIdentity,
+    csrf: getCsrfToken,
+    /** Called, and awaited, before this tab switches identity itself. */
+    beforeSwitch: new Set(),
+    /** Called when such a switch was refused. */
+    switchFailed: new Set(),
+    notifications: createNotifications(user),
+    presence: createPresence(),
+  };
+  state.ctx = ctx;
+  startLive(ctx);
+  ctx.notifications.start(ctx);
+  if (ctx.isStaff) ctx.presence.start(ctx);
+  ctx.ready = api.get('/profile').then((profile) => {
+    ctx.profile = profile;
+    // Project leads read their projects' activity.
+    if ((profile.projects || []).some((p) => p.role === 'lead')) ctx.canReadActivity = true;
+  }).catch(() => {}).finally(() => {
+    if (ctx === state.ctx) renderNav();
+  });
+  renderNav();
+  return ctx;
+}
+
+function parseHash() {
+  const raw = location.hash.replace(/^#/, '') || '/';
+  const at = raw.indexOf('?');
+  const path = at >= 0 ? raw.slice(0, at) : raw;
+  return { path: path || '/', query: new URLSearchParams(at >= 0 ? raw.slice(at + 1) : '') };
+}
+
+function matchRoute(path) {
+  for (const route of ROUTES) {
+    const m = route.pattern.exec(path);
+    if (m) return { route, params: m.slice(1).map(decodeURIComponent) };
+  }
+  return null;
+}
+
+/** Renders the page the address names, or the first allowed one. */
+function renderRoute({ focusHeading = false } = {}) {
+  const ctx = state.ctx;
+  if (state.view !== 'home' || !ctx) return;
+  let { path, query } = parseHash();
+  let found = matchRoute(path);
+  if (!found || !found.route.allowed(ctx)) {
+    path = defaultPath(ctx);
+    query = new URLSearchParams();
+    history.replaceState(null, '', `#${path}`);
+    found = matchRoute(path);
+  }
+  if (state.viewCleanup) {
+    state.viewCleanup();
+    state.viewCleanup = null;
+  }
+  const content = document.getElementById('content');
+  content.replaceChildren();
+  content.dataset.page = found.route.name;
+  state.route = found.route.name;
+  renderNav();
+  const cleanup = found.route.mount(ctx, content, { params: found.params, query });
+  state.viewCleanup = typeof cleanup === 'function' ? cleanup : null;
+  if (focusHeading) {
+    const heading = content.querySelector('h1');
+    if (heading) {
+      heading.setAttribute('tabindex', '-1');
+      focus(heading);
+    }
+  }
+  window.scrollTo(0, 0);
+}
+
+window.addEventListener('hashchange', () => {
+  if (state.view === 'home' && state.ctx) ready(state.ctx).then(() => renderRoute({ focusHeading: true }));
+});
+
+const NAV_ICONS = { users: 'users', activity: 'activity', book: 'microscope', bookings: 'calendar', notifications: 'bell', profile: 'user' };
+
+function renderNav() {
+  const nav = document.getElementById('main-nav');
+  const ctx = state.ctx;
+  if (!nav || !ctx) return;
+  const current = ROUTES.find((r) => r.name === state.route);
+  const active = current ? current.navAs || current.name : '';
+  const shown = ROUTES.filter((r) => r.nav && r.allowed(ctx));
+  // The links are rebuilt only when the set of pages changes, so a link
+  // being clicked or focused is never swapped for another element.
+  const signature = shown.map((r) => r.name).join(' ');
+  if (nav.dataset.signature !== signature) {
+    nav.dataset.signature = signature;
+    nav.replaceChildren(...shown.map((route) => h('a', { class: 'nav__link', href: `#/${route.name}`, id: `nav-${route.name}` },
+      iconFor(NAV_ICONS[route.name]),
+      h('span', { class: 'nav__label' }, route.nav),
+      route.name === 'notifications' ? h('span', { class: 'nav__count', id: 'unread-count', hidden: true }) : null)));
+  }
+  for (const link of nav.querySelectorAll('.nav__link')) {
+    if (link.id === `nav-${active}`) link.setAttribute('aria-current', 'page');
+    else link.removeAttribute('aria-current');
+  }
+  const count = nav.querySelector('#unread-count');
+  if (count) {
+    const unread = ctx.notifications.unread();
+    count.hidden = unread === 0;
+    count.replaceChildren(String(unread), h('span', { class: 'visually-hidden' }, ' unread'));
+  }
+}
+
+function iconFor(name) {
+  return icon(name, 'icon nav__icon');
+}
+
+/**
+ * Runs a request that replaces the session (start or end impersonation);
+ * session refreshes wait for it, so none goes out with the old token.
+ */
+function switchIdentity(request) {
+  const pending = Promise.resolve().then(request);
+  state.switching = pending;
+  const done = () => {
+    if (state.switching === pending) state.switching = null;
+  };
+  pending.then(done, done);
+  return pending;
+}
+
+/** Says something to screen readers without showing it. */
+function announce(message) {
+  const el = document.getElementById('announcer');
+  if (!el) return;
+  el.textContent = '';
+  requestAnimationFrame(() => { el.textContent = message; });
 }
 
 /** Ends the impersonation and returns to the actor's own console, no sign-in. */
 async function exitImpersonation(button) {
   setBusy(button, true, 'Exiting…');
   try {
-    await api.delete('/impersonations/current');
+    const ended = await switchIdentity(() => api.delete('/impersonations/current'));
+    if (ended && ended.id) state.lastEnded = { id: ended.id, cause: ended.cause };
+    if (ended && ended.csrf_token) setCsrfToken(ended.csrf_token);
     await refreshSession();
   } catch (error) {
     setBusy(button, false);
+    if (error instanceof ApiError && (error.status === 409 || error.status === 404)) {
+      // Already over (another tab, a manager, the clock): catch up.
+      await refreshSession();
+      return;
+    }
     toast(error instanceof ApiError ? error.message : 'Could not exit the impersonation. Try again.', { kind: 'error' });
   }
 }
 
-function renderHome(view, session) {
+/** The top bar and the banner: who is signed in, and as whom they act. */
+function renderChrome(session) {
   const user = session.user || {};
   const actor = session.actor || user;
   const imp = session.impersonation || null;
   const name = personName(user);
 
   document.title = imp ? `Acting as ${name} · Standin` : `Standin · ${name}`;
+  document.body.classList.toggle('is-impersonating', Boolean(imp));
 
-  // Top bar: the effective identity.
-  setText(view.querySelector('#whoami'), name);
-  setText(view.querySelector('#whoami-role'), user.role || '');
-  for (const el of view.querySelectorAll('[data-slot="initials"]')) {
+  setText(document.getElementById('whoami'), name);
+  const role = user.role ? user.role[0].toUpperCase() + user.role.slice(1) : '';
+  setText(document.getElementById('whoami-role'), imp ? `${role || 'User'} · via ${personName(actor)}` : role);
+  for (const el of document.querySelectorAll('#home .user-chip [data-slot="initials"]')) {
     setText(el, initials(user.name, user.email));
   }
 
-  // Impersonation banner.
-  const banner = view.querySelector('#impersonation-banner');
+  const banner = document.getElementById('impersonation-banner');
   if (imp) {
     const subject = personName(imp.subject) || name;
     const actorName = personName(imp.actor) || personName(actor);
-    setText(slot(banner, 'text'), `Acting as ${subject} — signed in as ${actorName}`);
+    setText(document.getElementById('banner-who'), `Acting as ${subject} — signed in as ${actorName}`);
+    const parts = [];
+    if (imp.reason) parts.push(`Reason: ${imp.reason}`);
+    if (imp.ticket) parts.push(`Ticket ${imp.ticket}`);
     const until = formatTime(imp.expires_at);
-    setText(slot(banner, 'detail'), until ? ` · ends at ${until}` : '');
-    setBusy(view.querySelector('#impersonation-exit'), false);
+    if (until) parts.push(`ends at ${until}`);
+    setText(document.getElementById('banner-reason'), parts.join(' · '));
+    setBusy(document.getElementById('impersonation-exit'), false);
     banner.hidden = false;
+    startCountdown(imp);
   } else {
-    setText(slot(banner, 'text'), '');
-    setText(slot(banner, 'detail'), '');
     banner.hidden = true;
+    stopCountdown();
   }
+}
 
-  // Welcome card.
-  setText(view.querySelector('#welcome-title'), imp ? `Acting as ${name}` : `Signed in as ${name}`);
-  setText(
-    slot(view, 'subtitle'),
-    imp ? 'Everything you do here is done and audited as this user.' : 'Welcome to the Standin support console.',
-  );
-  setText(slot(view, 'email'), user.email || '—');
-  setText(slot(view, 'role'), user.role || '—');
+/** Ticks the banner's countdown; at zero, asks the server for the new state. */
+function startCountdown(imp) {
+  stopCountdown();
+  const clock = document.getElementById('banner-countdown');
+  const expires = new Date(imp.expires_at).getTime();
+  let asked = 0;
+  const tick = () => {
+    const left = expires - Date.now();
+    if (Number.isNaN(left)) {
+      setText(clock, '');
+      return;
+    }
+    setText(clock, left > 0 ? `${formatCountdown(left)} left` : 'Ending…');
+    clock.classList.toggle('is-urgent', left < 60000);
+    if (left <= 0 && Date.now() - asked > 5000) {
+      // The server ends it and pushes the change; ask too, in case the
+      // push is delayed.
+      asked = Date.now();
+      refreshSession();
+    }
+  };
+  tick();
+  state.countdown = setInterval(tick, 1000);
+}
 
-  const status = slot(view, 'status');
-  setText(status, user.status || 'active');
-  status.classList.toggle('badge--success', (user.status || 'active') === 'active');
-  status.classList.toggle('badge--danger', user.status === 'suspended');
-
-  const actorItem = slot(view, 'actor-item');
-  if (imp) {
-    const who = personName(actor);
-    setText(slot(view, 'actor'), actor.role ? `${who} (${actor.role})` : who);
-    actorItem.hidden = false;
-  } else {
-    actorItem.hidden = true;
-  }
+function stopCountdown() {
+  clearInterval(state.countdown);
+  state.countdown = null;
 }
 
 function renderConnection(connState) {
@@ -418,12 +668,115 @@ async function onLogoutClick(e) {
   leaveSession(SIGNED_OUT_NOTICE);
 }
 
+// ------------------------------------------------------------ notifications
+
+/**
+ * The effective user's notifications: the newest page, the unread count
+ * (read up to a seq remembered per user in this browser) and the live
+ * stream, which raises a toast for each new one.
+ */
+function createNotifications(user) {
+  const storageKey = `standin.notifications.read.${user.id}`;
+  const listeners = new Set();
+  const store = {
+    items: [],
+    nextCursor: '',
+    loaded: false,
+    error: null,
+    readSeq: Number(localStorage.getItem(storageKey) || 0),
+    unread() {
+      return store.items.filter((n) => n.seq > store.readSeq).length;
+    },
+    /** Marks everything shown as read. */
+    markRead() {
+      const top = store.items.reduce((m, n) => Math.max(m, n.seq || 0), store.readSeq);
+      store.readSeq = top;
+      try {
+        localStorage.setItem(storageKey, String(top));
+      } catch {
+        // Private mode: the count resets on reload, nothing worse.
+      }
+      renderNav();
+    },
+    on(fn) {
+      listeners.add(fn);
+      return () => listeners.delete(fn);
+    },
+    emit(change) {
+      for (const fn of [...listeners]) fn(change);
+      renderNav();
+    },
+    async start(ctx) {
+      try {
+        const page = await api.get('/notifications', { query: { limit: 20 } });
+        store.items = page.items || [];
+        store.nextCursor = page.next_cursor || '';
+        store.error = null;
+      } catch (error) {
+        store.error = error;
+      }
+      store.loaded = true;
+      if (ctx !== state.ctx) return;
+      const baseline = store.items.reduce((m, n) => Math.max(m, n.seq || 0), 0);
+      ctx.live.subscribe('notifications', (note) => {
+        if (!note || store.items.some((n) => n.id === note.id)) return;
+        store.items.unshift(note);
+        store.emit({ added: note });
+        toast(note.body || note.title, {
+          title: note.title,
+          kind: note.type === 'impersonation.started' ? 'warning' : 'info',
+          type: note.type,
+          timeout: 15000,
+        });
+      }, { afterSeq: baseline });
+      store.emit({ loaded: true });
+    },
+    async more() {
+      if (!store.nextCursor) return;
+      const page = await api.get('/notifications', { query: { limit: 20, cursor: store.nextCursor } });
+      store.items.push(...(page.items || []));
+      store.nextCursor = page.next_cursor || '';
+      store.emit({ more: true });
+    },
+  };
+  return store;
+}
+
+// ----------------------------------------------------------------- presence
+
+/** Who is looking at which user, and who holds whom, for support staff. */
+function createPresence() {
+  const listeners = new Set();
+  const store = {
+    state: { viewers: [], holds: [] },
+    on(fn) {
+      listeners.add(fn);
+      return () => listeners.delete(fn);
+    },
+    start(ctx) {
+      ctx.live.subscribe('presence', (ev) => {
+        store.state = { viewers: ev.viewers || [], holds: ev.holds || [], change: ev.change || null };
+        for (const fn of [...listeners]) fn(store.state);
+      });
+    },
+    /** Other people viewing user id (not the signed-in person). */
+    viewersOf(userId, selfId) {
+      return store.state.viewers.filter((v) => v.user && v.user.id === userId && v.viewer && v.viewer.id !== selfId);
+    },
+    holdOf(userId) {
+      return store.state.holds.find((hold) => hold.user && hold.user.id === userId) || null;
+    },
+  };
+  return store;
+}
+
 // ------------------------------------------------------------- live updates
 
-function startLive() {
+function startLive(ctx) {
   if (state.live) return;
   const live = new LiveConnection({
     onState: (connState) => {
+      if (live !== state.live) return;
       renderConnection(connState);
       if (connState === LiveState.RECONNECTING || connState === LiveState.OFFLINE) {
         // The socket may be down because the session ended while the tab
@@ -431,13 +784,22 @@ function startLive() {
         checkSessionSoon();
       }
     },
-    onSessionEnded: () => sessionEnded(),
+    // The server says the socket's session ended. A session replaced by a
+    // new one (impersonation started or ended) looks the same to an old
+    // socket, so the API decides: signed out only if it says so.
+    onSessionEnded: () => {
+      if (live === state.live) refreshSession();
+    },
     // Impersonation started or ended in this or another tab: show it.
-    onSessionChanged: () => refreshSession(),
+    onSessionChanged: () => {
+      if (live === state.live) refreshSession();
+    },
     onError: (message) => console.warn('live: server refused a request', message),
   });
   live.subscribe('session', onSessionEvent);
   state.live = live;
+  ctx.live = live;
+  renderConnection(LiveState.CONNECTING);
   live.start();
 }
 
@@ -450,12 +812,11 @@ function stopLive() {
 
 function onSessionEvent(event) {
   if (!event) return;
-  if (event.kind === 'ended') {
-    sessionEnded();
-    return;
+  if (event.type === 'impersonation.ended' && event.impersonation) {
+    state.lastEnded = { id: event.impersonation.id, cause: event.cause };
   }
-  // Any other change to this session (identity switch, expiry moved, …):
-  // reload it so this tab shows the same state as every other.
+  // The session switched identity (here or in another tab): reload it so
+  // this tab shows the same state as every other.
   refreshSession();
 }
 
@@ -472,6 +833,9 @@ function refreshSession({ settle = true } = {}) {
   if (refreshing) return refreshing;
   refreshing = (async () => {
     try {
+      // While this tab switches identity, the old session token is being
+      // replaced: a request carrying it would only be refused.
+      while (state.switching) await state.switching.catch(() => {});
       let session;
       for (let attempt = 0; ; attempt += 1) {
         try {
@@ -514,6 +878,14 @@ function sessionEnded() {
 /** Drops all signed-in state and returns to the login view with a notice. */
 function leaveSession(notice) {
   stopLive();
+  stopCountdown();
+  if (state.viewCleanup) {
+    state.viewCleanup();
+    state.viewCleanup = null;
+  }
+  state.ctx = null;
+  state.identity = '';
+  document.body.classList.remove('is-impersonating');
   clearTimeout(state.sessionCheck);
   state.sessionCheck = null;
   state.session = null;
@@ -545,6 +917,7 @@ window.addEventListener('pageshow', (e) => {
   stopLive();
   state.view = null;
   state.session = null;
+  state.identity = '';
   boot();
 });
 

@@ -300,7 +300,9 @@ export class LiveConnection {
         const entry = this.#topics.get(message.topic);
         if (!entry) return;
         const seq = seqOf(message);
-        if (seq !== null) {
+        // Events without a seq (or with 0, such as session changes) are
+        // not part of a replayable stream: they are delivered as they come.
+        if (seq !== null && seq > 0) {
           if (seq <= entry.lastSeq) return; // already delivered
           entry.lastSeq = seq;
         }

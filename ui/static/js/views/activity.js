@@ -1,0 +1,555 @@
+// The Activity panel, for managers, admins and owners: the live feed,
+// filters, history, events grouped by impersonation session, export,
+// chain verification, active sessions with force-end, and presence.
+
+import { apiURL } from '../api.js';
+import {
+  busyButton, causeWords, emptyState, errorBlock, formatCountdown, formatDateTime, formatTimeSeconds, h, icon,
+  loadingBlock, openDialog, personName, relativeTime, replace, setBusy, timeEl,
+} from '../dom.js';
+
+const TYPES = [
+  ['impersonation.started', 'Impersonation started'],
+  ['impersonation.ended', 'Impersonation ended'],
+  ['impersonation.denied', 'Impersonation refused'],
+  ['action.allowed', 'Action allowed'],
+  ['action.denied', 'Action denied'],
+  ['booking.created', 'Booking created'],
+  ['booking.cancelled', 'Booking cancelled'],
+  ['auth.login', 'Sign-in'],
+  ['auth.logout', 'Sign-out'],
+  ['policy.changed', 'Policy changed'],
+  ['user.suspended', 'User suspended'],
+];
+const TYPE_LABELS = Object.fromEntries(TYPES);
+
+/** A short label for an event type. */
+export function eventTypeLabel(type) {
+  return TYPE_LABELS[type] || type;
+}
+
+/** One sentence saying what an event records. */
+export function eventSummary(e) {
+  const actor = personName(e.actor) || 'Someone';
+  const subject = personName(e.subject);
+  const as = e.impersonation_id && e.subject && e.actor && e.subject.id !== e.actor.id ? `${actor} as ${subject}` : actor;
+  switch (e.type) {
+    case 'impersonation.started':
+      return `${actor} started acting as ${subject}. Reason: ${e.reason || '—'}`;
+    case 'impersonation.ended':
+      return `${actor}'s session as ${subject} ended: ${causeWords(e.outcome) || 'ended'}.`;
+    case 'impersonation.denied':
+      return `${actor} was refused impersonating ${subject}: ${e.reason || 'not allowed'}`;
+    case 'action.denied':
+      return `${as} was denied ${e.action || 'an action'}${e.reason ? `: ${e.reason}` : '.'}`;
+    case 'action.allowed':
+      return `${as}: ${e.action || 'action'} allowed${e.object ? ` (${e.object})` : ''}.`;
+    case 'booking.created':
+      return `${as} booked ${e.reason || e.object || ''}`.trim();
+    case 'booking.cancelled':
+      return `${as} cancelled ${e.object || 'a booking'}.`;
+    case 'auth.login':
+      return `${actor} signed in.`;
+    case 'auth.logout':
+      return `${actor} signed out.`;
+    case 'user.suspended':
+      return `${actor} suspended ${e.reason || subject}.`;
+    default:
+      return [as, e.action, e.object, e.outcome, e.reason].filter(Boolean).join(' · ');
+  }
+}
+
+function chipClass(e) {
+  const family = (e.type || '').split('.')[0];
+  const bad = e.outcome === 'denied' || (e.type || '').endsWith('denied');
+  return `type-chip type-chip--${family}${bad ? ' type-chip--denied' : ''}`;
+}
+
+/** Whether an event passes the filters (the server applies the same ones to history). */
+function matches(f, e) {
+  if (f.type && e.type !== f.type) return false;
+  if (f.actor && (!e.actor || e.actor.id !== f.actor)) return false;
+  if (f.subject && (!e.subject || e.subject.id !== f.subject)) return false;
+  if (f.impersonation && e.impersonation_id !== f.impersonation) return false;
+  if (f.project && e.project !== f.project) return false;
+  const t = new Date(e.time).getTime();
+  if (f.since && t < new Date(f.since).getTime()) return false;
+  if (f.until && t > new Date(f.until).getTime()) return false;
+  return true;
+}
+
+function filterQuery(f) {
+  const q = {};
+  for (const key of ['type', 'actor', 'subject', 'impersonation', 'project']) if (f[key]) q[key] = f[key];
+  if (f.since) q.since = new Date(f.since).toISOString();
+  if (f.until) q.until = new Date(f.until).toISOString();
+  return q;
+}
+
+// ------------------------------------------------------------------ panel
+
+export function mountActivity(ctx, root, { query }) {
+  let stopped = false;
+  const filters = {
+    type: query.get('type') || '',
+    actor: query.get('actor') || '',
+    subject: query.get('subject') || '',
+    impersonation: query.get('impersonation') || '',
+    project: query.get('project') || '',
+    since: '',
+    until: '',
+  };
+  const knownNames = new Map();
+  if (filters.subject && query.get('subject_name')) knownNames.set(filters.subject, query.get('subject_name'));
+
+  /** Events shown, newest first; history and live are merged by seq, never doubled. */
+  let events = [];
+  let cursor = '';
+  let paused = false;
+  let pending = [];
+  let mode = 'timeline';
+
+  // --- header: verification and export
+  const verify = h('span', { id: 'chain-status', class: 'chain', role: 'status' }, icon('shield', 'icon icon--sm'), h('span', null, 'Checking the chain…'));
+  const exportCsv = h('a', { class: 'btn btn--secondary btn--sm', id: 'export-csv', download: 'standin-activity.csv' }, icon('download', 'icon icon--sm'), 'CSV');
+  const exportJsonl = h('a', { class: 'btn btn--secondary btn--sm', id: 'export-jsonl', download: 'standin-activity.jsonl' }, icon('download', 'icon icon--sm'), 'JSONL');
+  const updateExport = () => {
+    exportCsv.href = apiURL('/activity/export', { format: 'csv', ...filterQuery(filters) });
+    exportJsonl.href = apiURL('/activity/export', { format: 'jsonl', ...filterQuery(filters) });
+  };
+  updateExport();
+
+  // --- filters
+  const typeSel = h('select', { id: 'f-type', class: 'input input--sm' }, h('option', { value: '' }, 'All types'),
+    TYPES.map(([v, label]) => h('option', { value: v }, label)));
+  const actorSel = h('select', { id: 'f-actor', class: 'input input--sm' }, h('option', { value: '' }, 'Anyone'));
+  const subjectSel = h('select', { id: 'f-subject', class: 'input input--sm' }, h('option', { value: '' }, 'Anyone'));
+  const projectSel = h('select', { id: 'f-project', class: 'input input--sm' }, h('option', { value: '' }, 'All projects'));
+  const sessionIn = h('input', { id: 'f-session', class: 'input input--sm', type: 'text', placeholder: 'Session id', autocomplete: 'off', spellcheck: 'false' });
+  const sinceIn = h('input', { id: 'f-since', class: 'input input--sm', type: 'datetime-local' });
+  const untilIn = h('input', { id: 'f-until', class: 'input input--sm', type: 'datetime-local' });
+  const clear = h('button', { type: 'button', class: 'btn btn--ghost btn--sm', id: 'f-clear' }, 'Clear filters');
+  const filterForm = h('form', { class: 'filters', id: 'activity-filters', 'aria-label': 'Filter activity' },
+    field('f-type', 'Type', typeSel), field('f-actor', 'Actor', actorSel), field('f-subject', 'Subject', subjectSel),
+    field('f-project', 'Project', projectSel), field('f-session', 'Session', sessionIn),
+    field('f-since', 'From', sinceIn), field('f-until', 'To', untilIn),
+    h('div', { class: 'filters__actions' }, clear));
+
+  // --- feed
+  const pauseBtn = h('button', { type: 'button', class: 'btn btn--secondary btn--sm', id: 'feed-pause', 'aria-pressed': 'false' },
+    icon('pause', 'icon icon--sm'), h('span', { 'data-slot': 'label' }, 'Pause'));
+  const modeTimeline = h('button', { type: 'button', class: 'segmented__item', 'aria-pressed': 'true', 'data-mode': 'timeline' }, 'Timeline');
+  const modeSessions = h('button', { type: 'button', class: 'segmented__item', 'aria-pressed': 'false', 'data-mode': 'sessions', id: 'mode-sessions' }, 'By session');
+  const newBtn = h('button', { type: 'button', class: 'new-events', id: 'new-events', hidden: true }, icon('arrowUp', 'icon icon--sm'), h('span', { 'data-slot': 'label' }, ''));
+  const feedState = h('span', { class: 'feed__state', id: 'feed-state', 'aria-live': 'polite' });
+  const list = h('ol', { class: 'feed', id: 'activity-feed', 'aria-label': 'Activity, newest first' });
+  const listBox = h('div', { class: 'feed__scroll', id: 'feed-scroll', tabindex: '0', 'aria-label': 'Activity feed' }, list);
+  const moreBox = h('div', { class: 'list-more' });
+  const statusBox = h('div', { class: 'feed__status' });
+
+  // --- sessions and presence
+  const sessionsBox = h('div', { id: 'active-sessions' }, loadingBlock('Loading sessions…'));
+  const presenceBox = h('div', { id: 'presence-list' });
+
+  const scope = ctx.canReadActivity && ['admin', 'owner'].includes(ctx.user.role) ? 'All activity in the facility.' : 'Activity of the projects you lead and their members.';
+  root.append(
+    h('header', { class: 'page-header page-header--row' },
+      h('div', null,
+        h('p', { class: 'card__eyebrow' }, 'Audit'),
+        h('h1', { class: 'page-header__title' }, 'Activity'),
+        h('p', { class: 'page-header__subtitle' }, scope)),
+      h('div', { class: 'cluster' }, verify, h('span', { class: 'export' }, h('span', { class: 'export__label' }, 'Export'), exportCsv, exportJsonl))),
+    h('div', { class: 'activity-layout' },
+      h('div', { class: 'activity-main' },
+        h('section', { class: 'card card--flush', 'aria-labelledby': 'feed-title' },
+          h('div', { class: 'feed__toolbar' },
+            h('h2', { class: 'card__title', id: 'feed-title' }, 'Live feed'),
+            feedState,
+            h('span', { class: 'topbar__spacer' }),
+            h('div', { class: 'segmented', role: 'group', 'aria-label': 'Show' }, modeTimeline, modeSessions),
+            pauseBtn),
+          h('details', { class: 'filters-wrap', open: filtersActive(filters) ? true : null },
+            h('summary', { class: 'filters-wrap__summary' }, 'Filters', h('span', { class: 'filters-wrap__count', id: 'filter-count' })),
+            filterForm),
+          h('div', { class: 'feed__body' }, newBtn, statusBox, listBox, moreBox))),
+      h('aside', { class: 'activity-side' },
+        h('section', { class: 'card', 'aria-labelledby': 'sessions-title' },
+          h('h2', { class: 'card__title', id: 'sessions-title' }, 'Active sessions'), sessionsBox),
+        h('section', { class: 'card', 'aria-labelledby': 'presence-title' },
+          h('h2', { class: 'card__title', id: 'presence-title' }, 'Who is viewing whom'), presenceBox))));
+
+  // ---------------------------------------------------------- rendering
+
+  const filterCount = () => {
+    const n = Object.values(filters).filter(Boolean).length;
+    replace(root.querySelector('#filter-count'), n ? ` (${n})` : '');
+  };
+
+  const eventItem = (e, fresh) => h('li', {
+    class: `feed__item${fresh ? ' feed__item--new' : ''}`, 'data-seq': String(e.seq), 'data-type': e.type,
+  },
+  h('span', { class: chipClass(e) }, eventTypeLabel(e.type)),
+  h('div', { class: 'feed__main' },
+    h('p', { class: 'feed__text' }, eventSummary(e)),
+    h('p', { class: 'feed__meta' },
+      timeEl(e.time, formatTimeSeconds(e.time)),
+      e.project ? h('span', null, ` · ${projectName(e.project)}`) : null,
+      e.impersonation_id ? [' · ', h('button', {
+        type: 'button', class: 'link-button', title: 'Show only this session',
+        onclick: () => { filters.impersonation = e.impersonation_id; sessionIn.value = e.impersonation_id; reload(); },
+      }, `session ${e.impersonation_id.slice(-6)}`)] : null,
+      ' · ', h('span', { class: 'feed__seq' }, `#${e.seq}`))));
+
+  const render = () => {
+    filterCount();
+    if (!events.length) {
+      list.replaceChildren();
+      replace(statusBox, emptyState({ iconName: 'activity', title: filtersActive(filters) ? 'Nothing matches these filters' : 'No activity yet',
+        text: 'New events appear here as they happen.' }));
+      return;
+    }
+    statusBox.replaceChildren();
+    if (mode === 'timeline') {
+      list.replaceChildren(...events.map((e) => eventItem(e, false)));
+    } else {
+      list.replaceChildren(...groupBySession(events).map((g) => groupItem(g)));
+    }
+  };
+
+  const groupItem = (g) => {
+    if (!g.id) {
+      return h('li', { class: 'feed-group feed-group--none' },
+        h('details', { open: true },
+          h('summary', { class: 'feed-group__head' }, h('strong', null, 'Outside impersonation'), h('span', { class: 'muted' }, ` · ${g.events.length} events`)),
+          h('ol', { class: 'feed feed--nested' }, g.events.map((e) => eventItem(e, false)))));
+    }
+    const start = g.events.find((e) => e.type === 'impersonation.started');
+    const end = g.events.find((e) => e.type === 'impersonation.ended');
+    const any = g.events[0];
+    return h('li', { class: 'feed-group', 'data-session': g.id },
+      h('details', { open: true },
+        h('summary', { class: 'feed-group__head' },
+          h('strong', null, `${personName(any.actor)} as ${personName(any.subject)}`),
+          h('span', { class: 'muted' }, ` · ${g.events.length} events`),
+          start ? h('span', { class: 'muted' }, ` · started ${formatDateTime(start.time)}`) : null,
+          end ? h('span', { class: 'badge badge--inline badge--text' }, `ended: ${causeWords(end.outcome)}`) : h('span', { class: 'badge badge--warning badge--inline badge--text' }, 'in progress')),
+        start && start.reason ? h('p', { class: 'feed-group__reason' }, `Reason: ${start.reason}`) : null,
+        h('ol', { class: 'feed feed--nested' }, g.events.map((e) => eventItem(e, false)))));
+  };
+
+  const renderMore = () => {
+    replace(moreBox, cursor ? busyButton('Load older events', { class: 'btn btn--secondary', id: 'load-older', onclick: (e) => loadOlder(e.currentTarget) }) : null);
+  };
+
+  const scrolledAway = () => listBox.scrollTop > 8;
+
+  const updateNew = () => {
+    const n = pending.length;
+    newBtn.hidden = n === 0;
+    replace(newBtn.querySelector('[data-slot="label"]'), `${n} new ${n === 1 ? 'event' : 'events'}`);
+    feedState.textContent = paused ? `Paused${n ? ` · ${n} waiting` : ''}` : '';
+  };
+
+  /** Shows the queued live events at the top. */
+  const flush = () => {
+    if (!pending.length) return;
+    const batch = pending;
+    pending = [];
+    events = batch.concat(events);
+    if (mode === 'timeline' && events.length > batch.length) {
+      statusBox.replaceChildren();
+      list.prepend(...batch.map((e) => eventItem(e, true)));
+    } else {
+      render();
+    }
+    updateNew();
+  };
+
+  // ------------------------------------------------------------- data
+
+  let generation = 0;
+  const reload = async () => {
+    const gen = ++generation;
+    updateExport();
+    filterCount();
+    events = [];
+    pending = [];
+    cursor = '';
+    updateNew();
+    list.replaceChildren();
+    replace(statusBox, loadingBlock('Loading activity…'));
+    moreBox.replaceChildren();
+    try {
+      const page = await ctx.api.get('/activity', { query: { ...filterQuery(filters), limit: 50 } });
+      if (stopped || gen !== generation) return;
+      const fresh = page.items || [];
+      // Live events that arrived while the page loaded stay on top.
+      const known = new Set(fresh.map((e) => e.seq));
+      events = events.filter((e) => !known.has(e.seq)).concat(fresh);
+      events.sort((a, b) => b.seq - a.seq);
+      cursor = page.next_cursor || '';
+      render();
+      renderMore();
+    } catch (error) {
+      if (stopped || gen !== generation) return;
+      list.replaceChildren();
+      replace(statusBox, error.status === 403
+        ? emptyState({ iconName: 'shield', title: 'You cannot read the activity log', text: error.reason || error.message })
+        : errorBlock(error, reload));
+    }
+  };
+
+  const loadOlder = async (button) => {
+    setBusy(button, true, 'Loading…');
+    try {
+      const page = await ctx.api.get('/activity', { query: { ...filterQuery(filters), limit: 50, cursor } });
+      const older = (page.items || []).filter((e) => !events.some((x) => x.seq === e.seq));
+      events = events.concat(older);
+      cursor = page.next_cursor || '';
+      if (mode === 'timeline') list.append(...older.map((e) => eventItem(e, false)));
+      else render();
+      renderMore();
+    } catch (error) {
+      setBusy(button, false);
+      ctx.toast(error.message, { kind: 'error' });
+    }
+  };
+
+  /** A live event: shown at once, or queued while paused or scrolled. */
+  const onLive = (e) => {
+    if (!e || !e.seq) return;
+    if (['impersonation.started', 'impersonation.ended'].includes(e.type)) loadSessions();
+    if (!matches(filters, e) || events.some((x) => x.seq === e.seq) || pending.some((x) => x.seq === e.seq)) return;
+    pending.unshift(e);
+    if (!paused && !scrolledAway()) flush();
+    else updateNew();
+  };
+
+  // ---------------------------------------------------- active sessions
+
+  let sessions = [];
+  const renderSessions = () => {
+    if (!sessions.length) {
+      replace(sessionsBox, emptyState({ iconName: 'users', title: 'No one is impersonating', text: 'Sessions in your scope appear here while they run.' }));
+      return;
+    }
+    replace(sessionsBox, h('ul', { class: 'sessions' }, sessions.map((s) => h('li', { class: 'session', 'data-session-id': s.id },
+      h('div', { class: 'session__who' },
+        h('strong', null, personName(s.actor)), h('span', { class: 'muted' }, ' as '), h('strong', null, personName(s.subject))),
+      h('p', { class: 'session__reason' }, s.reason, s.ticket ? ` · ${s.ticket}` : ''),
+      h('p', { class: 'session__meta' },
+        icon('clock', 'icon icon--sm'),
+        h('span', { class: 'session__left', 'data-expires': s.expires_at }, remaining(s.expires_at)),
+        h('span', { class: 'muted' }, ` · since ${formatDateTime(s.started_at)}`)),
+      h('div', { class: 'session__actions' },
+        s.actor && s.actor.id === ctx.actor.id
+          ? h('span', { class: 'muted' }, 'Your session')
+          : h('button', { type: 'button', class: 'btn btn--danger btn--sm', 'data-revoke': s.id, onclick: () => confirmRevoke(s) }, 'End session'),
+        h('button', {
+          type: 'button', class: 'btn btn--ghost btn--sm',
+          onclick: () => { filters.impersonation = s.id; sessionIn.value = s.id; reload(); },
+        }, 'Show events'))))));
+  };
+  const loadSessions = async () => {
+    try {
+      const page = await ctx.api.get('/impersonations', { query: { active: 'true' } });
+      if (stopped) return;
+      sessions = page.items || [];
+      renderSessions();
+    } catch (error) {
+      if (!stopped) replace(sessionsBox, errorBlock(error, loadSessions));
+    }
+  };
+  const tick = setInterval(() => {
+    for (const el of sessionsBox.querySelectorAll('[data-expires]')) el.textContent = remaining(el.dataset.expires);
+    if (sessions.some((s) => new Date(s.expires_at).getTime() < Date.now() - 5000)) {
+      sessions = sessions.filter((s) => new Date(s.expires_at).getTime() >= Date.now() - 5000);
+      renderSessions();
+    }
+  }, 1000);
+
+  const confirmRevoke = (s) => openDialog({
+    title: 'End this session?',
+    build: (close) => {
+      const error = h('div', { class: 'callout callout--danger', role: 'alert' });
+      const yes = busyButton('End session', { class: 'btn btn--danger', id: 'revoke-confirm' });
+      yes.addEventListener('click', async () => {
+        setBusy(yes, true, 'Ending…');
+        try {
+          await ctx.api.post(`/impersonations/${encodeURIComponent(s.id)}/revoke`, {});
+          close(true);
+          ctx.toast(`${personName(s.actor)}'s session as ${personName(s.subject)} was ended.`, { kind: 'success' });
+          loadSessions();
+        } catch (err) {
+          setBusy(yes, false);
+          error.replaceChildren(h('p', null, err.message, err.reason ? ` ${err.reason}` : ''));
+        }
+      });
+      return h('div', { class: 'dialog__body' },
+        h('p', null, `${personName(s.actor)} is acting as ${personName(s.subject)} (${s.reason}). Ending it returns ${personName(s.actor)} to their own account at once.`),
+        error,
+        h('div', { class: 'dialog__actions' },
+          h('button', { type: 'button', class: 'btn btn--secondary', autofocus: true, onclick: () => close(false) }, 'Keep it running'), yes));
+    },
+  });
+
+  // ------------------------------------------------------------ presence
+
+  const renderPresence = (st) => {
+    const viewers = (st && st.viewers) || [];
+    const holds = (st && st.holds) || [];
+    if (!viewers.length && !holds.length) {
+      replace(presenceBox, emptyState({ iconName: 'eye', title: 'Nobody right now', text: 'Support staff looking at a user’s page show up here.' }));
+      return;
+    }
+    replace(presenceBox, h('ul', { class: 'presence' },
+      holds.map((hd) => h('li', { class: 'presence__item presence__item--hold' },
+        icon('alert', 'icon icon--sm'),
+        h('span', null, h('strong', null, personName(hd.actor)), ' is acting as ', h('strong', null, personName(hd.user))))),
+      viewers.map((v) => h('li', { class: 'presence__item' },
+        icon('eye', 'icon icon--sm'),
+        h('span', null, h('strong', null, personName(v.viewer)), ' is viewing ', h('strong', null, personName(v.user)),
+          h('span', { class: 'muted' }, ` · ${relativeTime(v.since)}`))))));
+  };
+  const offPresence = ctx.presence.on(renderPresence);
+  renderPresence(ctx.presence.state);
+
+  // ---------------------------------------------------------- wiring
+
+  const readFilters = () => {
+    filters.type = typeSel.value;
+    filters.actor = actorSel.value;
+    filters.subject = subjectSel.value;
+    filters.project = projectSel.value;
+    filters.impersonation = sessionIn.value.trim();
+    filters.since = sinceIn.value;
+    filters.until = untilIn.value;
+    reload();
+  };
+  for (const el of [typeSel, actorSel, subjectSel, projectSel, sinceIn, untilIn]) el.addEventListener('change', readFilters);
+  sessionIn.addEventListener('change', readFilters);
+  filterForm.addEventListener('submit', (e) => { e.preventDefault(); readFilters(); });
+  clear.addEventListener('click', () => {
+    for (const el of [typeSel, actorSel, subjectSel, projectSel, sessionIn, sinceIn, untilIn]) el.value = '';
+    readFilters();
+  });
+
+  pauseBtn.addEventListener('click', () => {
+    paused = !paused;
+    pauseBtn.setAttribute('aria-pressed', String(paused));
+    replace(pauseBtn, icon(paused ? 'play' : 'pause', 'icon icon--sm'), h('span', { 'data-slot': 'label' }, paused ? 'Resume' : 'Pause'));
+    if (!paused && !scrolledAway()) flush();
+    updateNew();
+  });
+  newBtn.addEventListener('click', () => {
+    listBox.scrollTop = 0;
+    flush();
+    listBox.focus();
+  });
+  listBox.addEventListener('scroll', () => {
+    if (!paused && !scrolledAway()) flush();
+  }, { passive: true });
+  for (const b of [modeTimeline, modeSessions]) {
+    b.addEventListener('click', () => {
+      mode = b.dataset.mode;
+      modeTimeline.setAttribute('aria-pressed', String(mode === 'timeline'));
+      modeSessions.setAttribute('aria-pressed', String(mode === 'sessions'));
+      flush();
+      render();
+    });
+  }
+
+  // Names for the filters.
+  const projectNames = new Map();
+  function projectName(id) {
+    return projectNames.get(id) || id;
+  }
+  Promise.all([
+    ctx.api.get('/users', { query: { limit: 100 } }).catch(() => ({ items: [] })),
+    ctx.api.get('/projects').catch(() => ({ items: [] })),
+  ]).then(([users, projects]) => {
+    if (stopped) return;
+    for (const u of users.items || []) knownNames.set(u.id, u.name);
+    const people = [...knownNames.entries()].sort((a, b) => a[1].localeCompare(b[1]));
+    for (const sel of [actorSel, subjectSel]) {
+      sel.append(...people.map(([id, name]) => h('option', { value: id }, name)));
+    }
+    for (const p of projects.items || []) {
+      projectNames.set(p.id, p.code);
+      projectSel.append(h('option', { value: p.id }, `${p.code} · ${p.name}`));
+    }
+    actorSel.value = filters.actor;
+    subjectSel.value = filters.subject;
+    projectSel.value = filters.project;
+    if (events.length) render();
+  });
+  typeSel.value = filters.type;
+  sessionIn.value = filters.impersonation;
+
+  // Chain verification (admins and owners: it walks the whole log).
+  const runVerify = async () => {
+    replace(verify, icon('shield', 'icon icon--sm'), h('span', null, 'Checking the chain…'));
+    verify.dataset.state = 'checking';
+    try {
+      const v = await ctx.api.get('/activity/verify');
+      verify.dataset.state = v.ok ? 'ok' : 'broken';
+      replace(verify, icon(v.ok ? 'check' : 'alert', 'icon icon--sm'),
+        h('span', null, v.ok ? `Chain verified · ${v.checked} events` : `Chain broken at #${v.broken_at}: ${v.problem || 'tampered'}`));
+    } catch (error) {
+      verify.dataset.state = error.status === 403 ? 'na' : 'error';
+      replace(verify, icon('shield', 'icon icon--sm'),
+        h('span', { title: error.reason || error.message }, error.status === 403 ? 'Verification: admins only' : 'Could not verify'));
+    }
+    verify.append(h('button', { type: 'button', class: 'link-button chain__again', onclick: runVerify, 'aria-label': 'Verify the chain again' }, 'Verify'));
+  };
+
+  // The live stream starts from the head of the log, then history loads:
+  // events are deduplicated by seq, so nothing is missed or doubled.
+  let offLive = () => {};
+  ctx.api.get('/activity', { query: { limit: 1 } }).then((head) => {
+    if (stopped) return;
+    const top = head.items && head.items[0] ? head.items[0].seq : 0;
+    offLive = ctx.live.subscribe('activity', onLive, { afterSeq: top });
+  }).catch(() => {
+    if (!stopped) offLive = ctx.live.subscribe('activity', onLive);
+  }).finally(() => {
+    if (!stopped) reload();
+  });
+  loadSessions();
+  runVerify();
+
+  return () => {
+    stopped = true;
+    clearInterval(tick);
+    offLive();
+    offPresence();
+  };
+}
+
+function field(id, label, control) {
+  return h('div', { class: 'field field--compact' }, h('label', { for: id }, label), control);
+}
+
+function filtersActive(f) {
+  return Object.values(f).some(Boolean);
+}
+
+function remaining(expiresAt) {
+  const left = new Date(expiresAt).getTime() - Date.now();
+  if (Number.isNaN(left)) return '';
+  return left > 0 ? `${formatCountdown(left)} left` : 'ending…';
+}
+
+/** Groups events by impersonation session, newest group first. */
+function groupBySession(events) {
+  const groups = new Map();
+  for (const e of events) {
+    const id = e.impersonation_id || '';
+    if (!groups.has(id)) groups.set(id, { id, events: [], top: e.seq });
+    groups.get(id).events.push(e);
+  }
+  return [...groups.values()].sort((a, b) => {
+    if (!a.id !== !b.id) return a.id ? -1 : 1;
+    return b.top - a.top;
+  });
+}
