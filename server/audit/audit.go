@@ -392,18 +392,19 @@ func prepare(e *standin.Event, now time.Time) {
 	}
 	e.Time = storedTime(e.Time)
 	e.Seq, e.PrevHash, e.Hash = 0, "", ""
+	// The log keeps events (its window, OnCommit's receivers) after the
+	// call, so each string is copied: a caller's string may be a view of
+	// a buffer it reuses, as a web framework's request strings can be.
 	for _, s := range []*string{&e.ID, &e.Type, &e.Actor.ID, &e.Actor.Name, &e.Subject.ID, &e.Subject.Name,
 		&e.ImpersonationID, &e.Action, &e.Object, &e.Project, &e.Outcome, &e.Reason, &e.IP, &e.UserAgent} {
-		*s = strings.ToValidUTF8(*s, "\uFFFD")
+		*s = strings.Clone(strings.ToValidUTF8(*s, "\uFFFD"))
 	}
-	cloned := false
-	for i, p := range e.Projects {
-		if v := strings.ToValidUTF8(p, "\uFFFD"); v != p {
-			if !cloned {
-				e.Projects, cloned = slices.Clone(e.Projects), true // never write into the caller's array
-			}
-			e.Projects[i] = v
+	if e.Projects != nil {
+		projects := make([]string, len(e.Projects)) // never write into the caller's array
+		for i, p := range e.Projects {
+			projects[i] = strings.Clone(strings.ToValidUTF8(p, "\uFFFD"))
 		}
+		e.Projects = projects
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"testing"
 	"time"
+	"unsafe"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
@@ -397,4 +398,27 @@ func TestWindowAnotherWriter(t *testing.T) {
 	if logged.count("no longer kept in memory") != 1 {
 		t.Fatal("the window did not report turning itself off")
 	}
+}
+
+// TestWindowOwnsItsStrings appends an event whose strings are views of a
+// buffer the caller then reuses, as a web framework's request strings can
+// be: what the log keeps in memory and answers with must not change.
+func TestWindowOwnsItsStrings(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	l := mustLog(t, mustDB(t), audit.Config{Window: 10})
+	buf := []byte("agent-one")
+	view := unsafe.String(&buf[0], len(buf))
+	e := login("u1")
+	e.UserAgent, e.Object, e.Projects = view, view, []string{view}
+	mustAppend(t, l, e)
+	copy(buf, "XXXXXXXXX") // the caller's buffer serves the next request
+	page, _, err := l.Query(ctx, standin.EventFilter{}, standin.Page{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := page[0]; got.UserAgent != "agent-one" || got.Object != "agent-one" || got.Projects[0] != "agent-one" {
+		t.Fatalf("the kept event changed with the caller's buffer: %+v", got)
+	}
+	mustVerify(t, l, 1)
 }

@@ -315,6 +315,10 @@ func New(cfg Config) (*fiber.App, error) {
 		WriteTimeout:          30 * time.Second,
 		IdleTimeout:           120 * time.Second,
 		DisableStartupMessage: true,
+		// Strings read from a request (headers, path, parameters) are
+		// copies, not views of a buffer the next request reuses: audit
+		// events, sessions and rate limits keep them beyond the request.
+		Immutable: true,
 		// Forwarded headers are not trusted: Protocol and Hostname come
 		// from the connection and the Host header only.
 		EnableTrustedProxyCheck: true,

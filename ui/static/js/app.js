@@ -8,7 +8,7 @@
 
 import { about, api, ApiError, fetchSession, getCsrfToken, login, logout, setCsrfToken } from './api.js';
 import { LiveConnection, LiveState } from './live.js';
-import { causeWords, formatCountdown, formatTime, h, icon, initials, loadingBlock, personName, rank } from './dom.js';
+import { causeWords, formatCountdown, formatTime, h, icon, initials, loadingBlock, personName, rank, setBusy } from './dom.js';
 import { mountDirectory, mountUserPage } from './views/directory.js';
 import { mountBook, mountBookings, mountNotifications, mountProfile } from './views/facility.js';
 import { mountActivity } from './views/activity.js';
@@ -79,22 +79,6 @@ function slot(scope, name) {
 
 function setText(el, text) {
   if (el) el.textContent = text == null ? '' : String(text);
-}
-
-/** Puts a button into (or out of) its pending state. */
-function setBusy(button, busy, pendingLabel) {
-  const label = slot(button, 'label');
-  if (busy) {
-    if (!button.dataset.idleLabel) button.dataset.idleLabel = label ? label.textContent : '';
-    button.disabled = true;
-    button.setAttribute('aria-busy', 'true');
-    if (label && pendingLabel) label.textContent = pendingLabel;
-  } else {
-    button.disabled = false;
-    button.removeAttribute('aria-busy');
-    if (label && button.dataset.idleLabel) label.textContent = button.dataset.idleLabel;
-    delete button.dataset.idleLabel;
-  }
 }
 
 /** Moves keyboard focus to an element, if there is one. */
