@@ -126,6 +126,11 @@ type subscription struct {
 	// Guarded by c.mu.
 	buffering bool // live events wait in pending until replies and replay are queued
 	pending   []*delivery
+	// replayed is the last seq the replay sent. An event stored before
+	// the replay read it may still be published after the subscription
+	// went live; as events of a topic are published in seq order, any
+	// live event at or below it is one the client has.
+	replayed int64
 }
 
 func newConn(h *Hub, ws *websocket.Conn, netConn net.Conn, p *standin.Principal, token, remote string) *conn {
@@ -166,6 +171,9 @@ func (s *subscription) offer(d *delivery) {
 		s.pending = append(s.pending, d)
 		return
 	}
+	if d.ev.Seq != 0 && d.ev.Seq <= s.replayed {
+		return
+	}
 	c.enqueueLocked(outMsg{sub: s, d: d, live: true})
 }
 
@@ -183,6 +191,7 @@ func (s *subscription) goLive(seq int64) {
 	}
 	s.pending = nil
 	s.buffering = false
+	s.replayed = seq
 }
 
 // enqueueLocked queues m for the writer, starting it when it is not

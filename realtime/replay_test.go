@@ -187,3 +187,20 @@ func TestReplaySkipsSessionTopic(t *testing.T) {
 		t.Fatalf("backlog read for %v, want no read for the private session topic", got)
 	}
 }
+
+// TestStoredThenPublishedAfterReplay: an event is stored, read by the
+// replay, and only then published (the audit log commits before its hook
+// publishes). The client has it from the replay and must not get it again.
+func TestStoredThenPublishedAfterReplay(t *testing.T) {
+	t.Parallel()
+	backlog := &testBacklog{events: map[string][]realtime.Event{"activity": seqEvents(1, 2)}}
+	e := newEnv(t, realtime.Config{Backlog: backlog})
+	c := e.mustConnect(t, e.sessions.add("s1", "ada", time.Time{}), dialOptions{})
+	c.sendLine(`{"type":"subscribe","topic":"activity","after_seq":0}`)
+	c.expect(msg{Type: "subscribed", Topic: "activity"})
+	c.expect(msg{Type: "event", Topic: "activity", Seq: 1})
+	c.expect(msg{Type: "event", Topic: "activity", Seq: 2})
+	mustPublish(t, e.hub, "activity", event(2, "")) // stored before the replay read it
+	mustPublish(t, e.hub, "activity", event(3, ""))
+	c.expect(msg{Type: "event", Topic: "activity", Seq: 3})
+}
