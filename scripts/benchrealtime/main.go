@@ -16,6 +16,11 @@
 //     reading; the others' delay, and how the stalled one is closed.
 //   - idle: -idle idle subscribed sockets to a server in a child process
 //     (this program with -serve), so its memory is measured alone.
+//   - storm: -storm subscribers drop at once and, after -storm-away
+//     events, reconnect with after_seq over -storm-spread, while events go
+//     out at -storm-rate a second; events lost and repeated, and how long
+//     until all are live again. The hub only, replaying from an in-memory
+//     backlog: the floor has none.
 //
 // scripts/bench-realtime runs it with the descriptor limit raised.
 package main
@@ -56,6 +61,10 @@ type config struct {
 	stallPayload  int
 	stallDuration time.Duration
 	idle          int
+	storm         int
+	stormAway     int
+	stormRate     int
+	stormSpread   time.Duration
 	json          bool
 	// logf writes a line of progress.
 	logf func(format string, args ...any)
@@ -63,7 +72,9 @@ type config struct {
 
 // scenario is one measurement and the metrics it reports.
 type scenario struct {
-	name     string
+	name string
+	// systems are those the scenario runs on; nil means both.
+	systems  []string
 	describe func(config) string
 	run      func(context.Context, config, string) (sample, error)
 	metrics  []metric
@@ -140,6 +151,28 @@ func scenarios() []scenario {
 			{key: "goroutines_per_socket", label: "server goroutines/socket", format: "%.2f"},
 			{key: "client_rss_kib_per_socket", label: "client RSS KiB/socket (this process)", format: "%.1f"},
 		},
+	}, {
+		name: "storm",
+		describe: func(c config) string {
+			return fmt.Sprintf("%d subscribers drop at once, %d+ events later reconnect with after_seq over %v; %d events/s throughout, %d B payloads; in-memory backlog",
+				c.storm, c.stormAway, c.stormSpread, c.stormRate, c.payload)
+		},
+		systems: []string{systemHub},
+		run:     storm,
+		metrics: []metric{
+			{key: "lost", label: "events lost (gaps)", format: "%.0f",
+				target: "= 0", pass: func(h, _ float64) bool { return h == 0 }},
+			{key: "duplicated", label: "events duplicated", format: "%.0f",
+				target: "= 0", pass: func(h, _ float64) bool { return h == 0 }},
+			{key: "all_live_s", label: "all live again, s after reconnects began (-1 never)", format: "%.2f"},
+			{key: "catchup_p50", label: "reconnect→caught up p50 ms", format: "%.1f"},
+			{key: "catchup_p99", label: "reconnect→caught up p99 ms", format: "%.1f"},
+			{key: "catchup_max", label: "reconnect→caught up max ms", format: "%.1f"},
+			{key: "not_live", label: "clients not live after 30 s", format: "%.0f"},
+			{key: "server_closed", label: "sockets the server closed (clients resumed)", format: "%.0f"},
+			{key: "missed_min", label: "events missed while away, fewest", format: "%.0f"},
+			{key: "published", label: "events published", format: "%.0f"},
+		},
 	}}
 }
 
@@ -157,7 +190,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("benchrealtime", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	serve := fs.String("serve", "", "serve `system` (hub or floor) for the idle scenario, until stdin closes; used by this program itself")
-	list := fs.String("scenarios", "saturation,latency,stall,idle", "comma-separated scenarios to run")
+	list := fs.String("scenarios", "saturation,latency,stall,idle,storm", "comma-separated scenarios to run")
 	fs.IntVar(&cfg.runs, "runs", 3, "runs of each scenario on each system")
 	fs.IntVar(&cfg.subs, "subs", 1000, "subscribers in the saturation and latency scenarios")
 	fs.IntVar(&cfg.payload, "payload", 300, "event payload bytes in the saturation and latency scenarios")
@@ -169,6 +202,10 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&cfg.stallPayload, "stall-payload", 1024, "event payload bytes in the stall scenario")
 	fs.DurationVar(&cfg.stallDuration, "stall-duration", 10*time.Second, "publishing time of each half of a stall run")
 	fs.IntVar(&cfg.idle, "idle", 10000, "sockets in the idle scenario")
+	fs.IntVar(&cfg.storm, "storm", 1000, "subscribers in the storm scenario")
+	fs.IntVar(&cfg.stormAway, "storm-away", 100, "events published while the storm's subscribers are away")
+	fs.IntVar(&cfg.stormRate, "storm-rate", 200, "events a second throughout the storm scenario")
+	fs.DurationVar(&cfg.stormSpread, "storm-spread", time.Second, "time over which the storm's subscribers reconnect")
 	fs.BoolVar(&cfg.json, "json", false, "print the results as JSON instead of a table")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -177,8 +214,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return serveChild(*serve)
 	}
 	cfg.logf = func(format string, args ...any) { fmt.Fprintf(stderr, format+"\n", args...) }
-	if cfg.runs < 1 || cfg.subs < 1 || cfg.idle < 1 || cfg.stallSubs < 1 || cfg.rate < 1 || cfg.window < 1 {
-		return fmt.Errorf("-runs, -subs, -idle, -stall-subs, -rate and -window must be positive")
+	if cfg.runs < 1 || cfg.subs < 1 || cfg.idle < 1 || cfg.stallSubs < 1 || cfg.rate < 1 || cfg.window < 1 ||
+		cfg.storm < 1 || cfg.stormAway < 1 || cfg.stormRate < 1 || cfg.stormSpread < 0 {
+		return fmt.Errorf("-runs, -subs, -idle, -stall-subs, -rate, -window, -storm, -storm-away and -storm-rate must be positive, -storm-spread not negative")
 	}
 
 	all := scenarios()
@@ -220,12 +258,16 @@ func run(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-// runScenario runs sc cfg.runs times on each system, alternating which
-// goes first.
+// runScenario runs sc cfg.runs times on each of its systems, alternating
+// which goes first.
 func runScenario(ctx context.Context, cfg config, sc scenario) (result, error) {
 	r := result{Scenario: sc.name, Description: sc.describe(cfg), LoadBefore: loadavg(), Runs: map[string][]sample{}}
+	systems := sc.systems
+	if systems == nil {
+		systems = []string{systemHub, systemFloor}
+	}
 	for i := range cfg.runs {
-		order := []string{systemHub, systemFloor}
+		order := slices.Clone(systems)
 		if i%2 == 1 {
 			slices.Reverse(order)
 		}
@@ -279,7 +321,10 @@ func printTable(w io.Writer, sc scenario, r result) {
 	for _, m := range withOthers(sc) {
 		hubRuns, floorRuns := values(r.Runs[systemHub], m.key), values(r.Runs[systemFloor], m.key)
 		h, f := median(hubRuns), median(floorRuns)
-		ratio := "-"
+		floorMedian, ratio := "-", "-"
+		if len(floorRuns) > 0 {
+			floorMedian = fmt.Sprintf(m.format, f)
+		}
 		if f > 0 && h >= 0 {
 			ratio = fmt.Sprintf("%.2fx", h/f)
 		}
@@ -291,7 +336,7 @@ func printTable(w io.Writer, sc scenario, r result) {
 			}
 			target = m.target + " " + verdict
 		}
-		fmt.Fprintf(tw, "%s\t"+m.format+"\t"+m.format+"\t%s\t%s\t%s\t%s\t\n", m.label, h, f, ratio, target,
+		fmt.Fprintf(tw, "%s\t"+m.format+"\t%s\t%s\t%s\t%s\t%s\t\n", m.label, h, floorMedian, ratio, target,
 			join(m.format, hubRuns), join(m.format, floorRuns))
 	}
 	tw.Flush()

@@ -41,12 +41,17 @@ func startServer(ctx context.Context, system string, sndbuf int) (*server, error
 	if err != nil {
 		return nil, err
 	}
+	return serve(t, sndbuf), nil
+}
+
+// serve serves t on loopback; sndbuf as for startServer.
+func serve(t target, sndbuf int) *server {
 	srv := httptest.NewUnstartedServer(t)
 	if sndbuf > 0 {
 		srv.Listener = sendBufferListener{srv.Listener, sndbuf}
 	}
 	srv.Start()
-	return &server{t: t, srv: srv, url: "ws" + strings.TrimPrefix(srv.URL, "http")}, nil
+	return &server{t: t, srv: srv, url: "ws" + strings.TrimPrefix(srv.URL, "http")}
 }
 
 // sendBufferListener sets SO_SNDBUF on the sockets it accepts.

@@ -47,18 +47,24 @@ type target interface {
 func newTarget(ctx context.Context, system string) (target, error) {
 	switch system {
 	case systemHub:
-		h, err := realtime.New(ctx, realtime.Config{Sessions: tokenSessions{}, Authorizer: allowAll{}})
-		if err != nil {
-			return nil, fmt.Errorf("starting the realtime hub: %w", err)
-		}
-		return hubTarget{h}, nil
+		return newHub(ctx, nil)
 	case systemFloor:
 		return &floor{subs: make(map[*floorConn]struct{})}, nil
 	}
 	return nil, fmt.Errorf("unknown system %q", system)
 }
 
-// hubTarget is the realtime hub with its default configuration.
+// newHub starts the realtime hub with its default configuration, replaying
+// from backlog when it is not nil.
+func newHub(ctx context.Context, backlog realtime.Backlog) (hubTarget, error) {
+	h, err := realtime.New(ctx, realtime.Config{Sessions: tokenSessions{}, Authorizer: allowAll{}, Backlog: backlog})
+	if err != nil {
+		return hubTarget{}, fmt.Errorf("starting the realtime hub: %w", err)
+	}
+	return hubTarget{h}, nil
+}
+
+// hubTarget is the realtime hub.
 type hubTarget struct{ *realtime.Hub }
 
 func (h hubTarget) publish(seq int64, payload []byte) error {
