@@ -97,6 +97,7 @@ type load struct {
 
 	unavailable atomic.Int64 // 503 answers
 	failed      atomic.Int64 // other 5xx answers: never expected
+	problem     atomic.Value // the latest failed request, for a test that fails
 }
 
 func startLoad(t *testing.T, base string) *load {
@@ -111,7 +112,14 @@ func startLoad(t *testing.T, base string) *load {
 	l := &load{halted: make(chan struct{})}
 
 	send := func(c *client, method, path string, body any) (int, map[string]any) {
+		started := time.Now()
 		r, err := c.try(method, path, body)
+		switch {
+		case err != nil:
+			l.problem.Store(fmt.Sprintf("%s %s after %s: %v", method, path, time.Since(started).Round(time.Millisecond), err))
+		case r.Status >= 300:
+			l.problem.Store(fmt.Sprintf("%s %s after %s: %d %s", method, path, time.Since(started).Round(time.Millisecond), r.Status, r.Body))
+		}
 		switch {
 		case err != nil:
 		case r.Status == http.StatusServiceUnavailable:
@@ -198,7 +206,11 @@ func (l *load) waitFor(t *testing.T, bookings, imps int) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("the load made no progress")
+			l.mu.Lock()
+			n, m := len(l.bookings), len(l.imps)
+			l.mu.Unlock()
+			t.Fatalf("the load made no progress: %d of %d bookings, %d of %d impersonation starts; latest failure: %v",
+				n, bookings, m, imps, l.problem.Load())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -500,3 +500,65 @@ func TestUnauditedEndIsRepaired(t *testing.T) {
 		t.Fatalf("the end was audited %d times", len(evs))
 	}
 }
+
+// TestLeftoversOfFailedStartsAreCleared: what a start leaves behind when
+// the database fails under it and it cannot undo its work never blocks
+// anyone for long. An impersonation no session is in (the start could not
+// switch the session, or the session expired unseen) ends within a
+// minute, and holds naming an impersonation that was never written are
+// freed by the next start that meets them.
+func TestLeftoversOfFailedStartsAreCleared(t *testing.T) {
+	t.Parallel()
+	clk := &clock{}
+	srv := mustStartFacility(t, func(c *server.Config) { c.Clock = clk.Now })
+	ctx := context.Background()
+	owner, admin := newClient(t, srv.URL), newClient(t, srv.URL)
+	owner.mustLogin("owner@example.org")
+	admin.mustLogin("admin@example.org")
+	benID, adaID := userID(t, owner, "ben@example.org"), userID(t, owner, "ada@example.org")
+	adminID := userID(t, owner, "admin@example.org")
+
+	t.Run("ImpersonationWithoutSession", func(t *testing.T) {
+		r := startImpersonation(admin, benID, "left behind")
+		if r.Status != http.StatusCreated {
+			t.Fatalf("start: %d %s", r.Status, r.Body)
+		}
+		impID := r.JSON(t)["id"].(string)
+		if _, err := srv.db.Database().Collection("sessions").DeleteMany(ctx, bson.M{"impersonation_id": impID}); err != nil {
+			t.Fatal(err)
+		}
+		clk.Advance(2 * time.Minute)
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			ended := events(t, owner, "impersonation="+impID+"&type="+standin.EventImpersonationEnded)
+			if len(ended) == 1 {
+				if ended[0]["outcome"] != standin.CauseActorSessionGone {
+					t.Fatalf("ended with %v", ended[0]["outcome"])
+				}
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the impersonation no session is in did not end")
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		// Ben is free again.
+		if r := startImpersonation(owner, benID, "after the cleanup"); r.Status != http.StatusCreated {
+			t.Fatalf("start after the cleanup: %d %s", r.Status, r.Body)
+		}
+	})
+
+	t.Run("HoldsOfAnUnwrittenStart", func(t *testing.T) {
+		admin.mustLogin("admin@example.org")
+		ghost := bson.NewObjectID().Hex()
+		for _, key := range []string{"actor:" + adminID, "subject:" + adaID} {
+			if _, err := srv.db.Database().Collection("impersonation_holds").InsertOne(ctx,
+				bson.M{"_id": key, "impersonation_id": ghost, "at": time.Now().Add(-2 * time.Minute)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if r := startImpersonation(admin, adaID, "despite the leftovers"); r.Status != http.StatusCreated {
+			t.Fatalf("start: %d %s", r.Status, r.Body)
+		}
+	})
+}

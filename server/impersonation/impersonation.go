@@ -25,6 +25,7 @@ type Store interface {
 	EndImpersonation(ctx context.Context, id, cause, by string, at time.Time) (*standin.Impersonation, error)
 	ActiveImpersonations(ctx context.Context) ([]*standin.Impersonation, error)
 	ClearImpersonationSessions(ctx context.Context, id string) ([]string, error)
+	ImpersonationInSession(ctx context.Context, id string) (bool, error)
 	MarkEndAudited(ctx context.Context, id string) error
 	UnauditedEnds(ctx context.Context) ([]*standin.Impersonation, error)
 	AddNotification(ctx context.Context, n *standin.Notification) error
@@ -483,10 +484,25 @@ func (s *Service) ExpireDue(ctx context.Context) (int, error) {
 	return n, nil
 }
 
+// orphanGrace is how long a start may take to switch the actor's session
+// to its impersonation. An impersonation older than this that no session
+// is in has lost its actor: the session expired unseen, or the start
+// failed with the database and could not undo its record.
+const orphanGrace = time.Minute
+
 // invalidated says why an unexpired impersonation may no longer run: the
-// subject was suspended, or the actor lost the right (or no longer
-// outranks the subject). "" when it may.
+// subject was suspended, the actor lost the right (or no longer outranks
+// the subject), or no session is in it. "" when it may.
 func (s *Service) invalidated(ctx context.Context, imp *standin.Impersonation) (string, error) {
+	if s.cfg.Now().Sub(imp.StartedAt) > orphanGrace {
+		in, err := s.store.ImpersonationInSession(ctx, imp.ID)
+		if err != nil {
+			return "", err
+		}
+		if !in {
+			return standin.CauseActorSessionGone, nil
+		}
+	}
 	subject, err := s.store.UserByID(ctx, imp.SubjectID)
 	if err != nil && standin.ErrorCode(err) != standin.ENotFound {
 		return "", err

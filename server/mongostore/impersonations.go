@@ -46,9 +46,16 @@ type impersonationDoc struct {
 }
 
 type holdDoc struct {
-	ID              string `bson:"_id"`
-	ImpersonationID string `bson:"impersonation_id"`
+	ID              string    `bson:"_id"`
+	ImpersonationID string    `bson:"impersonation_id"`
+	At              time.Time `bson:"at"` // when it was claimed
 }
+
+// holdGrace is how long a hold may name an impersonation that does not
+// exist: a start claims its holds a moment before it writes its record.
+// Past it, the hold is left over from a start that failed with the
+// database and could not release it.
+const holdGrace = time.Minute
 
 func (d *impersonationDoc) domain() *standin.Impersonation {
 	i := &standin.Impersonation{
@@ -105,9 +112,9 @@ func (db *DB) CreateImpersonation(ctx context.Context, i *standin.Impersonation)
 			}
 			continue
 		}
-		_, err := db.db.Collection(colHolds).InsertOne(ctx, holdDoc{ID: key, ImpersonationID: id})
+		_, err := db.db.Collection(colHolds).InsertOne(ctx, holdDoc{ID: key, ImpersonationID: id, At: time.Now().UTC()})
 		if mongo.IsDuplicateKeyError(err) && db.freeIfStale(ctx, key) {
-			_, err = db.db.Collection(colHolds).InsertOne(ctx, holdDoc{ID: key, ImpersonationID: id})
+			_, err = db.db.Collection(colHolds).InsertOne(ctx, holdDoc{ID: key, ImpersonationID: id, At: time.Now().UTC()})
 		}
 		if mongo.IsDuplicateKeyError(err) {
 			var h holdDoc
@@ -133,14 +140,17 @@ func (db *DB) CreateImpersonation(ctx context.Context, i *standin.Impersonation)
 }
 
 // freeIfStale removes the hold key if its impersonation has ended (an end
-// that could not free its holds), and reports whether it did.
+// that could not free its holds) or, past holdGrace, does not exist (a
+// start that could not release its claims), and reports whether it did.
 func (db *DB) freeIfStale(ctx context.Context, key string) bool {
 	var h holdDoc
 	if err := db.db.Collection(colHolds).FindOne(ctx, bson.M{"_id": key}).Decode(&h); err != nil {
 		return false
 	}
 	imp, err := db.ImpersonationByID(ctx, h.ImpersonationID)
-	if err != nil || imp.EndedAt.IsZero() {
+	switch {
+	case standin.ErrorCode(err) == standin.ENotFound && time.Since(h.At) > holdGrace:
+	case err != nil || imp.EndedAt.IsZero():
 		return false
 	}
 	res, err := db.db.Collection(colHolds).DeleteOne(ctx, bson.M{"_id": key, "impersonation_id": h.ImpersonationID})
@@ -163,6 +173,20 @@ func (db *DB) holdConflict(ctx context.Context, key string, h holdDoc) error {
 		role, person = "subject", key[len(holdSubject):]
 	}
 	return &standin.HoldConflict{PersonID: person, Role: role, Holder: imp}
+}
+
+// ImpersonationInSession reports whether a session is in the impersonation
+// id: the actor's, once the start switched it.
+func (db *DB) ImpersonationInSession(ctx context.Context, id string) (bool, error) {
+	err := db.db.Collection(colSessions).FindOne(ctx, bson.M{"impersonation_id": id},
+		options.FindOne().SetProjection(bson.M{"_id": 1})).Err()
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return false, nil
+	}
+	if err != nil {
+		return false, translate(err, "find the session of an impersonation")
+	}
+	return true, nil
 }
 
 // ImpersonationByID returns an impersonation, or ENotFound.
