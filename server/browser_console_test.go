@@ -15,6 +15,8 @@ import (
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+
+	"standin/server"
 )
 
 // stepTimeout bounds one browser step. Steps wait on conditions, never on
@@ -457,4 +459,42 @@ func TestBrowserBookingAndCancel(t *testing.T) {
 	ada.do("open the profile", chromedp.Click(chromedp.ID("nav-profile")))
 	ada.waitText("the profile lists trainings with expiry", "main", "Confocal Basics")
 	ada.shot("profile")
+}
+
+// TestBrowserExpiryReturnsToDashboard: when an impersonation runs out,
+// with no request of the agent in flight, the agent's page leaves the
+// user's app by itself and shows the dashboard as the agent, saying why,
+// without a sign-in page.
+func TestBrowserExpiryReturnsToDashboard(t *testing.T) {
+	t.Parallel()
+	clk := &clock{}
+	srv := mustRun(t, server.Config{DataDir: t.TempDir(), Clock: clk.Now})
+	admin := newPerson(t, "admin-expiry")
+	admin.signIn(srv.URL, "admin@example.org")
+	admin.do("search for Ben", chromedp.SendKeys(chromedp.ID("user-search"), "ben"))
+	admin.do("the list shows the search's answer", chromedp.WaitVisible(chromedp.CSS(`#user-results[data-query="ben"] tr[data-user-id]`)))
+	admin.clickText("open Ben's page", "#user-results .person__name", "Ben Okafor")
+	admin.waitText("Ben's page shows his name", "#user-name", "Ben Okafor")
+	admin.do("impersonate Ben",
+		chromedp.Click(chromedp.CSS(`main [data-action="user-actions"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-menu-item="impersonate"]`)),
+		chromedp.Click(chromedp.CSS(`[data-menu-item="impersonate"]`)),
+		chromedp.WaitVisible(chromedp.ID("imp-reason")),
+		chromedp.SendKeys(chromedp.ID("imp-reason"), "runs out"),
+		chromedp.Click(chromedp.ID("imp-submit")),
+		chromedp.WaitVisible(chromedp.ID("impersonation-banner")),
+	)
+	admin.waitText("the banner names Ben", "#banner-who", "Ben Okafor")
+	// The page's live connection, replaced when the session switched, is
+	// up again before the time runs out, as it is half an hour later.
+	admin.do("the page is live as Ben", chromedp.WaitVisible(chromedp.CSS(`#conn-status[data-state="live"]`)))
+
+	clk.Advance(31 * time.Minute) // past the default 30 minutes: the server's sweep ends it
+	admin.do("the page leaves the impersonation by itself",
+		chromedp.WaitNotVisible(chromedp.ID("impersonation-banner")),
+		chromedp.WaitVisible(chromedp.ID("user-search")),
+	)
+	admin.waitText("the admin is himself again", "#whoami", "Adrian Admin")
+	admin.waitText("the page says why", `.toast[data-type="impersonation.ended"]`, "time ran out")
+	admin.noLoginPage("after the impersonation expired")
 }

@@ -220,8 +220,11 @@ func (l *live) CanSubscribe(ctx context.Context, p *standin.Principal, topic str
 func (l *live) CanReceive(ctx context.Context, p *standin.Principal, topic string, ev realtime.Event) bool {
 	switch topic {
 	case realtime.TopicNotifications:
+		// Notifications tell a person what happened to their account; an
+		// agent acting as them reads their inbox but is not interrupted by
+		// toasts meant for them (about the agent's own session, mostly).
 		n, ok := ev.Meta.(*standin.Notification)
-		return ok && n.UserID == p.Subject.ID
+		return ok && n.UserID == p.Subject.ID && p.Impersonation == nil
 	case realtime.TopicPresence:
 		ok, err := l.staff(ctx, p)
 		return ok && err == nil
