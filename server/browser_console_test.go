@@ -203,6 +203,21 @@ func (p *person) shot(name string) {
 	saveScreenshot(p.t, p.ctx, name)
 }
 
+// impersonate opens the User Action Menu at menu, chooses Impersonate,
+// gives reason and starts; it returns when the banner shows.
+func (p *person) impersonate(step, menu, reason string) {
+	p.t.Helper()
+	p.do("impersonate "+step,
+		chromedp.Click(chromedp.CSS(menu)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-menu-item="impersonate"]`)),
+		chromedp.Click(chromedp.CSS(`[data-menu-item="impersonate"]`)),
+		chromedp.WaitVisible(chromedp.ID("imp-reason")),
+		chromedp.SendKeys(chromedp.ID("imp-reason"), reason),
+		chromedp.Click(chromedp.ID("imp-submit")),
+		chromedp.WaitVisible(chromedp.ID("impersonation-banner")),
+	)
+}
+
 // noLoginPage fails if the sign-in page is showing.
 func (p *person) noLoginPage(when string) {
 	p.t.Helper()
@@ -390,15 +405,7 @@ func TestBrowserSupportJourney(t *testing.T) {
 	admin.do("search again", chromedp.WaitVisible(chromedp.ID("user-search")), chromedp.SendKeys(chromedp.ID("user-search"), "ben"))
 	admin.do("the list shows the search's answer", chromedp.WaitVisible(chromedp.CSS(`#user-results[data-query="ben"] tr[data-user-id]`)))
 	admin.waitText("the search narrows the list to Ben", "#user-count", "1 user")
-	admin.do("open Ben's row menu",
-		chromedp.Click(chromedp.CSS(`#user-results [data-action="user-actions"]`)),
-		chromedp.WaitVisible(chromedp.CSS(`[data-menu-item="impersonate"]`)),
-		chromedp.Click(chromedp.CSS(`[data-menu-item="impersonate"]`)),
-		chromedp.WaitVisible(chromedp.ID("imp-reason")),
-		chromedp.SendKeys(chromedp.ID("imp-reason"), "Second look at the booking page"),
-		chromedp.Click(chromedp.ID("imp-submit")),
-		chromedp.WaitVisible(chromedp.ID("impersonation-banner")),
-	)
+	admin.impersonate("from Ben's row menu", `#user-results [data-action="user-actions"]`, "Second look at the booking page")
 	manager.waitText("the new session is listed", "#active-sessions [data-session-id]", "Second look")
 	manager.do("force-end it",
 		chromedp.Click(chromedp.CSS(`#active-sessions [data-revoke]`)),
@@ -475,15 +482,7 @@ func TestBrowserExpiryReturnsToDashboard(t *testing.T) {
 	admin.do("the list shows the search's answer", chromedp.WaitVisible(chromedp.CSS(`#user-results[data-query="ben"] tr[data-user-id]`)))
 	admin.clickText("open Ben's page", "#user-results .person__name", "Ben Okafor")
 	admin.waitText("Ben's page shows his name", "#user-name", "Ben Okafor")
-	admin.do("impersonate Ben",
-		chromedp.Click(chromedp.CSS(`main [data-action="user-actions"]`)),
-		chromedp.WaitVisible(chromedp.CSS(`[data-menu-item="impersonate"]`)),
-		chromedp.Click(chromedp.CSS(`[data-menu-item="impersonate"]`)),
-		chromedp.WaitVisible(chromedp.ID("imp-reason")),
-		chromedp.SendKeys(chromedp.ID("imp-reason"), "runs out"),
-		chromedp.Click(chromedp.ID("imp-submit")),
-		chromedp.WaitVisible(chromedp.ID("impersonation-banner")),
-	)
+	admin.impersonate("from Ben's page", `main [data-action="user-actions"]`, "runs out")
 	admin.waitText("the banner names Ben", "#banner-who", "Ben Okafor")
 	// The page's live connection, replaced when the session switched, is
 	// up again before the time runs out, as it is half an hour later.
