@@ -173,11 +173,12 @@ func (l *live) CanSubscribe(ctx context.Context, p *standin.Principal, topic str
 	case realtime.TopicNotifications:
 		return nil
 	case realtime.TopicActivity:
-		ok, err := l.readsActivity(ctx, p, nil)
+		// Anyone who may read some of it, as GET /api/v1/activity decides.
+		sc, err := l.access.Scope(ctx, p, standin.ActList, standin.KindActivity, p.Subject.ProjectIDs())
 		if err != nil {
 			return err
 		}
-		if !ok {
+		if sc.Empty() {
 			return standin.Errorf(standin.EForbidden, "You do not have permission to read the activity log.")
 		}
 		return nil
@@ -233,8 +234,7 @@ func (l *live) CanReceive(ctx context.Context, p *standin.Principal, topic strin
 		if !ok {
 			return false
 		}
-		ok, err := l.readsActivity(ctx, p, e.Projects)
-		return ok && err == nil
+		return l.allowedIn(ctx, p, standin.ActList, standin.KindActivity, e.Projects)
 	}
 	e, ok := ev.Meta.(*standin.Event)
 	if !ok || topic != realtime.ImpersonationTopic(e.ImpersonationID) {
@@ -246,37 +246,15 @@ func (l *live) CanReceive(ctx context.Context, p *standin.Principal, topic strin
 	if e.Actor.ID == p.Subject.ID {
 		return true
 	}
-	ok, err := l.allowedIn(ctx, p, standin.ActRevoke, standin.KindImpersonation, e.Projects)
-	return ok && err == nil
+	return l.allowedIn(ctx, p, standin.ActRevoke, standin.KindImpersonation, e.Projects)
 }
 
-// readsActivity reports whether p may read activity: all of it, or, when
-// projects is not nil, that of one of projects; with projects nil, that of
-// one of the projects p is a member of.
-func (l *live) readsActivity(ctx context.Context, p *standin.Principal, projects []string) (bool, error) {
-	if projects == nil {
-		projects = []string{}
-		for _, m := range p.Subject.Memberships {
-			projects = append(projects, m.ProjectID)
-		}
-	}
-	return l.allowedIn(ctx, p, standin.ActList, standin.KindActivity, projects)
-}
-
-// allowedIn reports whether p may do act on kind globally or in one of
-// projects.
-func (l *live) allowedIn(ctx context.Context, p *standin.Principal, act, kind string, projects []string) (bool, error) {
-	dec, err := l.access.Decide(ctx, p, act, standin.Object{Kind: kind}, "")
-	if err != nil || dec.Allowed {
-		return dec.Allowed, err
-	}
-	for _, project := range projects {
-		dec, err := l.access.Decide(ctx, p, act, standin.Object{Kind: kind}, project)
-		if err != nil || dec.Allowed {
-			return dec.Allowed, err
-		}
-	}
-	return false, nil
+// allowedIn reports whether p may do act on kind everywhere or in one of
+// the projects an event concerns; a decision that cannot be made is a
+// refusal.
+func (l *live) allowedIn(ctx context.Context, p *standin.Principal, act, kind string, projects []string) bool {
+	sc, err := l.access.Scope(ctx, p, act, kind, projects)
+	return err == nil && !sc.Empty()
 }
 
 // staff reports whether p may look people up in the user directory, which

@@ -88,6 +88,27 @@ func (d *Decider) Decide(ctx context.Context, p *standin.Principal, action strin
 	return standin.Decision{Allowed: true, Reason: dec.Reason + "; the resource's rules are met"}, nil
 }
 
+// Scope says where p may do action on things of kind: everywhere, or in
+// which of projects. An error means it could not be decided.
+func (d *Decider) Scope(ctx context.Context, p *standin.Principal, action, kind string, projects []string) (standin.Scope, error) {
+	obj := standin.Object{Kind: kind}
+	global, err := d.Decide(ctx, p, action, obj, "")
+	if err != nil || global.Allowed {
+		return standin.Scope{All: global.Allowed, Global: global}, err
+	}
+	sc := standin.Scope{Projects: []string{}, Global: global}
+	for _, project := range projects {
+		dec, err := d.Decide(ctx, p, action, obj, project)
+		if err != nil {
+			return standin.Scope{}, err
+		}
+		if dec.Allowed {
+			sc.Projects = append(sc.Projects, project)
+		}
+	}
+	return sc, nil
+}
+
 // lookupNames maps training and project ids to the names people know them
 // by.
 func (d *Decider) lookupNames(ctx context.Context) (map[string]string, error) {

@@ -3,6 +3,7 @@ package access_test
 import (
 	"context"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -171,5 +172,41 @@ func BenchmarkDecideBooking(b *testing.B) {
 		if dec, err := f.decider.Decide(ctx, p, standin.ActCreate, obj, project); err != nil || dec.Allowed {
 			b.Fatal(dec, err)
 		}
+	}
+}
+
+func TestScopeOverTheDemoFacility(t *testing.T) {
+	t.Parallel()
+	f := mustDemo(t, time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC))
+	ctx := context.Background()
+	neuro, cell := f.projects["NEURO"], f.projects["CELL"]
+	tests := []struct {
+		name     string
+		who      string
+		projects []string
+		all      bool
+		want     []string
+	}{
+		{"AdminEverywhere", "admin", nil, true, nil},
+		{"ManagerTheirProject", "manager", []string{neuro, cell}, false, []string{neuro}},
+		{"ManagerNoProjectsAsked", "manager", nil, false, []string{}},
+		{"UserNowhere", "ben", []string{neuro, cell}, false, []string{}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			sc, err := f.decider.Scope(ctx, as(f.users[tc.who]), standin.ActList, standin.KindActivity, tc.projects)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if sc.All != tc.all || !slices.Equal(sc.Projects, tc.want) || sc.Global.Allowed != tc.all {
+				t.Fatalf("scope %+v, want all=%v projects=%v", sc, tc.all, tc.want)
+			}
+			if sc.Empty() != (!tc.all && len(tc.want) == 0) {
+				t.Fatalf("Empty() = %v for %+v", sc.Empty(), sc)
+			}
+			if !tc.all && sc.Global.Reason == "" {
+				t.Fatal("a refusal everywhere carries no reason")
+			}
+		})
 	}
 }

@@ -94,31 +94,20 @@ func toEventJSON(e *standin.Event) eventJSON {
 // them (nil), or those of the projects where they may list activity. No
 // scope at all is a 403 naming what is missing.
 func (a *API) activityScope(c *fiber.Ctx) ([]string, error) {
-	ctx, p := c.UserContext(), principal(c)
-	dec, err := a.cfg.Access.Decide(ctx, p, standin.ActList, standin.Object{Kind: standin.KindActivity}, "")
-	if err != nil {
+	p := principal(c)
+	sc, err := a.cfg.Access.Scope(c.UserContext(), p, standin.ActList, standin.KindActivity, p.Subject.ProjectIDs())
+	switch {
+	case err != nil:
 		return nil, err
-	}
-	if dec.Allowed {
-		return nil, a.auditRead(c, p, "", dec)
-	}
-	projects := []string{}
-	for _, m := range p.Subject.Memberships {
-		pd, err := a.cfg.Access.Decide(ctx, p, standin.ActList, standin.Object{Kind: standin.KindActivity}, m.ProjectID)
-		if err != nil {
+	case sc.All:
+		return nil, a.auditRead(c, p, "", sc.Global)
+	case sc.Empty():
+		if err := a.auditRead(c, p, "", sc.Global); err != nil {
 			return nil, err
 		}
-		if pd.Allowed {
-			projects = append(projects, m.ProjectID)
-		}
+		return nil, &standin.Error{Code: standin.EForbidden, Message: "You do not have permission to read the activity log.", Reason: sc.Global.Reason}
 	}
-	if len(projects) == 0 {
-		if err := a.auditRead(c, p, "", dec); err != nil {
-			return nil, err
-		}
-		return nil, &standin.Error{Code: standin.EForbidden, Message: "You do not have permission to read the activity log.", Reason: dec.Reason}
-	}
-	return projects, a.auditRead(c, p, "", standin.Decision{Allowed: true, Reason: "project lead"})
+	return sc.Projects, a.auditRead(c, p, "", standin.Decision{Allowed: true, Reason: "project lead"})
 }
 
 // auditDecision audits a decision made while impersonating, before it

@@ -52,6 +52,9 @@ type Facility interface {
 // Decider decides every authorized route (package access).
 type Decider interface {
 	Decide(ctx context.Context, p *standin.Principal, action string, obj standin.Object, project string) (standin.Decision, error)
+	// Scope says where p may do action on kind: everywhere, or in which
+	// of projects.
+	Scope(ctx context.Context, p *standin.Principal, action, kind string, projects []string) (standin.Scope, error)
 	Location() *time.Location
 }
 

@@ -167,9 +167,7 @@ func (a *API) suspendUser(c *fiber.Ctx) error {
 	}
 	ev := a.event(c, standin.EventUserSuspended, p, "user.suspend", "user:"+u.ID, "", "suspended", u.Name)
 	// The suspended user's project leads see it too.
-	for _, m := range u.Memberships {
-		ev.Projects = append(ev.Projects, m.ProjectID)
-	}
+	ev.Projects = append(ev.Projects, u.ProjectIDs()...)
 	if err := a.audit(c, ev); err != nil {
 		return err
 	}

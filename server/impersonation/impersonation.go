@@ -377,7 +377,7 @@ func (s *Service) auditEnd(ctx context.Context, imp *standin.Impersonation, meta
 		Object: "ended_by:" + imp.EndedBy, IP: meta.IP, UserAgent: meta.UserAgent,
 	}
 	if subject, err := s.store.UserByID(ctx, imp.SubjectID); err == nil {
-		ev.Projects = memberProjects(subject)
+		ev.Projects = subject.ProjectIDs()
 	}
 	if err := s.audit.Append(ctx, ev); err != nil {
 		return 0, err
@@ -575,16 +575,6 @@ func (s *Service) event(typ string, p *standin.Principal, target *standin.User, 
 		ImpersonationID: impID,
 		IP:              meta.IP,
 		UserAgent:       meta.UserAgent,
-		Projects:        memberProjects(target),
+		Projects:        target.ProjectIDs(),
 	}
-}
-
-// memberProjects lists the projects a user belongs to: an event about
-// them concerns those projects' managers.
-func memberProjects(u *standin.User) []string {
-	out := make([]string, 0, len(u.Memberships))
-	for _, m := range u.Memberships {
-		out = append(out, m.ProjectID)
-	}
-	return out
 }

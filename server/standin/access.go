@@ -61,3 +61,15 @@ type Policy struct {
 	Object string
 	Action string
 }
+
+// Scope is where a principal may do something: everywhere (All), or in
+// the Projects listed. Global is the decision for everywhere, whose reason
+// explains a refusal when Projects is empty too.
+type Scope struct {
+	All      bool
+	Projects []string
+	Global   Decision
+}
+
+// Empty reports a scope that allows nothing.
+func (s Scope) Empty() bool { return !s.All && len(s.Projects) == 0 }

@@ -90,6 +90,15 @@ type User struct {
 // Active reports whether the account may sign in and act.
 func (u *User) Active() bool { return u.Status == StatusActive }
 
+// ProjectIDs lists the projects u is a member of, in membership order.
+func (u *User) ProjectIDs() []string {
+	ids := make([]string, 0, len(u.Memberships))
+	for _, m := range u.Memberships {
+		ids = append(ids, m.ProjectID)
+	}
+	return ids
+}
+
 // NormalizeEmail folds an address to the form accounts are stored and looked
 // up by, so that "Ada@Example.org " finds ada@example.org.
 func NormalizeEmail(email string) string {
