@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -62,7 +63,7 @@ func (w *window) load(ctx context.Context, l *Log) (head int64, hash string, err
 		return 0, "", translate(err, "load recent audit events")
 	}
 	evs := append(slices.Clone(ring[start:]), ring[:start]...)
-	slices.SortFunc(evs, func(a, b *standin.Event) int { return cmpSeq(a.Seq, b.Seq) })
+	slices.SortFunc(evs, func(a, b *standin.Event) int { return cmp.Compare(a.Seq, b.Seq) })
 	// Keep the contiguous run that ends at the head; anything older than
 	// a gap is left to the database.
 	i := len(evs)
@@ -73,16 +74,6 @@ func (w *window) load(ctx context.Context, l *Log) (head int64, hash string, err
 	w.evs = evs[i:]
 	w.mu.Unlock()
 	return head, hash, nil
-}
-
-func cmpSeq(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // add appends stored events, in seq order, after the head.
