@@ -37,12 +37,8 @@ const sweepEvery = 10 * time.Minute
 const rotateGrace = 300 * time.Millisecond
 
 // On the embedded database the audit log keeps its newest auditWindow
-// events in memory (about 0.5 KB each) and walks it auditChunk seqs per
-// query.
-const (
-	auditWindow = 100_000
-	auditChunk  = 50_000
-)
+// events in memory (about 0.5 KB each).
+const auditWindow = 100_000
 
 // Run starts the console and serves until ctx is cancelled, then shuts down
 // in order: stop accepting, drain requests while sockets are told "going
@@ -99,8 +95,9 @@ func Run(ctx context.Context, cfg Config) error {
 	if cfg.MongoURI == "" {
 		// The embedded database belongs to this process, so this server is
 		// the audit log's one writer, and it scans for every query: recent
-		// events are answered from memory and walks read large chunks.
-		auditCfg.Window, auditCfg.Chunk = auditWindow, auditChunk
+		// events are answered from memory, and a walk through the log
+		// (export, verification) reads it once, in stored order.
+		auditCfg.Window, auditCfg.StoredOrder = auditWindow, true
 	}
 	events, err := audit.Open(ctx, eventsDB.Database(), auditCfg)
 	if err != nil {

@@ -111,6 +111,18 @@ type Config struct {
 	// database that scans the collection for every query a larger chunk
 	// means fewer scans, at the cost of the database sorting more at once.
 	Chunk int
+
+	// StoredOrder makes an ascending walk (EventsAfter beyond the window,
+	// Export, Verify) one query that reads the collection in the order
+	// the database keeps it, instead of one sorted query per Chunk. Set it
+	// only for a Log that is the one writer of a database that returns
+	// documents in insertion order when asked for none, as FerretDB on
+	// SQLite does: this Log inserts every seq after its predecessor, so
+	// that order is seq order. On such a database each query reads the
+	// whole collection anyway, so a walk costs one read of it rather than
+	// one per chunk. The walk checks that every seq is above the one
+	// before and fails with an internal error if not.
+	StoredOrder bool
 }
 
 // Log is the audit log. It is safe for use by many goroutines. Open it
@@ -122,6 +134,7 @@ type Log struct {
 	maxBatch int
 	timeout  time.Duration
 	chunk    int64
+	stored   bool    // Config.StoredOrder
 	win      *window // nil unless Config.Window > 0
 
 	mu      sync.Mutex
@@ -189,6 +202,7 @@ func Open(ctx context.Context, db *mongo.Database, cfg Config) (*Log, error) {
 		maxBatch: cfg.MaxBatch,
 		timeout:  cfg.Timeout,
 		chunk:    int64(cfg.Chunk),
+		stored:   cfg.StoredOrder,
 		done:     make(chan struct{}),
 	}
 	if cfg.Window > 0 {

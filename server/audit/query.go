@@ -3,6 +3,7 @@ package audit
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"slices"
 	"strconv"
@@ -269,6 +270,9 @@ func (l *Log) EventsMatching(ctx context.Context, f standin.EventFilter, fn func
 // or when thorough (Verify, which must not stop at a gap left by a deleted
 // event), it asks the database whether anything lies beyond the range.
 func (l *Log) walk(ctx context.Context, after int64, match bson.D, thorough bool, fn func(*eventDoc) error) error {
+	if l.stored {
+		return l.walkStored(ctx, after, match, fn)
+	}
 	for from := after; ; {
 		to := from + l.chunk
 		if to < from { // overflow
@@ -315,6 +319,36 @@ func (l *Log) walk(ctx context.Context, after int64, match bson.D, thorough bool
 			return err
 		}
 	}
+}
+
+// walkStored is walk in one query, in the order the database keeps the
+// events (Config.StoredOrder), which must be ascending seq order. It is
+// thorough by nature: it reads to the end of the collection.
+func (l *Log) walkStored(ctx context.Context, after int64, match bson.D, fn func(*eventDoc) error) error {
+	filter := append(bson.D{{Key: "_id", Value: bson.D{{Key: "$gt", Value: after}}}}, match...)
+	cur, err := l.coll.Find(ctx, filter, options.Find().SetBatchSize(1000))
+	if err != nil {
+		return translate(err, "read audit log")
+	}
+	defer func() { _ = cur.Close(context.WithoutCancel(ctx)) }()
+	last := after
+	for cur.Next(ctx) {
+		var d eventDoc
+		if err := cur.Decode(&d); err != nil {
+			return translate(err, "read audit log")
+		}
+		if d.Seq <= last {
+			return fmt.Errorf("read audit log in stored order: event %d is stored after event %d", d.Seq, last)
+		}
+		last = d.Seq
+		if err := fn(&d); err != nil {
+			return err
+		}
+	}
+	if err := cur.Err(); err != nil {
+		return translate(err, "read audit log")
+	}
+	return nil
 }
 
 // anyAfter reports whether any event has a seq above seq.

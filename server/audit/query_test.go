@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 	"unsafe"
@@ -226,6 +227,13 @@ func TestEventsAfter(t *testing.T) {
 	// from the database and the rest from memory.
 	windowed := mustLog(t, db, audit.Config{Window: 9})
 	audit.SetChunk(windowed, 7)
+	// One that reads the database in stored order, in one query.
+	stored := mustLog(t, db, audit.Config{StoredOrder: true})
+	storedWindow := mustLog(t, db, audit.Config{StoredOrder: true, Window: 9})
+	readers := []struct {
+		name string
+		l    *audit.Log
+	}{{"Chunks", l}, {"Window", windowed}, {"StoredOrder", stored}, {"StoredOrderWindow", storedWindow}}
 
 	collect := func(l *audit.Log, after int64) []int64 {
 		t.Helper()
@@ -252,20 +260,19 @@ func TestEventsAfter(t *testing.T) {
 		{"PastHead", 1000, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := collect(l, tc.after); !slices.Equal(got, tc.want) {
-				t.Fatalf("got %v, want %v", got, tc.want)
-			}
-			if got := collect(windowed, tc.after); !slices.Equal(got, tc.want) {
-				t.Fatalf("with a window: got %v, want %v", got, tc.want)
+			for _, r := range readers {
+				if got := collect(r.l, tc.after); !slices.Equal(got, tc.want) {
+					t.Fatalf("%s: got %v, want %v", r.name, got, tc.want)
+				}
 			}
 		})
 	}
 
 	t.Run("Matching", func(t *testing.T) {
-		for _, l := range []*audit.Log{l, windowed} {
+		for _, r := range readers {
 			var got []int64
 			f := standin.EventFilter{Type: standin.EventActionDenied, AfterSeq: 7}
-			if err := l.EventsMatching(ctx, f, func(e *standin.Event) error {
+			if err := r.l.EventsMatching(ctx, f, func(e *standin.Event) error {
 				got = append(got, e.Seq)
 				return nil
 			}); err != nil {
@@ -273,7 +280,7 @@ func TestEventsAfter(t *testing.T) {
 			}
 			// dataset gives every fourth event, from the third, this type.
 			if want := []int64{11, 15, 19, 23, 27, 31, 35, 39}; !slices.Equal(got, want) {
-				t.Fatalf("got %v, want %v", got, want)
+				t.Fatalf("%s: got %v, want %v", r.name, got, want)
 			}
 		}
 	})
@@ -310,6 +317,35 @@ func TestEventsAfter(t *testing.T) {
 		want := append(seqRange(1, 19), seqRange(36, 50)...)
 		if got := collect(l, 0); !slices.Equal(got, want) {
 			t.Fatalf("got %v, want %v", got, want)
+		}
+		if got := collect(stored, 0); !slices.Equal(got, want) {
+			t.Fatalf("in stored order: got %v, want %v", got, want)
+		}
+	})
+
+	t.Run("StoredOutOfOrder", func(t *testing.T) {
+		// Events stored out of seq order cannot be walked in stored order:
+		// the walk says so rather than skip or repeat any.
+		db := mustDB(t)
+		dataset(t, mustLog(t, db, audit.Config{}), 6)
+		coll := db.Collection(audit.Collection)
+		var doc bson.Raw
+		if err := coll.FindOne(ctx, bson.D{{Key: "_id", Value: int64(3)}}).Decode(&doc); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := coll.DeleteOne(ctx, bson.D{{Key: "_id", Value: int64(3)}}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := coll.InsertOne(ctx, doc); err != nil {
+			t.Fatal(err)
+		}
+		var got []int64
+		err := mustLog(t, db, audit.Config{StoredOrder: true}).EventsAfter(ctx, 0, func(e *standin.Event) error {
+			got = append(got, e.Seq)
+			return nil
+		})
+		if err == nil || !strings.Contains(err.Error(), "event 3 is stored after event 6") || standin.ErrorCode(err) != standin.EInternal {
+			t.Fatalf("err %v (code %q), got %v", err, standin.ErrorCode(err), got)
 		}
 	})
 }

@@ -50,31 +50,37 @@ func TestVerify(t *testing.T) {
 		{"FirstDeleted", del(1), 1, "Event 1 is missing"},
 		{"LastDeleted", del(8), 8, "Events 8 to 8 are missing"},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			db := mustDB(t)
-			l := mustLog(t, db, audit.Config{})
-			audit.SetChunk(l, 3)
-			dataset(t, l, 8)
-			if tc.tamper != nil {
-				if err := tc.tamper(db.Collection(audit.Collection)); err != nil {
-					t.Fatal(err)
+		for _, stored := range []bool{false, true} {
+			name := tc.name + "/Chunks"
+			if stored {
+				name = tc.name + "/StoredOrder"
+			}
+			t.Run(name, func(t *testing.T) {
+				t.Parallel()
+				db := mustDB(t)
+				l := mustLog(t, db, audit.Config{StoredOrder: stored})
+				audit.SetChunk(l, 3)
+				dataset(t, l, 8)
+				if tc.tamper != nil {
+					if err := tc.tamper(db.Collection(audit.Collection)); err != nil {
+						t.Fatal(err)
+					}
 				}
-			}
-			v, err := l.Verify(ctx)
-			if err != nil {
-				t.Fatalf("Verify: %v", err)
-			}
-			if tc.tamper == nil {
-				if !v.OK || v.Checked != 8 || v.BrokenAt != 0 || v.Problem != "" {
-					t.Fatalf("Verify = %+v", v)
+				v, err := l.Verify(ctx)
+				if err != nil {
+					t.Fatalf("Verify: %v", err)
 				}
-				return
-			}
-			if v.OK || v.BrokenAt != tc.brokenAt || !strings.Contains(v.Problem, tc.problem) || v.Checked != tc.brokenAt-1 {
-				t.Fatalf("Verify = %+v, want broken at %d with %q", v, tc.brokenAt, tc.problem)
-			}
-		})
+				if tc.tamper == nil {
+					if !v.OK || v.Checked != 8 || v.BrokenAt != 0 || v.Problem != "" {
+						t.Fatalf("Verify = %+v", v)
+					}
+					return
+				}
+				if v.OK || v.BrokenAt != tc.brokenAt || !strings.Contains(v.Problem, tc.problem) || v.Checked != tc.brokenAt-1 {
+					t.Fatalf("Verify = %+v, want broken at %d with %q", v, tc.brokenAt, tc.problem)
+				}
+			})
+		}
 	}
 
 	t.Run("Empty", func(t *testing.T) {
