@@ -150,6 +150,8 @@ type client struct {
 	t       testing.TB
 	ws      *websocket.Conn
 	pending []string
+	// readTimeout bounds waiting for one frame; 5 s when zero.
+	readTimeout time.Duration
 }
 
 type dialOptions struct {
@@ -210,7 +212,11 @@ func (c *client) sendLine(line string) {
 
 // readFrame reads one frame and returns its lines.
 func (c *client) readFrame() ([]string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	timeout := c.readTimeout
+	if timeout == 0 {
+		timeout = 5 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	typ, b, err := c.ws.Read(ctx)
 	if err != nil {

@@ -90,8 +90,9 @@ func startChild(t *testing.T, dir string) (string, *exec.Cmd) {
 // Requests that fail (the server or its database gone) are not counted.
 type load struct {
 	mu       sync.Mutex
-	bookings []string // acknowledged bookings
-	imps     []string // acknowledged impersonation starts
+	bookings []string    // acknowledged bookings
+	imps     []string    // acknowledged impersonation starts
+	acked    []time.Time // when each of those was acknowledged, for the log
 	halted   chan struct{}
 	wg       sync.WaitGroup
 
@@ -156,6 +157,7 @@ func startLoad(t *testing.T, base string) *load {
 			if st, m := send(c, http.MethodPost, "/api/v1/bookings", bookingBody(resource, project, start(i), 0.25)); st == http.StatusCreated {
 				l.mu.Lock()
 				l.bookings = append(l.bookings, m["id"].(string))
+				l.acked = append(l.acked, time.Now())
 				l.mu.Unlock()
 			} else {
 				time.Sleep(10 * time.Millisecond) // no busy loop while the database is away
@@ -177,6 +179,7 @@ func startLoad(t *testing.T, base string) *load {
 			if st, m := send(admin, http.MethodPost, "/api/v1/impersonations", map[string]any{"user_id": benID, "reason": "crash drill"}); st == http.StatusCreated {
 				l.mu.Lock()
 				l.imps = append(l.imps, m["id"].(string))
+				l.acked = append(l.acked, time.Now())
 				l.mu.Unlock()
 			}
 			if refresh(admin) {
@@ -219,6 +222,19 @@ func (l *load) waitFor(t *testing.T, bookings, imps int) {
 func (l *load) halt() {
 	close(l.halted)
 	l.wg.Wait()
+}
+
+// firstAckAfter returns how long after at the load's first acknowledgment
+// came, for the log; -1 if none did.
+func (l *load) firstAckAfter(at time.Time) time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, a := range l.acked {
+		if a.After(at) {
+			return a.Sub(at).Round(time.Millisecond)
+		}
+	}
+	return -1
 }
 
 // checkDurable checks, through the server at base, that everything l saw
@@ -278,9 +294,12 @@ func checkDurable(t *testing.T, base string, l *load) {
 			t.Errorf("acknowledged impersonation %s has no started event", id)
 		}
 	}
-	if v := owner.do(http.MethodGet, "/api/v1/activity/verify", nil).JSON(t); v["ok"] != true {
+	v := owner.do(http.MethodGet, "/api/v1/activity/verify", nil).JSON(t)
+	if v["ok"] != true {
 		t.Fatalf("the chain does not verify: %v", v)
 	}
+	t.Logf("result: confirmed bookings found=%d", len(stored))
+	t.Logf("result: events in the verified chain=%v", v["checked"])
 	if n := l.failed.Load(); n > 0 {
 		t.Errorf("%d requests failed with a server error other than 503", n)
 	}
@@ -304,8 +323,11 @@ func TestKillUnderLoad(t *testing.T) {
 	}
 	l.halt()
 	_ = cmd.Wait()
-	t.Logf("killed after %d acknowledged bookings and %d impersonation starts", len(l.bookings), len(l.imps))
+	t.Logf("result: bookings acknowledged before the kill=%d", len(l.bookings))
+	t.Logf("result: impersonation starts acknowledged before the kill=%d", len(l.imps))
 
+	restarted := time.Now()
 	base, _ = startChild(t, dir)
+	t.Logf("result: restart until serving=%v", time.Since(restarted).Round(time.Millisecond))
 	checkDurable(t, base, l)
 }

@@ -88,6 +88,7 @@ func TestDatabaseFailureDuringBooking(t *testing.T) {
 		t.Fatalf("restart the database on %s: %v", addr, err)
 	}
 	defer edb.Close()
+	restarted := time.Now()
 	// The server reconnects by itself.
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -96,6 +97,7 @@ func TestDatabaseFailureDuringBooking(t *testing.T) {
 			if got := items(t, r); len(got) != 0 {
 				t.Fatalf("a booking exists after the failed request: %v", got)
 			}
+			t.Logf("result: answering again after the database returned=%v", time.Since(restarted).Round(time.Millisecond))
 			break
 		}
 		if time.Now().After(deadline) {
@@ -129,6 +131,7 @@ func TestDatabaseOutageUnderLoad(t *testing.T) {
 
 	l := startLoad(t, srv.URL)
 	l.waitFor(t, 10, 2)
+	stopped := time.Now()
 	edb.Close()
 	// Requests wait out a short blip (server selection takes up to 5s);
 	// the database stays away until they fail with 503.
@@ -137,13 +140,19 @@ func TestDatabaseOutageUnderLoad(t *testing.T) {
 			t.Fatal("no request failed with 503 while the database was down")
 		}
 	}
+	t.Logf("result: first 503 after the database stopped=%v", time.Since(stopped).Round(time.Millisecond))
 	edb, err = embeddeddb.Start(ctx, dir, addr, silent)
 	if err != nil {
 		t.Fatalf("restart the database on %s: %v", addr, err)
 	}
 	defer edb.Close()
+	restarted := time.Now()
+	t.Logf("result: database away for=%v", restarted.Sub(stopped).Round(time.Millisecond))
 	l.waitFor(t, 10, 2) // it works again without help
 	l.halt()
-	t.Logf("%d acknowledged bookings and %d impersonation starts across the outage", len(l.bookings), len(l.imps))
+	t.Logf("result: requests answered 503=%d", l.unavailable.Load())
+	t.Logf("result: first acknowledgment after the database returned=%v", l.firstAckAfter(restarted))
+	t.Logf("result: bookings acknowledged=%d", len(l.bookings))
+	t.Logf("result: impersonation starts acknowledged=%d", len(l.imps))
 	checkDurable(t, srv.URL, l)
 }

@@ -480,10 +480,12 @@ func TestUnauditedEndIsRepaired(t *testing.T) {
 	if _, err := srv.db.EndImpersonation(ctx, imp.ID, standin.CauseRevoked, owner.csrf, time.Now()); err != nil {
 		t.Fatal(err)
 	}
+	ended := time.Now()
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		evs := events(t, owner, "impersonation="+imp.ID+"&type="+standin.EventImpersonationEnded)
 		if len(evs) == 1 && evs[0]["outcome"] == standin.CauseRevoked {
+			t.Logf("result: end audited after=%v", time.Since(ended).Round(time.Millisecond))
 			break
 		}
 		if len(evs) > 1 {

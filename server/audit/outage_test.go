@@ -91,7 +91,7 @@ func TestDatabaseDown(t *testing.T) {
 	if resumed != nil {
 		t.Fatalf("Append after restart: %v", resumed)
 	}
-	t.Logf("appending again %v after the restart", time.Since(restarted))
+	t.Logf("result: appending again after the restart=%v", time.Since(restarted).Round(time.Millisecond))
 	if s := rec.seqs(); !slices.Equal(s, seqRange(1, 4)) {
 		t.Fatalf("published %v", s)
 	}
