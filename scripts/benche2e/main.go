@@ -1,84 +1,182 @@
 // Command benche2e measures the whole path of an action taken while
 // impersonating: HTTP request, authorization as the impersonated user, the
 // audit event's group commit on the embedded database, and fan-out to every
-// watcher of the activity feed over real WebSockets.
+// watcher of the activity feed over real WebSockets, beside a floor: the
+// same fan-out done by the least server on coder/websocket
+// (standin/scripts/internal/fanoutfloor).
 //
 // It starts the real server in this process on a fresh embedded database
-// with the demo facility. The owner opens -watchers sockets on /ws, each
-// subscribed to "activity". The admin impersonates Ben and lists resources,
-// which is one audited decision (one event) per request.
+// with the demo facility. For each number of watchers N in -watchers:
 //
-//   - paced: one request at a time at -rate requests a second for -duration;
-//     for each action, the time to the HTTP answer (authorize + persist) and
-//     to its event at the first and at the last watcher.
-//   - saturation: -workers requests at a time for -duration; actions a
-//     second, and deliveries a second across the watchers.
+//   - paced: -runs runs of two phases, alternating which goes first.
+//     standin: the owner opens N sockets on /ws, each subscribed to
+//     "activity"; the admin impersonates Ben and lists resources, which is
+//     one audited decision (one event) per request, one request at a time
+//     at -rate a second for -duration. For each action, the time from the
+//     request to the HTTP answer (authorize + persist + handler) and to
+//     its event at the first and the last watcher, and the fan-out spread
+//     between them. floor: N coder/websocket clients subscribed to a
+//     fanoutfloor server in this process, -rate events a second for
+//     -duration, each the size of a real activity event (one is taken from
+//     the server at start); for each event the time from publishing to
+//     the first and the last watcher. The table shows medians over the
+//     runs and checks the target: the last watcher's p99 at most the HTTP
+//     answer's p99 plus the floor's publish→last p99 plus 2 ms.
+//   - saturation: -runs runs of -workers requests at a time for
+//     -duration with N watchers; actions a second, and deliveries a
+//     second across the watchers.
 //
-// Usage: scripts/bench-e2e [-watchers 10,100,1000] [-rate 50] [-duration 10s]
+// Every run records the cores other processes took meanwhile
+// (others_cores), and every scenario the load average before and after.
+// The table goes to stdout; -json prints the results as JSON instead, and
+// -out FILE writes the JSON to FILE as well as printing the table:
+//
+//	{"program":"benche2e","machine":"…","load_before":"…","load_after":"…",
+//	 "results":[
+//	  {"scenario":"paced","params":{"watchers":100,"rate":50},"description":"…",
+//	   "load_before":"…","load_after":"…",
+//	   "runs":{"standin":[{"http_p99_ms":…,"last_p99_ms":…,…}],
+//	           "floor":[{"floor_last_p99_ms":…,…}]},
+//	   "target":{"last_p99_ms":…,"http_p99_ms":…,"floor_last_p99_ms":…,
+//	             "slack_ms":2,"limit_ms":…,"pass":true,"last_vs_floor":…}},
+//	  {"scenario":"saturation","params":{"watchers":100,"workers":8},…,
+//	   "runs":{"standin":[{"actions_per_s":…,"deliveries_per_s":…,…}]}}]}
+//
+// Durations are in milliseconds (keys ending in _ms) or seconds (_s).
+// The target is computed on the medians of the runs.
+//
+// Usage: scripts/bench-e2e [-watchers 10,100,1000] [-rate 50] [-duration 10s] [-runs 3] [-out FILE]
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
-	"net/http"
-	"net/http/cookiejar"
 	"os"
+	"os/signal"
 	"runtime"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
+	"text/tabwriter"
 	"time"
 
-	"github.com/coder/websocket"
-
+	"standin/scripts/internal/hostload"
 	"standin/server"
 	"standin/server/password"
 )
 
 func main() {
-	if err := run(); err != nil {
+	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "benche2e:", err)
 		os.Exit(1)
 	}
 }
 
-func run() error {
-	watchersFlag := flag.String("watchers", "10,100,1000", "comma-separated numbers of activity watchers")
-	rate := flag.Int("rate", 50, "paced actions a second")
-	duration := flag.Duration("duration", 10*time.Second, "length of each phase")
-	workers := flag.Int("workers", 8, "concurrent requests in the saturation phase")
-	flag.Parse()
-	var counts []int
-	for f := range strings.SplitSeq(*watchersFlag, ",") {
+// The two systems of the paced scenario.
+const (
+	systemStandin = "standin"
+	systemFloor   = "floor"
+)
+
+// targetSlack is the target's allowance beyond the HTTP answer and the
+// floor's fan-out.
+const targetSlack = 2.0 // ms
+
+// config holds the flags.
+type config struct {
+	watchers []int
+	rate     int
+	duration time.Duration
+	workers  int
+	runs     int
+	json     bool
+	out      string
+	logf     func(format string, args ...any)
+}
+
+// result is one scenario's runs at one number of watchers.
+type result struct {
+	Scenario    string              `json:"scenario"`
+	Params      map[string]int      `json:"params"`
+	Description string              `json:"description"`
+	LoadBefore  string              `json:"load_before"`
+	LoadAfter   string              `json:"load_after"`
+	Runs        map[string][]sample `json:"runs"` // by system
+	Target      *target             `json:"target,omitempty"`
+}
+
+// target is the paced scenario's check, on the medians of its runs: the
+// event reaches the last watcher within the HTTP answer's p99 plus the
+// floor's publish→last p99 plus SlackMS.
+type target struct {
+	LastP99MS      float64 `json:"last_p99_ms"`
+	HTTPP99MS      float64 `json:"http_p99_ms"`
+	FloorLastP99MS float64 `json:"floor_last_p99_ms"`
+	SlackMS        float64 `json:"slack_ms"`
+	LimitMS        float64 `json:"limit_ms"`
+	Pass           bool    `json:"pass"`
+	// LastVsFloor is the last watcher's p99 over the floor's
+	// publish→last p99.
+	LastVsFloor float64 `json:"last_vs_floor"`
+}
+
+// report is the JSON document of a whole run.
+type report struct {
+	Program    string   `json:"program"`
+	Machine    string   `json:"machine"`
+	LoadBefore string   `json:"load_before"`
+	LoadAfter  string   `json:"load_after"`
+	Results    []result `json:"results"`
+}
+
+func run(args []string, stdout, stderr io.Writer) error {
+	var cfg config
+	fs := flag.NewFlagSet("benche2e", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	watchers := fs.String("watchers", "10,100,1000", "comma-separated `counts` of activity watchers; each scenario runs once per count")
+	fs.IntVar(&cfg.rate, "rate", 50, "paced actions (and floor events) a second")
+	fs.DurationVar(&cfg.duration, "duration", 10*time.Second, "length of each phase of a run")
+	fs.IntVar(&cfg.workers, "workers", 8, "concurrent requests in the saturation scenario")
+	fs.IntVar(&cfg.runs, "runs", 3, "runs of each scenario; the paced scenario alternates which system goes first")
+	fs.BoolVar(&cfg.json, "json", false, "print the results as JSON instead of a table")
+	fs.StringVar(&cfg.out, "out", "", "also write the results as JSON to `file`")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	for f := range strings.SplitSeq(*watchers, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(f))
 		if err != nil || n < 1 {
-			return fmt.Errorf("bad -watchers entry %q", f)
+			return fmt.Errorf("-watchers: %q is not a positive number", f)
 		}
-		counts = append(counts, n)
+		cfg.watchers = append(cfg.watchers, n)
 	}
+	if cfg.rate < 1 || cfg.workers < 1 || cfg.runs < 1 || cfg.duration <= 0 {
+		return fmt.Errorf("-rate, -workers, -runs and -duration must be positive")
+	}
+	cfg.logf = func(format string, args ...any) { fmt.Fprintf(stderr, format+"\n", args...) }
 
 	dir, err := os.MkdirTemp("", "standin-benche2e")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	ctx, stop := context.WithCancel(context.Background())
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
+	sctx, stopServer := context.WithCancel(context.Background())
+	defer stopServer()
 	addr := make(chan net.Addr, 1)
 	done := make(chan error, 1)
 	go func() {
-		done <- server.Run(ctx, server.Config{
+		done <- server.Run(sctx, server.Config{
 			DataDir: dir, Addr: "127.0.0.1:0", Demo: server.DemoOn,
 			PasswordCost: password.Params{Time: 1, Memory: 1024, Threads: 1},
-			Logger:       slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})),
+			Logger:       slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelError})),
 			OnListen:     func(a net.Addr) { addr <- a },
 		})
 	}()
@@ -90,369 +188,279 @@ func run() error {
 		return fmt.Errorf("server: %w", err)
 	}
 	defer func() {
-		stop()
+		stopServer()
 		<-done
 	}()
 
-	owner, err := signIn(base, "owner@example.org")
+	sys := system{wsURL: "ws" + strings.TrimPrefix(base, "http") + "/ws"}
+	if sys.owner, err = signIn(base, "owner@example.org"); err != nil {
+		return err
+	}
+	if sys.admin, err = signIn(base, "admin@example.org"); err != nil {
+		return err
+	}
+	if err := sys.admin.impersonate("ben@example.org"); err != nil {
+		return err
+	}
+	event, err := realEvent(sys)
 	if err != nil {
 		return err
 	}
-	admin, err := signIn(base, "admin@example.org")
-	if err != nil {
-		return err
-	}
-	if err := admin.impersonate("ben@example.org"); err != nil {
-		return err
-	}
-	fmt.Printf("standin end to end: %s, GOMAXPROCS %d, load average %s\n", base, runtime.GOMAXPROCS(0), loadavg())
-	for _, n := range counts {
-		if err := phase(owner, admin, n, *rate, *workers, *duration); err != nil {
+	cfg.logf("standin end to end: %s; activity events of %d bytes", base, len(event))
+
+	rep := report{Program: "benche2e", Machine: hostload.Machine(), LoadBefore: hostload.Loadavg()}
+	for _, n := range cfg.watchers {
+		r, err := paced(ctx, cfg, sys, n, event)
+		if err != nil {
 			return err
+		}
+		rep.Results = append(rep.Results, r)
+		if r, err = saturation(ctx, cfg, sys, n); err != nil {
+			return err
+		}
+		rep.Results = append(rep.Results, r)
+	}
+	rep.LoadAfter = hostload.Loadavg()
+
+	if cfg.out != "" {
+		if err := writeJSON(cfg.out, rep); err != nil {
+			return err
+		}
+	}
+	if cfg.json {
+		return encodeJSON(stdout, rep)
+	}
+	fmt.Fprintf(stdout, "standin end to end, %s\nload average before: %s   after: %s\n", rep.Machine, rep.LoadBefore, rep.LoadAfter)
+	for _, r := range rep.Results {
+		switch r.Scenario {
+		case "paced":
+			printPaced(stdout, r)
+		case "saturation":
+			printSaturation(stdout, r)
 		}
 	}
 	return nil
 }
 
-// phase measures both phases with n watchers.
-func phase(owner, admin *client, n, rate, workers int, d time.Duration) error {
-	head, err := owner.head()
-	if err != nil {
-		return err
+// paced runs the paced scenario with n watchers on the server and on the
+// floor, cfg.runs times each, alternating which goes first.
+func paced(ctx context.Context, cfg config, sys system, n int, event []byte) (result, error) {
+	r := result{
+		Scenario: "paced",
+		Params:   map[string]int{"watchers": n, "rate": cfg.rate},
+		Description: fmt.Sprintf("%d watchers; standin: %d actions/s for %v, one request at a time; floor: fanoutfloor, %d events/s of %d B for %v",
+			n, cfg.rate, cfg.duration, cfg.rate, len(event), cfg.duration),
+		LoadBefore: hostload.Loadavg(),
+		Runs:       map[string][]sample{},
 	}
-	ws, err := openWatchers(owner, n, head)
-	if err != nil {
-		return err
-	}
-	defer closeWatchers(ws)
-
-	// Paced: one action at a time.
-	start := head
-	var sent, answered []time.Time
-	tick := time.NewTicker(time.Second / time.Duration(rate))
-	end := time.Now().Add(d)
-	for time.Now().Before(end) {
-		<-tick.C
-		t0 := time.Now()
-		if err := admin.act(); err != nil {
-			tick.Stop()
-			return err
+	for i := range cfg.runs {
+		order := []string{systemStandin, systemFloor}
+		if i%2 == 1 {
+			slices.Reverse(order)
 		}
-		sent, answered = append(sent, t0), append(answered, time.Now())
-	}
-	tick.Stop()
-	last := start + int64(len(sent))
-	if !waitAll(ws, last, 30*time.Second) {
-		return fmt.Errorf("%d watchers: not every watcher received event %d", n, last)
-	}
-	var persist, first, lastW []time.Duration
-	for i := range sent {
-		seq := start + int64(i) + 1
-		persist = append(persist, answered[i].Sub(sent[i]))
-		lo, hi := spread(ws, seq)
-		first, lastW = append(first, lo.Sub(sent[i])), append(lastW, hi.Sub(sent[i]))
-	}
-	fmt.Printf("\n%d watchers, %d actions a second for %s (load average %s)\n", n, rate, d, loadavg())
-	fmt.Printf("  %-44s p50 %8s  p99 %8s  max %8s\n", "action → HTTP answer (authorize + persist)", q(persist, 50), q(persist, 99), q(persist, 100))
-	fmt.Printf("  %-44s p50 %8s  p99 %8s  max %8s\n", "action → event at the first watcher", q(first, 50), q(first, 99), q(first, 100))
-	fmt.Printf("  %-44s p50 %8s  p99 %8s  max %8s\n", "action → event at the last watcher", q(lastW, 50), q(lastW, 99), q(lastW, 100))
-	fmt.Printf("  %-44s %d of %d\n", "events lost or out of order", lost(ws), len(sent)*n)
-
-	// Saturation: workers at once.
-	start = last
-	var acted atomic.Int64
-	var wg sync.WaitGroup
-	var failed atomic.Value
-	t0 := time.Now()
-	end = t0.Add(d)
-	for range workers {
-		wg.Go(func() {
-			for time.Now().Before(end) {
-				if err := admin.act(); err != nil {
-					failed.Store(err)
-					return
+		for _, name := range order {
+			err := measure(ctx, cfg, &r, name, i, func() (sample, error) {
+				if name == systemStandin {
+					return pacedStandin(sys, n, cfg.rate, cfg.duration)
 				}
-				acted.Add(1)
+				return pacedFloor(n, cfg.rate, cfg.duration, event)
+			})
+			if err != nil {
+				return r, err
 			}
-		})
+		}
 	}
-	wg.Wait()
-	if err, ok := failed.Load().(error); ok {
+	r.LoadAfter = hostload.Loadavg()
+	t := target{
+		LastP99MS:      median(values(r.Runs[systemStandin], "last_p99_ms")),
+		HTTPP99MS:      median(values(r.Runs[systemStandin], "http_p99_ms")),
+		FloorLastP99MS: median(values(r.Runs[systemFloor], "floor_last_p99_ms")),
+		SlackMS:        targetSlack,
+	}
+	t.LimitMS = t.HTTPP99MS + t.FloorLastP99MS + t.SlackMS
+	t.Pass = t.LastP99MS <= t.LimitMS
+	if t.FloorLastP99MS > 0 {
+		t.LastVsFloor = t.LastP99MS / t.FloorLastP99MS
+	}
+	r.Target = &t
+	return r, nil
+}
+
+// saturation runs the saturation scenario with n watchers cfg.runs times.
+func saturation(ctx context.Context, cfg config, sys system, n int) (result, error) {
+	r := result{
+		Scenario:    "saturation",
+		Params:      map[string]int{"watchers": n, "workers": cfg.workers},
+		Description: fmt.Sprintf("%d watchers; %d requests at a time for %v", n, cfg.workers, cfg.duration),
+		LoadBefore:  hostload.Loadavg(),
+		Runs:        map[string][]sample{},
+	}
+	for i := range cfg.runs {
+		if err := measure(ctx, cfg, &r, systemStandin, i, func() (sample, error) {
+			return saturate(sys, n, cfg.workers, cfg.duration)
+		}); err != nil {
+			return r, err
+		}
+	}
+	r.LoadAfter = hostload.Loadavg()
+	return r, nil
+}
+
+// measure runs one run of r on system name, adds the cores other
+// processes took meanwhile, and appends it to r.
+func measure(ctx context.Context, cfg config, r *result, name string, i int, fn func() (sample, error)) error {
+	if err := ctx.Err(); err != nil {
 		return err
 	}
-	actions := acted.Load()
-	last = start + actions
-	if !waitAll(ws, last, 60*time.Second) {
-		return fmt.Errorf("%d watchers: not every watcher received event %d", n, last)
+	start := time.Now()
+	var s sample
+	others, err := hostload.OthersCPU(func() error {
+		var err error
+		s, err = fn()
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("%s, %d watchers, run %d on the %s: %w", r.Scenario, r.Params["watchers"], i+1, name, err)
 	}
-	_, hi := spread(ws, last)
-	elapsed := hi.Sub(t0)
-	fmt.Printf("  saturation, %d requests at a time: %.0f actions/s; %.0f deliveries/s; last delivery %s after the start (%s of requests)\n",
-		workers, float64(actions)/d.Seconds(), float64(actions*int64(n))/elapsed.Seconds(), elapsed.Round(time.Millisecond), d)
-	fmt.Printf("  %-44s %d of %d\n", "events lost or out of order", lost(ws), actions*int64(n))
+	s["others_cores"] = others
+	r.Runs[name] = append(r.Runs[name], s)
+	var b strings.Builder
+	for _, k := range slices.Sorted(maps.Keys(s)) {
+		fmt.Fprintf(&b, " %s=%.4g", k, s[k])
+	}
+	cfg.logf("%s watchers %d run %d/%d %-7s %5.1fs%s", r.Scenario, r.Params["watchers"], i+1, cfg.runs, name,
+		time.Since(start).Seconds(), b.String())
+	settle()
 	return nil
 }
 
-func q(ds []time.Duration, p int) string {
-	if len(ds) == 0 {
-		return "-"
+// settle lets the goroutines of a finished run exit and collects their
+// garbage, so that one run does not tax the next.
+func settle() {
+	deadline := time.Now().Add(5 * time.Second)
+	n := runtime.NumGoroutine()
+	for time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+		m := runtime.NumGoroutine()
+		if m == n {
+			break
+		}
+		n = m
 	}
-	s := slices.Clone(ds)
+	runtime.GC()
+}
+
+// stage is one row of the paced table: the metrics prefix+"p50_ms",
+// prefix+"p99_ms" and prefix+"max_ms" of system.
+type stage struct {
+	label, system, prefix string
+}
+
+var stages = []stage{
+	{"action → HTTP answer (authorize + persist + handler)", systemStandin, "http_"},
+	{"action → event at the first watcher", systemStandin, "first_"},
+	{"action → event at the last watcher", systemStandin, "last_"},
+	{"fan-out spread (last − first watcher)", systemStandin, "spread_"},
+	{"floor: publish → first watcher", systemFloor, "floor_first_"},
+	{"floor: publish → last watcher", systemFloor, "floor_last_"},
+	{"floor: fan-out spread", systemFloor, "floor_spread_"},
+}
+
+func printPaced(w io.Writer, r result) {
+	fmt.Fprintf(w, "\n== paced: %s\n   load average before: %s   after: %s\n", r.Description, r.LoadBefore, r.LoadAfter)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "stage, median of runs\tp50 ms\tp99 ms\tmax ms\tp99 runs\t")
+	for _, st := range stages {
+		runs := r.Runs[st.system]
+		p99 := values(runs, st.prefix+"p99_ms")
+		fmt.Fprintf(tw, "%s\t%.2f\t%.2f\t%.2f\t%s\t\n", st.label, median(values(runs, st.prefix+"p50_ms")),
+			median(p99), median(values(runs, st.prefix+"max_ms")), join("%.2f", p99))
+	}
+	for _, m := range []struct{ label, system, key, format string }{
+		{"events lost or out of order, standin", systemStandin, "lost", "%.0f"},
+		{"events lost or out of order, floor", systemFloor, "lost", "%.0f"},
+		{"CPU taken by other processes, cores, standin", systemStandin, "others_cores", "%.2f"},
+		{"CPU taken by other processes, cores, floor", systemFloor, "others_cores", "%.2f"},
+	} {
+		v := values(r.Runs[m.system], m.key)
+		fmt.Fprintf(tw, "%s\t"+m.format+"\t\t\t%s\t\n", m.label, median(v), join(m.format, v))
+	}
+	tw.Flush()
+	if t := r.Target; t != nil {
+		verdict := "FAIL"
+		if t.Pass {
+			verdict = "pass"
+		}
+		fmt.Fprintf(w, "   last watcher p99 / floor publish→last p99: %.2fx\n", t.LastVsFloor)
+		fmt.Fprintf(w, "   target: last watcher p99 %.2f ms <= HTTP answer p99 %.2f + floor p99 %.2f + %.0f = %.2f ms: %s\n",
+			t.LastP99MS, t.HTTPP99MS, t.FloorLastP99MS, t.SlackMS, t.LimitMS, verdict)
+	}
+}
+
+func printSaturation(w io.Writer, r result) {
+	fmt.Fprintf(w, "\n== saturation: %s\n   load average before: %s   after: %s\n", r.Description, r.LoadBefore, r.LoadAfter)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "metric\tmedian\truns\t")
+	runs := r.Runs[systemStandin]
+	for _, m := range []struct{ label, key, format string }{
+		{"actions/s", "actions_per_s", "%.0f"},
+		{"deliveries/s", "deliveries_per_s", "%.0f"},
+		{"last delivery after the start, s", "last_delivery_s", "%.2f"},
+		{"events lost or out of order", "lost", "%.0f"},
+		{"CPU taken by other processes, cores", "others_cores", "%.2f"},
+	} {
+		v := values(runs, m.key)
+		fmt.Fprintf(tw, "%s\t"+m.format+"\t%s\t\n", m.label, median(v), join(m.format, v))
+	}
+	tw.Flush()
+}
+
+func values(runs []sample, key string) []float64 {
+	out := make([]float64, len(runs))
+	for i, s := range runs {
+		out[i] = s[key]
+	}
+	return out
+}
+
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := slices.Clone(v)
 	slices.Sort(s)
-	i := min(len(s)*p/100, len(s)-1)
-	return s[i].Round(10 * time.Microsecond).String()
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
-// client is a signed-in browser-like HTTP client.
-type client struct {
-	base string
-	http *http.Client
-	csrf string
+func join(format string, v []float64) string {
+	parts := make([]string, len(v))
+	for i, x := range v {
+		parts[i] = fmt.Sprintf(format, x)
+	}
+	return strings.Join(parts, " ")
 }
 
-func signIn(base, email string) (*client, error) {
-	jar, err := cookiejar.New(nil)
-	if err != nil {
-		return nil, err
-	}
-	c := &client{base: base, http: &http.Client{Jar: jar, Timeout: 30 * time.Second,
-		Transport: &http.Transport{MaxIdleConnsPerHost: 64}}}
-	var out struct {
-		CSRF string `json:"csrf_token"`
-	}
-	if err := c.call(http.MethodPost, "/api/v1/auth/login", map[string]string{"email": email, "password": "demo"}, &out); err != nil {
-		return nil, fmt.Errorf("sign in %s: %w", email, err)
-	}
-	return c, c.refresh()
+func encodeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }
 
-func (c *client) refresh() error {
-	var s struct {
-		CSRF string `json:"csrf_token"`
-	}
-	if err := c.call(http.MethodGet, "/api/v1/session", nil, &s); err != nil {
-		return err
-	}
-	c.csrf = s.CSRF
-	return nil
-}
-
-func (c *client) call(method, path string, body, out any) error {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return err
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequest(method, c.base+path, rd)
+// writeJSON writes v as JSON to the file path.
+func writeJSON(path string, v any) error {
+	f, err := os.Create(path)
 	if err != nil {
-		return err
+		return fmt.Errorf("writing the results: %w", err)
 	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
+	if err := encodeJSON(f, v); err != nil {
+		f.Close()
+		return fmt.Errorf("writing the results to %s: %w", path, err)
 	}
-	if method != http.MethodGet {
-		req.Header.Set("X-CSRF-Token", c.csrf)
-	}
-	res, err := c.http.Do(req)
-	if err != nil {
-		return err
-	}
-	defer res.Body.Close()
-	raw, err := io.ReadAll(res.Body)
-	if err != nil {
-		return err
-	}
-	if res.StatusCode >= 300 {
-		return fmt.Errorf("%s %s: %d %s", method, path, res.StatusCode, raw)
-	}
-	if out != nil {
-		return json.Unmarshal(raw, out)
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("writing the results to %s: %w", path, err)
 	}
 	return nil
-}
-
-func (c *client) impersonate(email string) error {
-	var users struct {
-		Items []struct {
-			ID    string `json:"id"`
-			Email string `json:"email"`
-		} `json:"items"`
-	}
-	if err := c.call(http.MethodGet, "/api/v1/users?q="+email, nil, &users); err != nil {
-		return err
-	}
-	for _, u := range users.Items {
-		if u.Email == email {
-			if err := c.call(http.MethodPost, "/api/v1/impersonations",
-				map[string]any{"user_id": u.ID, "reason": "end-to-end benchmark", "minutes": 120}, nil); err != nil {
-				return err
-			}
-			return c.refresh()
-		}
-	}
-	return fmt.Errorf("no user %s", email)
-}
-
-// act is one action under impersonation: one audited decision.
-func (c *client) act() error {
-	return c.call(http.MethodGet, "/api/v1/resources", nil, nil)
-}
-
-// head is the seq of the newest event.
-func (c *client) head() (int64, error) {
-	var page struct {
-		Items []struct {
-			Seq int64 `json:"seq"`
-		} `json:"items"`
-	}
-	if err := c.call(http.MethodGet, "/api/v1/activity?limit=1", nil, &page); err != nil {
-		return 0, err
-	}
-	if len(page.Items) == 0 {
-		return 0, nil
-	}
-	return page.Items[0].Seq, nil
-}
-
-// watcher is one activity socket; it records when each seq arrived.
-type watcher struct {
-	conn *websocket.Conn
-	base int64
-
-	mu       sync.Mutex
-	arrived  []time.Time // arrived[i]: seq base+1+i
-	disorder int
-	latest   atomic.Int64
-	done     chan struct{}
-}
-
-func openWatchers(c *client, n int, after int64) ([]*watcher, error) {
-	ws := make([]*watcher, 0, n)
-	url := "ws" + strings.TrimPrefix(c.base, "http") + "/ws"
-	for range n {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		conn, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPClient: c.http})
-		cancel()
-		if err != nil {
-			closeWatchers(ws)
-			return nil, fmt.Errorf("open watcher %d: %w", len(ws)+1, err)
-		}
-		conn.SetReadLimit(1 << 22)
-		w := &watcher{conn: conn, base: after, done: make(chan struct{})}
-		w.latest.Store(after)
-		sub, _ := json.Marshal(map[string]any{"type": "subscribe", "topic": "activity", "after_seq": after})
-		if err := conn.Write(context.Background(), websocket.MessageText, sub); err != nil {
-			closeWatchers(ws)
-			return nil, err
-		}
-		go w.read()
-		ws = append(ws, w)
-	}
-	return ws, nil
-}
-
-func (w *watcher) read() {
-	defer close(w.done)
-	for {
-		_, data, err := w.conn.Read(context.Background())
-		if err != nil {
-			return
-		}
-		now := time.Now()
-		for line := range bytes.SplitSeq(data, []byte("\n")) {
-			seq, ok := eventSeq(line)
-			if !ok {
-				continue
-			}
-			w.mu.Lock()
-			if seq != w.base+int64(len(w.arrived))+1 {
-				w.disorder++
-			} else {
-				w.arrived = append(w.arrived, now)
-			}
-			w.mu.Unlock()
-			w.latest.Store(seq)
-		}
-	}
-}
-
-// eventSeq reads the seq of an event message without decoding the rest,
-// so that the watchers, which share the machine with the server, take
-// little of it. The hub writes {"type":"event","topic":…,"seq":N,…}.
-func eventSeq(line []byte) (int64, bool) {
-	if !bytes.HasPrefix(line, []byte(`{"type":"event"`)) {
-		return 0, false
-	}
-	i := bytes.Index(line, []byte(`"seq":`))
-	if i < 0 {
-		return 0, false
-	}
-	rest := line[i+len(`"seq":`):]
-	end := 0
-	for end < len(rest) && '0' <= rest[end] && rest[end] <= '9' {
-		end++
-	}
-	n, err := strconv.ParseInt(string(rest[:end]), 10, 64)
-	return n, err == nil
-}
-
-func closeWatchers(ws []*watcher) {
-	for _, w := range ws {
-		w.conn.Close(websocket.StatusNormalClosure, "")
-		<-w.done
-	}
-}
-
-func waitAll(ws []*watcher, seq int64, timeout time.Duration) bool {
-	deadline := time.Now().Add(timeout)
-	for _, w := range ws {
-		for w.latest.Load() < seq {
-			if time.Now().After(deadline) {
-				return false
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
-	}
-	return true
-}
-
-// spread is when seq reached the first and the last watcher.
-func spread(ws []*watcher, seq int64) (first, last time.Time) {
-	for _, w := range ws {
-		w.mu.Lock()
-		t := w.arrived[seq-w.base-1]
-		w.mu.Unlock()
-		if first.IsZero() || t.Before(first) {
-			first = t
-		}
-		if t.After(last) {
-			last = t
-		}
-	}
-	return first, last
-}
-
-func lost(ws []*watcher) int {
-	n := 0
-	for _, w := range ws {
-		w.mu.Lock()
-		n += w.disorder
-		w.mu.Unlock()
-	}
-	return n
-}
-
-func loadavg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "unknown"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "unknown"
-	}
-	return strings.Join(f[:3], " ")
 }

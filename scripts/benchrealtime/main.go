@@ -2,7 +2,8 @@
 // least a fan-out server on coder/websocket can do (a bounded queue and a
 // batching writer per socket, each event encoded once). Both serve real
 // coder/websocket clients over loopback; every scenario runs on each,
-// alternately, -runs times, and the table shows medians.
+// alternately, -runs times, and the table shows medians. The floor is
+// package standin/scripts/internal/fanoutfloor.
 //
 // Scenarios:
 //
@@ -22,6 +23,30 @@
 //     until all are live again. The hub only, replaying from an in-memory
 //     backlog: the floor has none.
 //
+// -subs and -idle take comma-separated lists: saturation and latency run
+// once per -subs value, idle once per -idle value. In the saturation and
+// latency scenarios both ends of every socket are in this process when the
+// open files limit allows (2 per subscriber); when it does not, the
+// subscribers run in a child process (this program with -clients), whose
+// CPU time still counts in the CPU figures, and client_procs is 1;
+// -clients-apart puts them there at every size, for comparison. The idle
+// scenario needs one descriptor per socket in each of its two
+// processes.
+//
+// The table goes to stdout; -json prints the results as JSON instead, and
+// -out FILE writes the JSON to FILE as well as printing the table:
+//
+//	{"program":"benchrealtime","machine":"…","load_before":"…","load_after":"…",
+//	 "results":[{"scenario":"saturation","params":{"subs":1000},"description":"…",
+//	   "load_before":"…","load_after":"…",
+//	   "runs":{"hub":[{"deliveries_per_s":…,…,"others_cores":…}],"floor":[…]}}]}
+//
+// params holds the scenario's size: {"subs":N} for saturation and latency,
+// {"idle":N}, {"stall_subs":N} or {"storm":N}. runs holds one object of
+// metrics per run and system, in run order; the storm runs on the hub
+// only. Every run reports others_cores, the cores other processes took
+// while it ran.
+//
 // scripts/bench-realtime runs it with the descriptor limit raised.
 package main
 
@@ -31,13 +56,16 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/signal"
-	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"standin/scripts/internal/hostload"
 )
 
 func main() {
@@ -51,7 +79,8 @@ func main() {
 type config struct {
 	scenarios     []string
 	runs          int
-	subs          int
+	subsList      []int
+	subs          int // of the run
 	payload       int
 	satDuration   time.Duration
 	window        int64
@@ -60,12 +89,15 @@ type config struct {
 	stallSubs     int
 	stallPayload  int
 	stallDuration time.Duration
-	idle          int
+	idleList      []int
+	idle          int // of the run
 	storm         int
 	stormAway     int
 	stormRate     int
 	stormSpread   time.Duration
+	clientsApart  bool
 	json          bool
+	out           string
 	// logf writes a line of progress.
 	logf func(format string, args ...any)
 }
@@ -78,6 +110,11 @@ type scenario struct {
 	describe func(config) string
 	run      func(context.Context, config, string) (sample, error)
 	metrics  []metric
+	// param names the size the scenario runs at, in the results' params;
+	// it runs once for each of values(cfg), applied to cfg by set.
+	param  string
+	values func(config) []int
+	set    func(*config, int)
 }
 
 // metric is one row of a scenario's table.
@@ -95,7 +132,8 @@ func scenarios() []scenario {
 			return fmt.Sprintf("%d subscribers, %v, %d B payloads, publisher at most %d events ahead",
 				c.subs, c.satDuration, c.payload, c.window)
 		},
-		run: saturation,
+		run:   saturation,
+		param: "subs", values: func(c config) []int { return c.subsList }, set: func(c *config, n int) { c.subs = n },
 		metrics: []metric{
 			{key: "deliveries_per_s", label: "delivered messages/s", format: "%.0f",
 				target: ">= 0.9x floor", pass: func(h, f float64) bool { return h >= 0.9*f }},
@@ -103,13 +141,15 @@ func scenarios() []scenario {
 			{key: "cpu_us_per_delivery", label: "process CPU/delivery µs (servers+clients)", format: "%.2f"},
 			{key: "cpu_cores", label: "process CPU, cores busy", format: "%.2f"},
 			{key: "dropped", label: "subscribers dropped", format: "%.0f"},
+			{key: "client_procs", label: "processes the clients ran in besides this one", format: "%.0f"},
 		},
 	}, {
 		name: "latency",
 		describe: func(c config) string {
 			return fmt.Sprintf("%d subscribers, %d events/s for %v, %d B payloads", c.subs, c.rate, c.latDuration, c.payload)
 		},
-		run: latency,
+		run:   latency,
+		param: "subs", values: func(c config) []int { return c.subsList }, set: func(c *config, n int) { c.subs = n },
 		metrics: []metric{
 			{key: "p50_ms", label: "publish→receive p50 ms", format: "%.2f"},
 			{key: "p99_ms", label: "publish→receive p99 ms", format: "%.2f",
@@ -117,6 +157,7 @@ func scenarios() []scenario {
 			{key: "max_ms", label: "publish→receive max ms", format: "%.2f"},
 			{key: "lost", label: "deliveries missing", format: "%.0f"},
 			{key: "cpu_cores", label: "process CPU, cores busy", format: "%.2f"},
+			{key: "client_procs", label: "processes the clients ran in besides this one", format: "%.0f"},
 		},
 	}, {
 		name: "stall",
@@ -124,7 +165,8 @@ func scenarios() []scenario {
 			return fmt.Sprintf("%d subscribers (+1 that stops reading, SO_RCVBUF 4 KiB), %d events/s for %v, %d B payloads",
 				c.stallSubs, c.rate, c.stallDuration, c.stallPayload)
 		},
-		run: stall,
+		run:   stall,
+		param: "stall_subs", values: func(c config) []int { return []int{c.stallSubs} }, set: func(c *config, n int) { c.stallSubs = n },
 		metrics: []metric{
 			{key: "alone_p50_ms", label: "others p50 ms, no stalled client", format: "%.2f"},
 			{key: "alone_p99_ms", label: "others p99 ms, no stalled client", format: "%.2f"},
@@ -143,7 +185,8 @@ func scenarios() []scenario {
 		describe: func(c config) string {
 			return fmt.Sprintf("%d idle subscribed sockets; server in a child process, after GC", c.idle)
 		},
-		run: idle,
+		run:   idle,
+		param: "idle", values: func(c config) []int { return c.idleList }, set: func(c *config, n int) { c.idle = n },
 		metrics: []metric{
 			{key: "rss_kib_per_socket", label: "server RSS KiB/socket", format: "%.1f",
 				target: "<= 25 KiB", pass: func(h, _ float64) bool { return h <= 25 }},
@@ -159,6 +202,7 @@ func scenarios() []scenario {
 		},
 		systems: []string{systemHub},
 		run:     storm,
+		param:   "storm", values: func(c config) []int { return []int{c.storm} }, set: func(c *config, n int) { c.storm = n },
 		metrics: []metric{
 			{key: "lost", label: "events lost (gaps)", format: "%.0f",
 				target: "= 0", pass: func(h, _ float64) bool { return h == 0 }},
@@ -176,9 +220,10 @@ func scenarios() []scenario {
 	}}
 }
 
-// result is one scenario's runs.
+// result is one scenario's runs at one size.
 type result struct {
 	Scenario    string              `json:"scenario"`
+	Params      map[string]int      `json:"params"`
 	Description string              `json:"description"`
 	LoadBefore  string              `json:"load_before"`
 	LoadAfter   string              `json:"load_after"`
@@ -192,7 +237,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	serve := fs.String("serve", "", "serve `system` (hub or floor) for the idle scenario, until stdin closes; used by this program itself")
 	list := fs.String("scenarios", "saturation,latency,stall,idle,storm", "comma-separated scenarios to run")
 	fs.IntVar(&cfg.runs, "runs", 3, "runs of each scenario on each system")
-	fs.IntVar(&cfg.subs, "subs", 1000, "subscribers in the saturation and latency scenarios")
+	subsList := fs.String("subs", "1000", "comma-separated `counts` of subscribers in the saturation and latency scenarios; each runs once per count")
 	fs.IntVar(&cfg.payload, "payload", 300, "event payload bytes in the saturation and latency scenarios")
 	fs.DurationVar(&cfg.satDuration, "sat-duration", 5*time.Second, "publishing time of a saturation run")
 	fs.Int64Var(&cfg.window, "window", 128, "events the saturation publisher may run ahead of the slowest subscriber (below the queue of 256)")
@@ -201,22 +246,36 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&cfg.stallSubs, "stall-subs", 100, "reading subscribers in the stall scenario")
 	fs.IntVar(&cfg.stallPayload, "stall-payload", 1024, "event payload bytes in the stall scenario")
 	fs.DurationVar(&cfg.stallDuration, "stall-duration", 10*time.Second, "publishing time of each half of a stall run")
-	fs.IntVar(&cfg.idle, "idle", 10000, "sockets in the idle scenario")
+	idleList := fs.String("idle", "10000", "comma-separated `counts` of sockets in the idle scenario; it runs once per count")
 	fs.IntVar(&cfg.storm, "storm", 1000, "subscribers in the storm scenario")
 	fs.IntVar(&cfg.stormAway, "storm-away", 100, "events published while the storm's subscribers are away")
 	fs.IntVar(&cfg.stormRate, "storm-rate", 200, "events a second throughout the storm scenario")
 	fs.DurationVar(&cfg.stormSpread, "storm-spread", time.Second, "time over which the storm's subscribers reconnect")
+	fs.BoolVar(&cfg.clientsApart, "clients-apart", false, "run the saturation and latency subscribers in a child process even when both ends of their sockets fit the open files limit of this one")
 	fs.BoolVar(&cfg.json, "json", false, "print the results as JSON instead of a table")
+	fs.StringVar(&cfg.out, "out", "", "also write the results as JSON to `file`")
+	clients := fs.String("clients", "", "open the subscribers `spec` describes and report on them, until stdin closes; used by this program itself")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *serve != "" {
 		return serveChild(*serve)
 	}
+	if *clients != "" {
+		return serveClients(*clients)
+	}
+	var err error
+	if cfg.subsList, err = counts("-subs", *subsList); err != nil {
+		return err
+	}
+	if cfg.idleList, err = counts("-idle", *idleList); err != nil {
+		return err
+	}
+	cfg.subs, cfg.idle = cfg.subsList[0], cfg.idleList[0]
 	cfg.logf = func(format string, args ...any) { fmt.Fprintf(stderr, format+"\n", args...) }
-	if cfg.runs < 1 || cfg.subs < 1 || cfg.idle < 1 || cfg.stallSubs < 1 || cfg.rate < 1 || cfg.window < 1 ||
+	if cfg.runs < 1 || cfg.stallSubs < 1 || cfg.rate < 1 || cfg.window < 1 ||
 		cfg.storm < 1 || cfg.stormAway < 1 || cfg.stormRate < 1 || cfg.stormSpread < 0 {
-		return fmt.Errorf("-runs, -subs, -idle, -stall-subs, -rate, -window, -storm, -storm-away and -storm-rate must be positive, -storm-spread not negative")
+		return fmt.Errorf("-runs, -stall-subs, -rate, -window, -storm, -storm-away and -storm-rate must be positive, -storm-spread not negative")
 	}
 
 	all := scenarios()
@@ -231,37 +290,86 @@ func run(args []string, stdout, stderr io.Writer) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	loadStart := loadavg()
+	loadStart := hostload.Loadavg()
 	var results []result
+	var ran []scenario // the scenario of each result
 	for _, sc := range chosen {
-		r, err := runScenario(ctx, cfg, sc)
-		if err != nil {
-			return err
+		for _, v := range sc.values(cfg) {
+			c := cfg
+			sc.set(&c, v)
+			r, err := runScenario(ctx, c, sc, map[string]int{sc.param: v})
+			if err != nil {
+				return err
+			}
+			results, ran = append(results, r), append(ran, sc)
 		}
-		results = append(results, r)
 	}
 
-	if cfg.json {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(struct {
-			Machine    string   `json:"machine"`
-			LoadBefore string   `json:"load_before"`
-			LoadAfter  string   `json:"load_after"`
-			Results    []result `json:"results"`
-		}{machine(), loadStart, loadavg(), results})
+	rep := report{Program: "benchrealtime", Machine: hostload.Machine(), LoadBefore: loadStart,
+		LoadAfter: hostload.Loadavg(), Results: results}
+	if cfg.out != "" {
+		if err := writeJSON(cfg.out, rep); err != nil {
+			return err
+		}
 	}
-	fmt.Fprintf(stdout, "%s\nload average before: %s   after: %s\n", machine(), loadStart, loadavg())
+	if cfg.json {
+		return encodeJSON(stdout, rep)
+	}
+	fmt.Fprintf(stdout, "%s\nload average before: %s   after: %s\n", rep.Machine, rep.LoadBefore, rep.LoadAfter)
 	for i, r := range results {
-		printTable(stdout, chosen[i], r)
+		printTable(stdout, ran[i], r)
 	}
 	return nil
 }
 
-// runScenario runs sc cfg.runs times on each of its systems, alternating
-// which goes first.
-func runScenario(ctx context.Context, cfg config, sc scenario) (result, error) {
-	r := result{Scenario: sc.name, Description: sc.describe(cfg), LoadBefore: loadavg(), Runs: map[string][]sample{}}
+// report is the JSON document of a whole run.
+type report struct {
+	Program    string   `json:"program"`
+	Machine    string   `json:"machine"`
+	LoadBefore string   `json:"load_before"`
+	LoadAfter  string   `json:"load_after"`
+	Results    []result `json:"results"`
+}
+
+func encodeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// writeJSON writes v as JSON to the file path.
+func writeJSON(path string, v any) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("writing the results: %w", err)
+	}
+	if err := encodeJSON(f, v); err != nil {
+		f.Close()
+		return fmt.Errorf("writing the results to %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("writing the results to %s: %w", path, err)
+	}
+	return nil
+}
+
+// counts parses the comma-separated positive integers of flag name.
+func counts(name, list string) ([]int, error) {
+	var out []int
+	for f := range strings.SplitSeq(list, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("%s: %q is not a positive number", name, f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+// runScenario runs sc, at the size of cfg that p names, cfg.runs times on
+// each of its systems, alternating which goes first.
+func runScenario(ctx context.Context, cfg config, sc scenario, p map[string]int) (result, error) {
+	r := result{Scenario: sc.name, Params: p, Description: sc.describe(cfg), LoadBefore: hostload.Loadavg(), Runs: map[string][]sample{}}
 	systems := sc.systems
 	if systems == nil {
 		systems = []string{systemHub, systemFloor}
@@ -277,7 +385,7 @@ func runScenario(ctx context.Context, cfg config, sc scenario) (result, error) {
 			}
 			start := time.Now()
 			var s sample
-			others, err := othersCPU(func() error {
+			others, err := hostload.OthersCPU(func() error {
 				var err error
 				s, err = sc.run(ctx, cfg, system)
 				return err
@@ -287,12 +395,12 @@ func runScenario(ctx context.Context, cfg config, sc scenario) (result, error) {
 			}
 			s[othersKey] = others
 			r.Runs[system] = append(r.Runs[system], s)
-			cfg.logf("%s run %d/%d %-5s %5.1fs %s", sc.name, i+1, cfg.runs, system,
+			cfg.logf("%s %s run %d/%d %-5s %5.1fs %s", sc.name, params(r.Params), i+1, cfg.runs, system,
 				time.Since(start).Seconds(), brief(sc, s))
 			settle()
 		}
 	}
-	r.LoadAfter = loadavg()
+	r.LoadAfter = hostload.Loadavg()
 	return r, nil
 }
 
@@ -315,7 +423,7 @@ func brief(sc scenario, s sample) string {
 }
 
 func printTable(w io.Writer, sc scenario, r result) {
-	fmt.Fprintf(w, "\n== %s: %s\n   load average before: %s   after: %s\n", sc.name, r.Description, r.LoadBefore, r.LoadAfter)
+	fmt.Fprintf(w, "\n== %s (%s): %s\n   load average before: %s   after: %s\n", sc.name, params(r.Params), r.Description, r.LoadBefore, r.LoadAfter)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "metric\thub\tfloor\thub/floor\ttarget\thub runs\tfloor runs\t")
 	for _, m := range withOthers(sc) {
@@ -370,17 +478,12 @@ func join(format string, v []float64) string {
 	return strings.Join(parts, " ")
 }
 
-// loadavg returns the first three fields of /proc/loadavg.
-func loadavg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "unknown"
+// params shows a result's params as "key value, …".
+func params(p map[string]int) string {
+	keys := slices.Sorted(maps.Keys(p))
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = k + " " + strconv.Itoa(p[k])
 	}
-	f := strings.Fields(string(b))
-	return strings.Join(f[:min(3, len(f))], " ")
-}
-
-func machine() string {
-	return fmt.Sprintf("%s %s/%s, %d CPUs, GOMAXPROCS %d", runtime.Version(), runtime.GOOS, runtime.GOARCH,
-		runtime.NumCPU(), runtime.GOMAXPROCS(0))
+	return strings.Join(parts, ", ")
 }

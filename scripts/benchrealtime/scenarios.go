@@ -17,11 +17,11 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/coder/websocket"
+
+	"standin/scripts/internal/hostload"
 )
 
 // sample holds one run's measurements by metric key.
@@ -84,28 +84,28 @@ func (s *server) close() error {
 // saturation publishes as fast as the slowest of cfg.subs subscribers
 // keeps up with, for cfg.satDuration. The publisher stays at most
 // cfg.window events ahead of the slowest subscriber still connected, well
-// inside both servers' queues, so that nobody is dropped for the
-// publisher's sake and throughput is the servers' steady rate. A server may
-// still drop a subscriber whose writes time out; dropped counts them.
+// inside both servers' queues whatever the number of subscribers, so that
+// nobody is dropped for the publisher's sake and throughput is the
+// servers' steady rate. A server may still drop a subscriber whose writes
+// time out; dropped counts them.
 func saturation(ctx context.Context, cfg config, system string) (sample, error) {
 	s, err := startServer(ctx, system, 0)
 	if err != nil {
 		return nil, err
 	}
 	defer s.close()
-	var delivered atomic.Int64
-	cs, err := openClients(ctx, s.url, "tok-", cfg.subs, clientOptions{delivered: &delivered})
+	f, err := openFleet(ctx, s.url, cfg.subs, false, cfg.clientsApart, time.Millisecond)
 	if err != nil {
 		return nil, err
 	}
-	defer closeClients(cs)
+	defer f.close()
 
 	var seq int64
 	start := time.Now()
 	end := start.Add(cfg.satDuration)
-	cpu0 := cpuTime()
+	cpu0, child0 := hostload.CPUTime(), f.cpu()
 	for time.Now().Before(end) {
-		low := minSeq(cs)
+		low := f.minSeq()
 		if low < 0 {
 			return nil, errors.New("saturation: the server dropped every subscriber")
 		}
@@ -120,26 +120,32 @@ func saturation(ctx context.Context, cfg config, system string) (sample, error) 
 		}
 	}
 	elapsed := time.Since(start).Seconds()
-	cpu := (cpuTime() - cpu0).Seconds()
-	n := float64(delivered.Load())
-	for _, c := range cs {
-		select {
-		case <-c.done:
-			cfg.logf("  %s dropped a subscriber, which read: %v", system, c.err)
-		default:
-		}
-	}
-	if !waitSeq(cs, seq, 10*time.Second) {
+	cpu := (hostload.CPUTime() - cpu0 + f.cpu() - child0).Seconds()
+	n := float64(f.deliveries())
+	f.logDropped(cfg.logf, system)
+	// The subscribers have at most cfg.window events each to catch up on.
+	if !f.waitSeq(seq, perSubscriber(10*time.Second, cfg.subs)) {
 		return nil, fmt.Errorf("saturation: subscribers did not all receive event %d; %d of %d sockets open",
 			seq, s.t.conns(), cfg.subs)
+	}
+	dropped := float64(cfg.subs - s.t.conns())
+	if _, err := f.close(); err != nil {
+		return nil, err
 	}
 	return sample{
 		"deliveries_per_s":    n / elapsed,
 		"events_per_s":        float64(seq) / elapsed,
 		"cpu_us_per_delivery": cpu / n * 1e6,
 		"cpu_cores":           cpu / elapsed,
-		"dropped":             float64(cfg.subs - s.t.conns()),
+		"dropped":             dropped,
+		"client_procs":        f.procs(),
 	}, nil
+}
+
+// perSubscriber is base plus a millisecond per subscriber: the time to
+// wait for deliveries still queued at the end of a run.
+func perSubscriber(base time.Duration, subs int) time.Duration {
+	return base + time.Duration(subs)*time.Millisecond
 }
 
 // latency publishes cfg.rate events a second to cfg.subs subscribers for
@@ -150,22 +156,26 @@ func latency(ctx context.Context, cfg config, system string) (sample, error) {
 		return nil, err
 	}
 	defer s.close()
-	cs, err := openClients(ctx, s.url, "tok-", cfg.subs, clientOptions{record: true})
+	f, err := openFleet(ctx, s.url, cfg.subs, true, cfg.clientsApart, 5*time.Millisecond)
 	if err != nil {
 		return nil, err
 	}
-	start, cpu0 := time.Now(), cpuTime()
+	start, cpu0, child0 := time.Now(), hostload.CPUTime(), f.cpu()
 	seq, err := publishAtRate(s.t, cfg.rate, cfg.latDuration, cfg.payload)
 	if err != nil {
-		closeClients(cs)
+		f.close()
 		return nil, err
 	}
-	waitSeq(cs, seq, 5*time.Second)
-	cores := (cpuTime() - cpu0).Seconds() / time.Since(start).Seconds()
-	closeClients(cs)
-	out := latencies(cs, "")
+	f.waitSeq(seq, perSubscriber(5*time.Second, cfg.subs))
+	cores := (hostload.CPUTime() - cpu0 + f.cpu() - child0).Seconds() / time.Since(start).Seconds()
+	lat, err := f.close()
+	if err != nil {
+		return nil, err
+	}
+	out := latencyStats(lat, "")
 	out["cpu_cores"] = cores
-	out["lost"] = float64(int64(len(cs))*seq) - out["deliveries"]
+	out["lost"] = float64(int64(cfg.subs)*seq) - out["deliveries"]
+	out["client_procs"] = f.procs()
 	delete(out, "deliveries")
 	return out, nil
 }
@@ -302,6 +312,12 @@ func latencies(cs []*client, prefix string) sample {
 	for _, c := range cs {
 		all = append(all, c.lat...)
 	}
+	return latencyStats(all, prefix)
+}
+
+// latencyStats summarizes delays in nanoseconds, in milliseconds; -1 when
+// there are none.
+func latencyStats(all []int64, prefix string) sample {
 	slices.Sort(all)
 	ms := func(q float64) float64 {
 		if len(all) == 0 {
@@ -322,6 +338,10 @@ func latencies(cs []*client, prefix string) sample {
 // process and measures what they cost it, and what the clients cost this
 // process.
 func idle(ctx context.Context, cfg config, system string) (sample, error) {
+	// The child inherits this process's limit and holds as many sockets.
+	if err := checkDescriptors(cfg.idle + descriptorSlack); err != nil {
+		return nil, fmt.Errorf("idle: the server's process and this one each hold %d sockets: %w", cfg.idle, err)
+	}
 	ch, err := startChild(ctx, system)
 	if err != nil {
 		return nil, err
@@ -459,68 +479,6 @@ func rssKiB(pid string) (int64, error) {
 		}
 	}
 	return 0, errors.New("no VmRSS in /proc/" + pid + "/status")
-}
-
-// cpuTime returns the CPU time this process has used, user and system.
-func cpuTime() time.Duration { return rusage(syscall.RUSAGE_SELF) }
-
-// rusage returns the CPU time, user and system, used by who: this process
-// or its ended children. It cannot fail for these arguments.
-func rusage(who int) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(who, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// userHZ is the unit of /proc/stat, fixed by the kernel's ABI.
-const userHZ = 100
-
-// machineBusy returns the CPU time the whole machine has spent busy,
-// including time stolen by the hypervisor, from /proc/stat.
-func machineBusy() (time.Duration, error) {
-	b, err := os.ReadFile("/proc/stat")
-	if err != nil {
-		return 0, fmt.Errorf("reading machine CPU time: %w", err)
-	}
-	line, _, _ := strings.Cut(string(b), "\n")
-	f := strings.Fields(line)
-	if len(f) < 9 || f[0] != "cpu" {
-		return 0, fmt.Errorf("reading machine CPU time: unexpected line %q", line)
-	}
-	var ticks int64
-	for i, v := range f[1:9] {
-		if i == 3 || i == 4 { // idle, iowait
-			continue
-		}
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil {
-			return 0, fmt.Errorf("reading machine CPU time: %w", err)
-		}
-		ticks += n
-	}
-	return time.Duration(ticks) * time.Second / userHZ, nil
-}
-
-// othersCPU measures the cores that other processes (and the hypervisor)
-// take while fn runs, since they skew every figure on a shared machine.
-func othersCPU(fn func() error) (float64, error) {
-	m0, err := machineBusy()
-	if err != nil {
-		return 0, err
-	}
-	own0 := rusage(syscall.RUSAGE_SELF) + rusage(syscall.RUSAGE_CHILDREN)
-	start := time.Now()
-	if err := fn(); err != nil {
-		return 0, err
-	}
-	m1, err := machineBusy()
-	if err != nil {
-		return 0, err
-	}
-	own := rusage(syscall.RUSAGE_SELF) + rusage(syscall.RUSAGE_CHILDREN) - own0
-	return max(0, (m1-m0-own).Seconds()/time.Since(start).Seconds()), nil
 }
 
 // settle lets the goroutines of a finished run exit and collects their

@@ -14,13 +14,11 @@ import (
 	"runtime"
 	"runtime/debug"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
-	"github.com/coder/websocket"
-
 	"standin/realtime"
+	"standin/scripts/internal/fanoutfloor"
 	"standin/server/standin"
 )
 
@@ -49,7 +47,7 @@ func newTarget(ctx context.Context, system string) (target, error) {
 	case systemHub:
 		return newHub(ctx, nil)
 	case systemFloor:
-		return &floor{subs: make(map[*floorConn]struct{})}, nil
+		return floorTarget{fanoutfloor.New(topic)}, nil
 	}
 	return nil, fmt.Errorf("unknown system %q", system)
 }
@@ -105,175 +103,14 @@ func (allowAll) CanReceive(context.Context, *standin.Principal, string, realtime
 	return true
 }
 
-// The floor's limits. Its queue is as long as the hub's default one.
-const (
-	floorQueue        = realtime.DefaultQueueSize
-	floorBatch        = 64
-	floorWriteTimeout = time.Second
-)
+// floorTarget is the floor, a minimal fan-out server on coder/websocket.
+type floorTarget struct{ *fanoutfloor.Server }
 
-// floor is the least a fan-out server on coder/websocket can do: every
-// socket has a bounded queue and one writer goroutine that merges up to
-// floorBatch queued lines into a frame. It neither authenticates nor
-// authorizes, and takes any first message as a subscription to topic.
-type floor struct {
-	handlers sync.WaitGroup
+func (f floorTarget) publish(seq int64, payload []byte) error { return f.Publish(seq, payload) }
 
-	mu      sync.RWMutex
-	closing bool
-	subs    map[*floorConn]struct{}
-}
+func (f floorTarget) conns() int { return f.Conns() }
 
-type floorConn struct {
-	ws    *websocket.Conn
-	queue chan []byte
-	stop  chan struct{}
-	once  sync.Once
-	code  websocket.StatusCode // set once, before stop is closed
-}
-
-// end asks the writer to close the socket with code.
-func (c *floorConn) end(code websocket.StatusCode) {
-	c.once.Do(func() {
-		c.code = code
-		close(c.stop)
-	})
-}
-
-func (f *floor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	f.mu.Lock()
-	if f.closing {
-		f.mu.Unlock()
-		http.Error(w, "shutting down", http.StatusServiceUnavailable)
-		return
-	}
-	f.handlers.Add(1)
-	f.mu.Unlock()
-	defer f.handlers.Done()
-
-	ws, err := websocket.Accept(w, r, nil)
-	if err != nil {
-		return
-	}
-	defer ws.CloseNow()
-	// Registered before answering, so that a client that has its answer
-	// receives every event published after it.
-	c := &floorConn{ws: ws, queue: make(chan []byte, floorQueue), stop: make(chan struct{})}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	_, _, err = ws.Read(ctx)
-	if err == nil {
-		f.mu.Lock()
-		if f.closing {
-			err = errors.New("shutting down")
-		} else {
-			f.subs[c] = struct{}{}
-		}
-		f.mu.Unlock()
-	}
-	if err == nil {
-		err = ws.Write(ctx, websocket.MessageText, []byte(`{"type":"subscribed","topic":"`+topic+`"}`))
-	}
-	cancel()
-	if err != nil {
-		f.remove(c)
-		return
-	}
-
-	code := c.writeLoop(ws.CloseRead(context.Background()))
-	f.remove(c)
-	if code != 0 {
-		ws.Close(code, "")
-	}
-}
-
-func (f *floor) remove(c *floorConn) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	delete(f.subs, c)
-}
-
-// writeLoop writes queued lines until the peer leaves, a write fails, or
-// end is called; it returns the close code to send, 0 for none.
-func (c *floorConn) writeLoop(ctx context.Context) websocket.StatusCode {
-	var buf []byte
-	for {
-		var line []byte
-		select {
-		case <-ctx.Done():
-			return 0
-		case <-c.stop:
-			return c.code
-		case line = <-c.queue:
-		}
-		buf = append(buf[:0], line...)
-	gather:
-		for n := 1; n < floorBatch; n++ {
-			select {
-			case line = <-c.queue:
-				buf = append(append(buf, '\n'), line...)
-			default:
-				break gather
-			}
-		}
-		wctx, cancel := context.WithTimeout(ctx, floorWriteTimeout)
-		err := c.ws.Write(wctx, websocket.MessageText, buf)
-		cancel()
-		if err != nil {
-			return 0
-		}
-	}
-}
-
-// eventLine is the wire shape of an event, the same as the hub's.
-type eventLine struct {
-	Type  string          `json:"type"`
-	Topic string          `json:"topic"`
-	Seq   int64           `json:"seq"`
-	Event json.RawMessage `json:"event"`
-}
-
-func (f *floor) publish(seq int64, payload []byte) error {
-	line, err := json.Marshal(eventLine{Type: "event", Topic: topic, Seq: seq, Event: payload})
-	if err != nil {
-		return fmt.Errorf("encoding event %d: %w", seq, err)
-	}
-	f.mu.RLock()
-	defer f.mu.RUnlock()
-	for c := range f.subs {
-		select {
-		case c.queue <- line:
-		default:
-			c.end(realtime.StatusSlowConsumer)
-		}
-	}
-	return nil
-}
-
-func (f *floor) conns() int {
-	f.mu.RLock()
-	defer f.mu.RUnlock()
-	return len(f.subs)
-}
-
-func (f *floor) shutdown(ctx context.Context) error {
-	f.mu.Lock()
-	f.closing = true
-	for c := range f.subs {
-		c.end(websocket.StatusGoingAway)
-	}
-	f.mu.Unlock()
-	done := make(chan struct{})
-	go func() {
-		f.handlers.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("waiting for the floor's sockets: %w", ctx.Err())
-	}
-}
+func (f floorTarget) shutdown(ctx context.Context) error { return f.Shutdown(ctx) }
 
 // childStats is what a serving child reports about itself after a full
 // garbage collection.

@@ -1,0 +1,411 @@
+// Command benchaudit measures the audit log on a large log in the embedded
+// database, configured as the server configures it there: the newest
+// -window events kept in memory and walks read in stored order.
+//
+// It builds a log of -events events (or reuses one in -data), then
+// measures:
+//
+//   - build: appends in batches of 500 through the audit log's group
+//     commit, events a second;
+//   - open: opening the log, which reads the whole collection once to fill
+//     the window (the server's start-up cost);
+//   - window queries: pages of 50 answered from memory, -queries times each:
+//     by type, a subject within a manager's projects, ten pages in a row
+//     with the cursor, and an after_seq catch-up;
+//   - past the window: one page whose matches lie only in events older than
+//     the window, which the database must answer; on FerretDB a full read
+//     of the collection;
+//   - export: the whole log as JSON Lines, and beside it the floor, the
+//     same documents streamed raw from the database with nothing decoded;
+//   - verify: the whole chain re-hashed.
+//
+// Usage: go run ./scripts/benchaudit [-events 1000000] [-out results.json]
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"standin/server/audit"
+	"standin/server/embeddeddb"
+	"standin/server/mongostore"
+	"standin/server/standin"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "benchaudit:", err)
+		os.Exit(1)
+	}
+}
+
+// result is one scenario, in the shape the other benchmark programs use.
+type result struct {
+	Scenario    string                          `json:"scenario"`
+	Params      map[string]int                  `json:"params"`
+	Description string                          `json:"description"`
+	LoadBefore  string                          `json:"load_before"`
+	LoadAfter   string                          `json:"load_after"`
+	Runs        map[string][]map[string]float64 `json:"runs"`
+}
+
+type bench struct {
+	ctx     context.Context
+	db      *mongostore.DB
+	events  int
+	window  int
+	queries int
+	results []result
+}
+
+func run() error {
+	events := flag.Int("events", 1_000_000, "events in the log")
+	window := flag.Int("window", 100_000, "events kept in memory, as the server keeps on the embedded database")
+	queries := flag.Int("queries", 100, "repetitions of each window query")
+	dataDir := flag.String("data", "", "keep the database in this directory and reuse a log already built there (default: a temporary directory)")
+	skip := flag.String("skip", "", "comma-separated scenarios to leave out: past-window, export, verify")
+	out := flag.String("out", "", "also write the results as JSON to this file")
+	flag.Parse()
+	if *events < *window || *window < 1 || *queries < 1 {
+		return errors.New("-events must be at least -window, both and -queries positive")
+	}
+	dir := *dataDir
+	if dir == "" {
+		d, err := os.MkdirTemp("", "standin-benchaudit")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(d)
+		dir = d
+	} else if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+
+	ctx := context.Background()
+	edb, err := embeddeddb.Start(ctx, dir, "", slog.New(slog.DiscardHandler))
+	if err != nil {
+		return fmt.Errorf("start embedded database: %w", err)
+	}
+	defer edb.Close()
+	db, err := mongostore.Open(ctx, edb.URI(), "benchaudit", mongostore.Options{AppendOnly: true})
+	if err != nil {
+		return fmt.Errorf("open database: %w", err)
+	}
+	defer db.Close(context.WithoutCancel(ctx))
+
+	b := &bench{ctx: ctx, db: db, events: *events, window: *window, queries: *queries}
+	loadStart := loadavg()
+	fmt.Printf("standin audit log: %d events, window %d; %s; load average %s\n", *events, *window, machine(), loadStart)
+	if err := b.build(); err != nil {
+		return err
+	}
+	l, err := b.open()
+	if err != nil {
+		return err
+	}
+	defer l.Close(context.WithoutCancel(ctx))
+	if err := b.windowQueries(l); err != nil {
+		return err
+	}
+	skipped := func(name string) bool { return slices.Contains(strings.Split(*skip, ","), name) }
+	if !skipped("past-window") {
+		if err := b.pastWindow(l); err != nil {
+			return err
+		}
+	}
+	if !skipped("export") {
+		if err := b.export(l); err != nil {
+			return err
+		}
+	}
+	if !skipped("verify") {
+		if err := b.verify(l); err != nil {
+			return err
+		}
+	}
+	if *out != "" {
+		f, err := os.Create(*out)
+		if err != nil {
+			return err
+		}
+		enc := json.NewEncoder(f)
+		enc.SetIndent("", "  ")
+		err = enc.Encode(struct {
+			Program    string   `json:"program"`
+			Machine    string   `json:"machine"`
+			LoadBefore string   `json:"load_before"`
+			LoadAfter  string   `json:"load_after"`
+			Results    []result `json:"results"`
+		}{"benchaudit", machine(), loadStart, loadavg(), b.results})
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fmt.Errorf("write %s: %w", *out, err)
+		}
+	}
+	return nil
+}
+
+// record adds a scenario's one run and prints it.
+func (b *bench) record(scenario, description, loadBefore string, standinRun, floorRun map[string]float64) {
+	r := result{Scenario: scenario, Params: map[string]int{"events": b.events, "window": b.window},
+		Description: description, LoadBefore: loadBefore, LoadAfter: loadavg(),
+		Runs: map[string][]map[string]float64{"standin": {standinRun}}}
+	if floorRun != nil {
+		r.Runs["floor"] = []map[string]float64{floorRun}
+	}
+	b.results = append(b.results, r)
+	fmt.Printf("\n== %s: %s (load average %s → %s)\n", scenario, description, r.LoadBefore, r.LoadAfter)
+	for _, k := range sortedKeys(standinRun) {
+		line := fmt.Sprintf("   %-28s %14.3f", k, standinRun[k])
+		if v, ok := floorRun[k]; ok {
+			line += fmt.Sprintf("   floor %14.3f", v)
+		}
+		fmt.Println(line)
+	}
+}
+
+// types are the event types of the generated log, in turn.
+var types = []string{standin.EventLogin, standin.EventActionAllowed, standin.EventActionDenied, standin.EventImpersonationStarted}
+
+// event is the i-th event of the generated log: 50 actors, 97 subjects,
+// 10 projects, events of about the size the server writes. Subject "old"
+// appears only among the first 1,000 events, beyond any window.
+func event(i int) *standin.Event {
+	subject := fmt.Sprintf("u%d", i%97)
+	if i < 1000 && i%10 == 0 {
+		subject = "old"
+	}
+	return &standin.Event{
+		Type: types[i%4], Actor: standin.EventUser{ID: fmt.Sprintf("u%d", i%50), Name: "Actor Name"},
+		Subject: standin.EventUser{ID: subject, Name: "Subject Name"},
+		Action:  "booking.create", Object: fmt.Sprintf("booking/%d", i), Outcome: "allowed",
+		Reason: "member of the project with the required trainings", IP: "192.0.2.1", UserAgent: "Mozilla/5.0 (bench)",
+		Project: fmt.Sprintf("p%d", i%10), Projects: []string{fmt.Sprintf("p%d", i%10), fmt.Sprintf("p%d", (i+3)%10)},
+	}
+}
+
+// build appends events until the log holds b.events.
+func (b *bench) build() error {
+	w, err := audit.Open(b.ctx, b.db.Database(), audit.Config{NoIndexes: true, StoredOrder: true})
+	if err != nil {
+		return fmt.Errorf("open audit log: %w", err)
+	}
+	defer w.Close(context.WithoutCancel(b.ctx))
+	have := int(w.Head())
+	if have > b.events {
+		return fmt.Errorf("the log in -data holds %d events, more than -events", have)
+	}
+	if have == b.events {
+		fmt.Printf("reusing a log of %d events\n", have)
+		return nil
+	}
+	load := loadavg()
+	start := time.Now()
+	last := start
+	for i := have; i < b.events; {
+		var evs []*standin.Event
+		for ; i < b.events && len(evs) < 500; i++ {
+			evs = append(evs, event(i))
+		}
+		if err := w.Append(b.ctx, evs...); err != nil {
+			return fmt.Errorf("append: %w", err)
+		}
+		if time.Since(last) > 10*time.Second {
+			last = time.Now()
+			fmt.Fprintf(os.Stderr, "built %d of %d events\n", i, b.events)
+		}
+	}
+	d := time.Since(start)
+	b.record("build", "appends in batches of 500 through group commit, on FerretDB without secondary indexes", load,
+		map[string]float64{"events": float64(b.events - have), "seconds": d.Seconds(), "events_per_s": float64(b.events-have) / d.Seconds()}, nil)
+	return nil
+}
+
+// open opens the log as the server does on the embedded database.
+func (b *bench) open() (*audit.Log, error) {
+	load := loadavg()
+	runtime.GC()
+	var before runtime.MemStats
+	runtime.ReadMemStats(&before)
+	start := time.Now()
+	l, err := audit.Open(b.ctx, b.db.Database(), audit.Config{NoIndexes: true, StoredOrder: true, Window: b.window})
+	if err != nil {
+		return nil, fmt.Errorf("open audit log: %w", err)
+	}
+	d := time.Since(start)
+	runtime.GC()
+	var after runtime.MemStats
+	runtime.ReadMemStats(&after)
+	b.record("open", fmt.Sprintf("opening the log: one read of the collection keeps the newest %d events", b.window), load,
+		map[string]float64{"seconds": d.Seconds(), "events_per_s": float64(l.Head()) / d.Seconds(),
+			"window_heap_mib": float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)) / (1 << 20)}, nil)
+	return l, nil
+}
+
+// windowQueries measures pages answered from memory.
+func (b *bench) windowQueries(l *audit.Log) error {
+	// Subject u7 in projects p1 or p2 is about one event in 250, so the
+	// window holds window/250 of them: the paging case reads as many
+	// pages (up to ten) as stay within it, and is left out below one.
+	pages := min(10, b.window/250/50-1)
+	for _, tc := range []struct {
+		name  string
+		f     standin.EventFilter
+		pages int
+	}{
+		{"type", standin.EventFilter{Type: standin.EventActionDenied}, 1},
+		{"subject_in_projects", standin.EventFilter{SubjectID: "u7", Projects: []string{"p1", "p2"}}, 1},
+		{"subject_in_projects_pages", standin.EventFilter{SubjectID: "u7", Projects: []string{"p1", "p2"}}, pages},
+		{"after_seq_catch_up", standin.EventFilter{AfterSeq: int64(b.events - 100)}, 1},
+	} {
+		if tc.pages < 1 {
+			continue
+		}
+		load := loadavg()
+		lat := make([]time.Duration, 0, b.queries)
+		for range b.queries {
+			start := time.Now()
+			cursor := ""
+			for range tc.pages {
+				page, next, err := l.Query(b.ctx, tc.f, standin.Page{Limit: 50, Cursor: cursor})
+				if err != nil {
+					return fmt.Errorf("query %s: %w", tc.name, err)
+				}
+				if len(page) == 0 {
+					return fmt.Errorf("query %s: empty page", tc.name)
+				}
+				cursor = next
+			}
+			lat = append(lat, time.Since(start))
+		}
+		slices.Sort(lat)
+		b.record("window_query_"+tc.name, fmt.Sprintf("%d page(s) of 50, %d times, answered from memory", tc.pages, b.queries), load,
+			map[string]float64{"p50_ms": ms(lat[len(lat)/2]), "p99_ms": ms(lat[min(len(lat)*99/100, len(lat)-1)]), "max_ms": ms(lat[len(lat)-1])}, nil)
+	}
+	return nil
+}
+
+// pastWindow measures one page the window cannot answer.
+func (b *bench) pastWindow(l *audit.Log) error {
+	load := loadavg()
+	start := time.Now()
+	page, _, err := l.Query(b.ctx, standin.EventFilter{SubjectID: "old"}, standin.Page{Limit: 50})
+	if err != nil {
+		return fmt.Errorf("query past the window: %w", err)
+	}
+	d := time.Since(start)
+	if len(page) != 50 {
+		return fmt.Errorf("query past the window: %d events, want 50", len(page))
+	}
+	b.record("past_window_query", "one page of 50 whose matches are all older than the window: the database answers it", load,
+		map[string]float64{"seconds": d.Seconds(), "events_read_per_s": float64(b.events) / d.Seconds()}, nil)
+	return nil
+}
+
+// export measures the whole log exported as JSON Lines, and the raw
+// stream of the same documents from the database.
+func (b *bench) export(l *audit.Log) error {
+	load := loadavg()
+	var n countingWriter
+	start := time.Now()
+	if err := l.Export(b.ctx, standin.EventFilter{}, audit.FormatJSONL, &n); err != nil {
+		return fmt.Errorf("export: %w", err)
+	}
+	d := time.Since(start)
+	if n.lines != int64(b.events) {
+		return fmt.Errorf("export: %d lines, want %d", n.lines, b.events)
+	}
+	standinRun := map[string]float64{"seconds": d.Seconds(), "events_per_s": float64(b.events) / d.Seconds(),
+		"mib_per_s": float64(n.bytes) / (1 << 20) / d.Seconds()}
+
+	start = time.Now()
+	cur, err := b.db.Database().Collection(audit.Collection).Find(b.ctx, bson.D{})
+	if err != nil {
+		return fmt.Errorf("raw read: %w", err)
+	}
+	var docs, bytes int64
+	for cur.Next(b.ctx) {
+		docs++
+		bytes += int64(len(cur.Current))
+	}
+	if err := cur.Err(); err != nil {
+		return fmt.Errorf("raw read: %w", err)
+	}
+	_ = cur.Close(b.ctx)
+	fd := time.Since(start)
+	floorRun := map[string]float64{"seconds": fd.Seconds(), "events_per_s": float64(docs) / fd.Seconds(),
+		"mib_per_s": float64(bytes) / (1 << 20) / fd.Seconds()}
+	b.record("export", "the whole log as JSON Lines; floor: the same documents read raw from the database", load, standinRun, floorRun)
+	return nil
+}
+
+// verify measures re-hashing the whole chain.
+func (b *bench) verify(l *audit.Log) error {
+	load := loadavg()
+	start := time.Now()
+	v, err := l.Verify(b.ctx)
+	if err != nil {
+		return fmt.Errorf("verify: %w", err)
+	}
+	d := time.Since(start)
+	if !v.OK || v.Checked != int64(b.events) {
+		return fmt.Errorf("verify: %+v", v)
+	}
+	b.record("verify", "the whole chain read and re-hashed", load,
+		map[string]float64{"seconds": d.Seconds(), "events_per_s": float64(b.events) / d.Seconds()}, nil)
+	return nil
+}
+
+// countingWriter counts bytes and lines written to it.
+type countingWriter struct{ bytes, lines int64 }
+
+func (w *countingWriter) Write(p []byte) (int, error) {
+	w.bytes += int64(len(p))
+	for _, c := range p {
+		if c == '\n' {
+			w.lines++
+		}
+	}
+	return len(p), nil
+}
+
+var _ io.Writer = (*countingWriter)(nil)
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+func sortedKeys(m map[string]float64) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// loadavg returns the first three fields of /proc/loadavg.
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	return strings.Join(f[:min(3, len(f))], " ")
+}
+
+func machine() string {
+	return fmt.Sprintf("%s %s/%s, %d CPUs", runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.NumCPU())
+}
