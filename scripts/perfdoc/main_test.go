@@ -1,0 +1,89 @@
+package main
+
+import (
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestParseBench(t *testing.T) {
+	out := parseBench([]byte(`goos: linux
+pkg: standin/server/audit
+BenchmarkAppend/Concurrent4-2   	    5000	    600000 ns/op	         1.5 p50-ms	         7.5 p99-ms	      1705 events/s
+BenchmarkAppend/Concurrent4-2   	    5000	    600000 ns/op	         2.5 p50-ms	         9.5 p99-ms	      1500 events/s
+BenchmarkPolicyVisible 	     100	     12345 ns/op	    150000 visible-after-ns
+PASS
+`))
+	if got := out["BenchmarkAppend/Concurrent4"]["events/s"]; len(got) != 2 || got[0] != 1705 || got[1] != 1500 {
+		t.Fatalf("events/s = %v", got)
+	}
+	if got := median(out["BenchmarkAppend/Concurrent4"]["p99-ms"]); got != 8.5 {
+		t.Fatalf("median p99 = %v", got)
+	}
+	if got := out["BenchmarkPolicyVisible"]["visible-after-ns"]; len(got) != 1 || got[0] != 150000 {
+		t.Fatalf("visible-after-ns = %v", got)
+	}
+}
+
+func TestNum(t *testing.T) {
+	for _, tc := range []struct {
+		format string
+		x      float64
+		want   string
+	}{
+		{"%.0f", 822819, "822,819"},
+		{"%.1f", 1234.56, "1,234.6"},
+		{"%.2f", 0.92, "0.92"},
+		{"%.0f", 100, "100"},
+		{"%.0f", -2500, "-2,500"},
+		{"%.0f", math.NaN(), "—"},
+	} {
+		if got := num(tc.format, tc.x); got != tc.want {
+			t.Errorf("num(%q, %v) = %q, want %q", tc.format, tc.x, got, tc.want)
+		}
+	}
+}
+
+// TestRender renders the page from a small set of results: the figures
+// come from them, targets get verdicts, and what did not run says so.
+func TestRender(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("realtime.json", `{"program":"benchrealtime","results":[
+ {"scenario":"saturation","params":{"subs":1000},"load_before":"1.0","load_after":"2.0",
+  "runs":{"hub":[{"deliveries_per_s":800000,"cpu_us_per_delivery":2.4},{"deliveries_per_s":820000,"cpu_us_per_delivery":2.2},{"deliveries_per_s":900000,"cpu_us_per_delivery":2.3}],
+          "floor":[{"deliveries_per_s":1000000,"cpu_us_per_delivery":2.0}]}}]}`)
+	write("realtime.facts", "date: 2026-11-26 07:00 UTC\ncommit: abc1234\ncpus: 2\ncpu-model: Test CPU\nloadavg-before: 1.0 1.0 1.0\nloadavg-after: 2.0 2.0 2.0\n")
+	write("go.txt", "BenchmarkAppend/Batch100-2 10 1 ns/op 6000 events/s\nBenchmarkDiskFloor/Fdatasync100-2 10 1 ns/op 10000 records/s\n")
+	r, err := load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, err := render(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(page)
+	for _, want := range []string{
+		"2 × Test CPU",
+		"| fan-out (`realtime`) | 2026-11-26 07:00 UTC | abc1234 | 1.0 1.0 1.0 → 2.0 2.0 2.0 |",
+		"| 1,000 | 820,000 (800,000, 820,000, 900,000) | 1,000,000 (1,000,000) | 0.82×: **not met** | 2.30 µs | 2.00 µs | 1.15×: **not met** |",
+		"6,000 events/s in batches of 100 = 60.0% of 10,000 | met |",
+		"| a policy change visible ≤ 100 ms later | p99 — ms, worst — ms | not measured |",
+		"### Reconnect storm\n\nNot measured in this run.",
+	} {
+		if !strings.Contains(s, want) {
+			t.Errorf("page lacks %q", want)
+		}
+	}
+	if strings.Contains(s, "<no value>") {
+		t.Error("page has <no value>")
+	}
+}
