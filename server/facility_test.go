@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -313,6 +314,13 @@ func TestBookingBadInput(t *testing.T) {
 		m[k] = v
 		return m
 	}
+	// A good booking, padded with whitespace (still valid JSON) past the
+	// 1 MiB limit, and sent whole.
+	okJSON, err := json.Marshal(ok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oversized := "{" + strings.Repeat(" ", 1<<20) + string(okJSON[1:])
 
 	tests := []struct {
 		name   string
@@ -331,6 +339,7 @@ func TestBookingBadInput(t *testing.T) {
 		{"ErrOffQuarterHour", with("start", mon.Add(-7*time.Minute).Format(time.RFC3339)), 422, standin.EInvalid},
 		{"ErrUnknownField", `{"resource_id":"x","project_id":"` + ids.neuro + `","start":"","end":"","colour":"red"}`, 400, standin.EMalformedJSON},
 		{"ErrMalformedJSON", `{"resource_id":`, 400, standin.EMalformedJSON},
+		{"ErrBodyTooLarge", oversized, 413, standin.ETooLarge},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

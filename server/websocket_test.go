@@ -73,6 +73,41 @@ func TestWebSocket(t *testing.T) {
 		}
 	})
 
+	t.Run("ErrFrameTooBig", func(t *testing.T) {
+		// A frame within the 8 KiB limit is answered; one over it closes
+		// the socket with 1009 (message too big).
+		t.Parallel()
+		ctx := deadline(t)
+		c := newClient(t, srv.URL)
+		c.mustLogin("support@example.org")
+		conn, _, err := c.dialWS(ctx, "Origin", srv.URL)
+		if err != nil {
+			t.Fatalf("upgrade: %v", err)
+		}
+		defer conn.CloseNow()
+		frame := func(size int) []byte {
+			head := `{"type":"subscribe","topic":"session","pad":"`
+			return []byte(head + strings.Repeat("x", size-len(head)-2) + `"}`)
+		}
+		if err := conn.Write(ctx, websocket.MessageText, frame(7<<10)); err != nil {
+			t.Fatal(err)
+		}
+		if got := readMessages(ctx, t, conn); got[0]["type"] == nil {
+			t.Fatalf("reply to a 7 KiB frame: %v", got)
+		}
+		if err := conn.Write(ctx, websocket.MessageText, frame(9<<10)); err != nil {
+			t.Fatal(err)
+		}
+		for {
+			if _, _, err = conn.Read(ctx); err != nil {
+				break
+			}
+		}
+		if status := websocket.CloseStatus(err); status != websocket.StatusMessageTooBig {
+			t.Fatalf("socket after a 9 KiB frame ended with %v (status %d), want 1009", err, status)
+		}
+	})
+
 	t.Run("SubscribeAndLogoutCloses", func(t *testing.T) {
 		t.Parallel()
 		ctx := deadline(t)
