@@ -47,6 +47,7 @@ func parseConfig(args []string, getenv func(string) string) (server.Config, erro
 	tz := fs.String("tz", getenv("STANDIN_TZ"), "facility time zone (env STANDIN_TZ, default UTC)")
 	publicURL := fs.String("public-url", getenv("STANDIN_PUBLIC_URL"), "the URL people open, when not the listen address (env STANDIN_PUBLIC_URL)")
 	secure := fs.String("secure-cookies", getenv("STANDIN_SECURE_COOKIES"), "mark cookies Secure behind a TLS proxy (env STANDIN_SECURE_COOKIES)")
+	window := fs.String("audit-window", getenv("STANDIN_AUDIT_WINDOW"), "newest audit events kept in memory on the embedded database (env STANDIN_AUDIT_WINDOW, default 100000)")
 	logLevel := fs.String("log-level", getenv("STANDIN_LOG_LEVEL"), "debug, info, warn or error (env STANDIN_LOG_LEVEL, default info)")
 	if err := fs.Parse(args); err != nil {
 		return server.Config{}, err
@@ -78,6 +79,13 @@ func parseConfig(args []string, getenv func(string) string) (server.Config, erro
 			return cfg, fmt.Errorf("STANDIN_SECURE_COOKIES / -secure-cookies: %q is not true or false", *secure)
 		}
 		cfg.SecureCookies = on
+	}
+	if *window != "" {
+		n, err := strconv.Atoi(*window)
+		if err != nil || n < 1000 {
+			return cfg, fmt.Errorf("STANDIN_AUDIT_WINDOW / -audit-window: %q is not a number of events of at least 1000", *window)
+		}
+		cfg.AuditWindow = n
 	}
 	var level slog.Level
 	if *logLevel != "" {

@@ -16,7 +16,7 @@ func TestParseConfig(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if cfg.Addr != "" || cfg.MongoURI != "" || cfg.Demo != server.DemoAuto || cfg.Location != nil || cfg.SecureCookies {
+		if cfg.Addr != "" || cfg.MongoURI != "" || cfg.Demo != server.DemoAuto || cfg.Location != nil || cfg.SecureCookies || cfg.AuditWindow != 0 {
 			t.Fatalf("unexpected non-defaults: %+v", cfg)
 		}
 	})
@@ -24,12 +24,14 @@ func TestParseConfig(t *testing.T) {
 		cfg, err := parseConfig(nil, env(map[string]string{
 			"STANDIN_ADDR": "0.0.0.0:9000", "STANDIN_DATA_DIR": "/tmp/x", "MONGODB_URI": "mongodb://db:27017",
 			"STANDIN_DEMO": "true", "STANDIN_DEMO_PASSWORD": "pw", "STANDIN_TZ": "Europe/Berlin", "STANDIN_SECURE_COOKIES": "1",
+			"STANDIN_AUDIT_WINDOW": "250000",
 		}))
 		if err != nil {
 			t.Fatal(err)
 		}
 		if cfg.Addr != "0.0.0.0:9000" || cfg.DataDir != "/tmp/x" || cfg.MongoURI != "mongodb://db:27017" ||
-			cfg.Demo != server.DemoOn || cfg.DemoPassword != "pw" || cfg.Location.String() != "Europe/Berlin" || !cfg.SecureCookies {
+			cfg.Demo != server.DemoOn || cfg.DemoPassword != "pw" || cfg.Location.String() != "Europe/Berlin" || !cfg.SecureCookies ||
+			cfg.AuditWindow != 250000 {
 			t.Fatalf("%+v", cfg)
 		}
 	})
@@ -44,10 +46,12 @@ func TestParseConfig(t *testing.T) {
 		}
 	})
 	for name, e := range map[string]map[string]string{
-		"ErrDemo":     {"STANDIN_DEMO": "maybe"},
-		"ErrTZ":       {"STANDIN_TZ": "Mars/Olympus"},
-		"ErrSecure":   {"STANDIN_SECURE_COOKIES": "sometimes"},
-		"ErrLogLevel": {"STANDIN_LOG_LEVEL": "loud"},
+		"ErrDemo":        {"STANDIN_DEMO": "maybe"},
+		"ErrTZ":          {"STANDIN_TZ": "Mars/Olympus"},
+		"ErrSecure":      {"STANDIN_SECURE_COOKIES": "sometimes"},
+		"ErrLogLevel":    {"STANDIN_LOG_LEVEL": "loud"},
+		"ErrWindow":      {"STANDIN_AUDIT_WINDOW": "lots"},
+		"ErrSmallWindow": {"STANDIN_AUDIT_WINDOW": "10"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			if _, err := parseConfig(nil, env(e)); err == nil {

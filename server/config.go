@@ -49,6 +49,14 @@ type Config struct {
 	// SecureCookies marks cookies Secure on plain HTTP too, for a server
 	// behind a TLS-terminating proxy.
 	SecureCookies bool
+	// AuditWindow is how many of the newest audit events the server keeps
+	// in memory on the embedded database (default 100,000, about 0.75 KB
+	// each). Activity pages, live replays and start-up repair within it
+	// are answered from memory; a page older than it makes the embedded
+	// database read the whole log. Opening the log reads all of it
+	// whatever the window, so a larger window costs memory, not time.
+	// Ignored with MongoURI.
+	AuditWindow int
 	// PasswordCost is the Argon2id cost (default password.Default).
 	PasswordCost password.Params
 	// ShutdownTimeout bounds graceful shutdown (default 10s).
@@ -78,6 +86,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Location == nil {
 		c.Location = time.UTC
+	}
+	if c.AuditWindow <= 0 {
+		c.AuditWindow = defaultAuditWindow
 	}
 	if c.PasswordCost == (password.Params{}) {
 		c.PasswordCost = password.Default

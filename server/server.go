@@ -36,9 +36,8 @@ const sweepEvery = 10 * time.Minute
 // enough for the response with the new cookie to arrive first.
 const rotateGrace = 300 * time.Millisecond
 
-// On the embedded database the audit log keeps its newest auditWindow
-// events in memory (about 0.5 KB each).
-const auditWindow = 100_000
+// defaultAuditWindow is Config.AuditWindow's default.
+const defaultAuditWindow = 100_000
 
 // Run starts the console and serves until ctx is cancelled, then shuts down
 // in order: stop accepting, drain requests while sockets are told "going
@@ -97,7 +96,7 @@ func Run(ctx context.Context, cfg Config) error {
 		// the audit log's one writer, and it scans for every query: recent
 		// events are answered from memory, and a walk through the log
 		// (export, verification) reads it once, in stored order.
-		auditCfg.Window, auditCfg.StoredOrder = auditWindow, true
+		auditCfg.Window, auditCfg.StoredOrder = cfg.AuditWindow, true
 	}
 	events, err := audit.Open(ctx, eventsDB.Database(), auditCfg)
 	if err != nil {
