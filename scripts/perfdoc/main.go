@@ -270,6 +270,7 @@ func (r *results) funcs() template.FuncMap {
 		"le":   func(a, b any) bool { x, y := toFloat(a), toFloat(b); return !math.IsNaN(x) && !math.IsNaN(y) && x <= y },
 		"ge":   func(a, b any) bool { x, y := toFloat(a), toFloat(b); return !math.IsNaN(x) && !math.IsNaN(y) && x >= y },
 		"eq0":  func(a any) bool { return toFloat(a) == 0 },
+		"lt0":  func(a any) bool { return toFloat(a) < 0 },
 		"met":  verdict,
 		"vle":  func(a, b any) string { return compare(a, b, func(x, y float64) bool { return x <= y }) },
 		"vge":  func(a, b any) string { return compare(a, b, func(x, y float64) bool { return x >= y }) },
