@@ -24,7 +24,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -38,6 +37,7 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
+	"standin/scripts/internal/benchresult"
 	"standin/server/audit"
 	"standin/server/embeddeddb"
 	"standin/server/mongostore"
@@ -51,15 +51,8 @@ func main() {
 	}
 }
 
-// result is one scenario, in the shape the other benchmark programs use.
-type result struct {
-	Scenario    string                          `json:"scenario"`
-	Params      map[string]int                  `json:"params"`
-	Description string                          `json:"description"`
-	LoadBefore  string                          `json:"load_before"`
-	LoadAfter   string                          `json:"load_after"`
-	Runs        map[string][]map[string]float64 `json:"runs"`
-}
+// result is one scenario.
+type result = benchresult.Result
 
 type bench struct {
 	ctx     context.Context
@@ -136,25 +129,8 @@ func run() error {
 		}
 	}
 	if *out != "" {
-		f, err := os.Create(*out)
-		if err != nil {
-			return err
-		}
-		enc := json.NewEncoder(f)
-		enc.SetIndent("", "  ")
-		err = enc.Encode(struct {
-			Program    string   `json:"program"`
-			Machine    string   `json:"machine"`
-			LoadBefore string   `json:"load_before"`
-			LoadAfter  string   `json:"load_after"`
-			Results    []result `json:"results"`
-		}{"benchaudit", machine(), loadStart, loadavg(), b.results})
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			return fmt.Errorf("write %s: %w", *out, err)
-		}
+		return benchresult.Write(*out, benchresult.Report{Program: "benchaudit", Machine: machine(),
+			LoadBefore: loadStart, LoadAfter: loadavg(), Results: b.results})
 	}
 	return nil
 }
@@ -163,9 +139,9 @@ func run() error {
 func (b *bench) record(scenario, description, loadBefore string, standinRun, floorRun map[string]float64) {
 	r := result{Scenario: scenario, Params: map[string]int{"events": b.events, "window": b.window},
 		Description: description, LoadBefore: loadBefore, LoadAfter: loadavg(),
-		Runs: map[string][]map[string]float64{"standin": {standinRun}}}
+		Runs: map[string][]benchresult.Sample{"standin": {standinRun}}}
 	if floorRun != nil {
-		r.Runs["floor"] = []map[string]float64{floorRun}
+		r.Runs["floor"] = []benchresult.Sample{floorRun}
 	}
 	b.results = append(b.results, r)
 	fmt.Printf("\n== %s: %s (load average %s → %s)\n", scenario, description, r.LoadBefore, r.LoadAfter)

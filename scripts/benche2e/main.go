@@ -50,7 +50,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -66,6 +65,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"standin/scripts/internal/benchresult"
 	"standin/scripts/internal/hostload"
 	"standin/server"
 	"standin/server/password"
@@ -101,15 +101,10 @@ type config struct {
 }
 
 // result is one scenario's runs at one number of watchers.
-type result struct {
-	Scenario    string              `json:"scenario"`
-	Params      map[string]int      `json:"params"`
-	Description string              `json:"description"`
-	LoadBefore  string              `json:"load_before"`
-	LoadAfter   string              `json:"load_after"`
-	Runs        map[string][]sample `json:"runs"` // by system
-	Target      *target             `json:"target,omitempty"`
-}
+type result = benchresult.Result
+
+// report is a whole run.
+type report = benchresult.Report
 
 // target is the paced scenario's check, on the medians of its runs: the
 // event reaches the last watcher within the HTTP answer's p99 plus the
@@ -124,15 +119,6 @@ type target struct {
 	// LastVsFloor is the last watcher's p99 over the floor's
 	// publish→last p99.
 	LastVsFloor float64 `json:"last_vs_floor"`
-}
-
-// report is the JSON document of a whole run.
-type report struct {
-	Program    string   `json:"program"`
-	Machine    string   `json:"machine"`
-	LoadBefore string   `json:"load_before"`
-	LoadAfter  string   `json:"load_after"`
-	Results    []result `json:"results"`
 }
 
 func run(args []string, stdout, stderr io.Writer) error {
@@ -223,12 +209,12 @@ func run(args []string, stdout, stderr io.Writer) error {
 	rep.LoadAfter = hostload.Loadavg()
 
 	if cfg.out != "" {
-		if err := writeJSON(cfg.out, rep); err != nil {
+		if err := benchresult.Write(cfg.out, rep); err != nil {
 			return err
 		}
 	}
 	if cfg.json {
-		return encodeJSON(stdout, rep)
+		return benchresult.Encode(stdout, rep)
 	}
 	fmt.Fprintf(stdout, "standin end to end, %s\nload average before: %s   after: %s\n", rep.Machine, rep.LoadBefore, rep.LoadAfter)
 	for _, r := range rep.Results {
@@ -272,9 +258,9 @@ func paced(ctx context.Context, cfg config, sys system, n int, event []byte) (re
 	}
 	r.LoadAfter = hostload.Loadavg()
 	t := target{
-		LastP99MS:      median(values(r.Runs[systemStandin], "last_p99_ms")),
-		HTTPP99MS:      median(values(r.Runs[systemStandin], "http_p99_ms")),
-		FloorLastP99MS: median(values(r.Runs[systemFloor], "floor_last_p99_ms")),
+		LastP99MS:      benchresult.Median(benchresult.Values(r.Runs[systemStandin], "last_p99_ms")),
+		HTTPP99MS:      benchresult.Median(benchresult.Values(r.Runs[systemStandin], "http_p99_ms")),
+		FloorLastP99MS: benchresult.Median(benchresult.Values(r.Runs[systemFloor], "floor_last_p99_ms")),
 		SlackMS:        targetSlack,
 	}
 	t.LimitMS = t.HTTPP99MS + t.FloorLastP99MS + t.SlackMS
@@ -372,9 +358,9 @@ func printPaced(w io.Writer, r result) {
 	fmt.Fprintln(tw, "stage, median of runs\tp50 ms\tp99 ms\tmax ms\tp99 runs\t")
 	for _, st := range stages {
 		runs := r.Runs[st.system]
-		p99 := values(runs, st.prefix+"p99_ms")
-		fmt.Fprintf(tw, "%s\t%.2f\t%.2f\t%.2f\t%s\t\n", st.label, median(values(runs, st.prefix+"p50_ms")),
-			median(p99), median(values(runs, st.prefix+"max_ms")), join("%.2f", p99))
+		p99 := benchresult.Values(runs, st.prefix+"p99_ms")
+		fmt.Fprintf(tw, "%s\t%.2f\t%.2f\t%.2f\t%s\t\n", st.label, benchresult.Median(benchresult.Values(runs, st.prefix+"p50_ms")),
+			benchresult.Median(p99), benchresult.Median(benchresult.Values(runs, st.prefix+"max_ms")), benchresult.Join("%.2f", p99))
 	}
 	for _, m := range []struct{ label, system, key, format string }{
 		{"events lost or out of order, standin", systemStandin, "lost", "%.0f"},
@@ -382,11 +368,11 @@ func printPaced(w io.Writer, r result) {
 		{"CPU taken by other processes, cores, standin", systemStandin, "others_cores", "%.2f"},
 		{"CPU taken by other processes, cores, floor", systemFloor, "others_cores", "%.2f"},
 	} {
-		v := values(r.Runs[m.system], m.key)
-		fmt.Fprintf(tw, "%s\t"+m.format+"\t\t\t%s\t\n", m.label, median(v), join(m.format, v))
+		v := benchresult.Values(r.Runs[m.system], m.key)
+		fmt.Fprintf(tw, "%s\t"+m.format+"\t\t\t%s\t\n", m.label, benchresult.Median(v), benchresult.Join(m.format, v))
 	}
 	tw.Flush()
-	if t := r.Target; t != nil {
+	if t, ok := r.Target.(*target); ok {
 		verdict := "FAIL"
 		if t.Pass {
 			verdict = "pass"
@@ -409,58 +395,8 @@ func printSaturation(w io.Writer, r result) {
 		{"events lost or out of order", "lost", "%.0f"},
 		{"CPU taken by other processes, cores", "others_cores", "%.2f"},
 	} {
-		v := values(runs, m.key)
-		fmt.Fprintf(tw, "%s\t"+m.format+"\t%s\t\n", m.label, median(v), join(m.format, v))
+		v := benchresult.Values(runs, m.key)
+		fmt.Fprintf(tw, "%s\t"+m.format+"\t%s\t\n", m.label, benchresult.Median(v), benchresult.Join(m.format, v))
 	}
 	tw.Flush()
-}
-
-func values(runs []sample, key string) []float64 {
-	out := make([]float64, len(runs))
-	for i, s := range runs {
-		out[i] = s[key]
-	}
-	return out
-}
-
-func median(v []float64) float64 {
-	if len(v) == 0 {
-		return 0
-	}
-	s := slices.Clone(v)
-	slices.Sort(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
-}
-
-func join(format string, v []float64) string {
-	parts := make([]string, len(v))
-	for i, x := range v {
-		parts[i] = fmt.Sprintf(format, x)
-	}
-	return strings.Join(parts, " ")
-}
-
-func encodeJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
-}
-
-// writeJSON writes v as JSON to the file path.
-func writeJSON(path string, v any) error {
-	f, err := os.Create(path)
-	if err != nil {
-		return fmt.Errorf("writing the results: %w", err)
-	}
-	if err := encodeJSON(f, v); err != nil {
-		f.Close()
-		return fmt.Errorf("writing the results to %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("writing the results to %s: %w", path, err)
-	}
-	return nil
 }

@@ -18,11 +18,12 @@ import (
 	"github.com/coder/websocket"
 
 	"standin/realtime"
+	"standin/scripts/internal/benchresult"
 	"standin/scripts/internal/fanoutfloor"
 )
 
 // sample holds one run's measurements by metric key.
-type sample map[string]float64
+type sample = benchresult.Sample
 
 // system is the real server with its signed-in clients.
 type system struct {

@@ -52,7 +52,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -65,6 +64,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"standin/scripts/internal/benchresult"
 	"standin/scripts/internal/hostload"
 )
 
@@ -111,7 +111,7 @@ type scenario struct {
 	run      func(context.Context, config, string) (sample, error)
 	metrics  []metric
 	// param names the size the scenario runs at, in the results' params;
-	// it runs once for each of values(cfg), applied to cfg by set.
+	// it runs once for each of benchresult.Values(cfg), applied to cfg by set.
 	param  string
 	values func(config) []int
 	set    func(*config, int)
@@ -221,14 +221,10 @@ func scenarios() []scenario {
 }
 
 // result is one scenario's runs at one size.
-type result struct {
-	Scenario    string              `json:"scenario"`
-	Params      map[string]int      `json:"params"`
-	Description string              `json:"description"`
-	LoadBefore  string              `json:"load_before"`
-	LoadAfter   string              `json:"load_after"`
-	Runs        map[string][]sample `json:"runs"` // by system
-}
+type result = benchresult.Result
+
+// report is a whole run.
+type report = benchresult.Report
 
 func run(args []string, stdout, stderr io.Writer) error {
 	var cfg config
@@ -308,47 +304,16 @@ func run(args []string, stdout, stderr io.Writer) error {
 	rep := report{Program: "benchrealtime", Machine: hostload.Machine(), LoadBefore: loadStart,
 		LoadAfter: hostload.Loadavg(), Results: results}
 	if cfg.out != "" {
-		if err := writeJSON(cfg.out, rep); err != nil {
+		if err := benchresult.Write(cfg.out, rep); err != nil {
 			return err
 		}
 	}
 	if cfg.json {
-		return encodeJSON(stdout, rep)
+		return benchresult.Encode(stdout, rep)
 	}
 	fmt.Fprintf(stdout, "%s\nload average before: %s   after: %s\n", rep.Machine, rep.LoadBefore, rep.LoadAfter)
 	for i, r := range results {
 		printTable(stdout, ran[i], r)
-	}
-	return nil
-}
-
-// report is the JSON document of a whole run.
-type report struct {
-	Program    string   `json:"program"`
-	Machine    string   `json:"machine"`
-	LoadBefore string   `json:"load_before"`
-	LoadAfter  string   `json:"load_after"`
-	Results    []result `json:"results"`
-}
-
-func encodeJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
-}
-
-// writeJSON writes v as JSON to the file path.
-func writeJSON(path string, v any) error {
-	f, err := os.Create(path)
-	if err != nil {
-		return fmt.Errorf("writing the results: %w", err)
-	}
-	if err := encodeJSON(f, v); err != nil {
-		f.Close()
-		return fmt.Errorf("writing the results to %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("writing the results to %s: %w", path, err)
 	}
 	return nil
 }
@@ -427,8 +392,8 @@ func printTable(w io.Writer, sc scenario, r result) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "metric\thub\tfloor\thub/floor\ttarget\thub runs\tfloor runs\t")
 	for _, m := range withOthers(sc) {
-		hubRuns, floorRuns := values(r.Runs[systemHub], m.key), values(r.Runs[systemFloor], m.key)
-		h, f := median(hubRuns), median(floorRuns)
+		hubRuns, floorRuns := benchresult.Values(r.Runs[systemHub], m.key), benchresult.Values(r.Runs[systemFloor], m.key)
+		h, f := benchresult.Median(hubRuns), benchresult.Median(floorRuns)
 		floorMedian, ratio := "-", "-"
 		if len(floorRuns) > 0 {
 			floorMedian = fmt.Sprintf(m.format, f)
@@ -445,37 +410,9 @@ func printTable(w io.Writer, sc scenario, r result) {
 			target = m.target + " " + verdict
 		}
 		fmt.Fprintf(tw, "%s\t"+m.format+"\t%s\t%s\t%s\t%s\t%s\t\n", m.label, h, floorMedian, ratio, target,
-			join(m.format, hubRuns), join(m.format, floorRuns))
+			benchresult.Join(m.format, hubRuns), benchresult.Join(m.format, floorRuns))
 	}
 	tw.Flush()
-}
-
-func values(runs []sample, key string) []float64 {
-	out := make([]float64, len(runs))
-	for i, s := range runs {
-		out[i] = s[key]
-	}
-	return out
-}
-
-func median(v []float64) float64 {
-	if len(v) == 0 {
-		return 0
-	}
-	s := slices.Clone(v)
-	slices.Sort(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
-}
-
-func join(format string, v []float64) string {
-	parts := make([]string, len(v))
-	for i, x := range v {
-		parts[i] = fmt.Sprintf(format, x)
-	}
-	return strings.Join(parts, " ")
 }
 
 // params shows a result's params as "key value, …".

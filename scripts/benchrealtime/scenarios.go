@@ -21,11 +21,12 @@ import (
 
 	"github.com/coder/websocket"
 
+	"standin/scripts/internal/benchresult"
 	"standin/scripts/internal/hostload"
 )
 
 // sample holds one run's measurements by metric key.
-type sample map[string]float64
+type sample = benchresult.Sample
 
 // server is a target served on loopback by this process.
 type server struct {

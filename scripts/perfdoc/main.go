@@ -24,6 +24,8 @@ import (
 	"strconv"
 	"strings"
 	"text/template"
+
+	"standin/scripts/internal/benchresult"
 )
 
 //go:embed performance.md.tmpl
@@ -51,29 +53,12 @@ func run(in, out string) error {
 	return os.WriteFile(out, page, 0o644)
 }
 
-// result is one scenario of a benchmark program, in the shape all of
-// them write.
-type result struct {
-	Scenario    string                          `json:"scenario"`
-	Params      map[string]int                  `json:"params"`
-	Description string                          `json:"description"`
-	LoadBefore  string                          `json:"load_before"`
-	LoadAfter   string                          `json:"load_after"`
-	Runs        map[string][]map[string]float64 `json:"runs"`
-}
-
-// programFile is one program's JSON.
-type programFile struct {
-	Program    string   `json:"program"`
-	Machine    string   `json:"machine"`
-	LoadBefore string   `json:"load_before"`
-	LoadAfter  string   `json:"load_after"`
-	Results    []result `json:"results"`
-}
+// result is one scenario of a benchmark program.
+type result = benchresult.Result
 
 // results is everything a run of scripts/bench left.
 type results struct {
-	programs map[string]*programFile         // by stage: realtime, e2e, audit
+	programs map[string]*benchresult.Report  // by stage: realtime, e2e, audit
 	facts    map[string]map[string]string    // by stage
 	bench    map[string]map[string][]float64 // Go benchmark name → unit → values
 }
@@ -82,7 +67,7 @@ type results struct {
 var stageFiles = map[string]string{"realtime": "realtime.json", "e2e": "e2e.json", "audit": "audit.json"}
 
 func load(dir string) (*results, error) {
-	r := &results{programs: map[string]*programFile{}, facts: map[string]map[string]string{}, bench: map[string]map[string][]float64{}}
+	r := &results{programs: map[string]*benchresult.Report{}, facts: map[string]map[string]string{}, bench: map[string]map[string][]float64{}}
 	for stage, name := range stageFiles {
 		b, err := os.ReadFile(filepath.Join(dir, name))
 		if errors.Is(err, fs.ErrNotExist) {
@@ -91,7 +76,7 @@ func load(dir string) (*results, error) {
 		if err != nil {
 			return nil, err
 		}
-		var p programFile
+		var p benchresult.Report
 		if err := json.Unmarshal(b, &p); err != nil {
 			return nil, fmt.Errorf("%s: %w", name, err)
 		}
@@ -155,16 +140,12 @@ func parseBench(b []byte) map[string]map[string][]float64 {
 	return out
 }
 
+// median is the median of v; NaN, shown as missing, when v is empty.
 func median(v []float64) float64 {
 	if len(v) == 0 {
 		return math.NaN()
 	}
-	s := slices.Clone(v)
-	slices.Sort(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+	return benchresult.Median(v)
 }
 
 // find returns the result of scenario in stage whose params include
