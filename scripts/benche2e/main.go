@@ -58,7 +58,6 @@ import (
 	"net"
 	"os"
 	"os/signal"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -316,24 +315,8 @@ func measure(ctx context.Context, cfg config, r *result, name string, i int, fn 
 	}
 	cfg.logf("%s watchers %d run %d/%d %-7s %5.1fs%s", r.Scenario, r.Params["watchers"], i+1, cfg.runs, name,
 		time.Since(start).Seconds(), b.String())
-	settle()
+	hostload.Settle()
 	return nil
-}
-
-// settle lets the goroutines of a finished run exit and collects their
-// garbage, so that one run does not tax the next.
-func settle() {
-	deadline := time.Now().Add(5 * time.Second)
-	n := runtime.NumGoroutine()
-	for time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
-		m := runtime.NumGoroutine()
-		if m == n {
-			break
-		}
-		n = m
-	}
-	runtime.GC()
 }
 
 // stage is one row of the paced table: the metrics prefix+"p50_ms",

@@ -362,7 +362,7 @@ func runScenario(ctx context.Context, cfg config, sc scenario, p map[string]int)
 			r.Runs[system] = append(r.Runs[system], s)
 			cfg.logf("%s %s run %d/%d %-5s %5.1fs %s", sc.name, params(r.Params), i+1, cfg.runs, system,
 				time.Since(start).Seconds(), brief(sc, s))
-			settle()
+			hostload.Settle()
 		}
 	}
 	r.LoadAfter = hostload.Loadavg()

@@ -12,7 +12,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
-	"runtime"
 	"runtime/debug"
 	"slices"
 	"strconv"
@@ -480,20 +479,4 @@ func rssKiB(pid string) (int64, error) {
 		}
 	}
 	return 0, errors.New("no VmRSS in /proc/" + pid + "/status")
-}
-
-// settle lets the goroutines of a finished run exit and collects their
-// garbage, so that one run does not tax the next.
-func settle() {
-	deadline := time.Now().Add(5 * time.Second)
-	n := runtime.NumGoroutine()
-	for time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
-		m := runtime.NumGoroutine()
-		if m == n {
-			break
-		}
-		n = m
-	}
-	runtime.GC()
 }

@@ -129,3 +129,19 @@ func Descriptors() (uint64, error) {
 	}
 	return lim.Cur, nil
 }
+
+// Settle lets the goroutines of a finished run exit and collects their
+// garbage, so that one run does not tax the next.
+func Settle() {
+	deadline := time.Now().Add(5 * time.Second)
+	n := runtime.NumGoroutine()
+	for time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+		m := runtime.NumGoroutine()
+		if m == n {
+			break
+		}
+		n = m
+	}
+	runtime.GC()
+}
