@@ -279,27 +279,13 @@ func (l *Log) walk(ctx context.Context, after int64, match bson.D, thorough bool
 			to = math.MaxInt64
 		}
 		filter := append(bson.D{{Key: "_id", Value: bson.D{{Key: "$gt", Value: from}, {Key: "$lte", Value: to}}}}, match...)
-		cur, err := l.coll.Find(ctx, filter, options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}))
-		if err != nil {
-			return translate(err, "read audit log")
-		}
 		last := from
-		for cur.Next(ctx) {
-			var d eventDoc
-			if err := cur.Decode(&d); err != nil {
-				_ = cur.Close(context.WithoutCancel(ctx))
-				return translate(err, "read audit log")
-			}
+		err := l.each(ctx, "read audit log", filter, options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}), func(d *eventDoc) error {
 			last = d.Seq
-			if err := fn(&d); err != nil {
-				_ = cur.Close(context.WithoutCancel(ctx))
-				return err
-			}
-		}
-		err = cur.Err()
-		_ = cur.Close(context.WithoutCancel(ctx))
+			return fn(d)
+		})
 		if err != nil {
-			return translate(err, "read audit log")
+			return err
 		}
 		if to == math.MaxInt64 {
 			return nil
@@ -326,29 +312,35 @@ func (l *Log) walk(ctx context.Context, after int64, match bson.D, thorough bool
 // thorough by nature: it reads to the end of the collection.
 func (l *Log) walkStored(ctx context.Context, after int64, match bson.D, fn func(*eventDoc) error) error {
 	filter := append(bson.D{{Key: "_id", Value: bson.D{{Key: "$gt", Value: after}}}}, match...)
-	cur, err := l.coll.Find(ctx, filter, options.Find().SetBatchSize(1000))
-	if err != nil {
-		return translate(err, "read audit log")
-	}
-	defer func() { _ = cur.Close(context.WithoutCancel(ctx)) }()
 	last := after
-	for cur.Next(ctx) {
-		var d eventDoc
-		if err := cur.Decode(&d); err != nil {
-			return translate(err, "read audit log")
-		}
+	return l.each(ctx, "read audit log", filter, options.Find().SetBatchSize(1000), func(d *eventDoc) error {
 		if d.Seq <= last {
 			return fmt.Errorf("read audit log in stored order: event %d is stored after event %d", d.Seq, last)
 		}
 		last = d.Seq
+		return fn(d)
+	})
+}
+
+// each runs one find and calls fn for each event it returns, in that
+// order, stopping at fn's first error, which it returns as it is. Errors
+// of the database are translated, saying what was being done.
+func (l *Log) each(ctx context.Context, what string, filter bson.D, opts *options.FindOptionsBuilder, fn func(*eventDoc) error) error {
+	cur, err := l.coll.Find(ctx, filter, opts)
+	if err != nil {
+		return translate(err, what)
+	}
+	defer func() { _ = cur.Close(context.WithoutCancel(ctx)) }()
+	for cur.Next(ctx) {
+		var d eventDoc
+		if err := cur.Decode(&d); err != nil {
+			return translate(err, what)
+		}
 		if err := fn(&d); err != nil {
 			return err
 		}
 	}
-	if err := cur.Err(); err != nil {
-		return translate(err, "read audit log")
-	}
-	return nil
+	return translate(cur.Err(), what)
 }
 
 // anyAfter reports whether any event has a seq above seq.

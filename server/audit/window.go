@@ -36,31 +36,23 @@ func newWindow(max int) *window { return &window{max: max} }
 // which is seq order since a seq is only ever inserted after its
 // predecessor, keeping the newest max events. It returns the head.
 func (w *window) load(ctx context.Context, l *Log) (head int64, hash string, err error) {
-	cur, err := l.coll.Find(ctx, bson.D{}, options.Find().SetBatchSize(1000))
-	if err != nil {
-		return 0, "", translate(err, "load recent audit events")
-	}
-	defer cur.Close(context.WithoutCancel(ctx))
 	ring := make([]*standin.Event, 0, min(w.max, 4096))
 	start := 0 // ring is full when len == max; then start is its oldest slot
-	for cur.Next(ctx) {
-		var d eventDoc
-		if err := cur.Decode(&d); err != nil {
-			return 0, "", translate(err, "load recent audit events")
-		}
+	err = l.each(ctx, "load recent audit events", bson.D{}, options.Find().SetBatchSize(1000), func(d *eventDoc) error {
 		e := d.event()
 		if d.Seq > head {
 			head, hash = d.Seq, d.Hash
 		}
 		if len(ring) < w.max {
 			ring = append(ring, e)
-			continue
+			return nil
 		}
 		ring[start] = e
 		start = (start + 1) % w.max
-	}
-	if err := cur.Err(); err != nil {
-		return 0, "", translate(err, "load recent audit events")
+		return nil
+	})
+	if err != nil {
+		return 0, "", err
 	}
 	evs := append(slices.Clone(ring[start:]), ring[:start]...)
 	slices.SortFunc(evs, func(a, b *standin.Event) int { return cmp.Compare(a.Seq, b.Seq) })
