@@ -29,6 +29,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"runtime"
 	"slices"
@@ -38,6 +39,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"standin/scripts/internal/benchresult"
+	"standin/scripts/internal/hostload"
 	"standin/server/audit"
 	"standin/server/embeddeddb"
 	"standin/server/mongostore"
@@ -99,8 +101,8 @@ func run() error {
 	defer db.Close(context.WithoutCancel(ctx))
 
 	b := &bench{ctx: ctx, db: db, events: *events, window: *window, queries: *queries}
-	loadStart := loadavg()
-	fmt.Printf("standin audit log: %d events, window %d; %s; load average %s\n", *events, *window, machine(), loadStart)
+	loadStart := hostload.Loadavg()
+	fmt.Printf("standin audit log: %d events, window %d; %s; load average %s\n", *events, *window, hostload.Machine(), loadStart)
 	if err := b.build(); err != nil {
 		return err
 	}
@@ -129,8 +131,8 @@ func run() error {
 		}
 	}
 	if *out != "" {
-		return benchresult.Write(*out, benchresult.Report{Program: "benchaudit", Machine: machine(),
-			LoadBefore: loadStart, LoadAfter: loadavg(), Results: b.results})
+		return benchresult.Write(*out, benchresult.Report{Program: "benchaudit", Machine: hostload.Machine(),
+			LoadBefore: loadStart, LoadAfter: hostload.Loadavg(), Results: b.results})
 	}
 	return nil
 }
@@ -138,14 +140,14 @@ func run() error {
 // record adds a scenario's one run and prints it.
 func (b *bench) record(scenario, description, loadBefore string, standinRun, floorRun map[string]float64) {
 	r := result{Scenario: scenario, Params: map[string]int{"events": b.events, "window": b.window},
-		Description: description, LoadBefore: loadBefore, LoadAfter: loadavg(),
+		Description: description, LoadBefore: loadBefore, LoadAfter: hostload.Loadavg(),
 		Runs: map[string][]benchresult.Sample{"standin": {standinRun}}}
 	if floorRun != nil {
 		r.Runs["floor"] = []benchresult.Sample{floorRun}
 	}
 	b.results = append(b.results, r)
 	fmt.Printf("\n== %s: %s (load average %s → %s)\n", scenario, description, r.LoadBefore, r.LoadAfter)
-	for _, k := range sortedKeys(standinRun) {
+	for _, k := range slices.Sorted(maps.Keys(standinRun)) {
 		line := fmt.Sprintf("   %-28s %14.3f", k, standinRun[k])
 		if v, ok := floorRun[k]; ok {
 			line += fmt.Sprintf("   floor %14.3f", v)
@@ -189,7 +191,7 @@ func (b *bench) build() error {
 		fmt.Printf("reusing a log of %d events\n", have)
 		return nil
 	}
-	load := loadavg()
+	load := hostload.Loadavg()
 	start := time.Now()
 	last := start
 	for i := have; i < b.events; {
@@ -213,7 +215,7 @@ func (b *bench) build() error {
 
 // open opens the log as the server does on the embedded database.
 func (b *bench) open() (*audit.Log, error) {
-	load := loadavg()
+	load := hostload.Loadavg()
 	runtime.GC()
 	var before runtime.MemStats
 	runtime.ReadMemStats(&before)
@@ -251,7 +253,7 @@ func (b *bench) windowQueries(l *audit.Log) error {
 		if tc.pages < 1 {
 			continue
 		}
-		load := loadavg()
+		load := hostload.Loadavg()
 		lat := make([]time.Duration, 0, b.queries)
 		for range b.queries {
 			start := time.Now()
@@ -277,7 +279,7 @@ func (b *bench) windowQueries(l *audit.Log) error {
 
 // pastWindow measures one page the window cannot answer.
 func (b *bench) pastWindow(l *audit.Log) error {
-	load := loadavg()
+	load := hostload.Loadavg()
 	start := time.Now()
 	page, _, err := l.Query(b.ctx, standin.EventFilter{SubjectID: "old"}, standin.Page{Limit: 50})
 	if err != nil {
@@ -295,7 +297,7 @@ func (b *bench) pastWindow(l *audit.Log) error {
 // export measures the whole log exported as JSON Lines, and the raw
 // stream of the same documents from the database.
 func (b *bench) export(l *audit.Log) error {
-	load := loadavg()
+	load := hostload.Loadavg()
 	var n countingWriter
 	start := time.Now()
 	if err := l.Export(b.ctx, standin.EventFilter{}, audit.FormatJSONL, &n); err != nil {
@@ -331,7 +333,7 @@ func (b *bench) export(l *audit.Log) error {
 
 // verify measures re-hashing the whole chain.
 func (b *bench) verify(l *audit.Log) error {
-	load := loadavg()
+	load := hostload.Loadavg()
 	start := time.Now()
 	v, err := l.Verify(b.ctx)
 	if err != nil {
@@ -362,26 +364,3 @@ func (w *countingWriter) Write(p []byte) (int, error) {
 var _ io.Writer = (*countingWriter)(nil)
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-
-func sortedKeys(m map[string]float64) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
-}
-
-// loadavg returns the first three fields of /proc/loadavg.
-func loadavg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "unknown"
-	}
-	f := strings.Fields(string(b))
-	return strings.Join(f[:min(3, len(f))], " ")
-}
-
-func machine() string {
-	return fmt.Sprintf("%s %s/%s, %d CPUs", runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.NumCPU())
-}

@@ -59,7 +59,6 @@ import (
 	"os"
 	"os/signal"
 	"slices"
-	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -134,12 +133,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	for f := range strings.SplitSeq(*watchers, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(f))
-		if err != nil || n < 1 {
-			return fmt.Errorf("-watchers: %q is not a positive number", f)
-		}
-		cfg.watchers = append(cfg.watchers, n)
+	var err error
+	if cfg.watchers, err = benchresult.Sizes("-watchers", *watchers); err != nil {
+		return err
 	}
 	if cfg.rate < 1 || cfg.workers < 1 || cfg.runs < 1 || cfg.duration <= 0 {
 		return fmt.Errorf("-rate, -workers, -runs and -duration must be positive")

@@ -261,10 +261,10 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return serveClients(*clients)
 	}
 	var err error
-	if cfg.subsList, err = counts("-subs", *subsList); err != nil {
+	if cfg.subsList, err = benchresult.Sizes("-subs", *subsList); err != nil {
 		return err
 	}
-	if cfg.idleList, err = counts("-idle", *idleList); err != nil {
+	if cfg.idleList, err = benchresult.Sizes("-idle", *idleList); err != nil {
 		return err
 	}
 	cfg.subs, cfg.idle = cfg.subsList[0], cfg.idleList[0]
@@ -316,19 +316,6 @@ func run(args []string, stdout, stderr io.Writer) error {
 		printTable(stdout, ran[i], r)
 	}
 	return nil
-}
-
-// counts parses the comma-separated positive integers of flag name.
-func counts(name, list string) ([]int, error) {
-	var out []int
-	for f := range strings.SplitSeq(list, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(f))
-		if err != nil || n < 1 {
-			return nil, fmt.Errorf("%s: %q is not a positive number", name, f)
-		}
-		out = append(out, n)
-	}
-	return out, nil
 }
 
 // runScenario runs sc, at the size of cfg that p names, cfg.runs times on

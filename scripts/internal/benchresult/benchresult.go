@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -66,6 +67,20 @@ func Join(format string, v []float64) string {
 		parts[i] = fmt.Sprintf(format, x)
 	}
 	return strings.Join(parts, " ")
+}
+
+// Sizes parses the comma-separated positive integers of a flag, the sizes
+// a scenario runs at; flag names it in the error.
+func Sizes(flag, list string) ([]int, error) {
+	var out []int
+	for f := range strings.SplitSeq(list, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("%s: %q is not a positive number", flag, f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
 }
 
 // Encode writes v to w as indented JSON.
