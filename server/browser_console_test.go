@@ -497,3 +497,38 @@ func TestBrowserExpiryReturnsToDashboard(t *testing.T) {
 	admin.waitText("the page says why", `.toast[data-type="impersonation.ended"]`, "time ran out")
 	admin.noLoginPage("after the impersonation expired")
 }
+
+// TestBrowserExpiryDuringRestartSaysWhy: the impersonation runs out while
+// the server is down, so the live event that carries the cause reaches no
+// page. Once the server is back the page still leaves the impersonation
+// by itself and says why, from the ended impersonation's record.
+func TestBrowserExpiryDuringRestartSaysWhy(t *testing.T) {
+	t.Parallel()
+	clk := &clock{}
+	dir := t.TempDir()
+	srv := mustRun(t, server.Config{DataDir: dir, Clock: clk.Now})
+	admin := newPerson(t, "admin-expiry-restart")
+	admin.signIn(srv.URL, "admin@example.org")
+	admin.do("search for Ben", chromedp.SendKeys(chromedp.ID("user-search"), "ben"))
+	admin.do("the list shows the search's answer", chromedp.WaitVisible(chromedp.CSS(`#user-results[data-query="ben"] tr[data-user-id]`)))
+	admin.clickText("open Ben's page", "#user-results .person__name", "Ben Okafor")
+	admin.waitText("Ben's page shows his name", "#user-name", "Ben Okafor")
+	admin.impersonate("from Ben's page", `main [data-action="user-actions"]`, "runs out while the server is down")
+	admin.waitText("the banner names Ben", "#banner-who", "Ben Okafor")
+	admin.do("the page is live as Ben", chromedp.WaitVisible(chromedp.CSS(`#conn-status[data-state="live"]`)))
+
+	addr := strings.TrimPrefix(srv.URL, "http://")
+	srv.Stop(t)
+	admin.do("the connection state shows the drop", chromedp.WaitVisible(chromedp.CSS(`#conn-status:not([data-state="live"])`)))
+	clk.Advance(31 * time.Minute)
+	mustRun(t, server.Config{DataDir: dir, Addr: addr, Clock: clk.Now})
+
+	admin.do("the page leaves the impersonation by itself",
+		chromedp.WaitNotVisible(chromedp.ID("impersonation-banner")),
+		chromedp.WaitVisible(chromedp.ID("user-search")),
+	)
+	admin.waitText("the admin is himself again", "#whoami", "Adrian Admin")
+	admin.waitText("the page says why", `.toast[data-type="impersonation.ended"]`, "time ran out")
+	admin.do("the page is live again", chromedp.WaitVisible(chromedp.CSS(`#conn-status[data-state="live"]`)))
+	admin.noLoginPage("after the restart")
+}

@@ -36,6 +36,7 @@ func FuzzAPI(f *testing.F) {
 		{1, "impersonations", "", `{"user_id":"u","reason":"r","ticket":"t","minutes":5}`},
 		{1, "impersonations", "", `{"user_id":"u","reason":"","minutes":-1}`},
 		{4, "impersonations/current", "", ""},
+		{0, "impersonations/x", "", ""},
 		{1, "impersonations/x/revoke", "", ""},
 		{1, "users/x/suspend", "", ""},
 		{3, "profile", "", `{"name":"A","phone":"1"}`},

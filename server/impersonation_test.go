@@ -324,6 +324,17 @@ func TestImpersonationEnds(t *testing.T) {
 		}
 	}
 
+	// readBack is GET /impersonations/{id} as c: the page that finds
+	// itself back as the agent learns from it why the session ended.
+	readBack := func(c *client, impID string) (int, map[string]any) {
+		t.Helper()
+		r := c.do(http.MethodGet, "/api/v1/impersonations/"+impID, nil)
+		if r.Status != http.StatusOK {
+			return r.Status, nil
+		}
+		return r.Status, r.JSON(t)
+	}
+
 	t.Run("RevokedByTheTargetsManager", func(t *testing.T) {
 		impID := start(support, "support@example.org", "ada@example.org")
 		active := items(t, manager.do(http.MethodGet, "/api/v1/impersonations?active=true", nil))
@@ -346,6 +357,22 @@ func TestImpersonationEnds(t *testing.T) {
 		if got := endedCause(impID); got != standin.CauseRevoked {
 			t.Fatalf("cause %q", got)
 		}
+		// The agent and the manager read it back, ended, with its cause;
+		// the impersonated user and an unknown id get 404 alike.
+		for _, c := range []*client{support, manager} {
+			if status, imp := readBack(c, impID); status != http.StatusOK || imp["cause"] != standin.CauseRevoked ||
+				imp["ended_at"] == nil || imp["subject"].(map[string]any)["id"] != id("ada@example.org") {
+				t.Fatalf("reading back the revoked impersonation: %d %v", status, imp)
+			}
+		}
+		subject := newClient(t, srv.URL)
+		subject.mustLogin("ada@example.org")
+		if status, imp := readBack(subject, impID); status != http.StatusNotFound {
+			t.Fatalf("the impersonated user reads the record: %d %v", status, imp)
+		}
+		if status, _ := readBack(support, "no-such-impersonation"); status != http.StatusNotFound {
+			t.Fatalf("an unknown id: %d", status)
+		}
 	})
 
 	t.Run("ExpiresWithNoRequestInFlight", func(t *testing.T) {
@@ -353,6 +380,9 @@ func TestImpersonationEnds(t *testing.T) {
 		clk.Advance(31 * time.Minute)
 		if got := endedCause(impID); got != standin.CauseExpired {
 			t.Fatalf("after expiry, cause %q", got)
+		}
+		if status, imp := readBack(support, impID); status != http.StatusOK || imp["cause"] != standin.CauseExpired {
+			t.Fatalf("reading back the expired impersonation: %d %v", status, imp)
 		}
 	})
 

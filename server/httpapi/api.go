@@ -82,6 +82,7 @@ type Impersonations interface {
 	Stop(ctx context.Context, p *standin.Principal, meta impersonation.Meta) (*standin.Impersonation, string, *standin.Session, error)
 	Revoke(ctx context.Context, p *standin.Principal, id string, meta impersonation.Meta) (*standin.Impersonation, error)
 	Active(ctx context.Context, who *standin.User) ([]*standin.Impersonation, error)
+	Get(ctx context.Context, who *standin.User, id string) (*standin.Impersonation, error)
 	EndFor(ctx context.Context, userID, asActor, asSubject string, by *standin.User, meta impersonation.Meta) error
 }
 
@@ -259,6 +260,7 @@ func (a *API) routes() []route {
 		{fiber.MethodPost, v1 + "/impersonations", signedIn, selfAudited, a.startImpersonation},
 		{fiber.MethodDelete, v1 + "/impersonations/current", signedIn, selfAudited, a.stopImpersonation},
 		{fiber.MethodGet, v1 + "/impersonations", signedIn, rule{}, a.listImpersonations},
+		{fiber.MethodGet, v1 + "/impersonations/:id", signedIn, rule{}, a.getImpersonation},
 		{fiber.MethodPost, v1 + "/impersonations/:id/revoke", signedIn, rule{}, a.revokeImpersonation},
 		{fiber.MethodPost, v1 + "/users/:id/suspend", authorized, can(standin.ActSuspend, standin.KindUser, nil).destructiveAction(), a.suspendUser},
 

@@ -92,6 +92,16 @@ func (a *API) listImpersonations(c *fiber.Ctx) error {
 	return c.JSON(list(items, ""))
 }
 
+// getImpersonation answers one impersonation, running or ended, with its
+// cause: a page that finds itself back as the agent learns why from it.
+func (a *API) getImpersonation(c *fiber.Ctx) error {
+	imp, err := a.cfg.Impersonations.Get(c.UserContext(), principal(c).Subject, c.Params("id"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(toImpersonationJSON(imp))
+}
+
 func (a *API) revokeImpersonation(c *fiber.Ctx) error {
 	imp, err := a.cfg.Impersonations.Revoke(c.UserContext(), principal(c), c.Params("id"), a.meta(c))
 	if err != nil {

@@ -316,6 +316,20 @@ func (s *Service) CanSee(ctx context.Context, who *standin.User, imp *standin.Im
 	return s.mayRevoke(ctx, who, subject)
 }
 
+// Get returns impersonation id, running or ended, when who may see it (see
+// CanSee). ENotFound for an unknown id and for one who may not see, so
+// its existence is not revealed.
+func (s *Service) Get(ctx context.Context, who *standin.User, id string) (*standin.Impersonation, error) {
+	imp, err := s.store.ImpersonationByID(ctx, id)
+	if err != nil && standin.ErrorCode(err) != standin.ENotFound {
+		return nil, err
+	}
+	if imp == nil || !s.CanSee(ctx, who, imp) {
+		return nil, standin.Errorf(standin.ENotFound, "There is no impersonation with this id that you may see.")
+	}
+	return imp, nil
+}
+
 // Active lists the active impersonations who may see.
 func (s *Service) Active(ctx context.Context, who *standin.User) ([]*standin.Impersonation, error) {
 	all, err := s.store.ActiveImpersonations(ctx)

@@ -349,10 +349,7 @@ function showHome(session, { focusHeading = false } = {}) {
 
   if (wasImpersonating && !session.impersonation) {
     // Back as oneself: the dashboard, with what happened in words.
-    const ended = state.lastEnded && state.lastEnded.id === wasImpersonating.id ? state.lastEnded : null;
-    const why = ended && ended.cause ? ` (${causeWords(ended.cause)})` : '';
-    toast(`You are ${personName(session.user)} again. The session acting as ${personName(wasImpersonating.subject)} ended${why}.`,
-      { kind: ended && ended.cause && ended.cause !== 'ended_by_actor' ? 'warning' : 'success', type: 'impersonation.ended', timeout: 10000 });
+    sayImpersonationEnded(session, wasImpersonating, key);
     announce(`Impersonation ended. You are ${personName(session.user)} again.`);
     go(defaultPath(ctx), { focusHeading: true });
   } else if (session.impersonation && !first) {
@@ -361,6 +358,31 @@ function showHome(session, { focusHeading = false } = {}) {
   } else {
     ready(ctx).then(() => renderRoute({ focusHeading }));
   }
+}
+
+/**
+ * Tells the agent, back as themself, that the impersonation ended and why.
+ * The why comes from the exit's answer or the live event; when the page
+ * learned it was itself again before either (a request of its own got
+ * there first, and the old live connection was dropped with the event
+ * still in it), the ended impersonation's record says.
+ * @param {object} session the agent's own session
+ * @param {object} imp the impersonation that ended
+ * @param {string} key the identity the toast belongs to
+ */
+async function sayImpersonationEnded(session, imp, key) {
+  let cause = state.lastEnded && state.lastEnded.id === imp.id ? state.lastEnded.cause : '';
+  if (!cause) {
+    try {
+      cause = (await api.get(`/impersonations/${encodeURIComponent(imp.id)}`)).cause || '';
+    } catch {
+      // The toast says it ended, without why.
+    }
+    if (state.identity !== key) return; // another switch since: this toast is stale
+  }
+  const why = cause ? ` (${causeWords(cause)})` : '';
+  toast(`You are ${personName(session.user)} again. The session acting as ${personName(imp.subject)} ended${why}.`,
+    { kind: cause && cause !== 'ended_by_actor' ? 'warning' : 'success', type: 'impersonation.ended', timeout: 10000 });
 }
 
 /** Navigates to path once the identity's facts are loaded. */
