@@ -78,6 +78,11 @@ function matches(f, e) {
   return true;
 }
 
+/** A datetime-local value ("2026-11-26T09:30") from the address, or ''. */
+function localTime(v) {
+  return v && /^\d{4}-\d\d-\d\dT\d\d:\d\d$/.test(v) && !Number.isNaN(new Date(v).getTime()) ? v : '';
+}
+
 function filterQuery(f) {
   const q = {};
   for (const key of ['type', 'actor', 'subject', 'impersonation', 'project']) if (f[key]) q[key] = f[key];
@@ -96,8 +101,8 @@ export function mountActivity(ctx, root, { query }) {
     subject: query.get('subject') || '',
     impersonation: query.get('impersonation') || '',
     project: query.get('project') || '',
-    since: '',
-    until: '',
+    since: localTime(query.get('since')),
+    until: localTime(query.get('until')),
   };
   const knownNames = new Map();
   if (filters.subject && query.get('subject_name')) knownNames.set(filters.subject, query.get('subject_name'));
@@ -196,7 +201,7 @@ export function mountActivity(ctx, root, { query }) {
       e.project ? h('span', null, ` · ${projectName(e.project)}`) : null,
       e.impersonation_id ? [' · ', h('button', {
         type: 'button', class: 'link-button', title: 'Show only this session',
-        onclick: () => { filters.impersonation = e.impersonation_id; sessionIn.value = e.impersonation_id; reload(); },
+        onclick: () => { filters.impersonation = e.impersonation_id; sessionIn.value = e.impersonation_id; keepInAddress(); reload(); },
       }, `session ${e.impersonation_id.slice(-6)}`)] : null,
       ' · ', h('span', { class: 'feed__seq' }, `#${e.seq}`))));
 
@@ -347,7 +352,7 @@ export function mountActivity(ctx, root, { query }) {
           : h('button', { type: 'button', class: 'btn btn--danger btn--sm', 'data-revoke': s.id, onclick: () => confirmRevoke(s) }, 'End session'),
         h('button', {
           type: 'button', class: 'btn btn--ghost btn--sm',
-          onclick: () => { filters.impersonation = s.id; sessionIn.value = s.id; reload(); },
+          onclick: () => { filters.impersonation = s.id; sessionIn.value = s.id; keepInAddress(); reload(); },
         }, 'Show events'))))));
   };
   const loadSessions = async () => {
@@ -424,7 +429,17 @@ export function mountActivity(ctx, root, { query }) {
     filters.impersonation = sessionIn.value.trim();
     filters.since = sinceIn.value;
     filters.until = untilIn.value;
+    keepInAddress();
     reload();
+  };
+  // The address keeps the filters: a reload, a bookmark or a link sent to
+  // a colleague opens the same view.
+  const keepInAddress = () => {
+    const q = new URLSearchParams();
+    for (const key of ['type', 'actor', 'subject', 'impersonation', 'project', 'since', 'until']) if (filters[key]) q.set(key, filters[key]);
+    if (filters.subject && knownNames.has(filters.subject)) q.set('subject_name', knownNames.get(filters.subject));
+    const hash = q.size ? `#/activity?${q}` : '#/activity';
+    if (location.hash !== hash) history.replaceState(null, '', hash);
   };
   for (const el of [typeSel, actorSel, subjectSel, projectSel, sinceIn, untilIn]) el.addEventListener('change', readFilters);
   sessionIn.addEventListener('change', readFilters);
@@ -485,6 +500,8 @@ export function mountActivity(ctx, root, { query }) {
   });
   typeSel.value = filters.type;
   sessionIn.value = filters.impersonation;
+  sinceIn.value = filters.since;
+  untilIn.value = filters.until;
 
   // Chain verification (admins and owners: it walks the whole log).
   const runVerify = async () => {
