@@ -66,9 +66,13 @@ type Config struct {
 	Clock func() time.Time
 	// Logger receives structured logs (default slog.Default()).
 	Logger *slog.Logger
-	// OnListen, if set, is called with the bound address once the server
-	// accepts connections; tests that listen on port 0 use it.
+	// OnListen, if set, is called with the bound address once the console
+	// is ready and serves; tests that listen on port 0 use it.
 	OnListen func(addr net.Addr)
+	// OnStarting, if set, is called as start-up moves on to each step
+	// ("Reading the audit log"), with the address already answering that
+	// the console is starting. Start-up waits for it to return.
+	OnStarting func(addr net.Addr, step string)
 }
 
 func (c Config) withDefaults() Config {

@@ -26,6 +26,7 @@ import (
 	"standin/server/presence"
 	"standin/server/session"
 	"standin/server/standin"
+	"standin/server/startup"
 	"standin/ui"
 )
 
@@ -50,8 +51,30 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 
+	// The address answers at once: until the console is ready, a browser
+	// sees what start-up is doing and API clients get 503.
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	starting := startup.Serve(ln, log.With("component", "startup"))
+	handedOff := false
+	defer func() {
+		if !handedOff {
+			starting.Abort()
+		}
+	}()
+	log.Info("starting", "url", "http://"+ln.Addr().String())
+	step := func(what string) {
+		starting.Step(what)
+		if cfg.OnStarting != nil {
+			cfg.OnStarting(ln.Addr(), what)
+		}
+	}
+
 	uri := cfg.MongoURI
 	if uri == "" {
+		step("Starting the database")
 		started := time.Now()
 		edb, err := embeddeddb.Start(ctx, cfg.DataDir, "", log)
 		if err != nil {
@@ -63,12 +86,16 @@ func Run(ctx context.Context, cfg Config) error {
 			"elapsed", time.Since(started).Round(time.Millisecond))
 	}
 
+	step("Connecting to the database")
 	db, err := mongostore.Open(ctx, uri, cfg.Database, mongostore.Options{})
 	if err != nil {
 		return err
 	}
 	defer closeWithin(ctx, 5*time.Second, db.Close, log, "closing database")
 
+	if cfg.demoEnabled() {
+		step("Preparing the demo facility")
+	}
 	if err := seedDemo(ctx, cfg, db); err != nil {
 		return err
 	}
@@ -98,6 +125,7 @@ func Run(ctx context.Context, cfg Config) error {
 		// (export, verification) reads it once, in stored order.
 		auditCfg.Window, auditCfg.StoredOrder = cfg.AuditWindow, true
 	}
+	step("Reading the audit log")
 	events, err := audit.Open(ctx, eventsDB.Database(), auditCfg)
 	if err != nil {
 		return err
@@ -108,6 +136,7 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 
+	step("Loading the access policies")
 	rbac, err := authz.New(ctx, authz.Config{DB: db.Database(), Directory: db, Logger: log.With("component", "authz")})
 	if err != nil {
 		return err
@@ -199,12 +228,10 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
-	}
+	consoleLn := starting.Handoff()
+	handedOff = true
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- app.Listener(ln) }()
+	go func() { serveErr <- app.Listener(consoleLn) }()
 	log.Info("console ready", "url", "http://"+ln.Addr().String())
 	if allowedHosts == nil {
 		log.Warn("listening beyond loopback without STANDIN_PUBLIC_URL: requests for any host name are answered")
@@ -218,6 +245,13 @@ func Run(ctx context.Context, cfg Config) error {
 	background.Go(func() { sweepSessions(bgCtx, sessions, log) })
 	background.Go(func() { expireImpersonations(bgCtx, impersonations, log) })
 	background.Go(func() { sweepPresence(bgCtx, lv.presence) })
+	background.Go(func() {
+		finishCtx, cancel := context.WithTimeout(bgCtx, 5*time.Second)
+		defer cancel()
+		if err := starting.Finish(finishCtx); err != nil {
+			log.Debug("closed connections that sent nothing while the console started", "err", err)
+		}
+	})
 
 	var runErr error
 	select {

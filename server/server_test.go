@@ -8,14 +8,17 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
+	"standin/server"
 	"standin/server/embeddeddb"
 	"standin/server/standin"
 )
@@ -400,5 +403,91 @@ func TestParallelGuessesAreLimited(t *testing.T) {
 	}
 	if unauthorized != 5 || limited != n-5 {
 		t.Fatalf("%d judged, %d limited; want 5 judged of %d parallel guesses", unauthorized, limited, n)
+	}
+}
+
+// TestAnswersWhileStarting: the address answers from the first moment of
+// start-up. While the audit log is being read, a browser gets a page
+// saying so and API clients a 503 with a code; the same client is served
+// by the console once it is ready.
+func TestAnswersWhileStarting(t *testing.T) {
+	t.Parallel()
+	atLog := make(chan net.Addr, 1)
+	release := make(chan struct{})
+	ready := make(chan net.Addr, 1)
+	var mu sync.Mutex
+	var steps []string
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- server.Run(ctx, server.Config{
+			DataDir: t.TempDir(), Addr: "127.0.0.1:0", PasswordCost: testCost,
+			Logger: slog.New(slog.DiscardHandler),
+			OnStarting: func(addr net.Addr, step string) {
+				mu.Lock()
+				steps = append(steps, step)
+				mu.Unlock()
+				if step == "Reading the audit log" {
+					atLog <- addr
+					<-release
+				}
+			},
+			OnListen: func(addr net.Addr) { ready <- addr },
+		})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("server.Run returned %v", err)
+		}
+	})
+
+	var addr net.Addr
+	select {
+	case addr = <-atLog:
+	case err := <-done:
+		t.Fatalf("the server stopped while starting: %v", err)
+	case <-time.After(60 * time.Second):
+		t.Fatal("start-up did not reach the audit log within 60 s")
+	}
+	c := newClient(t, "http://"+addr.String())
+	for _, path := range []string{"/readyz", "/api/v1/session"} {
+		r := c.do(http.MethodGet, path, nil)
+		if r.Status != http.StatusServiceUnavailable || r.ErrorCode(t) != standin.EUnavailable ||
+			!strings.Contains(string(r.Body), "reading the audit log") {
+			t.Fatalf("%s while starting: %d %s", path, r.Status, r.Body)
+		}
+	}
+	if r := c.do(http.MethodGet, "/healthz", nil); r.Status != http.StatusOK {
+		t.Fatalf("/healthz while starting: %d %s", r.Status, r.Body)
+	}
+	page := c.do(http.MethodGet, "/", nil)
+	if page.Status != http.StatusServiceUnavailable || !strings.Contains(string(page.Body), "Standin is starting") ||
+		!strings.Contains(string(page.Body), "Reading the audit log") {
+		t.Fatalf("the page while starting: %d %.300s", page.Status, page.Body)
+	}
+
+	close(release)
+	select {
+	case got := <-ready:
+		if got.String() != addr.String() {
+			t.Fatalf("ready on %s, started on %s", got, addr)
+		}
+	case err := <-done:
+		t.Fatalf("the server stopped while starting: %v", err)
+	case <-time.After(60 * time.Second):
+		t.Fatal("the console was not ready within 60 s of the audit log")
+	}
+	if r := c.do(http.MethodGet, "/readyz", nil); r.Status != http.StatusOK {
+		t.Fatalf("/readyz once ready: %d %s", r.Status, r.Body)
+	}
+	c.mustLogin("admin@example.org")
+	if r := c.do(http.MethodGet, "/", nil); r.Status != http.StatusOK || !strings.Contains(string(r.Body), "<title>Standin</title>") {
+		t.Fatalf("the console once ready: %d %.200s", r.Status, r.Body)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if i, j := slices.Index(steps, "Starting the database"), slices.Index(steps, "Loading the access policies"); i != 0 || j <= slices.Index(steps, "Reading the audit log") {
+		t.Fatalf("start-up steps %q", steps)
 	}
 }
