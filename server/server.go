@@ -132,7 +132,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	// Pending appends are drained before the connection closes.
 	defer closeWithin(ctx, 10*time.Second, events.Close, log, "closing the audit log")
-	if err := repair(ctx, db, events, log); err != nil {
+	if err := repair(ctx, db, events, cfg.Clock(), log); err != nil {
 		return err
 	}
 
@@ -245,6 +245,7 @@ func Run(ctx context.Context, cfg Config) error {
 	background.Go(func() { sweepSessions(bgCtx, sessions, log) })
 	background.Go(func() { expireImpersonations(bgCtx, impersonations, log) })
 	background.Go(func() { sweepPresence(bgCtx, lv.presence) })
+	background.Go(func() { keepRepairing(bgCtx, db, events, cfg.Clock, log) })
 	background.Go(func() {
 		finishCtx, cancel := context.WithTimeout(bgCtx, 5*time.Second)
 		defer cancel()
@@ -392,22 +393,21 @@ func expireImpersonations(ctx context.Context, imps *impersonation.Service, log 
 	}
 }
 
+// bookingRepairAge is how old a half-written booking without its commit
+// record must be before the repair undoes it: well past the longest a
+// request may still be writing it.
+const bookingRepairAge = 4 * httpapi.BookingDeadline
+
+// repairEvery is how often the server finishes booking writes that a
+// database failure stopped midway (it looks only after one did).
+const repairEvery = 15 * time.Second
+
 // repair finishes what an earlier stop interrupted: bookings half-written
 // are completed or undone by their commit record in the audit log, and
 // impersonation holds left by an end that did not finish are freed.
-func repair(ctx context.Context, db *mongostore.DB, events *audit.Log, log *slog.Logger) error {
-	n, err := db.RepairBookings(ctx, time.Now().Add(-time.Minute), func(ctx context.Context, typ, bookingID string) (bool, error) {
-		_, err := events.ByObject(ctx, typ, "booking:"+bookingID)
-		if standin.ErrorCode(err) == standin.ENotFound {
-			return false, nil
-		}
-		return err == nil, err
-	})
-	if err != nil {
+func repair(ctx context.Context, db *mongostore.DB, events *audit.Log, now time.Time, log *slog.Logger) error {
+	if err := repairBookings(ctx, db, events, now, log); err != nil {
 		return err
-	}
-	if n > 0 {
-		log.Warn("bookings left half-written by an earlier stop were completed or undone", "count", n)
 	}
 	if n, err := db.FreeStaleHolds(ctx); err != nil {
 		return err
@@ -415,6 +415,39 @@ func repair(ctx context.Context, db *mongostore.DB, events *audit.Log, log *slog
 		log.Warn("freed impersonation holds left by an earlier stop", "count", n)
 	}
 	return nil
+}
+
+// repairBookings completes or undoes, by their commit records in the
+// audit log, the bookings whose writes stopped midway.
+func repairBookings(ctx context.Context, db *mongostore.DB, events *audit.Log, now time.Time, log *slog.Logger) error {
+	n, err := db.RepairBookings(ctx, now.Add(-bookingRepairAge), func(ctx context.Context, typ, bookingID string) (bool, error) {
+		_, err := events.ByObject(ctx, typ, "booking:"+bookingID)
+		if standin.ErrorCode(err) == standin.ENotFound {
+			return false, nil
+		}
+		return err == nil, err
+	})
+	if n > 0 {
+		log.Warn("bookings left half-written were completed or undone by their commit records", "count", n)
+	}
+	return err
+}
+
+// keepRepairing finishes, until ctx ends, the booking writes a database
+// failure stops midway while the server runs.
+func keepRepairing(ctx context.Context, db *mongostore.DB, events *audit.Log, clock func() time.Time, log *slog.Logger) {
+	t := time.NewTicker(repairEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := repairBookings(ctx, db, events, clock(), log); err != nil && ctx.Err() == nil {
+				log.Warn("finishing half-written bookings; trying again later", "err", err)
+			}
+		}
+	}
 }
 
 // principals resolves a session cookie into the effective principal, for

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"strings"
@@ -127,7 +128,23 @@ type createBookingRequest struct {
 	End        string `json:"end"`
 }
 
+// BookingDeadline bounds a request that creates or cancels a booking. Its
+// commit record is written within it (or, if the audit log had already
+// taken the record, within the log's own commit timeout after it), so a
+// booking still half-written well after it was begun was abandoned by its
+// request, and the repair may undo it.
+const BookingDeadline = 20 * time.Second
+
+// withDeadline gives the request's context a deadline for the rest of
+// the handler.
+func withDeadline(c *fiber.Ctx, d time.Duration) context.CancelFunc {
+	ctx, cancel := context.WithTimeout(c.UserContext(), d)
+	c.SetUserContext(ctx)
+	return cancel
+}
+
 func (a *API) createBooking(c *fiber.Ctx) error {
+	defer withDeadline(c, BookingDeadline)()
 	ctx, p := c.UserContext(), principal(c)
 	var req createBookingRequest
 	if err := decodeJSON(c, &req); err != nil {
@@ -180,33 +197,57 @@ func (a *API) createBooking(c *fiber.Ctx) error {
 		b.ImpersonationID = p.Impersonation.ID
 	}
 	// The audit event is the booking's commit record: both or neither.
+	// Once it is written the booking stands, whatever fails after it.
+	committed := false
 	err = a.cfg.Facility.CreateBooking(ctx, b, func(b *standin.Booking) error {
-		return a.audit(c, a.event(c, standin.EventBookingCreated, p, "booking.create", "booking:"+b.ID, b.ProjectID, "created",
+		err := a.audit(c, a.event(c, standin.EventBookingCreated, p, "booking.create", "booking:"+b.ID, b.ProjectID, "created",
 			fmt.Sprintf("%s, %s to %s", resource.Name, timeJSON(b.Start), timeJSON(b.End))))
+		committed = err == nil
+		return err
 	})
-	if err != nil {
+	if err != nil && !committed {
 		return err
 	}
-	n, err := a.names(ctx)
 	if err != nil {
-		return err
+		a.log.Warn("booking committed; the repair finishes its record", "booking", b.ID, "err", err)
+		b.Status = standin.BookingConfirmed
 	}
+	n := a.namesAfterCommit(ctx)
+	n.resources[resource.ID] = resource.Name
 	return c.Status(http.StatusCreated).JSON(toBookingJSON(b, n))
 }
 
 func (a *API) cancelBooking(c *fiber.Ctx) error {
-	ctx, p := c.UserContext(), principal(c)
-	b, err := a.cfg.Facility.CancelBooking(ctx, loadedBooking(c).ID, p.Actor.ID, a.cfg.Now(), func(b *standin.Booking) error {
-		return a.audit(c, a.event(c, standin.EventBookingCancelled, p, "booking.cancel", "booking:"+b.ID, b.ProjectID, "cancelled", ""))
+	defer withDeadline(c, BookingDeadline)()
+	ctx, p, loaded := c.UserContext(), principal(c), loadedBooking(c)
+	// As for creation: once the event is written the cancellation stands.
+	committed, now := false, a.cfg.Now()
+	b, err := a.cfg.Facility.CancelBooking(ctx, loaded.ID, p.Actor.ID, now, func(b *standin.Booking) error {
+		err := a.audit(c, a.event(c, standin.EventBookingCancelled, p, "booking.cancel", "booking:"+b.ID, b.ProjectID, "cancelled", ""))
+		committed = err == nil
+		return err
 	})
-	if err != nil {
+	if err != nil && !committed {
 		return err
 	}
+	if err != nil {
+		a.log.Warn("booking cancellation committed; the repair finishes its record", "booking", loaded.ID, "err", err)
+		cancelled := *loaded
+		cancelled.Status, cancelled.CancelledAt, cancelled.CancelledBy = standin.BookingCancelled, now, p.Actor.ID
+		b = &cancelled
+	}
+	return c.JSON(toBookingJSON(b, a.namesAfterCommit(ctx)))
+}
+
+// namesAfterCommit reads the names an answer shows, for an action that is
+// already committed: the answer goes out without the names that cannot be
+// read, rather than as an error for an action that happened.
+func (a *API) namesAfterCommit(ctx context.Context) names {
 	n, err := a.names(ctx)
 	if err != nil {
-		return err
+		a.log.Warn("answering a committed action without names", "err", err)
 	}
-	return c.JSON(toBookingJSON(b, n))
+	return n
 }
 
 // parseTime reads an RFC 3339 time, saying which field is wrong if not.

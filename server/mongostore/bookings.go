@@ -75,8 +75,10 @@ func slotIDs(resourceID string, start, end time.Time) []any {
 // The booking is written pending, then its slots are claimed, then commit
 // is called (it writes the audit event, the commit record), then it is
 // confirmed. A failure before commit returns removes what was written and
-// returns the error; a crash leaves a pending booking that RepairBookings
-// confirms if its commit record exists and removes otherwise.
+// returns the error. A failure after it returns the error too, though the
+// booking stands: the caller knows its commit succeeded. Whatever a failure
+// or a crash leaves pending, RepairBookings confirms if its commit record
+// exists and removes otherwise.
 func (db *DB) CreateBooking(ctx context.Context, b *standin.Booking, commit func(*standin.Booking) error) error {
 	if b.Start.Truncate(standin.BookingSlot) != b.Start || b.End.Truncate(standin.BookingSlot) != b.End || !b.End.After(b.Start) {
 		return standin.Errorf(standin.EInvalid, "Bookings start and end on a quarter hour, and end after they start.")
@@ -96,15 +98,23 @@ func (db *DB) CreateBooking(ctx context.Context, b *standin.Booking, commit func
 		return err
 	}
 	if _, err := db.db.Collection(colBookings).InsertOne(ctx, d); err != nil {
+		// The insert may have landed before the failure.
+		db.unfinished.Store(true)
 		return translate(err, "create booking")
 	}
 	// From here on, a failure must not leave a pending booking or claims
-	// behind; the clean-up runs even if the request was cancelled.
+	// behind; the clean-up runs even if the request was cancelled, and
+	// what it cannot remove is left to RepairBookings.
 	undo := func() {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
-		_, _ = db.db.Collection(colSlots).DeleteMany(cctx, bson.M{"booking_id": d.ID})
-		_, _ = db.db.Collection(colBookings).DeleteOne(cctx, bson.M{"_id": d.ID})
+		_, err := db.db.Collection(colSlots).DeleteMany(cctx, bson.M{"booking_id": d.ID})
+		if err == nil {
+			_, err = db.db.Collection(colBookings).DeleteOne(cctx, bson.M{"_id": d.ID})
+		}
+		if err != nil {
+			db.unfinished.Store(true)
+		}
 	}
 	slots := slotIDs(d.ResourceID.Hex(), d.Start, d.End)
 	for i := range slots {
@@ -126,7 +136,7 @@ func (db *DB) CreateBooking(ctx context.Context, b *standin.Booking, commit func
 	}
 	if _, err := db.db.Collection(colBookings).UpdateOne(ctx, bson.M{"_id": d.ID},
 		bson.M{"$set": bson.M{"status": string(standin.BookingConfirmed)}}); err != nil {
-		// Committed: RepairBookings confirms it at the next start.
+		db.unfinished.Store(true)
 		return translate(err, "confirm booking")
 	}
 	b.Status = standin.BookingConfirmed
@@ -150,8 +160,11 @@ func (db *DB) BookingByID(ctx context.Context, id string) (*standin.Booking, err
 // EConflict for one already cancelled or being cancelled.
 //
 // The booking is marked cancelling, then commit writes the commit record,
-// then it is cancelled. A failure before commit returns puts it back; a
-// crash leaves it cancelling for RepairBookings to finish or revert.
+// then its time is freed and it is marked cancelled. A failure before
+// commit returns puts it back. A failure after it returns the error
+// though the cancellation stands (the caller knows its commit succeeded),
+// and leaves the booking cancelling: RepairBookings finishes it, as it
+// finishes or reverts what a crash leaves cancelling.
 func (db *DB) CancelBooking(ctx context.Context, id, by string, at time.Time, commit func(*standin.Booking) error) (*standin.Booking, error) {
 	oid, err := objectID(id, "booking")
 	if err != nil {
@@ -163,19 +176,6 @@ func (db *DB) CancelBooking(ctx context.Context, id, by string, at time.Time, co
 		bson.M{"_id": oid, "status": string(standin.BookingConfirmed)},
 		bson.M{"$set": bson.M{"status": string(standin.BookingCancelling), "cancelled_at": at, "cancelled_by": by}},
 		options.FindOneAndUpdate().SetReturnDocument(options.After)).Decode(&d)
-	if err == nil {
-		if cerr := commit(d.domain()); cerr != nil {
-			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-			defer cancel()
-			_, _ = db.db.Collection(colBookings).UpdateOne(rctx, bson.M{"_id": oid, "status": string(standin.BookingCancelling)},
-				bson.M{"$set": bson.M{"status": string(standin.BookingConfirmed)}, "$unset": bson.M{"cancelled_at": "", "cancelled_by": ""}})
-			return nil, cerr
-		}
-		err = db.db.Collection(colBookings).FindOneAndUpdate(ctx,
-			bson.M{"_id": oid, "status": string(standin.BookingCancelling)},
-			bson.M{"$set": bson.M{"status": string(standin.BookingCancelled)}},
-			options.FindOneAndUpdate().SetReturnDocument(options.After)).Decode(&d)
-	}
 	if errors.Is(err, mongo.ErrNoDocuments) {
 		if _, ferr := db.BookingByID(ctx, id); ferr != nil {
 			return nil, ferr
@@ -183,14 +183,36 @@ func (db *DB) CancelBooking(ctx context.Context, id, by string, at time.Time, co
 		return nil, standin.Errorf(standin.EConflict, "That booking is already cancelled.")
 	}
 	if err != nil {
+		// The update may have landed before the failure.
+		db.unfinished.Store(true)
 		return nil, translate(err, "cancel booking")
 	}
-	if _, err := db.db.Collection(colSlots).DeleteMany(ctx, bson.M{"booking_id": oid}); err != nil {
-		// The booking is cancelled; its slots are freed by RepairBookings
-		// at the next start if not now.
-		return d.domain(), translate(err, "free booking slots")
+	if cerr := commit(d.domain()); cerr != nil {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if _, err := db.db.Collection(colBookings).UpdateOne(rctx, bson.M{"_id": oid, "status": string(standin.BookingCancelling)},
+			bson.M{"$set": bson.M{"status": string(standin.BookingConfirmed)}, "$unset": bson.M{"cancelled_at": "", "cancelled_by": ""}}); err != nil {
+			db.unfinished.Store(true)
+		}
+		return nil, cerr
 	}
+	if err := db.finishCancel(ctx, oid); err != nil {
+		db.unfinished.Store(true)
+		return nil, err
+	}
+	d.Status = string(standin.BookingCancelled)
 	return d.domain(), nil
+}
+
+// finishCancel frees a committed cancellation's time, then marks the
+// booking cancelled: a cancelled booking never holds its time.
+func (db *DB) finishCancel(ctx context.Context, id bson.ObjectID) error {
+	if _, err := db.db.Collection(colSlots).DeleteMany(ctx, bson.M{"booking_id": id}); err != nil {
+		return translate(err, "free booking slots")
+	}
+	_, err := db.db.Collection(colBookings).UpdateOne(ctx, bson.M{"_id": id, "status": string(standin.BookingCancelling)},
+		bson.M{"$set": bson.M{"status": string(standin.BookingCancelled)}})
+	return translate(err, "cancel booking")
 }
 
 // Bookings lists bookings matching f, newest first, one page at a time.
@@ -226,79 +248,86 @@ func (db *DB) Bookings(ctx context.Context, f standin.BookingFilter, p standin.P
 	return out, next, nil
 }
 
-// RepairBookings finishes what a crash interrupted, using committed to ask
-// whether an audit event (the commit record) of a type exists for a
-// booking. A pending booking older than cutoff is confirmed if its
-// creation was committed and removed with its slots otherwise; a
-// cancelling one is cancelled if its cancellation was committed and
-// restored otherwise; cancelled bookings' leftover slots are freed. It
+// RepairBookings finishes booking writes that stopped between their
+// steps (a database failure, a crash), using committed to ask whether an
+// audit event (the commit record) of a type exists for a booking. A
+// pending booking is confirmed if its creation was committed; one older
+// than cutoff without a commit record is removed with its time. A
+// cancelling booking is cancelled, its time freed, if its cancellation
+// was committed; one older than cutoff without a record is restored.
+// cutoff must lie further back than any request still writing a booking
+// may have begun.
+//
+// It looks only when a write of this DB stopped midway or, once, for
+// what an earlier process left; otherwise it returns 0 at once. It
 // returns how many bookings it changed.
 func (db *DB) RepairBookings(ctx context.Context, cutoff time.Time, committed func(ctx context.Context, eventType, bookingID string) (bool, error)) (int, error) {
+	if !db.unfinished.Swap(false) {
+		return 0, nil
+	}
+	changed, left, err := db.repairBookings(ctx, cutoff, committed)
+	if err != nil || left {
+		db.unfinished.Store(true) // the next call tries again
+	}
+	return changed, err
+}
+
+func (db *DB) repairBookings(ctx context.Context, cutoff time.Time, committed func(ctx context.Context, eventType, bookingID string) (bool, error)) (changed int, left bool, err error) {
 	cur, err := db.db.Collection(colBookings).Find(ctx, bson.M{
-		"status": bson.M{"$in": bson.A{string(standin.BookingPending), string(standin.BookingCancelling), string(standin.BookingCancelled)}},
+		"status": bson.M{"$in": bson.A{string(standin.BookingPending), string(standin.BookingCancelling)}},
 	})
 	if err != nil {
-		return 0, translate(err, "find bookings to repair")
+		return 0, false, translate(err, "find bookings to repair")
 	}
 	var docs []bookingDoc
 	if err := cur.All(ctx, &docs); err != nil {
-		return 0, translate(err, "find bookings to repair")
-	}
-	changed := 0
-	set := func(id bson.ObjectID, update bson.M) error {
-		_, err := db.db.Collection(colBookings).UpdateOne(ctx, bson.M{"_id": id}, update)
-		return translate(err, "repair booking")
-	}
-	freeSlots := func(id bson.ObjectID) error {
-		_, err := db.db.Collection(colSlots).DeleteMany(ctx, bson.M{"booking_id": id})
-		return translate(err, "free booking slots")
+		return 0, false, translate(err, "find bookings to repair")
 	}
 	for _, d := range docs {
 		switch standin.BookingStatus(d.Status) {
-		case standin.BookingCancelled:
-			if err := freeSlots(d.ID); err != nil {
-				return changed, err
-			}
-			continue
 		case standin.BookingPending:
-			if !d.CreatedAt.Before(cutoff) {
-				continue // still being written by a live request
-			}
 			ok, err := committed(ctx, standin.EventBookingCreated, d.ID.Hex())
-			if err != nil {
-				return changed, err
-			}
-			if ok {
-				err = set(d.ID, bson.M{"$set": bson.M{"status": string(standin.BookingConfirmed)}})
-			} else if err = freeSlots(d.ID); err == nil {
-				_, err = db.db.Collection(colBookings).DeleteOne(ctx, bson.M{"_id": d.ID})
+			switch {
+			case err != nil:
+				return changed, true, err
+			case ok:
+				_, err = db.db.Collection(colBookings).UpdateOne(ctx, bson.M{"_id": d.ID, "status": string(standin.BookingPending)},
+					bson.M{"$set": bson.M{"status": string(standin.BookingConfirmed)}})
+				err = translate(err, "confirm booking")
+			case !d.CreatedAt.Before(cutoff):
+				left = true // perhaps still being written by a live request
+				continue
+			default:
+				if _, err = db.db.Collection(colSlots).DeleteMany(ctx, bson.M{"booking_id": d.ID}); err == nil {
+					_, err = db.db.Collection(colBookings).DeleteOne(ctx, bson.M{"_id": d.ID, "status": string(standin.BookingPending)})
+				}
 				err = translate(err, "remove pending booking")
 			}
 			if err != nil {
-				return changed, err
+				return changed, true, err
 			}
 		case standin.BookingCancelling:
-			if d.CancelledAt != nil && !d.CancelledAt.Before(cutoff) {
-				continue
-			}
 			ok, err := committed(ctx, standin.EventBookingCancelled, d.ID.Hex())
-			if err != nil {
-				return changed, err
+			switch {
+			case err != nil:
+				return changed, true, err
+			case ok:
+				err = db.finishCancel(ctx, d.ID)
+			case d.CancelledAt != nil && !d.CancelledAt.Before(cutoff):
+				left = true
+				continue
+			default:
+				_, err = db.db.Collection(colBookings).UpdateOne(ctx, bson.M{"_id": d.ID, "status": string(standin.BookingCancelling)},
+					bson.M{"$set": bson.M{"status": string(standin.BookingConfirmed)}, "$unset": bson.M{"cancelled_at": "", "cancelled_by": ""}})
+				err = translate(err, "restore booking")
 			}
-			if ok {
-				if err = set(d.ID, bson.M{"$set": bson.M{"status": string(standin.BookingCancelled)}}); err == nil {
-					err = freeSlots(d.ID)
-				}
-			} else {
-				err = set(d.ID, bson.M{"$set": bson.M{"status": string(standin.BookingConfirmed)}, "$unset": bson.M{"cancelled_at": "", "cancelled_by": ""}})
-			}
 			if err != nil {
-				return changed, err
+				return changed, true, err
 			}
 		}
 		changed++
 	}
-	return changed, nil
+	return changed, left, nil
 }
 
 // page reads one page of col matching filter, newest first by _id, and

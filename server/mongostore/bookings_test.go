@@ -254,6 +254,94 @@ func TestBookingCommitRecord(t *testing.T) {
 		}
 	})
 
+	// A write that fails after its commit record: the request's context
+	// ends as the record is written, so the last steps fail. The action
+	// stands, the failure is reported, and the repair finishes it at once,
+	// whatever the cutoff.
+	t.Run("RepairFinishesWhatFailedAfterItsRecord", func(t *testing.T) {
+		t.Parallel()
+		f := newBookingFixture(t)
+		records := map[string]string{}
+		var mu sync.Mutex
+		// record writes the commit record, then ends the request.
+		record := func(typ string, endRequest context.CancelFunc) func(*standin.Booking) error {
+			return func(b *standin.Booking) error {
+				mu.Lock()
+				records[b.ID] = typ
+				mu.Unlock()
+				endRequest()
+				return nil
+			}
+		}
+		isCommitted := func(_ context.Context, typ, id string) (bool, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			return records[id] == typ, nil
+		}
+		longAgo := time.Now().Add(-time.Hour)
+		if n, err := f.db.RepairBookings(ctx, longAgo, isCommitted); err != nil || n != 0 {
+			t.Fatalf("the first repair of a new database = %d, %v", n, err)
+		}
+
+		cctx, cancel := context.WithCancel(ctx)
+		created := f.booking(0, 1)
+		if err := f.db.CreateBooking(cctx, created, record(standin.EventBookingCreated, cancel)); err == nil {
+			t.Fatal("CreateBooking reported success though confirming failed")
+		}
+		if _, err := f.db.BookingByID(ctx, created.ID); standin.ErrorCode(err) != standin.ENotFound {
+			t.Fatalf("before the repair the booking is %v; want it pending, not visible", err)
+		}
+		n, err := f.db.RepairBookings(ctx, longAgo, isCommitted)
+		if got, gerr := f.db.BookingByID(ctx, created.ID); err != nil || n != 1 || gerr != nil || got.Status != standin.BookingConfirmed {
+			t.Fatalf("after the repair (%d, %v) the booking is %+v, %v; want confirmed", n, err, got, gerr)
+		}
+
+		cctx, cancel = context.WithCancel(ctx)
+		if _, err := f.db.CancelBooking(cctx, created.ID, f.user.ID, time.Now(), record(standin.EventBookingCancelled, cancel)); err == nil {
+			t.Fatal("CancelBooking reported success though finishing failed")
+		}
+		if err := f.db.CreateBooking(ctx, f.booking(0, 1), committed); standin.ErrorCode(err) != standin.EConflict {
+			t.Fatalf("before the repair the cancelled time is %v; want still held", err)
+		}
+		n, err = f.db.RepairBookings(ctx, longAgo, isCommitted)
+		if got, gerr := f.db.BookingByID(ctx, created.ID); err != nil || n != 1 || gerr != nil || got.Status != standin.BookingCancelled {
+			t.Fatalf("after the repair (%d, %v) the booking is %+v, %v; want cancelled", n, err, got, gerr)
+		}
+		if err := f.db.CreateBooking(ctx, f.booking(0, 1), committed); err != nil {
+			t.Fatalf("after the repair the cancelled time is still taken: %v", err)
+		}
+		// Nothing stopped midway since: the repair does not look.
+		if n, err := f.db.RepairBookings(ctx, time.Now().Add(time.Hour), isCommitted); err != nil || n != 0 {
+			t.Fatalf("a repair with nothing unfinished = %d, %v", n, err)
+		}
+	})
+
+	// A pending booking without its record is left while a request may
+	// still be writing it, and the repair keeps looking until it is old
+	// enough to remove.
+	t.Run("RepairWaitsForTheCutoff", func(t *testing.T) {
+		t.Parallel()
+		f := newBookingFixture(t)
+		b := f.booking(0, 1)
+		if err := f.db.CreateBooking(ctx, b, committed); err != nil {
+			t.Fatal(err)
+		}
+		oid, _ := bson.ObjectIDFromHex(b.ID)
+		if _, err := f.db.Database().Collection("bookings").UpdateOne(ctx, bson.M{"_id": oid}, bson.M{"$set": bson.M{"status": "pending"}}); err != nil {
+			t.Fatal(err)
+		}
+		never := func(context.Context, string, string) (bool, error) { return false, nil }
+		if n, err := f.db.RepairBookings(ctx, time.Now().Add(-time.Hour), never); err != nil || n != 0 {
+			t.Fatalf("a young pending booking was repaired: %d, %v", n, err)
+		}
+		if n, err := f.db.RepairBookings(ctx, time.Now().Add(time.Hour), never); err != nil || n != 1 {
+			t.Fatalf("the repair did not come back for it: %d, %v", n, err)
+		}
+		if err := f.db.CreateBooking(ctx, f.booking(0, 1), committed); err != nil {
+			t.Fatalf("the removed booking's time is still taken: %v", err)
+		}
+	})
+
 	t.Run("RepairFollowsTheRecord", func(t *testing.T) {
 		t.Parallel()
 		f := newBookingFixture(t)

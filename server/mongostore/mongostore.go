@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -34,6 +35,10 @@ type DB struct {
 	client *mongo.Client
 	db     *mongo.Database
 	ferret bool
+	// unfinished is set when a booking write stopped between its steps
+	// and could not undo them (the database failed): RepairBookings has
+	// work. It starts set, for what an earlier process left.
+	unfinished atomic.Bool
 }
 
 // Options tune Open.
@@ -94,7 +99,9 @@ func connect(ctx context.Context, opts *options.ClientOptions, name string) (*DB
 		return nil, translate(err, "connect to database")
 	}
 	_, ferret := info["ferretdbVersion"]
-	return &DB{client: client, db: client.Database(name), ferret: ferret}, nil
+	db := &DB{client: client, db: client.Database(name), ferret: ferret}
+	db.unfinished.Store(true)
+	return db, nil
 }
 
 // FerretDB reports whether the server is FerretDB rather than MongoDB.

@@ -1,0 +1,5 @@
+package server
+
+// RepairEvery is how often a running server finishes half-written
+// bookings, for the tests that wait for it.
+const RepairEvery = repairEvery
