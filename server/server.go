@@ -420,7 +420,17 @@ func repair(ctx context.Context, db *mongostore.DB, events *audit.Log, now time.
 // repairBookings completes or undoes, by their commit records in the
 // audit log, the bookings whose writes stopped midway.
 func repairBookings(ctx context.Context, db *mongostore.DB, events *audit.Log, now time.Time, log *slog.Logger) error {
+	settled := false
 	n, err := db.RepairBookings(ctx, now.Add(-bookingRepairAge), func(ctx context.Context, typ, bookingID string) (bool, error) {
+		if !settled {
+			// A booking whose commit was in doubt is decided by its
+			// record: the log first finds out whether the records in
+			// doubt were stored.
+			if err := events.Settle(ctx); err != nil {
+				return false, err
+			}
+			settled = true
+		}
 		_, err := events.ByObject(ctx, typ, "booking:"+bookingID)
 		if standin.ErrorCode(err) == standin.ENotFound {
 			return false, nil

@@ -311,8 +311,9 @@ func (l *Log) Close(ctx context.Context) error {
 // database failed in the middle of a call with several events and then
 // could not be written again before the timeout (its first events are
 // stored), or it failed during the insert and could not be asked what it
-// stored (the events may be stored; the next append checks, and publishes
-// those it finds through OnCommit). If ctx ends while the events are still
+// stored (the events may be stored; the error wraps standin.ErrInDoubt,
+// and Settle or the next append checks, and publishes those it finds
+// through OnCommit). If ctx ends while the events are still
 // queued they are withdrawn and ctx's error returned (EUnavailable for a
 // deadline); once a commit has taken them, Append waits for its outcome,
 // which the appender's own timeouts bound. An error the database answers
@@ -340,7 +341,23 @@ func (l *Log) Append(ctx context.Context, evs ...*standin.Event) error {
 	for _, e := range evs {
 		prepare(e, now)
 	}
-	r := &request{evs: evs, done: make(chan error, 1), left: len(evs)}
+	return l.submit(ctx, &request{evs: evs, done: make(chan error, 1), left: len(evs)})
+}
+
+// Settle finds out whether the events of appends that failed in doubt
+// (standin.ErrInDoubt: the database failed during the insert and could
+// not be asked what it stored) are stored, and takes those that are into
+// the log as a commit would, before it returns. A caller that decides by
+// the log what became of an action whose commit was in doubt settles
+// first. Without a doubt it only waits for the writer's turn.
+//
+// Errors: EUnavailable when the database still cannot be asked.
+func (l *Log) Settle(ctx context.Context) error {
+	return l.submit(ctx, &request{done: make(chan error, 1)})
+}
+
+// submit queues r for the writer and waits for its answer.
+func (l *Log) submit(ctx context.Context, r *request) error {
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()
@@ -473,16 +490,30 @@ func (l *Log) take() []*request {
 // insert is in doubt: its calls fail and the events are remembered so the
 // next commit can check them first.
 func (l *Log) commit(reqs []*request) {
+	ctx, cancel := context.WithTimeout(l.ctx, l.timeout)
+	defer cancel()
 	var todo []item
+	var settles []*request
 	for _, r := range reqs {
+		if len(r.evs) == 0 {
+			settles = append(settles, r)
+		}
 		for _, e := range r.evs {
 			todo = append(todo, item{r: r, e: e})
 		}
 	}
-	ctx, cancel := context.WithTimeout(l.ctx, l.timeout)
-	defer cancel()
+	if len(settles) > 0 {
+		var err error
+		if serr := l.sync(ctx); serr != nil {
+			err = l.failure(serr, "check audit appends in doubt")
+		}
+		for _, r := range settles {
+			r.done <- err
+		}
+	}
 
 	var failure error
+	doubted := false
 	for attempt := 1; len(todo) > 0; attempt++ {
 		if err := l.sync(ctx); err != nil {
 			failure = l.failure(err, "prepare audit append")
@@ -500,7 +531,8 @@ func (l *Log) commit(reqs []*request) {
 					l.doubt = append(l.doubt, clone(it.e))
 				}
 				l.headKnown = false
-				failure = unavailable(fmt.Errorf("append audit events: %w (and could not check what was stored: %v)", err, rerr))
+				failure = inDoubt(fmt.Errorf("append audit events: %w (and could not check what was stored: %v)", err, rerr))
+				doubted = true
 				l.logger.Error("audit append in doubt: the events may be stored; the next append checks",
 					"first_seq", todo[0].e.Seq, "last_seq", todo[len(todo)-1].e.Seq, "err", err, "check_err", rerr)
 				break
@@ -554,6 +586,10 @@ func (l *Log) commit(reqs []*request) {
 		l.mu.Unlock()
 	}
 	l.fail(todo, failure)
+	if doubted {
+		// The calls queued meanwhile were not tried: they failed, no doubt.
+		failure = unavailable(errors.New("append audit events: not tried, the database is failing"))
+	}
 	for _, r := range rest {
 		r.done <- failure
 	}

@@ -83,7 +83,9 @@ func TestInsertFaults(t *testing.T) {
 		t.Parallel()
 		var rec recorder
 		var logged counter
-		l := mustLog(t, mustDB(t), audit.Config{OnCommit: rec.onCommit, Logger: slogTo(&logged)})
+		// With a window, which answers ByObject from memory: it must
+		// learn of the settled event.
+		l := mustLog(t, mustDB(t), audit.Config{OnCommit: rec.onCommit, Logger: slogTo(&logged), Window: 1000})
 		var lose, blind atomic.Bool
 		audit.SetInsert(l, func(real audit.InsertFunc) audit.InsertFunc {
 			return func(ctx context.Context, docs []any) error {
@@ -101,31 +103,48 @@ func TestInsertFaults(t *testing.T) {
 				return real(ctx, from, to)
 			}
 		})
+		mustAppend(t, l, login("before")) // the window holds the log from seq 1
 		lose.Store(true)
 		blind.Store(true)
 		e := login("doubt")
-		wantCode(t, l.Append(ctx, e), standin.EUnavailable)
-		if e.Seq != 0 || e.Hash != "" || len(rec.seqs()) != 0 {
+		e.Object = "booking:doubt"
+		err := l.Append(ctx, e)
+		wantCode(t, err, standin.EUnavailable)
+		if !errors.Is(err, standin.ErrInDoubt) {
+			t.Fatalf("the append's error %v does not say it is in doubt", err)
+		}
+		if e.Seq != 0 || e.Hash != "" || !slices.Equal(rec.seqs(), []int64{1}) {
 			t.Fatalf("failed event kept seq %d hash %q; published %v", e.Seq, e.Hash, rec.seqs())
+		}
+		// Until settled, the log does not know of it...
+		if got, err := l.ByObject(ctx, e.Type, e.Object); standin.ErrorCode(err) != standin.ENotFound {
+			t.Fatalf("before Settle, ByObject = %+v, %v", got, err)
+		}
+		// ...and settling finds it stored: the log answers for it at once.
+		if err := l.Settle(ctx); err != nil {
+			t.Fatalf("Settle: %v", err)
+		}
+		if got, err := l.ByObject(ctx, e.Type, e.Object); err != nil || got.ID != e.ID {
+			t.Fatalf("after Settle, ByObject = %+v, %v", got, err)
 		}
 		next := login("next")
 		mustAppend(t, l, next)
-		if next.Seq != 2 {
+		if next.Seq != 3 {
 			t.Fatalf("next got seq %d", next.Seq)
 		}
-		if s := rec.seqs(); !slices.Equal(s, []int64{1, 2}) || rec.evs[0].ID != e.ID {
+		if s := rec.seqs(); !slices.Equal(s, []int64{1, 2, 3}) || rec.evs[1].ID != e.ID {
 			t.Fatalf("OnCommit saw %v", s)
 		}
 		if logged.count("in doubt") != 1 || logged.count("stored although") != 1 {
 			t.Fatalf("logged %v", logged.msgs)
 		}
-		mustVerify(t, l, 2)
+		mustVerify(t, l, 3)
 	})
 
 	t.Run("InDoubtNotStored", func(t *testing.T) {
 		t.Parallel()
 		var rec recorder
-		l := mustLog(t, mustDB(t), audit.Config{OnCommit: rec.onCommit, Logger: discard()})
+		l := mustLog(t, mustDB(t), audit.Config{OnCommit: rec.onCommit, Logger: discard(), Window: 1000})
 		var fail, blind atomic.Bool
 		audit.SetInsert(l, func(real audit.InsertFunc) audit.InsertFunc {
 			return func(ctx context.Context, docs []any) error {
@@ -143,15 +162,31 @@ func TestInsertFaults(t *testing.T) {
 				return real(ctx, from, to)
 			}
 		})
+		mustAppend(t, l, login("before")) // the window holds the log from seq 1
 		fail.Store(true)
 		blind.Store(true)
-		wantCode(t, l.Append(ctx, login("lost")), standin.EUnavailable)
+		lost := login("lost")
+		lost.Object = "booking:lost"
+		err := l.Append(ctx, lost)
+		wantCode(t, err, standin.EUnavailable)
+		if !errors.Is(err, standin.ErrInDoubt) {
+			t.Fatalf("the append's error %v does not say it is in doubt", err)
+		}
+		if err := l.Settle(ctx); err != nil {
+			t.Fatalf("Settle: %v", err)
+		}
+		if got, err := l.ByObject(ctx, lost.Type, lost.Object); standin.ErrorCode(err) != standin.ENotFound {
+			t.Fatalf("after Settle, the lost event is found: %+v, %v", got, err)
+		}
+		if !slices.Equal(rec.seqs(), []int64{1}) {
+			t.Fatalf("published %v", rec.seqs())
+		}
 		next := login("next")
 		mustAppend(t, l, next)
-		if next.Seq != 1 || !slices.Equal(rec.seqs(), []int64{1}) {
+		if next.Seq != 2 || !slices.Equal(rec.seqs(), []int64{1, 2}) {
 			t.Fatalf("next seq %d, published %v", next.Seq, rec.seqs())
 		}
-		mustVerify(t, l, 1)
+		mustVerify(t, l, 2)
 	})
 
 	t.Run("RejectedByDatabase", func(t *testing.T) {

@@ -99,6 +99,16 @@ func translate(err error, what string) error {
 }
 
 // unavailable wraps cause as the error callers turn into a 503.
+// inDoubt is the error of an append whose events may or may not be
+// stored; it wraps standin.ErrInDoubt.
+func inDoubt(cause error) *standin.Error {
+	return &standin.Error{
+		Code:    standin.EUnavailable,
+		Message: "The audit log failed while recording the action, and whether it was recorded is not known yet. Check again in a minute.",
+		Cause:   fmt.Errorf("%w: %w", cause, standin.ErrInDoubt),
+	}
+}
+
 func unavailable(cause error) *standin.Error {
 	return &standin.Error{
 		Code:    standin.EUnavailable,

@@ -75,7 +75,8 @@ func slotIDs(resourceID string, start, end time.Time) []any {
 // The booking is written pending, then its slots are claimed, then commit
 // is called (it writes the audit event, the commit record), then it is
 // confirmed. A failure before commit returns removes what was written and
-// returns the error. A failure after it returns the error too, though the
+// returns the error, unless commit's error is standin.ErrInDoubt: then the
+// booking is left pending. A failure after it returns the error too, though the
 // booking stands: the caller knows its commit succeeded. Whatever a failure
 // or a crash leaves pending, RepairBookings confirms if its commit record
 // exists and removes otherwise.
@@ -131,6 +132,11 @@ func (db *DB) CreateBooking(ctx context.Context, b *standin.Booking, commit func
 	}
 	b.ID, b.Status = d.ID.Hex(), standin.BookingPending
 	if err := commit(b); err != nil {
+		if errors.Is(err, standin.ErrInDoubt) {
+			// The record may exist: RepairBookings decides by it.
+			db.unfinished.Store(true)
+			return err
+		}
 		undo()
 		return err
 	}
@@ -161,7 +167,8 @@ func (db *DB) BookingByID(ctx context.Context, id string) (*standin.Booking, err
 //
 // The booking is marked cancelling, then commit writes the commit record,
 // then its time is freed and it is marked cancelled. A failure before
-// commit returns puts it back. A failure after it returns the error
+// commit returns puts it back, unless commit's error is
+// standin.ErrInDoubt: then it is left cancelling. A failure after it returns the error
 // though the cancellation stands (the caller knows its commit succeeded),
 // and leaves the booking cancelling: RepairBookings finishes it, as it
 // finishes or reverts what a crash leaves cancelling.
@@ -188,6 +195,11 @@ func (db *DB) CancelBooking(ctx context.Context, id, by string, at time.Time, co
 		return nil, translate(err, "cancel booking")
 	}
 	if cerr := commit(d.domain()); cerr != nil {
+		if errors.Is(cerr, standin.ErrInDoubt) {
+			// The record may exist: RepairBookings decides by it.
+			db.unfinished.Store(true)
+			return nil, cerr
+		}
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
 		if _, err := db.db.Collection(colBookings).UpdateOne(rctx, bson.M{"_id": oid, "status": string(standin.BookingCancelling)},

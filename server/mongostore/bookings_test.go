@@ -2,6 +2,7 @@ package mongostore_test
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -313,6 +314,37 @@ func TestBookingCommitRecord(t *testing.T) {
 		// Nothing stopped midway since: the repair does not look.
 		if n, err := f.db.RepairBookings(ctx, time.Now().Add(time.Hour), isCommitted); err != nil || n != 0 {
 			t.Fatalf("a repair with nothing unfinished = %d, %v", n, err)
+		}
+	})
+
+	// A commit in doubt (its record may or may not exist) is not undone:
+	// the repair decides by the record, once it is known.
+	t.Run("InDoubtLeftToTheRepair", func(t *testing.T) {
+		t.Parallel()
+		f := newBookingFixture(t)
+		inDoubt := func(*standin.Booking) error {
+			return &standin.Error{Code: standin.EUnavailable, Message: "in doubt", Cause: standin.ErrInDoubt}
+		}
+		stored, lost := f.booking(0, 1), f.booking(1, 2)
+		for _, b := range []*standin.Booking{stored, lost} {
+			if err := f.db.CreateBooking(ctx, b, inDoubt); !errors.Is(err, standin.ErrInDoubt) {
+				t.Fatalf("CreateBooking = %v, want the commit's error", err)
+			}
+		}
+		if err := f.db.CreateBooking(ctx, f.booking(0, 1), committed); standin.ErrorCode(err) != standin.EConflict {
+			t.Fatalf("a booking in doubt does not hold its time: %v", err)
+		}
+		records := func(_ context.Context, typ, id string) (bool, error) {
+			return typ == standin.EventBookingCreated && id == stored.ID, nil
+		}
+		if n, err := f.db.RepairBookings(ctx, time.Now().Add(time.Hour), records); err != nil || n != 2 {
+			t.Fatalf("RepairBookings = %d, %v; want 2", n, err)
+		}
+		if got, err := f.db.BookingByID(ctx, stored.ID); err != nil || got.Status != standin.BookingConfirmed {
+			t.Fatalf("the booking whose record exists: %+v, %v", got, err)
+		}
+		if _, err := f.db.BookingByID(ctx, lost.ID); standin.ErrorCode(err) != standin.ENotFound {
+			t.Fatalf("the booking without its record survived: %v", err)
 		}
 	})
 

@@ -5,6 +5,12 @@ import (
 	"fmt"
 )
 
+// ErrInDoubt marks a write whose outcome is not known: the database
+// failed while it was being stored and could not be asked afterwards. A
+// write in doubt must not be undone as if it failed; what happened is
+// found out later (audit.Log.Settle).
+var ErrInDoubt = errors.New("the write may or may not have been stored")
+
 // Error codes. Each maps to one HTTP status in the HTTP layer; the code
 // itself is what clients switch on, so codes are never renamed.
 const (
