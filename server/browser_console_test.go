@@ -477,16 +477,7 @@ func TestBrowserExpiryReturnsToDashboard(t *testing.T) {
 	clk := &clock{}
 	srv := mustRun(t, server.Config{DataDir: t.TempDir(), Clock: clk.Now})
 	admin := newPerson(t, "admin-expiry")
-	admin.signIn(srv.URL, "admin@example.org")
-	admin.do("search for Ben", chromedp.SendKeys(chromedp.ID("user-search"), "ben"))
-	admin.do("the list shows the search's answer", chromedp.WaitVisible(chromedp.CSS(`#user-results[data-query="ben"] tr[data-user-id]`)))
-	admin.clickText("open Ben's page", "#user-results .person__name", "Ben Okafor")
-	admin.waitText("Ben's page shows his name", "#user-name", "Ben Okafor")
-	admin.impersonate("from Ben's page", `main [data-action="user-actions"]`, "runs out")
-	admin.waitText("the banner names Ben", "#banner-who", "Ben Okafor")
-	// The page's live connection, replaced when the session switched, is
-	// up again before the time runs out, as it is half an hour later.
-	admin.do("the page is live as Ben", chromedp.WaitVisible(chromedp.CSS(`#conn-status[data-state="live"]`)))
+	admin.actAsBen(srv.URL, "runs out")
 
 	clk.Advance(31 * time.Minute) // past the default 30 minutes: the server's sweep ends it
 	admin.do("the page leaves the impersonation by itself",
@@ -508,14 +499,7 @@ func TestBrowserExpiryDuringRestartSaysWhy(t *testing.T) {
 	dir := t.TempDir()
 	srv := mustRun(t, server.Config{DataDir: dir, Clock: clk.Now})
 	admin := newPerson(t, "admin-expiry-restart")
-	admin.signIn(srv.URL, "admin@example.org")
-	admin.do("search for Ben", chromedp.SendKeys(chromedp.ID("user-search"), "ben"))
-	admin.do("the list shows the search's answer", chromedp.WaitVisible(chromedp.CSS(`#user-results[data-query="ben"] tr[data-user-id]`)))
-	admin.clickText("open Ben's page", "#user-results .person__name", "Ben Okafor")
-	admin.waitText("Ben's page shows his name", "#user-name", "Ben Okafor")
-	admin.impersonate("from Ben's page", `main [data-action="user-actions"]`, "runs out while the server is down")
-	admin.waitText("the banner names Ben", "#banner-who", "Ben Okafor")
-	admin.do("the page is live as Ben", chromedp.WaitVisible(chromedp.CSS(`#conn-status[data-state="live"]`)))
+	admin.actAsBen(srv.URL, "runs out while the server is down")
 
 	addr := strings.TrimPrefix(srv.URL, "http://")
 	srv.Stop(t)
@@ -531,4 +515,19 @@ func TestBrowserExpiryDuringRestartSaysWhy(t *testing.T) {
 	admin.waitText("the page says why", `.toast[data-type="impersonation.ended"]`, "time ran out")
 	admin.do("the page is live again", chromedp.WaitVisible(chromedp.CSS(`#conn-status[data-state="live"]`)))
 	admin.noLoginPage("after the restart")
+}
+
+// actAsBen signs the admin in, opens Ben's page from the directory and
+// impersonates him for reason, until the page is live as Ben: its live
+// connection, replaced when the session switched, is up again.
+func (p *person) actAsBen(base, reason string) {
+	p.t.Helper()
+	p.signIn(base, "admin@example.org")
+	p.do("search for Ben", chromedp.SendKeys(chromedp.ID("user-search"), "ben"))
+	p.do("the list shows the search's answer", chromedp.WaitVisible(chromedp.CSS(`#user-results[data-query="ben"] tr[data-user-id]`)))
+	p.clickText("open Ben's page", "#user-results .person__name", "Ben Okafor")
+	p.waitText("Ben's page shows his name", "#user-name", "Ben Okafor")
+	p.impersonate("from Ben's page", `main [data-action="user-actions"]`, reason)
+	p.waitText("the banner names Ben", "#banner-who", "Ben Okafor")
+	p.do("the page is live as Ben", chromedp.WaitVisible(chromedp.CSS(`#conn-status[data-state="live"]`)))
 }

@@ -242,10 +242,36 @@ func Run(ctx context.Context, cfg Config) error {
 
 	var background sync.WaitGroup
 	bgCtx, stopBackground := context.WithCancel(ctx)
-	background.Go(func() { sweepSessions(bgCtx, sessions, log) })
-	background.Go(func() { expireImpersonations(bgCtx, impersonations, log) })
-	background.Go(func() { sweepPresence(bgCtx, lv.presence) })
-	background.Go(func() { keepRepairing(bgCtx, db, events, cfg.Clock, log) })
+	background.Go(func() {
+		// Expired sessions are removed.
+		every(bgCtx, sweepEvery, func(ctx context.Context) {
+			if n, err := sessions.Sweep(ctx); err != nil && ctx.Err() == nil {
+				log.Warn("sweeping expired sessions", "err", err)
+			} else if n > 0 {
+				log.Info("expired sessions removed", "count", n)
+			}
+		})
+	})
+	background.Go(func() {
+		// Impersonations end as they expire, whether or not a request
+		// is in flight.
+		every(bgCtx, time.Second, func(ctx context.Context) {
+			if _, err := impersonations.ExpireDue(ctx); err != nil && ctx.Err() == nil {
+				log.Warn("ending expired impersonations", "err", err)
+			}
+		})
+	})
+	background.Go(func() {
+		every(bgCtx, presence.DefaultTTL/6, func(context.Context) { lv.presence.Sweep() })
+	})
+	background.Go(func() {
+		// Booking writes a database failure stopped midway are finished.
+		every(bgCtx, repairEvery, func(ctx context.Context) {
+			if err := repairBookings(ctx, db, events, cfg.Clock(), log); err != nil && ctx.Err() == nil {
+				log.Warn("finishing half-written bookings; trying again later", "err", err)
+			}
+		})
+	})
 	background.Go(func() {
 		finishCtx, cancel := context.WithTimeout(bgCtx, 5*time.Second)
 		defer cancel()
@@ -325,20 +351,6 @@ func holdActive(ctx context.Context, db *mongostore.DB, t *presence.Tracker, now
 	return nil
 }
 
-// sweepPresence ends stale views now and then until ctx ends.
-func sweepPresence(ctx context.Context, t *presence.Tracker) {
-	tick := time.NewTicker(presence.DefaultTTL / 6)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-			t.Sweep()
-		}
-	}
-}
-
 // presenceViews records the console's views of users in the tracker.
 type presenceViews struct{ t *presence.Tracker }
 
@@ -348,19 +360,17 @@ func (v presenceViews) View(viewID string, viewer, user *standin.User) {
 
 func (v presenceViews) Leave(viewerID, viewID string) { v.t.Leave(viewerID, viewID) }
 
-// sweepSessions removes expired sessions now and then until ctx ends.
-func sweepSessions(ctx context.Context, sessions *session.Manager, log *slog.Logger) {
-	t := time.NewTicker(sweepEvery)
+// every calls fn every period until ctx ends.
+func every(ctx context.Context, period time.Duration, fn func(context.Context)) {
+	t := time.NewTicker(period)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if n, err := sessions.Sweep(ctx); err != nil {
-				log.Warn("sweeping expired sessions", "err", err)
-			} else if n > 0 {
-				log.Info("expired sessions removed", "count", n)
+			if ctx.Err() == nil {
+				fn(ctx)
 			}
 		}
 	}
@@ -373,23 +383,6 @@ func closeWithin(ctx context.Context, d time.Duration, closeFn func(context.Cont
 	defer cancel()
 	if err := closeFn(closeCtx); err != nil {
 		log.Error(what, "err", err)
-	}
-}
-
-// expireImpersonations ends impersonations as they expire, whether or not
-// a request is in flight, until ctx ends.
-func expireImpersonations(ctx context.Context, imps *impersonation.Service, log *slog.Logger) {
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if _, err := imps.ExpireDue(ctx); err != nil && ctx.Err() == nil {
-				log.Warn("ending expired impersonations", "err", err)
-			}
-		}
 	}
 }
 
@@ -441,23 +434,6 @@ func repairBookings(ctx context.Context, db *mongostore.DB, events *audit.Log, n
 		log.Warn("bookings left half-written were completed or undone by their commit records", "count", n)
 	}
 	return err
-}
-
-// keepRepairing finishes, until ctx ends, the booking writes a database
-// failure stops midway while the server runs.
-func keepRepairing(ctx context.Context, db *mongostore.DB, events *audit.Log, clock func() time.Time, log *slog.Logger) {
-	t := time.NewTicker(repairEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if err := repairBookings(ctx, db, events, clock(), log); err != nil && ctx.Err() == nil {
-				log.Warn("finishing half-written bookings; trying again later", "err", err)
-			}
-		}
-	}
 }
 
 // principals resolves a session cookie into the effective principal, for
