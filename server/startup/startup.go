@@ -107,6 +107,7 @@ func (s *Server) Finish(ctx context.Context) error {
 // Abort stops answering and closes the listener; for a start-up that
 // failed before Handoff.
 func (s *Server) Abort() {
+	s.current.Store(s.console)
 	s.early.close(net.ErrClosed)
 	_ = s.console.Close()
 	_ = s.http.Close()
@@ -133,11 +134,13 @@ func (s *Server) accept() {
 			continue
 		}
 		backoff = 0
-		for f := s.current.Load(); !f.deliver(c); f = s.current.Load() {
-			if f == s.console {
-				_ = c.Close() // the console has stopped
+		for f := s.current.Load(); !f.deliver(c); {
+			next := s.current.Load()
+			if next == f {
+				_ = c.Close() // no one serves any more: stopped or aborted
 				break
 			}
+			f = next // handed off meanwhile
 		}
 	}
 }
