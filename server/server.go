@@ -132,7 +132,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	// Pending appends are drained before the connection closes.
 	defer closeWithin(ctx, 10*time.Second, events.Close, log, "closing the audit log")
-	if err := repair(ctx, db, events, cfg.Clock(), log); err != nil {
+	if err := repair(ctx, db, events, log); err != nil {
 		return err
 	}
 
@@ -267,7 +267,7 @@ func Run(ctx context.Context, cfg Config) error {
 	background.Go(func() {
 		// Booking writes a database failure stopped midway are finished.
 		every(bgCtx, repairEvery, func(ctx context.Context) {
-			if err := repairBookings(ctx, db, events, cfg.Clock(), log); err != nil && ctx.Err() == nil {
+			if err := repairBookings(ctx, db, events, log); err != nil && ctx.Err() == nil {
 				log.Warn("finishing half-written bookings; trying again later", "err", err)
 			}
 		})
@@ -386,9 +386,9 @@ func closeWithin(ctx context.Context, d time.Duration, closeFn func(context.Cont
 	}
 }
 
-// bookingRepairAge is how old a half-written booking without its commit
-// record must be before the repair undoes it: well past the longest a
-// request may still be writing it.
+// bookingRepairAge is how long the repair must have seen a half-written
+// booking without its commit record before it undoes it: well past the
+// longest a request may still be writing it.
 const bookingRepairAge = 4 * httpapi.BookingDeadline
 
 // repairEvery is how often the server finishes booking writes that a
@@ -398,9 +398,14 @@ const repairEvery = 15 * time.Second
 // repair finishes what an earlier stop interrupted: bookings half-written
 // are completed or undone by their commit record in the audit log, and
 // impersonation holds left by an end that did not finish are freed.
-func repair(ctx context.Context, db *mongostore.DB, events *audit.Log, now time.Time, log *slog.Logger) error {
-	if err := repairBookings(ctx, db, events, now, log); err != nil {
+func repair(ctx context.Context, db *mongostore.DB, events *audit.Log, log *slog.Logger) error {
+	if err := repairBookings(ctx, db, events, log); err != nil {
 		return err
+	}
+	if n, err := db.FreeCancelledSlots(ctx); err != nil {
+		return err
+	} else if n > 0 {
+		log.Warn("freed the time cancelled bookings still held", "slots", n)
 	}
 	if n, err := db.FreeStaleHolds(ctx); err != nil {
 		return err
@@ -412,9 +417,9 @@ func repair(ctx context.Context, db *mongostore.DB, events *audit.Log, now time.
 
 // repairBookings completes or undoes, by their commit records in the
 // audit log, the bookings whose writes stopped midway.
-func repairBookings(ctx context.Context, db *mongostore.DB, events *audit.Log, now time.Time, log *slog.Logger) error {
+func repairBookings(ctx context.Context, db *mongostore.DB, events *audit.Log, log *slog.Logger) error {
 	settled := false
-	n, err := db.RepairBookings(ctx, now.Add(-bookingRepairAge), func(ctx context.Context, typ, bookingID string) (bool, error) {
+	n, err := db.RepairBookings(ctx, bookingRepairAge, func(ctx context.Context, typ, bookingID string) (bool, error) {
 		if !settled {
 			// A booking whose commit was in doubt is decided by its
 			// record: the log first finds out whether the records in

@@ -3,6 +3,8 @@ package mongostore
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -140,8 +142,12 @@ func (db *DB) CreateBooking(ctx context.Context, b *standin.Booking, commit func
 		undo()
 		return err
 	}
-	if _, err := db.db.Collection(colBookings).UpdateOne(ctx, bson.M{"_id": d.ID},
-		bson.M{"$set": bson.M{"status": string(standin.BookingConfirmed)}}); err != nil {
+	res, err := db.db.Collection(colBookings).UpdateOne(ctx, bson.M{"_id": d.ID, "status": string(standin.BookingPending)},
+		bson.M{"$set": bson.M{"status": string(standin.BookingConfirmed)}})
+	if err == nil && res.MatchedCount == 0 {
+		err = fmt.Errorf("confirm booking %s: it is no longer pending", d.ID.Hex())
+	}
+	if err != nil {
 		db.unfinished.Store(true)
 		return translate(err, "confirm booking")
 	}
@@ -216,15 +222,57 @@ func (db *DB) CancelBooking(ctx context.Context, id, by string, at time.Time, co
 	return d.domain(), nil
 }
 
-// finishCancel frees a committed cancellation's time, then marks the
-// booking cancelled: a cancelled booking never holds its time.
+// finishCancel marks a booking whose cancellation is committed cancelled,
+// then frees its time. Until its time is free the booking is marked
+// freeing, so that RepairBookings finds it if freeing fails: a booking
+// listed as confirmed always holds its time, and a cancelled one holds it
+// only until the repair.
 func (db *DB) finishCancel(ctx context.Context, id bson.ObjectID) error {
+	if _, err := db.db.Collection(colBookings).UpdateOne(ctx, bson.M{"_id": id, "status": string(standin.BookingCancelling)},
+		bson.M{"$set": bson.M{"status": string(standin.BookingCancelled), "freeing": true}}); err != nil {
+		return translate(err, "cancel booking")
+	}
+	return db.freeSlots(ctx, id)
+}
+
+// freeSlots frees a cancelled booking's time and clears its freeing mark.
+func (db *DB) freeSlots(ctx context.Context, id bson.ObjectID) error {
 	if _, err := db.db.Collection(colSlots).DeleteMany(ctx, bson.M{"booking_id": id}); err != nil {
 		return translate(err, "free booking slots")
 	}
-	_, err := db.db.Collection(colBookings).UpdateOne(ctx, bson.M{"_id": id, "status": string(standin.BookingCancelling)},
-		bson.M{"$set": bson.M{"status": string(standin.BookingCancelled)}})
-	return translate(err, "cancel booking")
+	_, err := db.db.Collection(colBookings).UpdateOne(ctx, bson.M{"_id": id}, bson.M{"$unset": bson.M{"freeing": ""}})
+	return translate(err, "free booking slots")
+}
+
+// FreeCancelledSlots frees the time still held by cancelled bookings, as
+// an earlier version left it when the database failed between marking a
+// booking cancelled and freeing its time. The server runs it at start-up;
+// it returns how many slots it freed.
+func (db *DB) FreeCancelledSlots(ctx context.Context) (int64, error) {
+	cur, err := db.db.Collection(colBookings).Find(ctx, bson.M{"status": string(standin.BookingCancelled)},
+		options.Find().SetProjection(bson.M{"_id": 1}))
+	if err != nil {
+		return 0, translate(err, "find cancelled bookings")
+	}
+	var docs []struct {
+		ID bson.ObjectID `bson:"_id"`
+	}
+	if err := cur.All(ctx, &docs); err != nil {
+		return 0, translate(err, "find cancelled bookings")
+	}
+	var freed int64
+	for chunk := range slices.Chunk(docs, 1000) {
+		ids := make(bson.A, len(chunk))
+		for i, d := range chunk {
+			ids[i] = d.ID
+		}
+		res, err := db.db.Collection(colSlots).DeleteMany(ctx, bson.M{"booking_id": bson.M{"$in": ids}})
+		if err != nil {
+			return freed, translate(err, "free cancelled bookings' slots")
+		}
+		freed += res.DeletedCount
+	}
+	return freed, nil
 }
 
 // Bookings lists bookings matching f, newest first, one page at a time.
@@ -263,31 +311,33 @@ func (db *DB) Bookings(ctx context.Context, f standin.BookingFilter, p standin.P
 // RepairBookings finishes booking writes that stopped between their
 // steps (a database failure, a crash), using committed to ask whether an
 // audit event (the commit record) of a type exists for a booking. A
-// pending booking is confirmed if its creation was committed; one older
-// than cutoff without a commit record is removed with its time. A
-// cancelling booking is cancelled, its time freed, if its cancellation
-// was committed; one older than cutoff without a record is restored.
-// cutoff must lie further back than any request still writing a booking
-// may have begun.
+// pending booking is confirmed if its creation was committed; one without
+// a commit record is removed with its time once RepairBookings has seen it
+// half-written for olderThan. A cancelling booking is cancelled, its time
+// freed, if its cancellation was committed; one without a record is
+// restored after olderThan likewise. A cancelled booking still freeing
+// its time has it freed. olderThan must exceed the longest any request
+// may still be writing a booking.
 //
 // It looks only when a write of this DB stopped midway or, once, for
 // what an earlier process left; otherwise it returns 0 at once. It
 // returns how many bookings it changed.
-func (db *DB) RepairBookings(ctx context.Context, cutoff time.Time, committed func(ctx context.Context, eventType, bookingID string) (bool, error)) (int, error) {
+func (db *DB) RepairBookings(ctx context.Context, olderThan time.Duration, committed func(ctx context.Context, eventType, bookingID string) (bool, error)) (int, error) {
 	if !db.unfinished.Swap(false) {
 		return 0, nil
 	}
-	changed, left, err := db.repairBookings(ctx, cutoff, committed)
+	changed, left, err := db.repairBookings(ctx, olderThan, committed)
 	if err != nil || left {
 		db.unfinished.Store(true) // the next call tries again
 	}
 	return changed, err
 }
 
-func (db *DB) repairBookings(ctx context.Context, cutoff time.Time, committed func(ctx context.Context, eventType, bookingID string) (bool, error)) (changed int, left bool, err error) {
-	cur, err := db.db.Collection(colBookings).Find(ctx, bson.M{
-		"status": bson.M{"$in": bson.A{string(standin.BookingPending), string(standin.BookingCancelling)}},
-	})
+func (db *DB) repairBookings(ctx context.Context, olderThan time.Duration, committed func(ctx context.Context, eventType, bookingID string) (bool, error)) (changed int, left bool, err error) {
+	cur, err := db.db.Collection(colBookings).Find(ctx, bson.M{"$or": bson.A{
+		bson.M{"status": bson.M{"$in": bson.A{string(standin.BookingPending), string(standin.BookingCancelling)}}},
+		bson.M{"freeing": true},
+	}})
 	if err != nil {
 		return 0, false, translate(err, "find bookings to repair")
 	}
@@ -295,37 +345,41 @@ func (db *DB) repairBookings(ctx context.Context, cutoff time.Time, committed fu
 	if err := cur.All(ctx, &docs); err != nil {
 		return 0, false, translate(err, "find bookings to repair")
 	}
+	old := db.ageOf(docs, olderThan)
 	for _, d := range docs {
 		switch standin.BookingStatus(d.Status) {
+		case standin.BookingCancelled:
+			err = db.freeSlots(ctx, d.ID)
 		case standin.BookingPending:
-			ok, err := committed(ctx, standin.EventBookingCreated, d.ID.Hex())
+			ok, cerr := committed(ctx, standin.EventBookingCreated, d.ID.Hex())
 			switch {
-			case err != nil:
-				return changed, true, err
+			case cerr != nil:
+				return changed, true, cerr
 			case ok:
 				_, err = db.db.Collection(colBookings).UpdateOne(ctx, bson.M{"_id": d.ID, "status": string(standin.BookingPending)},
 					bson.M{"$set": bson.M{"status": string(standin.BookingConfirmed)}})
 				err = translate(err, "confirm booking")
-			case !d.CreatedAt.Before(cutoff):
+			case !old[d.ID]:
 				left = true // perhaps still being written by a live request
 				continue
 			default:
-				if _, err = db.db.Collection(colSlots).DeleteMany(ctx, bson.M{"booking_id": d.ID}); err == nil {
-					_, err = db.db.Collection(colBookings).DeleteOne(ctx, bson.M{"_id": d.ID, "status": string(standin.BookingPending)})
+				// The booking goes first: a request that still confirms
+				// it then finds it gone and fails, rather than confirm a
+				// booking whose time was freed.
+				var res *mongo.DeleteResult
+				if res, err = db.db.Collection(colBookings).DeleteOne(ctx, bson.M{"_id": d.ID, "status": string(standin.BookingPending)}); err == nil && res.DeletedCount == 1 {
+					_, err = db.db.Collection(colSlots).DeleteMany(ctx, bson.M{"booking_id": d.ID})
 				}
 				err = translate(err, "remove pending booking")
 			}
-			if err != nil {
-				return changed, true, err
-			}
 		case standin.BookingCancelling:
-			ok, err := committed(ctx, standin.EventBookingCancelled, d.ID.Hex())
+			ok, cerr := committed(ctx, standin.EventBookingCancelled, d.ID.Hex())
 			switch {
-			case err != nil:
-				return changed, true, err
+			case cerr != nil:
+				return changed, true, cerr
 			case ok:
 				err = db.finishCancel(ctx, d.ID)
-			case d.CancelledAt != nil && !d.CancelledAt.Before(cutoff):
+			case !old[d.ID]:
 				left = true
 				continue
 			default:
@@ -333,13 +387,35 @@ func (db *DB) repairBookings(ctx context.Context, cutoff time.Time, committed fu
 					bson.M{"$set": bson.M{"status": string(standin.BookingConfirmed)}, "$unset": bson.M{"cancelled_at": "", "cancelled_by": ""}})
 				err = translate(err, "restore booking")
 			}
-			if err != nil {
-				return changed, true, err
-			}
+		}
+		if err != nil {
+			return changed, true, err
 		}
 		changed++
 	}
 	return changed, left, nil
+}
+
+// ageOf notes when each of docs was first seen half-written and reports
+// those seen for at least olderThan; it forgets bookings no longer among
+// them.
+func (db *DB) ageOf(docs []bookingDoc, olderThan time.Duration) map[bson.ObjectID]bool {
+	h := &db.halfWritten
+	h.Lock()
+	defer h.Unlock()
+	now := time.Now()
+	seen := make(map[bson.ObjectID]time.Time, len(docs))
+	old := make(map[bson.ObjectID]bool, len(docs))
+	for _, d := range docs {
+		first, ok := h.seen[d.ID]
+		if !ok {
+			first = now
+		}
+		seen[d.ID] = first
+		old[d.ID] = now.Sub(first) >= olderThan
+	}
+	h.seen = seen
+	return old
 }
 
 // page reads one page of col matching filter, newest first by _id, and

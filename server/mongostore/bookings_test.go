@@ -279,8 +279,7 @@ func TestBookingCommitRecord(t *testing.T) {
 			defer mu.Unlock()
 			return records[id] == typ, nil
 		}
-		longAgo := time.Now().Add(-time.Hour)
-		if n, err := f.db.RepairBookings(ctx, longAgo, isCommitted); err != nil || n != 0 {
+		if n, err := f.db.RepairBookings(ctx, time.Hour, isCommitted); err != nil || n != 0 {
 			t.Fatalf("the first repair of a new database = %d, %v", n, err)
 		}
 
@@ -292,7 +291,7 @@ func TestBookingCommitRecord(t *testing.T) {
 		if _, err := f.db.BookingByID(ctx, created.ID); standin.ErrorCode(err) != standin.ENotFound {
 			t.Fatalf("before the repair the booking is %v; want it pending, not visible", err)
 		}
-		n, err := f.db.RepairBookings(ctx, longAgo, isCommitted)
+		n, err := f.db.RepairBookings(ctx, time.Hour, isCommitted)
 		if got, gerr := f.db.BookingByID(ctx, created.ID); err != nil || n != 1 || gerr != nil || got.Status != standin.BookingConfirmed {
 			t.Fatalf("after the repair (%d, %v) the booking is %+v, %v; want confirmed", n, err, got, gerr)
 		}
@@ -304,7 +303,7 @@ func TestBookingCommitRecord(t *testing.T) {
 		if err := f.db.CreateBooking(ctx, f.booking(0, 1), committed); standin.ErrorCode(err) != standin.EConflict {
 			t.Fatalf("before the repair the cancelled time is %v; want still held", err)
 		}
-		n, err = f.db.RepairBookings(ctx, longAgo, isCommitted)
+		n, err = f.db.RepairBookings(ctx, time.Hour, isCommitted)
 		if got, gerr := f.db.BookingByID(ctx, created.ID); err != nil || n != 1 || gerr != nil || got.Status != standin.BookingCancelled {
 			t.Fatalf("after the repair (%d, %v) the booking is %+v, %v; want cancelled", n, err, got, gerr)
 		}
@@ -312,7 +311,7 @@ func TestBookingCommitRecord(t *testing.T) {
 			t.Fatalf("after the repair the cancelled time is still taken: %v", err)
 		}
 		// Nothing stopped midway since: the repair does not look.
-		if n, err := f.db.RepairBookings(ctx, time.Now().Add(time.Hour), isCommitted); err != nil || n != 0 {
+		if n, err := f.db.RepairBookings(ctx, 0, isCommitted); err != nil || n != 0 {
 			t.Fatalf("a repair with nothing unfinished = %d, %v", n, err)
 		}
 	})
@@ -337,7 +336,7 @@ func TestBookingCommitRecord(t *testing.T) {
 		records := func(_ context.Context, typ, id string) (bool, error) {
 			return typ == standin.EventBookingCreated && id == stored.ID, nil
 		}
-		if n, err := f.db.RepairBookings(ctx, time.Now().Add(time.Hour), records); err != nil || n != 2 {
+		if n, err := f.db.RepairBookings(ctx, 0, records); err != nil || n != 2 {
 			t.Fatalf("RepairBookings = %d, %v; want 2", n, err)
 		}
 		if got, err := f.db.BookingByID(ctx, stored.ID); err != nil || got.Status != standin.BookingConfirmed {
@@ -345,6 +344,83 @@ func TestBookingCommitRecord(t *testing.T) {
 		}
 		if _, err := f.db.BookingByID(ctx, lost.ID); standin.ErrorCode(err) != standin.ENotFound {
 			t.Fatalf("the booking without its record survived: %v", err)
+		}
+	})
+
+	// A cancelled booking still marked freeing (the database failed after
+	// marking it cancelled) gets its time freed by the repair.
+	t.Run("RepairFreesACancelledBookingsTime", func(t *testing.T) {
+		t.Parallel()
+		f := newBookingFixture(t)
+		b := f.booking(0, 1)
+		if err := f.db.CreateBooking(ctx, b, committed); err != nil {
+			t.Fatal(err)
+		}
+		oid, _ := bson.ObjectIDFromHex(b.ID)
+		if _, err := f.db.Database().Collection("bookings").UpdateOne(ctx, bson.M{"_id": oid},
+			bson.M{"$set": bson.M{"status": "cancelled", "freeing": true}}); err != nil {
+			t.Fatal(err)
+		}
+		never := func(context.Context, string, string) (bool, error) { return false, nil }
+		if n, err := f.db.RepairBookings(ctx, time.Hour, never); err != nil || n != 1 {
+			t.Fatalf("RepairBookings = %d, %v; want 1", n, err)
+		}
+		if err := f.db.CreateBooking(ctx, f.booking(0, 1), committed); err != nil {
+			t.Fatalf("the cancelled booking's time is still taken: %v", err)
+		}
+		if n, err := f.db.Database().Collection("bookings").CountDocuments(ctx, bson.M{"freeing": true}); err != nil || n != 0 {
+			t.Fatalf("%d bookings still marked freeing, %v", n, err)
+		}
+	})
+
+	// Time an earlier version left held by a cancelled booking is freed
+	// at start-up.
+	t.Run("FreeCancelledSlots", func(t *testing.T) {
+		t.Parallel()
+		f := newBookingFixture(t)
+		b := f.booking(0, 1)
+		if err := f.db.CreateBooking(ctx, b, committed); err != nil {
+			t.Fatal(err)
+		}
+		cur, err := f.db.Database().Collection("booking_slots").Find(ctx, bson.M{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var slots []bson.M
+		if err := cur.All(ctx, &slots); err != nil || len(slots) != 4 {
+			t.Fatalf("%d slots for an hour, %v", len(slots), err)
+		}
+		if _, err := f.db.CancelBooking(ctx, b.ID, f.user.ID, time.Now(), committed); err != nil {
+			t.Fatal(err)
+		}
+		// As an earlier version could leave it: cancelled, time held.
+		held := make([]any, len(slots))
+		for i, slot := range slots {
+			held[i] = slot
+		}
+		if _, err := f.db.Database().Collection("booking_slots").InsertMany(ctx, held); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := f.db.FreeCancelledSlots(ctx); err != nil || n != 4 {
+			t.Fatalf("FreeCancelledSlots = %d, %v; want 4", n, err)
+		}
+		if err := f.db.CreateBooking(ctx, f.booking(0, 1), committed); err != nil {
+			t.Fatalf("the cancelled booking's time is still taken: %v", err)
+		}
+	})
+
+	// A request that reaches its confirmation after the repair removed
+	// its booking fails rather than report a booking without its time.
+	t.Run("ConfirmAfterRemovalFails", func(t *testing.T) {
+		t.Parallel()
+		f := newBookingFixture(t)
+		removedMeanwhile := func(b *standin.Booking) error {
+			oid, _ := bson.ObjectIDFromHex(b.ID)
+			_, err := f.db.Database().Collection("bookings").DeleteOne(ctx, bson.M{"_id": oid})
+			return err
+		}
+		if err := f.db.CreateBooking(ctx, f.booking(0, 1), removedMeanwhile); err == nil {
+			t.Fatal("CreateBooking confirmed a booking that was no longer there")
 		}
 	})
 
@@ -363,10 +439,10 @@ func TestBookingCommitRecord(t *testing.T) {
 			t.Fatal(err)
 		}
 		never := func(context.Context, string, string) (bool, error) { return false, nil }
-		if n, err := f.db.RepairBookings(ctx, time.Now().Add(-time.Hour), never); err != nil || n != 0 {
+		if n, err := f.db.RepairBookings(ctx, time.Hour, never); err != nil || n != 0 {
 			t.Fatalf("a young pending booking was repaired: %d, %v", n, err)
 		}
-		if n, err := f.db.RepairBookings(ctx, time.Now().Add(time.Hour), never); err != nil || n != 1 {
+		if n, err := f.db.RepairBookings(ctx, 0, never); err != nil || n != 1 {
 			t.Fatalf("the repair did not come back for it: %d, %v", n, err)
 		}
 		if err := f.db.CreateBooking(ctx, f.booking(0, 1), committed); err != nil {
@@ -399,7 +475,7 @@ func TestBookingCommitRecord(t *testing.T) {
 			}
 		}
 		records := map[string]string{ids[0]: standin.EventBookingCreated, ids[2]: standin.EventBookingCancelled}
-		n, err := f.db.RepairBookings(ctx, time.Now(), func(_ context.Context, typ, id string) (bool, error) {
+		n, err := f.db.RepairBookings(ctx, 0, func(_ context.Context, typ, id string) (bool, error) {
 			return records[id] == typ, nil
 		})
 		if err != nil || n != 4 {

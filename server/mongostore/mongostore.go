@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -39,6 +40,14 @@ type DB struct {
 	// and could not undo them (the database failed): RepairBookings has
 	// work. It starts set, for what an earlier process left.
 	unfinished atomic.Bool
+	// halfWritten remembers when RepairBookings first saw each booking it
+	// left half-written, by this process's monotonic clock: its age for
+	// undoing does not trust wall clocks, which jump and differ between
+	// servers.
+	halfWritten struct {
+		sync.Mutex
+		seen map[bson.ObjectID]time.Time
+	}
 }
 
 // Options tune Open.
