@@ -438,7 +438,8 @@ export function mountActivity(ctx, root, { query }) {
     const q = new URLSearchParams();
     for (const key of ['type', 'actor', 'subject', 'impersonation', 'project', 'since', 'until']) if (filters[key]) q.set(key, filters[key]);
     if (filters.subject && knownNames.has(filters.subject)) q.set('subject_name', knownNames.get(filters.subject));
-    const hash = q.size ? `#/activity?${q}` : '#/activity';
+    const query = q.toString();
+    const hash = query ? `#/activity?${query}` : '#/activity';
     if (location.hash !== hash) history.replaceState(null, '', hash);
   };
   for (const el of [typeSel, actorSel, subjectSel, projectSel, sinceIn, untilIn]) el.addEventListener('change', readFilters);
