@@ -48,6 +48,17 @@ func (f *bookingFixture) booking(startH, endH float64) *standin.Booking {
 	}
 }
 
+// mustBook books the fixture's resource from startH to endH hours after
+// its base time, committed, or fails the test.
+func (f *bookingFixture) mustBook(t *testing.T, startH, endH float64) *standin.Booking {
+	t.Helper()
+	b := f.booking(startH, endH)
+	if err := f.db.CreateBooking(context.Background(), b, committed); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 func TestBookings(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -55,10 +66,7 @@ func TestBookings(t *testing.T) {
 	t.Run("CreateAndRead", func(t *testing.T) {
 		t.Parallel()
 		f := newBookingFixture(t)
-		b := f.booking(0, 2)
-		if err := f.db.CreateBooking(ctx, b, committed); err != nil {
-			t.Fatal(err)
-		}
+		b := f.mustBook(t, 0, 2)
 		got, err := f.db.BookingByID(ctx, b.ID)
 		if err != nil {
 			t.Fatal(err)
@@ -136,10 +144,7 @@ func TestBookings(t *testing.T) {
 	t.Run("CancelFreesTime", func(t *testing.T) {
 		t.Parallel()
 		f := newBookingFixture(t)
-		b := f.booking(0, 1)
-		if err := f.db.CreateBooking(ctx, b, committed); err != nil {
-			t.Fatal(err)
-		}
+		b := f.mustBook(t, 0, 1)
 		got, err := f.db.CancelBooking(ctx, b.ID, f.user.ID, time.Now(), committed)
 		if err != nil || got.Status != standin.BookingCancelled || got.CancelledBy != f.user.ID {
 			t.Fatalf("cancel: %+v, %v", got, err)
@@ -242,10 +247,7 @@ func TestBookingCommitRecord(t *testing.T) {
 	t.Run("CancelFailsWithoutItsRecord", func(t *testing.T) {
 		t.Parallel()
 		f := newBookingFixture(t)
-		b := f.booking(0, 1)
-		if err := f.db.CreateBooking(ctx, b, committed); err != nil {
-			t.Fatal(err)
-		}
+		b := f.mustBook(t, 0, 1)
 		if _, err := f.db.CancelBooking(ctx, b.ID, f.user.ID, time.Now(), failing); standin.ErrorCode(err) != standin.EUnavailable {
 			t.Fatalf("CancelBooking = %v", err)
 		}
@@ -352,10 +354,7 @@ func TestBookingCommitRecord(t *testing.T) {
 	t.Run("RepairFreesACancelledBookingsTime", func(t *testing.T) {
 		t.Parallel()
 		f := newBookingFixture(t)
-		b := f.booking(0, 1)
-		if err := f.db.CreateBooking(ctx, b, committed); err != nil {
-			t.Fatal(err)
-		}
+		b := f.mustBook(t, 0, 1)
 		oid, _ := bson.ObjectIDFromHex(b.ID)
 		if _, err := f.db.Database().Collection("bookings").UpdateOne(ctx, bson.M{"_id": oid},
 			bson.M{"$set": bson.M{"status": "cancelled", "freeing": true}}); err != nil {
@@ -378,10 +377,7 @@ func TestBookingCommitRecord(t *testing.T) {
 	t.Run("FreeCancelledSlots", func(t *testing.T) {
 		t.Parallel()
 		f := newBookingFixture(t)
-		b := f.booking(0, 1)
-		if err := f.db.CreateBooking(ctx, b, committed); err != nil {
-			t.Fatal(err)
-		}
+		b := f.mustBook(t, 0, 1)
 		cur, err := f.db.Database().Collection("booking_slots").Find(ctx, bson.M{})
 		if err != nil {
 			t.Fatal(err)
@@ -430,10 +426,7 @@ func TestBookingCommitRecord(t *testing.T) {
 	t.Run("RepairWaitsForTheCutoff", func(t *testing.T) {
 		t.Parallel()
 		f := newBookingFixture(t)
-		b := f.booking(0, 1)
-		if err := f.db.CreateBooking(ctx, b, committed); err != nil {
-			t.Fatal(err)
-		}
+		b := f.mustBook(t, 0, 1)
 		oid, _ := bson.ObjectIDFromHex(b.ID)
 		if _, err := f.db.Database().Collection("bookings").UpdateOne(ctx, bson.M{"_id": oid}, bson.M{"$set": bson.M{"status": "pending"}}); err != nil {
 			t.Fatal(err)

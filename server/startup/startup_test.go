@@ -241,48 +241,33 @@ func TestFinishClosesSilentConnections(t *testing.T) {
 	}
 }
 
-// heldListener gives out the connections the test puts in it.
-type heldListener struct {
-	conns chan net.Conn
-	done  chan struct{}
-	once  sync.Once
-}
-
-func (l *heldListener) Accept() (net.Conn, error) {
-	select {
-	case c := <-l.conns:
-		return c, nil
-	case <-l.done:
-		return nil, net.ErrClosed
-	}
-}
-
-func (l *heldListener) Close() error {
-	l.once.Do(func() { close(l.done) })
-	return nil
-}
-
-func (l *heldListener) Addr() net.Addr { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)} }
-
 // TestConnectionWithNoOneServing: a connection accepted when the starting
 // answers have stopped and no console took over is closed, not held, and
 // the accept loop goes on (to see the listener close).
 func TestConnectionWithNoOneServing(t *testing.T) {
-	ln := &heldListener{conns: make(chan net.Conn), done: make(chan struct{})}
+	// A feed is a listener the test hands connections to.
+	ln := newFeed(&net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)}, nil)
 	s := Serve(ln, slog.New(slog.DiscardHandler))
 	defer s.Abort()
 	s.early.close(net.ErrClosed) // stopped, and never handed off
 	client, server := net.Pipe()
 	defer client.Close()
-	ln.conns <- server
+	if !ln.deliver(server) {
+		t.Fatal("the accept loop did not take the connection")
+	}
 	_ = client.SetReadDeadline(time.Now().Add(5 * time.Second))
 	if n, err := client.Read(make([]byte, 1)); !errors.Is(err, io.EOF) {
 		t.Fatalf("the connection read %d bytes, %v; want it closed", n, err)
 	}
 	client2, server2 := net.Pipe()
 	defer client2.Close()
+	taken := make(chan bool, 1)
+	go func() { taken <- ln.deliver(server2) }()
 	select {
-	case ln.conns <- server2:
+	case ok := <-taken:
+		if !ok {
+			t.Fatal("the listener closed before the next connection")
+		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("the accept loop did not come back for the next connection")
 	}
