@@ -783,11 +783,16 @@ function startLive(ctx) {
   const live = new LiveConnection({
     onState: (connState) => {
       if (live !== state.live) return;
+      const was = state.connection;
       renderConnection(connState);
       if (connState === LiveState.RECONNECTING || connState === LiveState.OFFLINE) {
         // The socket may be down because the session ended while the tab
         // slept; ask the API rather than retrying blindly forever.
         checkSessionSoon();
+      } else if (connState === LiveState.LIVE && (was === LiveState.RECONNECTING || was === LiveState.OFFLINE)) {
+        // Back after a gap: what changed meanwhile (an impersonation that
+        // ran out while the server restarted) was pushed to no one.
+        refreshSession();
       }
     },
     // The server says the socket's session ended. A session replaced by a
