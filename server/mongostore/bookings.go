@@ -111,11 +111,7 @@ func (db *DB) CreateBooking(ctx context.Context, b *standin.Booking, commit func
 	undo := func() {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
-		_, err := db.db.Collection(colSlots).DeleteMany(cctx, bson.M{"booking_id": d.ID})
-		if err == nil {
-			_, err = db.db.Collection(colBookings).DeleteOne(cctx, bson.M{"_id": d.ID})
-		}
-		if err != nil {
+		if err := db.removePending(cctx, d.ID); err != nil {
 			db.unfinished.Store(true)
 		}
 	}
@@ -142,14 +138,13 @@ func (db *DB) CreateBooking(ctx context.Context, b *standin.Booking, commit func
 		undo()
 		return err
 	}
-	res, err := db.db.Collection(colBookings).UpdateOne(ctx, bson.M{"_id": d.ID, "status": string(standin.BookingPending)},
-		bson.M{"$set": bson.M{"status": string(standin.BookingConfirmed)}})
-	if err == nil && res.MatchedCount == 0 {
-		err = fmt.Errorf("confirm booking %s: it is no longer pending", d.ID.Hex())
+	confirmed, err := db.confirmPending(ctx, d.ID)
+	if err == nil && !confirmed {
+		err = translate(fmt.Errorf("confirm booking %s: it is no longer pending", d.ID.Hex()), "confirm booking")
 	}
 	if err != nil {
 		db.unfinished.Store(true)
-		return translate(err, "confirm booking")
+		return err
 	}
 	b.Status = standin.BookingConfirmed
 	return nil
@@ -208,8 +203,7 @@ func (db *DB) CancelBooking(ctx context.Context, id, by string, at time.Time, co
 		}
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
-		if _, err := db.db.Collection(colBookings).UpdateOne(rctx, bson.M{"_id": oid, "status": string(standin.BookingCancelling)},
-			bson.M{"$set": bson.M{"status": string(standin.BookingConfirmed)}, "$unset": bson.M{"cancelled_at": "", "cancelled_by": ""}}); err != nil {
+		if err := db.restoreCancelling(rctx, oid); err != nil {
 			db.unfinished.Store(true)
 		}
 		return nil, cerr
@@ -356,21 +350,12 @@ func (db *DB) repairBookings(ctx context.Context, olderThan time.Duration, commi
 			case cerr != nil:
 				return changed, true, cerr
 			case ok:
-				_, err = db.db.Collection(colBookings).UpdateOne(ctx, bson.M{"_id": d.ID, "status": string(standin.BookingPending)},
-					bson.M{"$set": bson.M{"status": string(standin.BookingConfirmed)}})
-				err = translate(err, "confirm booking")
+				_, err = db.confirmPending(ctx, d.ID) // a live request may have confirmed it already
 			case !old[d.ID]:
 				left = true // perhaps still being written by a live request
 				continue
 			default:
-				// The booking goes first: a request that still confirms
-				// it then finds it gone and fails, rather than confirm a
-				// booking whose time was freed.
-				var res *mongo.DeleteResult
-				if res, err = db.db.Collection(colBookings).DeleteOne(ctx, bson.M{"_id": d.ID, "status": string(standin.BookingPending)}); err == nil && res.DeletedCount == 1 {
-					_, err = db.db.Collection(colSlots).DeleteMany(ctx, bson.M{"booking_id": d.ID})
-				}
-				err = translate(err, "remove pending booking")
+				err = db.removePending(ctx, d.ID)
 			}
 		case standin.BookingCancelling:
 			ok, cerr := committed(ctx, standin.EventBookingCancelled, d.ID.Hex())
@@ -383,9 +368,7 @@ func (db *DB) repairBookings(ctx context.Context, olderThan time.Duration, commi
 				left = true
 				continue
 			default:
-				_, err = db.db.Collection(colBookings).UpdateOne(ctx, bson.M{"_id": d.ID, "status": string(standin.BookingCancelling)},
-					bson.M{"$set": bson.M{"status": string(standin.BookingConfirmed)}, "$unset": bson.M{"cancelled_at": "", "cancelled_by": ""}})
-				err = translate(err, "restore booking")
+				err = db.restoreCancelling(ctx, d.ID)
 			}
 		}
 		if err != nil {
@@ -394,6 +377,36 @@ func (db *DB) repairBookings(ctx context.Context, olderThan time.Duration, commi
 		changed++
 	}
 	return changed, left, nil
+}
+
+// confirmPending marks a pending booking confirmed; false when it is no
+// longer pending.
+func (db *DB) confirmPending(ctx context.Context, id bson.ObjectID) (bool, error) {
+	res, err := db.db.Collection(colBookings).UpdateOne(ctx, bson.M{"_id": id, "status": string(standin.BookingPending)},
+		bson.M{"$set": bson.M{"status": string(standin.BookingConfirmed)}})
+	if err != nil {
+		return false, translate(err, "confirm booking")
+	}
+	return res.MatchedCount == 1, nil
+}
+
+// removePending removes a pending booking, then its time. The booking
+// goes first: a request that still confirms it then finds it gone and
+// fails, rather than confirm a booking whose time was freed.
+func (db *DB) removePending(ctx context.Context, id bson.ObjectID) error {
+	res, err := db.db.Collection(colBookings).DeleteOne(ctx, bson.M{"_id": id, "status": string(standin.BookingPending)})
+	if err == nil && res.DeletedCount == 1 {
+		_, err = db.db.Collection(colSlots).DeleteMany(ctx, bson.M{"booking_id": id})
+	}
+	return translate(err, "remove pending booking")
+}
+
+// restoreCancelling puts a booking whose cancellation was not committed
+// back as confirmed.
+func (db *DB) restoreCancelling(ctx context.Context, id bson.ObjectID) error {
+	_, err := db.db.Collection(colBookings).UpdateOne(ctx, bson.M{"_id": id, "status": string(standin.BookingCancelling)},
+		bson.M{"$set": bson.M{"status": string(standin.BookingConfirmed)}, "$unset": bson.M{"cancelled_at": "", "cancelled_by": ""}})
+	return translate(err, "restore booking")
 }
 
 // ageOf notes when each of docs was first seen half-written and reports
