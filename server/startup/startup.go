@@ -27,7 +27,6 @@ type Server struct {
 	ln    net.Listener
 	log   *slog.Logger
 	began time.Time
-	now   func() time.Time
 	step  atomic.Pointer[string]
 
 	http    *http.Server
@@ -40,8 +39,7 @@ type Server struct {
 
 // Serve starts answering on ln. The first step reads "Starting".
 func Serve(ln net.Listener, log *slog.Logger) *Server {
-	s := &Server{ln: ln, log: log, now: time.Now, served: make(chan struct{})}
-	s.began = s.now()
+	s := &Server{ln: ln, log: log, began: time.Now(), served: make(chan struct{})}
 	first := "Starting"
 	s.step.Store(&first)
 	s.early = newFeed(ln.Addr(), nil)
@@ -206,7 +204,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Referrer-Policy", "no-referrer")
-	step, since := *s.step.Load(), s.now().Sub(s.began)
+	step, since := *s.step.Load(), time.Since(s.began)
 	if r.URL.Path == "/healthz" {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "starting", "step": step})
 		return
