@@ -123,6 +123,16 @@ export function mountActivity(ctx, root, { query }) {
     exportJsonl.href = apiURL('/activity/export', { format: 'jsonl', ...filterQuery(filters) });
   };
   updateExport();
+  // The address keeps the filters: a reload, a bookmark or a link sent to
+  // a colleague opens the same view.
+  const keepInAddress = () => {
+    const q = new URLSearchParams();
+    for (const key of ['type', 'actor', 'subject', 'impersonation', 'project', 'since', 'until']) if (filters[key]) q.set(key, filters[key]);
+    if (filters.subject && knownNames.has(filters.subject)) q.set('subject_name', knownNames.get(filters.subject));
+    const query = q.toString();
+    const hash = query ? `#/activity?${query}` : '#/activity';
+    if (location.hash !== hash) history.replaceState(null, '', hash);
+  };
 
   // --- filters
   const typeSel = h('select', { id: 'f-type', class: 'input input--sm' }, h('option', { value: '' }, 'All types'),
@@ -201,7 +211,7 @@ export function mountActivity(ctx, root, { query }) {
       e.project ? h('span', null, ` · ${projectName(e.project)}`) : null,
       e.impersonation_id ? [' · ', h('button', {
         type: 'button', class: 'link-button', title: 'Show only this session',
-        onclick: () => { filters.impersonation = e.impersonation_id; sessionIn.value = e.impersonation_id; keepInAddress(); reload(); },
+        onclick: () => { filters.impersonation = e.impersonation_id; sessionIn.value = e.impersonation_id; reload(); },
       }, `session ${e.impersonation_id.slice(-6)}`)] : null,
       ' · ', h('span', { class: 'feed__seq' }, `#${e.seq}`))));
 
@@ -276,6 +286,7 @@ export function mountActivity(ctx, root, { query }) {
   const reload = async () => {
     const gen = ++generation;
     updateExport();
+    keepInAddress();
     filterCount();
     events = [];
     pending = [];
@@ -352,7 +363,7 @@ export function mountActivity(ctx, root, { query }) {
           : h('button', { type: 'button', class: 'btn btn--danger btn--sm', 'data-revoke': s.id, onclick: () => confirmRevoke(s) }, 'End session'),
         h('button', {
           type: 'button', class: 'btn btn--ghost btn--sm',
-          onclick: () => { filters.impersonation = s.id; sessionIn.value = s.id; keepInAddress(); reload(); },
+          onclick: () => { filters.impersonation = s.id; sessionIn.value = s.id; reload(); },
         }, 'Show events'))))));
   };
   const loadSessions = async () => {
@@ -429,18 +440,7 @@ export function mountActivity(ctx, root, { query }) {
     filters.impersonation = sessionIn.value.trim();
     filters.since = sinceIn.value;
     filters.until = untilIn.value;
-    keepInAddress();
     reload();
-  };
-  // The address keeps the filters: a reload, a bookmark or a link sent to
-  // a colleague opens the same view.
-  const keepInAddress = () => {
-    const q = new URLSearchParams();
-    for (const key of ['type', 'actor', 'subject', 'impersonation', 'project', 'since', 'until']) if (filters[key]) q.set(key, filters[key]);
-    if (filters.subject && knownNames.has(filters.subject)) q.set('subject_name', knownNames.get(filters.subject));
-    const query = q.toString();
-    const hash = query ? `#/activity?${query}` : '#/activity';
-    if (location.hash !== hash) history.replaceState(null, '', hash);
   };
   for (const el of [typeSel, actorSel, subjectSel, projectSel, sinceIn, untilIn]) el.addEventListener('change', readFilters);
   sessionIn.addEventListener('change', readFilters);
