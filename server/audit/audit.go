@@ -305,7 +305,10 @@ func (l *Log) Close(ctx context.Context) error {
 // another server sharing the database appends at the same moment. An
 // event must not be passed to Append again or touched while Append runs.
 //
-// Errors: EInvalid for a nil event or one without a Type. EUnavailable
+// Errors: EInvalid for a nil event or one without a Type, and for an
+// event that carries more than standin.MaxEventBytes: then none of the
+// call's events is stored, but an audit.refused event for each oversized
+// one, with the sizes of its fields. EUnavailable
 // (the cause kept) when the events could not be stored: then none of
 // them is stored, except in two cases the log reports at error level: the
 // database failed in the middle of a call with several events and then
@@ -333,6 +336,9 @@ func (l *Log) Append(ctx context.Context, evs ...*standin.Event) error {
 	}
 	if hasDuplicate(evs) {
 		return standin.Errorf(standin.EInvalid, "The same audit event was given twice.")
+	}
+	if err := l.refuseOversized(ctx, evs); err != nil {
+		return err
 	}
 	if err := ctx.Err(); err != nil {
 		return ctxError(err)

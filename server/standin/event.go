@@ -15,7 +15,17 @@ const (
 	EventBookingCreated       = "booking.created"
 	EventBookingCancelled     = "booking.cancelled"
 	EventUserSuspended        = "user.suspended"
+	EventUserRenamed          = "user.renamed"
+	// EventAuditRefused stands in for an event that would have carried
+	// more than MaxEventBytes: it records the sizes, never the content.
+	EventAuditRefused = "audit.refused"
 )
+
+// MaxEventBytes bounds the text one audit event may carry, summed over
+// its fields (see Event.TextBytes). Whatever a request sends, no event is
+// stored larger: one past the bound is refused and its refusal recorded
+// in its place, with the sizes of its fields.
+const MaxEventBytes = 16 << 10
 
 // EventUser names a person in an event as they were when it happened.
 type EventUser struct {
@@ -49,6 +59,18 @@ type Event struct {
 	Projects        []string
 	PrevHash        string
 	Hash            string
+}
+
+// TextBytes is how many bytes of text e carries in its fields, the
+// measure MaxEventBytes bounds.
+func (e *Event) TextBytes() int {
+	n := len(e.ID) + len(e.Type) + len(e.Actor.ID) + len(e.Actor.Name) + len(e.Subject.ID) + len(e.Subject.Name) +
+		len(e.ImpersonationID) + len(e.Action) + len(e.Object) + len(e.Project) + len(e.Outcome) + len(e.Reason) +
+		len(e.IP) + len(e.UserAgent)
+	for _, p := range e.Projects {
+		n += len(p)
+	}
+	return n
 }
 
 // EventFilter selects events; zero fields do not filter. Projects, when
