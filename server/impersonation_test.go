@@ -489,7 +489,8 @@ func TestTargetSigningOutDoesNotEndIt(t *testing.T) {
 // server afterwards.
 func TestUnauditedEndIsRepaired(t *testing.T) {
 	t.Parallel()
-	srv := mustStartFacility(t)
+	clk := &clock{}
+	srv := mustStartFacility(t, func(c *server.Config) { c.Clock = clk.Now })
 	owner := newClient(t, srv.URL)
 	owner.mustLogin("owner@example.org")
 	ctx := context.Background()
@@ -510,6 +511,13 @@ func TestUnauditedEndIsRepaired(t *testing.T) {
 	if _, err := srv.db.EndImpersonation(ctx, imp.ID, standin.CauseRevoked, owner.csrf, time.Now()); err != nil {
 		t.Fatal(err)
 	}
+	// Its own request has two minutes to write the event; the repair
+	// leaves it alone until then.
+	time.Sleep(2 * time.Second)
+	if evs := events(t, owner, "impersonation="+imp.ID+"&type="+standin.EventImpersonationEnded); len(evs) != 0 {
+		t.Fatalf("an end was repaired %d times within its grace", len(evs))
+	}
+	clk.Advance(3 * time.Minute)
 	ended := time.Now()
 	deadline := time.Now().Add(15 * time.Second)
 	for {

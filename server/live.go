@@ -196,21 +196,24 @@ func (l *live) CanSubscribe(ctx context.Context, p *standin.Principal, topic str
 	if !ok {
 		return standin.Errorf(standin.EForbidden, "You may not subscribe to this topic.")
 	}
+	// An id that names nothing and one the caller may not follow are
+	// refused alike, so that a refusal reveals nothing.
+	hidden := standin.Errorf(standin.EForbidden, "There is no impersonation session with this id that you may follow.")
 	if p.Impersonation != nil {
 		if p.Impersonation.ID == id {
 			return nil
 		}
-		return standin.Errorf(standin.EForbidden, "While impersonating you can follow only your own session.")
+		return hidden
 	}
 	imp, err := l.db.ImpersonationByID(ctx, id)
 	if standin.ErrorCode(err) == standin.ENotFound {
-		return standin.Errorf(standin.EForbidden, "There is no such impersonation session to follow.")
+		return hidden
 	}
 	if err != nil {
 		return err
 	}
 	if !l.imps.CanSee(ctx, p.Subject, imp) {
-		return standin.Errorf(standin.EForbidden, "Only the agent and those who may end this session can follow it.")
+		return hidden
 	}
 	return nil
 }

@@ -154,12 +154,23 @@ func (a *API) bookingTarget(c *fiber.Ctx) (string, string, error) {
 	if err != nil {
 		return "", "", err
 	}
-	c.Locals(bookingKey{}, b)
-	kind := standin.KindBookingOwn
-	if b.UserID != principal(c).Subject.ID {
-		kind = standin.KindBookingAny
+	p := principal(c)
+	if b.UserID != p.Subject.ID {
+		// Someone else's booking exists for the caller only if they may
+		// see the project's bookings; otherwise it answers as an unknown
+		// id does, so that a refusal reveals nothing.
+		see, err := a.cfg.Access.Decide(c.UserContext(), p, standin.ActList, standin.Object{Kind: standin.KindBookingProject}, b.ProjectID)
+		if err != nil {
+			return "", "", err
+		}
+		if !see.Allowed {
+			return "", "", standin.Errorf(standin.ENotFound, "No booking with id %q.", c.Params("id"))
+		}
+		c.Locals(bookingKey{}, b)
+		return standin.KindBookingAny, b.ProjectID, nil
 	}
-	return kind, b.ProjectID, nil
+	c.Locals(bookingKey{}, b)
+	return standin.KindBookingOwn, b.ProjectID, nil
 }
 
 func loadedBooking(c *fiber.Ctx) *standin.Booking {

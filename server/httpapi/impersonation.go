@@ -62,13 +62,16 @@ func (a *API) startImpersonation(c *fiber.Ctx) error {
 }
 
 // stopImpersonation returns the session to the admin at once, with a new
-// token, and answers with the ended impersonation and its cause.
+// token, and answers with the ended impersonation and its cause. From
+// another of the agent's sessions it ends the impersonation they hold.
 func (a *API) stopImpersonation(c *fiber.Ctx) error {
 	imp, token, sess, err := a.cfg.Impersonations.Stop(c.UserContext(), principal(c), a.meta(c))
 	if err != nil {
 		return err
 	}
-	a.setSessionCookie(c, token, a.cfg.Sessions.Deadline(sess))
+	if token != "" { // ended from another of the actor's sessions: this one stays
+		a.setSessionCookie(c, token, a.cfg.Sessions.Deadline(sess))
+	}
 	out := toImpersonationJSON(imp)
 	return c.JSON(fiber.Map{
 		"id": out.ID, "actor": out.Actor, "subject": out.Subject, "reason": out.Reason, "ticket": out.Ticket,
@@ -127,19 +130,20 @@ func (a *API) listNotifications(c *fiber.Ctx) error {
 }
 
 type noteJSON struct {
-	ID        string `json:"id"`
-	Seq       int64  `json:"seq"`
-	Type      string `json:"type"`
-	Title     string `json:"title"`
-	Body      string `json:"body"`
-	ActorName string `json:"actor_name"`
-	Reason    string `json:"reason"`
-	Until     string `json:"until,omitempty"`
-	At        string `json:"at"`
+	ID         string `json:"id"`
+	Seq        int64  `json:"seq"`
+	Type       string `json:"type"`
+	Title      string `json:"title"`
+	Body       string `json:"body"`
+	ActorName  string `json:"actor_name"`
+	ActorEmail string `json:"actor_email,omitempty"`
+	Reason     string `json:"reason"`
+	Until      string `json:"until,omitempty"`
+	At         string `json:"at"`
 }
 
 func toNoteJSON(n *standin.Notification) noteJSON {
-	return noteJSON{ID: n.ID, Seq: n.Seq, Type: n.Type, Title: n.Title, Body: n.Body, ActorName: n.ActorName,
+	return noteJSON{ID: n.ID, Seq: n.Seq, Type: n.Type, Title: n.Title, Body: n.Body, ActorName: n.ActorName, ActorEmail: n.ActorEmail,
 		Reason: n.Reason, Until: timeJSON(n.Until), At: timeJSON(n.At)}
 }
 

@@ -104,10 +104,22 @@ func (a *API) updateProfile(c *fiber.Ctx) error {
 		return err
 	}
 	name := strings.TrimSpace(req.Name)
-	if name == "" || utf8.RuneCountInString(name) > 100 {
+	if name == "" {
 		return standin.Errorf(standin.EInvalid, "Enter a name of 1 to 100 characters.")
 	}
+	if problem := standin.TextProblem(name, 100); problem != "" {
+		return standin.Errorf(standin.EInvalid, "The name %s", problem)
+	}
 	p := principal(c)
+	if name != p.Subject.Name {
+		// Audited before it takes effect: who was called what, and when,
+		// stays on record whatever name they show later.
+		ev := a.event(c, standin.EventUserRenamed, p, "profile.rename", "user:"+p.Subject.ID, "", "renamed",
+			fmt.Sprintf("Renamed from %q to %q.", p.Subject.Name, name))
+		if err := a.audit(c, ev); err != nil {
+			return err
+		}
+	}
 	if _, err := a.cfg.Users.UpdateUserName(c.UserContext(), p.Subject.ID, name, a.cfg.Now()); err != nil {
 		return err
 	}
@@ -166,7 +178,8 @@ func (a *API) suspendUser(c *fiber.Ctx) error {
 		return standin.Errorf(standin.EConflict, "%s's account is already suspended.", u.Name)
 	}
 	ev := a.event(c, standin.EventUserSuspended, p, "user.suspend", "user:"+u.ID, "", "suspended", u.Name)
-	// The suspended user's project leads see it too.
+	// The event is about the suspended user, whom its project leads see.
+	ev.Subject = standin.EventUser{ID: u.ID, Name: u.Name}
 	ev.Projects = append(ev.Projects, u.ProjectIDs()...)
 	if err := a.audit(c, ev); err != nil {
 		return err

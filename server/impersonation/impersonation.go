@@ -13,7 +13,6 @@ import (
 	"log/slog"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"standin/server/standin"
 )
@@ -27,7 +26,11 @@ type Store interface {
 	ClearImpersonationSessions(ctx context.Context, id string) ([]string, error)
 	ImpersonationInSession(ctx context.Context, id string) (bool, error)
 	MarkEndAudited(ctx context.Context, id string) error
-	UnauditedEnds(ctx context.Context) ([]*standin.Impersonation, error)
+	// UnauditedEnds lists ends before a time whose event is not marked
+	// written.
+	UnauditedEnds(ctx context.Context, before time.Time) ([]*standin.Impersonation, error)
+	// Claim inserts a unique key: true for exactly one caller.
+	Claim(ctx context.Context, key string, at time.Time) (bool, error)
 	AddNotification(ctx context.Context, n *standin.Notification) error
 	UserByID(ctx context.Context, id string) (*standin.User, error)
 }
@@ -43,9 +46,13 @@ type RBAC interface {
 	Check(ctx context.Context, subject *standin.User, action, object, project string) standin.Decision
 }
 
-// Audit appends events; they are committed when it returns nil.
+// Audit appends events; they are committed when it returns nil. The
+// repair of ends reads it to write no end twice.
 type Audit interface {
 	Append(ctx context.Context, evs ...*standin.Event) error
+	// Settle learns the fate of appends that failed in doubt.
+	Settle(ctx context.Context) error
+	EventsMatching(ctx context.Context, f standin.EventFilter, fn func(*standin.Event) error) error
 }
 
 // Config tunes a Service; zero values are the documented defaults.
@@ -132,19 +139,9 @@ type Started struct {
 // missing, duration out of bounds). EUnavailable when the audit log cannot
 // be written: then nothing started.
 func (s *Service) Start(ctx context.Context, p *standin.Principal, req Request, meta Meta) (*Started, error) {
-	reason := strings.TrimSpace(req.Reason)
-	if reason == "" {
-		return nil, standin.Errorf(standin.EInvalid, "Give the reason for impersonating, such as the ticket's problem.")
-	}
-	if utf8.RuneCountInString(reason) > 500 || utf8.RuneCountInString(req.Ticket) > 100 {
-		return nil, standin.Errorf(standin.EInvalid, "The reason may have at most 500 characters and the ticket 100.")
-	}
-	duration := s.cfg.DefaultDuration
-	if req.Minutes != 0 {
-		duration = time.Duration(req.Minutes) * time.Minute
-		if req.Minutes < 1 || duration > s.cfg.MaxDuration {
-			return nil, standin.Errorf(standin.EInvalid, "An impersonation lasts from 1 to %d minutes.", int(s.cfg.MaxDuration.Minutes()))
-		}
+	reason, ticket, duration, err := s.validate(req)
+	if err != nil {
+		return nil, err
 	}
 	actor := p.Actor
 	if dec := s.rbac.Check(ctx, actor, standin.ActStart, standin.KindImpersonation, ""); !dec.Allowed {
@@ -190,8 +187,8 @@ func (s *Service) Start(ctx context.Context, p *standin.Principal, req Request, 
 
 	now := s.cfg.Now().UTC()
 	imp := &standin.Impersonation{
-		ActorID: actor.ID, ActorName: actor.Name, SubjectID: target.ID, SubjectName: target.Name,
-		Reason: reason, Ticket: strings.TrimSpace(req.Ticket), SessionID: p.Session.ID,
+		ActorID: actor.ID, ActorName: actor.Name, ActorEmail: actor.Email, SubjectID: target.ID, SubjectName: target.Name,
+		Reason: reason, Ticket: ticket, SessionID: p.Session.ID,
 		StartedAt: now, ExpiresAt: now.Add(duration),
 	}
 	if err := s.store.CreateImpersonation(ctx, imp); err != nil {
@@ -221,6 +218,38 @@ func (s *Service) Start(ctx context.Context, p *standin.Principal, req Request, 
 	s.cfg.OnStarted(imp, p.Session.ID)
 	s.cfg.Logger.Info("impersonation started", "impersonation", imp.ID, "actor", actor.ID, "subject", target.ID)
 	return &Started{Impersonation: imp, Token: token, Session: sess}, nil
+}
+
+// validate checks a start request before anything is looked up or
+// written: the target's id has an id's shape, the reason and ticket are
+// text a person can read (see standin.TextProblem), and the duration is
+// in bounds, judged before any arithmetic so that no number overflows.
+func (s *Service) validate(req Request) (reason, ticket string, d time.Duration, err error) {
+	if !standin.ValidID(req.UserID) {
+		return "", "", 0, standin.Errorf(standin.EInvalid, "Choose the user to impersonate (user_id is not a user's id).")
+	}
+	reason = strings.TrimSpace(req.Reason)
+	if reason == "" {
+		return "", "", 0, standin.Errorf(standin.EInvalid, "Give the reason for impersonating, such as the ticket's problem.")
+	}
+	if problem := standin.TextProblem(reason, 500); problem != "" {
+		return "", "", 0, standin.Errorf(standin.EInvalid, "The reason %s", problem)
+	}
+	ticket = strings.TrimSpace(req.Ticket)
+	if ticket != "" {
+		if problem := standin.TextProblem(ticket, 100); problem != "" {
+			return "", "", 0, standin.Errorf(standin.EInvalid, "The ticket reference %s", problem)
+		}
+	}
+	d = s.cfg.DefaultDuration
+	if req.Minutes != 0 {
+		maxMinutes := int64(s.cfg.MaxDuration / time.Minute)
+		if req.Minutes < 1 || int64(req.Minutes) > maxMinutes {
+			return "", "", 0, standin.Errorf(standin.EInvalid, "An impersonation lasts from 1 to %d minutes.", maxMinutes)
+		}
+		d = time.Duration(req.Minutes) * time.Minute
+	}
+	return reason, ticket, d, nil
 }
 
 func conflictMessage(hc *standin.HoldConflict, actor, target *standin.User) string {
@@ -255,13 +284,25 @@ func (s *Service) endAfterFault(imp *standin.Impersonation, p *standin.Principal
 	}
 }
 
-// Stop ends the principal's impersonation at the actor's request and
-// rotates the session back to the actor alone.
+// Stop ends the actor's impersonation at their request. From the session
+// that impersonates, the session rotates back to the actor alone; from
+// another of the actor's sessions (after a crash, or a tab left behind),
+// it ends the impersonation the actor holds there, and that session
+// learns it on its next request while this one stays as it is (token
+// "" and sess the current session). EConflict when the actor holds none.
 func (s *Service) Stop(ctx context.Context, p *standin.Principal, meta Meta) (*standin.Impersonation, string, *standin.Session, error) {
 	if p.Impersonation == nil {
-		return nil, "", nil, standin.Errorf(standin.EConflict, "You are not impersonating anyone.")
+		imp, err := s.heldBy(ctx, p.Actor.ID)
+		if err != nil {
+			return nil, "", nil, err
+		}
+		if imp == nil {
+			return nil, "", nil, standin.Errorf(standin.EConflict, "You are not impersonating anyone.")
+		}
+		ended, err := s.endOrLoad(ctx, imp.ID, standin.CauseEndedByActor, p.Actor, meta)
+		return ended, "", p.Session, err
 	}
-	imp, err := s.end(ctx, p.Impersonation.ID, standin.CauseEndedByActor, p.Actor, meta)
+	imp, err := s.endOrLoad(ctx, p.Impersonation.ID, standin.CauseEndedByActor, p.Actor, meta)
 	if err != nil {
 		return nil, "", nil, err
 	}
@@ -272,23 +313,46 @@ func (s *Service) Stop(ctx context.Context, p *standin.Principal, meta Meta) (*s
 	return imp, token, sess, nil
 }
 
-// Revoke ends someone else's impersonation. Managers may revoke those of
-// users in projects they lead; admins and owners any. EForbidden
-// otherwise, ENotFound for an unknown id, EConflict when it already ended.
+// heldBy returns the active impersonation actorID conducts, or nil.
+func (s *Service) heldBy(ctx context.Context, actorID string) (*standin.Impersonation, error) {
+	all, err := s.store.ActiveImpersonations(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, imp := range all {
+		if imp.ActorID == actorID {
+			return imp, nil
+		}
+	}
+	return nil, nil
+}
+
+// endOrLoad ends impersonation id; if something else ended it a moment
+// before (expiry, a revoke), it returns it as that end left it: the
+// actor asked for it to be over, and it is.
+func (s *Service) endOrLoad(ctx context.Context, id, cause string, by *standin.User, meta Meta) (*standin.Impersonation, error) {
+	imp, err := s.end(ctx, id, cause, by, meta)
+	if standin.ErrorCode(err) == standin.EConflict {
+		return s.store.ImpersonationByID(ctx, id)
+	}
+	return imp, err
+}
+
+// Revoke ends an impersonation from outside it: its own actor from any of
+// their sessions (the cause is then ended_by_actor), managers those of
+// users in projects they lead, admins and owners any. ENotFound for an
+// unknown id and for one the caller may not see, alike, so that its
+// existence is not revealed; EConflict when it already ended.
 func (s *Service) Revoke(ctx context.Context, p *standin.Principal, id string, meta Meta) (*standin.Impersonation, error) {
-	imp, err := s.store.ImpersonationByID(ctx, id)
+	imp, err := s.Get(ctx, p.Subject, id)
 	if err != nil {
 		return nil, err
 	}
-	subject, err := s.store.UserByID(ctx, imp.SubjectID)
-	if err != nil {
-		return nil, err
+	cause := standin.CauseRevoked
+	if imp.ActorID == p.Subject.ID {
+		cause = standin.CauseEndedByActor
 	}
-	if !s.mayRevoke(ctx, p.Subject, subject) {
-		return nil, &standin.Error{Code: standin.EForbidden, Message: "You cannot end this impersonation.",
-			Reason: "Ending another agent's impersonation requires the role \"admin\", or being lead of a project of " + subject.Name + "."}
-	}
-	return s.end(ctx, id, standin.CauseRevoked, p.Actor, meta)
+	return s.end(ctx, id, cause, p.Actor, meta)
 }
 
 func (s *Service) mayRevoke(ctx context.Context, who, subject *standin.User) bool {
@@ -397,26 +461,71 @@ func (s *Service) auditEnd(ctx context.Context, imp *standin.Impersonation, meta
 		return 0, err
 	}
 	if err := s.store.MarkEndAudited(ctx, imp.ID); err != nil {
-		// The event is in the log; at worst a repair writes it twice.
+		// The event is in the log; the repair finds it there.
 		s.cfg.Logger.Warn("could not mark an impersonation end audited", "impersonation", imp.ID, "err", err)
 	}
 	return ev.Seq, nil
 }
 
+// endGrace is how long after an end its own request has to write the
+// end's event before the repair may: longer than an audit append can
+// take (its timeouts bound it to well under a minute).
+const endGrace = 2 * time.Minute
+
 // RepairEnds writes the audit events of ends that were not audited (the
 // log or the database failed between the end and its event). The server
-// runs it at start-up and with the expiry sweep.
+// runs it at start-up and with the expiry sweep. An end is repaired only
+// after endGrace, by the one node that claims it for the current grace
+// period, and only if the log does not hold its event already (the write
+// may have been stored with no one left to mark it): each end has exactly
+// one event.
 func (s *Service) RepairEnds(ctx context.Context) (int, error) {
-	ends, err := s.store.UnauditedEnds(ctx)
+	now := s.cfg.Now()
+	ends, err := s.store.UnauditedEnds(ctx, now.Add(-endGrace))
 	if err != nil {
 		return 0, err
 	}
-	for i, imp := range ends {
-		if _, err := s.auditEnd(ctx, imp, Meta{}); err != nil {
-			return i, err
+	n := 0
+	for _, imp := range ends {
+		term := now.UnixNano() / int64(endGrace)
+		mine, err := s.store.Claim(ctx, fmt.Sprintf("end-repair:%s:%d", imp.ID, term), now)
+		if err != nil {
+			return n, err
 		}
+		if !mine {
+			continue
+		}
+		written, err := s.endWritten(ctx, imp.ID)
+		if err != nil {
+			return n, err
+		}
+		if written {
+			if err := s.store.MarkEndAudited(ctx, imp.ID); err != nil {
+				return n, err
+			}
+			continue
+		}
+		if _, err := s.auditEnd(ctx, imp, Meta{}); err != nil {
+			return n, err
+		}
+		n++
 	}
-	return len(ends), nil
+	return n, nil
+}
+
+// endWritten reports whether the log holds impersonation id's end event,
+// after settling appends whose outcome was in doubt.
+func (s *Service) endWritten(ctx context.Context, id string) (bool, error) {
+	if err := s.audit.Settle(ctx); err != nil {
+		return false, err
+	}
+	found := false
+	err := s.audit.EventsMatching(ctx, standin.EventFilter{ImpersonationID: id, Type: standin.EventImpersonationEnded},
+		func(*standin.Event) error {
+			found = true
+			return nil
+		})
+	return found, err
 }
 
 // Resolve turns a session's principal into the effective one: the subject
@@ -565,14 +674,26 @@ func (s *Service) EndFor(ctx context.Context, userID, asActor, asSubject string,
 // notify tells the subject, in a notification kept for later reading;
 // seq is the audit seq of the event it tells of.
 func (s *Service) notify(ctx context.Context, imp *standin.Impersonation, started bool, seq int64) {
-	n := &standin.Notification{UserID: imp.SubjectID, Seq: seq, ActorName: imp.ActorName, Reason: imp.Reason, Until: imp.ExpiresAt, At: s.cfg.Now()}
+	n := &standin.Notification{UserID: imp.SubjectID, Seq: seq, ActorName: imp.ActorName, ActorEmail: imp.ActorEmail,
+		Reason: imp.Reason, Until: imp.ExpiresAt, At: s.cfg.Now()}
+	if n.ActorEmail == "" { // recorded before addresses were kept with it
+		if actor, err := s.store.UserByID(ctx, imp.ActorID); err == nil {
+			n.ActorEmail = actor.Email
+		}
+	}
+	// The name alone is whatever the agent chose to be called; the
+	// address is theirs alone.
+	who := imp.ActorName
+	if n.ActorEmail != "" {
+		who = fmt.Sprintf("%s (%s)", imp.ActorName, n.ActorEmail)
+	}
 	if started {
 		n.Type, n.Title = standin.EventImpersonationStarted, "Support is viewing your account"
 		n.Body = fmt.Sprintf("%s started a support session on your account until %s. Reason: %s",
-			imp.ActorName, imp.ExpiresAt.UTC().Format("15:04 UTC"), imp.Reason)
+			who, imp.ExpiresAt.UTC().Format("15:04 UTC"), imp.Reason)
 	} else {
 		n.Type, n.Title = standin.EventImpersonationEnded, "Support session ended"
-		n.Body = fmt.Sprintf("%s's support session on your account has ended (%s).", imp.ActorName, strings.ReplaceAll(imp.Cause, "_", " "))
+		n.Body = fmt.Sprintf("The support session of %s on your account has ended (%s).", who, strings.ReplaceAll(imp.Cause, "_", " "))
 	}
 	if err := s.store.AddNotification(ctx, n); err != nil {
 		s.cfg.Logger.Warn("could not store a notification", "user", imp.SubjectID, "err", err)

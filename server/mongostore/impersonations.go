@@ -19,8 +19,16 @@ const (
 	// "actor:<id>" for the one acting. Their _id uniqueness is what makes
 	// "one agent per user, no nesting, no chains" hold under concurrent
 	// starts, on MongoDB and FerretDB alike.
-	colHolds    = "impersonation_holds"
-	colNotices  = "notifications"
+	colHolds   = "impersonation_holds"
+	colNotices = "notifications"
+	// colEnds has one document per ended impersonation, _id its id: the
+	// insert that creates it decides, on MongoDB and FerretDB alike,
+	// which of several concurrent ends (an exit, a revoke, the expiry
+	// sweep, on one node or many) is the one that happened.
+	colEnds = "impersonation_ends"
+	// colClaims holds one document per claimed piece of background work
+	// (see Claim).
+	colClaims   = "claims"
 	holdSubject = "subject:"
 	holdActor   = "actor:"
 )
@@ -29,6 +37,7 @@ type impersonationDoc struct {
 	ID          bson.ObjectID `bson:"_id"`
 	ActorID     string        `bson:"actor_id"`
 	ActorName   string        `bson:"actor_name"`
+	ActorEmail  string        `bson:"actor_email,omitempty"`
 	SubjectID   string        `bson:"subject_id"`
 	SubjectName string        `bson:"subject_name"`
 	Reason      string        `bson:"reason"`
@@ -59,7 +68,7 @@ const holdGrace = time.Minute
 
 func (d *impersonationDoc) domain() *standin.Impersonation {
 	i := &standin.Impersonation{
-		ID: d.ID.Hex(), ActorID: d.ActorID, ActorName: d.ActorName, SubjectID: d.SubjectID, SubjectName: d.SubjectName,
+		ID: d.ID.Hex(), ActorID: d.ActorID, ActorName: d.ActorName, ActorEmail: d.ActorEmail, SubjectID: d.SubjectID, SubjectName: d.SubjectName,
 		Reason: d.Reason, Ticket: d.Ticket, SessionID: d.SessionID, StartedAt: d.StartedAt, ExpiresAt: d.ExpiresAt,
 		Cause: d.Cause, EndedBy: d.EndedBy,
 	}
@@ -75,7 +84,7 @@ func (d *impersonationDoc) domain() *standin.Impersonation {
 // stored and a *standin.HoldConflict is returned. i.ID is set.
 func (db *DB) CreateImpersonation(ctx context.Context, i *standin.Impersonation) error {
 	d := impersonationDoc{
-		ID: bson.NewObjectID(), ActorID: i.ActorID, ActorName: i.ActorName, SubjectID: i.SubjectID, SubjectName: i.SubjectName,
+		ID: bson.NewObjectID(), ActorID: i.ActorID, ActorName: i.ActorName, ActorEmail: i.ActorEmail, SubjectID: i.SubjectID, SubjectName: i.SubjectName,
 		Reason: i.Reason, Ticket: i.Ticket, SessionID: i.SessionID, StartedAt: i.StartedAt.UTC(), ExpiresAt: i.ExpiresAt.UTC(), Active: true,
 	}
 	id := d.ID.Hex()
@@ -198,31 +207,100 @@ func (db *DB) ImpersonationByID(ctx context.Context, id string) (*standin.Impers
 	return d.domain(), nil
 }
 
+type endDoc struct {
+	ID    string    `bson:"_id"`
+	Cause string    `bson:"cause"`
+	By    string    `bson:"by"`
+	At    time.Time `bson:"at"`
+}
+
 // EndImpersonation ends an active impersonation with a cause, by whom, at
-// at, and frees its holds. It returns EConflict if it had already ended.
+// at, and frees its holds. Of concurrent ends exactly one succeeds: the
+// one whose end record is inserted first; the others get EConflict, as
+// does ending one that had already ended. ENotFound for an unknown id.
 func (db *DB) EndImpersonation(ctx context.Context, id, cause, by string, at time.Time) (*standin.Impersonation, error) {
-	oid, err := objectID(id, "impersonation")
+	cur, err := db.ImpersonationByID(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	at = at.UTC()
-	var d impersonationDoc
-	err = db.db.Collection(colImpersonations).FindOneAndUpdate(ctx, bson.M{"_id": oid, "active": true},
-		bson.M{"$set": bson.M{"active": false, "ended_at": at, "cause": cause, "ended_by": by, "end_audited": false}},
-		options.FindOneAndUpdate().SetReturnDocument(options.After)).Decode(&d)
-	if errors.Is(err, mongo.ErrNoDocuments) {
-		if _, ferr := db.ImpersonationByID(ctx, id); ferr != nil {
-			return nil, ferr
-		}
-		return nil, standin.Errorf(standin.EConflict, "That impersonation has already ended.")
+	ended := standin.Errorf(standin.EConflict, "That impersonation has already ended.")
+	if !cur.EndedAt.IsZero() {
+		return nil, ended
 	}
+	at = at.UTC()
+	end := endDoc{ID: id, Cause: cause, By: by, At: at}
+	if _, err := db.db.Collection(colEnds).InsertOne(ctx, end); err != nil {
+		if !mongo.IsDuplicateKeyError(err) {
+			return nil, translate(err, "record the end of an impersonation")
+		}
+		// Another end won. Its record is the truth; if the database
+		// failed before the winner applied it, apply it now.
+		if err := db.applyEnd(ctx, id); err != nil {
+			return nil, err
+		}
+		return nil, ended
+	}
+	d, err := db.setEnded(ctx, end)
 	if err != nil {
-		return nil, translate(err, "end impersonation")
+		return nil, err
 	}
 	if _, err := db.db.Collection(colHolds).DeleteMany(ctx, bson.M{"impersonation_id": id}); err != nil {
 		return d.domain(), translate(err, "free impersonation holds")
 	}
 	return d.domain(), nil
+}
+
+// applyEnd makes impersonation id's document say what its end record
+// says, if it does not yet.
+func (db *DB) applyEnd(ctx context.Context, id string) error {
+	var end endDoc
+	if err := db.db.Collection(colEnds).FindOne(ctx, bson.M{"_id": id}).Decode(&end); err != nil {
+		return translate(err, "read the end of an impersonation")
+	}
+	cur, err := db.ImpersonationByID(ctx, id)
+	if err != nil || !cur.EndedAt.IsZero() {
+		return err
+	}
+	if _, err := db.setEnded(ctx, end); err != nil {
+		return err
+	}
+	_, err = db.db.Collection(colHolds).DeleteMany(ctx, bson.M{"impersonation_id": id})
+	return translate(err, "free impersonation holds")
+}
+
+// setEnded writes an end record's fields into its impersonation. Only the
+// winner of the end record (or, after a fault, whoever finds it
+// unapplied) writes them, and always the same values, so the update needs
+// no condition to be exact.
+func (db *DB) setEnded(ctx context.Context, end endDoc) (*impersonationDoc, error) {
+	oid, err := objectID(end.ID, "impersonation")
+	if err != nil {
+		return nil, err
+	}
+	var d impersonationDoc
+	err = db.db.Collection(colImpersonations).FindOneAndUpdate(ctx, bson.M{"_id": oid},
+		bson.M{"$set": bson.M{"active": false, "ended_at": end.At, "cause": end.Cause, "ended_by": end.By, "end_audited": false}},
+		options.FindOneAndUpdate().SetReturnDocument(options.After)).Decode(&d)
+	if err != nil {
+		return nil, translate(err, "end impersonation")
+	}
+	return &d, nil
+}
+
+// Claim takes the piece of background work named key for this caller, by
+// inserting a document with that _id: exactly one of any number of
+// callers, on any number of nodes, gets true. Keys that name a time slice
+// ("work:<slice>") make a lease: the next slice can be claimed again, by
+// anyone, if the work was not done.
+func (db *DB) Claim(ctx context.Context, key string, at time.Time) (bool, error) {
+	_, err := db.db.Collection(colClaims).InsertOne(ctx, bson.M{"_id": key, "at": at.UTC()})
+	switch {
+	case err == nil:
+		return true, nil
+	case mongo.IsDuplicateKeyError(err):
+		return false, nil
+	}
+	return false, translate(err, "claim "+key)
 }
 
 // MarkEndAudited records that an impersonation's end is in the audit log.
@@ -235,10 +313,11 @@ func (db *DB) MarkEndAudited(ctx context.Context, id string) error {
 	return translate(err, "mark impersonation end audited")
 }
 
-// UnauditedEnds lists ended impersonations whose end is not yet in the
-// audit log: a stop or a database fault came between the two.
-func (db *DB) UnauditedEnds(ctx context.Context) ([]*standin.Impersonation, error) {
-	cur, err := db.db.Collection(colImpersonations).Find(ctx, bson.M{"end_audited": false})
+// UnauditedEnds lists impersonations that ended before before and whose
+// end is not yet in the audit log: a stop or a database fault came
+// between the two, or the end is still being audited by its request.
+func (db *DB) UnauditedEnds(ctx context.Context, before time.Time) ([]*standin.Impersonation, error) {
+	cur, err := db.db.Collection(colImpersonations).Find(ctx, bson.M{"end_audited": false, "ended_at": bson.M{"$lt": before.UTC()}})
 	if err != nil {
 		return nil, translate(err, "list unaudited impersonation ends")
 	}
@@ -345,6 +424,7 @@ type noticeDoc struct {
 	Title     string        `bson:"title"`
 	Body      string        `bson:"body"`
 	ActorName string        `bson:"actor_name"`
+	ActorMail string        `bson:"actor_email,omitempty"`
 	Reason    string        `bson:"reason"`
 	Until     time.Time     `bson:"until"`
 	At        time.Time     `bson:"at"`
@@ -353,7 +433,7 @@ type noticeDoc struct {
 // AddNotification stores a notification for its user and sets n.ID.
 func (db *DB) AddNotification(ctx context.Context, n *standin.Notification) error {
 	d := noticeDoc{ID: bson.NewObjectID(), UserID: n.UserID, Seq: n.Seq, Type: n.Type, Title: n.Title, Body: n.Body,
-		ActorName: n.ActorName, Reason: n.Reason, Until: n.Until.UTC(), At: n.At.UTC()}
+		ActorName: n.ActorName, ActorMail: n.ActorEmail, Reason: n.Reason, Until: n.Until.UTC(), At: n.At.UTC()}
 	if _, err := db.db.Collection(colNotices).InsertOne(ctx, d); err != nil {
 		return translate(err, "add notification")
 	}
@@ -376,7 +456,7 @@ func (db *DB) Notifications(ctx context.Context, userID string, p standin.Page) 
 
 func (d *noticeDoc) notification() *standin.Notification {
 	return &standin.Notification{ID: d.ID.Hex(), UserID: d.UserID, Seq: d.Seq, Type: d.Type, Title: d.Title, Body: d.Body,
-		ActorName: d.ActorName, Reason: d.Reason, Until: d.Until.UTC(), At: d.At.UTC()}
+		ActorName: d.ActorName, ActorEmail: d.ActorMail, Reason: d.Reason, Until: d.Until.UTC(), At: d.At.UTC()}
 }
 
 // NotificationsAfter calls fn with each of a user's notifications whose

@@ -245,7 +245,7 @@ func isServerSelection(err error) bool {
 func objectID(id, what string) (bson.ObjectID, error) {
 	oid, err := bson.ObjectIDFromHex(id)
 	if err != nil {
-		return oid, standin.Errorf(standin.ENotFound, "No %s with id %q.", what, id)
+		return oid, notFound(what, id)
 	}
 	return oid, nil
 }
@@ -271,7 +271,16 @@ func (db *DB) findByID(ctx context.Context, col, what, id string, extra bson.M, 
 	}
 	err = db.db.Collection(col).FindOne(ctx, filter).Decode(out)
 	if errors.Is(err, mongo.ErrNoDocuments) {
-		return standin.Errorf(standin.ENotFound, "No %s with id %q.", what, id)
+		return notFound(what, id)
 	}
 	return translate(err, "find "+what+" "+id)
+}
+
+// notFound is the one answer for an id that names nothing, malformed or
+// unknown alike; an id of no id's shape is not repeated back.
+func notFound(what, id string) error {
+	if !standin.ValidID(id) {
+		return standin.Errorf(standin.ENotFound, "No %s with this id.", what)
+	}
+	return standin.Errorf(standin.ENotFound, "No %s with id %q.", what, id)
 }

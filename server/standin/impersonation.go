@@ -18,9 +18,12 @@ const (
 // It is active until EndedAt is set or ExpiresAt passes; Cause and EndedBy
 // say how it ended.
 type Impersonation struct {
-	ID          string
-	ActorID     string
-	ActorName   string
+	ID        string
+	ActorID   string
+	ActorName string
+	// ActorEmail names the actor where a name alone could be taken by
+	// anyone: names are chosen by their holders, addresses are unique.
+	ActorEmail  string
 	SubjectID   string
 	SubjectName string
 	Reason      string
@@ -51,9 +54,11 @@ type Notification struct {
 	Title     string
 	Body      string
 	ActorName string
-	Reason    string
-	Until     time.Time
-	At        time.Time
+	// ActorEmail tells the reader who acted whatever name they chose.
+	ActorEmail string
+	Reason     string
+	Until      time.Time
+	At         time.Time
 }
 
 // HoldConflict is returned when an impersonation cannot start because the

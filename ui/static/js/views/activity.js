@@ -20,6 +20,8 @@ const TYPES = [
   ['auth.logout', 'Sign-out'],
   ['policy.changed', 'Policy changed'],
   ['user.suspended', 'User suspended'],
+  ['user.renamed', 'Name changed'],
+  ['audit.refused', 'Oversized request refused'],
 ];
 const TYPE_LABELS = Object.fromEntries(TYPES);
 
@@ -53,7 +55,11 @@ export function eventSummary(e) {
     case 'auth.logout':
       return `${actor} signed out.`;
     case 'user.suspended':
-      return `${actor} suspended ${e.reason || subject}.`;
+      return `${actor} suspended ${subject || e.reason}.`;
+    case 'user.renamed':
+      return `${as} changed their name. ${e.reason || ''}`.trim();
+    case 'audit.refused':
+      return `${actor}'s request was refused before it was recorded: ${e.reason || 'too large'}`;
     default:
       return [as, e.action, e.object, e.outcome, e.reason].filter(Boolean).join(' · ');
   }

@@ -394,7 +394,7 @@ export function mountNotifications(ctx, root) {
         h('p', { class: 'inbox__title' }, n.title, n.seq > readSeq ? h('span', { class: 'badge badge--primary badge--inline' }, 'new') : null),
         h('p', { class: 'inbox__text' }, n.body),
         h('dl', { class: 'inbox__facts' },
-          h('div', null, h('dt', null, 'Who'), h('dd', null, n.actor_name || '—')),
+          h('div', null, h('dt', null, 'Who'), h('dd', null, n.actor_email ? `${n.actor_name} (${n.actor_email})` : (n.actor_name || '—'))),
           h('div', null, h('dt', null, 'When'), h('dd', null, timeEl(n.at, `${formatDateTime(n.at)} (${relativeTime(n.at)})`))),
           n.reason ? h('div', null, h('dt', null, 'Why'), h('dd', null, n.reason)) : null))))),
       store.nextCursor ? h('div', { class: 'list-more' }, busyButton('Load older', {
