@@ -531,3 +531,40 @@ func (p *person) actAsBen(base, reason string) {
 	p.waitText("the banner names Ben", "#banner-who", "Ben Okafor")
 	p.do("the page is live as Ben", chromedp.WaitVisible(chromedp.CSS(`#conn-status[data-state="live"]`)))
 }
+
+// TestBrowserEndStuckImpersonationElsewhere: an agent whose impersonation
+// runs in another browser (a crashed one, a machine left behind) is told
+// so when starting a new one, and ends it from here; the other browser
+// leaves it by itself.
+func TestBrowserEndStuckImpersonationElsewhere(t *testing.T) {
+	t.Parallel()
+	srv := mustRun(t, server.Config{DataDir: t.TempDir()})
+	left := newPerson(t, "admin-left-behind")
+	left.actAsBen(srv.URL, "left running on another machine")
+
+	here := newPerson(t, "admin-here")
+	here.signIn(srv.URL, "admin@example.org")
+	here.do("search for Cleo", chromedp.SendKeys(chromedp.ID("user-search"), "cleo"))
+	here.do("the list shows Cleo", chromedp.WaitVisible(chromedp.CSS(`#user-results[data-query="cleo"] tr[data-user-id]`)))
+	here.clickText("open Cleo's page", "#user-results .person__name", "Cleo")
+	here.do("start impersonating Cleo",
+		chromedp.Click(chromedp.CSS(`main [data-action="user-actions"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-menu-item="impersonate"]`)),
+		chromedp.Click(chromedp.CSS(`[data-menu-item="impersonate"]`)),
+		chromedp.WaitVisible(chromedp.ID("imp-reason")),
+		chromedp.SendKeys(chromedp.ID("imp-reason"), "Cleo's question"),
+		chromedp.Click(chromedp.ID("imp-submit")),
+		chromedp.WaitVisible(chromedp.ID("end-elsewhere")),
+	)
+	here.waitText("the refusal names the other session", ".dialog", "already impersonating Ben Okafor")
+	here.shot("end-elsewhere-offer")
+	here.do("end the other session", chromedp.Click(chromedp.ID("end-elsewhere")))
+	here.waitText("the dialog says it ended", ".dialog", "Your session as Ben Okafor has ended")
+	here.noLoginPage("after ending the other session")
+
+	left.do("the other browser leaves the impersonation by itself",
+		chromedp.WaitNotVisible(chromedp.ID("impersonation-banner")),
+		chromedp.WaitVisible(chromedp.ID("user-search")),
+	)
+	left.waitText("the other browser is the admin again", "#whoami", "Adrian Admin")
+}

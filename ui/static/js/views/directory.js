@@ -302,11 +302,37 @@ export function impersonateDialog(ctx, u) {
           setBusy(submit, false);
           for (const fn of ctx.switchFailed) fn();
           showRefusal(error, err);
+          if (err instanceof ApiError && err.status === 409 && /^You are already impersonating/.test(err.message)) {
+            offerEndElsewhere(ctx, error);
+          }
         }
       });
       return form;
     },
   });
+}
+
+/**
+ * Offers, in box, to end the impersonation the agent holds in another of
+ * their sessions (a tab left behind, a browser that crashed).
+ */
+function offerEndElsewhere(ctx, box) {
+  const end = busyButton('End that session', { class: 'btn btn--secondary btn--sm', id: 'end-elsewhere' });
+  end.addEventListener('click', async () => {
+    setBusy(end, true, 'Ending…');
+    try {
+      const ended = await ctx.api.delete('/impersonations/current');
+      box.replaceChildren(h('p', { class: 'error-block__title', role: 'status' },
+        `Your session as ${personName(ended.subject) || 'that user'} has ended. You can start again.`));
+    } catch (err) {
+      setBusy(end, false);
+      showRefusal(box, err);
+    }
+  });
+  const body = box.querySelector('.error-block__body') || box;
+  body.append(
+    h('p', { class: 'error-block__reason' }, 'It may still be open in another browser or on another computer. You can end it from here.'),
+    h('p', null, end));
 }
 
 /** Puts a refusal in words into box: the message, then why. */
@@ -315,7 +341,7 @@ function showRefusal(box, err) {
   const message = err instanceof ApiError ? err.message : 'Could not start the impersonation. Try again.';
   box.append(h('div', { class: 'error-block__body' },
     h('p', { class: 'error-block__title' }, message),
-    err && err.reason ? h('p', { class: 'error-block__reason' }, err.reason) : null));
+    err && err.reason && err.reason !== message ? h('p', { class: 'error-block__reason' }, err.reason) : null));
 }
 
 // ------------------------------------------------------- check access dialog
