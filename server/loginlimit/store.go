@@ -1,0 +1,121 @@
+package loginlimit
+
+import (
+	"context"
+	"time"
+)
+
+// Attempt names the ledgers a sign-in attempt is counted in.
+type Attempt struct {
+	// Address is the client's address as AddressOf gives it.
+	Address string
+	// Email is the email typed, normalized. With Address it names the
+	// pair's ledger.
+	Email string
+	// Account is the id of the account Email names, or "" when it names
+	// none: then no account ledger is read or written.
+	Account string
+}
+
+// Tally is what one ledger holds within the window.
+type Tally struct {
+	// Count is the attempts that failed or are being judged.
+	Count int
+	// Last is when the newest of them began (zero when Count is 0).
+	Last time.Time
+}
+
+// Record is the tallies an attempt is decided on.
+type Record struct {
+	// Address counts every attempt from the address.
+	Address Tally
+	// Pair counts the attempts from the address with the same email,
+	// except those forgiven by a right password from there.
+	Pair Tally
+	// Account counts the attempts at the account from every address;
+	// zero for an email that names no account.
+	Account Tally
+}
+
+// Ticket is an attempt a Store recorded as being judged.
+type Ticket struct {
+	Attempt Attempt
+	// ID tells the attempt apart from the others in its ledgers.
+	ID uint64
+	// Began is when it began.
+	Began time.Time
+}
+
+// Outcome is how a judged attempt ended.
+type Outcome int
+
+// Outcomes.
+const (
+	// Failed: a wrong password, or an unknown or suspended account. The
+	// attempt stays counted.
+	Failed Outcome = iota
+	// Passed: the right password. The attempt is taken out of its ledgers,
+	// and its pair's earlier failures are forgiven (its address's and its
+	// account's are not).
+	Passed
+	// Void: not judged (the server was too busy, or failed). The attempt
+	// is taken out of its ledgers.
+	Void
+)
+
+// Store keeps the ledgers the limiter decides from. Memory, in this
+// package, keeps them in one process.
+//
+// # Sharing them through the database
+//
+// The interface is small so that a store in the database, shared by every
+// server process, can implement it with operations that are exact on the
+// embedded database — inserts racing on a unique _id, and reads by _id
+// equality — with no $inc, no TTL index and no update of a document two
+// processes may write:
+//
+//   - A ledger is a chain of immutable versions, one document each:
+//     version v of ledger L is {_id: "L#v", entries: [{id, began, email,
+//     state}]}, the ledger's whole bounded list as of that version, with L
+//     "addr:<address>", "pair:<address>:<email>" or "acct:<account id>".
+//   - Read reads the newest version of each ledger by _id. A process
+//     remembers the newest version it saw and reads v+1, v+2, … until one
+//     is missing: one or two point reads when it is current, an
+//     exponential then binary search over v when it knows nothing.
+//   - Begin reads, calls decide, and inserts version v+1 of each ledger
+//     with the attempt added. A duplicate key means another process wrote
+//     v+1 first: Begin inserts the next versions of the ledgers it did
+//     write without the attempt, reads again and decides again. Racing
+//     attempts are each decided on a record that holds the others, as the
+//     memory store's mutex makes them here.
+//   - Settle inserts the next version with the entry failed, withdrawn, or
+//     (Passed) the pair's settled failures forgiven, retrying on a
+//     duplicate like Begin.
+//   - A background sweep, never a request, deletes by _id the versions
+//     older than each ledger's newest and the ledgers whose newest entry is
+//     older than the window.
+//
+// The collection then holds about one document for each ledger with a
+// failure in the last window. Account ledgers are bounded by the accounts,
+// which no flood can add to; a flood from one address adds at most its
+// address's allowance of pair ledgers. Only many addresses add many
+// documents: on the embedded database, which reads a whole collection for
+// each query, the address and pair ledgers can stay in each process's
+// memory, as here, with only the account ledgers shared — an address then
+// has its allowance once per process, while an account's failures count
+// once whichever process saw them.
+type Store interface {
+	// Read returns the tallies of a's ledgers, counting the attempts
+	// begun after since.
+	Read(ctx context.Context, a Attempt, since time.Time) (Record, error)
+	// Begin records a as being judged, begun at now, when decide, given
+	// the tallies of a's ledgers (attempts begun after since) at that
+	// moment, returns zero or less; otherwise it records nothing and
+	// returns decide's wait. Deciding and recording are one step: of
+	// attempts begun at the same moment, each is decided on a record that
+	// holds those recorded before it.
+	Begin(ctx context.Context, a Attempt, now, since time.Time, decide func(Record) time.Duration) (Ticket, time.Duration, error)
+	// Settle records how t's attempt ended. An attempt the store has
+	// already forgotten (expired or evicted) is settled without error.
+	Settle(ctx context.Context, t Ticket, o Outcome) error
+}
