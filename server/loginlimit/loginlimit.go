@@ -121,7 +121,7 @@ func (p Policy) withDefaults() Policy {
 }
 
 // Wait is how long, from now, an attempt whose ledgers hold r must wait
-// before its password is checked; zero or less means it need not.
+// before its password is checked; zero when it need not.
 func (p Policy) Wait(r Record, now time.Time) time.Duration {
 	p = p.withDefaults()
 	var wait time.Duration
@@ -165,13 +165,12 @@ func New(p Policy, s Store) *Limiter {
 // Policy returns the policy the limiter decides by, defaults filled in.
 func (l *Limiter) Policy() Policy { return l.policy }
 
-// Check looks, writing nothing, at what is known of a before its account
-// is looked up (a.Account is ignored), and says how long it must wait:
-// zero when it may go on. Refusing a flood here costs it no look-up and
-// no hashing. Begin decides again with the account's ledger. Errors are
-// the store's, wrapped.
+// Check looks, writing nothing, at a's ledgers before its account is
+// looked up (a.Account may be empty: the store finds the account from the
+// pair's earlier attempts), and says how long it must wait: zero when it
+// may go on. Refusing a flood here costs it no look-up and no hashing.
+// Begin decides again, as it records. Errors are the store's, wrapped.
 func (l *Limiter) Check(ctx context.Context, a Attempt, now time.Time) (time.Duration, error) {
-	a.Account = ""
 	r, err := l.store.Read(ctx, a, now.Add(-l.policy.Window))
 	if err != nil {
 		return 0, fmt.Errorf("loginlimit: read the ledgers of %s: %w", a.Address, err)

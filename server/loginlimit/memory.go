@@ -62,6 +62,7 @@ type entry struct {
 	id       uint64
 	began    time.Time
 	email    uint64 // the email's keyed hash, in address ledgers
+	account  string // the account the email named, in address ledgers
 	judged   bool   // settled as failed; false while being judged
 	forgiven bool   // a right password came from the same address and email since
 }
@@ -98,7 +99,7 @@ func (m *Memory) Begin(_ context.Context, a Attempt, now, since time.Time, decid
 		return Ticket{}, wait, nil
 	}
 	m.lastID++
-	e := entry{id: m.lastID, began: now, email: m.emailHash(a.Email)}
+	e := entry{id: m.lastID, began: now, email: m.emailHash(a.Email), account: a.Account}
 	al := m.addresses[a.Address]
 	if al == nil {
 		if len(m.addresses) >= m.capacity {
@@ -149,9 +150,11 @@ func (m *Memory) Settle(_ context.Context, t Ticket, o Outcome) error {
 	return nil
 }
 
-// read tallies a's ledgers; m.mu is held.
+// read tallies a's ledgers; m.mu is held. Without a.Account, the account
+// is the one the pair's attempts named, if any.
 func (m *Memory) read(a Attempt, since time.Time) Record {
 	var r Record
+	account := a.Account
 	if al := m.addresses[a.Address]; al != nil {
 		email := m.emailHash(a.Email)
 		for _, e := range al.entries {
@@ -161,10 +164,13 @@ func (m *Memory) read(a Attempt, since time.Time) Record {
 			r.Address.add(e.began)
 			if e.email == email && !e.forgiven {
 				r.Pair.add(e.began)
+				if a.Account == "" && e.account != "" {
+					account = e.account
+				}
 			}
 		}
 	}
-	if acc := m.accounts[a.Account]; acc != nil {
+	if acc := m.accounts[account]; acc != nil {
 		for _, e := range acc.entries {
 			if e.began.After(since) {
 				r.Account.add(e.began)

@@ -75,8 +75,8 @@ const (
 // processes may write:
 //
 //   - A ledger is a chain of immutable versions, one document each:
-//     version v of ledger L is {_id: "L#v", entries: [{id, began, email,
-//     state}]}, the ledger's whole bounded list as of that version, with L
+//     version v of ledger L is {_id: "L#v", entries: [{id, began,
+//     account, state}]}, the ledger's whole bounded list as of that version, with L
 //     "addr:<address>", "pair:<address>:<email>" or "acct:<account id>".
 //   - Read reads the newest version of each ledger by _id. A process
 //     remembers the newest version it saw and reads v+1, v+2, … until one
@@ -106,7 +106,10 @@ const (
 // once whichever process saw them.
 type Store interface {
 	// Read returns the tallies of a's ledgers, counting the attempts
-	// begun after since.
+	// begun after since. Without a.Account, the account's ledger is that
+	// of the account the pair's attempts named, if they named one: the
+	// account rule applies only to a pair with failures, so a reader that
+	// has not looked the account up yet still gets the whole record.
 	Read(ctx context.Context, a Attempt, since time.Time) (Record, error)
 	// Begin records a as being judged, begun at now, when decide, given
 	// the tallies of a's ledgers (attempts begun after since) at that
