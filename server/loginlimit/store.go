@@ -70,40 +70,44 @@ const (
 //
 // The interface is small so that a store in the database, shared by every
 // server process, can implement it with operations that are exact on the
-// embedded database — inserts racing on a unique _id, and reads by _id
-// equality — with no $inc, no TTL index and no update of a document two
-// processes may write:
+// embedded database — inserts racing on a unique _id, reads by _id
+// equality, deletes by _id — with no $inc, no TTL index and no update of
+// a document two processes may write:
 //
-//   - A ledger is a chain of immutable versions, one document each:
-//     version v of ledger L is {_id: "L#v", entries: [{id, began,
-//     account, state}]}, the ledger's whole bounded list as of that version, with L
-//     "addr:<address>", "pair:<address>:<email>" or "acct:<account id>".
-//   - Read reads the newest version of each ledger by _id. A process
-//     remembers the newest version it saw and reads v+1, v+2, … until one
-//     is missing: one or two point reads when it is current, an
-//     exponential then binary search over v when it knows nothing.
-//   - Begin reads, calls decide, and inserts version v+1 of each ledger
-//     with the attempt added. A duplicate key means another process wrote
-//     v+1 first: Begin inserts the next versions of the ledgers it did
-//     write without the attempt, reads again and decides again. Racing
-//     attempts are each decided on a record that holds the others, as the
-//     memory store's mutex makes them here.
+//   - A ledger is, for each period of one window, a chain of immutable
+//     versions: version v of ledger L in period p is {_id: "L|p|v",
+//     entries: [{id, began, account, state}]}, the ledger's whole bounded
+//     list as of that version, with L "addr:<address>",
+//     "pair:<address>:<email>" or "acct:<account id>". Version 0 of a
+//     period starts from the previous period's newest, less what left the
+//     window.
+//   - Read reads the newest version of each ledger by _id: versions are
+//     contiguous from 0, so a process that remembers the newest it saw
+//     reads the next one or two, and one that knows nothing searches
+//     (exponentially, then by halves); with none in this period, the
+//     previous period's newest.
+//   - Begin reads, calls decide, and inserts the next version of each
+//     ledger with the attempt added. A duplicate key means another process
+//     wrote that version first: Begin inserts the next versions of the
+//     ledgers it did write without the attempt, reads again and decides
+//     again. Racing attempts are each decided on a record that holds the
+//     others, as under the memory store's mutex here.
 //   - Settle inserts the next version with the entry failed, withdrawn, or
-//     (Passed) the pair's settled failures forgiven, retrying on a
-//     duplicate like Begin.
-//   - A background sweep, never a request, deletes by _id the versions
-//     older than each ledger's newest and the ledgers whose newest entry is
-//     older than the window.
+//     (Passed) the pair's settled failures forgiven, and reads again and
+//     retries on a duplicate.
+//   - A background sweep, never a request, deletes the chains of periods
+//     before the previous one, which no request writes any more. A live
+//     chain never loses a version, so a missing version always means the
+//     end of its chain, never a gap another insert could fill.
 //
-// The collection then holds about one document for each ledger with a
-// failure in the last window. Account ledgers are bounded by the accounts,
-// which no flood can add to; a flood from one address adds at most its
-// address's allowance of pair ledgers. Only many addresses add many
-// documents: on the embedded database, which reads a whole collection for
-// each query, the address and pair ledgers can stay in each process's
-// memory, as here, with only the account ledgers shared — an address then
-// has its allowance once per process, while an account's failures count
-// once whichever process saw them.
+// The documents are then about two per attempt per ledger over two
+// windows, which the hashing bound on sign-in caps whatever a flood sends.
+// On MongoDB each read is an index look-up. On the embedded database,
+// which filters a whole collection for every query, the address and pair
+// ledgers should stay in each process's memory, as here, with only the
+// account ledgers shared: they are written only by attempts at accounts
+// that exist, an address then has its allowance once per process, and an
+// account's failures count once whichever process saw them.
 type Store interface {
 	// Read returns the tallies of a's ledgers, counting the attempts
 	// begun after since. Without a.Account, the account's ledger is that
