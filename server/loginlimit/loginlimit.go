@@ -39,9 +39,11 @@
 // An address that has not failed at an account is clean for it: it goes to
 // the password check whatever the account's ledger holds, so failures from
 // elsewhere never keep a person with the right password out. A wrong
-// password from a clean address makes it fail there, and it waits like
-// the others from then on. The right password forgives the pair's earlier
-// failures, never the account's or the address's.
+// password from a clean address makes it fail there, and it waits from
+// then on, but by its own failures: a person who mistypes once while
+// their account is under attack waits a minute, not the attack's 15. The
+// right password forgives the pair's earlier failures, never the
+// account's or the address's.
 //
 // Delays start at FirstDelay (a minute) and double, up to MaxDelay (15
 // minutes): the first wait past a threshold is FirstDelay, the next
@@ -56,8 +58,7 @@
 // several addresses can tell a real account, whose ledger counts them all,
 // from a made-up one, whose failures count per address only. Counting
 // made-up emails across addresses would take shared state for every email
-// anyone can type, which is what let a flood fill the old limiter's table
-// and lock everyone out.
+// anyone can type: a table a flood could fill, and then everyone waits.
 package loginlimit
 
 import (
