@@ -24,19 +24,19 @@ const sweepEvery = time.Minute
 
 // Memory is a Store in one process's memory.
 //
-// It keeps one entry per address, holding that address's ledger and, in
-// it, its pairs' (each attempt names its email by a keyed hash); so a
-// flood from one address, whatever emails it makes up, grows one entry, up
-// to ledgerEntries attempts. It remembers at most a fixed number of
+// It keeps one ledger per address, which holds its pairs' ledgers too
+// (each attempt names its email by a keyed hash); so a flood from one
+// address, whatever emails it makes up, grows one ledger, of at most
+// ledgerEntries attempts. It remembers at most a fixed number of
 // addresses: when a new one comes and the table is full, it forgets the
 // address whose newest attempt is the oldest. Forgetting only ever lets an
 // address off, never makes anyone wait, so filling the table — which
 // takes that many addresses — locks nobody out. Account ledgers exist
 // only for accounts that exist, and are bounded by them.
 //
-// Every entry is an attempt that passed the limiter on its way to the
-// password check, so, however many requests arrive, the entries made in a
-// window are at most what the server can hash in it.
+// Every attempt kept is one that passed the limiter on its way to the
+// password check, so, however many requests arrive, the attempts kept
+// from a window are at most what the server could hash in it.
 type Memory struct {
 	mu        sync.Mutex
 	seed      maphash.Seed
