@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"standin/server/loginlimit"
 	"standin/server/password"
 )
 
@@ -57,6 +58,13 @@ type Config struct {
 	// whatever the window, so a larger window costs memory, not time.
 	// Ignored with MongoURI.
 	AuditWindow int
+	// SignInLimits is when sign-in attempts wait and for how long; zero
+	// fields are package loginlimit's defaults.
+	SignInLimits loginlimit.Policy
+	// SignInAddresses is how many client addresses the sign-in limiter
+	// remembers (default 100,000); when full it forgets the one idle the
+	// longest, which lets that address off and locks nobody out.
+	SignInAddresses int
 	// PasswordCost is the Argon2id cost (default password.Default).
 	PasswordCost password.Params
 	// ShutdownTimeout bounds graceful shutdown (default 10s).

@@ -22,6 +22,7 @@ import (
 	"standin/server/embeddeddb"
 	"standin/server/httpapi"
 	"standin/server/impersonation"
+	"standin/server/loginlimit"
 	"standin/server/mongostore"
 	"standin/server/presence"
 	"standin/server/session"
@@ -223,6 +224,7 @@ func Run(ctx context.Context, cfg Config) error {
 		PasswordCost:   cfg.PasswordCost,
 		Demo:           cfg.demoEnabled(),
 		Now:            cfg.Clock,
+		SignIn:         loginlimit.New(cfg.SignInLimits, loginlimit.NewMemory(cfg.SignInAddresses)),
 	})
 	if err != nil {
 		return err

@@ -21,6 +21,7 @@ import (
 	"github.com/gofiber/fiber/v2/middleware/filesystem"
 
 	"standin/server/impersonation"
+	"standin/server/loginlimit"
 	"standin/server/password"
 	"standin/server/standin"
 	"standin/server/upgrade"
@@ -155,6 +156,9 @@ type Config struct {
 	// PasswordCost is the Argon2id cost of new passwords (default
 	// password.Default).
 	PasswordCost password.Params
+	// SignIn decides which sign-in attempts must wait (default
+	// loginlimit's policy over a store in this process's memory).
+	SignIn *loginlimit.Limiter
 	// BodyLimit caps request bodies in bytes (default 1 MiB).
 	BodyLimit int
 	// Now is the clock (default time.Now); tests move it.
@@ -165,9 +169,7 @@ type Config struct {
 type API struct {
 	cfg       Config
 	log       *slog.Logger
-	byPair    *loginLimiter // account at an address
-	byAddress *loginLimiter
-	byAccount *loginLimiter // account from anywhere
+	signIn    *loginlimit.Limiter
 	hashing   chan struct{} // bounds concurrent password hashing
 	dummyHash string        // verified against for unknown accounts
 	websocket fiber.Handler // /ws
@@ -291,6 +293,9 @@ func New(cfg Config) (*fiber.App, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.SignIn == nil {
+		cfg.SignIn = loginlimit.New(loginlimit.Policy{}, loginlimit.NewMemory(0))
+	}
 	if cfg.PasswordCost == (password.Params{}) {
 		cfg.PasswordCost = password.Default
 	}
@@ -301,9 +306,7 @@ func New(cfg Config) (*fiber.App, error) {
 	a := &API{
 		cfg:       cfg,
 		log:       cfg.Logger,
-		byPair:    newLoginLimiter(5, 15*time.Minute),
-		byAddress: newLoginLimiter(30, 15*time.Minute),
-		byAccount: newLoginLimiter(50, 15*time.Minute),
+		signIn:    cfg.SignIn,
 		hashing:   make(chan struct{}, 2*runtime.GOMAXPROCS(0)),
 		dummyHash: dummy,
 		websocket: func(*fiber.Ctx) error { return fiber.ErrNotFound },

@@ -10,12 +10,12 @@ import (
 	"io"
 	"net"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
 
+	"standin/server/loginlimit"
 	"standin/server/password"
 	"standin/server/session"
 	"standin/server/standin"
@@ -80,20 +80,13 @@ func (a *API) login(c *fiber.Ctx) error {
 		return standin.Errorf(standin.EInvalid, "The email address or password is too long.")
 	}
 
-	release, err := a.reserveAttempt(email, addressKey(c.IP()), a.cfg.Now())
+	user, err := a.checkSignIn(c.UserContext(), loginlimit.Attempt{Address: loginlimit.AddressOf(c.IP()), Email: email}, req.Password)
 	if err != nil {
-		return err
-	}
-	user, err := a.verifyPassword(c.UserContext(), email, req.Password)
-	if err != nil {
-		if standin.ErrorCode(err) != standin.EUnauthenticated {
-			release() // not judged: does not count against anyone
-		} else {
+		if standin.ErrorCode(err) == standin.EUnauthenticated {
 			a.log.Info("sign-in refused", "ip", c.IP())
 		}
 		return err
 	}
-	release()
 
 	// A new sign-in always gets a new session id; the old one, if any, ends.
 	if old := c.Cookies(standin.SessionCookie); old != "" {
@@ -115,46 +108,61 @@ func (a *API) login(c *fiber.Ctx) error {
 	return c.JSON(toSessionJSON(&standin.Principal{Actor: user, Subject: user, Session: s}))
 }
 
-// reserveAttempt takes one sign-in attempt from each limit: the account at
-// this address (a few), the address (more, for shared addresses) and the
-// account from anywhere (many, against spread-out guessing, yet too many
-// for a stranger to lock someone out casually). The returned func gives
-// them back.
-func (a *API) reserveAttempt(email, addr string, now time.Time) (func(), error) {
-	keys := []struct {
-		l   *loginLimiter
-		key string
-	}{{a.byPair, email + "|" + addr}, {a.byAddress, addr}, {a.byAccount, email}}
-	for i, k := range keys {
-		if ok, wait := k.l.reserve(k.key, now); !ok {
-			for _, done := range keys[:i] {
-				done.l.release(done.key)
-			}
-			return nil, &retryError{
-				err:        standin.Errorf(standin.ETooManyRequests, "Too many failed sign-in attempts. Try again in %d minutes.", minutes(wait)),
-				retryAfter: strconv.Itoa(int(wait.Seconds()) + 1),
-			}
-		}
+// checkSignIn returns the active account with this email and password,
+// or refuses: ETooManyRequests when the attempt must wait (package
+// loginlimit), EUnauthenticated with one message for unknown, wrong and
+// suspended alike, EUnavailable when hashing is too busy, or the account
+// store's error. The limiter is asked first, before the account is looked
+// up, so that a refused flood costs the database nothing; then again with
+// the account, recording the attempt, which is settled once judged.
+func (a *API) checkSignIn(ctx context.Context, attempt loginlimit.Attempt, plain string) (*standin.User, error) {
+	now := a.cfg.Now()
+	if wait, err := a.signIn.Check(ctx, attempt, now); err != nil {
+		return nil, err
+	} else if wait > 0 {
+		return nil, tooManyAttempts(wait)
 	}
-	return func() {
-		for _, k := range keys {
-			k.l.release(k.key)
-		}
-	}, nil
-}
-
-// verifyPassword returns the active account with this email and password,
-// or EUnauthenticated with one message for unknown, wrong and suspended
-// alike, taking as long for an unknown address as for a wrong password.
-// Hashing is memory-hard, so only a few run at once.
-func (a *API) verifyPassword(ctx context.Context, email, plain string) (*standin.User, error) {
-	user, err := a.cfg.Users.UserByEmail(ctx, email)
-	hash := a.dummyHash
+	user, err := a.cfg.Users.UserByEmail(ctx, attempt.Email)
 	switch {
 	case err == nil:
-		hash = user.PasswordHash
-	case standin.ErrorCode(err) != standin.ENotFound:
+		attempt.Account = user.ID
+	case standin.ErrorCode(err) == standin.ENotFound:
+		user = nil // counted in its address's ledgers only
+	default:
 		return nil, err
+	}
+	ticket, wait, err := a.signIn.Begin(ctx, attempt, now)
+	if err != nil {
+		return nil, err
+	}
+	if wait > 0 {
+		return nil, tooManyAttempts(wait)
+	}
+	outcome := loginlimit.Failed
+	user, err = a.verifyPassword(user, plain)
+	switch {
+	case err == nil:
+		outcome = loginlimit.Passed
+	case standin.ErrorCode(err) != standin.EUnauthenticated:
+		outcome = loginlimit.Void // not judged: counts against no one
+	}
+	if serr := a.signIn.Settle(context.WithoutCancel(ctx), ticket, outcome); serr != nil {
+		// The attempt stays counted as failed, the safe side; it is no
+		// reason to refuse a right password.
+		a.log.Warn("sign-in attempt not settled", "err", serr)
+	}
+	return user, err
+}
+
+// verifyPassword returns user when plain is its password and it is
+// active, or EUnauthenticated with one message for unknown (nil user),
+// wrong and suspended alike, taking as long for an unknown account as for
+// a wrong password; EUnavailable when hashing stays busy. Hashing is
+// memory-hard, so only a few run at once.
+func (a *API) verifyPassword(user *standin.User, plain string) (*standin.User, error) {
+	hash := a.dummyHash
+	if user != nil {
+		hash = user.PasswordHash
 	}
 	select {
 	case a.hashing <- struct{}{}:
@@ -163,10 +171,10 @@ func (a *API) verifyPassword(ctx context.Context, email, plain string) (*standin
 		return nil, standin.Errorf(standin.EUnavailable, "The server is busy. Try again in a moment.")
 	}
 	verr := password.Verify(plain, hash)
-	if verr != nil && !errors.Is(verr, password.ErrMismatch) && err == nil {
+	if verr != nil && !errors.Is(verr, password.ErrMismatch) && user != nil {
 		a.log.Error("stored password hash is unreadable", "user", user.ID, "err", verr)
 	}
-	if err != nil || verr != nil || !user.Active() {
+	if user == nil || verr != nil || !user.Active() {
 		return nil, standin.Errorf(standin.EUnauthenticated, "Wrong email or password.")
 	}
 	return user, nil
@@ -363,10 +371,6 @@ func jsonProblem(err error) string {
 		return fmt.Sprintf("The field %s is not accepted here.", strings.TrimPrefix(msg, "json: unknown field "))
 	}
 	return "The request body is not valid JSON."
-}
-
-func minutes(d time.Duration) int {
-	return int(d.Minutes()) + 1
 }
 
 func truncate(s string, n int) string {

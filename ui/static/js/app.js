@@ -279,7 +279,8 @@ function loginErrorMessage(error) {
     case 401:
       return 'Wrong email or password.';
     case 429:
-      return 'Too many attempts. Try again in a few minutes.';
+      // The server says how long to wait; a proxy's 429 may not.
+      return error.code === 'too_many_requests' ? error.message : 'Too many attempts. Try again in a few minutes.';
     default:
       return error.message;
   }
