@@ -81,6 +81,9 @@ func Run(ctx context.Context, cfg Config) error {
 			return err
 		}
 		defer edb.Close()
+		if err := edb.RecordConsole("http://" + ln.Addr().String()); err != nil {
+			log.Warn("the data directory's lock file does not name this console", "err", err)
+		}
 		uri = edb.URI()
 		log.Info("embedded database started", "address", uri, "data_dir", cfg.DataDir,
 			"elapsed", time.Since(started).Round(time.Millisecond))
