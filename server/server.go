@@ -194,11 +194,16 @@ func Run(ctx context.Context, cfg Config) error {
 		Backlog:        lv,
 		OriginPatterns: origins,
 		Logger:         log.With("component", "realtime"),
+
+		MaxSocketsPerSession: cfg.MaxSocketsPerSession,
+		MaxSocketsPerUser:    cfg.MaxSocketsPerUser,
+		MaxSockets:           cfg.MaxSockets,
 	})
 	if err != nil {
 		return err
 	}
 	lv.hub.Store(hub)
+	log.Info("live connections", "at_most", hub.SocketLimit())
 
 	if n, err := impersonations.RepairEnds(ctx); err != nil {
 		return err
