@@ -11,6 +11,11 @@
 // with after_seq. Subscriptions are authorized when made and every event
 // again for every recipient, since permissions change while sockets are
 // open.
+//
+// Sockets are capped per session and per person (a socket past a cap is
+// closed at once with StatusTooManySockets) and in total, never taking the
+// file descriptors the rest of the process needs (past that bound an
+// upgrade is refused with 503).
 package realtime
 
 import (
