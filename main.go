@@ -49,6 +49,9 @@ func parseConfig(args []string, getenv func(string) string) (server.Config, erro
 	secure := fs.String("secure-cookies", getenv("STANDIN_SECURE_COOKIES"), "mark cookies Secure behind a TLS proxy (env STANDIN_SECURE_COOKIES)")
 	window := fs.String("audit-window", getenv("STANDIN_AUDIT_WINDOW"), "newest audit events kept in memory on the embedded database (env STANDIN_AUDIT_WINDOW, default 100000)")
 	logLevel := fs.String("log-level", getenv("STANDIN_LOG_LEVEL"), "debug, info, warn or error (env STANDIN_LOG_LEVEL, default info)")
+	perSession := fs.String("sockets-per-session", getenv("STANDIN_SOCKETS_PER_SESSION"), "live connections one sign-in session may hold (env STANDIN_SOCKETS_PER_SESSION, default 32)")
+	perUser := fs.String("sockets-per-user", getenv("STANDIN_SOCKETS_PER_USER"), "live connections one person may hold (env STANDIN_SOCKETS_PER_USER, default 128)")
+	maxSockets := fs.String("max-sockets", getenv("STANDIN_MAX_SOCKETS"), "live connections on this server (env STANDIN_MAX_SOCKETS, default: what the open files limit allows)")
 	if err := fs.Parse(args); err != nil {
 		return server.Config{}, err
 	}
@@ -86,6 +89,23 @@ func parseConfig(args []string, getenv func(string) string) (server.Config, erro
 			return cfg, fmt.Errorf("STANDIN_AUDIT_WINDOW / -audit-window: %q is not a number of events of at least 1000", *window)
 		}
 		cfg.AuditWindow = n
+	}
+	for _, n := range []struct {
+		value, name string
+		into        *int
+	}{
+		{*perSession, "STANDIN_SOCKETS_PER_SESSION / -sockets-per-session", &cfg.MaxSocketsPerSession},
+		{*perUser, "STANDIN_SOCKETS_PER_USER / -sockets-per-user", &cfg.MaxSocketsPerUser},
+		{*maxSockets, "STANDIN_MAX_SOCKETS / -max-sockets", &cfg.MaxSockets},
+	} {
+		if n.value == "" {
+			continue
+		}
+		v, err := strconv.Atoi(n.value)
+		if err != nil || v < 1 {
+			return cfg, fmt.Errorf("%s: %q is not a positive number", n.name, n.value)
+		}
+		*n.into = v
 	}
 	var level slog.Level
 	if *logLevel != "" {

@@ -35,6 +35,17 @@ func TestParseConfig(t *testing.T) {
 			t.Fatalf("%+v", cfg)
 		}
 	})
+	t.Run("SocketCaps", func(t *testing.T) {
+		cfg, err := parseConfig([]string{"-max-sockets", "5000"}, env(map[string]string{
+			"STANDIN_SOCKETS_PER_SESSION": "8", "STANDIN_SOCKETS_PER_USER": "40", "STANDIN_MAX_SOCKETS": "7",
+		}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.MaxSocketsPerSession != 8 || cfg.MaxSocketsPerUser != 40 || cfg.MaxSockets != 5000 {
+			t.Fatalf("%+v", cfg)
+		}
+	})
 	t.Run("FlagsOverrideEnvironment", func(t *testing.T) {
 		cfg, err := parseConfig([]string{"-addr", "127.0.0.1:1", "-demo=false", "-tz", "UTC"},
 			env(map[string]string{"STANDIN_ADDR": "0.0.0.0:9000", "STANDIN_DEMO": "true"}))
@@ -52,6 +63,9 @@ func TestParseConfig(t *testing.T) {
 		"ErrLogLevel":    {"STANDIN_LOG_LEVEL": "loud"},
 		"ErrWindow":      {"STANDIN_AUDIT_WINDOW": "lots"},
 		"ErrSmallWindow": {"STANDIN_AUDIT_WINDOW": "10"},
+		"ErrPerSession":  {"STANDIN_SOCKETS_PER_SESSION": "0"},
+		"ErrPerUser":     {"STANDIN_SOCKETS_PER_USER": "many"},
+		"ErrMaxSockets":  {"STANDIN_MAX_SOCKETS": "-5"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			if _, err := parseConfig(nil, env(e)); err == nil {

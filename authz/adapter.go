@@ -14,6 +14,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/topology"
 
+	"standin/server/dbfault"
 	"standin/server/standin"
 )
 
@@ -371,6 +372,9 @@ func storageError(err error, what string) error {
 		isServerSelection(err):
 		return &standin.Error{Code: standin.EUnavailable,
 			Message: "The database is unavailable. Try again shortly.", Cause: wrapped}
+	case dbfault.WriteRefused(err):
+		return &standin.Error{Code: standin.EUnavailable,
+			Message: "The database cannot save changes right now (its disk may be full or read-only). Try again shortly.", Cause: wrapped}
 	}
 	return wrapped
 }

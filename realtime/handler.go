@@ -20,10 +20,14 @@ var _ http.Handler = (*Hub)(nil)
 // on a goroutine of its own until it closes; Shutdown waits for it.
 //
 // Before upgrading it answers with {"error":{"code":C,"message":M}}:
-// 503 standin.EUnavailable while shutting down or when Sessions is
-// unavailable, 401 standin.EUnauthenticated without a valid session, and
-// 500 standin.EInternal on a fault. websocket.Accept answers a foreign
-// Origin with 403 and a request that is not a WebSocket handshake with 426.
+// 503 standin.EUnavailable while shutting down, when Sessions is
+// unavailable or when the hub holds all the sockets it may
+// (SocketLimit), 401 standin.EUnauthenticated without a valid session,
+// and 500 standin.EInternal on a fault. websocket.Accept answers a
+// foreign Origin with 403 and a request that is not a WebSocket handshake
+// with 426. A socket past its session's or its person's cap is upgraded
+// and closed at once with StatusTooManySockets, which a browser can read
+// where it cannot read an HTTP status.
 //
 // The request's context is never used: behind Fiber it is never cancelled,
 // and after the upgrade it no longer describes the connection.
@@ -63,25 +67,48 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	place, v := h.admit(p.Session.ID, p.Actor.ID)
+	if v == hubFull {
+		writeError(w, http.StatusServiceUnavailable, standin.EUnavailable,
+			"The server holds as many live connections as it can; try again in a moment.")
+		return
+	}
 	rec := &hijackRecorder{ResponseWriter: w}
 	ws, err := websocket.Accept(rec, r, &websocket.AcceptOptions{OriginPatterns: h.cfg.OriginPatterns})
 	if err != nil {
 		// Accept has answered the request already.
+		h.release(place)
 		h.log.Debug("realtime: upgrade refused", "err", err, "remote", remote, "user", p.Actor.ID)
-		return
-	}
-	c := newConn(h, ws, rec.conn, p, token, remote)
-	if !h.register(c) {
-		ws.Close(websocket.StatusGoingAway, ReasonShutdown)
 		return
 	}
 	// The socket gets a fresh goroutine rather than keeping this one, so
 	// that what the HTTP server holds for the request can be collected.
 	// It joins the handlers Shutdown waits for while this call still
 	// counts among them.
+	if v != admitted {
+		reason := ReasonTooManyForSession
+		if v == userFull {
+			reason = ReasonTooManyForUser
+		}
+		h.log.Debug("realtime: socket over its cap refused", "reason", reason, "remote", remote, "user", p.Actor.ID)
+		h.handlers.Add(1)
+		go func() {
+			defer h.handlers.Done()
+			defer h.release(place)
+			h.refuse(ws, rec.conn, reason)
+		}()
+		return
+	}
+	c := newConn(h, ws, rec.conn, p, token, remote)
+	if !h.register(c) {
+		ws.Close(websocket.StatusGoingAway, ReasonShutdown)
+		h.release(place)
+		return
+	}
 	h.handlers.Add(1)
 	go func() {
 		defer h.handlers.Done()
+		defer h.release(place)
 		c.serve()
 	}()
 }

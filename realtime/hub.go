@@ -11,6 +11,11 @@
 // with after_seq. Subscriptions are authorized when made and every event
 // again for every recipient, since permissions change while sockets are
 // open.
+//
+// Sockets are capped per session and per person (a socket past a cap is
+// closed at once with StatusTooManySockets) and in total, never taking the
+// file descriptors the rest of the process needs (past that bound an
+// upgrade is refused with 503).
 package realtime
 
 import (
@@ -111,6 +116,27 @@ type Config struct {
 	// MaxSubscriptions bounds the topics one socket may subscribe to.
 	// Default 64.
 	MaxSubscriptions int
+
+	// MaxSocketsPerSession bounds the sockets one sign-in session holds
+	// open on this hub at once: one a tab, so a person never meets the
+	// default of 32. A socket past it is accepted and closed at once with
+	// StatusTooManySockets and ReasonTooManyForSession.
+	MaxSocketsPerSession int
+	// MaxSocketsPerUser bounds the sockets of one person (the session's
+	// actor, whoever they act as) across all their sessions on this hub.
+	// Default 128. A socket past it is closed with StatusTooManySockets
+	// and ReasonTooManyForUser.
+	MaxSocketsPerUser int
+	// MaxSockets bounds all the sockets open on this hub at once. Whatever
+	// it says, sockets never take the process's last ReservedFiles file
+	// descriptors (RLIMIT_NOFILE, read at every upgrade); zero sets no
+	// bound but that one. An upgrade past the bound is refused before
+	// upgrading with 503 and code standin.EUnavailable.
+	MaxSockets int
+	// ReservedFiles is how many file descriptors sockets leave to the
+	// rest of the process: HTTP connections, the database and its files.
+	// Default DefaultReservedFiles, or half the limit when that is less.
+	ReservedFiles int
 }
 
 // Defaults of Config.
@@ -122,6 +148,10 @@ const (
 	DefaultReadLimit        = 8 << 10
 	DefaultAuthTimeout      = 10 * time.Second
 	DefaultMaxSubscriptions = 64
+
+	DefaultMaxSocketsPerSession = 32
+	DefaultMaxSocketsPerUser    = 128
+	DefaultReservedFiles        = 1024
 )
 
 // maxBatch bounds the messages merged into one frame.
@@ -142,6 +172,14 @@ type Hub struct {
 	conns    map[*conn]struct{}
 	sessions map[string]map[*conn]struct{}         // by session ID
 	topics   map[string]map[*subscription]struct{} // by subscription key
+
+	// Sockets admitted and not closed yet: from before the upgrade until
+	// the connection under them is closed, which is when they stop
+	// holding a file descriptor. Guarded by mu.
+	open       int
+	bySession  map[string]int // counted against MaxSocketsPerSession
+	byUser     map[string]int // counted against MaxSocketsPerUser
+	fullWarned time.Time      // when refusing for the bound was last logged
 }
 
 // New returns a hub. ctx is the server's: it carries values to Sessions,
@@ -183,13 +221,21 @@ func New(ctx context.Context, cfg Config) (*Hub, error) {
 	if cfg.MaxSubscriptions <= 0 {
 		cfg.MaxSubscriptions = DefaultMaxSubscriptions
 	}
+	if cfg.MaxSocketsPerSession <= 0 {
+		cfg.MaxSocketsPerSession = DefaultMaxSocketsPerSession
+	}
+	if cfg.MaxSocketsPerUser <= 0 {
+		cfg.MaxSocketsPerUser = DefaultMaxSocketsPerUser
+	}
 	return &Hub{
-		ctx:      ctx,
-		cfg:      cfg,
-		log:      cfg.Logger,
-		conns:    make(map[*conn]struct{}),
-		sessions: make(map[string]map[*conn]struct{}),
-		topics:   make(map[string]map[*subscription]struct{}),
+		ctx:       ctx,
+		cfg:       cfg,
+		log:       cfg.Logger,
+		conns:     make(map[*conn]struct{}),
+		sessions:  make(map[string]map[*conn]struct{}),
+		topics:    make(map[string]map[*subscription]struct{}),
+		bySession: make(map[string]int),
+		byUser:    make(map[string]int),
 	}, nil
 }
 

@@ -101,6 +101,12 @@ const (
 	// read too slowly. Clients reconnect and subscribe with after_seq set to
 	// the last seq they saw.
 	StatusSlowConsumer websocket.StatusCode = 4008
+	// StatusTooManySockets: the socket was refused as soon as it opened,
+	// because its session or its person already holds as many sockets as
+	// the hub allows (Config.MaxSocketsPerSession, MaxSocketsPerUser).
+	// Clients say so and do not reconnect at once: only after a long
+	// pause, or once the person has closed other tabs.
+	StatusTooManySockets websocket.StatusCode = 4029
 )
 
 // Close reasons sent with the hub's close codes.
@@ -112,6 +118,9 @@ const (
 	ReasonTooManyInFlight = "too many requests in flight"
 	ReasonPingTimeout     = "ping timeout"
 	ReasonRecheckFailed   = "session could not be checked"
+
+	ReasonTooManyForSession = "too many live connections for this session: close some tabs"
+	ReasonTooManyForUser    = "too many live connections for this account: close some tabs or windows"
 )
 
 // Message types on the wire.

@@ -65,6 +65,18 @@ type Config struct {
 	// remembers (default 100,000); when full it forgets the one idle the
 	// longest, which lets that address off and locks nobody out.
 	SignInAddresses int
+	// MaxSocketsPerSession bounds the live connections (/ws) one sign-in
+	// session holds open on this server at once (default 32, one a tab);
+	// MaxSocketsPerUser those of one person across their sessions
+	// (default 128). A socket past either is closed at once with close code
+	// 4029 (realtime.StatusTooManySockets).
+	MaxSocketsPerSession int
+	MaxSocketsPerUser    int
+	// MaxSockets bounds all live connections on this server (default: as
+	// many as the file descriptor limit allows after keeping 1024, or half
+	// the limit if less, for HTTP and the database). Past it /ws answers
+	// 503 unavailable. It never goes past the file descriptor bound.
+	MaxSockets int
 	// PasswordCost is the Argon2id cost (default password.Default).
 	PasswordCost password.Params
 	// ShutdownTimeout bounds graceful shutdown (default 10s).

@@ -82,6 +82,9 @@ func Run(ctx context.Context, cfg Config) error {
 			return err
 		}
 		defer edb.Close()
+		if err := edb.RecordConsole("http://" + ln.Addr().String()); err != nil {
+			log.Warn("the data directory's lock file does not name this console", "err", err)
+		}
 		uri = edb.URI()
 		log.Info("embedded database started", "address", uri, "data_dir", cfg.DataDir,
 			"elapsed", time.Since(started).Round(time.Millisecond))
@@ -192,11 +195,16 @@ func Run(ctx context.Context, cfg Config) error {
 		Backlog:        lv,
 		OriginPatterns: origins,
 		Logger:         log.With("component", "realtime"),
+
+		MaxSocketsPerSession: cfg.MaxSocketsPerSession,
+		MaxSocketsPerUser:    cfg.MaxSocketsPerUser,
+		MaxSockets:           cfg.MaxSockets,
 	})
 	if err != nil {
 		return err
 	}
 	lv.hub.Store(hub)
+	log.Info("live connections", "at_most", hub.SocketLimit())
 
 	if n, err := impersonations.RepairEnds(ctx); err != nil {
 		return err

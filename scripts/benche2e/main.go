@@ -156,6 +156,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 	go func() {
 		done <- server.Run(sctx, server.Config{
 			DataDir: dir, Addr: "127.0.0.1:0", Demo: server.DemoOn,
+			// Every watcher is a socket of the owner's one session.
+			MaxSocketsPerSession: slices.Max(cfg.watchers), MaxSocketsPerUser: slices.Max(cfg.watchers),
 			PasswordCost: password.Params{Time: 1, Memory: 1024, Threads: 1},
 			Logger:       slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelError})),
 			OnListen:     func(a net.Addr) { addr <- a },

@@ -53,9 +53,12 @@ func newTarget(ctx context.Context, system string) (target, error) {
 }
 
 // newHub starts the realtime hub with its default configuration, replaying
-// from backlog when it is not nil.
+// from backlog when it is not nil. Only the file descriptors kept from
+// sockets differ: this process serves no HTTP and holds no database, so it
+// keeps as few as the floor's process needs.
 func newHub(ctx context.Context, backlog realtime.Backlog) (hubTarget, error) {
-	h, err := realtime.New(ctx, realtime.Config{Sessions: tokenSessions{}, Authorizer: allowAll{}, Backlog: backlog})
+	h, err := realtime.New(ctx, realtime.Config{Sessions: tokenSessions{}, Authorizer: allowAll{}, Backlog: backlog,
+		ReservedFiles: descriptorSlack})
 	if err != nil {
 		return hubTarget{}, fmt.Errorf("starting the realtime hub: %w", err)
 	}

@@ -11,6 +11,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/x/mongo/driver"
 	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/topology"
 
+	"standin/server/dbfault"
 	"standin/server/standin"
 )
 
@@ -80,8 +81,9 @@ func clone(e *standin.Event) *standin.Event {
 
 // translate turns a driver error into a coded domain error keeping the
 // original as its cause; what names the operation for logs. A database
-// that cannot be reached, or does not answer in time, is EUnavailable;
-// other faults stay uncoded and so are internal errors.
+// that cannot be reached, does not answer in time, or refuses to store
+// anything (dbfault.WriteRefused: its disk full or read-only) is
+// EUnavailable; other faults stay uncoded and so are internal errors.
 func translate(err error, what string) error {
 	if err == nil {
 		return nil
@@ -92,7 +94,7 @@ func translate(err error, what string) error {
 	if errors.Is(err, context.Canceled) {
 		return fmt.Errorf("%s: %w", what, err)
 	}
-	if unreachable(err) {
+	if unreachable(err) || dbfault.WriteRefused(err) {
 		return unavailable(fmt.Errorf("%s: %w", what, err))
 	}
 	return fmt.Errorf("%s: %w", what, err)

@@ -22,6 +22,7 @@ var newMu sync.Mutex
 // DB is a running embedded database.
 type DB struct {
 	uri    string
+	lock   *dirLock
 	cancel context.CancelFunc
 	done   chan struct{}
 	once   sync.Once
@@ -30,6 +31,13 @@ type DB struct {
 // Start opens (or creates) the database files under dir and listens on addr
 // (default "127.0.0.1:0", a free loopback port). FerretDB's own logs are
 // passed to logger at error level only: it is chatty at info.
+//
+// The data directory is locked first (LockFile, an OS file lock held until
+// Close or the process ends) and the holder's pid, host and database
+// address written in it, before FerretDB opens anything: two databases on
+// the same files would corrupt them. When another process, or another DB
+// of this one, holds dir, Start returns a *LockedError naming the holder
+// and touches no database file.
 func Start(ctx context.Context, dir, addr string, logger *slog.Logger) (*DB, error) {
 	if addr == "" {
 		addr = "127.0.0.1:0"
@@ -41,6 +49,10 @@ func Start(ctx context.Context, dir, addr string, logger *slog.Logger) (*DB, err
 	if err := os.MkdirAll(abs, 0o700); err != nil {
 		return nil, fmt.Errorf("embedded database: data directory: %w", err)
 	}
+	lock, err := lockDir(abs)
+	if err != nil {
+		return nil, err
+	}
 	quiet := slog.New(&levelFilter{min: slog.LevelError, next: logger.Handler()})
 	newMu.Lock()
 	f, err := ferretdb.New(&ferretdb.Config{
@@ -51,26 +63,42 @@ func Start(ctx context.Context, dir, addr string, logger *slog.Logger) (*DB, err
 	})
 	newMu.Unlock()
 	if err != nil {
+		lock.release()
 		return nil, fmt.Errorf("embedded database: %w", err)
 	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	db := &DB{cancel: cancel, done: make(chan struct{})}
+	db := &DB{lock: lock, cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(db.done)
 		_ = f.Run(runCtx) // returns only when runCtx ends
 	}()
 	// MongoDBURI waits until Run has bound the listener.
 	db.uri = f.MongoDBURI()
+	if err := lock.set(func(h *Holder) { h.Database = db.uri }); err != nil {
+		db.Close()
+		return nil, err
+	}
 	return db, nil
 }
 
 // URI is the mongodb:// address clients connect to.
 func (db *DB) URI() string { return db.uri }
 
+// RecordConsole adds the address of the console this database serves to
+// the data directory's lock file, so that a server refused the directory
+// can name it. It returns an error when the file cannot be written.
+func (db *DB) RecordConsole(url string) error {
+	return db.lock.set(func(h *Holder) { h.Console = url })
+}
+
 // Close stops the listener, closes client connections and the SQLite files,
-// and waits for all of it.
+// waits for all of it, and then unlocks the data directory.
 func (db *DB) Close() {
-	db.once.Do(db.cancel)
+	db.once.Do(func() {
+		db.cancel()
+		<-db.done
+		db.lock.release()
+	})
 	<-db.done
 }
 

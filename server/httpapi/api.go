@@ -109,9 +109,11 @@ type Presence interface {
 	Leave(viewerID, viewID string)
 }
 
-// Pinger reports whether the database answers.
+// Pinger reports whether the database can serve requests.
 type Pinger interface {
-	Ping(ctx context.Context) error
+	// Ready returns nil when the database answers and stores writes, and
+	// an EUnavailable error saying what is wrong when it does not.
+	Ready(ctx context.Context) error
 }
 
 // Config wires the API. Zero values of the optional fields are the
@@ -427,7 +429,10 @@ func (a *API) healthz(c *fiber.Ctx) error {
 func (a *API) readyz(c *fiber.Ctx) error {
 	ctx, cancel := context.WithTimeout(c.UserContext(), 2*time.Second)
 	defer cancel()
-	if err := a.cfg.DB.Ping(ctx); err != nil {
+	if err := a.cfg.DB.Ready(ctx); err != nil {
+		if standin.ErrorCode(err) == standin.EUnavailable {
+			return err
+		}
 		return &standin.Error{Code: standin.EUnavailable, Message: "The database is not reachable.", Cause: err}
 	}
 	return c.JSON(fiber.Map{"status": "ready"})

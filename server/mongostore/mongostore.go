@@ -15,9 +15,8 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
-	"go.mongodb.org/mongo-driver/v2/x/mongo/driver"
-	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/topology"
 
+	"standin/server/dbfault"
 	"standin/server/standin"
 )
 
@@ -48,6 +47,7 @@ type DB struct {
 		sync.Mutex
 		seen map[bson.ObjectID]time.Time
 	}
+	ready readiness
 }
 
 // Options tune Open.
@@ -108,7 +108,7 @@ func connect(ctx context.Context, opts *options.ClientOptions, name string) (*DB
 		return nil, translate(err, "connect to database")
 	}
 	_, ferret := info["ferretdbVersion"]
-	db := &DB{client: client, db: client.Database(name), ferret: ferret}
+	db := &DB{client: client, db: client.Database(name), ferret: ferret, ready: readiness{probing: make(chan struct{}, 1)}}
 	db.unfinished.Store(true)
 	return db, nil
 }
@@ -204,7 +204,9 @@ func (db *DB) ensureIndexes(ctx context.Context) error {
 }
 
 // translate turns a driver error into a coded domain error that keeps the
-// original as its cause, with what names the operation for logs.
+// original as its cause, with what names the operation for logs. A
+// database that cannot be reached, or that refuses to store anything (its
+// disk full or read-only), is EUnavailable: the request may be tried again.
 func translate(err error, what string) error {
 	if err == nil {
 		return nil
@@ -217,28 +219,19 @@ func translate(err error, what string) error {
 		code, msg = standin.EConflict, "That already exists."
 	case errors.Is(err, context.Canceled):
 		return fmt.Errorf("%s: %w", what, err)
-	case mongo.IsNetworkError(err), mongo.IsTimeout(err), errors.Is(err, mongo.ErrClientDisconnected),
-		isServerSelection(err), isPoolCleared(err):
+	case dbfault.Unreachable(err):
 		code, msg = standin.EUnavailable, "The database is unavailable. Try again shortly."
+	case dbfault.WriteRefused(err):
+		code, msg = standin.EUnavailable, msgWriteRefused
 	default:
 		return fmt.Errorf("%s: %w", what, err)
 	}
 	return &standin.Error{Code: code, Message: msg, Cause: fmt.Errorf("%s: %w", what, err)}
 }
 
-// isPoolCleared reports an operation refused because another one on the
-// same server just failed on the network: the driver clears the server's
-// connections and will connect afresh.
-func isPoolCleared(err error) bool {
-	var e driver.RetryablePoolError
-	return errors.As(err, &e) && e.Retryable()
-}
-
-// isServerSelection reports a failure to reach any server.
-func isServerSelection(err error) bool {
-	_, ok := errors.AsType[topology.ServerSelectionError](err)
-	return ok
-}
+// msgWriteRefused is what a person is told when the database answers but
+// stores nothing.
+const msgWriteRefused = "The database cannot save changes right now (its disk may be full or read-only), so nothing was changed. Try again shortly."
 
 // objectID parses a hex id, answering ENotFound for one that cannot exist
 // so malformed and unknown ids look alike to callers.

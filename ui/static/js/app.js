@@ -21,6 +21,7 @@ const CONNECTION_LABELS = {
   [LiveState.LIVE]: 'Live',
   [LiveState.RECONNECTING]: 'Reconnecting…',
   [LiveState.OFFLINE]: 'Offline',
+  [LiveState.LIMITED]: 'Too many tabs',
 };
 
 const CONNECTION_TITLES = {
@@ -28,6 +29,8 @@ const CONNECTION_TITLES = {
   [LiveState.LIVE]: 'Live updates are on.',
   [LiveState.RECONNECTING]: 'The live connection dropped; reconnecting.',
   [LiveState.OFFLINE]: 'No live connection. Changes made elsewhere will not show until it is back.',
+  [LiveState.LIMITED]:
+    'No live updates in this tab: you have too many tabs or windows of the console open. Close some; this tab tries again in a minute, or when you come back to it.',
 };
 
 /** Everything the app knows; views render from it. */

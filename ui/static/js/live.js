@@ -11,7 +11,10 @@
 // below it (so a replay never delivers a duplicate), and after a dropped
 // connection reconnects with exponential backoff, resubscribing with
 // after_seq so nothing is missed. Close code 4001 means the session ended:
-// the client stops and reports it instead of reconnecting.
+// the client stops and reports it instead of reconnecting. Close code 4029
+// means the server refused this connection because the person holds as
+// many as it allows (too many tabs): the client says so and tries again
+// only after a long pause, or when the tab is shown again.
 
 /** Connection states reported to onState. */
 export const LiveState = Object.freeze({
@@ -19,12 +22,17 @@ export const LiveState = Object.freeze({
   LIVE: 'live',
   RECONNECTING: 'reconnecting',
   OFFLINE: 'offline',
+  LIMITED: 'limited',
 });
 
 /** Close code the server uses when the session behind the socket ended. */
 export const CLOSE_SESSION_ENDED = 4001;
 /** Close code: the session was replaced (impersonation started or ended); reconnect now. */
 export const CLOSE_SESSION_CHANGED = 4002;
+/** Close code: too many live connections for this session or person; wait before trying again. */
+export const CLOSE_TOO_MANY_SOCKETS = 4029;
+/** Pause before a connection refused with 4029 is tried again (jittered down to 75%). */
+const LIMITED_RETRY_MS = 60000;
 
 const BACKOFF_FIRST_MS = 500;
 const BACKOFF_CAP_MS = 10000;
@@ -103,6 +111,7 @@ export class LiveConnection {
   #nextRetryAt = 0;
   #onOnline = () => this.#handleOnline();
   #onOffline = () => this.#handleOffline();
+  #onVisible = () => this.#handleVisible();
 
   /**
    * @param {object} [options]
@@ -124,7 +133,7 @@ export class LiveConnection {
     this.#WebSocketImpl = impl || globalThis.WebSocket;
   }
 
-  /** The current state: connecting, live, reconnecting or offline. */
+  /** The current state: connecting, live, reconnecting, offline or limited. */
   get state() {
     return this.#state;
   }
@@ -177,6 +186,7 @@ export class LiveConnection {
       window.addEventListener('online', this.#onOnline);
       window.addEventListener('offline', this.#onOffline);
     }
+    if (typeof document !== 'undefined') document.addEventListener('visibilitychange', this.#onVisible);
     this.#connect();
   }
 
@@ -189,6 +199,7 @@ export class LiveConnection {
       window.removeEventListener('online', this.#onOnline);
       window.removeEventListener('offline', this.#onOffline);
     }
+    if (typeof document !== 'undefined') document.removeEventListener('visibilitychange', this.#onVisible);
     const socket = this.#socket;
     this.#socket = null;
     if (socket) {
@@ -357,6 +368,18 @@ export class LiveConnection {
       this.#connect();
       return;
     }
+    if (e && e.code === CLOSE_TOO_MANY_SOCKETS) {
+      // Refused as soon as it opened: this person already has as many
+      // live connections as the server allows. Retrying at once would be
+      // refused again, so say why and wait long.
+      this.#openedAt = 0;
+      this.#clearTimer();
+      const delay = Math.round(LIMITED_RETRY_MS * (0.75 + 0.25 * Math.random()));
+      this.#nextRetryAt = Date.now() + delay;
+      this.#timer = setTimeout(() => this.#connect(), delay);
+      this.#setState(LiveState.LIMITED);
+      return;
+    }
     // 1001 (server going away), 4008 (slow consumer), 1013 (try again
     // later), abnormal closes and everything else: retry with after_seq.
     if (this.#openedAt && Date.now() - this.#openedAt >= STABLE_AFTER_MS) this.#failures = 0;
@@ -389,5 +412,13 @@ export class LiveConnection {
   #handleOffline() {
     if (!this.#running) return;
     this.#setState(LiveState.OFFLINE);
+  }
+
+  /** A tab shown again after being refused for too many connections tries at once: the person may have closed others. */
+  #handleVisible() {
+    if (!this.#running || this.#socket || this.#state !== LiveState.LIMITED) return;
+    if (document.visibilityState !== 'visible') return;
+    this.#clearTimer();
+    this.#connect();
   }
 }

@@ -1,0 +1,4 @@
+package realtime
+
+// SocketsWithin exposes socketsWithin to the tests.
+var SocketsWithin = socketsWithin
