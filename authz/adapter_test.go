@@ -115,8 +115,8 @@ func TestPolicyRoundTrip(t *testing.T) {
 	if err := a.AddPolicy(ctx, p); err != nil {
 		t.Fatal(err)
 	}
-	if err := a.AddPolicy(ctx, p); err != nil {
-		t.Fatalf("adding a policy twice: %v", err)
+	if err := a.AddPolicy(ctx, p); standin.ErrorCode(err) != standin.EConflict {
+		t.Fatalf("adding a policy twice: %v, want a conflict", err)
 	}
 	if n := countRows(storedRules(t, db), p); n != 1 {
 		t.Fatalf("the policy added twice is stored %d times", n)

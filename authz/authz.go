@@ -367,19 +367,26 @@ func (a *Authorizer) Policies() []Policy {
 	return append([]Policy(nil), a.policies...)
 }
 
-// AddPolicy grants p, storing it first. Adding a policy that exists is not
-// an error. The grant is effective for every decision that starts after
-// AddPolicy returns.
+// AddPolicy grants p, storing it first. The grant is effective for every
+// decision that starts after AddPolicy returns.
 //
 // Errors: EInvalid with a sentence when p is incomplete or names an unknown
-// role or a malformed domain, object or action; EUnavailable when the
-// database cannot be reached (nothing changes then).
+// role or a malformed domain, object or action; EConflict when p exists
+// already (nothing changes, so a caller that must undo its change on a
+// later fault never removes a grant it did not make); EUnavailable when
+// the database cannot be reached (nothing changes then).
 func (a *Authorizer) AddPolicy(ctx context.Context, p Policy) error {
 	if err := p.validate(); err != nil {
 		return err
 	}
 	a.writeMu.Lock()
 	defer a.writeMu.Unlock()
+	a.mu.RLock()
+	exists := slices.Contains(a.policies, p)
+	a.mu.RUnlock()
+	if exists {
+		return standin.Errorf(standin.EConflict, "The policy %q exists already.", p.String())
+	}
 	if a.store != nil {
 		if err := a.store.AddPolicyCtx(ctx, "p", "p", p.rule()); err != nil {
 			return err

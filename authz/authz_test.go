@@ -335,7 +335,7 @@ func TestPolicyValidation(t *testing.T) {
 		code string
 	}{
 		{"OK", ok, ""},
-		{"OKAgain", ok, ""},
+		{"ErrExistsAlready", ok, standin.EConflict},
 		{"ErrEmptyRole", Policy{"", GlobalDomain, ObjectUser, ActionList}, standin.EInvalid},
 		{"ErrEmptyDomain", Policy{RoleUser, "", ObjectUser, ActionList}, standin.EInvalid},
 		{"ErrEmptyObject", Policy{RoleUser, GlobalDomain, "", ActionList}, standin.EInvalid},

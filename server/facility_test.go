@@ -457,6 +457,18 @@ func TestPolicyChangeAtRunTime(t *testing.T) {
 	if r := ada.do(http.MethodGet, "/api/v1/profile", nil); r.Status != http.StatusOK {
 		t.Fatalf("profile after the grant was restored: %d %s", r.Status, r.Body)
 	}
+	// Granting it again changes nothing and says so: no event, and no
+	// undo that could withdraw the grant that stands.
+	changes := len(events(t, admin, "type="+standin.EventPolicyChanged))
+	if r := admin.post("/api/v1/policies", grant); r.Status != http.StatusConflict || r.ErrorCode(t) != standin.EConflict {
+		t.Fatalf("add an existing policy: %d %s", r.Status, r.Body)
+	}
+	if n := len(events(t, admin, "type="+standin.EventPolicyChanged)); n != changes {
+		t.Fatalf("adding an existing policy wrote %d events", n-changes)
+	}
+	if r := ada.do(http.MethodGet, "/api/v1/profile", nil); r.Status != http.StatusOK {
+		t.Fatalf("profile after the grant was added again: %d %s", r.Status, r.Body)
+	}
 	if r := ada.post("/api/v1/policies", grant); r.Status != http.StatusForbidden {
 		t.Fatalf("a user changes policy: %d", r.Status)
 	}
