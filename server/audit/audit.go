@@ -249,18 +249,21 @@ func (l *Log) ensureIndexes(ctx context.Context) error {
 
 // readHead learns the last stored event from the database.
 func (l *Log) readHead(ctx context.Context) error {
-	var d struct {
-		Seq  int64  `bson:"_id"`
-		Hash string `bson:"hash"`
-	}
-	err := l.coll.FindOne(ctx, bson.D{}, options.FindOne().
+	// Only numeric _ids are seqs: a stray document with another _id
+	// (which sorts above numbers) is no part of the chain.
+	raw, err := l.coll.FindOne(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$gte", Value: int64(1)}}}}, options.FindOne().
 		SetSort(bson.D{{Key: "_id", Value: -1}}).
-		SetProjection(bson.D{{Key: "_id", Value: 1}, {Key: "hash", Value: 1}})).Decode(&d)
+		SetProjection(bson.D{{Key: "_id", Value: 1}, {Key: "hash", Value: 1}})).Raw()
 	if err != nil && !errors.Is(err, mongo.ErrNoDocuments) {
 		return translate(err, "read audit log head")
 	}
-	l.head, l.headHash, l.headKnown = d.Seq, d.Hash, true
-	l.noteCommitted(d.Seq)
+	var seq int64
+	var hash string
+	if err == nil {
+		seq, hash, _ = headOf(raw)
+	}
+	l.head, l.headHash, l.headKnown = seq, hash, true
+	l.noteCommitted(seq)
 	return nil
 }
 
@@ -754,14 +757,9 @@ func (l *Log) hashesIn(ctx context.Context, from, to int64) (map[int64]string, e
 	defer cur.Close(context.WithoutCancel(ctx))
 	got := make(map[int64]string, to-from+1)
 	for cur.Next(ctx) {
-		var d struct {
-			Seq  int64  `bson:"_id"`
-			Hash string `bson:"hash"`
+		if seq, hash, ok := headOf(cur.Current); ok {
+			got[seq] = hash
 		}
-		if err := cur.Decode(&d); err != nil {
-			return nil, err
-		}
-		got[d.Seq] = d.Hash
 	}
 	return got, cur.Err()
 }

@@ -19,7 +19,24 @@ type Verification struct {
 	BrokenAt int64
 	// Problem says what is wrong at BrokenAt, for a person; "" when OK.
 	Problem string
+	// Code is one of the Problem constants; "" when OK.
+	Code string
 }
+
+// Problem codes of a Verification, for clients that word the state
+// themselves.
+const (
+	// ProblemAltered: a stored event no longer matches its hash or does
+	// not link to the event before it.
+	ProblemAltered = "altered"
+	// ProblemMissing: a seq inside the chain is missing (deleted).
+	ProblemMissing = "missing"
+	// ProblemDamaged: a stored document cannot be decoded as an event.
+	ProblemDamaged = "damaged"
+	// ProblemTruncated: events this server committed are gone from the
+	// end.
+	ProblemTruncated = "truncated"
+)
 
 // errBroken stops a walk at the first broken link.
 var errBroken = errors.New("broken link")
@@ -39,9 +56,14 @@ func (l *Log) Verify(ctx context.Context) (Verification, error) {
 	want, prev := int64(1), ""
 	err := l.walk(ctx, 0, nil, true, func(d *eventDoc) error {
 		e := d.event()
+		v.Code = ProblemAltered
 		switch {
+		case d.Seq == want && d.Damaged != "":
+			v.BrokenAt, v.Problem = d.Seq, fmt.Sprintf("Event %d is damaged: %s, so it cannot be checked.", d.Seq, d.Damaged)
+			v.Code = ProblemDamaged
 		case d.Seq != want:
 			v.BrokenAt, v.Problem = want, fmt.Sprintf("Event %d is missing; the next stored event is %d.", want, d.Seq)
+			v.Code = ProblemMissing
 		case d.SeqField != d.Seq:
 			v.BrokenAt, v.Problem = d.Seq, fmt.Sprintf("Event %d says its seq is %d.", d.Seq, d.SeqField)
 		case e.PrevHash != prev && want == 1:
@@ -51,6 +73,7 @@ func (l *Log) Verify(ctx context.Context) (Verification, error) {
 		case ComputeHash(e) != e.Hash:
 			v.BrokenAt, v.Problem = d.Seq, fmt.Sprintf("Event %d was altered: its content does not match its hash.", d.Seq)
 		default:
+			v.Code = ""
 			v.Checked++
 			want, prev = want+1, e.Hash
 			return nil
@@ -64,7 +87,7 @@ func (l *Log) Verify(ctx context.Context) (Verification, error) {
 		return Verification{}, err
 	}
 	if last := want - 1; last < committed {
-		v.BrokenAt = want
+		v.BrokenAt, v.Code = want, ProblemTruncated
 		v.Problem = fmt.Sprintf("Events %d to %d are missing; they were stored.", want, committed)
 		return v, nil
 	}
