@@ -100,6 +100,15 @@ type Config struct {
 	// another writer it turns itself off and logs a warning.
 	Window int
 
+	// Anchor, if set, keeps the head of the chain outside the database,
+	// signed (see Anchor): Open compares the database with it and
+	// records the start, every commit moves it, Close records the stop,
+	// and Verify checks the chain against its checkpoints. With Window or
+	// StoredOrder set (this Log is the database's one writer), events
+	// found beyond the anchored head at Open, more than a crash can
+	// explain, are reported as added behind the server's back.
+	Anchor *Anchor
+
 	// NoIndexes skips the secondary indexes Open otherwise creates for
 	// queries. Set it on a database that cannot use them: FerretDB reads
 	// the whole collection for every query whatever its indexes, while
@@ -136,6 +145,15 @@ type Log struct {
 	chunk    int64
 	stored   bool    // Config.StoredOrder
 	win      *window // nil unless Config.Window > 0
+	anchor   *Anchor // nil unless Config.Anchor
+	sole     bool    // this Log is the database's one writer
+	startup  Verification
+
+	// bg is the verification VerifyInBackground runs.
+	bgMu     sync.Mutex
+	bg       Background
+	bgCancel context.CancelFunc
+	bgDone   chan struct{}
 
 	mu      sync.Mutex
 	cond    *sync.Cond // signalled when pending grows or closed is set
@@ -203,6 +221,8 @@ func Open(ctx context.Context, db *mongo.Database, cfg Config) (*Log, error) {
 		timeout:  cfg.Timeout,
 		chunk:    int64(cfg.Chunk),
 		stored:   cfg.StoredOrder,
+		anchor:   cfg.Anchor,
+		sole:     cfg.Window > 0 || cfg.StoredOrder,
 		done:     make(chan struct{}),
 	}
 	if cfg.Window > 0 {
@@ -225,6 +245,19 @@ func Open(ctx context.Context, db *mongo.Database, cfg Config) (*Log, error) {
 		l.noteCommitted(head)
 	} else if err := l.readHead(ctx); err != nil {
 		return nil, err
+	}
+	if l.anchor != nil {
+		v, err := l.checkStart(ctx)
+		if err != nil {
+			return nil, err
+		}
+		l.startup = v
+		if !v.OK {
+			l.logger.Error("audit: the log does not agree with its anchor", "code", v.Code, "broken_at", v.BrokenAt, "problem", v.Problem)
+		}
+		if err := l.anchor.begin(l.head, l.headHash); err != nil {
+			return nil, err
+		}
 	}
 	l.ctx, l.cancel = context.WithCancel(context.Background())
 	go l.run()
@@ -281,19 +314,35 @@ func (l *Log) noteCommitted(seq int64) {
 // waiting Append fails with EUnavailable; Close still waits for that,
 // which takes at most about Config.Timeout, and returns ctx's error.
 // Append after Close returns EUnavailable.
+//
+// With an anchor, a clean Close records the head it leaves as a stop
+// checkpoint; its failure to do so is returned after the log is closed.
 func (l *Log) Close(ctx context.Context) error {
+	l.stopBackground()
 	l.mu.Lock()
 	l.closed = true
 	l.cond.Broadcast()
 	l.mu.Unlock()
 	select {
 	case <-l.done:
-		return nil
 	case <-ctx.Done():
 		l.cancel()
 		<-l.done
+		if l.anchor != nil {
+			_ = l.anchor.end(0, "", false)
+		}
 		return fmt.Errorf("close audit log: %w", ctx.Err())
 	}
+	if l.anchor != nil {
+		// Only a head the appender knows for certain may be signed as
+		// where the log stopped; otherwise the next start allows for a
+		// commit the anchor missed, as after a crash.
+		clean := l.headKnown && len(l.doubt) == 0
+		if err := l.anchor.end(l.head, l.headHash, clean); err != nil {
+			return fmt.Errorf("close audit log: %w", err)
+		}
+	}
+	return nil
 }
 
 // Append stores evs, in order, at the end of the log, and returns once the
@@ -655,6 +704,9 @@ func (l *Log) advance(items []item) {
 	last := items[len(items)-1].e
 	l.head, l.headHash, l.headKnown = last.Seq, last.Hash, true
 	l.noteCommitted(last.Seq)
+	if l.anchor != nil {
+		l.anchor.advance(last.Seq, last.Hash)
+	}
 	evs := make([]*standin.Event, len(items))
 	for i, it := range items {
 		evs[i] = it.e
@@ -712,7 +764,11 @@ func (l *Log) sync(ctx context.Context) error {
 		if len(stored) > 0 {
 			l.logger.Error("audit events were stored although their append was reported failed",
 				"first_seq", stored[0].Seq, "last_seq", stored[len(stored)-1].Seq)
-			l.noteCommitted(stored[len(stored)-1].Seq)
+			last := stored[len(stored)-1]
+			l.noteCommitted(last.Seq)
+			if l.anchor != nil {
+				l.anchor.advance(last.Seq, last.Hash)
+			}
 			l.publish(stored)
 		}
 	}
