@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -57,6 +58,13 @@ type Config struct {
 	// whatever the window, so a larger window costs memory, not time.
 	// Ignored with MongoURI.
 	AuditWindow int
+	// AuditKeyFile is the Ed25519 key that signs the audit log's
+	// checkpoints, a PKCS #8 PEM file (default DataDir/audit.key). On
+	// the embedded database it is created, readable by its owner only,
+	// on first start; with MongoURI it must exist, and every server
+	// sharing the database must have a copy of the same key. The anchor's
+	// own files (the signed head and checkpoints) are kept in DataDir.
+	AuditKeyFile string
 	// PasswordCost is the Argon2id cost (default password.Default).
 	PasswordCost password.Params
 	// ShutdownTimeout bounds graceful shutdown (default 10s).
@@ -81,6 +89,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.DataDir == "" {
 		c.DataDir = "./data"
+	}
+	if c.AuditKeyFile == "" {
+		c.AuditKeyFile = filepath.Join(c.DataDir, "audit.key")
 	}
 	if c.Database == "" {
 		c.Database = "standin"
