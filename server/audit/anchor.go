@@ -484,7 +484,8 @@ func (a *Anchor) scan(size int64, fn func(line int, c *Checkpoint, bad error) er
 	return nil
 }
 
-// checkpointReader reads the checkpoints above a seq one at a time, as
+// checkpointReader reads the checkpoints above a seq one at a time (all
+// of them from seq 0), as
 // they were when it was made: the checkpoint file up to its length then,
 // and the newest head if it was not in the file yet. Lines that are not
 // checkpoints are skipped (a verifier sees the break in the chain).
@@ -524,7 +525,7 @@ func (r *checkpointReader) peek() (*Checkpoint, error) {
 				continue
 			}
 			r.last = c.Digest()
-			if c.Seq > r.after {
+			if r.includes(&c) {
 				r.next = &c
 			}
 			continue
@@ -537,11 +538,17 @@ func (r *checkpointReader) peek() (*Checkpoint, error) {
 			r.sc = nil
 		}
 		r.done = true
-		if h := r.head; h != nil && h.Digest() != r.last && h.Seq > r.after {
+		if h := r.head; h != nil && h.Digest() != r.last && r.includes(h) {
 			r.next = h
 		}
 	}
 	return r.next, r.err
+}
+
+// includes says whether c belongs in an export after r.after: from the
+// start, every checkpoint (the first start signs an empty log, seq 0).
+func (r *checkpointReader) includes(c *Checkpoint) bool {
+	return c.Seq > r.after || r.after == 0
 }
 
 // pop takes the checkpoint peek returned.

@@ -588,7 +588,7 @@ func TestExportCheckpoints(t *testing.T) {
 		events      int
 		checkpoints []int64
 	}{
-		{"All", standin.EventFilter{}, 13, []int64{5, 10, 13}},
+		{"All", standin.EventFilter{}, 13, []int64{0, 5, 10, 13}},
 		{"AfterSeq", standin.EventFilter{AfterSeq: 7}, 6, []int64{10, 13}},
 		{"Filtered", standin.EventFilter{ActorID: "a"}, 13, nil},
 	} {

@@ -132,10 +132,11 @@ type CheckpointRecord struct {
 // spreadsheet does not run it as a formula. The JSON Lines export is exact
 // and is the one to check hashes against. From an anchored log it starts
 // with an ExportHeader naming the public key, and when f filters nothing
-// but AfterSeq, each checkpoint above AfterSeq follows the event whose seq
-// it signs (a CheckpointRecord; one beyond the last event comes at the
-// end, showing that events it records are missing), so that anyone with
-// the export and the key can check the chain and who vouched for it.
+// but AfterSeq, each checkpoint above AfterSeq (every one, from the start)
+// follows the event whose seq it signs (a CheckpointRecord; one beyond the
+// last event comes at the end, showing that events it records are
+// missing), so that anyone with the export and the key can check the
+// chain and who vouched for it.
 //
 // Errors: EInvalid for another format or a negative AfterSeq (nothing is
 // written then); EUnavailable when the database cannot be reached; the

@@ -373,7 +373,9 @@ func (a *API) verifyActivity(c *fiber.Ctx) error {
 	if v.Anchor != nil {
 		out["anchor"] = fiber.Map{"kind": v.Anchor.Kind, "seq": v.Anchor.Seq, "hash": v.Anchor.Hash, "time": v.Anchor.Time}
 	}
-	out["startup"] = checkJSON(v.Startup)
+	startup := checkJSON(v.Startup)
+	delete(startup, "checked") // the check at start-up walks nothing
+	out["startup"] = startup
 	bg := fiber.Map{"state": v.Background.State}
 	if !v.Background.Started.IsZero() {
 		bg["started_at"] = v.Background.Started.UTC().Format(time.RFC3339Nano)
