@@ -18,7 +18,7 @@ import (
 // Files an Anchor keeps in its directory.
 const (
 	// HeadFile holds the newest signed head, one checkpoint as JSON,
-	// replaced (temporary file and rename) after every commit.
+	// replaced (temporary file and rename) for every commit.
 	HeadFile = "audit-head.json"
 	// CheckpointFile holds the chain of checkpoints, one JSON object a
 	// line, appended to and never rewritten.
@@ -92,8 +92,14 @@ type Anchor struct {
 	// write succeeds again.
 	writeErr error
 	began    bool
-	stopTick chan struct{}
-	tickDone chan struct{}
+	// pending is the commit waiting for the writer; taken is closed when
+	// the writer takes it.
+	pending *headUpdate
+	taken   chan struct{}
+	wake    chan struct{}      // a commit is waiting
+	flushes chan chan struct{} // flush requests
+	stop    chan struct{}      // closed to stop the writer
+	done    chan struct{}      // closed when the writer has stopped
 }
 
 // OpenAnchor reads the anchor files in cfg.Dir (creating the directory if
@@ -157,6 +163,10 @@ func OpenAnchor(cfg AnchorConfig) (*Anchor, error) {
 				return nil, err
 			}
 			a.last = head
+		case last != nil && head.Seq <= last.Seq:
+			// An older head, as a power failure can leave when its
+			// rename had not reached the disk: the checkpoint is newer.
+			head = nil
 		default:
 			if a.problem == "" {
 				a.problem = fmt.Sprintf("The head file %s does not follow the newest checkpoint.", HeadFile)
@@ -248,15 +258,22 @@ func (a *Anchor) lastDigest() string {
 }
 
 // signed returns a new checkpoint of kind for seq and hash, following
-// the newest in the checkpoint file. Call with mu held.
-func (a *Anchor) signed(kind string, seq int64, hash string) *Checkpoint {
-	c := &Checkpoint{Kind: kind, Seq: seq, Hash: hash, Time: formatTime(time.Now()), Prev: a.lastDigest()}
+// the checkpoint whose digest is prev.
+func (a *Anchor) signed(kind string, seq int64, hash, prev string) *Checkpoint {
+	c := &Checkpoint{Kind: kind, Seq: seq, Hash: hash, Time: formatTime(time.Now()), Prev: prev}
 	a.key.sign(c)
 	return c
 }
 
+// headUpdate is a commit waiting for the writer.
+type headUpdate struct {
+	seq  int64
+	hash string
+}
+
 // begin records what the database held when the Log opened, as a start
-// checkpoint, and starts the timer that checkpoints a moved head.
+// checkpoint, and starts the writer, which records every commit after
+// it.
 func (a *Anchor) begin(seq int64, hash string) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -264,7 +281,7 @@ func (a *Anchor) begin(seq int64, hash string) error {
 		return errors.New("open audit log: the anchor is already in use by a log")
 	}
 	a.began = true
-	c := a.signed(KindStart, seq, hash)
+	c := a.signed(KindStart, seq, hash, a.lastDigest())
 	if err := a.writeHead(c, true); err != nil {
 		return err
 	}
@@ -273,66 +290,140 @@ func (a *Anchor) begin(seq int64, hash string) error {
 	}
 	a.head, a.last = c, c
 	a.publish(c)
-	a.stopTick, a.tickDone = make(chan struct{}), make(chan struct{})
-	go a.tick(a.stopTick, a.tickDone)
+	a.wake, a.flushes = make(chan struct{}, 1), make(chan chan struct{})
+	a.stop, a.done = make(chan struct{}), make(chan struct{})
+	go a.run(a.stop, a.done)
 	return nil
 }
 
-// advance records a commit that moved the head to seq and hash: the head
-// file is replaced, and a checkpoint written when one is due. It runs on
-// the appender after every commit. A failure to write is logged and kept
-// for Status, never returned: the events are stored by then.
+// advance hands the writer a commit that moved the head to seq and hash.
+// It returns at once, unless the writer has not yet taken the commit
+// before: then it waits for that, so the head file never trails the log
+// by more than the commit being written and the one waiting. The
+// appender calls it after every commit, in order; the events are stored
+// by then, so a failure to write the anchor is logged and kept for
+// Status, never returned.
 func (a *Anchor) advance(seq int64, hash string) {
 	a.mu.Lock()
-	defer a.mu.Unlock()
-	c := a.signed(KindHead, seq, hash)
-	err := a.writeHead(c, false)
-	if err == nil {
-		a.head = c
-		if a.last == nil || seq-a.last.Seq >= a.events {
-			err = a.checkpoint()
-		}
+	for a.pending != nil {
+		taken := a.taken
+		a.mu.Unlock()
+		<-taken
+		a.mu.Lock()
 	}
-	a.noteWrite(err, seq)
+	a.pending, a.taken = &headUpdate{seq: seq, hash: hash}, make(chan struct{})
+	a.mu.Unlock()
+	select {
+	case a.wake <- struct{}{}:
+	default:
+	}
 }
 
-// tick writes a checkpoint every a.every while the head moves.
-func (a *Anchor) tick(stop, done chan struct{}) {
+// run is the writer: it signs the head of each commit into the head
+// file, off the appender's path, writes a checkpoint every a.events
+// events and, while the head moves, every a.every, until stop is closed
+// and what is waiting is written.
+func (a *Anchor) run(stop <-chan struct{}, done chan<- struct{}) {
 	defer close(done)
 	t := time.NewTicker(a.every)
 	defer t.Stop()
 	for {
+		var flushed chan struct{}
 		select {
 		case <-stop:
+			a.record(a.take())
 			return
+		case <-a.wake:
+		case flushed = <-a.flushes:
 		case <-t.C:
 			a.mu.Lock()
-			if a.head != nil && a.head != a.last {
-				a.noteWrite(a.checkpoint(), a.head.Seq)
-			}
+			h, last := a.head, a.last
 			a.mu.Unlock()
+			if h != nil && h != last {
+				a.checkpoint(h)
+			}
+			continue
+		}
+		a.record(a.take())
+		if flushed != nil {
+			close(flushed)
 		}
 	}
 }
 
-// checkpoint appends the newest head to the checkpoint file. Call with
-// mu held.
-func (a *Anchor) checkpoint() error {
-	if err := a.appendCheckpoint(a.head); err != nil {
-		return err
+// take takes the waiting commit, nil when there is none.
+func (a *Anchor) take() *headUpdate {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	u := a.pending
+	if u != nil {
+		a.pending = nil
+		close(a.taken)
 	}
-	a.last = a.head
-	a.publish(a.head)
-	return nil
+	return u
 }
 
-// end stops the timer and, when clean, records a clean stop at seq and
-// hash: a stop checkpoint, in the head file and the checkpoint file, both
-// synced.
+// record writes the head file for commit u and a checkpoint when one is
+// due. Only the writer calls it.
+func (a *Anchor) record(u *headUpdate) {
+	if u == nil {
+		return
+	}
+	a.mu.Lock()
+	last, prev := a.last, a.lastDigest()
+	a.mu.Unlock()
+	c := a.signed(KindHead, u.seq, u.hash, prev)
+	err := a.writeHead(c, false)
+	a.mu.Lock()
+	if err == nil {
+		a.head = c
+	}
+	a.noteWrite(err, u.seq)
+	a.mu.Unlock()
+	if err == nil && (last == nil || u.seq-last.Seq >= a.events) {
+		a.checkpoint(c)
+	}
+}
+
+// checkpoint appends c, the newest head, to the checkpoint file and hands
+// it to the sinks. Only the writer (or end, once it stopped) calls it.
+func (a *Anchor) checkpoint(c *Checkpoint) {
+	err := a.appendCheckpoint(c)
+	a.mu.Lock()
+	if err == nil {
+		a.last = c
+	}
+	a.noteWrite(err, c.Seq)
+	a.mu.Unlock()
+	if err == nil {
+		a.publish(c)
+	}
+}
+
+// flush returns once the commit waiting for the writer, if any, is
+// written.
+func (a *Anchor) flush() {
+	a.mu.Lock()
+	flushes, done := a.flushes, a.done
+	a.mu.Unlock()
+	if flushes == nil {
+		return
+	}
+	req := make(chan struct{})
+	select {
+	case flushes <- req:
+		<-req
+	case <-done:
+	}
+}
+
+// end stops the writer once it has written every commit handed to it
+// and, when clean, records a clean stop at seq and hash: a stop
+// checkpoint, in the head file and the checkpoint file, both synced.
 func (a *Anchor) end(seq int64, hash string, clean bool) error {
 	a.mu.Lock()
-	stop, done := a.stopTick, a.tickDone
-	a.stopTick = nil
+	stop, done := a.stop, a.done
+	a.stop = nil
 	a.mu.Unlock()
 	if stop == nil {
 		return nil
@@ -343,12 +434,19 @@ func (a *Anchor) end(seq int64, hash string, clean bool) error {
 		return nil
 	}
 	a.mu.Lock()
-	defer a.mu.Unlock()
-	c := a.signed(KindStop, seq, hash)
+	c := a.signed(KindStop, seq, hash, a.lastDigest())
+	a.mu.Unlock()
 	err := a.writeHead(c, true)
 	if err == nil {
+		a.mu.Lock()
 		a.head = c
-		err = a.checkpoint()
+		a.mu.Unlock()
+		a.checkpoint(c)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if err == nil {
+		err = a.writeErr
 	}
 	a.noteWrite(err, seq)
 	return err
@@ -366,7 +464,7 @@ func (a *Anchor) noteWrite(err error, seq int64) {
 	a.writeErr = err
 }
 
-// publish hands c to the sinks. Call with mu held.
+// publish hands c to the sinks.
 func (a *Anchor) publish(c *Checkpoint) {
 	for _, s := range a.sinks {
 		if err := s.Publish(*c); err != nil {
@@ -375,8 +473,12 @@ func (a *Anchor) publish(c *Checkpoint) {
 	}
 }
 
-// writeHead replaces the head file with c, atomically (a temporary file
-// renamed over it), and with durable set waits for the disk.
+// writeHead replaces the head file with c, atomically: a temporary file,
+// synced so that it can never be found empty or torn, renamed over it.
+// Only with durable set does it wait for the rename to reach the disk
+// too: after a power failure the head file may be an older one, but never
+// older than the newest checkpoint before it, which each waits for the
+// disk (see Log.slack).
 func (a *Anchor) writeHead(c *Checkpoint, durable bool) error {
 	data, err := json.Marshal(c)
 	if err != nil {
@@ -387,7 +489,7 @@ func (a *Anchor) writeHead(c *Checkpoint, durable bool) error {
 		return fmt.Errorf("write audit head file: %w", err)
 	}
 	_, err = f.Write(append(data, '\n'))
-	if err == nil && durable {
+	if err == nil {
 		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {

@@ -39,12 +39,13 @@ func mustAnchor(t testing.TB, dir string) *audit.Anchor {
 // anchored is one server's audit log with its anchor, which a test
 // closes and reopens as a restart would.
 type anchored struct {
-	t   testing.TB
-	db  *mongo.Database
-	key *audit.Key
-	dir string
-	cfg audit.Config
-	l   *audit.Log
+	t      testing.TB
+	db     *mongo.Database
+	key    *audit.Key
+	dir    string
+	events int64 // AnchorConfig.Events
+	cfg    audit.Config
+	l      *audit.Log
 }
 
 func newAnchored(t testing.TB, cfg audit.Config) *anchored {
@@ -66,7 +67,7 @@ func newAnchored(t testing.TB, cfg audit.Config) *anchored {
 // open opens the log as a server starting would.
 func (a *anchored) open() {
 	a.t.Helper()
-	an, err := audit.OpenAnchor(audit.AnchorConfig{Key: a.key, Dir: a.dir, Logger: discard()})
+	an, err := audit.OpenAnchor(audit.AnchorConfig{Key: a.key, Dir: a.dir, Events: a.events, Logger: discard()})
 	if err != nil {
 		a.t.Fatalf("OpenAnchor: %v", err)
 	}
@@ -244,36 +245,63 @@ func TestAnchorAfterRestart(t *testing.T) {
 	}
 }
 
-// A server that stops without closing the log (a crash) may leave its
-// last commit out of the head file: a start allows for that much beyond
-// the anchored head, and no more.
+// A server that stops without closing the log (a crash, a power failure)
+// may leave its last commit out of the head file, and after a power
+// failure the head file may be as old as the newest checkpoint: a start
+// allows for the checkpoint interval and one commit beyond the anchored
+// head, and no more.
 func TestAnchorAfterCrash(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
-		name  string
-		after int // events committed after the copy of the anchor
-		code  string
+		name     string
+		after    int  // events committed after the copy of the anchor
+		headLost bool // the head file's newest renames did not reach the disk
+		code     string
 	}{
-		{"NothingMissed", 0, ""},
-		{"OneCommitMissed", 2, ""},
-		{"MoreThanACommit", 3, audit.ProblemAdded},
+		{"NothingMissed", 0, false, ""},
+		{"OneCommitMissed", 2, false, ""},
+		{"IntervalAndCommitsMissed", 11, false, ""},
+		{"MoreMissed", 12, false, audit.ProblemAdded},
+		{"HeadFileOlder", 10, true, ""},
+		{"HeadFileOlderMoreMissed", 11, true, audit.ProblemAdded},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
+			// Checkpoints every 3 events, commits of 2 at most: after a
+			// crash the database may hold 3+4*2 events beyond the
+			// anchored head.
 			a := newAnchored(t, audit.Config{Window: 100, StoredOrder: true, MaxBatch: 2})
-			dataset(t, a.l, 6)
+			a.events = 3
+			a.restart()
+			for range 7 {
+				mustAppend(t, a.l, login("early"))
+			}
 			// The anchor's files as a crash would leave them: copied
 			// before the last commits and before Close.
+			audit.FlushAnchor(a.l)
 			crashed := t.TempDir()
 			copyDir(t, a.dir, crashed)
+			if tc.headLost {
+				// The head file as it was two checkpoints ago (event 3),
+				// older than the newest checkpoint (event 6).
+				cps := readCheckpoints(t, filepath.Join(crashed, audit.CheckpointFile))
+				raw, _ := json.Marshal(cps[len(cps)-2])
+				if err := os.WriteFile(filepath.Join(crashed, audit.HeadFile), raw, 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
 			for range tc.after {
 				mustAppend(t, a.l, login("late"))
 			}
 			a.close()
 			a.dir = crashed
 			a.open()
-			checkVerification(t, "the check at Open", a.l.Status().Startup, tc.code, 7)
-			a.verify(tc.code, 7)
+			from := int64(8)
+			if tc.headLost {
+				from = 7
+			}
+			checkVerification(t, "the check at Open", a.l.Status().Startup, tc.code, from)
+			a.verify(tc.code, from)
 		})
 	}
 }
@@ -412,6 +440,7 @@ func TestAnchorCheckpoints(t *testing.T) {
 	for range 25 {
 		mustAppend(t, l, login("a"))
 	}
+	audit.FlushAnchor(l)
 	head := readCheckpoint(t, filepath.Join(dir, audit.HeadFile))
 	if head.Kind != audit.KindHead || head.Seq != 25 || head.Hash != all(t, l)[24].Hash {
 		t.Fatalf("head file %+v, want event 25", head)
@@ -581,6 +610,7 @@ func TestExportCheckpoints(t *testing.T) {
 	for range 13 {
 		mustAppend(t, l, login("a"))
 	}
+	audit.FlushAnchor(l)
 
 	for _, tc := range []struct {
 		name        string

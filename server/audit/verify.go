@@ -293,9 +293,14 @@ func (l *Log) startFinding(prev, c *Checkpoint) *finding {
 }
 
 // slack is how many events may lie beyond checkpoint prev when a server
-// starts: none after a clean stop, one commit's worth after a crash
-// (the head file is written after each commit), and any number when
-// other servers may write the database too (-1).
+// starts: none after a clean stop, and any number when other servers may
+// write the database too (-1). After a crash, the head file may miss the
+// commits the anchor's writer had not written yet (the one it was
+// writing, the one waiting, and the one the appender was storing); after
+// a power failure, its newest renames may not have reached the disk
+// either, but the checkpoint file, which waits for the disk, is never
+// more than the checkpoint interval and the commit that made one due
+// behind. So: the interval and four commits.
 func (l *Log) slack(prev *Checkpoint) int64 {
 	switch {
 	case !l.sole:
@@ -303,7 +308,7 @@ func (l *Log) slack(prev *Checkpoint) int64 {
 	case prev.Kind == KindStop:
 		return 0
 	default:
-		return int64(l.maxBatch)
+		return l.anchor.events + 4*int64(l.maxBatch)
 	}
 }
 
