@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -580,7 +581,7 @@ func TestKey(t *testing.T) {
 	secret := string(raw[28 : len(raw)-26]) // the base64 of the PKCS #8 block
 	logger := slogText(&logged)
 	logger.Info("key", "key", k)
-	for _, shown := range []string{k.String(), logged.String()} {
+	for _, shown := range []string{k.String(), logged.String(), fmt.Sprintf("%v %+v %#v", k, k, k)} {
 		if strings.Contains(shown, strings.TrimSpace(secret)[:20]) || !strings.Contains(shown, k.ID()) {
 			t.Fatalf("the key shows as %q", shown)
 		}
@@ -726,4 +727,38 @@ func TestVerifyInBackground(t *testing.T) {
 	a.restart()
 	a.l.VerifyInBackground()
 	a.close()
+}
+
+// An anchor that cannot be written (here its head file's place is taken
+// by a directory) fails no append, since the events are stored: Status
+// says so until a write succeeds again.
+func TestAnchorWriteFailure(t *testing.T) {
+	t.Parallel()
+	a := newAnchored(t, audit.Config{Window: 100, StoredOrder: true})
+	mustAppend(t, a.l, login("a"))
+	head := filepath.Join(a.dir, audit.HeadFile)
+	audit.FlushAnchor(a.l)
+	if err := os.Remove(head); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(head, "in-the-way"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	mustAppend(t, a.l, login("b"))
+	audit.FlushAnchor(a.l)
+	if s := a.l.Status(); s.AnchorError == "" {
+		t.Fatalf("Status = %+v, want the anchor's failure", s)
+	}
+	if err := os.RemoveAll(head); err != nil {
+		t.Fatal(err)
+	}
+	mustAppend(t, a.l, login("c"))
+	audit.FlushAnchor(a.l)
+	if s := a.l.Status(); s.AnchorError != "" {
+		t.Fatalf("Status = %+v, want the anchor written again", s)
+	}
+	if c := readCheckpoint(t, head); c.Seq != 3 {
+		t.Fatalf("head file at event %d, want 3", c.Seq)
+	}
+	a.verify("", 0)
 }

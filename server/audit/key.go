@@ -146,6 +146,9 @@ func (k *Key) Public() PublicKey {
 // String names the key without revealing it.
 func (k *Key) String() string { return "audit key " + k.id }
 
+// GoString names the key without revealing it, for %#v.
+func (k *Key) GoString() string { return "audit.Key(" + k.id + ")" }
+
 // LogValue names the key in logs without revealing it.
 func (k *Key) LogValue() slog.Value { return slog.StringValue(k.String()) }
 
