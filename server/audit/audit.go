@@ -147,6 +147,7 @@ type Log struct {
 	win      *window // nil unless Config.Window > 0
 	anchor   *Anchor // nil unless Config.Anchor
 	sole     bool    // this Log is the database's one writer
+	scans    bool    // Config.NoIndexes: the database scans for any query
 	startup  Verification
 
 	// bg is the verification VerifyInBackground runs.
@@ -223,6 +224,7 @@ func Open(ctx context.Context, db *mongo.Database, cfg Config) (*Log, error) {
 		stored:   cfg.StoredOrder,
 		anchor:   cfg.Anchor,
 		sole:     cfg.Window > 0 || cfg.StoredOrder,
+		scans:    cfg.NoIndexes,
 		done:     make(chan struct{}),
 	}
 	if cfg.Window > 0 {

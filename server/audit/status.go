@@ -167,13 +167,21 @@ func (l *Log) checkStart(ctx context.Context) (Verification, error) {
 	return v, nil
 }
 
-// hashAt returns the stored hash of the event at seq, from the window
-// when it holds it and from the database when there is no window (on a
-// database that scans, it is left to the full verification: ok false).
+// hashAt returns the stored hash of the event at seq: the head's as
+// Open read it, from the window when it holds it, else from the database
+// unless it is one that reads the whole collection for any query
+// (Config.NoIndexes): that is left to the full verification (ok false),
+// so that the start never waits for a scan of the log.
 func (l *Log) hashAt(ctx context.Context, seq int64) (hash string, ok bool, err error) {
+	if seq == l.head {
+		return l.headHash, true, nil
+	}
 	if l.win != nil {
 		hash, ok = l.win.hashAt(seq)
 		return hash, ok, nil
+	}
+	if l.scans {
+		return "", false, nil
 	}
 	raw, err := l.coll.FindOne(ctx, bson.D{{Key: "_id", Value: seq}},
 		options.FindOne().SetProjection(bson.D{{Key: "_id", Value: 1}, {Key: "hash", Value: 1}})).Raw()

@@ -261,19 +261,24 @@ func (f *firstWrite) Write(p []byte) (int, error) {
 }
 
 // exportBody is the read end of an export's pipe as the response reads
-// it; gone records that the server closed it before the end, because
-// the client went away.
+// it; gone records that the HTTP server closed it, which it does once it
+// is done with the response: an export still writing then has lost its
+// client (gone away, or the server shutting down).
 type exportBody struct {
 	*io.PipeReader
 	gone atomic.Bool
 }
 
-// CloseWithError is how the HTTP server closes a body stream, with the
-// error that stopped it writing (nil once all was written).
+// Close is how the HTTP server lets go of a body stream.
+func (b *exportBody) Close() error {
+	b.gone.Store(true)
+	return b.PipeReader.Close()
+}
+
+// CloseWithError is how the HTTP server lets go of a body stream, with
+// the error that stopped it writing (nil once all was written).
 func (b *exportBody) CloseWithError(err error) error {
-	if err != nil {
-		b.gone.Store(true)
-	}
+	b.gone.Store(true)
 	return b.PipeReader.CloseWithError(err)
 }
 
