@@ -4,9 +4,10 @@
 // Each event is one document whose _id is its seq: 1, 2, 3, … with no gap
 // and no duplicate. Each event's hash covers its content and the previous
 // event's hash (see ComputeHash), so altering, removing or reordering a
-// stored event breaks the chain, which Verify reports. (Removing the
-// newest events leaves a shorter chain that is whole; only a server that
-// committed them notices.)
+// stored event breaks the chain, which Verify reports. A chain recomputed
+// after a change, or one whose newest events were removed, is whole
+// again: an Anchor (Config.Anchor) keeps the head outside the database,
+// signed, so that those are reported too, after a restart as well.
 //
 // Appends go through a single appender goroutine per Log that commits
 // everything waiting in one ordered insert (group commit). Several servers
