@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -16,6 +17,7 @@ import (
 	_ "time/tzdata" // time zones on hosts and images without zoneinfo
 
 	"standin/server"
+	"standin/server/audit"
 )
 
 func main() {
@@ -26,6 +28,9 @@ func main() {
 }
 
 func run(args []string) error {
+	if len(args) > 0 && args[0] == "audit-key" {
+		return auditKey(args[1:], os.Getenv, os.Stdout)
+	}
 	cfg, err := parseConfig(args, os.Getenv)
 	if err != nil {
 		return err
@@ -47,6 +52,7 @@ func parseConfig(args []string, getenv func(string) string) (server.Config, erro
 	tz := fs.String("tz", getenv("STANDIN_TZ"), "facility time zone (env STANDIN_TZ, default UTC)")
 	publicURL := fs.String("public-url", getenv("STANDIN_PUBLIC_URL"), "the URL people open, when not the listen address (env STANDIN_PUBLIC_URL)")
 	secure := fs.String("secure-cookies", getenv("STANDIN_SECURE_COOKIES"), "mark cookies Secure behind a TLS proxy (env STANDIN_SECURE_COOKIES)")
+	keyFile := fs.String("audit-key-file", getenv("STANDIN_AUDIT_KEY_FILE"), "the key that signs the audit log's checkpoints (env STANDIN_AUDIT_KEY_FILE, default audit.key in the data directory; required with MONGODB_URI)")
 	window := fs.String("audit-window", getenv("STANDIN_AUDIT_WINDOW"), "newest audit events kept in memory on the embedded database (env STANDIN_AUDIT_WINDOW, default 100000)")
 	logLevel := fs.String("log-level", getenv("STANDIN_LOG_LEVEL"), "debug, info, warn or error (env STANDIN_LOG_LEVEL, default info)")
 	perSession := fs.String("sockets-per-session", getenv("STANDIN_SOCKETS_PER_SESSION"), "live connections one sign-in session may hold (env STANDIN_SOCKETS_PER_SESSION, default 32)")
@@ -57,6 +63,7 @@ func parseConfig(args []string, getenv func(string) string) (server.Config, erro
 	}
 
 	cfg := server.Config{Addr: *addr, DataDir: *dataDir, MongoURI: *uri, DemoPassword: *demoPassword, PublicURL: *publicURL}
+	cfg.AuditKeyFile = *keyFile
 	switch *demo {
 	case "":
 	default:
@@ -115,4 +122,31 @@ func parseConfig(args []string, getenv func(string) string) (server.Config, erro
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	return cfg, nil
+}
+
+// auditKey is "standin audit-key -out FILE": it creates the key that signs
+// the audit log's checkpoints, readable by its owner only, for servers
+// that share a database (MONGODB_URI), which must all have a copy of the
+// same key and do not create one. An existing key file is left as it is.
+// Either way it prints the key's id and public key.
+func auditKey(args []string, getenv func(string) string, out io.Writer) error {
+	fs := flag.NewFlagSet("standin audit-key", flag.ContinueOnError)
+	path := fs.String("out", getenv("STANDIN_AUDIT_KEY_FILE"), "the key file to create (env STANDIN_AUDIT_KEY_FILE)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *path == "" || fs.NArg() > 0 {
+		return errors.New("audit-key: name the key file to create with -out FILE")
+	}
+	key, created, err := audit.LoadKey(*path, true, nil)
+	if err != nil {
+		return fmt.Errorf("audit-key: %w", err)
+	}
+	what := "exists, left as it is"
+	if created {
+		what = "created"
+	}
+	pub := key.Public()
+	_, err = fmt.Fprintf(out, "%s: %s\nkey id: %s\npublic key (ed25519, base64): %s\n%s", *path, what, pub.KeyID, pub.PublicKey, pub.PEM)
+	return err
 }

@@ -1,6 +1,10 @@
 package main
 
 import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -16,7 +20,7 @@ func TestParseConfig(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if cfg.Addr != "" || cfg.MongoURI != "" || cfg.Demo != server.DemoAuto || cfg.Location != nil || cfg.SecureCookies || cfg.AuditWindow != 0 {
+		if cfg.Addr != "" || cfg.MongoURI != "" || cfg.Demo != server.DemoAuto || cfg.Location != nil || cfg.SecureCookies || cfg.AuditWindow != 0 || cfg.AuditKeyFile != "" {
 			t.Fatalf("unexpected non-defaults: %+v", cfg)
 		}
 	})
@@ -24,14 +28,14 @@ func TestParseConfig(t *testing.T) {
 		cfg, err := parseConfig(nil, env(map[string]string{
 			"STANDIN_ADDR": "0.0.0.0:9000", "STANDIN_DATA_DIR": "/tmp/x", "MONGODB_URI": "mongodb://db:27017",
 			"STANDIN_DEMO": "true", "STANDIN_DEMO_PASSWORD": "pw", "STANDIN_TZ": "Europe/Berlin", "STANDIN_SECURE_COOKIES": "1",
-			"STANDIN_AUDIT_WINDOW": "250000",
+			"STANDIN_AUDIT_WINDOW": "250000", "STANDIN_AUDIT_KEY_FILE": "/keys/audit.key",
 		}))
 		if err != nil {
 			t.Fatal(err)
 		}
 		if cfg.Addr != "0.0.0.0:9000" || cfg.DataDir != "/tmp/x" || cfg.MongoURI != "mongodb://db:27017" ||
 			cfg.Demo != server.DemoOn || cfg.DemoPassword != "pw" || cfg.Location.String() != "Europe/Berlin" || !cfg.SecureCookies ||
-			cfg.AuditWindow != 250000 {
+			cfg.AuditWindow != 250000 || cfg.AuditKeyFile != "/keys/audit.key" {
 			t.Fatalf("%+v", cfg)
 		}
 	})
@@ -78,4 +82,34 @@ func TestParseConfig(t *testing.T) {
 			t.Fatal("unknown flag accepted")
 		}
 	})
+}
+
+// "standin audit-key" creates a key file once, readable by its owner
+// only, prints its public half, and leaves an existing one alone.
+func TestAuditKeyCommand(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "audit.key")
+	var out bytes.Buffer
+	if err := auditKey([]string{"-out", path}, func(string) string { return "" }, &out); err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(path)
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("key file: %v, %v", st, err)
+	}
+	raw, _ := os.ReadFile(path)
+	if !strings.Contains(out.String(), "created") || !strings.Contains(out.String(), "BEGIN PUBLIC KEY") || strings.Contains(out.String(), "PRIVATE") {
+		t.Fatalf("printed %q", out.String())
+	}
+	out.Reset()
+	if err := auditKey(nil, func(k string) string { return map[string]string{"STANDIN_AUDIT_KEY_FILE": path}[k] }, &out); err != nil {
+		t.Fatal(err)
+	}
+	again, _ := os.ReadFile(path)
+	if !bytes.Equal(raw, again) || !strings.Contains(out.String(), "left as it is") {
+		t.Fatalf("an existing key was changed or not reported: %q", out.String())
+	}
+	if err := auditKey(nil, func(string) string { return "" }, &out); err == nil {
+		t.Fatal("no file named, accepted")
+	}
 }

@@ -1,10 +1,15 @@
 package server_test
 
 import (
+	"context"
 	"strings"
 	"testing"
 
 	"github.com/chromedp/chromedp"
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+
+	"standin/server"
 )
 
 // TestBrowserActivityFiltersInAddress: the Activity panel's filters are
@@ -55,4 +60,53 @@ func TestBrowserActivityFiltersInAddress(t *testing.T) {
 		t.Fatalf("the address after clearing is %q", hash)
 	}
 	admin.noLoginPage("after the reload")
+}
+
+// TestBrowserActivityChainAndExport: the Activity panel says in words
+// whether the log can be trusted, and an export that fails says so
+// instead of saving a part of the log as if it were the whole.
+func TestBrowserActivityChainAndExport(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	srv := mustStart(t, dir)
+	ada := newClient(t, srv.URL)
+	for range 40 {
+		ada.mustLogin("ada@example.org")
+	}
+	admin := newPerson(t, "admin-chain")
+	admin.signIn(srv.URL, "admin@example.org")
+	admin.do("open the Activity panel",
+		chromedp.Click(chromedp.ID("nav-activity")),
+		chromedp.WaitVisible(chromedp.ID("feed-scroll")),
+	)
+	admin.waitText("the chain is verified", "#chain-status", "Chain verified")
+	admin.do("export as JSON Lines", chromedp.Click(chromedp.ID("export-jsonl")))
+	admin.waitText("the export is done", "#export-status", "as standin-activity.jsonl")
+
+	// The newest events are removed while the server is stopped.
+	addr := strings.TrimPrefix(srv.URL, "http://")
+	restart := func(tamper func(c *mongo.Collection, all []storedEvent)) {
+		srv.Stop(t)
+		withDatabase(t, dir, tamper)
+		srv = mustRun(t, server.Config{DataDir: dir, Addr: addr})
+	}
+	restart(func(c *mongo.Collection, all []storedEvent) {
+		_, err := c.DeleteMany(context.Background(), bson.D{{Key: "_id", Value: bson.D{{Key: "$gt", Value: all[len(all)-3].Seq}}}})
+		mustDo(t, err)
+	})
+	admin.do("reload the panel", chromedp.Reload(), chromedp.WaitVisible(chromedp.ID("feed-scroll")))
+	admin.waitText("the panel says events were removed", `#chain-status[data-state="broken"]`, "Events were removed")
+	admin.waitText("and which", "#chain-status .chain__detail", "missing")
+
+	// An event deleted and written again breaks the walk an export makes.
+	restart(func(c *mongo.Collection, all []storedEvent) {
+		_, err := c.DeleteOne(context.Background(), bson.D{{Key: "_id", Value: all[2].Seq}})
+		mustDo(t, err)
+		_, err = c.InsertOne(context.Background(), all[2])
+		mustDo(t, err)
+	})
+	admin.do("reload the panel", chromedp.Reload(), chromedp.WaitVisible(chromedp.ID("feed-scroll")))
+	admin.do("export as CSV", chromedp.Click(chromedp.ID("export-csv")))
+	admin.waitText("the panel says the export failed", `#export-status[data-state="error"]`, "The export failed")
+	admin.noLoginPage("after the restarts")
 }

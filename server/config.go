@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -77,6 +78,13 @@ type Config struct {
 	// the limit if less, for HTTP and the database). Past it /ws answers
 	// 503 unavailable. It never goes past the file descriptor bound.
 	MaxSockets int
+	// AuditKeyFile is the Ed25519 key that signs the audit log's
+	// checkpoints, a PKCS #8 PEM file (default DataDir/audit.key). On
+	// the embedded database it is created, readable by its owner only,
+	// on first start; with MongoURI it must exist, and every server
+	// sharing the database must have a copy of the same key. The anchor's
+	// own files (the signed head and checkpoints) are kept in DataDir.
+	AuditKeyFile string
 	// PasswordCost is the Argon2id cost (default password.Default).
 	PasswordCost password.Params
 	// ShutdownTimeout bounds graceful shutdown (default 10s).
@@ -101,6 +109,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.DataDir == "" {
 		c.DataDir = "./data"
+	}
+	if c.AuditKeyFile == "" {
+		c.AuditKeyFile = filepath.Join(c.DataDir, "audit.key")
 	}
 	if c.Database == "" {
 		c.Database = "standin"

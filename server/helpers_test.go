@@ -10,10 +10,12 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"standin/server"
+	"standin/server/audit"
 	"standin/server/password"
 )
 
@@ -61,6 +63,14 @@ func mustRun(t testing.TB, cfg server.Config) *console {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: logLevel}))
 	}
+	if cfg.MongoURI != "" && cfg.DataDir == "" {
+		// A server on a shared database keeps its audit anchor in a data
+		// directory of its own.
+		cfg.DataDir = t.TempDir()
+	}
+	if cfg.MongoURI != "" && cfg.AuditKeyFile == "" {
+		cfg.AuditKeyFile = mustAuditKey(t)
+	}
 	cfg.OnListen = func(a net.Addr) { addr <- a }
 	go func() { c.done <- server.Run(ctx, cfg) }()
 	select {
@@ -75,6 +85,17 @@ func mustRun(t testing.TB, cfg server.Config) *console {
 	}
 	t.Cleanup(func() { c.Stop(t) })
 	return c
+}
+
+// mustAuditKey creates an audit key file, as an operator gives every
+// server sharing a database (MONGODB_URI), and returns its path.
+func mustAuditKey(t testing.TB) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "audit.key")
+	if _, err := audit.CreateKey(path); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
 
 // Stop shuts the server down and checks that Run returned cleanly. Calling

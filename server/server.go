@@ -129,11 +129,17 @@ func Run(ctx context.Context, cfg Config) error {
 		// (export, verification) reads it once, in stored order.
 		auditCfg.Window, auditCfg.StoredOrder = cfg.AuditWindow, true
 	}
+	if auditCfg.Anchor, err = openAnchor(cfg, log.With("component", "audit")); err != nil {
+		return err
+	}
 	step("Reading the audit log")
 	events, err := audit.Open(ctx, eventsDB.Database(), auditCfg)
 	if err != nil {
 		return err
 	}
+	// The whole chain is checked against its anchor without holding up
+	// the start.
+	events.VerifyInBackground()
 	// Pending appends are drained before the connection closes.
 	defer closeWithin(ctx, 10*time.Second, events.Close, log, "closing the audit log")
 	if err := repair(ctx, db, events, log); err != nil {
@@ -464,14 +470,6 @@ func (p principals) Authenticate(ctx context.Context, token string) (*standin.Pr
 		return nil, err
 	}
 	return p.impersonations.Resolve(ctx, pr)
-}
-
-// auditLog presents the audit log to the HTTP API in the domain's terms.
-type auditLog struct{ *audit.Log }
-
-func (l auditLog) Verify(ctx context.Context) (standin.Verification, error) {
-	v, err := l.Log.Verify(ctx)
-	return standin.Verification{OK: v.OK, Checked: v.Checked, BrokenAt: v.BrokenAt, Problem: v.Problem}, err
 }
 
 // policies presents the authorizer's policies to the HTTP API in the

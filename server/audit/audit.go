@@ -4,9 +4,10 @@
 // Each event is one document whose _id is its seq: 1, 2, 3, … with no gap
 // and no duplicate. Each event's hash covers its content and the previous
 // event's hash (see ComputeHash), so altering, removing or reordering a
-// stored event breaks the chain, which Verify reports. (Removing the
-// newest events leaves a shorter chain that is whole; only a server that
-// committed them notices.)
+// stored event breaks the chain, which Verify reports. A chain recomputed
+// after a change, or one whose newest events were removed, is whole
+// again: an Anchor (Config.Anchor) keeps the head outside the database,
+// signed, so that those are reported too, after a restart as well.
 //
 // Appends go through a single appender goroutine per Log that commits
 // everything waiting in one ordered insert (group commit). Several servers
@@ -100,6 +101,15 @@ type Config struct {
 	// another writer it turns itself off and logs a warning.
 	Window int
 
+	// Anchor, if set, keeps the head of the chain outside the database,
+	// signed (see Anchor): Open compares the database with it and
+	// records the start, every commit moves it, Close records the stop,
+	// and Verify checks the chain against its checkpoints. With Window or
+	// StoredOrder set (this Log is the database's one writer), events
+	// found beyond the anchored head at Open, more than a crash can
+	// explain, are reported as added behind the server's back.
+	Anchor *Anchor
+
 	// NoIndexes skips the secondary indexes Open otherwise creates for
 	// queries. Set it on a database that cannot use them: FerretDB reads
 	// the whole collection for every query whatever its indexes, while
@@ -136,6 +146,16 @@ type Log struct {
 	chunk    int64
 	stored   bool    // Config.StoredOrder
 	win      *window // nil unless Config.Window > 0
+	anchor   *Anchor // nil unless Config.Anchor
+	sole     bool    // this Log is the database's one writer
+	scans    bool    // Config.NoIndexes: the database scans for any query
+	startup  Verification
+
+	// bg is the verification VerifyInBackground runs.
+	bgMu     sync.Mutex
+	bg       Background
+	bgCancel context.CancelFunc
+	bgDone   chan struct{}
 
 	mu      sync.Mutex
 	cond    *sync.Cond // signalled when pending grows or closed is set
@@ -203,6 +223,9 @@ func Open(ctx context.Context, db *mongo.Database, cfg Config) (*Log, error) {
 		timeout:  cfg.Timeout,
 		chunk:    int64(cfg.Chunk),
 		stored:   cfg.StoredOrder,
+		anchor:   cfg.Anchor,
+		sole:     cfg.Window > 0 || cfg.StoredOrder,
+		scans:    cfg.NoIndexes,
 		done:     make(chan struct{}),
 	}
 	if cfg.Window > 0 {
@@ -225,6 +248,19 @@ func Open(ctx context.Context, db *mongo.Database, cfg Config) (*Log, error) {
 		l.noteCommitted(head)
 	} else if err := l.readHead(ctx); err != nil {
 		return nil, err
+	}
+	if l.anchor != nil {
+		v, err := l.checkStart(ctx)
+		if err != nil {
+			return nil, err
+		}
+		l.startup = v
+		if !v.OK {
+			l.logger.Error("audit: the log does not agree with its anchor", "code", v.Code, "broken_at", v.BrokenAt, "problem", v.Problem)
+		}
+		if err := l.anchor.begin(l.head, l.headHash); err != nil {
+			return nil, err
+		}
 	}
 	l.ctx, l.cancel = context.WithCancel(context.Background())
 	go l.run()
@@ -249,18 +285,21 @@ func (l *Log) ensureIndexes(ctx context.Context) error {
 
 // readHead learns the last stored event from the database.
 func (l *Log) readHead(ctx context.Context) error {
-	var d struct {
-		Seq  int64  `bson:"_id"`
-		Hash string `bson:"hash"`
-	}
-	err := l.coll.FindOne(ctx, bson.D{}, options.FindOne().
+	// Only numeric _ids are seqs: a stray document with another _id
+	// (which sorts above numbers) is no part of the chain.
+	raw, err := l.coll.FindOne(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$gte", Value: int64(1)}}}}, options.FindOne().
 		SetSort(bson.D{{Key: "_id", Value: -1}}).
-		SetProjection(bson.D{{Key: "_id", Value: 1}, {Key: "hash", Value: 1}})).Decode(&d)
+		SetProjection(bson.D{{Key: "_id", Value: 1}, {Key: "hash", Value: 1}})).Raw()
 	if err != nil && !errors.Is(err, mongo.ErrNoDocuments) {
 		return translate(err, "read audit log head")
 	}
-	l.head, l.headHash, l.headKnown = d.Seq, d.Hash, true
-	l.noteCommitted(d.Seq)
+	var seq int64
+	var hash string
+	if err == nil {
+		seq, hash, _ = headOf(raw)
+	}
+	l.head, l.headHash, l.headKnown = seq, hash, true
+	l.noteCommitted(seq)
 	return nil
 }
 
@@ -278,19 +317,35 @@ func (l *Log) noteCommitted(seq int64) {
 // waiting Append fails with EUnavailable; Close still waits for that,
 // which takes at most about Config.Timeout, and returns ctx's error.
 // Append after Close returns EUnavailable.
+//
+// With an anchor, a clean Close records the head it leaves as a stop
+// checkpoint; its failure to do so is returned after the log is closed.
 func (l *Log) Close(ctx context.Context) error {
+	l.stopBackground()
 	l.mu.Lock()
 	l.closed = true
 	l.cond.Broadcast()
 	l.mu.Unlock()
 	select {
 	case <-l.done:
-		return nil
 	case <-ctx.Done():
 		l.cancel()
 		<-l.done
+		if l.anchor != nil {
+			_ = l.anchor.end(0, "", false)
+		}
 		return fmt.Errorf("close audit log: %w", ctx.Err())
 	}
+	if l.anchor != nil {
+		// Only a head the appender knows for certain may be signed as
+		// where the log stopped; otherwise the next start allows for a
+		// commit the anchor missed, as after a crash.
+		clean := l.headKnown && len(l.doubt) == 0
+		if err := l.anchor.end(l.head, l.headHash, clean); err != nil {
+			return fmt.Errorf("close audit log: %w", err)
+		}
+	}
+	return nil
 }
 
 // Append stores evs, in order, at the end of the log, and returns once the
@@ -658,6 +713,9 @@ func (l *Log) advance(items []item) {
 	last := items[len(items)-1].e
 	l.head, l.headHash, l.headKnown = last.Seq, last.Hash, true
 	l.noteCommitted(last.Seq)
+	if l.anchor != nil {
+		l.anchor.advance(last.Seq, last.Hash)
+	}
 	evs := make([]*standin.Event, len(items))
 	for i, it := range items {
 		evs[i] = it.e
@@ -715,7 +773,11 @@ func (l *Log) sync(ctx context.Context) error {
 		if len(stored) > 0 {
 			l.logger.Error("audit events were stored although their append was reported failed",
 				"first_seq", stored[0].Seq, "last_seq", stored[len(stored)-1].Seq)
-			l.noteCommitted(stored[len(stored)-1].Seq)
+			last := stored[len(stored)-1]
+			l.noteCommitted(last.Seq)
+			if l.anchor != nil {
+				l.anchor.advance(last.Seq, last.Hash)
+			}
 			l.publish(stored)
 		}
 	}
@@ -760,14 +822,9 @@ func (l *Log) hashesIn(ctx context.Context, from, to int64) (map[int64]string, e
 	defer cur.Close(context.WithoutCancel(ctx))
 	got := make(map[int64]string, to-from+1)
 	for cur.Next(ctx) {
-		var d struct {
-			Seq  int64  `bson:"_id"`
-			Hash string `bson:"hash"`
+		if seq, hash, ok := headOf(cur.Current); ok {
+			got[seq] = hash
 		}
-		if err := cur.Decode(&d); err != nil {
-			return nil, err
-		}
-		got[d.Seq] = d.Hash
 	}
 	return got, cur.Err()
 }

@@ -19,14 +19,23 @@ import (
 // BenchmarkAppend measures append throughput: one writer with one event
 // per call (each call is its own commit), four and eight writers at once
 // (group commit gathers their events into shared inserts), and calls of
-// 100 events.
+// 100 events. Each log is anchored, as the server's is (its head file is
+// replaced after every commit); STANDIN_BENCH_ANCHOR=off measures without.
 func BenchmarkAppend(b *testing.B) {
 	ctx := context.Background()
 	// As the server opens it on FerretDB, which uses no secondary index.
-	cfg := audit.Config{NoIndexes: os.Getenv("STANDIN_TEST_MONGODB_URI") == ""}
+	base := audit.Config{NoIndexes: os.Getenv("STANDIN_TEST_MONGODB_URI") == ""}
+	anchored := os.Getenv("STANDIN_BENCH_ANCHOR") != "off"
+	config := func(b *testing.B) audit.Config {
+		cfg := base
+		if anchored {
+			cfg.Anchor = mustAnchor(b, b.TempDir())
+		}
+		return cfg
+	}
 
 	b.Run("Sequential", func(b *testing.B) {
-		l := mustLog(b, mustDB(b), cfg)
+		l := mustLog(b, mustDB(b), config(b))
 		for b.Loop() {
 			if err := l.Append(ctx, login("bench")); err != nil {
 				b.Fatal(err)
@@ -37,7 +46,7 @@ func BenchmarkAppend(b *testing.B) {
 
 	for _, writers := range []int{4, 8} {
 		b.Run(fmt.Sprintf("Concurrent%d", writers), func(b *testing.B) {
-			l := mustLog(b, mustDB(b), cfg)
+			l := mustLog(b, mustDB(b), config(b))
 			lat := make([][]time.Duration, writers)
 			var next atomic.Int64
 			var wg sync.WaitGroup
@@ -67,7 +76,7 @@ func BenchmarkAppend(b *testing.B) {
 	}
 
 	b.Run("Batch100", func(b *testing.B) {
-		l := mustLog(b, mustDB(b), cfg)
+		l := mustLog(b, mustDB(b), config(b))
 		for b.Loop() {
 			evs := make([]*standin.Event, 100)
 			for i := range evs {

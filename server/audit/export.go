@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -92,6 +93,34 @@ func CSVHeader() []string {
 		"projects", "prev_hash", "hash"}
 }
 
+// ExportVersion labels the first record of a JSON Lines export from an
+// anchored log.
+const ExportVersion = "standin-audit-export-v1"
+
+// ExportHeader is the first record of a JSON Lines export from an
+// anchored log: {"export": {...}}. It names the encodings and the public
+// key the checkpoints that follow are signed with.
+type ExportHeader struct {
+	Export ExportInfo `json:"export"`
+}
+
+// ExportInfo is the content of an ExportHeader.
+type ExportInfo struct {
+	Version           string    `json:"version"`
+	HashVersion       string    `json:"hash_version"`
+	CheckpointVersion string    `json:"checkpoint_version"`
+	Key               PublicKey `json:"key"`
+	// Checkpoints says whether checkpoint records follow: only an export
+	// of the whole log (or of all of it after a seq) carries them.
+	Checkpoints bool `json:"checkpoints"`
+}
+
+// CheckpointRecord is a checkpoint in a JSON Lines export:
+// {"checkpoint": {...}}, right after the event whose seq it signs.
+type CheckpointRecord struct {
+	Checkpoint Checkpoint `json:"checkpoint"`
+}
+
 // Export writes the events matching f (as Query filters them; AfterSeq is
 // where the export starts) to w in ascending seq order, in format
 // FormatCSV (a header row, then one row per event) or FormatJSONL (one
@@ -101,7 +130,13 @@ func CSVHeader() []string {
 // The CSV export is for people and spreadsheets: a cell that begins with
 // "=", "+", "-", "@", a tab or a carriage return is prefixed with "'" so a
 // spreadsheet does not run it as a formula. The JSON Lines export is exact
-// and is the one to check hashes against.
+// and is the one to check hashes against. From an anchored log it starts
+// with an ExportHeader naming the public key, and when f filters nothing
+// but AfterSeq, each checkpoint above AfterSeq (every one, from the start)
+// follows the event whose seq it signs (a CheckpointRecord; one beyond the
+// last event comes at the end, showing that events it records are
+// missing), so that anyone with the export and the key can check the
+// chain and who vouched for it.
 //
 // Errors: EInvalid for another format or a negative AfterSeq (nothing is
 // written then); EUnavailable when the database cannot be reached; the
@@ -130,13 +165,46 @@ func (l *Log) Export(ctx context.Context, f standin.EventFilter, format string, 
 		enc = json.NewEncoder(bw)
 		enc.SetEscapeHTML(false)
 	}
+	var cps *checkpointReader
+	if enc != nil && l.anchor != nil {
+		whole := len(match) == 0 && !none
+		if whole {
+			cps = l.anchor.reader(f.AfterSeq)
+			defer cps.close()
+		}
+		h := ExportHeader{Export: ExportInfo{Version: ExportVersion, HashVersion: HashVersion,
+			CheckpointVersion: CheckpointVersion, Key: l.anchor.PublicKey(), Checkpoints: whole}}
+		if err := enc.Encode(h); err != nil {
+			return fmt.Errorf("export audit log: %w", err)
+		}
+	}
+	// emit writes the checkpoints that sign seqs up to seq.
+	emit := func(seq int64) error {
+		for cps != nil {
+			c, err := cps.peek()
+			if err != nil {
+				return err
+			}
+			if c == nil || c.Seq > seq {
+				return nil
+			}
+			if err := enc.Encode(CheckpointRecord{Checkpoint: *c}); err != nil {
+				return fmt.Errorf("export audit log: %w", err)
+			}
+			cps.pop()
+		}
+		return nil
+	}
 	if !none {
 		err = l.walk(ctx, f.AfterSeq, match, false, func(d *eventDoc) error {
 			var err error
 			if cw != nil {
 				err = cw.Write(csvRow(d.event()))
-			} else {
+			} else if err = emit(d.Seq - 1); err == nil {
 				err = enc.Encode(EventJSON(d.event()))
+				if err == nil {
+					err = emit(d.Seq)
+				}
 			}
 			if err != nil {
 				return fmt.Errorf("export audit log: %w", err)
@@ -146,6 +214,9 @@ func (l *Log) Export(ctx context.Context, f standin.EventFilter, format string, 
 		if err != nil {
 			return err
 		}
+	}
+	if err := emit(math.MaxInt64); err != nil {
+		return err
 	}
 	if cw != nil {
 		cw.Flush()

@@ -32,3 +32,7 @@ func Pending(l *Log) int {
 	defer l.mu.Unlock()
 	return len(l.pending)
 }
+
+// FlushAnchor returns once the anchor has written every commit of l
+// handed to it, as a test reading its files needs.
+func FlushAnchor(l *Log) { l.anchor.flush() }

@@ -100,13 +100,15 @@ func (l *Log) queryDB(ctx context.Context, match bson.D, afterSeq, cursor int64,
 	if err != nil {
 		return nil, translate(err, "query audit log")
 	}
-	var docs []eventDoc
-	if err := cur.All(ctx, &docs); err != nil {
-		return nil, translate(err, "query audit log")
+	defer func() { _ = cur.Close(context.WithoutCancel(ctx)) }()
+	var out []*standin.Event
+	for cur.Next(ctx) {
+		if d, ok := decodeEvent(cur.Current); ok {
+			out = append(out, d.event())
+		}
 	}
-	out := make([]*standin.Event, len(docs))
-	for i := range docs {
-		out[i] = docs[i].event()
+	if err := cur.Err(); err != nil {
+		return nil, translate(err, "query audit log")
 	}
 	return out, nil
 }
@@ -203,13 +205,16 @@ func (l *Log) ByObject(ctx context.Context, typ, object string) (*standin.Event,
 	if typ != "" {
 		filter = append(filter, bson.E{Key: "type", Value: typ})
 	}
-	var d eventDoc
-	err := l.coll.FindOne(ctx, filter, options.FindOne().SetSort(bson.D{{Key: "_id", Value: -1}})).Decode(&d)
+	raw, err := l.coll.FindOne(ctx, filter, options.FindOne().SetSort(bson.D{{Key: "_id", Value: -1}})).Raw()
 	if errors.Is(err, mongo.ErrNoDocuments) {
 		return nil, standin.Errorf(standin.ENotFound, "No %s event about %q.", typ, object)
 	}
 	if err != nil {
 		return nil, translate(err, "find audit event by object")
+	}
+	d, ok := decodeEvent(raw)
+	if !ok {
+		return nil, standin.Errorf(standin.ENotFound, "No %s event about %q.", typ, object)
 	}
 	return d.event(), nil
 }
@@ -332,9 +337,11 @@ func (l *Log) each(ctx context.Context, what string, filter bson.D, opts *option
 	}
 	defer func() { _ = cur.Close(context.WithoutCancel(ctx)) }()
 	for cur.Next(ctx) {
-		var d eventDoc
-		if err := cur.Decode(&d); err != nil {
-			return translate(err, what)
+		d, ok := decodeEvent(cur.Current)
+		if !ok {
+			l.logger.Warn("audit: a document of the events collection without a seq for _id is not an event; skipped",
+				"_id", cur.Current.Lookup("_id").String())
+			continue
 		}
 		if err := fn(&d); err != nil {
 			return err

@@ -36,6 +36,10 @@ type eventDoc struct {
 	Projects        []string  `bson:"projects"`
 	PrevHash        string    `bson:"prev_hash"`
 	Hash            string    `bson:"hash"`
+
+	// Damaged, set only when reading, says what of a stored document
+	// could not be decoded ("" for a sound one); see decodeEvent.
+	Damaged string `bson:"-"`
 }
 
 type userDoc struct {

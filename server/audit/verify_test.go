@@ -48,7 +48,7 @@ func TestVerify(t *testing.T) {
 		{"Deleted", del(4), 4, "Event 4 is missing"},
 		{"DeletedRun", del(3, 4, 5), 3, "Event 3 is missing"},
 		{"FirstDeleted", del(1), 1, "Event 1 is missing"},
-		{"LastDeleted", del(8), 8, "Events 8 to 8 are missing"},
+		{"LastDeleted", del(8), 8, "Event 8 is missing"},
 	} {
 		for _, stored := range []bool{false, true} {
 			name := tc.name + "/Chunks"

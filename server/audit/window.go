@@ -179,3 +179,14 @@ func (m *matcher) match(e *standin.Event) bool {
 	}
 	return true
 }
+
+// hashAt returns the hash of the event at seq; ok is false when the
+// window does not hold it.
+func (w *window) hashAt(seq int64) (hash string, ok bool) {
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	if w.off || len(w.evs) == 0 || seq < w.evs[0].Seq || seq > w.evs[len(w.evs)-1].Seq {
+		return "", false
+	}
+	return w.evs[seq-w.evs[0].Seq].Hash, true
+}

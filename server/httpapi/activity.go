@@ -1,11 +1,15 @@
 package httpapi
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
+	"maps"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -183,6 +187,10 @@ func (a *API) listActivity(c *fiber.Ctx) error {
 	return c.JSON(list(items, next))
 }
 
+// errExportBroken is what the client of a failed export sees its
+// transfer end with: the body is broken off before its last chunk.
+var errExportBroken = errors.New("the activity export failed midway; its response was broken off")
+
 func (a *API) exportActivity(c *fiber.Ctx) error {
 	scope, err := a.activityScope(c)
 	if err != nil {
@@ -197,38 +205,209 @@ func (a *API) exportActivity(c *fiber.Ctx) error {
 	if contentType == "" {
 		return standin.Errorf(standin.EInvalid, "format must be csv or jsonl.")
 	}
+	// Streamed: the log is written out in chunks as it is read, never
+	// held whole in memory, through a pipe the response reads. The
+	// request context is gone once the handler returns.
+	ctx := context.WithoutCancel(c.UserContext())
+	pr, pw := io.Pipe()
+	body := &exportBody{PipeReader: pr}
+	w := &firstWrite{w: pw, started: make(chan struct{})}
+	done := make(chan error, 1)
+	go func() {
+		err := a.cfg.Audit.Export(ctx, f, format, w)
+		switch {
+		case err == nil:
+			_ = pw.Close()
+		case body.gone.Load():
+			a.log.Info("activity export stopped: the client stopped reading", "err", err)
+		default:
+			// Ending the body cleanly would pass a part for the whole:
+			// the response is broken off instead, so every client sees a
+			// failed transfer.
+			a.log.Error("activity export failed midway; the response is broken off", "err", err)
+			_ = pw.CloseWithError(errExportBroken)
+		}
+		done <- err
+	}()
+	select {
+	case <-w.started:
+	case err := <-done:
+		if err != nil {
+			// Nothing was sent yet: the client gets the error itself.
+			_ = pr.Close()
+			return err
+		}
+	}
 	c.Set(fiber.HeaderContentType, contentType)
 	c.Set(fiber.HeaderContentDisposition, fmt.Sprintf(`attachment; filename="standin-activity.%s"`, format))
-	// Streamed: the log is written out in chunks as it is read, never
-	// held whole in memory. The request context is gone by then.
-	ctx := context.WithoutCancel(c.UserContext())
-	c.Context().SetBodyStreamWriter(func(w *bufio.Writer) {
-		if err := a.cfg.Audit.Export(ctx, f, format, w); err != nil {
-			a.log.Error("activity export failed midway", "err", err)
-		}
-		_ = w.Flush()
-	})
+	if k, ok := a.cfg.Audit.PublicKey(); ok {
+		c.Set("Standin-Audit-Key-Id", k.KeyID)
+		c.Set("Standin-Audit-Public-Key", k.PublicKey)
+	}
+	c.Context().SetBodyStream(body, -1)
 	return nil
 }
 
-func (a *API) verifyActivity(c *fiber.Ctx) error {
+// firstWrite closes started at the first write, before passing it on.
+type firstWrite struct {
+	w       io.Writer
+	once    sync.Once
+	started chan struct{}
+}
+
+func (f *firstWrite) Write(p []byte) (int, error) {
+	f.once.Do(func() { close(f.started) })
+	return f.w.Write(p)
+}
+
+// exportBody is the read end of an export's pipe as the response reads
+// it; gone records that the HTTP server closed it, which it does once it
+// is done with the response: an export still writing then has lost its
+// client (gone away, or the server shutting down).
+type exportBody struct {
+	*io.PipeReader
+	gone atomic.Bool
+}
+
+// Close is how the HTTP server lets go of a body stream.
+func (b *exportBody) Close() error {
+	b.gone.Store(true)
+	return b.PipeReader.Close()
+}
+
+// CloseWithError is how the HTTP server lets go of a body stream, with
+// the error that stopped it writing (nil once all was written).
+func (b *exportBody) CloseWithError(err error) error {
+	b.gone.Store(true)
+	return b.PipeReader.CloseWithError(err)
+}
+
+// ChainCheck is the outcome of one check of the audit chain.
+type ChainCheck struct {
+	OK       bool
+	Checked  int64
+	BrokenAt int64
+	// Code classifies the problem: altered, missing, damaged, truncated,
+	// rewritten, added or anchor ("" when OK).
+	Code    string
+	Problem string
+}
+
+// ChainAnchor is the newest signed checkpoint a check compared with.
+type ChainAnchor struct {
+	Kind string
+	Seq  int64
+	Hash string
+	Time string
+}
+
+// ChainBackground is the verification the server runs after it starts.
+type ChainBackground struct {
+	// State is idle, running, done or failed.
+	State             string
+	Started, Finished time.Time
+	// Result is its outcome once done.
+	Result *ChainCheck
+	// Error says why it failed.
+	Error string
+}
+
+// ChainStatus is what GET /activity/verify reports: a walk of the whole
+// chain now, and what the log knows of itself.
+type ChainStatus struct {
+	ChainCheck
+	// Head is the highest seq found.
+	Head int64
+	// Checkpoints counts the signed checkpoints checked; Anchor is the
+	// newest of them (nil when the log is not anchored yet).
+	Checkpoints int
+	Anchor      *ChainAnchor
+	// Startup is what the server found comparing the log with its anchor
+	// when it started.
+	Startup    ChainCheck
+	Background ChainBackground
+	// AnchorError is why the newest write of the anchor failed ("" when
+	// it did not).
+	AnchorError string
+	// KeyID names the key checkpoints are signed with.
+	KeyID string
+}
+
+// AuditKey is the public key the audit log's checkpoints are signed with.
+type AuditKey struct {
+	Algorithm string
+	KeyID     string
+	PublicKey string
+	PEM       string
+}
+
+func checkJSON(v ChainCheck) fiber.Map {
+	out := fiber.Map{"ok": v.OK, "checked": v.Checked}
+	if !v.OK {
+		out["broken_at"], out["code"], out["problem"] = v.BrokenAt, v.Code, v.Problem
+	}
+	return out
+}
+
+// wholeLog refuses a request about the whole log to those who may read
+// only part of it.
+func (a *API) wholeLog(c *fiber.Ctx, what string) error {
 	scope, err := a.activityScope(c)
 	if err != nil {
 		return err
 	}
 	if scope != nil {
-		// Verification walks the whole log: it is for those who may read
-		// all of it.
-		return &standin.Error{Code: standin.EForbidden, Message: "You cannot verify the whole activity log.",
-			Reason: "Verifying the chain requires reading all activity (the role \"admin\" or higher)."}
+		return &standin.Error{Code: standin.EForbidden, Message: "You cannot " + what + ".",
+			Reason: "It concerns all activity, which requires reading all of it (the role \"admin\" or higher)."}
+	}
+	return nil
+}
+
+func (a *API) verifyActivity(c *fiber.Ctx) error {
+	// Verification walks the whole log: it is for those who may read all
+	// of it.
+	if err := a.wholeLog(c, "verify the whole activity log"); err != nil {
+		return err
 	}
 	v, err := a.cfg.Audit.Verify(c.UserContext())
 	if err != nil {
 		return err
 	}
-	out := fiber.Map{"ok": v.OK, "checked": v.Checked}
-	if !v.OK {
-		out["broken_at"], out["problem"] = v.BrokenAt, v.Problem
+	out := checkJSON(v.ChainCheck)
+	out["head"], out["checkpoints"], out["key_id"] = v.Head, v.Checkpoints, v.KeyID
+	if v.Anchor != nil {
+		out["anchor"] = fiber.Map{"kind": v.Anchor.Kind, "seq": v.Anchor.Seq, "hash": v.Anchor.Hash, "time": v.Anchor.Time}
+	}
+	startup := checkJSON(v.Startup)
+	delete(startup, "checked") // the check at start-up walks nothing
+	out["startup"] = startup
+	bg := fiber.Map{"state": v.Background.State}
+	if !v.Background.Started.IsZero() {
+		bg["started_at"] = v.Background.Started.UTC().Format(time.RFC3339Nano)
+	}
+	if !v.Background.Finished.IsZero() {
+		bg["finished_at"] = v.Background.Finished.UTC().Format(time.RFC3339Nano)
+	}
+	if v.Background.Result != nil {
+		maps.Copy(bg, checkJSON(*v.Background.Result))
+	}
+	if v.Background.Error != "" {
+		bg["error"] = v.Background.Error
+	}
+	out["background"] = bg
+	if v.AnchorError != "" {
+		out["anchor_error"] = v.AnchorError
 	}
 	return c.JSON(out)
+}
+
+func (a *API) activityKey(c *fiber.Ctx) error {
+	if err := a.wholeLog(c, "read the activity log's signing key"); err != nil {
+		return err
+	}
+	k, ok := a.cfg.Audit.PublicKey()
+	if !ok {
+		return standin.Errorf(standin.ENotFound, "The activity log is not signed on this server.")
+	}
+	return c.JSON(fiber.Map{"algorithm": k.Algorithm, "key_id": k.KeyID, "public_key": k.PublicKey, "pem": k.PEM})
 }

@@ -92,7 +92,10 @@ type Audit interface {
 	Append(ctx context.Context, evs ...*standin.Event) error
 	Query(ctx context.Context, f standin.EventFilter, p standin.Page) ([]*standin.Event, string, error)
 	Export(ctx context.Context, f standin.EventFilter, format string, w io.Writer) error
-	Verify(ctx context.Context) (standin.Verification, error)
+	Verify(ctx context.Context) (ChainStatus, error)
+	// PublicKey is the key the log's checkpoints are signed with; ok is
+	// false when the log is not anchored.
+	PublicKey() (key AuditKey, ok bool)
 }
 
 // Notifications are the messages kept for users.
@@ -273,6 +276,7 @@ func (a *API) routes() []route {
 		{fiber.MethodGet, v1 + "/activity", signedIn, selfAudited, a.listActivity},
 		{fiber.MethodGet, v1 + "/activity/export", signedIn, selfAudited, a.exportActivity},
 		{fiber.MethodGet, v1 + "/activity/verify", signedIn, selfAudited, a.verifyActivity},
+		{fiber.MethodGet, v1 + "/activity/key", signedIn, selfAudited, a.activityKey},
 
 		{fiber.MethodGet, v1 + "/policies", authorized, can(standin.ActList, standin.KindPolicy, nil), a.listPolicies},
 		{fiber.MethodPost, v1 + "/policies", authorized, can(standin.ActUpdate, standin.KindPolicy, nil), a.addPolicy},

@@ -221,6 +221,52 @@ export async function request(method, path, options = {}) {
   }
 }
 
+/**
+ * Downloads an API resource whole, for exports: the body is read as it
+ * streams, reporting the bytes received, with no time limit. A transfer
+ * the server breaks off before its end (as it does when an export fails
+ * midway) rejects: a part is never passed off as the whole.
+ *
+ * @param {string} path an API path such as '/activity/export'
+ * @param {Record<string, unknown>} [query]
+ * @param {{onProgress?: (bytes: number) => void, signal?: AbortSignal}} [options]
+ * @returns {Promise<{blob: Blob, bytes: number, filename: string}>}
+ */
+export async function download(path, query, { onProgress, signal } = {}) {
+  let response;
+  try {
+    response = await fetch(apiURL(path, query), { credentials: 'same-origin', cache: 'no-store', signal });
+  } catch (cause) {
+    throw new ApiError("Can't reach the Standin server. Check your connection and try again.", { code: 'network_error', details: cause });
+  }
+  if (!response.ok) {
+    const { body } = await readBody(response);
+    throw errorFromResponse(response.status, body);
+  }
+  const chunks = [];
+  let bytes = 0;
+  try {
+    const reader = response.body.getReader();
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      chunks.push(value);
+      bytes += value.length;
+      if (onProgress) onProgress(bytes);
+    }
+  } catch (cause) {
+    throw new ApiError('The server broke the transfer off before the end, so what arrived is incomplete and was not saved.', {
+      status: response.status, code: 'incomplete_transfer', details: cause,
+    });
+  }
+  const match = /filename="([^"]+)"/.exec(response.headers.get('Content-Disposition') || '');
+  return {
+    blob: new Blob(chunks, { type: response.headers.get('Content-Type') || 'application/octet-stream' }),
+    bytes,
+    filename: match ? match[1] : 'download',
+  };
+}
+
 /** Shorthands for request(). */
 export const api = {
   get: (path, options) => request('GET', path, options),

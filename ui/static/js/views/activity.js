@@ -2,7 +2,7 @@
 // filters, history, events grouped by impersonation session, export,
 // chain verification, active sessions with force-end, and presence.
 
-import { apiURL } from '../api.js';
+import { download } from '../api.js';
 import {
   busyButton, causeWords, emptyState, errorBlock, formatCountdown, formatDateTime, formatTimeSeconds, h, icon,
   loadingBlock, openDialog, personName, relativeTime, replace, setBusy, timeEl,
@@ -122,13 +122,43 @@ export function mountActivity(ctx, root, { query }) {
 
   // --- header: verification and export
   const verify = h('span', { id: 'chain-status', class: 'chain', role: 'status' }, icon('shield', 'icon icon--sm'), h('span', null, 'Checking the chain…'));
-  const exportCsv = h('a', { class: 'btn btn--secondary btn--sm', id: 'export-csv', download: 'standin-activity.csv' }, icon('download', 'icon icon--sm'), 'CSV');
-  const exportJsonl = h('a', { class: 'btn btn--secondary btn--sm', id: 'export-jsonl', download: 'standin-activity.jsonl' }, icon('download', 'icon icon--sm'), 'JSONL');
-  const updateExport = () => {
-    exportCsv.href = apiURL('/activity/export', { format: 'csv', ...filterQuery(filters) });
-    exportJsonl.href = apiURL('/activity/export', { format: 'jsonl', ...filterQuery(filters) });
+  // Exports are fetched rather than linked: a download link cannot tell a
+  // transfer the server broke off (a failed export) from a finished one.
+  const exportCsv = h('button', { type: 'button', class: 'btn btn--secondary btn--sm', id: 'export-csv', 'aria-label': 'Export as CSV' },
+    icon('download', 'icon icon--sm'), 'CSV');
+  const exportJsonl = h('button', { type: 'button', class: 'btn btn--secondary btn--sm', id: 'export-jsonl', 'aria-label': 'Export as JSONL (JSON Lines)' },
+    icon('download', 'icon icon--sm'), 'JSONL');
+  const exportStatus = h('span', { class: 'export__status', id: 'export-status', role: 'status' });
+  const runExport = async (format) => {
+    for (const b of [exportCsv, exportJsonl]) b.disabled = true;
+    exportStatus.dataset.state = 'running';
+    replace(exportStatus, 'Exporting…');
+    let shown = 0;
+    try {
+      const { blob, bytes, filename } = await download('/activity/export', { format, ...filterQuery(filters) }, {
+        onProgress(n) {
+          if (n - shown < 256 * 1024) return;
+          shown = n;
+          replace(exportStatus, `Exporting… ${formatBytes(n)}`);
+        },
+      });
+      const url = URL.createObjectURL(blob);
+      const link = h('a', { href: url, download: filename, hidden: true });
+      document.body.append(link);
+      link.click();
+      link.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 60000);
+      exportStatus.dataset.state = 'done';
+      replace(exportStatus, icon('check', 'icon icon--sm'), `Exported ${formatBytes(bytes)} as ${filename}`);
+    } catch (error) {
+      exportStatus.dataset.state = 'error';
+      replace(exportStatus, icon('alert', 'icon icon--sm'), `The export failed: ${error.message}`);
+    } finally {
+      for (const b of [exportCsv, exportJsonl]) b.disabled = false;
+    }
   };
-  updateExport();
+  exportCsv.addEventListener('click', () => runExport('csv'));
+  exportJsonl.addEventListener('click', () => runExport('jsonl'));
   // The address keeps the filters: a reload, a bookmark or a link sent to
   // a colleague opens the same view.
   const keepInAddress = () => {
@@ -179,7 +209,8 @@ export function mountActivity(ctx, root, { query }) {
         h('p', { class: 'card__eyebrow' }, 'Audit'),
         h('h1', { class: 'page-header__title' }, 'Activity'),
         h('p', { class: 'page-header__subtitle' }, scope)),
-      h('div', { class: 'cluster' }, verify, h('span', { class: 'export' }, h('span', { class: 'export__label' }, 'Export'), exportCsv, exportJsonl))),
+      h('div', { class: 'cluster' }, verify,
+        h('span', { class: 'export' }, h('span', { class: 'export__label' }, 'Export'), exportCsv, exportJsonl, exportStatus))),
     h('div', { class: 'activity-layout' },
       h('div', { class: 'activity-main' },
         h('section', { class: 'card card--flush', 'aria-labelledby': 'feed-title' },
@@ -291,7 +322,6 @@ export function mountActivity(ctx, root, { query }) {
   let generation = 0;
   const reload = async () => {
     const gen = ++generation;
-    updateExport();
     keepInAddress();
     filterCount();
     events = [];
@@ -516,11 +546,14 @@ export function mountActivity(ctx, root, { query }) {
     verify.dataset.state = 'checking';
     try {
       const v = await ctx.api.get('/activity/verify');
-      verify.dataset.state = v.ok ? 'ok' : 'broken';
-      replace(verify, icon(v.ok ? 'check' : 'alert', 'icon icon--sm'),
-        h('span', null, v.ok ? `Chain verified · ${v.checked} events` : `Chain broken at #${v.broken_at}: ${v.problem || 'tampered'}`));
+      const words = chainWords(v);
+      verify.dataset.state = words.state;
+      verify.dataset.code = v.code || '';
+      replace(verify, icon(words.state === 'ok' ? 'check' : 'alert', 'icon icon--sm'),
+        h('span', { class: 'chain__text' }, h('strong', null, words.title), words.detail ? h('span', { class: 'chain__detail' }, words.detail) : null));
     } catch (error) {
       verify.dataset.state = error.status === 403 ? 'na' : 'error';
+      delete verify.dataset.code;
       replace(verify, icon('shield', 'icon icon--sm'),
         h('span', { title: error.reason || error.message }, error.status === 403 ? 'Verification: admins only' : 'Could not verify'));
     }
@@ -548,6 +581,42 @@ export function mountActivity(ctx, root, { query }) {
     offLive();
     offPresence();
   };
+}
+
+/** A size in bytes for people. */
+function formatBytes(n) {
+  if (n < 1024) return `${n} bytes`;
+  if (n < 1024 * 1024) return `${(n / 1024).toFixed(0)} KB`;
+  return `${(n / (1024 * 1024)).toFixed(1)} MB`;
+}
+
+const CHAIN_TITLES = {
+  truncated: 'Events were removed',
+  rewritten: 'The history was rewritten',
+  added: 'Events were added outside Standin',
+  altered: 'An event was altered',
+  missing: 'An event is missing',
+  damaged: 'An event is damaged',
+  anchor: 'The signed record of the log is damaged',
+};
+
+/**
+ * What the chain's state means, in words a manager understands: a title,
+ * a sentence of detail, and the state (ok, warn or broken) the badge shows.
+ */
+export function chainWords(v) {
+  const n = (x) => Number(x || 0).toLocaleString();
+  if (!v.ok) {
+    const title = CHAIN_TITLES[v.code] || 'The log cannot be trusted';
+    return { state: 'broken', title: v.broken_at ? `${title} (from event #${n(v.broken_at)})` : title, detail: v.problem || '' };
+  }
+  if (v.anchor_error) {
+    return { state: 'warn', title: `Intact · ${n(v.checked)} events`, detail: `But the newest events are not signed yet: ${v.anchor_error}` };
+  }
+  const bg = v.background || {};
+  const signed = v.anchor ? `, signed up to event #${n(v.anchor.seq)}` : '';
+  const detail = bg.state === 'running' ? 'A full check started with the server is still running.' : '';
+  return { state: 'ok', title: `Chain verified · ${n(v.checked)} events${signed}`, detail };
 }
 
 function field(id, label, control) {
