@@ -417,11 +417,14 @@ func TestAnswersWhileStarting(t *testing.T) {
 	ready := make(chan net.Addr, 1)
 	var mu sync.Mutex
 	var steps []string
+	// Made before the server's stop is registered, so that it is removed
+	// only after the server has stopped writing into it.
+	dataDir := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
 		done <- server.Run(ctx, server.Config{
-			DataDir: t.TempDir(), Addr: "127.0.0.1:0", PasswordCost: testCost,
+			DataDir: dataDir, Addr: "127.0.0.1:0", PasswordCost: testCost,
 			Logger: slog.New(slog.DiscardHandler),
 			OnStarting: func(addr net.Addr, step string) {
 				mu.Lock()
