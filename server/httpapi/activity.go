@@ -14,43 +14,18 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
-	"standin/server/impersonation"
 	"standin/server/standin"
 )
 
-// meta is where a request came from, for the audit log.
-func (a *API) meta(c *fiber.Ctx) impersonation.Meta {
-	return impersonation.Meta{IP: c.IP(), UserAgent: truncate(c.Get(fiber.HeaderUserAgent), 256)}
+// origin is where a request came from, for the audit log.
+func (a *API) origin(c *fiber.Ctx) standin.Origin {
+	return standin.Origin{IP: c.IP(), UserAgent: truncate(c.Get(fiber.HeaderUserAgent), 256)}
 }
 
 // event builds an audit event for the principal: Subject is whose identity
 // was used, Actor who acted.
 func (a *API) event(c *fiber.Ctx, typ string, p *standin.Principal, action, object, project, outcome, reason string) *standin.Event {
-	ev := &standin.Event{
-		Type:      typ,
-		Actor:     standin.EventUser{ID: p.Actor.ID, Name: p.Actor.Name},
-		Subject:   standin.EventUser{ID: p.Subject.ID, Name: p.Subject.Name},
-		Action:    action,
-		Object:    object,
-		Project:   project,
-		Outcome:   outcome,
-		Reason:    reason,
-		IP:        c.IP(),
-		UserAgent: truncate(c.Get(fiber.HeaderUserAgent), 256),
-	}
-	if p.Impersonation != nil {
-		ev.ImpersonationID = p.Impersonation.ID
-	}
-	seen := map[string]bool{}
-	if project != "" {
-		ev.Projects, seen[project] = append(ev.Projects, project), true
-	}
-	for _, m := range p.Subject.Memberships {
-		if !seen[m.ProjectID] {
-			ev.Projects, seen[m.ProjectID] = append(ev.Projects, m.ProjectID), true
-		}
-	}
-	return ev
+	return p.EventOf(typ, a.origin(c)).Concerning(action, object, project, outcome, reason)
 }
 
 // audit appends events; it fails closed with EUnavailable.

@@ -79,12 +79,12 @@ type Sessions interface {
 // Impersonations runs impersonation (package impersonation).
 type Impersonations interface {
 	Resolve(ctx context.Context, p *standin.Principal) (*standin.Principal, error)
-	Start(ctx context.Context, p *standin.Principal, req impersonation.Request, meta impersonation.Meta) (*impersonation.Started, error)
-	Stop(ctx context.Context, p *standin.Principal, meta impersonation.Meta) (*standin.Impersonation, string, *standin.Session, error)
-	Revoke(ctx context.Context, p *standin.Principal, id string, meta impersonation.Meta) (*standin.Impersonation, error)
+	Start(ctx context.Context, p *standin.Principal, req impersonation.Request, o standin.Origin) (*impersonation.Started, error)
+	Stop(ctx context.Context, p *standin.Principal, o standin.Origin) (*standin.Impersonation, string, *standin.Session, error)
+	Revoke(ctx context.Context, p *standin.Principal, id string, o standin.Origin) (*standin.Impersonation, error)
 	Active(ctx context.Context, who *standin.User) ([]*standin.Impersonation, error)
 	Get(ctx context.Context, who *standin.User, id string) (*standin.Impersonation, error)
-	EndFor(ctx context.Context, userID, asActor, asSubject string, by *standin.User, meta impersonation.Meta) error
+	EndFor(ctx context.Context, userID, asActor, asSubject string, by *standin.User, o standin.Origin) error
 }
 
 // Audit is the append-only audit log (package audit).

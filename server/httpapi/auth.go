@@ -184,7 +184,7 @@ func (a *API) logout(c *fiber.Ctx) error {
 	p := principal(c)
 	// Signing out ends the impersonations this person conducts, from
 	// this session or another; being impersonated is not theirs to end.
-	if err := a.cfg.Impersonations.EndFor(c.UserContext(), p.Actor.ID, standin.CauseActorLoggedOut, "", p.Actor, a.meta(c)); err != nil {
+	if err := a.cfg.Impersonations.EndFor(c.UserContext(), p.Actor.ID, standin.CauseActorLoggedOut, "", p.Actor, a.origin(c)); err != nil {
 		return err
 	}
 	if err := a.audit(c, a.event(c, standin.EventLogout, &standin.Principal{Actor: p.Actor, Subject: p.Actor}, "session.end", "", "", "signed_out", "")); err != nil {

@@ -47,7 +47,7 @@ func (a *API) startImpersonation(c *fiber.Ctx) error {
 		return err
 	}
 	started, err := a.cfg.Impersonations.Start(c.UserContext(), principal(c),
-		impersonation.Request{UserID: req.UserID, Reason: req.Reason, Ticket: req.Ticket, Minutes: req.Minutes}, a.meta(c))
+		impersonation.Request{UserID: req.UserID, Reason: req.Reason, Ticket: req.Ticket, Minutes: req.Minutes}, a.origin(c))
 	if err != nil {
 		return err
 	}
@@ -65,7 +65,7 @@ func (a *API) startImpersonation(c *fiber.Ctx) error {
 // token, and answers with the ended impersonation and its cause. From
 // another of the agent's sessions it ends the impersonation they hold.
 func (a *API) stopImpersonation(c *fiber.Ctx) error {
-	imp, token, sess, err := a.cfg.Impersonations.Stop(c.UserContext(), principal(c), a.meta(c))
+	imp, token, sess, err := a.cfg.Impersonations.Stop(c.UserContext(), principal(c), a.origin(c))
 	if err != nil {
 		return err
 	}
@@ -106,7 +106,7 @@ func (a *API) getImpersonation(c *fiber.Ctx) error {
 }
 
 func (a *API) revokeImpersonation(c *fiber.Ctx) error {
-	imp, err := a.cfg.Impersonations.Revoke(c.UserContext(), principal(c), c.Params("id"), a.meta(c))
+	imp, err := a.cfg.Impersonations.Revoke(c.UserContext(), principal(c), c.Params("id"), a.origin(c))
 	if err != nil {
 		return err
 	}

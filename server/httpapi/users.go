@@ -188,7 +188,7 @@ func (a *API) suspendUser(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	if err := a.cfg.Impersonations.EndFor(ctx, u.ID, standin.CauseActorSuspended, standin.CauseTargetSuspended, p.Actor, a.meta(c)); err != nil {
+	if err := a.cfg.Impersonations.EndFor(ctx, u.ID, standin.CauseActorSuspended, standin.CauseTargetSuspended, p.Actor, a.origin(c)); err != nil {
 		return err
 	}
 	if _, err := a.cfg.Sessions.EndUser(ctx, u.ID); err != nil {

@@ -118,12 +118,6 @@ type Request struct {
 	Minutes int
 }
 
-// Meta is where a request came from, for the audit log.
-type Meta struct {
-	IP        string
-	UserAgent string
-}
-
 // Started is a started impersonation and the actor's new session.
 type Started struct {
 	Impersonation *standin.Impersonation
@@ -138,14 +132,14 @@ type Started struct {
 // message names who, chains), ENotFound (no such user), EInvalid (reason
 // missing, duration out of bounds). EUnavailable when the audit log cannot
 // be written: then nothing started.
-func (s *Service) Start(ctx context.Context, p *standin.Principal, req Request, meta Meta) (*Started, error) {
+func (s *Service) Start(ctx context.Context, p *standin.Principal, req Request, o standin.Origin) (*Started, error) {
 	reason, ticket, duration, err := s.validate(req)
 	if err != nil {
 		return nil, err
 	}
 	actor := p.Actor
 	if dec := s.rbac.Check(ctx, actor, standin.ActStart, standin.KindImpersonation, ""); !dec.Allowed {
-		ev := s.event(standin.EventImpersonationDenied, p, &standin.User{ID: req.UserID}, "", meta)
+		ev := s.event(standin.EventImpersonationDenied, p, &standin.User{ID: req.UserID}, "", o)
 		ev.Action, ev.Outcome, ev.Reason = "impersonation.start", "denied", "Impersonating "+dec.Reason+"."
 		if err := s.audit.Append(ctx, ev); err != nil {
 			return nil, err
@@ -161,7 +155,7 @@ func (s *Service) Start(ctx context.Context, p *standin.Principal, req Request, 
 	}
 
 	deny := func(code, message, why string) error {
-		ev := s.event(standin.EventImpersonationDenied, p, target, "", meta)
+		ev := s.event(standin.EventImpersonationDenied, p, target, "", o)
 		ev.Action, ev.Outcome, ev.Reason = "impersonation.start", "denied", why
 		if err := s.audit.Append(ctx, ev); err != nil {
 			return err
@@ -200,7 +194,7 @@ func (s *Service) Start(ctx context.Context, p *standin.Principal, req Request, 
 
 	// The started event is the commit record: without it, there is no
 	// impersonation.
-	ev := s.event(standin.EventImpersonationStarted, p, target, imp.ID, meta)
+	ev := s.event(standin.EventImpersonationStarted, p, target, imp.ID, o)
 	ev.Action, ev.Outcome, ev.Reason = "impersonation.start", "started", reason
 	if imp.Ticket != "" {
 		ev.Object = "ticket:" + imp.Ticket
@@ -211,7 +205,7 @@ func (s *Service) Start(ctx context.Context, p *standin.Principal, req Request, 
 	}
 	token, sess, err := s.sessions.Rotate(ctx, p.Session, imp.ID)
 	if err != nil {
-		s.endAfterFault(imp, p, meta)
+		s.endAfterFault(imp, p, o)
 		return nil, err
 	}
 	s.notify(ctx, imp, true, ev.Seq)
@@ -276,10 +270,10 @@ func (s *Service) undo(imp *standin.Impersonation) {
 
 // endAfterFault ends an impersonation that started but whose session could
 // not switch to it.
-func (s *Service) endAfterFault(imp *standin.Impersonation, p *standin.Principal, meta Meta) {
+func (s *Service) endAfterFault(imp *standin.Impersonation, p *standin.Principal, o standin.Origin) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if _, err := s.end(ctx, imp.ID, standin.CauseActorSessionGone, p.Actor, meta); err != nil {
+	if _, err := s.end(ctx, imp.ID, standin.CauseActorSessionGone, p.Actor, o); err != nil {
 		s.cfg.Logger.Error("could not end an impersonation after a session fault", "impersonation", imp.ID, "err", err)
 	}
 }
@@ -290,7 +284,7 @@ func (s *Service) endAfterFault(imp *standin.Impersonation, p *standin.Principal
 // it ends the impersonation the actor holds there, and that session
 // learns it on its next request while this one stays as it is (token
 // "" and sess the current session). EConflict when the actor holds none.
-func (s *Service) Stop(ctx context.Context, p *standin.Principal, meta Meta) (*standin.Impersonation, string, *standin.Session, error) {
+func (s *Service) Stop(ctx context.Context, p *standin.Principal, o standin.Origin) (*standin.Impersonation, string, *standin.Session, error) {
 	if p.Impersonation == nil {
 		imp, err := s.heldBy(ctx, p.Actor.ID)
 		if err != nil {
@@ -299,10 +293,10 @@ func (s *Service) Stop(ctx context.Context, p *standin.Principal, meta Meta) (*s
 		if imp == nil {
 			return nil, "", nil, standin.Errorf(standin.EConflict, "You are not impersonating anyone.")
 		}
-		ended, err := s.endOrLoad(ctx, imp.ID, standin.CauseEndedByActor, p.Actor, meta)
+		ended, err := s.endOrLoad(ctx, imp.ID, standin.CauseEndedByActor, p.Actor, o)
 		return ended, "", p.Session, err
 	}
-	imp, err := s.endOrLoad(ctx, p.Impersonation.ID, standin.CauseEndedByActor, p.Actor, meta)
+	imp, err := s.endOrLoad(ctx, p.Impersonation.ID, standin.CauseEndedByActor, p.Actor, o)
 	if err != nil {
 		return nil, "", nil, err
 	}
@@ -330,8 +324,8 @@ func (s *Service) heldBy(ctx context.Context, actorID string) (*standin.Imperson
 // endOrLoad ends impersonation id; if something else ended it a moment
 // before (expiry, a revoke), it returns it as that end left it: the
 // actor asked for it to be over, and it is.
-func (s *Service) endOrLoad(ctx context.Context, id, cause string, by *standin.User, meta Meta) (*standin.Impersonation, error) {
-	imp, err := s.end(ctx, id, cause, by, meta)
+func (s *Service) endOrLoad(ctx context.Context, id, cause string, by *standin.User, o standin.Origin) (*standin.Impersonation, error) {
+	imp, err := s.end(ctx, id, cause, by, o)
 	if standin.ErrorCode(err) == standin.EConflict {
 		return s.store.ImpersonationByID(ctx, id)
 	}
@@ -343,7 +337,7 @@ func (s *Service) endOrLoad(ctx context.Context, id, cause string, by *standin.U
 // users in projects they lead, admins and owners any. ENotFound for an
 // unknown id and for one the caller may not see, alike, so that its
 // existence is not revealed; EConflict when it already ended.
-func (s *Service) Revoke(ctx context.Context, p *standin.Principal, id string, meta Meta) (*standin.Impersonation, error) {
+func (s *Service) Revoke(ctx context.Context, p *standin.Principal, id string, o standin.Origin) (*standin.Impersonation, error) {
 	imp, err := s.Get(ctx, p.Subject, id)
 	if err != nil {
 		return nil, err
@@ -352,7 +346,7 @@ func (s *Service) Revoke(ctx context.Context, p *standin.Principal, id string, m
 	if imp.ActorID == p.Subject.ID {
 		cause = standin.CauseEndedByActor
 	}
-	return s.end(ctx, id, cause, p.Actor, meta)
+	return s.end(ctx, id, cause, p.Actor, o)
 }
 
 func (s *Service) mayRevoke(ctx context.Context, who, subject *standin.User) bool {
@@ -414,7 +408,7 @@ func (s *Service) Active(ctx context.Context, who *standin.User) ([]*standin.Imp
 // out of it, notifies the subject and tells OnEnded. Ending is the safe
 // direction: if the audit write fails after the end, the error is
 // returned and the end stays marked unaudited until RepairEnds writes it.
-func (s *Service) end(ctx context.Context, id, cause string, by *standin.User, meta Meta) (*standin.Impersonation, error) {
+func (s *Service) end(ctx context.Context, id, cause string, by *standin.User, o standin.Origin) (*standin.Impersonation, error) {
 	byID := ""
 	if by != nil {
 		byID = by.ID
@@ -428,7 +422,7 @@ func (s *Service) end(ctx context.Context, id, cause string, by *standin.User, m
 		// meets them frees them. The end is still audited and announced.
 		s.cfg.Logger.Warn("ended impersonation's holds not freed", "impersonation", id, "err", err)
 	}
-	seq, auditErr := s.auditEnd(ctx, imp, meta)
+	seq, auditErr := s.auditEnd(ctx, imp, o)
 	sessions, err := s.store.ClearImpersonationSessions(ctx, imp.ID)
 	if err != nil {
 		s.cfg.Logger.Warn("could not clear sessions of an ended impersonation", "impersonation", imp.ID, "err", err)
@@ -446,13 +440,13 @@ func (s *Service) end(ctx context.Context, id, cause string, by *standin.User, m
 // audited and returns the event's seq. If the log cannot take it now, the
 // end stays marked unaudited and RepairEnds writes it later, even across a
 // restart.
-func (s *Service) auditEnd(ctx context.Context, imp *standin.Impersonation, meta Meta) (int64, error) {
+func (s *Service) auditEnd(ctx context.Context, imp *standin.Impersonation, o standin.Origin) (int64, error) {
 	ev := &standin.Event{
 		Type: standin.EventImpersonationEnded, Time: imp.EndedAt,
 		Actor:           standin.EventUser{ID: imp.ActorID, Name: imp.ActorName},
 		Subject:         standin.EventUser{ID: imp.SubjectID, Name: imp.SubjectName},
 		ImpersonationID: imp.ID, Action: "impersonation.end", Outcome: imp.Cause, Reason: imp.Reason,
-		Object: "ended_by:" + imp.EndedBy, IP: meta.IP, UserAgent: meta.UserAgent,
+		Object: "ended_by:" + imp.EndedBy, IP: o.IP, UserAgent: o.UserAgent,
 	}
 	if subject, err := s.store.UserByID(ctx, imp.SubjectID); err == nil {
 		ev.Projects = subject.ProjectIDs()
@@ -505,7 +499,7 @@ func (s *Service) RepairEnds(ctx context.Context) (int, error) {
 			}
 			continue
 		}
-		if _, err := s.auditEnd(ctx, imp, Meta{}); err != nil {
+		if _, err := s.auditEnd(ctx, imp, standin.Origin{}); err != nil {
 			return n, err
 		}
 		n++
@@ -568,7 +562,7 @@ func (s *Service) Resolve(ctx context.Context, p *standin.Principal) (*standin.P
 		}
 	}
 	if cause != "" {
-		if _, err := s.end(ctx, imp.ID, cause, nil, Meta{}); err != nil && standin.ErrorCode(err) != standin.EConflict {
+		if _, err := s.end(ctx, imp.ID, cause, nil, standin.Origin{}); err != nil && standin.ErrorCode(err) != standin.EConflict {
 			return nil, err
 		}
 		p.Session.ImpersonationID = ""
@@ -599,7 +593,7 @@ func (s *Service) ExpireDue(ctx context.Context) (int, error) {
 		if cause == "" {
 			continue
 		}
-		if _, err := s.end(ctx, imp.ID, cause, nil, Meta{}); err != nil && standin.ErrorCode(err) != standin.EConflict {
+		if _, err := s.end(ctx, imp.ID, cause, nil, standin.Origin{}); err != nil && standin.ErrorCode(err) != standin.EConflict {
 			return n, err
 		}
 		n++
@@ -648,7 +642,7 @@ func (s *Service) invalidated(ctx context.Context, imp *standin.Impersonation) (
 // asActor as the cause, as subject with asSubject; an empty cause leaves
 // that role's impersonations alone (signing out ends only those one
 // conducts, a suspension both).
-func (s *Service) EndFor(ctx context.Context, userID, asActor, asSubject string, by *standin.User, meta Meta) error {
+func (s *Service) EndFor(ctx context.Context, userID, asActor, asSubject string, by *standin.User, o standin.Origin) error {
 	all, err := s.store.ActiveImpersonations(ctx)
 	if err != nil {
 		return err
@@ -664,7 +658,7 @@ func (s *Service) EndFor(ctx context.Context, userID, asActor, asSubject string,
 		if cause == "" {
 			continue
 		}
-		if _, err := s.end(ctx, imp.ID, cause, by, meta); err != nil && standin.ErrorCode(err) != standin.EConflict {
+		if _, err := s.end(ctx, imp.ID, cause, by, o); err != nil && standin.ErrorCode(err) != standin.EConflict {
 			return err
 		}
 	}
@@ -702,14 +696,6 @@ func (s *Service) notify(ctx context.Context, imp *standin.Impersonation, starte
 	s.cfg.OnNotify(n)
 }
 
-func (s *Service) event(typ string, p *standin.Principal, target *standin.User, impID string, meta Meta) *standin.Event {
-	return &standin.Event{
-		Type:            typ,
-		Actor:           standin.EventUser{ID: p.Actor.ID, Name: p.Actor.Name},
-		Subject:         standin.EventUser{ID: target.ID, Name: target.Name},
-		ImpersonationID: impID,
-		IP:              meta.IP,
-		UserAgent:       meta.UserAgent,
-		Projects:        target.ProjectIDs(),
-	}
+func (s *Service) event(typ string, p *standin.Principal, target *standin.User, impID string, o standin.Origin) *standin.Event {
+	return standin.NewEvent(typ, p.Actor, target, impID, o)
 }

@@ -1,6 +1,9 @@
 package standin
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 // Event types. The audit log is append-only: these name what happened.
 const (
@@ -96,4 +99,47 @@ type Verification struct {
 	Checked  int64
 	BrokenAt int64
 	Problem  string
+}
+
+// Origin is where an action came from, as the audit log records it.
+type Origin struct {
+	IP        string
+	UserAgent string
+}
+
+// NewEvent builds the audit event of an action by actor using subject's
+// identity (the same person outside impersonation). Projects starts as
+// the subject's; Concerning adds the action's own project.
+func NewEvent(typ string, actor, subject *User, impersonationID string, o Origin) *Event {
+	return &Event{
+		Type:            typ,
+		Actor:           EventUser{ID: actor.ID, Name: actor.Name},
+		Subject:         EventUser{ID: subject.ID, Name: subject.Name},
+		ImpersonationID: impersonationID,
+		IP:              o.IP,
+		UserAgent:       o.UserAgent,
+		Projects:        subject.ProjectIDs(),
+	}
+}
+
+// EventOf builds the audit event of an action by the principal: Subject
+// is whose identity was used, Actor who acted.
+func (p *Principal) EventOf(typ string, o Origin) *Event {
+	impID := ""
+	if p.Impersonation != nil {
+		impID = p.Impersonation.ID
+	}
+	return NewEvent(typ, p.Actor, p.Subject, impID, o)
+}
+
+// Concerning sets what the event did and to what, in which project and
+// with what result. The project, when set, leads Projects, which holds
+// each project once.
+func (e *Event) Concerning(action, object, project, outcome, reason string) *Event {
+	e.Action, e.Object, e.Project, e.Outcome, e.Reason = action, object, project, outcome, reason
+	if project != "" {
+		others := slices.DeleteFunc(e.Projects, func(id string) bool { return id == project })
+		e.Projects = append([]string{project}, others...)
+	}
+	return e
 }

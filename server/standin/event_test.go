@@ -1,0 +1,41 @@
+package standin
+
+import (
+	"slices"
+	"testing"
+)
+
+func TestEventOf(t *testing.T) {
+	actor := &User{ID: "u-sam", Name: "Sam"}
+	ben := &User{ID: "u-ben", Name: "Ben", Memberships: []Membership{{ProjectID: "p-a"}, {ProjectID: "p-b"}}}
+	imp := &Impersonation{ID: "i-1"}
+
+	t.Run("Impersonating", func(t *testing.T) {
+		p := &Principal{Actor: actor, Subject: ben, Impersonation: imp}
+		e := p.EventOf(EventActionAllowed, Origin{IP: "10.0.0.1", UserAgent: "ua"}).
+			Concerning("booking.create", "resource:r-1", "p-b", "allowed", "member")
+		if e.Actor.ID != "u-sam" || e.Subject.ID != "u-ben" || e.ImpersonationID != "i-1" {
+			t.Fatalf("who: %+v %+v %q", e.Actor, e.Subject, e.ImpersonationID)
+		}
+		if e.IP != "10.0.0.1" || e.UserAgent != "ua" || e.Action != "booking.create" || e.Object != "resource:r-1" ||
+			e.Project != "p-b" || e.Outcome != "allowed" || e.Reason != "member" {
+			t.Fatalf("fields: %+v", e)
+		}
+		if want := []string{"p-b", "p-a"}; !slices.Equal(e.Projects, want) {
+			t.Fatalf("Projects = %v, want %v: the event's project first, each once", e.Projects, want)
+		}
+		if got := ben.ProjectIDs(); !slices.Equal(got, []string{"p-a", "p-b"}) {
+			t.Fatalf("building an event changed the user's projects: %v", got)
+		}
+	})
+	t.Run("OwnName", func(t *testing.T) {
+		p := &Principal{Actor: ben, Subject: ben}
+		e := p.EventOf(EventLogin, Origin{}).Concerning("auth.login", "", "p-x", "ok", "")
+		if e.ImpersonationID != "" || e.Actor != e.Subject {
+			t.Fatalf("outside impersonation: %+v", e)
+		}
+		if want := []string{"p-x", "p-a", "p-b"}; !slices.Equal(e.Projects, want) {
+			t.Fatalf("Projects = %v, want %v", e.Projects, want)
+		}
+	})
+}
