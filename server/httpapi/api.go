@@ -57,6 +57,8 @@ type Decider interface {
 	// of projects.
 	Scope(ctx context.Context, p *standin.Principal, action, kind string, projects []string) (standin.Scope, error)
 	Location() *time.Location
+	// Permissions says what p may do in the console, for the UI.
+	Permissions(ctx context.Context, p *standin.Principal) (standin.Permissions, error)
 }
 
 // Policies changes the authorization policy at run time (package authz).
@@ -241,6 +243,7 @@ func (a *API) routes() []route {
 		{fiber.MethodPost, v1 + "/auth/login", public, rule{}, a.login},
 		{fiber.MethodPost, v1 + "/auth/logout", signedIn, selfAudited, a.logout},
 		{fiber.MethodGet, v1 + "/session", signedIn, rule{}, a.session},
+		{fiber.MethodGet, v1 + "/permissions", signedIn, rule{}, a.permissions},
 
 		{fiber.MethodGet, v1 + "/users", authorized, can(standin.ActList, standin.KindUser, nil), a.listUsers},
 		{fiber.MethodGet, v1 + "/users/:id", authorized, can(standin.ActRead, standin.KindUser, nil), a.getUser},

@@ -73,3 +73,47 @@ type Scope struct {
 
 // Empty reports a scope that allows nothing.
 func (s Scope) Empty() bool { return !s.All && len(s.Projects) == 0 }
+
+// Activity scopes of Permissions.
+const (
+	ScopeAll      = "all"
+	ScopeProjects = "projects"
+	ScopeNone     = "none"
+)
+
+// Permissions is what a principal may do in the console, decided by the
+// same policies as each request: the console shows what these allow and
+// hides the rest. Every field is about the effective user (the subject
+// while impersonating), except Impersonate and Directory, which no one has
+// while impersonating.
+type Permissions struct {
+	// Directory: the support staff's console: list and read users, see
+	// who is looking at which user and be seen doing so.
+	Directory bool
+	// CheckAccess: ask why a user may or may not book.
+	CheckAccess bool
+	// Impersonate: start an impersonation.
+	Impersonate bool
+	// Suspend: suspend users.
+	Suspend bool
+	// Activity: which part of the activity log may be read (ScopeAll,
+	// ScopeProjects or ScopeNone).
+	Activity string
+	// Revoke: whose impersonations may be ended (ScopeAll, ScopeProjects
+	// or ScopeNone); everyone may end their own.
+	Revoke string
+	// Policies and EditPolicies: read and change the access policies.
+	Policies     bool
+	EditPolicies bool
+}
+
+// ScopeName names a scope for Permissions.
+func ScopeName(s Scope) string {
+	switch {
+	case s.All:
+		return ScopeAll
+	case len(s.Projects) > 0:
+		return ScopeProjects
+	}
+	return ScopeNone
+}

@@ -8,7 +8,7 @@
 
 import { about, api, ApiError, fetchSession, getCsrfToken, login, logout, setCsrfToken } from './api.js';
 import { LiveConnection, LiveState } from './live.js';
-import { causeWords, formatCountdown, formatTime, h, icon, initials, loadingBlock, personName, rank, setBusy } from './dom.js';
+import { causeWords, formatCountdown, formatTime, h, icon, initials, loadingBlock, personName, setBusy } from './dom.js';
 import { mountDirectory, mountUserPage } from './views/directory.js';
 import { mountBook, mountBookings, mountNotifications, mountProfile } from './views/facility.js';
 import { mountActivity } from './views/activity.js';
@@ -306,6 +306,12 @@ const ROUTES = [
   { name: 'profile', pattern: /^\/profile$/, nav: 'Profile', allowed: () => true, mount: mountProfile },
 ];
 
+/** The permissions of a console whose answer has not come (or failed): none. */
+const NO_PERMISSIONS = Object.freeze({
+  directory: false, check_access: false, impersonate: false, suspend: false,
+  activity: 'none', revoke: 'none', policies: false, edit_policies: false,
+});
+
 /** Who the session is and acts as: a change of it is a new console. */
 function identityKey(session) {
   const imp = session.impersonation;
@@ -355,10 +361,10 @@ function showHome(session, { focusHeading = false } = {}) {
     // Back as oneself: the dashboard, with what happened in words.
     sayImpersonationEnded(session, wasImpersonating, key);
     announce(`Impersonation ended. You are ${personName(session.user)} again.`);
-    go(defaultPath(ctx), { focusHeading: true });
+    go(() => defaultPath(ctx), { focusHeading: true });
   } else if (session.impersonation && !first) {
     announce(`You are now acting as ${personName(session.user)}.`);
-    go(defaultPath(ctx), { focusHeading: true });
+    go(() => defaultPath(ctx), { focusHeading: true });
   } else {
     ready(ctx).then(() => renderRoute({ focusHeading }));
   }
@@ -389,11 +395,15 @@ async function sayImpersonationEnded(session, imp, key) {
     { kind: cause && cause !== 'ended_by_actor' ? 'warning' : 'success', type: 'impersonation.ended', timeout: 10000 });
 }
 
-/** Navigates to path once the identity's facts are loaded. */
+/**
+ * Navigates, once the identity's facts are loaded, to path (or to what
+ * path() answers then).
+ */
 function go(path, options) {
   const ctx = state.ctx;
   ready(ctx).then(() => {
     if (ctx !== state.ctx) return;
+    if (typeof path === 'function') path = path();
     if (location.hash !== `#${path}`) history.replaceState(null, '', `#${path}`);
     renderRoute(options);
   });
@@ -423,8 +433,11 @@ function startIdentity(session) {
     user,
     actor: session.actor || user,
     impersonation: imp,
-    isStaff: !imp && rank(user.role) >= rank('support'),
-    canReadActivity: !imp ? rank(user.role) >= rank('manager') : rank(user.role) >= rank('admin'),
+    // What the effective user may do, as the server decides it
+    // (GET /api/v1/permissions): nothing until it answers.
+    permissions: NO_PERMISSIONS,
+    isStaff: false,
+    canReadActivity: false,
     profile: null,
     live: null,
     api,
@@ -443,12 +456,15 @@ function startIdentity(session) {
   state.ctx = ctx;
   startLive(ctx);
   ctx.notifications.start(ctx);
-  if (ctx.isStaff) ctx.presence.start(ctx);
-  ctx.ready = api.get('/profile').then((profile) => {
-    ctx.profile = profile;
-    // Project leads read their projects' activity.
-    if ((profile.projects || []).some((p) => p.role === 'lead')) ctx.canReadActivity = true;
-  }).catch(() => {}).finally(() => {
+  ctx.ready = Promise.all([
+    api.get('/profile').then((profile) => { ctx.profile = profile; }).catch(() => {}),
+    api.get('/permissions').then((permissions) => {
+      ctx.permissions = permissions;
+      ctx.isStaff = permissions.directory;
+      ctx.canReadActivity = permissions.activity !== 'none';
+      if (ctx.isStaff && ctx === state.ctx) ctx.presence.start(ctx);
+    }).catch(() => {}),
+  ]).finally(() => {
     if (ctx === state.ctx) renderNav();
   });
   renderNav();

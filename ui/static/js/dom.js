@@ -86,13 +86,6 @@ export function replace(el, ...children) {
   return el;
 }
 
-/** Global ranks, lowest first. */
-export const RANKS = ['user', 'support', 'manager', 'admin', 'owner'];
-
-export function rank(role) {
-  return RANKS.indexOf(role);
-}
-
 /** Up to two initials for an avatar. */
 export function initials(name, email) {
   const source = (name || '').trim() || (email || '').split('@')[0] || '?';
@@ -209,7 +202,7 @@ export function statusBadge(status) {
 }
 
 export function roleBadge(role) {
-  return h('span', { class: `badge ${rank(role) > 0 ? 'badge--primary' : ''}` }, role || '—');
+  return h('span', { class: `badge ${role && role !== 'user' ? 'badge--primary' : ''}` }, role || '—');
 }
 
 /** A centred spinner with a message, for a region that is loading. */

@@ -202,7 +202,7 @@ export function mountActivity(ctx, root, { query }) {
   const sessionsBox = h('div', { id: 'active-sessions' }, loadingBlock('Loading sessions…'));
   const presenceBox = h('div', { id: 'presence-list' });
 
-  const scope = ctx.canReadActivity && ['admin', 'owner'].includes(ctx.user.role) ? 'All activity in the facility.' : 'Activity of the projects you lead and their members.';
+  const scope = ctx.permissions.activity === 'all' ? 'All activity in the facility.' : 'Activity of the projects you lead and their members.';
   root.append(
     h('header', { class: 'page-header page-header--row' },
       h('div', null,

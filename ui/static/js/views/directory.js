@@ -4,7 +4,7 @@
 import { ApiError } from '../api.js';
 import {
   busyButton, debounce, emptyState, errorBlock, fieldError, formatDate, formatDateTime, h, icon, initials,
-  loadingBlock, openDialog, personName, randomId, rank, relativeTime, replace, roleBadge, setBusy, statusBadge, timeEl,
+  loadingBlock, openDialog, personName, randomId, relativeTime, replace, roleBadge, setBusy, statusBadge, timeEl,
 } from '../dom.js';
 import { eventSummary, eventTypeLabel } from './activity.js';
 
@@ -161,7 +161,8 @@ function renderRowPresence(ctx, row) {
 // ------------------------------------------------------------ action menu
 
 /**
- * The User Action Menu: a button that opens a menu of actions on u.
+ * The User Action Menu: a button that opens a menu of actions on u, or
+ * null when the viewer may do none of them.
  * Arrow keys move between items, Escape closes and returns focus.
  */
 export function actionMenu(ctx, u, { label = 'Actions', primary = false } = {}) {
@@ -172,13 +173,17 @@ export function actionMenu(ctx, u, { label = 'Actions', primary = false } = {}) 
     'aria-label': `${label} for ${u.name || u.email}`, 'data-action': 'user-actions',
   }, h('span', null, label), icon('chevron', 'icon icon--sm'));
 
-  const items = [
-    { id: 'impersonate', text: 'Impersonate…', hint: 'See the app as this user', run: () => impersonateDialog(ctx, u) },
-    { id: 'check-access', text: 'Check access…', hint: 'Why a booking is allowed or refused', run: () => checkAccessDialog(ctx, u) },
-  ];
+  const items = [];
+  if (ctx.permissions.impersonate) {
+    items.push({ id: 'impersonate', text: 'Impersonate…', hint: 'See the app as this user', run: () => impersonateDialog(ctx, u) });
+  }
+  if (ctx.permissions.check_access) {
+    items.push({ id: 'check-access', text: 'Check access…', hint: 'Why a booking is allowed or refused', run: () => checkAccessDialog(ctx, u) });
+  }
   if (ctx.canReadActivity) {
     items.push({ id: 'view-activity', text: 'View activity', hint: 'Everything done to or as this user', run: () => ctx.navigate(`/activity?subject=${encodeURIComponent(u.id)}&subject_name=${encodeURIComponent(u.name || '')}`) });
   }
+  if (!items.length) return null; // nothing this person may do to u
   const menu = h('ul', { id: menuId, class: 'action-menu__list', role: 'menu', 'aria-label': `Actions for ${u.name || u.email}`, hidden: true },
     items.map((item) => h('li', { role: 'none' },
       h('button', { type: 'button', role: 'menuitem', tabindex: '-1', class: 'action-menu__item', 'data-menu-item': item.id },

@@ -1,0 +1,53 @@
+package server_test
+
+import (
+	"net/http"
+	"testing"
+
+	"github.com/chromedp/chromedp"
+)
+
+// TestBrowserConsoleFollowsPolicies: the console shows the pages and
+// actions the policies in force allow, whatever the person's role is
+// called. A support agent given the activity log sees the Activity page;
+// one whose right to impersonate is withdrawn no longer sees Impersonate.
+func TestBrowserConsoleFollowsPolicies(t *testing.T) {
+	t.Parallel()
+	srv := mustStart(t, "")
+	admin := newClient(t, srv.URL)
+	admin.mustLogin("admin@example.org")
+	support := newPerson(t, "support")
+
+	support.signIn(srv.URL, "support@example.org")
+	support.do("the agent lands on the directory", chromedp.WaitVisible(chromedp.ID("user-search")))
+	if n := eval[int](support, "look for the Activity page", `document.querySelectorAll('#nav-activity').length`); n != 0 {
+		t.Fatal("support sees the Activity page without the right to read the log")
+	}
+
+	activity := map[string]string{"role": "role:support", "domain": "*", "object": "activity", "action": "list"}
+	if r := admin.post("/api/v1/policies", activity); r.Status != http.StatusCreated {
+		t.Fatalf("grant activity: %d %s", r.Status, r.Body)
+	}
+	impersonate := map[string]string{"role": "role:support", "domain": "*", "object": "impersonation", "action": "start"}
+	if r := admin.do(http.MethodDelete, "/api/v1/policies", impersonate, "X-CSRF-Token", admin.csrf); r.Status != http.StatusOK {
+		t.Fatalf("withdraw impersonation: %d %s", r.Status, r.Body)
+	}
+
+	support.do("reload the console", chromedp.Reload(), chromedp.WaitVisible(chromedp.CSS(`#conn-status[data-state="live"]`)))
+	support.do("open the Activity page the new policy grants",
+		chromedp.WaitVisible(chromedp.ID("nav-activity")),
+		chromedp.Click(chromedp.ID("nav-activity")),
+		chromedp.WaitVisible(chromedp.ID("feed-scroll")))
+	support.waitText("the page says the whole log is in scope", "main .page-header__subtitle", "All activity in the facility.")
+
+	support.do("open Ben's actions",
+		chromedp.Click(chromedp.ID("nav-users")),
+		chromedp.WaitVisible(chromedp.ID("user-search")))
+	support.waitText("the directory lists Ben", "#user-results", "Ben Okafor")
+	support.do("open the User Action Menu",
+		chromedp.Click(chromedp.CSS(`#user-results [data-action="user-actions"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-menu-item="check-access"]`)))
+	if n := eval[int](support, "look for Impersonate", `document.querySelectorAll('[data-menu-item="impersonate"]').length`); n != 0 {
+		t.Fatal("the menu offers Impersonate after the right to impersonate was withdrawn")
+	}
+}
