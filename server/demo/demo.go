@@ -38,6 +38,20 @@ const (
 // written last, so a seed interrupted half-way is completed by the next
 // start.
 func Seed(ctx context.Context, s Store, plain string, cost password.Params, now time.Time) (bool, error) {
+	begun, err := begin(ctx, s)
+	if err != nil || !begun {
+		return false, err
+	}
+	if err := seed(ctx, s, plain, cost, now); err != nil {
+		return false, fmt.Errorf("seed demo: %w", err)
+	}
+	return true, nil
+}
+
+// begin decides whether to seed: not when seeding finished before, nor in
+// a database with accounts of its own; it marks the start, so that a seed
+// interrupted half-way is completed next time.
+func begin(ctx context.Context, s Store) (bool, error) {
 	done, err := s.Marked(ctx, doneKey)
 	if err != nil {
 		return false, fmt.Errorf("seed demo: %w", err)
@@ -49,41 +63,66 @@ func Seed(ctx context.Context, s Store, plain string, cost password.Params, now 
 	if err != nil {
 		return false, fmt.Errorf("seed demo: %w", err)
 	}
-	if !started {
-		n, err := s.CountUsers(ctx)
-		if err != nil {
-			return false, fmt.Errorf("seed demo: %w", err)
-		}
-		if n > 0 {
-			return false, nil
-		}
-		if err := s.Mark(ctx, startedKey); err != nil {
-			return false, fmt.Errorf("seed demo: %w", err)
-		}
+	if started {
+		return true, nil
 	}
+	n, err := s.CountUsers(ctx)
+	if err != nil {
+		return false, fmt.Errorf("seed demo: %w", err)
+	}
+	if n > 0 {
+		return false, nil
+	}
+	if err := s.Mark(ctx, startedKey); err != nil {
+		return false, fmt.Errorf("seed demo: %w", err)
+	}
+	return true, nil
+}
 
+// seed writes the facility, each step idempotent, and the done marker
+// last.
+func seed(ctx context.Context, s Store, plain string, cost password.Params, now time.Time) error {
 	const year = 365 * 24 * time.Hour
 	laser := &standin.Training{Name: "Laser Safety", ValidFor: 2 * year}
 	confocalBasics := &standin.Training{Name: "Confocal Basics", ValidFor: 2 * year}
-	for _, t := range []*standin.Training{laser, confocalBasics} {
-		if err := s.EnsureTraining(ctx, t); err != nil {
-			return false, fmt.Errorf("seed demo: %w", err)
-		}
-	}
-
 	neuro := &standin.Project{Code: "NEURO", Name: "Neuro Imaging"}
 	cell := &standin.Project{Code: "CELL", Name: "Cell Biology"}
-	for _, p := range []*standin.Project{neuro, cell} {
-		if err := s.EnsureProject(ctx, p); err != nil {
-			return false, fmt.Errorf("seed demo: %w", err)
+	for _, t := range []*standin.Training{laser, confocalBasics} {
+		if err := s.EnsureTraining(ctx, t); err != nil {
+			return err
 		}
 	}
+	for _, p := range []*standin.Project{neuro, cell} {
+		if err := s.EnsureProject(ctx, p); err != nil {
+			return err
+		}
+	}
+	for _, r := range resources(laser, confocalBasics, neuro, cell) {
+		if err := s.EnsureResource(ctx, r); err != nil {
+			return err
+		}
+	}
+	for _, u := range users(laser, confocalBasics, neuro, cell, now) {
+		hash, err := password.Hash(plain, cost)
+		if err != nil {
+			return err
+		}
+		u.PasswordHash, u.Status = hash, standin.StatusActive
+		if err := s.EnsureUser(ctx, u); err != nil {
+			return err
+		}
+	}
+	return s.Mark(ctx, doneKey)
+}
 
+// resources are the demo's instruments: the confocal needs both trainings,
+// NEURO and weekday hours, four hours at most; the cytometer is CELL's.
+func resources(laser, confocalBasics *standin.Training, neuro, cell *standin.Project) []*standin.Resource {
 	var weekdays []standin.WeeklyWindow
 	for d := time.Monday; d <= time.Friday; d++ {
 		weekdays = append(weekdays, standin.WeeklyWindow{Day: d, StartMinute: 8 * 60, EndMinute: 20 * 60})
 	}
-	resources := []*standin.Resource{
+	return []*standin.Resource{
 		{
 			Name: "Confocal LSM 900", Kind: "instrument",
 			RequiredTrainings: []string{laser.ID, confocalBasics.ID},
@@ -94,17 +133,16 @@ func Seed(ctx context.Context, s Store, plain string, cost password.Params, now 
 			Rule: standin.AccessRule{Projects: []string{cell.ID}},
 		},
 	}
-	for _, r := range resources {
-		if err := s.EnsureResource(ctx, r); err != nil {
-			return false, fmt.Errorf("seed demo: %w", err)
-		}
-	}
+}
 
+// users are the demo's seven accounts of PRODUCT.md section 9, their
+// trainings completed two months before now.
+func users(laser, confocalBasics *standin.Training, neuro, cell *standin.Project, now time.Time) []*standin.User {
 	completed := now.AddDate(0, -2, 0).UTC().Truncate(24 * time.Hour)
 	record := func(t *standin.Training) standin.TrainingRecord {
 		return standin.TrainingRecord{TrainingID: t.ID, CompletedAt: completed, ExpiresAt: completed.Add(t.ValidFor)}
 	}
-	users := []*standin.User{
+	return []*standin.User{
 		{Name: "Olivia Owner", Email: "owner@example.org", Role: standin.RoleOwner},
 		{Name: "Adrian Admin", Email: "admin@example.org", Role: standin.RoleAdmin},
 		{Name: "Sam Support", Email: "support@example.org", Role: standin.RoleSupport},
@@ -119,19 +157,4 @@ func Seed(ctx context.Context, s Store, plain string, cost password.Params, now 
 		{Name: "Cleo Park", Email: "cleo@example.org", Role: standin.RoleUser,
 			Memberships: []standin.Membership{{ProjectID: cell.ID, Role: standin.ProjectMember}}},
 	}
-	for _, u := range users {
-		hash, err := password.Hash(plain, cost)
-		if err != nil {
-			return false, fmt.Errorf("seed demo: %w", err)
-		}
-		u.PasswordHash, u.Status = hash, standin.StatusActive
-		if err := s.EnsureUser(ctx, u); err != nil {
-			return false, fmt.Errorf("seed demo: %w", err)
-		}
-	}
-
-	if err := s.Mark(ctx, doneKey); err != nil {
-		return false, fmt.Errorf("seed demo: %w", err)
-	}
-	return true, nil
 }
