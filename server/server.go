@@ -6,29 +6,24 @@ package server
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"log/slog"
 	"net"
-	"net/url"
-	"sync"
 	"time"
+
+	"github.com/gofiber/fiber/v2"
 
 	"standin/authz"
 	"standin/realtime"
 	"standin/server/access"
 	"standin/server/audit"
 	"standin/server/demo"
-	"standin/server/embeddeddb"
 	"standin/server/httpapi"
 	"standin/server/impersonation"
-	"standin/server/loginlimit"
 	"standin/server/mongostore"
 	"standin/server/presence"
 	"standin/server/session"
 	"standin/server/standin"
 	"standin/server/startup"
-	"standin/ui"
 )
 
 // sweepEvery is how often expired sessions are removed.
@@ -45,293 +40,62 @@ const defaultAuditWindow = 100_000
 // in order: stop accepting, drain requests while sockets are told "going
 // away", disconnect from the database, stop the embedded database last.
 func Run(ctx context.Context, cfg Config) error {
-	cfg = cfg.withDefaults()
-	log := cfg.Logger
-	allowedHosts, publicOrigin, err := cfg.hostPolicy()
+	n, err := open(ctx, cfg.withDefaults())
+	if n != nil {
+		defer n.close(ctx)
+	}
 	if err != nil {
 		return err
 	}
-
-	// The address answers at once: until the console is ready, a browser
-	// sees what start-up is doing and API clients get 503.
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
-	}
-	starting := startup.Serve(ln, log.With("component", "startup"))
-	handedOff := false
-	defer func() {
-		if !handedOff {
-			starting.Abort()
-		}
-	}()
-	log.Info("starting", "url", "http://"+ln.Addr().String())
-	step := func(what string) {
-		starting.Step(what)
-		if cfg.OnStarting != nil {
-			cfg.OnStarting(ln.Addr(), what)
-		}
-	}
-
-	uri := cfg.MongoURI
-	if uri == "" {
-		step("Starting the database")
-		started := time.Now()
-		edb, err := embeddeddb.Start(ctx, cfg.DataDir, "", log)
-		if err != nil {
-			return err
-		}
-		defer edb.Close()
-		if err := edb.RecordConsole("http://" + ln.Addr().String()); err != nil {
-			log.Warn("the data directory's lock file does not name this console", "err", err)
-		}
-		uri = edb.URI()
-		log.Info("embedded database started", "address", uri, "data_dir", cfg.DataDir,
-			"elapsed", time.Since(started).Round(time.Millisecond))
-	}
-
-	step("Connecting to the database")
-	db, err := mongostore.Open(ctx, uri, cfg.Database, mongostore.Options{})
-	if err != nil {
+	if err := n.build(ctx); err != nil {
 		return err
 	}
-	defer closeWithin(ctx, 5*time.Second, db.Close, log, "closing database")
+	return n.serve(ctx)
+}
 
-	if cfg.demoEnabled() {
-		step("Preparing the demo facility")
-	}
-	if err := seedDemo(ctx, cfg, db); err != nil {
-		return err
-	}
+// node is one running console: what open and build make, and what serve
+// runs and shuts down.
+type node struct {
+	cfg          Config
+	log          *slog.Logger
+	ln           net.Listener    // the console's address, taken first
+	starting     *startup.Server // answers on ln until the console is ready
+	handedOff    bool            // ln is the console's, no longer start-up's
+	allowedHosts []string
+	publicOrigin string
+	closers      []func(context.Context)
 
-	// The hub outlives requests: it gets a context of its own, ended only
-	// by Shutdown.
-	hubCtx, stopHub := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopHub()
-	var hub *realtime.Hub
+	db       *mongostore.DB // requests' connection
+	eventsDB *mongostore.DB // the audit log's own connection
+	events   *audit.Log
 
-	// The audit log has a connection of its own: it only inserts and
-	// reads, and long reads (export, verify) must not hold up requests.
-	eventsDB, err := mongostore.Open(ctx, uri, cfg.Database, mongostore.Options{AppendOnly: true})
-	if err != nil {
-		return err
-	}
-	defer closeWithin(ctx, 5*time.Second, eventsDB.Close, log, "closing the audit log's database connection")
-	// lv takes what happens to the realtime hub; it learns of the hub once
-	// it exists, and publishes nothing before.
-	lv := &live{db: db, log: log.With("component", "realtime")}
-	lv.presence = presence.New(presence.Config{OnChange: lv.presenceChanged})
-	auditCfg := audit.Config{Logger: log.With("component", "audit"), OnCommit: lv.committed, NoIndexes: eventsDB.FerretDB()}
-	if cfg.MongoURI == "" {
-		// The embedded database belongs to this process, so this server is
-		// the audit log's one writer, and it scans for every query: recent
-		// events are answered from memory, and a walk through the log
-		// (export, verification) reads it once, in stored order.
-		auditCfg.Window, auditCfg.StoredOrder = cfg.AuditWindow, true
-	}
-	if auditCfg.Anchor, err = openAnchor(cfg, log.With("component", "audit")); err != nil {
-		return err
-	}
-	step("Reading the audit log")
-	events, err := audit.Open(ctx, eventsDB.Database(), auditCfg)
-	if err != nil {
-		return err
-	}
-	// The whole chain is checked against its anchor without holding up
-	// the start.
-	events.VerifyInBackground()
-	// Pending appends are drained before the connection closes.
-	defer closeWithin(ctx, 10*time.Second, events.Close, log, "closing the audit log")
-	if err := repair(ctx, db, events, log); err != nil {
-		return err
-	}
+	rbac     *authz.Authorizer
+	sessions *session.Manager
+	imps     *impersonation.Service
+	decider  *access.Decider
+	lv       *live
+	hubCtx   context.Context // the hub's: it outlives requests
+	hub      *realtime.Hub
+	app      *fiber.App
+}
 
-	step("Loading the access policies")
-	rbac, err := authz.New(ctx, authz.Config{DB: db.Database(), Directory: db, Logger: log.With("component", "authz")})
-	if err != nil {
-		return err
-	}
+// onClose adds a step to the shutdown; steps run last added first.
+func (n *node) onClose(fn func(context.Context)) { n.closers = append(n.closers, fn) }
 
-	sessions := session.NewManager(db, db, session.Config{
-		Now: cfg.Clock,
-		OnEnd: func(id string) {
-			hub.CloseSession(id, realtime.StatusSessionEnded, realtime.ReasonSessionEnded)
-		},
-		OnRotate: func(id string) {
-			// A moment's delay lets the response carrying the new cookie
-			// reach the browser before its tabs reconnect with it.
-			time.AfterFunc(rotateGrace, func() {
-				hub.CloseSession(id, realtime.StatusSessionChanged, realtime.ReasonSessionChanged)
-			})
-		},
-	})
-	impersonations := impersonation.New(db, sessions, rbac, events, impersonation.Config{
-		Now:      cfg.Clock,
-		Logger:   log.With("component", "impersonation"),
-		OnNotify: lv.notified,
-		OnStarted: func(imp *standin.Impersonation, oldSession string) {
-			lv.presence.Hold(presence.HoldOf(imp))
-			lv.sessionChanged("impersonation.started", imp, []string{oldSession})
-		},
-		OnEnded: func(imp *standin.Impersonation, sessionIDs []string) {
-			lv.presence.Release(imp.ID)
-			lv.sessionChanged("impersonation.ended", imp, sessionIDs)
-			// The actor's tabs learn at once that they are themselves
-			// again (after the grace that lets a reply with a new cookie
-			// arrive first, when the actor ended it).
-			time.AfterFunc(rotateGrace, func() {
-				for _, id := range sessionIDs {
-					hub.CloseSession(id, realtime.StatusSessionChanged, realtime.ReasonSessionChanged)
-				}
-			})
-		},
-	})
-	var origins []string
-	if u, err := url.Parse(publicOrigin); err == nil && u.Host != "" {
-		origins = append(origins, u.Host)
+// close runs the shutdown steps, last added first.
+func (n *node) close(ctx context.Context) {
+	for i := len(n.closers) - 1; i >= 0; i-- {
+		n.closers[i](ctx)
 	}
-	decider := access.New(rbac, db, cfg.Location, cfg.Clock)
-	lv.access, lv.events, lv.imps = decider, events, impersonations
-	if err := holdActive(ctx, db, lv.presence, cfg.Clock()); err != nil {
-		return err
-	}
-	hub, err = realtime.New(hubCtx, realtime.Config{
-		Sessions:       principals{sessions, impersonations},
-		Authorizer:     lv,
-		Backlog:        lv,
-		OriginPatterns: origins,
-		Logger:         log.With("component", "realtime"),
+}
 
-		MaxSocketsPerSession: cfg.MaxSocketsPerSession,
-		MaxSocketsPerUser:    cfg.MaxSocketsPerUser,
-		MaxSockets:           cfg.MaxSockets,
-	})
-	if err != nil {
-		return err
+// step says what start-up is doing, on the address and to the
+// configuration's hook.
+func (n *node) step(what string) {
+	n.starting.Step(what)
+	if n.cfg.OnStarting != nil {
+		n.cfg.OnStarting(n.ln.Addr(), what)
 	}
-	lv.hub.Store(hub)
-	log.Info("live connections", "at_most", hub.SocketLimit())
-
-	if n, err := impersonations.RepairEnds(ctx); err != nil {
-		return err
-	} else if n > 0 {
-		log.Warn("audited impersonation ends an earlier stop left unaudited", "count", n)
-	}
-
-	app, err := httpapi.New(httpapi.Config{
-		Users:          db,
-		Facility:       db,
-		Access:         decider,
-		Policies:       policies{rbac},
-		Impersonations: impersonations,
-		Audit:          auditLog{events},
-		Notifications:  db,
-		Presence:       presenceViews{lv.presence},
-		Sessions:       sessions,
-		DB:             db,
-		Logger:         log.With("component", "http"),
-		WebSocket:      hub,
-		UI:             ui.Files(),
-		AllowedHosts:   allowedHosts,
-		PublicOrigin:   publicOrigin,
-		SecureCookies:  cfg.SecureCookies,
-		PasswordCost:   cfg.PasswordCost,
-		Demo:           cfg.demoEnabled(),
-		Now:            cfg.Clock,
-		SignIn:         loginlimit.New(cfg.SignInLimits, loginlimit.NewMemory(cfg.SignInAddresses)),
-	})
-	if err != nil {
-		return err
-	}
-
-	consoleLn := starting.Handoff()
-	handedOff = true
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- app.Listener(consoleLn) }()
-	log.Info("console ready", "url", "http://"+ln.Addr().String())
-	if allowedHosts == nil {
-		log.Warn("listening beyond loopback without STANDIN_PUBLIC_URL: requests for any host name are answered")
-	}
-	if cfg.OnListen != nil {
-		cfg.OnListen(ln.Addr())
-	}
-
-	var background sync.WaitGroup
-	bgCtx, stopBackground := context.WithCancel(ctx)
-	background.Go(func() {
-		// Expired sessions are removed.
-		every(bgCtx, sweepEvery, func(ctx context.Context) {
-			if n, err := sessions.Sweep(ctx); err != nil && ctx.Err() == nil {
-				log.Warn("sweeping expired sessions", "err", err)
-			} else if n > 0 {
-				log.Info("expired sessions removed", "count", n)
-			}
-		})
-	})
-	background.Go(func() {
-		// Impersonations end as they expire, whether or not a request
-		// is in flight.
-		every(bgCtx, time.Second, func(ctx context.Context) {
-			if _, err := impersonations.ExpireDue(ctx); err != nil && ctx.Err() == nil {
-				log.Warn("ending expired impersonations", "err", err)
-			}
-		})
-	})
-	background.Go(func() {
-		every(bgCtx, presence.DefaultTTL/6, func(context.Context) { lv.presence.Sweep() })
-	})
-	background.Go(func() {
-		// Booking writes a database failure stopped midway are finished.
-		every(bgCtx, repairEvery, func(ctx context.Context) {
-			if err := repairBookings(ctx, db, events, log); err != nil && ctx.Err() == nil {
-				log.Warn("finishing half-written bookings; trying again later", "err", err)
-			}
-		})
-	})
-	background.Go(func() {
-		finishCtx, cancel := context.WithTimeout(bgCtx, 5*time.Second)
-		defer cancel()
-		if err := starting.Finish(finishCtx); err != nil {
-			log.Debug("closed connections that sent nothing while the console started", "err", err)
-		}
-	})
-
-	var runErr error
-	select {
-	case err := <-serveErr:
-		runErr = fmt.Errorf("http server: %w", err)
-	case <-ctx.Done():
-	}
-
-	log.Info("shutting down")
-	stopBackground()
-	background.Wait()
-	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
-	defer cancel()
-	// The listener stops and requests drain while, at the same time,
-	// sockets are told "going away": they are hijacked, so the HTTP
-	// server would neither wait for nor close them.
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		if err := hub.Shutdown(shutCtx); err != nil {
-			log.Warn("closing sockets", "err", err)
-		}
-	})
-	if runErr == nil {
-		if err := app.ShutdownWithContext(shutCtx); err != nil {
-			if errors.Is(err, context.DeadlineExceeded) {
-				log.Warn("requests still running at the shutdown deadline were abandoned")
-			} else {
-				log.Warn("http shutdown", "err", err)
-			}
-		}
-		if err := <-serveErr; err != nil {
-			log.Warn("http server stopped", "err", err)
-		}
-	}
-	wg.Wait()
-	log.Info("stopped")
-	return runErr
 }
 
 // seedDemo seeds the demo facility when demo mode is on and says so.

@@ -1,0 +1,134 @@
+package server
+
+import (
+	"context"
+	"net/url"
+	"time"
+
+	"standin/authz"
+	"standin/realtime"
+	"standin/server/access"
+	"standin/server/httpapi"
+	"standin/server/impersonation"
+	"standin/server/loginlimit"
+	"standin/server/presence"
+	"standin/server/session"
+	"standin/server/standin"
+	"standin/ui"
+)
+
+// build makes the console's services over the opened database: the
+// authorizer, sessions, impersonation, the realtime hub and the HTTP API.
+func (n *node) build(ctx context.Context) error {
+	n.step("Loading the access policies")
+	var err error
+	if n.rbac, err = authz.New(ctx, authz.Config{DB: n.db.Database(), Directory: n.db, Logger: n.log.With("component", "authz")}); err != nil {
+		return err
+	}
+	n.buildSessions()
+	n.decider = access.New(n.rbac, n.db, n.cfg.Location, n.cfg.Clock)
+	n.lv.access, n.lv.events, n.lv.imps = n.decider, n.events, n.imps
+	if err := holdActive(ctx, n.db, n.lv.presence, n.cfg.Clock()); err != nil {
+		return err
+	}
+	if err := n.buildHub(); err != nil {
+		return err
+	}
+	if count, err := n.imps.RepairEnds(ctx); err != nil {
+		return err
+	} else if count > 0 {
+		n.log.Warn("audited impersonation ends an earlier stop left unaudited", "count", count)
+	}
+	return n.buildHTTP()
+}
+
+// buildSessions makes the session manager and the impersonation service,
+// whose ends and rotations close the sockets they concern.
+func (n *node) buildSessions() {
+	n.sessions = session.NewManager(n.db, n.db, session.Config{
+		Now:   n.cfg.Clock,
+		OnEnd: func(id string) { n.hub.CloseSession(id, realtime.StatusSessionEnded, realtime.ReasonSessionEnded) },
+		OnRotate: func(id string) {
+			// A moment's delay lets the response carrying the new cookie
+			// reach the browser before its tabs reconnect with it.
+			time.AfterFunc(rotateGrace, func() {
+				n.hub.CloseSession(id, realtime.StatusSessionChanged, realtime.ReasonSessionChanged)
+			})
+		},
+	})
+	n.imps = impersonation.New(n.db, n.sessions, n.rbac, n.events, impersonation.Config{
+		Now:      n.cfg.Clock,
+		Logger:   n.log.With("component", "impersonation"),
+		OnNotify: n.lv.notified,
+		OnStarted: func(imp *standin.Impersonation, oldSession string) {
+			n.lv.presence.Hold(presence.HoldOf(imp))
+			n.lv.sessionChanged("impersonation.started", imp, []string{oldSession})
+		},
+		OnEnded: func(imp *standin.Impersonation, sessionIDs []string) {
+			n.lv.presence.Release(imp.ID)
+			n.lv.sessionChanged("impersonation.ended", imp, sessionIDs)
+			// The actor's tabs learn at once that they are themselves
+			// again (after the grace that lets a reply with a new cookie
+			// arrive first, when the actor ended it).
+			time.AfterFunc(rotateGrace, func() {
+				for _, id := range sessionIDs {
+					n.hub.CloseSession(id, realtime.StatusSessionChanged, realtime.ReasonSessionChanged)
+				}
+			})
+		},
+	})
+}
+
+// buildHub makes the realtime hub that serves /ws.
+func (n *node) buildHub() error {
+	var origins []string
+	if u, err := url.Parse(n.publicOrigin); err == nil && u.Host != "" {
+		origins = append(origins, u.Host)
+	}
+	hub, err := realtime.New(n.hubCtx, realtime.Config{
+		Sessions:       principals{n.sessions, n.imps},
+		Authorizer:     n.lv,
+		Backlog:        n.lv,
+		OriginPatterns: origins,
+		Logger:         n.log.With("component", "realtime"),
+
+		MaxSocketsPerSession: n.cfg.MaxSocketsPerSession,
+		MaxSocketsPerUser:    n.cfg.MaxSocketsPerUser,
+		MaxSockets:           n.cfg.MaxSockets,
+	})
+	if err != nil {
+		return err
+	}
+	n.hub = hub
+	n.lv.hub.Store(hub)
+	n.log.Info("live connections", "at_most", hub.SocketLimit())
+	return nil
+}
+
+// buildHTTP makes the HTTP API over the services.
+func (n *node) buildHTTP() error {
+	app, err := httpapi.New(httpapi.Config{
+		Users:          n.db,
+		Facility:       n.db,
+		Access:         n.decider,
+		Policies:       policies{n.rbac},
+		Impersonations: n.imps,
+		Audit:          auditLog{n.events},
+		Notifications:  n.db,
+		Presence:       presenceViews{n.lv.presence},
+		Sessions:       n.sessions,
+		DB:             n.db,
+		Logger:         n.log.With("component", "http"),
+		WebSocket:      n.hub,
+		UI:             ui.Files(),
+		AllowedHosts:   n.allowedHosts,
+		PublicOrigin:   n.publicOrigin,
+		SecureCookies:  n.cfg.SecureCookies,
+		PasswordCost:   n.cfg.PasswordCost,
+		Demo:           n.cfg.demoEnabled(),
+		Now:            n.cfg.Clock,
+		SignIn:         loginlimit.New(n.cfg.SignInLimits, loginlimit.NewMemory(n.cfg.SignInAddresses)),
+	})
+	n.app = app
+	return err
+}

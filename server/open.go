@@ -1,0 +1,132 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"time"
+
+	"standin/server/audit"
+	"standin/server/embeddeddb"
+	"standin/server/mongostore"
+	"standin/server/presence"
+	"standin/server/startup"
+)
+
+// open takes the address, then brings up the database, the demo facility
+// and the audit log, and finishes what an earlier stop left undone. The
+// node it returns, even with an error, must be closed.
+func open(ctx context.Context, cfg Config) (*node, error) {
+	n := &node{cfg: cfg, log: cfg.Logger}
+	var err error
+	if n.allowedHosts, n.publicOrigin, err = cfg.hostPolicy(); err != nil {
+		return nil, err
+	}
+	if err := n.listen(); err != nil {
+		return nil, err
+	}
+	uri, err := n.startDatabase(ctx)
+	if err != nil {
+		return n, err
+	}
+	n.step("Connecting to the database")
+	if n.db, err = mongostore.Open(ctx, uri, cfg.Database, mongostore.Options{}); err != nil {
+		return n, err
+	}
+	n.onClose(func(ctx context.Context) { closeWithin(ctx, 5*time.Second, n.db.Close, n.log, "closing database") })
+	if cfg.demoEnabled() {
+		n.step("Preparing the demo facility")
+	}
+	if err := seedDemo(ctx, cfg, n.db); err != nil {
+		return n, err
+	}
+	// The hub outlives requests: it gets a context of its own, ended only
+	// by Shutdown.
+	hubCtx, stopHub := context.WithCancel(context.WithoutCancel(ctx))
+	n.hubCtx = hubCtx
+	n.onClose(func(context.Context) { stopHub() })
+	if err := n.openAudit(ctx, uri); err != nil {
+		return n, err
+	}
+	return n, repair(ctx, n.db, n.events, n.log)
+}
+
+// listen takes the address at once: until the console is ready, a browser
+// sees what start-up is doing and API clients get 503.
+func (n *node) listen() error {
+	ln, err := net.Listen("tcp", n.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", n.cfg.Addr, err)
+	}
+	n.ln = ln
+	n.starting = startup.Serve(ln, n.log.With("component", "startup"))
+	n.onClose(func(context.Context) {
+		if !n.handedOff {
+			n.starting.Abort()
+		}
+	})
+	n.log.Info("starting", "url", "http://"+ln.Addr().String())
+	return nil
+}
+
+// startDatabase starts the embedded database unless MONGODB_URI names
+// one, and returns the address to connect to.
+func (n *node) startDatabase(ctx context.Context) (string, error) {
+	if n.cfg.MongoURI != "" {
+		return n.cfg.MongoURI, nil
+	}
+	n.step("Starting the database")
+	started := time.Now()
+	edb, err := embeddeddb.Start(ctx, n.cfg.DataDir, "", n.log)
+	if err != nil {
+		return "", err
+	}
+	n.onClose(func(context.Context) { edb.Close() })
+	if err := edb.RecordConsole("http://" + n.ln.Addr().String()); err != nil {
+		n.log.Warn("the data directory's lock file does not name this console", "err", err)
+	}
+	n.log.Info("embedded database started", "address", edb.URI(), "data_dir", n.cfg.DataDir,
+		"elapsed", time.Since(started).Round(time.Millisecond))
+	return edb.URI(), nil
+}
+
+// openAudit opens the audit log on a connection of its own: it only
+// inserts and reads, and long reads (export, verify) must not hold up
+// requests.
+func (n *node) openAudit(ctx context.Context, uri string) error {
+	var err error
+	if n.eventsDB, err = mongostore.Open(ctx, uri, n.cfg.Database, mongostore.Options{AppendOnly: true}); err != nil {
+		return err
+	}
+	n.onClose(func(ctx context.Context) {
+		closeWithin(ctx, 5*time.Second, n.eventsDB.Close, n.log, "closing the audit log's database connection")
+	})
+	// lv takes what happens to the realtime hub; it learns of the hub once
+	// it exists, and publishes nothing before. The audit log's commits
+	// reach it from the start.
+	n.lv = &live{db: n.db, log: n.log.With("component", "realtime")}
+	n.lv.presence = presence.New(presence.Config{OnChange: n.lv.presenceChanged})
+	auditCfg := audit.Config{Logger: n.log.With("component", "audit"), OnCommit: n.lv.committed, NoIndexes: n.eventsDB.FerretDB()}
+	if n.cfg.MongoURI == "" {
+		// The embedded database belongs to this process, so this server is
+		// the audit log's one writer, and it scans for every query: recent
+		// events are answered from memory, and a walk through the log
+		// (export, verification) reads it once, in stored order.
+		auditCfg.Window, auditCfg.StoredOrder = n.cfg.AuditWindow, true
+	}
+	if auditCfg.Anchor, err = openAnchor(n.cfg, n.log.With("component", "audit")); err != nil {
+		return err
+	}
+	n.step("Reading the audit log")
+	if n.events, err = audit.Open(ctx, n.eventsDB.Database(), auditCfg); err != nil {
+		return err
+	}
+	// The whole chain is checked against its anchor without holding up
+	// the start.
+	n.events.VerifyInBackground()
+	// Pending appends are drained before the connection closes.
+	n.onClose(func(ctx context.Context) {
+		closeWithin(ctx, 10*time.Second, n.events.Close, n.log, "closing the audit log")
+	})
+	return nil
+}

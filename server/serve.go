@@ -1,0 +1,114 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"standin/server/presence"
+)
+
+// serve hands the address to the console, runs the background jobs and
+// serves until ctx ends or the HTTP server fails, then shuts down.
+func (n *node) serve(ctx context.Context) error {
+	consoleLn := n.starting.Handoff()
+	n.handedOff = true
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- n.app.Listener(consoleLn) }()
+	n.log.Info("console ready", "url", "http://"+n.ln.Addr().String())
+	if n.allowedHosts == nil {
+		n.log.Warn("listening beyond loopback without STANDIN_PUBLIC_URL: requests for any host name are answered")
+	}
+	if n.cfg.OnListen != nil {
+		n.cfg.OnListen(n.ln.Addr())
+	}
+
+	var background sync.WaitGroup
+	bgCtx, stopBackground := context.WithCancel(ctx)
+	n.runJobs(bgCtx, &background)
+
+	var runErr error
+	select {
+	case err := <-serveErr:
+		runErr = fmt.Errorf("http server: %w", err)
+	case <-ctx.Done():
+	}
+	n.log.Info("shutting down")
+	stopBackground()
+	background.Wait()
+	n.shutdown(ctx, runErr == nil, serveErr)
+	n.log.Info("stopped")
+	return runErr
+}
+
+// runJobs starts the console's timed jobs on wg; they stop when ctx ends.
+func (n *node) runJobs(ctx context.Context, wg *sync.WaitGroup) {
+	log := n.log
+	wg.Go(func() {
+		// Expired sessions are removed.
+		every(ctx, sweepEvery, func(ctx context.Context) {
+			if count, err := n.sessions.Sweep(ctx); err != nil && ctx.Err() == nil {
+				log.Warn("sweeping expired sessions", "err", err)
+			} else if count > 0 {
+				log.Info("expired sessions removed", "count", count)
+			}
+		})
+	})
+	wg.Go(func() {
+		// Impersonations end as they expire, whether or not a request
+		// is in flight.
+		every(ctx, time.Second, func(ctx context.Context) {
+			if _, err := n.imps.ExpireDue(ctx); err != nil && ctx.Err() == nil {
+				log.Warn("ending expired impersonations", "err", err)
+			}
+		})
+	})
+	wg.Go(func() {
+		every(ctx, presence.DefaultTTL/6, func(context.Context) { n.lv.presence.Sweep() })
+	})
+	wg.Go(func() {
+		// Booking writes a database failure stopped midway are finished.
+		every(ctx, repairEvery, func(ctx context.Context) {
+			if err := repairBookings(ctx, n.db, n.events, log); err != nil && ctx.Err() == nil {
+				log.Warn("finishing half-written bookings; trying again later", "err", err)
+			}
+		})
+	})
+	wg.Go(func() {
+		finishCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		if err := n.starting.Finish(finishCtx); err != nil {
+			log.Debug("closed connections that sent nothing while the console started", "err", err)
+		}
+	})
+}
+
+// shutdown stops the listener and drains requests while, at the same
+// time, sockets are told "going away": they are hijacked, so the HTTP
+// server would neither wait for nor close them. When the HTTP server
+// failed (serving false) there is nothing to drain.
+func (n *node) shutdown(ctx context.Context, serving bool, serveErr <-chan error) {
+	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), n.cfg.ShutdownTimeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if err := n.hub.Shutdown(shutCtx); err != nil {
+			n.log.Warn("closing sockets", "err", err)
+		}
+	})
+	if serving {
+		if err := n.app.ShutdownWithContext(shutCtx); err != nil {
+			if errors.Is(err, context.DeadlineExceeded) {
+				n.log.Warn("requests still running at the shutdown deadline were abandoned")
+			} else {
+				n.log.Warn("http shutdown", "err", err)
+			}
+		}
+		if err := <-serveErr; err != nil {
+			n.log.Warn("http server stopped", "err", err)
+		}
+	}
+	wg.Wait()
+}
