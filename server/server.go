@@ -18,6 +18,7 @@ import (
 	"standin/realtime"
 	"standin/server/access"
 	"standin/server/audit"
+	"standin/server/bookings"
 	"standin/server/demo"
 	"standin/server/embeddeddb"
 	"standin/server/httpapi"
@@ -142,8 +143,10 @@ func Run(ctx context.Context, cfg Config) error {
 	events.VerifyInBackground()
 	// Pending appends are drained before the connection closes.
 	defer closeWithin(ctx, 10*time.Second, events.Close, log, "closing the audit log")
-	if err := repair(ctx, db, events, log); err != nil {
+	if n, err := db.FreeStaleHolds(ctx); err != nil {
 		return err
+	} else if n > 0 {
+		log.Warn("freed impersonation holds left by an earlier stop", "count", n)
 	}
 
 	step("Loading the access policies")
@@ -191,6 +194,12 @@ func Run(ctx context.Context, cfg Config) error {
 		origins = append(origins, u.Host)
 	}
 	decider := access.New(rbac, db, cfg.Location, cfg.Clock)
+	// Bookings an earlier stop left half-written are completed or undone
+	// by their commit records before any request is served.
+	booking := bookings.New(db, decider, events, bookings.Config{Now: cfg.Clock, Logger: log.With("component", "bookings")})
+	if err := booking.Recover(ctx); err != nil {
+		return err
+	}
 	lv.access, lv.events, lv.imps = decider, events, impersonations
 	if err := holdActive(ctx, db, lv.presence, cfg.Clock()); err != nil {
 		return err
@@ -221,6 +230,7 @@ func Run(ctx context.Context, cfg Config) error {
 	app, err := httpapi.New(httpapi.Config{
 		Users:          db,
 		Facility:       db,
+		Bookings:       booking,
 		Access:         decider,
 		Policies:       policies{rbac},
 		Impersonations: impersonations,
@@ -282,8 +292,8 @@ func Run(ctx context.Context, cfg Config) error {
 	})
 	background.Go(func() {
 		// Booking writes a database failure stopped midway are finished.
-		every(bgCtx, repairEvery, func(ctx context.Context) {
-			if err := repairBookings(ctx, db, events, log); err != nil && ctx.Err() == nil {
+		every(bgCtx, bookings.RepairEvery, func(ctx context.Context) {
+			if err := booking.Repair(ctx); err != nil && ctx.Err() == nil {
 				log.Warn("finishing half-written bookings; trying again later", "err", err)
 			}
 		})
@@ -400,61 +410,6 @@ func closeWithin(ctx context.Context, d time.Duration, closeFn func(context.Cont
 	if err := closeFn(closeCtx); err != nil {
 		log.Error(what, "err", err)
 	}
-}
-
-// bookingRepairAge is how long the repair must have seen a half-written
-// booking without its commit record before it undoes it: well past the
-// longest a request may still be writing it.
-const bookingRepairAge = 4 * httpapi.BookingDeadline
-
-// repairEvery is how often the server finishes booking writes that a
-// database failure stopped midway (it looks only after one did).
-const repairEvery = 15 * time.Second
-
-// repair finishes what an earlier stop interrupted: bookings half-written
-// are completed or undone by their commit record in the audit log, and
-// impersonation holds left by an end that did not finish are freed.
-func repair(ctx context.Context, db *mongostore.DB, events *audit.Log, log *slog.Logger) error {
-	if err := repairBookings(ctx, db, events, log); err != nil {
-		return err
-	}
-	if n, err := db.FreeCancelledSlots(ctx); err != nil {
-		return err
-	} else if n > 0 {
-		log.Warn("freed the time cancelled bookings still held", "slots", n)
-	}
-	if n, err := db.FreeStaleHolds(ctx); err != nil {
-		return err
-	} else if n > 0 {
-		log.Warn("freed impersonation holds left by an earlier stop", "count", n)
-	}
-	return nil
-}
-
-// repairBookings completes or undoes, by their commit records in the
-// audit log, the bookings whose writes stopped midway.
-func repairBookings(ctx context.Context, db *mongostore.DB, events *audit.Log, log *slog.Logger) error {
-	settled := false
-	n, err := db.RepairBookings(ctx, bookingRepairAge, func(ctx context.Context, typ, bookingID string) (bool, error) {
-		if !settled {
-			// A booking whose commit was in doubt is decided by its
-			// record: the log first finds out whether the records in
-			// doubt were stored.
-			if err := events.Settle(ctx); err != nil {
-				return false, err
-			}
-			settled = true
-		}
-		_, err := events.ByObject(ctx, typ, "booking:"+bookingID)
-		if standin.ErrorCode(err) == standin.ENotFound {
-			return false, nil
-		}
-		return err == nil, err
-	})
-	if n > 0 {
-		log.Warn("bookings left half-written were completed or undone by their commit records", "count", n)
-	}
-	return err
 }
 
 // principals resolves a session cookie into the effective principal, for
