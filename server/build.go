@@ -8,6 +8,7 @@ import (
 	"standin/authz"
 	"standin/realtime"
 	"standin/server/access"
+	"standin/server/bookings"
 	"standin/server/httpapi"
 	"standin/server/impersonation"
 	"standin/server/loginlimit"
@@ -27,6 +28,12 @@ func (n *node) build(ctx context.Context) error {
 	}
 	n.buildSessions()
 	n.decider = access.New(n.rbac, n.db, n.cfg.Location, n.cfg.Clock)
+	// Bookings a stop left half-written are completed or undone by their
+	// commit records before anything is served.
+	n.bookings = bookings.New(n.db, n.decider, n.events, bookings.Config{Now: n.cfg.Clock, Logger: n.log.With("component", "bookings")})
+	if err := n.bookings.Recover(ctx); err != nil {
+		return err
+	}
 	n.lv.access, n.lv.events, n.lv.imps = n.decider, n.events, n.imps
 	if err := holdActive(ctx, n.db, n.lv.presence, n.cfg.Clock()); err != nil {
 		return err
@@ -110,6 +117,7 @@ func (n *node) buildHTTP() error {
 	app, err := httpapi.New(httpapi.Config{
 		Users:          n.db,
 		Facility:       n.db,
+		Bookings:       n.bookings,
 		Access:         n.decider,
 		Policies:       policies{n.rbac},
 		Impersonations: n.imps,

@@ -48,7 +48,7 @@ func open(ctx context.Context, cfg Config) (*node, error) {
 	if err := n.openAudit(ctx, uri); err != nil {
 		return n, err
 	}
-	return n, repair(ctx, n.db, n.events, n.log)
+	return n, freeStaleHolds(ctx, n.db, n.log)
 }
 
 // listen takes the address at once: until the console is ready, a browser

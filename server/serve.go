@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"standin/server/bookings"
 	"standin/server/presence"
 )
 
@@ -70,8 +71,8 @@ func (n *node) runJobs(ctx context.Context, wg *sync.WaitGroup) {
 	})
 	wg.Go(func() {
 		// Booking writes a database failure stopped midway are finished.
-		every(ctx, repairEvery, func(ctx context.Context) {
-			if err := repairBookings(ctx, n.db, n.events, log); err != nil && ctx.Err() == nil {
+		every(ctx, bookings.RepairEvery, func(ctx context.Context) {
+			if err := n.bookings.Repair(ctx); err != nil && ctx.Err() == nil {
 				log.Warn("finishing half-written bookings; trying again later", "err", err)
 			}
 		})

@@ -16,8 +16,8 @@ import (
 	"standin/realtime"
 	"standin/server/access"
 	"standin/server/audit"
+	"standin/server/bookings"
 	"standin/server/demo"
-	"standin/server/httpapi"
 	"standin/server/impersonation"
 	"standin/server/mongostore"
 	"standin/server/presence"
@@ -73,6 +73,7 @@ type node struct {
 	sessions *session.Manager
 	imps     *impersonation.Service
 	decider  *access.Decider
+	bookings *bookings.Service
 	lv       *live
 	hubCtx   context.Context // the hub's: it outlives requests
 	hub      *realtime.Hub
@@ -166,59 +167,17 @@ func closeWithin(ctx context.Context, d time.Duration, closeFn func(context.Cont
 	}
 }
 
-// bookingRepairAge is how long the repair must have seen a half-written
-// booking without its commit record before it undoes it: well past the
-// longest a request may still be writing it.
-const bookingRepairAge = 4 * httpapi.BookingDeadline
-
-// repairEvery is how often the server finishes booking writes that a
-// database failure stopped midway (it looks only after one did).
-const repairEvery = 15 * time.Second
-
-// repair finishes what an earlier stop interrupted: bookings half-written
-// are completed or undone by their commit record in the audit log, and
-// impersonation holds left by an end that did not finish are freed.
-func repair(ctx context.Context, db *mongostore.DB, events *audit.Log, log *slog.Logger) error {
-	if err := repairBookings(ctx, db, events, log); err != nil {
+// freeStaleHolds frees the impersonation holds an end that did not finish
+// left behind.
+func freeStaleHolds(ctx context.Context, db *mongostore.DB, log *slog.Logger) error {
+	n, err := db.FreeStaleHolds(ctx)
+	if err != nil {
 		return err
 	}
-	if n, err := db.FreeCancelledSlots(ctx); err != nil {
-		return err
-	} else if n > 0 {
-		log.Warn("freed the time cancelled bookings still held", "slots", n)
-	}
-	if n, err := db.FreeStaleHolds(ctx); err != nil {
-		return err
-	} else if n > 0 {
+	if n > 0 {
 		log.Warn("freed impersonation holds left by an earlier stop", "count", n)
 	}
 	return nil
-}
-
-// repairBookings completes or undoes, by their commit records in the
-// audit log, the bookings whose writes stopped midway.
-func repairBookings(ctx context.Context, db *mongostore.DB, events *audit.Log, log *slog.Logger) error {
-	settled := false
-	n, err := db.RepairBookings(ctx, bookingRepairAge, func(ctx context.Context, typ, bookingID string) (bool, error) {
-		if !settled {
-			// A booking whose commit was in doubt is decided by its
-			// record: the log first finds out whether the records in
-			// doubt were stored.
-			if err := events.Settle(ctx); err != nil {
-				return false, err
-			}
-			settled = true
-		}
-		_, err := events.ByObject(ctx, typ, "booking:"+bookingID)
-		if standin.ErrorCode(err) == standin.ENotFound {
-			return false, nil
-		}
-		return err == nil, err
-	})
-	if n > 0 {
-		log.Warn("bookings left half-written were completed or undone by their commit records", "count", n)
-	}
-	return err
 }
 
 // principals resolves a session cookie into the effective principal, for

@@ -20,6 +20,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/filesystem"
 
+	"standin/server/bookings"
 	"standin/server/impersonation"
 	"standin/server/loginlimit"
 	"standin/server/password"
@@ -44,10 +45,15 @@ type Facility interface {
 	Resources(ctx context.Context) ([]*standin.Resource, error)
 	ResourceByID(ctx context.Context, id string) (*standin.Resource, error)
 	Trainings(ctx context.Context) ([]*standin.Training, error)
-	CreateBooking(ctx context.Context, b *standin.Booking, commit func(*standin.Booking) error) error
 	BookingByID(ctx context.Context, id string) (*standin.Booking, error)
-	CancelBooking(ctx context.Context, id, by string, at time.Time, commit func(*standin.Booking) error) (*standin.Booking, error)
 	Bookings(ctx context.Context, f standin.BookingFilter, p standin.Page) ([]*standin.Booking, string, error)
+}
+
+// Bookings runs the booking workflow (package bookings): its rules, its
+// audit events, its commit records.
+type Bookings interface {
+	Create(ctx context.Context, p *standin.Principal, req bookings.Request, o standin.Origin) (*standin.Booking, *standin.Resource, error)
+	Cancel(ctx context.Context, p *standin.Principal, b *standin.Booking, o standin.Origin) (*standin.Booking, error)
 }
 
 // Decider decides every authorized route (package access).
@@ -126,6 +132,7 @@ type Pinger interface {
 type Config struct {
 	Users          Users
 	Facility       Facility
+	Bookings       Bookings
 	Access         Decider
 	Policies       Policies
 	Impersonations Impersonations
@@ -292,6 +299,9 @@ func New(cfg Config) (*fiber.App, error) {
 	if cfg.Users == nil || cfg.Facility == nil || cfg.Access == nil || cfg.Policies == nil || cfg.Sessions == nil ||
 		cfg.DB == nil || cfg.Impersonations == nil || cfg.Audit == nil || cfg.Notifications == nil || cfg.Presence == nil {
 		return nil, errors.New("httpapi: Users, Facility, Access, Policies, Impersonations, Audit, Notifications, Presence, Sessions and DB are required")
+	}
+	if cfg.Bookings == nil {
+		return nil, errors.New("httpapi: Bookings is required")
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()

@@ -9,12 +9,9 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"standin/server/bookings"
 	"standin/server/standin"
 )
-
-// maxBooking bounds a booking's length whatever a resource allows: longer
-// requests are mistakes, not plans.
-const maxBooking = 14 * 24 * time.Hour
 
 func (a *API) listProjects(c *fiber.Ctx) error {
 	projects, err := a.cfg.Facility.Projects(c.UserContext())
@@ -128,13 +125,6 @@ type createBookingRequest struct {
 	End        string `json:"end"`
 }
 
-// BookingDeadline bounds a request that creates or cancels a booking. Its
-// commit record is written within it (or, if the audit log had already
-// taken the record, within the log's own commit timeout after it), so a
-// booking still half-written well after it was begun was abandoned by its
-// request, and the repair may undo it.
-const BookingDeadline = 20 * time.Second
-
 // withDeadline gives the request's context a deadline for the rest of
 // the handler.
 func withDeadline(c *fiber.Ctx, d time.Duration) context.CancelFunc {
@@ -144,8 +134,9 @@ func withDeadline(c *fiber.Ctx, d time.Duration) context.CancelFunc {
 }
 
 func (a *API) createBooking(c *fiber.Ctx) error {
-	defer withDeadline(c, BookingDeadline)()
-	ctx, p := c.UserContext(), principal(c)
+	// The answer is bounded as the booking's write is.
+	defer withDeadline(c, bookings.Deadline)()
+	ctx := c.UserContext()
 	var req createBookingRequest
 	if err := decodeJSON(c, &req); err != nil {
 		return err
@@ -161,56 +152,10 @@ func (a *API) createBooking(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	now := a.cfg.Now()
-	switch {
-	case !end.After(start):
-		return standin.Errorf(standin.EInvalid, "The booking must end after it starts.")
-	case end.Sub(start) > maxBooking:
-		return standin.Errorf(standin.EInvalid, "A booking can last at most 14 days.")
-	case start.Before(now.Truncate(standin.BookingSlot)):
-		return standin.Errorf(standin.EInvalid, "The booking starts in the past.")
-	case start.Truncate(standin.BookingSlot) != start || end.Truncate(standin.BookingSlot) != end:
-		return standin.Errorf(standin.EInvalid, "Bookings start and end on a quarter hour (:00, :15, :30 or :45).")
-	}
-	resource, err := a.cfg.Facility.ResourceByID(ctx, req.ResourceID)
+	b, resource, err := a.cfg.Bookings.Create(ctx, principal(c),
+		bookings.Request{ResourceID: req.ResourceID, ProjectID: req.ProjectID, Start: start, End: end}, a.origin(c))
 	if err != nil {
 		return err
-	}
-	dec, err := a.cfg.Access.Decide(ctx, p, standin.ActCreate,
-		standin.Object{Kind: standin.KindBooking, Resource: resource, Start: start, End: end}, req.ProjectID)
-	if err != nil {
-		return err
-	}
-	if !dec.Allowed {
-		// The route's check allowed booking in the project; the
-		// resource's own rules refused it: that decision is audited too.
-		if err := a.auditDecision(c, p, "booking.create", "resource:"+resource.ID, req.ProjectID, dec); err != nil {
-			return err
-		}
-		return &standin.Error{Code: standin.EForbidden, Message: "This booking is not allowed.", Reason: dec.Reason}
-	}
-	b := &standin.Booking{
-		ResourceID: resource.ID, UserID: p.Subject.ID, ProjectID: req.ProjectID,
-		Start: start, End: end, CreatedBy: p.Actor.ID, CreatedAt: now,
-	}
-	if p.Impersonation != nil {
-		b.ImpersonationID = p.Impersonation.ID
-	}
-	// The audit event is the booking's commit record: both or neither.
-	// Once it is written the booking stands, whatever fails after it.
-	committed := false
-	err = a.cfg.Facility.CreateBooking(ctx, b, func(b *standin.Booking) error {
-		err := a.audit(c, a.event(c, standin.EventBookingCreated, p, "booking.create", "booking:"+b.ID, b.ProjectID, "created",
-			fmt.Sprintf("%s, %s to %s", resource.Name, timeJSON(b.Start), timeJSON(b.End))))
-		committed = err == nil
-		return err
-	})
-	if err != nil && !committed {
-		return err
-	}
-	if err != nil {
-		a.log.Warn("booking committed; the repair finishes its record", "booking", b.ID, "err", err)
-		b.Status = standin.BookingConfirmed
 	}
 	n := a.namesAfterCommit(ctx)
 	n.resources[resource.ID] = resource.Name
@@ -218,23 +163,11 @@ func (a *API) createBooking(c *fiber.Ctx) error {
 }
 
 func (a *API) cancelBooking(c *fiber.Ctx) error {
-	defer withDeadline(c, BookingDeadline)()
-	ctx, p, loaded := c.UserContext(), principal(c), loadedBooking(c)
-	// As for creation: once the event is written the cancellation stands.
-	committed, now := false, a.cfg.Now()
-	b, err := a.cfg.Facility.CancelBooking(ctx, loaded.ID, p.Actor.ID, now, func(b *standin.Booking) error {
-		err := a.audit(c, a.event(c, standin.EventBookingCancelled, p, "booking.cancel", "booking:"+b.ID, b.ProjectID, "cancelled", ""))
-		committed = err == nil
-		return err
-	})
-	if err != nil && !committed {
-		return err
-	}
+	defer withDeadline(c, bookings.Deadline)()
+	ctx := c.UserContext()
+	b, err := a.cfg.Bookings.Cancel(ctx, principal(c), loadedBooking(c), a.origin(c))
 	if err != nil {
-		a.log.Warn("booking cancellation committed; the repair finishes its record", "booking", loaded.ID, "err", err)
-		cancelled := *loaded
-		cancelled.Status, cancelled.CancelledAt, cancelled.CancelledBy = standin.BookingCancelled, now, p.Actor.ID
-		b = &cancelled
+		return err
 	}
 	return c.JSON(toBookingJSON(b, a.namesAfterCommit(ctx)))
 }

@@ -69,10 +69,10 @@ func slotIDs(resourceID string, start, end time.Time) []any {
 	return ids
 }
 
-// CreateBooking stores b as confirmed and sets its ID and Status. Start and
-// End must lie on standin.BookingSlot boundaries. It returns EConflict when
-// the resource is booked for any part of the time, however many requests
-// race for it.
+// CreateBooking stores b as confirmed and sets its ID and Status. It
+// returns EInvalid for times standin.ValidateBookingSpan refuses, and
+// EConflict when the resource is booked for any part of the time, however
+// many requests race for it.
 //
 // The booking is written pending, then its slots are claimed, then commit
 // is called (it writes the audit event, the commit record), then it is
@@ -83,8 +83,9 @@ func slotIDs(resourceID string, start, end time.Time) []any {
 // or a crash leaves pending, RepairBookings confirms if its commit record
 // exists and removes otherwise.
 func (db *DB) CreateBooking(ctx context.Context, b *standin.Booking, commit func(*standin.Booking) error) error {
-	if b.Start.Truncate(standin.BookingSlot) != b.Start || b.End.Truncate(standin.BookingSlot) != b.End || !b.End.After(b.Start) {
-		return standin.Errorf(standin.EInvalid, "Bookings start and end on a quarter hour, and end after they start.")
+	// The slots below are exact only for times on slot boundaries.
+	if err := standin.ValidateBookingSpan(b.Start, b.End); err != nil {
+		return err
 	}
 	d := bookingDoc{
 		ID: bson.NewObjectID(), Start: b.Start.UTC(), End: b.End.UTC(), Status: string(standin.BookingPending),

@@ -60,6 +60,52 @@ const (
 // multiples of it, which is what makes overlap checks exact and atomic.
 const BookingSlot = 15 * time.Minute
 
+// MaxBooking bounds a booking's length whatever a resource allows: longer
+// requests are mistakes, not plans.
+const MaxBooking = 14 * 24 * time.Hour
+
+// ValidateBookingTimes says whether a booking from start to end may be
+// asked for at now: it ends after it starts, lasts at most MaxBooking,
+// does not start before the slot now falls in, and starts and ends on
+// BookingSlot boundaries. It returns nil or an EInvalid error saying the
+// first rule broken, in that order.
+func ValidateBookingTimes(start, end, now time.Time) error {
+	if err := validateBookingLength(start, end); err != nil {
+		return err
+	}
+	if start.Before(now.Truncate(BookingSlot)) {
+		return Errorf(EInvalid, "The booking starts in the past.")
+	}
+	return validateBookingSlots(start, end)
+}
+
+// ValidateBookingSpan is ValidateBookingTimes without the rule about the
+// past: the rules any stored booking obeys, whenever it was made. It
+// returns nil or an EInvalid error.
+func ValidateBookingSpan(start, end time.Time) error {
+	if err := validateBookingLength(start, end); err != nil {
+		return err
+	}
+	return validateBookingSlots(start, end)
+}
+
+func validateBookingLength(start, end time.Time) error {
+	switch {
+	case !end.After(start):
+		return Errorf(EInvalid, "The booking must end after it starts.")
+	case end.Sub(start) > MaxBooking:
+		return Errorf(EInvalid, "A booking can last at most 14 days.")
+	}
+	return nil
+}
+
+func validateBookingSlots(start, end time.Time) error {
+	if start.Truncate(BookingSlot) != start || end.Truncate(BookingSlot) != end {
+		return Errorf(EInvalid, "Bookings start and end on a quarter hour (:00, :15, :30 or :45).")
+	}
+	return nil
+}
+
 // Booking reserves a resource for a user in a project. CreatedBy is the
 // person who made it (an administrator when made under impersonation, with
 // ImpersonationID set); UserID is whose booking it is.
