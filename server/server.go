@@ -17,6 +17,7 @@ import (
 	"standin/authz"
 	"standin/realtime"
 	"standin/server/access"
+	"standin/server/accounts"
 	"standin/server/audit"
 	"standin/server/demo"
 	"standin/server/embeddeddb"
@@ -190,13 +191,23 @@ func Run(ctx context.Context, cfg Config) error {
 	if u, err := url.Parse(publicOrigin); err == nil && u.Host != "" {
 		origins = append(origins, u.Host)
 	}
+	accountsSvc, err := accounts.New(accounts.Config{
+		Users: db, Sessions: sessions, Impersonations: impersonations, Audit: events, Authorizer: rbac,
+		SignIn:       loginlimit.New(cfg.SignInLimits, loginlimit.NewMemory(cfg.SignInAddresses)),
+		PasswordCost: cfg.PasswordCost,
+		Logger:       log.With("component", "accounts"),
+		Now:          cfg.Clock,
+	})
+	if err != nil {
+		return err
+	}
 	decider := access.New(rbac, db, cfg.Location, cfg.Clock)
 	lv.access, lv.events, lv.imps = decider, events, impersonations
 	if err := holdActive(ctx, db, lv.presence, cfg.Clock()); err != nil {
 		return err
 	}
 	hub, err = realtime.New(hubCtx, realtime.Config{
-		Sessions:       principals{sessions, impersonations},
+		Sessions:       accountsSvc,
 		Authorizer:     lv,
 		Backlog:        lv,
 		OriginPatterns: origins,
@@ -220,6 +231,7 @@ func Run(ctx context.Context, cfg Config) error {
 
 	app, err := httpapi.New(httpapi.Config{
 		Users:          db,
+		Accounts:       accountsSvc,
 		Facility:       db,
 		Access:         decider,
 		Policies:       policies{rbac},
@@ -235,10 +247,8 @@ func Run(ctx context.Context, cfg Config) error {
 		AllowedHosts:   allowedHosts,
 		PublicOrigin:   publicOrigin,
 		SecureCookies:  cfg.SecureCookies,
-		PasswordCost:   cfg.PasswordCost,
 		Demo:           cfg.demoEnabled(),
 		Now:            cfg.Clock,
-		SignIn:         loginlimit.New(cfg.SignInLimits, loginlimit.NewMemory(cfg.SignInAddresses)),
 	})
 	if err != nil {
 		return err
@@ -455,21 +465,6 @@ func repairBookings(ctx context.Context, db *mongostore.DB, events *audit.Log, l
 		log.Warn("bookings left half-written were completed or undone by their commit records", "count", n)
 	}
 	return err
-}
-
-// principals resolves a session cookie into the effective principal, for
-// the WebSocket door: the session, then the impersonation in force.
-type principals struct {
-	sessions       *session.Manager
-	impersonations *impersonation.Service
-}
-
-func (p principals) Authenticate(ctx context.Context, token string) (*standin.Principal, error) {
-	pr, err := p.sessions.Authenticate(ctx, token)
-	if err != nil {
-		return nil, err
-	}
-	return p.impersonations.Resolve(ctx, pr)
 }
 
 // policies presents the authorizer's policies to the HTTP API in the
