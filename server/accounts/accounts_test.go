@@ -21,6 +21,16 @@ import (
 
 func TestMain(m *testing.M) { os.Exit(dbtest.Main(m)) }
 
+// The packages the server wires in fit the interfaces accounts declares.
+var (
+	_ accounts.Users          = (*mongostore.DB)(nil)
+	_ accounts.Sessions       = (*session.Manager)(nil)
+	_ accounts.Impersonations = (*impersonation.Service)(nil)
+	_ accounts.Limiter        = (*loginlimit.Limiter)(nil)
+	_ accounts.Audit          = (*audit.Log)(nil)
+	_ accounts.Authorizer     = (*authz.Authorizer)(nil)
+)
+
 var testCost = password.Params{Time: 1, Memory: 1024, Threads: 1}
 
 const secret = "correct horse"
