@@ -8,6 +8,7 @@ import (
 	"standin/authz"
 	"standin/realtime"
 	"standin/server/access"
+	"standin/server/accounts"
 	"standin/server/bookings"
 	"standin/server/httpapi"
 	"standin/server/impersonation"
@@ -27,6 +28,15 @@ func (n *node) build(ctx context.Context) error {
 		return err
 	}
 	n.buildSessions()
+	if n.accounts, err = accounts.New(accounts.Config{
+		Users: n.db, Sessions: n.sessions, Impersonations: n.imps, Audit: n.events, Authorizer: n.rbac,
+		SignIn:       loginlimit.New(n.cfg.SignInLimits, loginlimit.NewMemory(n.cfg.SignInAddresses)),
+		PasswordCost: n.cfg.PasswordCost,
+		Logger:       n.log.With("component", "accounts"),
+		Now:          n.cfg.Clock,
+	}); err != nil {
+		return err
+	}
 	n.decider = access.New(n.rbac, n.db, n.cfg.Location, n.cfg.Clock)
 	// Bookings a stop left half-written are completed or undone by their
 	// commit records before anything is served.
@@ -93,7 +103,7 @@ func (n *node) buildHub() error {
 		origins = append(origins, u.Host)
 	}
 	hub, err := realtime.New(n.hubCtx, realtime.Config{
-		Sessions:       principals{n.sessions, n.imps},
+		Sessions:       n.accounts,
 		Authorizer:     n.lv,
 		Backlog:        n.lv,
 		OriginPatterns: origins,
@@ -116,6 +126,7 @@ func (n *node) buildHub() error {
 func (n *node) buildHTTP() error {
 	app, err := httpapi.New(httpapi.Config{
 		Users:          n.db,
+		Accounts:       n.accounts,
 		Facility:       n.db,
 		Bookings:       n.bookings,
 		Access:         n.decider,
@@ -132,10 +143,8 @@ func (n *node) buildHTTP() error {
 		AllowedHosts:   n.allowedHosts,
 		PublicOrigin:   n.publicOrigin,
 		SecureCookies:  n.cfg.SecureCookies,
-		PasswordCost:   n.cfg.PasswordCost,
 		Demo:           n.cfg.demoEnabled(),
 		Now:            n.cfg.Clock,
-		SignIn:         loginlimit.New(n.cfg.SignInLimits, loginlimit.NewMemory(n.cfg.SignInAddresses)),
 	})
 	n.app = app
 	return err

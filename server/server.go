@@ -15,6 +15,7 @@ import (
 	"standin/authz"
 	"standin/realtime"
 	"standin/server/access"
+	"standin/server/accounts"
 	"standin/server/audit"
 	"standin/server/bookings"
 	"standin/server/demo"
@@ -71,6 +72,7 @@ type node struct {
 
 	rbac     *authz.Authorizer
 	sessions *session.Manager
+	accounts *accounts.Service
 	imps     *impersonation.Service
 	decider  *access.Decider
 	bookings *bookings.Service
@@ -178,21 +180,6 @@ func freeStaleHolds(ctx context.Context, db *mongostore.DB, log *slog.Logger) er
 		log.Warn("freed impersonation holds left by an earlier stop", "count", n)
 	}
 	return nil
-}
-
-// principals resolves a session cookie into the effective principal, for
-// the WebSocket door: the session, then the impersonation in force.
-type principals struct {
-	sessions       *session.Manager
-	impersonations *impersonation.Service
-}
-
-func (p principals) Authenticate(ctx context.Context, token string) (*standin.Principal, error) {
-	pr, err := p.sessions.Authenticate(ctx, token)
-	if err != nil {
-		return nil, err
-	}
-	return p.impersonations.Resolve(ctx, pr)
 }
 
 // policies presents the authorizer's policies to the HTTP API in the

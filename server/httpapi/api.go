@@ -12,7 +12,6 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
-	"runtime"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -20,22 +19,29 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/filesystem"
 
+	"standin/server/accounts"
 	"standin/server/bookings"
 	"standin/server/impersonation"
-	"standin/server/loginlimit"
-	"standin/server/password"
 	"standin/server/standin"
 	"standin/server/upgrade"
 )
 
-// Users is the account storage the API reads and writes.
+// Users is the account storage the API reads; changes to accounts go
+// through Accounts.
 type Users interface {
 	UserByID(ctx context.Context, id string) (*standin.User, error)
-	UserByEmail(ctx context.Context, email string) (*standin.User, error)
 	SearchUsers(ctx context.Context, q string, p standin.Page) ([]*standin.User, string, error)
-	UpdateUserName(ctx context.Context, id, name string, at time.Time) (*standin.User, error)
-	SetPasswordHash(ctx context.Context, id, hash string, at time.Time) error
-	SetUserStatus(ctx context.Context, id string, status standin.Status, at time.Time) (*standin.User, error)
+}
+
+// Accounts runs the account workflows and says who a session token acts
+// for (package accounts).
+type Accounts interface {
+	Authenticate(ctx context.Context, token string) (*standin.Principal, error)
+	SignIn(ctx context.Context, c accounts.Credentials) (*accounts.SignedIn, error)
+	SignOut(ctx context.Context, p *standin.Principal, o standin.Origin) error
+	Rename(ctx context.Context, p *standin.Principal, name string, o standin.Origin) (*standin.User, error)
+	ChangePassword(ctx context.Context, p *standin.Principal, current, next string) error
+	Suspend(ctx context.Context, p *standin.Principal, userID string, o standin.Origin) (*standin.User, error)
 }
 
 // Facility is the storage of projects, resources and bookings.
@@ -74,25 +80,20 @@ type Policies interface {
 	RemovePolicy(ctx context.Context, p standin.Policy) error
 }
 
-// Sessions starts, resolves and ends sign-in sessions (package session).
+// Sessions rotates sessions and says how long their cookies last
+// (package session).
 type Sessions interface {
-	Start(ctx context.Context, u *standin.User, ip, userAgent string) (string, *standin.Session, error)
-	Authenticate(ctx context.Context, token string) (*standin.Principal, error)
-	End(ctx context.Context, id string) error
-	EndUser(ctx context.Context, userID string) (int, error)
 	Rotate(ctx context.Context, old *standin.Session, impersonationID string) (string, *standin.Session, error)
 	Deadline(s *standin.Session) time.Time
 }
 
 // Impersonations runs impersonation (package impersonation).
 type Impersonations interface {
-	Resolve(ctx context.Context, p *standin.Principal) (*standin.Principal, error)
 	Start(ctx context.Context, p *standin.Principal, req impersonation.Request, o standin.Origin) (*impersonation.Started, error)
 	Stop(ctx context.Context, p *standin.Principal, o standin.Origin) (*standin.Impersonation, string, *standin.Session, error)
 	Revoke(ctx context.Context, p *standin.Principal, id string, o standin.Origin) (*standin.Impersonation, error)
 	Active(ctx context.Context, who *standin.User) ([]*standin.Impersonation, error)
 	Get(ctx context.Context, who *standin.User, id string) (*standin.Impersonation, error)
-	EndFor(ctx context.Context, userID, asActor, asSubject string, by *standin.User, o standin.Origin) error
 }
 
 // Audit is the append-only audit log (package audit).
@@ -131,6 +132,7 @@ type Pinger interface {
 // documented defaults.
 type Config struct {
 	Users          Users
+	Accounts       Accounts
 	Facility       Facility
 	Bookings       Bookings
 	Access         Decider
@@ -167,12 +169,6 @@ type Config struct {
 	// a server behind a TLS-terminating proxy. Requests that arrive over
 	// TLS always get Secure cookies.
 	SecureCookies bool
-	// PasswordCost is the Argon2id cost of new passwords (default
-	// password.Default).
-	PasswordCost password.Params
-	// SignIn decides which sign-in attempts must wait (default
-	// loginlimit's policy over a store in this process's memory).
-	SignIn *loginlimit.Limiter
 	// BodyLimit caps request bodies in bytes (default 1 MiB).
 	BodyLimit int
 	// Now is the clock (default time.Now); tests move it.
@@ -183,9 +179,6 @@ type Config struct {
 type API struct {
 	cfg       Config
 	log       *slog.Logger
-	signIn    *loginlimit.Limiter
-	hashing   chan struct{} // bounds concurrent password hashing
-	dummyHash string        // verified against for unknown accounts
 	websocket fiber.Handler // /ws
 }
 
@@ -296,9 +289,9 @@ func (a *API) routes() []route {
 
 // New builds the Fiber app. It fails if a route declares no access rule.
 func New(cfg Config) (*fiber.App, error) {
-	if cfg.Users == nil || cfg.Facility == nil || cfg.Access == nil || cfg.Policies == nil || cfg.Sessions == nil ||
+	if cfg.Users == nil || cfg.Accounts == nil || cfg.Facility == nil || cfg.Access == nil || cfg.Policies == nil || cfg.Sessions == nil ||
 		cfg.DB == nil || cfg.Impersonations == nil || cfg.Audit == nil || cfg.Notifications == nil || cfg.Presence == nil {
-		return nil, errors.New("httpapi: Users, Facility, Access, Policies, Impersonations, Audit, Notifications, Presence, Sessions and DB are required")
+		return nil, errors.New("httpapi: Users, Accounts, Facility, Access, Policies, Impersonations, Audit, Notifications, Presence, Sessions and DB are required")
 	}
 	if cfg.Bookings == nil {
 		return nil, errors.New("httpapi: Bookings is required")
@@ -312,22 +305,9 @@ func New(cfg Config) (*fiber.App, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	if cfg.SignIn == nil {
-		cfg.SignIn = loginlimit.New(loginlimit.Policy{}, loginlimit.NewMemory(0))
-	}
-	if cfg.PasswordCost == (password.Params{}) {
-		cfg.PasswordCost = password.Default
-	}
-	dummy, err := password.Hash("standin-no-such-account", cfg.PasswordCost)
-	if err != nil {
-		return nil, err
-	}
 	a := &API{
 		cfg:       cfg,
 		log:       cfg.Logger,
-		signIn:    cfg.SignIn,
-		hashing:   make(chan struct{}, 2*runtime.GOMAXPROCS(0)),
-		dummyHash: dummy,
 		websocket: func(*fiber.Ctx) error { return fiber.ErrNotFound },
 	}
 	if cfg.WebSocket != nil {

@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"bytes"
-	"context"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
@@ -15,9 +14,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
-	"standin/server/loginlimit"
-	"standin/server/password"
-	"standin/server/session"
+	"standin/server/accounts"
 	"standin/server/standin"
 )
 
@@ -60,141 +57,29 @@ type loginRequest struct {
 	Password string `json:"password"`
 }
 
-// Input bounds for sign-in: longer values are not addresses or passwords
-// anyone types, and would only cost hashing time and limiter memory.
-const (
-	maxEmail    = 254
-	maxPassword = 1024
-)
-
 func (a *API) login(c *fiber.Ctx) error {
 	var req loginRequest
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
-	email := standin.NormalizeEmail(req.Email)
-	if email == "" || req.Password == "" {
-		return standin.Errorf(standin.EInvalid, "Enter your email address and password.")
+	in, err := a.cfg.Accounts.SignIn(c.UserContext(), accounts.Credentials{
+		Email: req.Email, Password: req.Password, Replaces: c.Cookies(standin.SessionCookie), Origin: a.origin(c),
+	})
+	if w, ok := errors.AsType[*accounts.WaitError](err); ok {
+		return tooManyAttempts(w.Wait)
 	}
-	if len(email) > maxEmail || len(req.Password) > maxPassword {
-		return standin.Errorf(standin.EInvalid, "The email address or password is too long.")
-	}
-
-	user, err := a.checkSignIn(c.UserContext(), loginlimit.Attempt{Address: loginlimit.AddressOf(c.IP()), Email: email}, req.Password)
-	if err != nil {
-		if standin.ErrorCode(err) == standin.EUnauthenticated {
-			a.log.Info("sign-in refused", "ip", c.IP())
-		}
-		return err
-	}
-
-	// A new sign-in always gets a new session id; the old one, if any, ends.
-	if old := c.Cookies(standin.SessionCookie); old != "" {
-		if err := a.cfg.Sessions.End(c.UserContext(), session.ID(old)); err != nil {
-			return err
-		}
-	}
-	token, s, err := a.cfg.Sessions.Start(c.UserContext(), user, c.IP(), truncate(c.Get(fiber.HeaderUserAgent), 256))
 	if err != nil {
 		return err
 	}
-	// Audited before the session is handed out: no audit, no session.
-	if err := a.audit(c, a.event(c, standin.EventLogin, &standin.Principal{Actor: user, Subject: user}, "session.start", "", "", "signed_in", "")); err != nil {
-		_ = a.cfg.Sessions.End(context.WithoutCancel(c.UserContext()), s.ID)
-		return err
-	}
-	a.setSessionCookie(c, token, a.cfg.Sessions.Deadline(s))
-	a.log.Info("signed in", "user", user.ID, "ip", c.IP())
-	return c.JSON(toSessionJSON(&standin.Principal{Actor: user, Subject: user, Session: s}))
-}
-
-// checkSignIn returns the active account with this email and password,
-// or refuses: ETooManyRequests when the attempt must wait (package
-// loginlimit), EUnauthenticated with one message for unknown, wrong and
-// suspended alike, EUnavailable when hashing is too busy, or the account
-// store's error. The limiter is asked first, before the account is looked
-// up, so that a refused flood costs the database nothing; then again with
-// the account, recording the attempt, which is settled once judged.
-func (a *API) checkSignIn(ctx context.Context, attempt loginlimit.Attempt, plain string) (*standin.User, error) {
-	now := a.cfg.Now()
-	if wait, err := a.signIn.Check(ctx, attempt, now); err != nil {
-		return nil, err
-	} else if wait > 0 {
-		return nil, tooManyAttempts(wait)
-	}
-	user, err := a.cfg.Users.UserByEmail(ctx, attempt.Email)
-	switch {
-	case err == nil:
-		attempt.Account = user.ID
-	case standin.ErrorCode(err) == standin.ENotFound:
-		user = nil // counted in its address's ledgers only
-	default:
-		return nil, err
-	}
-	ticket, wait, err := a.signIn.Begin(ctx, attempt, now)
-	if err != nil {
-		return nil, err
-	}
-	if wait > 0 {
-		return nil, tooManyAttempts(wait)
-	}
-	outcome := loginlimit.Failed
-	user, err = a.verifyPassword(user, plain)
-	switch {
-	case err == nil:
-		outcome = loginlimit.Passed
-	case standin.ErrorCode(err) != standin.EUnauthenticated:
-		outcome = loginlimit.Void // not judged: counts against no one
-	}
-	if serr := a.signIn.Settle(context.WithoutCancel(ctx), ticket, outcome); serr != nil {
-		// The attempt stays counted as failed, the safe side; it is no
-		// reason to refuse a right password.
-		a.log.Warn("sign-in attempt not settled", "err", serr)
-	}
-	return user, err
-}
-
-// verifyPassword returns user when plain is its password and it is
-// active, or EUnauthenticated with one message for unknown (nil user),
-// wrong and suspended alike, taking as long for an unknown account as for
-// a wrong password; EUnavailable when hashing stays busy. Hashing is
-// memory-hard, so only a few run at once.
-func (a *API) verifyPassword(user *standin.User, plain string) (*standin.User, error) {
-	hash := a.dummyHash
-	if user != nil {
-		hash = user.PasswordHash
-	}
-	select {
-	case a.hashing <- struct{}{}:
-		defer func() { <-a.hashing }()
-	case <-time.After(10 * time.Second):
-		return nil, standin.Errorf(standin.EUnavailable, "The server is busy. Try again in a moment.")
-	}
-	verr := password.Verify(plain, hash)
-	if verr != nil && !errors.Is(verr, password.ErrMismatch) && user != nil {
-		a.log.Error("stored password hash is unreadable", "user", user.ID, "err", verr)
-	}
-	if user == nil || verr != nil || !user.Active() {
-		return nil, standin.Errorf(standin.EUnauthenticated, "Wrong email or password.")
-	}
-	return user, nil
+	a.setSessionCookie(c, in.Token, a.cfg.Sessions.Deadline(in.Session))
+	return c.JSON(toSessionJSON(&standin.Principal{Actor: in.User, Subject: in.User, Session: in.Session}))
 }
 
 func (a *API) logout(c *fiber.Ctx) error {
-	p := principal(c)
-	// Signing out ends the impersonations this person conducts, from
-	// this session or another; being impersonated is not theirs to end.
-	if err := a.cfg.Impersonations.EndFor(c.UserContext(), p.Actor.ID, standin.CauseActorLoggedOut, "", p.Actor, a.origin(c)); err != nil {
-		return err
-	}
-	if err := a.audit(c, a.event(c, standin.EventLogout, &standin.Principal{Actor: p.Actor, Subject: p.Actor}, "session.end", "", "", "signed_out", "")); err != nil {
-		return err
-	}
-	if err := a.cfg.Sessions.End(c.UserContext(), p.Session.ID); err != nil {
+	if err := a.cfg.Accounts.SignOut(c.UserContext(), principal(c), a.origin(c)); err != nil {
 		return err
 	}
 	a.clearSessionCookie(c)
-	a.log.Info("signed out", "user", p.Actor.ID)
 	return c.JSON(fiber.Map{"signed_out": true})
 }
 
@@ -205,16 +90,13 @@ func (a *API) session(c *fiber.Ctx) error {
 // authenticate resolves the session cookie into the request's principal.
 func (a *API) authenticate(c *fiber.Ctx) error {
 	token := c.Cookies(standin.SessionCookie)
-	p, err := a.cfg.Sessions.Authenticate(c.UserContext(), token)
+	p, err := a.cfg.Accounts.Authenticate(c.UserContext(), token)
 	if err != nil {
 		// The cookie is left alone: a token refused here may just have
 		// been rotated by a concurrent request of another tab (an
 		// impersonation starting or ending), whose Set-Cookie an erasing
 		// answer arriving later would undo, signing the person out. A
 		// stale token authenticates nothing; sign-in replaces it.
-		return err
-	}
-	if p, err = a.cfg.Impersonations.Resolve(c.UserContext(), p); err != nil {
 		return err
 	}
 	if p.Session.RotatePending {

@@ -1,14 +1,8 @@
 package httpapi
 
 import (
-	"errors"
-	"fmt"
-	"strings"
-	"unicode/utf8"
-
 	"github.com/gofiber/fiber/v2"
 
-	"standin/server/password"
 	"standin/server/standin"
 )
 
@@ -103,24 +97,8 @@ func (a *API) updateProfile(c *fiber.Ctx) error {
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
-	name := strings.TrimSpace(req.Name)
-	if name == "" {
-		return standin.Errorf(standin.EInvalid, "Enter a name of 1 to 100 characters.")
-	}
-	if problem := standin.TextProblem(name, 100); problem != "" {
-		return standin.Errorf(standin.EInvalid, "The name %s", problem)
-	}
 	p := principal(c)
-	if name != p.Subject.Name {
-		// Audited before it takes effect: who was called what, and when,
-		// stays on record whatever name they show later.
-		ev := a.event(c, standin.EventUserRenamed, p, "profile.rename", "user:"+p.Subject.ID, "", "renamed",
-			fmt.Sprintf("Renamed from %q to %q.", p.Subject.Name, name))
-		if err := a.audit(c, ev); err != nil {
-			return err
-		}
-	}
-	if _, err := a.cfg.Users.UpdateUserName(c.UserContext(), p.Subject.ID, name, a.cfg.Now()); err != nil {
+	if _, err := a.cfg.Accounts.Rename(c.UserContext(), p, req.Name, a.origin(c)); err != nil {
 		return err
 	}
 	return a.userDetail(c, p.Subject.ID)
@@ -136,25 +114,7 @@ func (a *API) changePassword(c *fiber.Ctx) error {
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
-	if n := utf8.RuneCountInString(req.NewPassword); n < 8 || n > 256 {
-		return standin.Errorf(standin.EInvalid, "The new password must be 8 to 256 characters long.")
-	}
-	ctx, p := c.UserContext(), principal(c)
-	u, err := a.cfg.Users.UserByID(ctx, p.Subject.ID)
-	if err != nil {
-		return err
-	}
-	if err := password.Verify(req.CurrentPassword, u.PasswordHash); err != nil {
-		if errors.Is(err, password.ErrMismatch) {
-			return standin.Errorf(standin.EInvalid, "The current password is not correct.")
-		}
-		return err
-	}
-	hash, err := password.Hash(req.NewPassword, a.cfg.PasswordCost)
-	if err != nil {
-		return err
-	}
-	if err := a.cfg.Users.SetPasswordHash(ctx, u.ID, hash, a.cfg.Now()); err != nil {
+	if err := a.cfg.Accounts.ChangePassword(c.UserContext(), principal(c), req.CurrentPassword, req.NewPassword); err != nil {
 		return err
 	}
 	return c.JSON(fiber.Map{"changed": true})
@@ -163,35 +123,8 @@ func (a *API) changePassword(c *fiber.Ctx) error {
 // suspendUser suspends an account: its sessions end, and impersonations it
 // takes part in end with the cause target_suspended.
 func (a *API) suspendUser(c *fiber.Ctx) error {
-	ctx, p := c.UserContext(), principal(c)
-	u, err := a.cfg.Users.UserByID(ctx, c.Params("id"))
+	u, err := a.cfg.Accounts.Suspend(c.UserContext(), principal(c), c.Params("id"), a.origin(c))
 	if err != nil {
-		return err
-	}
-	switch {
-	case u.ID == p.Subject.ID:
-		return standin.Errorf(standin.EInvalid, "You cannot suspend your own account.")
-	case u.Role.Rank() >= p.Subject.Role.Rank():
-		return &standin.Error{Code: standin.EForbidden, Message: "You cannot suspend this account.",
-			Reason: fmt.Sprintf("%s has the role %q, which is not lower than yours.", u.Name, u.Role)}
-	case !u.Active():
-		return standin.Errorf(standin.EConflict, "%s's account is already suspended.", u.Name)
-	}
-	ev := a.event(c, standin.EventUserSuspended, p, "user.suspend", "user:"+u.ID, "", "suspended", u.Name)
-	// The event is about the suspended user, whom its project leads see.
-	ev.Subject = standin.EventUser{ID: u.ID, Name: u.Name}
-	ev.Projects = append(ev.Projects, u.ProjectIDs()...)
-	if err := a.audit(c, ev); err != nil {
-		return err
-	}
-	u, err = a.cfg.Users.SetUserStatus(ctx, u.ID, standin.StatusSuspended, a.cfg.Now())
-	if err != nil {
-		return err
-	}
-	if err := a.cfg.Impersonations.EndFor(ctx, u.ID, standin.CauseActorSuspended, standin.CauseTargetSuspended, p.Actor, a.origin(c)); err != nil {
-		return err
-	}
-	if _, err := a.cfg.Sessions.EndUser(ctx, u.ID); err != nil {
 		return err
 	}
 	return c.JSON(toUserJSON(u))

@@ -137,81 +137,106 @@ func (s *Service) Start(ctx context.Context, p *standin.Principal, req Request, 
 	if err != nil {
 		return nil, err
 	}
+	target, err := s.admit(ctx, p, req.UserID, o)
+	if err != nil {
+		return nil, err
+	}
+	now := s.cfg.Now().UTC()
+	imp := &standin.Impersonation{
+		ActorID: p.Actor.ID, ActorName: p.Actor.Name, ActorEmail: p.Actor.Email, SubjectID: target.ID, SubjectName: target.Name,
+		Reason: reason, Ticket: ticket, SessionID: p.Session.ID,
+		StartedAt: now, ExpiresAt: now.Add(duration),
+	}
+	if err := s.hold(ctx, p, target, imp, o); err != nil {
+		return nil, err
+	}
+	token, sess, seq, err := s.commitStart(ctx, p, target, imp, o)
+	if err != nil {
+		return nil, err
+	}
+	s.notify(ctx, imp, true, seq)
+	s.cfg.OnStarted(imp, p.Session.ID)
+	s.cfg.Logger.Info("impersonation started", "impersonation", imp.ID, "actor", p.Actor.ID, "subject", target.ID)
+	return &Started{Impersonation: imp, Token: token, Session: sess}, nil
+}
+
+// admit decides whether p's actor may impersonate user userID and returns
+// the target; every refusal is audited first (see deny).
+func (s *Service) admit(ctx context.Context, p *standin.Principal, userID string, o standin.Origin) (*standin.User, error) {
 	actor := p.Actor
 	if dec := s.rbac.Check(ctx, actor, standin.ActStart, standin.KindImpersonation, ""); !dec.Allowed {
-		ev := s.event(standin.EventImpersonationDenied, p, &standin.User{ID: req.UserID}, "", o)
-		ev.Action, ev.Outcome, ev.Reason = "impersonation.start", "denied", "Impersonating "+dec.Reason+"."
-		if err := s.audit.Append(ctx, ev); err != nil {
-			return nil, err
-		}
-		return nil, &standin.Error{Code: standin.EForbidden, Message: "You do not have permission to impersonate users.", Reason: ev.Reason}
+		return nil, s.deny(ctx, p, &standin.User{ID: userID}, o, standin.EForbidden,
+			"You do not have permission to impersonate users.", "Impersonating "+dec.Reason+".")
 	}
-	target, err := s.store.UserByID(ctx, req.UserID)
+	target, err := s.store.UserByID(ctx, userID)
 	if standin.ErrorCode(err) == standin.ENotFound {
-		return nil, standin.Errorf(standin.ENotFound, "No user with id %q.", req.UserID)
+		return nil, standin.Errorf(standin.ENotFound, "No user with id %q.", userID)
 	}
 	if err != nil {
 		return nil, err
 	}
-
-	deny := func(code, message, why string) error {
-		ev := s.event(standin.EventImpersonationDenied, p, target, "", o)
-		ev.Action, ev.Outcome, ev.Reason = "impersonation.start", "denied", why
-		if err := s.audit.Append(ctx, ev); err != nil {
-			return err
-		}
-		return &standin.Error{Code: code, Message: message, Reason: why}
-	}
-	switch {
-	case p.Impersonation != nil:
-		return nil, deny(standin.EConflict, "You are already impersonating someone.",
+	if p.Impersonation != nil {
+		return nil, s.deny(ctx, p, target, o, standin.EConflict, "You are already impersonating someone.",
 			fmt.Sprintf("You are impersonating %s; end that first. Impersonations do not nest.", p.Impersonation.SubjectName))
-	case target.ID == actor.ID:
-		return nil, deny(standin.EForbidden, "You cannot impersonate yourself.", "The target is your own account.")
 	}
-	switch {
-	case target.Role == standin.RoleOwner:
-		return nil, deny(standin.EForbidden, "Owners cannot be impersonated.", fmt.Sprintf("%s is an owner; nobody impersonates an owner.", target.Name))
-	case target.Role.Rank() >= actor.Role.Rank():
-		return nil, deny(standin.EForbidden, "You can only impersonate users of a lower role than yours.",
+	switch standin.ImpersonationBars(actor, target).First() {
+	case standin.BarSelf:
+		return nil, s.deny(ctx, p, target, o, standin.EForbidden, "You cannot impersonate yourself.", "The target is your own account.")
+	case standin.BarOwner:
+		return nil, s.deny(ctx, p, target, o, standin.EForbidden, "Owners cannot be impersonated.",
+			fmt.Sprintf("%s is an owner; nobody impersonates an owner.", target.Name))
+	case standin.BarRank:
+		return nil, s.deny(ctx, p, target, o, standin.EForbidden, "You can only impersonate users of a lower role than yours.",
 			fmt.Sprintf("%s has the role %q, which is not lower than your role %q.", target.Name, target.Role, actor.Role))
-	case !target.Active():
-		return nil, deny(standin.EForbidden, "Suspended accounts cannot be impersonated.", fmt.Sprintf("%s's account is suspended.", target.Name))
+	case standin.BarSuspended:
+		return nil, s.deny(ctx, p, target, o, standin.EForbidden, "Suspended accounts cannot be impersonated.",
+			fmt.Sprintf("%s's account is suspended.", target.Name))
 	}
+	return target, nil
+}
 
-	now := s.cfg.Now().UTC()
-	imp := &standin.Impersonation{
-		ActorID: actor.ID, ActorName: actor.Name, ActorEmail: actor.Email, SubjectID: target.ID, SubjectName: target.Name,
-		Reason: reason, Ticket: ticket, SessionID: p.Session.ID,
-		StartedAt: now, ExpiresAt: now.Add(duration),
+// deny audits a refused start as impersonation.denied and returns the
+// refusal, or the audit log's error when it cannot be written.
+func (s *Service) deny(ctx context.Context, p *standin.Principal, target *standin.User, o standin.Origin, code, message, why string) error {
+	ev := s.event(standin.EventImpersonationDenied, p, target, "", o)
+	ev.Action, ev.Outcome, ev.Reason = "impersonation.start", "denied", why
+	if err := s.audit.Append(ctx, ev); err != nil {
+		return err
 	}
-	if err := s.store.CreateImpersonation(ctx, imp); err != nil {
-		if hc, ok := errors.AsType[*standin.HoldConflict](err); ok {
-			return nil, deny(standin.EConflict, conflictMessage(hc, actor, target), conflictMessage(hc, actor, target))
-		}
-		return nil, err
-	}
+	return &standin.Error{Code: code, Message: message, Reason: why}
+}
 
-	// The started event is the commit record: without it, there is no
-	// impersonation.
+// hold stores the impersonation, which holds its actor and target: a
+// start that meets another's hold is refused, and audited as such.
+func (s *Service) hold(ctx context.Context, p *standin.Principal, target *standin.User, imp *standin.Impersonation, o standin.Origin) error {
+	err := s.store.CreateImpersonation(ctx, imp)
+	if hc, ok := errors.AsType[*standin.HoldConflict](err); ok {
+		msg := conflictMessage(hc, p.Actor, target)
+		return s.deny(ctx, p, target, o, standin.EConflict, msg, msg)
+	}
+	return err
+}
+
+// commitStart writes the started event, the commit record: without it,
+// there is no impersonation. Then the actor's session switches to it. It
+// returns the session's new token and the event's seq; on failure the
+// impersonation is undone or ended.
+func (s *Service) commitStart(ctx context.Context, p *standin.Principal, target *standin.User, imp *standin.Impersonation, o standin.Origin) (string, *standin.Session, int64, error) {
 	ev := s.event(standin.EventImpersonationStarted, p, target, imp.ID, o)
-	ev.Action, ev.Outcome, ev.Reason = "impersonation.start", "started", reason
+	ev.Action, ev.Outcome, ev.Reason = "impersonation.start", "started", imp.Reason
 	if imp.Ticket != "" {
 		ev.Object = "ticket:" + imp.Ticket
 	}
 	if err := s.audit.Append(ctx, ev); err != nil {
 		s.undo(imp)
-		return nil, err
+		return "", nil, 0, err
 	}
 	token, sess, err := s.sessions.Rotate(ctx, p.Session, imp.ID)
 	if err != nil {
 		s.endAfterFault(imp, p, o)
-		return nil, err
+		return "", nil, 0, err
 	}
-	s.notify(ctx, imp, true, ev.Seq)
-	s.cfg.OnStarted(imp, p.Session.ID)
-	s.cfg.Logger.Info("impersonation started", "impersonation", imp.ID, "actor", actor.ID, "subject", target.ID)
-	return &Started{Impersonation: imp, Token: token, Session: sess}, nil
+	return token, sess, ev.Seq, nil
 }
 
 // validate checks a start request before anything is looked up or
@@ -552,10 +577,10 @@ func (s *Service) Resolve(ctx context.Context, p *standin.Principal) (*standin.P
 		if err != nil && standin.ErrorCode(err) != standin.ENotFound {
 			return nil, err
 		}
-		switch {
-		case subject == nil || !subject.Active():
+		switch bars := standin.ImpersonationBars(p.Actor, subject); {
+		case bars.Has(standin.BarSuspended):
 			cause = standin.CauseTargetSuspended
-		case subject.Role == standin.RoleOwner || subject.Role.Rank() >= p.Actor.Role.Rank():
+		case len(bars) > 0:
 			// Roles changed since it started: the rule that allowed it
 			// no longer holds.
 			cause = standin.CauseActorLostRight
@@ -628,11 +653,11 @@ func (s *Service) invalidated(ctx context.Context, imp *standin.Impersonation) (
 	if err != nil && standin.ErrorCode(err) != standin.ENotFound {
 		return "", err
 	}
-	switch {
-	case subject == nil || !subject.Active():
+	switch bars := standin.ImpersonationBars(actor, subject); {
+	case bars.Has(standin.BarSuspended):
 		return standin.CauseTargetSuspended, nil
 	case actor == nil || !actor.Active() || !s.rbac.Check(ctx, actor, standin.ActStart, standin.KindImpersonation, "").Allowed ||
-		subject.Role == standin.RoleOwner || subject.Role.Rank() >= actor.Role.Rank():
+		len(bars) > 0:
 		return standin.CauseActorLostRight, nil
 	}
 	return "", nil

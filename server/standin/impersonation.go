@@ -73,3 +73,74 @@ type HoldConflict struct {
 func (e *HoldConflict) Error() string {
 	return "impersonation: " + e.PersonID + " is already the " + e.Role + " of impersonation " + e.Holder.ID
 }
+
+// Bar is one thing in an actor's or a target's account that keeps an
+// actor from impersonating a target.
+type Bar string
+
+// The bars, in the order they are told to the actor.
+const (
+	BarSelf      Bar = "self"      // the target is the actor
+	BarOwner     Bar = "owner"     // nobody impersonates an owner
+	BarRank      Bar = "rank"      // the target's role is not lower than the actor's
+	BarSuspended Bar = "suspended" // the target's account is suspended, or gone
+)
+
+// Bars lists the bars that apply, in the order of the constants above.
+type Bars []Bar
+
+// First is the bar to tell first, or "" when none applies.
+func (bs Bars) First() Bar {
+	if len(bs) == 0 {
+		return ""
+	}
+	return bs[0]
+}
+
+// Has reports whether b applies.
+func (bs Bars) Has(b Bar) bool {
+	for _, x := range bs {
+		if x == b {
+			return true
+		}
+	}
+	return false
+}
+
+// ImpersonationBars is the one statement of who may impersonate whom, as
+// far as their accounts say: never oneself, never an owner, only someone
+// of a lower role, and only an active account. The right to impersonate at
+// all is granted by policy and decided by the authorizer, not here.
+//
+// A nil target is an account that is gone: BarSuspended alone. A nil actor
+// has no rank: every target outranks it. Suspending an account follows the
+// same ranks, so suspension asks the same question.
+func ImpersonationBars(actor, target *User) Bars {
+	if target == nil {
+		return Bars{BarSuspended}
+	}
+	var bs Bars
+	actorRank := -1
+	if actor != nil {
+		actorRank = actor.Role.Rank()
+		if target.ID == actor.ID {
+			bs = append(bs, BarSelf)
+		}
+	}
+	if target.Role == RoleOwner {
+		bs = append(bs, BarOwner)
+	}
+	if target.Role.Rank() >= actorRank {
+		bs = append(bs, BarRank)
+	}
+	if !target.Active() {
+		bs = append(bs, BarSuspended)
+	}
+	return bs
+}
+
+// MayImpersonate reports whether nothing in their accounts keeps actor
+// from impersonating target (see ImpersonationBars).
+func MayImpersonate(actor, target *User) bool {
+	return len(ImpersonationBars(actor, target)) == 0
+}
