@@ -14,7 +14,6 @@ import (
 	"sync"
 	"time"
 
-	"standin/authz"
 	"standin/realtime"
 	"standin/server/access"
 	"standin/server/audit"
@@ -147,7 +146,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 
 	step("Loading the access policies")
-	rbac, err := authz.New(ctx, authz.Config{DB: db.Database(), Directory: db, Logger: log.With("component", "authz")})
+	rbac, err := newAuthorizer(ctx, db, log.With("component", "authz"))
 	if err != nil {
 		return err
 	}
@@ -470,25 +469,4 @@ func (p principals) Authenticate(ctx context.Context, token string) (*standin.Pr
 		return nil, err
 	}
 	return p.impersonations.Resolve(ctx, pr)
-}
-
-// policies presents the authorizer's policies to the HTTP API in the
-// domain's terms.
-type policies struct{ a *authz.Authorizer }
-
-func (p policies) Policies() []standin.Policy {
-	ps := p.a.Policies()
-	out := make([]standin.Policy, 0, len(ps))
-	for _, x := range ps {
-		out = append(out, standin.Policy(x))
-	}
-	return out
-}
-
-func (p policies) AddPolicy(ctx context.Context, x standin.Policy) error {
-	return p.a.AddPolicy(ctx, authz.Policy(x))
-}
-
-func (p policies) RemovePolicy(ctx context.Context, x standin.Policy) error {
-	return p.a.RemovePolicy(ctx, authz.Policy(x))
 }

@@ -28,7 +28,8 @@ type demoFacility struct {
 }
 
 // mustDemo seeds the demo facility into a fresh database and builds the
-// decider over it exactly as the server does.
+// decider over it as the server does: the authorizer with the default
+// policies, stored in the database.
 func mustDemo(t testing.TB, now time.Time) *demoFacility {
 	t.Helper()
 	ctx := context.Background()
@@ -36,11 +37,15 @@ func mustDemo(t testing.TB, now time.Time) *demoFacility {
 	if _, err := demo.Seed(ctx, db, "demo", password.Params{Time: 1, Memory: 64, Threads: 1}, now.AddDate(0, -1, 0)); err != nil {
 		t.Fatal(err)
 	}
-	rbac, err := authz.New(ctx, authz.Config{DB: db.Database(), Directory: db})
+	defaults := make([]authz.Policy, 0)
+	for _, p := range access.DefaultPolicies() {
+		defaults = append(defaults, authz.Policy(p))
+	}
+	a, err := authz.New(ctx, authz.Config{Store: db, Defaults: defaults, Directory: directory{db}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &demoFacility{db: db, decider: access.New(rbac, db, time.UTC, func() time.Time { return now }),
+	f := &demoFacility{db: db, decider: access.New(rbac{a}, db, time.UTC, func() time.Time { return now }),
 		users: map[string]*standin.User{}, projects: map[string]string{}, resources: map[string]*standin.Resource{}}
 	all, err := db.AllUsers(ctx)
 	if err != nil {
@@ -64,6 +69,46 @@ func mustDemo(t testing.TB, now time.Time) *demoFacility {
 		f.resources[r.Name] = r
 	}
 	return f
+}
+
+// rbac asks the authorizer about the domain's users, as the server's
+// adapter does.
+type rbac struct{ a *authz.Authorizer }
+
+func (r rbac) Check(ctx context.Context, u *standin.User, action, object, project string) standin.Decision {
+	return standin.Decision(r.a.Check(ctx, subject(u), action, object, project))
+}
+
+// directory lists the users as the authorizer's subjects.
+type directory struct{ db *mongostore.DB }
+
+func (d directory) Subjects(ctx context.Context) ([]*authz.Subject, error) {
+	users, err := d.db.AllUsers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []*authz.Subject
+	for _, u := range users {
+		out = append(out, subject(u))
+	}
+	return out, nil
+}
+
+func subject(u *standin.User) *authz.Subject {
+	if u == nil {
+		return nil
+	}
+	s := &authz.Subject{ID: u.ID, Role: string(u.Role), Status: authz.Inactive}
+	switch u.Status {
+	case standin.StatusActive:
+		s.Status = authz.Active
+	case standin.StatusSuspended:
+		s.Status = authz.Suspended
+	}
+	for _, m := range u.Memberships {
+		s.Memberships = append(s.Memberships, authz.Membership{Project: m.ProjectID, Role: string(m.Role)})
+	}
+	return s
 }
 
 func as(u *standin.User) *standin.Principal { return &standin.Principal{Actor: u, Subject: u} }
