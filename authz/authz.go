@@ -204,7 +204,7 @@ func (a *Authorizer) Reload(ctx context.Context) error {
 	for _, s := range subjects {
 		rules, skipped := groupingRules(s)
 		if len(skipped) > 0 {
-			a.log.WarnContext(ctx, "subject has unrecognised roles; they grant nothing", "subject", s.ID, "ignored", skipped)
+			a.log.WarnContext(ctx, "user has unrecognised roles; they grant nothing", "user", s.ID, "ignored", skipped)
 		}
 		if len(rules) == 0 {
 			continue
@@ -289,7 +289,7 @@ func (a *Authorizer) SyncUser(s *Subject) error {
 	}
 	rules, skipped := groupingRules(s)
 	if len(skipped) > 0 {
-		a.log.Warn("subject has unrecognised roles; they grant nothing", "subject", s.ID, "ignored", skipped)
+		a.log.Warn("user has unrecognised roles; they grant nothing", "user", s.ID, "ignored", skipped)
 	}
 
 	a.writeMu.Lock()
