@@ -410,6 +410,15 @@ func TestNew(t *testing.T) {
 			t.Errorf("New without a directory = %v, want %s", err, Invalid)
 		}
 	})
+	t.Run("ErrBadDefault", func(t *testing.T) {
+		t.Parallel()
+		cfg := testConfig(newDirectory())
+		cfg.Defaults = append(cfg.Defaults, Policy{"role:root", GlobalDomain, objectUser, actionList})
+		_, err := New(context.Background(), cfg)
+		if KindOf(err) != Invalid || !strings.Contains(message(err), "role:root") {
+			t.Errorf("New with a default naming an unknown role = %v, want %s naming it", err, Invalid)
+		}
+	})
 	t.Run("ErrDirectory", func(t *testing.T) {
 		t.Parallel()
 		failing := &directory{err: errors.New("users unavailable")}
