@@ -2,49 +2,56 @@ package authz
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/casbin/casbin/v2/model"
 	"github.com/casbin/casbin/v2/persist"
-	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
-	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/topology"
-
-	"standin/server/dbfault"
-	"standin/server/standin"
 )
 
-// PolicyCollection is the collection that holds policy rules.
-const PolicyCollection = "policies"
-
-// seedMarkerID is the _id of the document recording that the default
-// policies were written once. It has no ptype, so it is never a rule.
-const seedMarkerID = "seeded:defaults"
+// PolicyStore keeps policy rules for an Adapter. A rule is its policy type
+// followed by its fields, like a line of Casbin's CSV policy format:
+// {"p", "role:user", "*", "profile", "read"}. The store keeps each rule at
+// most once and judges none: the Adapter checks rules as it loads them.
+//
+// Its errors reach the Authorizer's callers wrapped but otherwise as the
+// store made them, so a store reports an unreachable database in its
+// caller's own terms.
+type PolicyStore interface {
+	// PolicyRules returns every stored rule, in any order.
+	PolicyRules(ctx context.Context) ([][]string, error)
+	// AddPolicyRules stores rules. A rule stored already stays stored
+	// once, and two callers storing one rule together both succeed.
+	AddPolicyRules(ctx context.Context, rules [][]string) error
+	// RemovePolicyRules deletes rules. Deleting a rule that is not stored
+	// is not an error.
+	RemovePolicyRules(ctx context.Context, rules [][]string) error
+	// DefaultPoliciesSeeded reports whether MarkDefaultPoliciesSeeded was
+	// called before, by any process.
+	DefaultPoliciesSeeded(ctx context.Context) (bool, error)
+	// MarkDefaultPoliciesSeeded records that the default policies were
+	// written. Marking twice is not an error.
+	MarkDefaultPoliciesSeeded(ctx context.Context) error
+}
 
 // defaultAdapterTimeout bounds each storage call made through the
 // context-free persist.Adapter methods.
 const defaultAdapterTimeout = 10 * time.Second
 
-// Adapter keeps Casbin policy rules (the p section) in a MongoDB
-// collection, one document per rule. It implements persist.Adapter,
-// persist.ContextAdapter and persist.BatchAdapter, so a plain Casbin
-// enforcer can use it too.
+// Adapter keeps Casbin policy rules (the p section) in a PolicyStore. It
+// implements persist.Adapter, persist.ContextAdapter and
+// persist.BatchAdapter, so a plain Casbin enforcer can use it too.
 //
-// A document's _id is derived from the rule itself, so writing a rule twice
-// leaves one document, on MongoDB and FerretDB alike, without transactions
-// or extra indexes. Grouping rules (the g section) are never stored: they
-// are derived from the users, which are their single source of truth, so
-// the adapter ignores them on every write.
+// Grouping rules (the g section) are never stored: they are derived from
+// the users, which are their single source of truth, so the adapter
+// ignores them on every write.
 //
-// Errors are coded: EUnavailable when the database cannot be reached or
-// times out, EInvalid for a stored document Casbin's model cannot hold, and
-// an uncoded (internal) error for anything else.
+// Errors: Invalid for a stored rule Casbin's model cannot hold; the store's
+// own errors, wrapped, for anything else.
 type Adapter struct {
-	col     *mongo.Collection
+	store   PolicyStore
 	timeout time.Duration
 }
 
@@ -54,98 +61,79 @@ var (
 	_ persist.BatchAdapter   = (*Adapter)(nil)
 )
 
-// NewAdapter returns an adapter over db's PolicyCollection.
-func NewAdapter(db *mongo.Database) *Adapter {
-	return &Adapter{col: db.Collection(PolicyCollection), timeout: defaultAdapterTimeout}
+// NewAdapter returns an adapter over store.
+func NewAdapter(store PolicyStore) *Adapter {
+	return &Adapter{store: store, timeout: defaultAdapterTimeout}
 }
-
-// policyDoc is one stored rule.
-type policyDoc struct {
-	ID    string   `bson:"_id"`
-	PType string   `bson:"ptype"`
-	Rule  []string `bson:"rule"`
-}
-
-// ruleID derives a document id from a rule: the ptype and the fields joined
-// by commas, like a line of Casbin's CSV policy format, with '%' and ','
-// escaped so that distinct rules never share an id. It stays readable for
-// whoever inspects the collection.
-func ruleID(ptype string, rule []string) string {
-	var b strings.Builder
-	b.WriteString(escapeField(ptype))
-	for _, f := range rule {
-		b.WriteByte(',')
-		b.WriteString(escapeField(f))
-	}
-	return b.String()
-}
-
-var fieldEscaper = strings.NewReplacer("%", "%25", ",", "%2C")
-
-func escapeField(s string) string { return fieldEscaper.Replace(s) }
 
 // stored reports whether rules of sec are kept by the adapter.
 func stored(sec string) bool { return sec == "p" }
 
-// isRule selects rule documents, leaving markers alone.
-var isRule = bson.D{{Key: "ptype", Value: bson.D{{Key: "$exists", Value: true}}}}
+// withType returns rules with ptype put before each, as the store holds
+// them.
+func withType(ptype string, rules [][]string) [][]string {
+	out := make([][]string, 0, len(rules))
+	for _, r := range rules {
+		out = append(out, append([]string{ptype}, r...))
+	}
+	return out
+}
 
 // LoadPolicyCtx loads every stored rule into m. A rule whose type m does
-// not define, or whose length does not fit it, is an EInvalid error: an
+// not define, or whose length does not fit it, is an Invalid error: an
 // enforcer holding it would fail on every decision.
 func (a *Adapter) LoadPolicyCtx(ctx context.Context, m model.Model) error {
-	cur, err := a.col.Find(ctx, isRule)
+	rows, err := a.store.PolicyRules(ctx)
 	if err != nil {
-		return storageError(err, "load policies")
+		return fmt.Errorf("load policies: %w", err)
 	}
-	var docs []policyDoc
-	if err := cur.All(ctx, &docs); err != nil {
-		return storageError(err, "load policies")
-	}
-	for _, d := range docs {
-		if d.PType == "" {
-			return standin.Errorf(standin.EInvalid, "The stored policy %q has no type.", d.ID)
+	for _, row := range rows {
+		if len(row) == 0 || row[0] == "" {
+			return errorf(Invalid, "The stored policy %q has no type.", strings.Join(row, ", "))
 		}
-		sec := d.PType[:1]
+		ptype := row[0]
+		sec := ptype[:1]
 		if !stored(sec) {
 			continue
 		}
-		ast, ok := m[sec][d.PType]
+		ast, ok := m[sec][ptype]
 		if !ok {
-			return standin.Errorf(standin.EInvalid, "The stored policy %q has type %q, which the model does not define.", d.ID, d.PType)
+			return errorf(Invalid, "The stored policy %q has type %q, which the model does not define.", strings.Join(row, ", "), ptype)
 		}
-		if len(d.Rule) != len(ast.Tokens) {
-			return standin.Errorf(standin.EInvalid, "The stored policy %q has %d fields; its type has %d.", d.ID, len(d.Rule), len(ast.Tokens))
+		if len(row)-1 != len(ast.Tokens) {
+			return errorf(Invalid, "The stored policy %q has %d fields; its type has %d.", strings.Join(row, ", "), len(row)-1, len(ast.Tokens))
 		}
-		if err := persist.LoadPolicyArray(append([]string{d.PType}, d.Rule...), m); err != nil {
-			return fmt.Errorf("load policy %q: %w", d.ID, err)
+		if err := persist.LoadPolicyArray(row, m); err != nil {
+			return fmt.Errorf("load policy %q: %w", strings.Join(row, ", "), err)
 		}
 	}
 	return nil
 }
 
-// SavePolicyCtx replaces the stored rules with those of m. It never drops
-// the collection: it first writes every rule of m (idempotently, by id),
-// then deletes the stored rules m does not hold. A failure half-way leaves
-// the old and new rules together, never an empty collection.
+// SavePolicyCtx replaces the stored rules with those of m. It first stores
+// every rule of m, then deletes the stored rules m does not hold, so a
+// failure half-way leaves the old and new rules together, never none.
 func (a *Adapter) SavePolicyCtx(ctx context.Context, m model.Model) error {
-	var docs []policyDoc
-	ids := bson.A{}
+	var rows [][]string
 	for ptype, ast := range m["p"] {
-		for _, rule := range ast.Policy {
-			d := policyDoc{ID: ruleID(ptype, rule), PType: ptype, Rule: rule}
-			docs = append(docs, d)
-			ids = append(ids, d.ID)
+		rows = append(rows, withType(ptype, ast.Policy)...)
+	}
+	if len(rows) > 0 {
+		if err := a.store.AddPolicyRules(ctx, rows); err != nil {
+			return fmt.Errorf("store policies: %w", err)
 		}
 	}
-	if err := a.upsert(ctx, docs); err != nil {
-		return err
+	old, err := a.store.PolicyRules(ctx)
+	if err != nil {
+		return fmt.Errorf("find replaced policies: %w", err)
 	}
-	filter := append(bson.D{{Key: "_id", Value: bson.D{{Key: "$nin", Value: ids}}}}, isRule...)
-	if _, err := a.col.DeleteMany(ctx, filter); err != nil {
-		return storageError(err, "delete replaced policies")
+	var gone [][]string
+	for _, r := range old {
+		if !slices.ContainsFunc(rows, func(q []string) bool { return slices.Equal(r, q) }) {
+			gone = append(gone, r)
+		}
 	}
-	return nil
+	return a.remove(ctx, gone)
 }
 
 // AddPolicyCtx stores one rule. Storing a rule already there is not an
@@ -159,31 +147,8 @@ func (a *Adapter) AddPoliciesCtx(ctx context.Context, sec, ptype string, rules [
 	if !stored(sec) || len(rules) == 0 {
 		return nil
 	}
-	docs := make([]policyDoc, 0, len(rules))
-	for _, r := range rules {
-		docs = append(docs, policyDoc{ID: ruleID(ptype, r), PType: ptype, Rule: r})
-	}
-	return a.upsert(ctx, docs)
-}
-
-// upsert writes docs by id in one round trip. Two writers racing to create
-// the same id can make one of them fail with a duplicate key (FerretDB does
-// not lock an upsert); the document exists either way, which is all an
-// idempotent write promises.
-func (a *Adapter) upsert(ctx context.Context, docs []policyDoc) error {
-	if len(docs) == 0 {
-		return nil
-	}
-	writes := make([]mongo.WriteModel, 0, len(docs))
-	for _, d := range docs {
-		writes = append(writes, mongo.NewReplaceOneModel().
-			SetFilter(bson.D{{Key: "_id", Value: d.ID}}).
-			SetReplacement(d).
-			SetUpsert(true))
-	}
-	_, err := a.col.BulkWrite(ctx, writes, options.BulkWrite().SetOrdered(false))
-	if err != nil && !onlyDuplicateKeys(err) {
-		return storageError(err, "store policies")
+	if err := a.store.AddPolicyRules(ctx, withType(ptype, rules)); err != nil {
+		return fmt.Errorf("store policies: %w", err)
 	}
 	return nil
 }
@@ -196,16 +161,19 @@ func (a *Adapter) RemovePolicyCtx(ctx context.Context, sec, ptype string, rule [
 
 // RemovePoliciesCtx deletes rules.
 func (a *Adapter) RemovePoliciesCtx(ctx context.Context, sec, ptype string, rules [][]string) error {
-	if !stored(sec) || len(rules) == 0 {
+	if !stored(sec) {
 		return nil
 	}
-	ids := make(bson.A, 0, len(rules))
-	for _, r := range rules {
-		ids = append(ids, ruleID(ptype, r))
+	return a.remove(ctx, withType(ptype, rules))
+}
+
+// remove deletes rows, given with their types.
+func (a *Adapter) remove(ctx context.Context, rows [][]string) error {
+	if len(rows) == 0 {
+		return nil
 	}
-	_, err := a.col.DeleteMany(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}})
-	if err != nil {
-		return storageError(err, "delete policies")
+	if err := a.store.RemovePolicyRules(ctx, rows); err != nil {
+		return fmt.Errorf("delete policies: %w", err)
 	}
 	return nil
 }
@@ -217,29 +185,19 @@ func (a *Adapter) RemoveFilteredPolicyCtx(ctx context.Context, sec, ptype string
 	if !stored(sec) {
 		return nil
 	}
-	// The collection is small; matching in Go avoids relying on array
-	// index paths in filters, which database engines support unevenly.
-	cur, err := a.col.Find(ctx, bson.D{{Key: "ptype", Value: ptype}})
+	// The rules are few; matching in Go asks nothing of the store but
+	// the whole list.
+	rows, err := a.store.PolicyRules(ctx)
 	if err != nil {
-		return storageError(err, "find policies to delete")
+		return fmt.Errorf("find policies to delete: %w", err)
 	}
-	var docs []policyDoc
-	if err := cur.All(ctx, &docs); err != nil {
-		return storageError(err, "find policies to delete")
-	}
-	ids := bson.A{}
-	for _, d := range docs {
-		if matchesFilter(d.Rule, fieldIndex, fieldValues) {
-			ids = append(ids, d.ID)
+	var gone [][]string
+	for _, r := range rows {
+		if len(r) > 0 && r[0] == ptype && matchesFilter(r[1:], fieldIndex, fieldValues) {
+			gone = append(gone, r)
 		}
 	}
-	if len(ids) == 0 {
-		return nil
-	}
-	if _, err := a.col.DeleteMany(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}}); err != nil {
-		return storageError(err, "delete policies")
-	}
-	return nil
+	return a.remove(ctx, gone)
 }
 
 func matchesFilter(rule []string, fieldIndex int, values []string) bool {
@@ -313,73 +271,28 @@ func (a *Adapter) context() (context.Context, context.CancelFunc) {
 }
 
 // seeded reports whether the default policies were written before, or
-// the collection already holds rules (then they are the installation's
-// choice and are left alone).
+// the store already holds rules (then they are the installation's choice
+// and are left alone).
 func (a *Adapter) seeded(ctx context.Context) (bool, error) {
-	n, err := a.col.CountDocuments(ctx, bson.D{{Key: "_id", Value: seedMarkerID}})
+	done, err := a.store.DefaultPoliciesSeeded(ctx)
 	if err != nil {
-		return false, storageError(err, "look for the seed marker")
+		return false, fmt.Errorf("look for the seed marker: %w", err)
 	}
-	if n > 0 {
+	if done {
 		return true, nil
 	}
-	n, err = a.col.CountDocuments(ctx, isRule, options.Count().SetLimit(1))
+	rows, err := a.store.PolicyRules(ctx)
 	if err != nil {
-		return false, storageError(err, "count policies")
+		return false, fmt.Errorf("count policies: %w", err)
 	}
-	return n > 0, nil
+	return len(rows) > 0, nil
 }
 
 // markSeeded records that the defaults were written, so that removing
 // every policy later does not bring them back at the next start.
 func (a *Adapter) markSeeded(ctx context.Context) error {
-	_, err := a.col.UpdateOne(ctx,
-		bson.D{{Key: "_id", Value: seedMarkerID}},
-		bson.D{{Key: "$setOnInsert", Value: bson.D{{Key: "at", Value: time.Now().UTC()}}}},
-		options.UpdateOne().SetUpsert(true))
-	if err != nil && !mongo.IsDuplicateKeyError(err) {
-		return storageError(err, "record the seed marker")
+	if err := a.store.MarkDefaultPoliciesSeeded(ctx); err != nil {
+		return fmt.Errorf("record the seed marker: %w", err)
 	}
 	return nil
-}
-
-// onlyDuplicateKeys reports whether err is a bulk write whose every
-// failure is a duplicate key.
-func onlyDuplicateKeys(err error) bool {
-	var bwe mongo.BulkWriteException
-	if !errors.As(err, &bwe) || bwe.WriteConcernError != nil || len(bwe.WriteErrors) == 0 {
-		return false
-	}
-	for _, we := range bwe.WriteErrors {
-		if we.Code != 11000 && we.Code != 11001 && we.Code != 12582 {
-			return false
-		}
-	}
-	return true
-}
-
-// storageError turns a driver error into a coded domain error keeping the
-// original as its cause; what names the operation for logs.
-func storageError(err error, what string) error {
-	if err == nil {
-		return nil
-	}
-	wrapped := fmt.Errorf("%s: %w", what, err)
-	switch {
-	case errors.Is(err, context.Canceled):
-		return wrapped
-	case mongo.IsNetworkError(err), mongo.IsTimeout(err), errors.Is(err, mongo.ErrClientDisconnected),
-		isServerSelection(err):
-		return &standin.Error{Code: standin.EUnavailable,
-			Message: "The database is unavailable. Try again shortly.", Cause: wrapped}
-	case dbfault.WriteRefused(err):
-		return &standin.Error{Code: standin.EUnavailable,
-			Message: "The database cannot save changes right now (its disk may be full or read-only). Try again shortly.", Cause: wrapped}
-	}
-	return wrapped
-}
-
-func isServerSelection(err error) bool {
-	var sse topology.ServerSelectionError
-	return errors.As(err, &sse)
 }

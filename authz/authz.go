@@ -1,20 +1,24 @@
-// Package authz decides what a user may do. It enforces a Casbin model of
-// role-based access with domains, where a domain is a project and "*" is the
-// global scope (see ModelText).
+// Package authz decides what a subject may do. It enforces a Casbin model
+// of role-based access with domains, where a domain is a project and "*" is
+// the global scope (see model.conf).
 //
-// Two kinds of rule feed it. Grouping rules place users in roles; they are
-// derived from the user documents (a user's global role and project
-// memberships), which stay their single source of truth, and are never
-// stored here. Policies grant an action on an object to a role; they are
-// kept in MongoDB through Adapter, seeded with DefaultPolicies on first
-// start and changeable at run time.
+// Two kinds of rule feed it. Grouping rules place subjects in roles; they
+// are derived from the caller's user records (a subject's global role and
+// project memberships), which stay their single source of truth, and are
+// never stored here. Policies grant an action on an object to a role; they
+// are kept in a PolicyStore through Adapter, seeded with the configured
+// defaults on first start and changeable at run time.
+//
+// The package knows nothing of what its objects and actions mean: they are
+// names its caller gives, in policies and in requests alike.
 //
 // Decisions are cached; every change clears the cache before the call that
 // made it returns, so the next decision sees it.
 //
-// Errors are *standin.Error values with the codes each function documents;
-// a storage fault other than an unreachable database is returned uncoded,
-// which callers report as internal.
+// Errors the package makes are *Error values of the kinds each function
+// documents, for the caller to translate; errors of the PolicyStore and the
+// Directory are returned wrapped, as their source made them; any other
+// fault is an uncoded error.
 package authz
 
 import (
@@ -26,26 +30,31 @@ import (
 
 	"github.com/casbin/casbin/v2"
 	"github.com/casbin/casbin/v2/model"
-	"go.mongodb.org/mongo-driver/v2/mongo"
-
-	"standin/server/standin"
 )
 
-// Directory lists the users whose roles and memberships the Authorizer
-// enforces. It is declared here, where it is used, for a user store to
-// implement.
+// Directory lists the subjects whose roles and memberships the Authorizer
+// enforces. It is declared here, where it is used, for the caller's user
+// store to implement.
 type Directory interface {
-	// AllUsers returns every user, suspended ones included.
-	AllUsers(ctx context.Context) ([]*standin.User, error)
+	// Subjects returns every subject, suspended ones included.
+	Subjects(ctx context.Context) ([]*Subject, error)
 }
 
 // Config configures New. Its zero values are documented defaults, except
 // Directory, which is required.
 type Config struct {
-	// DB holds the policies, in PolicyCollection. Nil keeps them in memory
-	// only, starting from DefaultPolicies: for benchmarks and tests.
-	DB *mongo.Database
-	// Directory gives the users at start-up and on Reload.
+	// Store holds the policies. Nil keeps them in memory only, starting
+	// from Defaults: for benchmarks and tests.
+	Store PolicyStore
+	// Defaults are the policies a new installation starts with: written
+	// to a Store that never held any, or held in memory without one.
+	Defaults []Policy
+	// Governing is the permission to change policies. RemovePolicy
+	// refuses to withdraw the last policy granting it to a global role,
+	// so that someone can always repair the policies. The zero value
+	// guards nothing.
+	Governing Permission
+	// Directory gives the subjects at start-up and on Reload.
 	Directory Directory
 	// Logger receives faults and notable events; nil discards them.
 	Logger *slog.Logger
@@ -54,19 +63,14 @@ type Config struct {
 	CacheSize int
 }
 
-// Decision is the outcome of Check. Reason is a sentence fragment for
-// people: when allowed it names the granting rule (`granted to role
-// "user"`), when denied what is missing (`requires the role "support" or
-// higher`).
-type Decision = standin.Decision
-
 // Authorizer decides requests and manages policies. It is safe for
 // concurrent use.
 type Authorizer struct {
-	dir   Directory
-	store *Adapter // nil: policies live in memory only
-	log   *slog.Logger
-	cache *decisionCache
+	dir       Directory
+	store     *Adapter // nil: policies live in memory only
+	governing Permission
+	log       *slog.Logger
+	cache     *decisionCache
 
 	// writeMu serializes changes (policies, users, reloads) and is held
 	// across their storage round trips, so storage and memory apply
@@ -90,19 +94,25 @@ type Authorizer struct {
 	userRules map[string][][]string
 }
 
-// New loads policies (seeding DefaultPolicies into an empty collection on
-// first start) and the users' roles, and returns a ready Authorizer.
+// New loads policies (seeding Defaults into a store that never held any)
+// and the subjects' roles, and returns a ready Authorizer.
 //
-// Errors: EInvalid when Directory is missing or a stored policy does not
-// fit the model; EUnavailable when the database cannot be reached; the
-// Directory's own errors as they are.
+// Errors: Invalid when Directory is missing, a default policy is malformed
+// (as for AddPolicy) or a stored policy does not fit the model; the
+// store's and the Directory's own errors, wrapped.
 func New(ctx context.Context, cfg Config) (*Authorizer, error) {
 	if cfg.Directory == nil {
-		return nil, standin.Errorf(standin.EInvalid, "The authorizer needs a user directory.")
+		return nil, errorf(Invalid, "The authorizer needs a directory of subjects.")
+	}
+	for _, p := range cfg.Defaults {
+		if err := p.validate(); err != nil {
+			return nil, fmt.Errorf("default policy %q: %w", p.String(), err)
+		}
 	}
 	a := &Authorizer{
-		dir: cfg.Directory,
-		log: cfg.Logger,
+		dir:       cfg.Directory,
+		governing: cfg.Governing,
+		log:       cfg.Logger,
 	}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
@@ -112,13 +122,13 @@ func New(ctx context.Context, cfg Config) (*Authorizer, error) {
 		size = DefaultCacheSize
 	}
 	a.cache = newDecisionCache(size)
-	if cfg.DB != nil {
-		a.store = NewAdapter(cfg.DB)
-		if err := a.seed(ctx); err != nil {
+	if cfg.Store != nil {
+		a.store = NewAdapter(cfg.Store)
+		if err := a.seed(ctx, cfg.Defaults); err != nil {
 			return nil, err
 		}
 	} else {
-		a.policies = DefaultPolicies()
+		a.policies = slices.Clone(cfg.Defaults)
 	}
 	if err := a.Reload(ctx); err != nil {
 		return nil, err
@@ -126,14 +136,13 @@ func New(ctx context.Context, cfg Config) (*Authorizer, error) {
 	return a, nil
 }
 
-// seed writes the default policies the first time the collection is used.
+// seed writes the default policies the first time the store is used.
 // Writing them is idempotent, so two servers starting together agree.
-func (a *Authorizer) seed(ctx context.Context) error {
+func (a *Authorizer) seed(ctx context.Context, defaults []Policy) error {
 	done, err := a.store.seeded(ctx)
 	if err != nil || done {
 		return err
 	}
-	defaults := DefaultPolicies()
 	rules := make([][]string, 0, len(defaults))
 	for _, p := range defaults {
 		rules = append(rules, p.rule())
@@ -148,7 +157,7 @@ func (a *Authorizer) seed(ctx context.Context) error {
 	return nil
 }
 
-// Reload rebuilds everything from storage: the policies from the database
+// Reload rebuilds everything from storage: the policies from the store
 // (or, without one, the policies in memory) and the grouping rules from the
 // Directory. Decisions keep using the previous state until the new one is
 // complete, and it replaces the old one at once.
@@ -173,9 +182,9 @@ func (a *Authorizer) Reload(ctx context.Context) error {
 		policies = slices.Clone(a.policies)
 		a.mu.RUnlock()
 	}
-	users, err := a.dir.AllUsers(ctx)
+	subjects, err := a.dir.Subjects(ctx)
 	if err != nil {
-		return err
+		return fmt.Errorf("list subjects: %w", err)
 	}
 
 	m, err := newEnforcingModel()
@@ -191,11 +200,11 @@ func (a *Authorizer) Reload(ctx context.Context) error {
 		return err
 	}
 	members := make(map[string]int)
-	userRules := make(map[string][][]string, len(users))
-	for _, u := range users {
-		rules, skipped := groupingRules(u)
+	userRules := make(map[string][][]string, len(subjects))
+	for _, s := range subjects {
+		rules, skipped := groupingRules(s)
 		if len(skipped) > 0 {
-			a.log.WarnContext(ctx, "user has unrecognised roles; they grant nothing", "user", u.ID, "ignored", skipped)
+			a.log.WarnContext(ctx, "user has unrecognised roles; they grant nothing", "user", s.ID, "ignored", skipped)
 		}
 		if len(rules) == 0 {
 			continue
@@ -205,7 +214,7 @@ func (a *Authorizer) Reload(ctx context.Context) error {
 			return err
 		}
 		countProjects(members, affected, +1)
-		userRules[u.ID] = append(userRules[u.ID], affected...)
+		userRules[s.ID] = append(userRules[s.ID], affected...)
 	}
 
 	enf, err := newEnforcer(m)
@@ -267,25 +276,25 @@ func (a *Authorizer) setPolicies(ps []Policy) {
 	a.grants = indexGrants(ps)
 }
 
-// SyncUser replaces u's grouping rules with those its document implies now:
-// call it after any change of role, memberships or status. A suspended user
-// keeps no rules, so every later decision about them is a denial. The
-// change is effective for every decision that starts after SyncUser
-// returns.
+// SyncUser replaces s's grouping rules with those its record implies now:
+// call it after any change of role, memberships or status. A subject that
+// is not active keeps no rules, so every later decision about it is a
+// denial. The change is effective for every decision that starts after
+// SyncUser returns.
 //
-// Errors: EInvalid when u is nil or has no id.
-func (a *Authorizer) SyncUser(u *standin.User) error {
-	if u == nil || u.ID == "" {
-		return standin.Errorf(standin.EInvalid, "A user to synchronise needs an id.")
+// Errors: Invalid when s is nil or has no id.
+func (a *Authorizer) SyncUser(s *Subject) error {
+	if s == nil || s.ID == "" {
+		return errorf(Invalid, "A user to synchronise needs an id.")
 	}
-	rules, skipped := groupingRules(u)
+	rules, skipped := groupingRules(s)
 	if len(skipped) > 0 {
-		a.log.Warn("user has unrecognised roles; they grant nothing", "user", u.ID, "ignored", skipped)
+		a.log.Warn("user has unrecognised roles; they grant nothing", "user", s.ID, "ignored", skipped)
 	}
 
 	a.writeMu.Lock()
 	defer a.writeMu.Unlock()
-	changed, err := a.syncRules(u.ID, rules)
+	changed, err := a.syncRules(s.ID, rules)
 	if changed {
 		a.warmMatchers()
 	}
@@ -370,11 +379,11 @@ func (a *Authorizer) Policies() []Policy {
 // AddPolicy grants p, storing it first. The grant is effective for every
 // decision that starts after AddPolicy returns.
 //
-// Errors: EInvalid with a sentence when p is incomplete or names an unknown
-// role or a malformed domain, object or action; EConflict when p exists
+// Errors: Invalid with a sentence when p is incomplete or names an unknown
+// role or a malformed domain, object or action; Conflict when p exists
 // already (nothing changes, so a caller that must undo its change on a
-// later fault never removes a grant it did not make); EUnavailable when
-// the database cannot be reached (nothing changes then).
+// later fault never removes a grant it did not make); the store's errors
+// when it cannot store p (nothing changes then).
 func (a *Authorizer) AddPolicy(ctx context.Context, p Policy) error {
 	if err := p.validate(); err != nil {
 		return err
@@ -385,7 +394,7 @@ func (a *Authorizer) AddPolicy(ctx context.Context, p Policy) error {
 	exists := slices.Contains(a.policies, p)
 	a.mu.RUnlock()
 	if exists {
-		return standin.Errorf(standin.EConflict, "The policy %q exists already.", p.String())
+		return errorf(Conflict, "The policy %q exists already.", p.String())
 	}
 	if a.store != nil {
 		if err := a.store.AddPolicyCtx(ctx, "p", "p", p.rule()); err != nil {
@@ -409,10 +418,10 @@ func (a *Authorizer) AddPolicy(ctx context.Context, p Policy) error {
 // RemovePolicy withdraws p, deleting it from storage first. The withdrawal
 // is effective for every decision that starts after RemovePolicy returns.
 //
-// Errors: EInvalid when p is malformed as for AddPolicy; ENotFound when no
-// such policy exists; EConflict when removing it would leave no global role
-// able to change policies (nobody could undo the mistake); EUnavailable
-// when the database cannot be reached (nothing changes then).
+// Errors: Invalid when p is malformed as for AddPolicy; NotFound when no
+// such policy exists; Conflict when removing it would leave no global role
+// holding Config.Governing (nobody could undo the mistake); the store's
+// errors when it cannot delete p (nothing changes then).
 func (a *Authorizer) RemovePolicy(ctx context.Context, p Policy) error {
 	if err := p.validate(); err != nil {
 		return err
@@ -426,16 +435,16 @@ func (a *Authorizer) RemovePolicy(ctx context.Context, p Policy) error {
 		switch {
 		case q == p:
 			found = true
-		case q.governsPolicies():
+		case a.governs(q):
 			others++
 		}
 	}
 	a.mu.RUnlock()
 	if !found {
-		return standin.Errorf(standin.ENotFound, "No policy %q exists.", p.String())
+		return errorf(NotFound, "No policy %q exists.", p.String())
 	}
-	if p.governsPolicies() && others == 0 {
-		return standin.Errorf(standin.EConflict,
+	if a.governs(p) && others == 0 {
+		return errorf(Conflict,
 			"Removing %q would leave no role able to change policies.", p.String())
 	}
 
@@ -469,15 +478,17 @@ func (a *Authorizer) RemovePolicy(ctx context.Context, p Policy) error {
 // count). The subject is whoever's permissions apply: the effective
 // identity, which under impersonation is the impersonated user alone.
 //
-// A nil or suspended subject is denied everything. An internal fault denies
-// too, and is logged: Check fails closed.
-func (a *Authorizer) Check(ctx context.Context, subject *standin.User, action, object, project string) Decision {
+// Only the subject's ID and Status count here: its roles and memberships
+// are those the Directory and SyncUser gave last, so Check needs neither.
+// A nil subject, or one that is not active, is denied everything. An
+// internal fault denies too, and is logged: Check fails closed.
+func (a *Authorizer) Check(ctx context.Context, subject *Subject, action, object, project string) Decision {
 	switch {
 	case subject == nil:
 		return Decision{Reason: "no one is signed in"}
-	case subject.Status == standin.StatusSuspended:
+	case subject.Status == Suspended:
 		return Decision{Reason: "the account is suspended"}
-	case !subject.Active():
+	case subject.Status != Active:
 		return Decision{Reason: "the account is not active"}
 	}
 	dom := project
@@ -521,4 +532,10 @@ func (a *Authorizer) decide(ctx context.Context, k decisionKey) (d Decision, cac
 		return Decision{Allowed: true, Reason: allowReason(row)}, true
 	}
 	return Decision{Reason: denyReason(a.grants[grantKey{k.obj, k.act}], k.dom, k.obj, k.act)}, true
+}
+
+// governs reports whether p grants the permission to change policies to a
+// global role.
+func (a *Authorizer) governs(p Policy) bool {
+	return a.governing != (Permission{}) && p.grants(a.governing)
 }

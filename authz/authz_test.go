@@ -11,8 +11,6 @@ import (
 
 	"github.com/casbin/casbin/v2"
 	"github.com/casbin/casbin/v2/util"
-
-	"standin/server/standin"
 )
 
 const (
@@ -22,26 +20,26 @@ const (
 
 // demo holds users shaped like the demo facility's.
 type demo struct {
-	owner, admin, support, manager, ada, ben, cleo, sam *standin.User
+	owner, admin, support, manager, ada, ben, cleo, sam *Subject
 }
 
 func newDemo() demo {
 	d := demo{
-		owner:   user("owner", standin.RoleOwner),
-		admin:   user("admin", standin.RoleAdmin),
-		support: user("support", standin.RoleSupport),
-		manager: user("manager", standin.RoleManager, neuro, "lead"),
-		ada:     user("ada", standin.RoleUser, neuro, "member"),
-		ben:     user("ben", standin.RoleUser, neuro, "member"),
-		cleo:    user("cleo", standin.RoleUser, cell, "member"),
-		sam:     user("sam", standin.RoleAdmin, neuro, "lead"),
+		owner:   user("owner", "owner"),
+		admin:   user("admin", "admin"),
+		support: user("support", "support"),
+		manager: user("manager", "manager", neuro, "lead"),
+		ada:     user("ada", "user", neuro, "member"),
+		ben:     user("ben", "user", neuro, "member"),
+		cleo:    user("cleo", "user", cell, "member"),
+		sam:     user("sam", "admin", neuro, "lead"),
 	}
-	d.sam.Status = standin.StatusSuspended
+	d.sam.Status = Suspended
 	return d
 }
 
-func (d demo) all() []*standin.User {
-	return []*standin.User{d.owner, d.admin, d.support, d.manager, d.ada, d.ben, d.cleo, d.sam}
+func (d demo) all() []*Subject {
+	return []*Subject{d.owner, d.admin, d.support, d.manager, d.ada, d.ben, d.cleo, d.sam}
 }
 
 func TestCheck(t *testing.T) {
@@ -49,56 +47,56 @@ func TestCheck(t *testing.T) {
 	d := newDemo()
 	authorizers := map[string]func(t *testing.T) *Authorizer{
 		"Memory": func(t *testing.T) *Authorizer {
-			return mustNew(t, Config{Directory: newDirectory(d.all()...)})
+			return mustNew(t, testConfig(newDirectory(d.all()...)))
 		},
 		"MongoDB": func(t *testing.T) *Authorizer {
-			return mustNew(t, Config{DB: mustDatabase(t), Directory: newDirectory(d.all()...)})
+			return mustNew(t, storedConfig(mustStore(t), newDirectory(d.all()...)))
 		},
 	}
 	tests := []struct {
 		name    string
-		subject *standin.User
+		subject *Subject
 		action  string
 		object  string
 		project string
 		allowed bool
 		reason  []string // substrings the reason must contain
 	}{
-		{"MemberBooksInOwnProject", d.ada, ActionCreate, ObjectBooking, neuro, true, []string{"members of this project"}},
-		{"MemberCannotBookElsewhere", d.ada, ActionCreate, ObjectBooking, cell, false, []string{"membership of this project"}},
-		{"OtherMemberCannotBook", d.cleo, ActionCreate, ObjectBooking, neuro, false, []string{"membership of this project"}},
-		{"CleoBooksInCell", d.cleo, ActionCreate, ObjectBooking, cell, true, nil},
-		{"LeadIsMember", d.manager, ActionCreate, ObjectBooking, neuro, true, nil},
-		{"GlobalRoleIsNoMembership", d.admin, ActionCreate, ObjectBooking, neuro, false, []string{"membership"}},
-		{"BookingNeedsAProject", d.ada, ActionCreate, ObjectBooking, "", false, []string{"only be done within a project"}},
-		{"LeadListsProjectBookings", d.manager, ActionList, ObjectBookingProject, neuro, true, []string{"lead of this project"}},
-		{"LeadNotOfOtherProject", d.manager, ActionList, ObjectBookingProject, cell, false, []string{"lead of this project", `"admin" or higher`}},
-		{"AdminListsAnyProjectBookings", d.admin, ActionList, ObjectBookingProject, cell, true, []string{`role "admin"`}},
-		{"OwnerInheritsAdmin", d.owner, ActionList, ObjectBookingProject, cell, true, nil},
-		{"CancelOwn", d.ada, ActionCancel, ObjectBookingOwn, "", true, []string{`granted to role "user"`}},
-		{"CancelAnyNeedsLeadOrAdmin", d.ada, ActionCancel, ObjectBookingAny, neuro, false, []string{"lead", `"admin"`}},
-		{"LeadCancelsAny", d.manager, ActionCancel, ObjectBookingAny, neuro, true, nil},
-		{"SupportListsUsers", d.support, ActionList, ObjectUser, "", true, []string{`role "support"`}},
-		{"ManagerInheritsSupport", d.manager, ActionRead, ObjectUser, "", true, nil},
-		{"UserCannotListUsers", d.ada, ActionList, ObjectUser, "", false, []string{`requires the role "support" or higher`}},
-		{"LeadNoActivityGlobally", d.manager, ActionList, ObjectActivity, "", false, []string{`"admin" or higher`, "lead"}},
-		{"LeadActivityInProject", d.manager, ActionList, ObjectActivity, neuro, true, nil},
-		{"LeadNoActivityInOtherProject", d.manager, ActionList, ObjectActivity, cell, false, nil},
-		{"AdminActivityGlobally", d.admin, ActionList, ObjectActivity, "", true, nil},
-		{"SupportStartsImpersonation", d.support, ActionStart, ObjectImpersonation, "", true, nil},
-		{"UserCannotImpersonate", d.ben, ActionStart, ObjectImpersonation, "", false, []string{`"support"`}},
-		{"AdminUpdatesPolicy", d.admin, ActionUpdate, ObjectPolicy, "", true, nil},
-		{"ManagerCannotUpdatePolicy", d.manager, ActionUpdate, ObjectPolicy, "", false, []string{`requires the role "admin" or higher`}},
-		{"EveryoneReadsProfile", d.cleo, ActionRead, ObjectProfile, "", true, nil},
-		{"ProfileInAProject", d.cleo, ActionRead, ObjectProfile, neuro, true, nil},
-		{"SuspendedDenied", d.sam, ActionRead, ObjectProfile, "", false, []string{"suspended"}},
-		{"SuspendedAdminDenied", d.sam, ActionList, ObjectBookingProject, neuro, false, []string{"suspended"}},
-		{"NoSubject", nil, ActionRead, ObjectProfile, "", false, []string{"no one"}},
-		{"UnknownUser", user("ghost", standin.RoleOwner), ActionRead, ObjectProfile, "", false, []string{`"user"`}},
-		{"UnknownObject", d.owner, ActionRead, "nothing", "", false, []string{`no policy grants "read" on "nothing"`}},
-		{"PatternIsNoProject", d.ada, ActionCreate, ObjectBooking, "NEU*", false, []string{"membership of this project"}},
-		{"UnknownProjectGlobalRole", d.admin, ActionList, ObjectBookingProject, "NEW", true, []string{`role "admin"`}},
-		{"UnknownProjectNoMembership", d.ada, ActionCreate, ObjectBooking, "NEW", false, []string{"membership of this project"}},
+		{"MemberBooksInOwnProject", d.ada, actionCreate, objectBooking, neuro, true, []string{"members of this project"}},
+		{"MemberCannotBookElsewhere", d.ada, actionCreate, objectBooking, cell, false, []string{"membership of this project"}},
+		{"OtherMemberCannotBook", d.cleo, actionCreate, objectBooking, neuro, false, []string{"membership of this project"}},
+		{"CleoBooksInCell", d.cleo, actionCreate, objectBooking, cell, true, nil},
+		{"LeadIsMember", d.manager, actionCreate, objectBooking, neuro, true, nil},
+		{"GlobalRoleIsNoMembership", d.admin, actionCreate, objectBooking, neuro, false, []string{"membership"}},
+		{"BookingNeedsAProject", d.ada, actionCreate, objectBooking, "", false, []string{"only be done within a project"}},
+		{"LeadListsProjectBookings", d.manager, actionList, objectBookingProject, neuro, true, []string{"lead of this project"}},
+		{"LeadNotOfOtherProject", d.manager, actionList, objectBookingProject, cell, false, []string{"lead of this project", `"admin" or higher`}},
+		{"AdminListsAnyProjectBookings", d.admin, actionList, objectBookingProject, cell, true, []string{`role "admin"`}},
+		{"OwnerInheritsAdmin", d.owner, actionList, objectBookingProject, cell, true, nil},
+		{"CancelOwn", d.ada, actionCancel, objectBookingOwn, "", true, []string{`granted to role "user"`}},
+		{"CancelAnyNeedsLeadOrAdmin", d.ada, actionCancel, objectBookingAny, neuro, false, []string{"lead", `"admin"`}},
+		{"LeadCancelsAny", d.manager, actionCancel, objectBookingAny, neuro, true, nil},
+		{"SupportListsUsers", d.support, actionList, objectUser, "", true, []string{`role "support"`}},
+		{"ManagerInheritsSupport", d.manager, actionRead, objectUser, "", true, nil},
+		{"UserCannotListUsers", d.ada, actionList, objectUser, "", false, []string{`requires the role "support" or higher`}},
+		{"LeadNoActivityGlobally", d.manager, actionList, objectActivity, "", false, []string{`"admin" or higher`, "lead"}},
+		{"LeadActivityInProject", d.manager, actionList, objectActivity, neuro, true, nil},
+		{"LeadNoActivityInOtherProject", d.manager, actionList, objectActivity, cell, false, nil},
+		{"AdminActivityGlobally", d.admin, actionList, objectActivity, "", true, nil},
+		{"SupportStartsImpersonation", d.support, actionStart, objectImpersonation, "", true, nil},
+		{"UserCannotImpersonate", d.ben, actionStart, objectImpersonation, "", false, []string{`"support"`}},
+		{"AdminUpdatesPolicy", d.admin, actionUpdate, objectPolicy, "", true, nil},
+		{"ManagerCannotUpdatePolicy", d.manager, actionUpdate, objectPolicy, "", false, []string{`requires the role "admin" or higher`}},
+		{"EveryoneReadsProfile", d.cleo, actionRead, objectProfile, "", true, nil},
+		{"ProfileInAProject", d.cleo, actionRead, objectProfile, neuro, true, nil},
+		{"SuspendedDenied", d.sam, actionRead, objectProfile, "", false, []string{"suspended"}},
+		{"SuspendedAdminDenied", d.sam, actionList, objectBookingProject, neuro, false, []string{"suspended"}},
+		{"NoSubject", nil, actionRead, objectProfile, "", false, []string{"no one"}},
+		{"UnknownUser", user("ghost", "owner"), actionRead, objectProfile, "", false, []string{`"user"`}},
+		{"UnknownObject", d.owner, actionRead, "nothing", "", false, []string{`no policy grants "read" on "nothing"`}},
+		{"PatternIsNoProject", d.ada, actionCreate, objectBooking, "NEU*", false, []string{"membership of this project"}},
+		{"UnknownProjectGlobalRole", d.admin, actionList, objectBookingProject, "NEW", true, []string{`role "admin"`}},
+		{"UnknownProjectNoMembership", d.ada, actionCreate, objectBooking, "NEW", false, []string{"membership of this project"}},
 	}
 	for name, newAuthorizer := range authorizers {
 		t.Run(name, func(t *testing.T) {
@@ -134,10 +132,12 @@ func TestCheck(t *testing.T) {
 func TestBucketsAgreeWithModel(t *testing.T) {
 	t.Parallel()
 	d := newDemo()
-	a := mustNew(t, Config{Directory: newDirectory(d.all()...), CacheSize: -1})
+	cfg := testConfig(newDirectory(d.all()...))
+	cfg.CacheSize = -1
+	a := mustNew(t, cfg)
 	extra := []Policy{
-		{RoleSupport, neuro, ObjectResource, ActionCreate},
-		{RoleProjectMember, cell, ObjectActivity, ActionList},
+		{RoleSupport, neuro, objectResource, actionCreate},
+		{RoleProjectMember, cell, objectActivity, actionList},
 		{RoleUser, GlobalDomain, "report", "read"},
 	}
 	for _, p := range extra {
@@ -176,7 +176,7 @@ func TestBucketsAgreeWithModel(t *testing.T) {
 	pairs = append(pairs, [2]string{"nothing", "read"})
 	checked := 0
 	for _, u := range d.all() {
-		if !u.Active() {
+		if u.Status != Active {
 			continue
 		}
 		for _, project := range []string{"", neuro, cell, "OTHER"} {
@@ -228,33 +228,33 @@ func TestSyncUser(t *testing.T) {
 	ctx := context.Background()
 	tests := []struct {
 		name   string
-		change func(u *standin.User)
+		change func(u *Subject)
 		// after the change:
 		action, object, project string
 		allowed                 bool
 	}{
-		{"MembershipRemoved", func(u *standin.User) { u.Memberships = nil },
-			ActionCreate, ObjectBooking, neuro, false},
-		{"MembershipAdded", func(u *standin.User) {
-			u.Memberships = append(u.Memberships, standin.Membership{ProjectID: cell, Role: standin.ProjectMember})
-		}, ActionCreate, ObjectBooking, cell, true},
-		{"PromotedToLead", func(u *standin.User) { u.Memberships[0].Role = standin.ProjectLead },
-			ActionList, ObjectBookingProject, neuro, true},
-		{"PromotedToSupport", func(u *standin.User) { u.Role = standin.RoleSupport },
-			ActionList, ObjectUser, "", true},
-		{"SuspendedKeepsNothing", func(u *standin.User) { u.Status = standin.StatusSuspended },
-			ActionRead, ObjectProfile, "", false},
-		{"UnknownRoleGrantsNothing", func(u *standin.User) { u.Role = "root" },
-			ActionRead, ObjectProfile, "", false},
-		{"WildcardProjectIgnored", func(u *standin.User) {
-			u.Memberships = []standin.Membership{{ProjectID: "*", Role: standin.ProjectLead}}
-		}, ActionCreate, ObjectBooking, cell, false},
+		{"MembershipRemoved", func(u *Subject) { u.Memberships = nil },
+			actionCreate, objectBooking, neuro, false},
+		{"MembershipAdded", func(u *Subject) {
+			u.Memberships = append(u.Memberships, Membership{Project: cell, Role: "member"})
+		}, actionCreate, objectBooking, cell, true},
+		{"PromotedToLead", func(u *Subject) { u.Memberships[0].Role = "lead" },
+			actionList, objectBookingProject, neuro, true},
+		{"PromotedToSupport", func(u *Subject) { u.Role = "support" },
+			actionList, objectUser, "", true},
+		{"SuspendedKeepsNothing", func(u *Subject) { u.Status = Suspended },
+			actionRead, objectProfile, "", false},
+		{"UnknownRoleGrantsNothing", func(u *Subject) { u.Role = "root" },
+			actionRead, objectProfile, "", false},
+		{"WildcardProjectIgnored", func(u *Subject) {
+			u.Memberships = []Membership{{Project: "*", Role: "lead"}}
+		}, actionCreate, objectBooking, cell, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			ada := user("ada", standin.RoleUser, neuro, "member")
-			a := mustNew(t, Config{Directory: newDirectory(ada)})
+			ada := user("ada", "user", neuro, "member")
+			a := mustNew(t, testConfig(newDirectory(ada)))
 			// Fill the cache with the request's answer before the change.
 			before := a.Check(ctx, ada, tt.action, tt.object, tt.project)
 
@@ -276,10 +276,10 @@ func TestSyncUser(t *testing.T) {
 
 	t.Run("ErrNoID", func(t *testing.T) {
 		t.Parallel()
-		a := mustNew(t, Config{Directory: newDirectory()})
-		for _, u := range []*standin.User{nil, {}} {
-			if err := a.SyncUser(u); standin.ErrorCode(err) != standin.EInvalid {
-				t.Errorf("SyncUser(%v) = %v, want %s", u, err, standin.EInvalid)
+		a := mustNew(t, testConfig(newDirectory()))
+		for _, u := range []*Subject{nil, {}} {
+			if err := a.SyncUser(u); KindOf(err) != Invalid {
+				t.Errorf("SyncUser(%v) = %v, want %s", u, err, Invalid)
 			}
 		}
 	})
@@ -289,23 +289,23 @@ func TestPolicyChanges(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	d := newDemo()
-	grant := Policy{Role: RoleUser, Domain: GlobalDomain, Object: ObjectActivity, Action: ActionList}
+	grant := Policy{Role: RoleUser, Domain: GlobalDomain, Object: objectActivity, Action: actionList}
 
 	for name, db := range map[string]bool{"Memory": false, "MongoDB": true} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			cfg := Config{Directory: newDirectory(d.all()...)}
+			cfg := testConfig(newDirectory(d.all()...))
 			if db {
-				cfg.DB = mustDatabase(t)
+				cfg.Store = mustStore(t)
 			}
 			a := mustNew(t, cfg)
-			if got := a.Check(ctx, d.ada, ActionList, ObjectActivity, ""); got.Allowed {
+			if got := a.Check(ctx, d.ada, actionList, objectActivity, ""); got.Allowed {
 				t.Fatal("allowed before the policy exists")
 			}
 			if err := a.AddPolicy(ctx, grant); err != nil {
 				t.Fatal(err)
 			}
-			if got := a.Check(ctx, d.ada, ActionList, ObjectActivity, ""); !got.Allowed {
+			if got := a.Check(ctx, d.ada, actionList, objectActivity, ""); !got.Allowed {
 				t.Fatalf("denied after AddPolicy: %q", got.Reason)
 			}
 			if !slices.Contains(a.Policies(), grant) {
@@ -314,7 +314,7 @@ func TestPolicyChanges(t *testing.T) {
 			if err := a.RemovePolicy(ctx, grant); err != nil {
 				t.Fatal(err)
 			}
-			if got := a.Check(ctx, d.ada, ActionList, ObjectActivity, ""); got.Allowed {
+			if got := a.Check(ctx, d.ada, actionList, objectActivity, ""); got.Allowed {
 				t.Fatal("allowed after RemovePolicy")
 			}
 			if slices.Contains(a.Policies(), grant) {
@@ -327,31 +327,31 @@ func TestPolicyChanges(t *testing.T) {
 func TestPolicyValidation(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	a := mustNew(t, Config{Directory: newDirectory()})
-	ok := Policy{Role: RoleSupport, Domain: neuro, Object: "report", Action: ActionRead}
+	a := mustNew(t, testConfig(newDirectory()))
+	ok := Policy{Role: RoleSupport, Domain: neuro, Object: "report", Action: actionRead}
 	tests := []struct {
 		name string
 		p    Policy
-		code string
+		code Kind
 	}{
 		{"OK", ok, ""},
-		{"ErrExistsAlready", ok, standin.EConflict},
-		{"ErrEmptyRole", Policy{"", GlobalDomain, ObjectUser, ActionList}, standin.EInvalid},
-		{"ErrEmptyDomain", Policy{RoleUser, "", ObjectUser, ActionList}, standin.EInvalid},
-		{"ErrEmptyObject", Policy{RoleUser, GlobalDomain, "", ActionList}, standin.EInvalid},
-		{"ErrEmptyAction", Policy{RoleUser, GlobalDomain, ObjectUser, ""}, standin.EInvalid},
-		{"ErrUnknownRole", Policy{"support", GlobalDomain, ObjectUser, ActionList}, standin.EInvalid},
-		{"ErrUserAsRole", Policy{"user:ada", GlobalDomain, ObjectUser, ActionList}, standin.EInvalid},
-		{"ErrPatternDomain", Policy{RoleUser, "NEU*", ObjectUser, ActionList}, standin.EInvalid},
-		{"ErrBadObject", Policy{RoleUser, GlobalDomain, "User List", ActionList}, standin.EInvalid},
-		{"ErrBadAction", Policy{RoleUser, GlobalDomain, ObjectUser, "list,read"}, standin.EInvalid},
+		{"ErrExistsAlready", ok, Conflict},
+		{"ErrEmptyRole", Policy{"", GlobalDomain, objectUser, actionList}, Invalid},
+		{"ErrEmptyDomain", Policy{RoleUser, "", objectUser, actionList}, Invalid},
+		{"ErrEmptyObject", Policy{RoleUser, GlobalDomain, "", actionList}, Invalid},
+		{"ErrEmptyAction", Policy{RoleUser, GlobalDomain, objectUser, ""}, Invalid},
+		{"ErrUnknownRole", Policy{"support", GlobalDomain, objectUser, actionList}, Invalid},
+		{"ErrUserAsRole", Policy{"user:ada", GlobalDomain, objectUser, actionList}, Invalid},
+		{"ErrPatternDomain", Policy{RoleUser, "NEU*", objectUser, actionList}, Invalid},
+		{"ErrBadObject", Policy{RoleUser, GlobalDomain, "User List", actionList}, Invalid},
+		{"ErrBadAction", Policy{RoleUser, GlobalDomain, objectUser, "list,read"}, Invalid},
 	}
 	for _, tt := range tests {
 		err := a.AddPolicy(ctx, tt.p)
-		if got := standin.ErrorCode(err); got != tt.code {
-			t.Errorf("%s: AddPolicy(%v) = %v, want code %q", tt.name, tt.p, err, tt.code)
+		if got := KindOf(err); got != tt.code {
+			t.Errorf("%s: AddPolicy(%v) = %v, want kind %q", tt.name, tt.p, err, tt.code)
 		}
-		if tt.code != "" && standin.ErrorMessage(err) == "" {
+		if tt.code != "" && message(err) == "" {
 			t.Errorf("%s: no message", tt.name)
 		}
 	}
@@ -360,29 +360,29 @@ func TestPolicyValidation(t *testing.T) {
 	}
 
 	t.Run("ErrRemoveMissing", func(t *testing.T) {
-		err := a.RemovePolicy(ctx, Policy{RoleOwner, GlobalDomain, "report", ActionRead})
-		if standin.ErrorCode(err) != standin.ENotFound {
-			t.Errorf("RemovePolicy of a missing policy = %v, want %s", err, standin.ENotFound)
+		err := a.RemovePolicy(ctx, Policy{RoleOwner, GlobalDomain, "report", actionRead})
+		if KindOf(err) != NotFound {
+			t.Errorf("RemovePolicy of a missing policy = %v, want %s", err, NotFound)
 		}
 	})
 	t.Run("RemoveAllButLastPolicyGrant", func(t *testing.T) {
-		b := mustNew(t, Config{Directory: newDirectory()})
+		b := mustNew(t, testConfig(newDirectory()))
 		for _, p := range b.Policies() {
-			if err := b.RemovePolicy(ctx, p); err != nil && !p.governsPolicies() {
+			if err := b.RemovePolicy(ctx, p); err != nil && !b.governs(p) {
 				t.Fatalf("RemovePolicy(%v): %v", p, err)
 			}
 		}
-		if got := b.Policies(); len(got) != 1 || !got[0].governsPolicies() {
+		if got := b.Policies(); len(got) != 1 || !b.governs(got[0]) {
 			t.Fatalf("left %v, want only the policy-update grant", got)
 		}
 	})
 	t.Run("ErrLockout", func(t *testing.T) {
-		last := Policy{RoleAdmin, GlobalDomain, ObjectPolicy, ActionUpdate}
+		last := Policy{RoleAdmin, GlobalDomain, objectPolicy, actionUpdate}
 		err := a.RemovePolicy(ctx, last)
-		if standin.ErrorCode(err) != standin.EConflict {
-			t.Fatalf("removing the last policy-update grant = %v, want %s", err, standin.EConflict)
+		if KindOf(err) != Conflict {
+			t.Fatalf("removing the last policy-update grant = %v, want %s", err, Conflict)
 		}
-		spare := Policy{RoleOwner, GlobalDomain, ObjectPolicy, ActionUpdate}
+		spare := Policy{RoleOwner, GlobalDomain, objectPolicy, actionUpdate}
 		if err := a.AddPolicy(ctx, spare); err != nil {
 			t.Fatal(err)
 		}
@@ -406,37 +406,46 @@ func TestNew(t *testing.T) {
 	t.Parallel()
 	t.Run("ErrNoDirectory", func(t *testing.T) {
 		t.Parallel()
-		if _, err := New(context.Background(), Config{}); standin.ErrorCode(err) != standin.EInvalid {
-			t.Errorf("New without a directory = %v, want %s", err, standin.EInvalid)
+		if _, err := New(context.Background(), Config{}); KindOf(err) != Invalid {
+			t.Errorf("New without a directory = %v, want %s", err, Invalid)
+		}
+	})
+	t.Run("ErrBadDefault", func(t *testing.T) {
+		t.Parallel()
+		cfg := testConfig(newDirectory())
+		cfg.Defaults = append(cfg.Defaults, Policy{"role:root", GlobalDomain, objectUser, actionList})
+		_, err := New(context.Background(), cfg)
+		if KindOf(err) != Invalid || !strings.Contains(message(err), "role:root") {
+			t.Errorf("New with a default naming an unknown role = %v, want %s naming it", err, Invalid)
 		}
 	})
 	t.Run("ErrDirectory", func(t *testing.T) {
 		t.Parallel()
 		failing := &directory{err: errors.New("users unavailable")}
-		if _, err := New(context.Background(), Config{Directory: failing}); err == nil {
+		if _, err := New(context.Background(), testConfig(failing)); err == nil {
 			t.Error("New succeeded with a failing directory")
 		}
 	})
 	t.Run("ReloadKeepsStateOnError", func(t *testing.T) {
 		t.Parallel()
-		dir := newDirectory(user("ada", standin.RoleUser))
-		a := mustNew(t, Config{Directory: dir})
+		dir := newDirectory(user("ada", "user"))
+		a := mustNew(t, testConfig(dir))
 		dir.mu.Lock()
 		dir.err = errors.New("users unavailable")
 		dir.mu.Unlock()
 		if err := a.Reload(context.Background()); err == nil {
 			t.Fatal("Reload succeeded with a failing directory")
 		}
-		if got := a.Check(context.Background(), dir.users[0], ActionRead, ObjectProfile, ""); !got.Allowed {
+		if got := a.Check(context.Background(), dir.users[0], actionRead, objectProfile, ""); !got.Allowed {
 			t.Fatalf("a failed reload changed decisions: %q", got.Reason)
 		}
 	})
 	t.Run("ReloadReadsDirectory", func(t *testing.T) {
 		t.Parallel()
 		dir := newDirectory()
-		a := mustNew(t, Config{Directory: dir})
-		ada := user("ada", standin.RoleUser)
-		if got := a.Check(context.Background(), ada, ActionRead, ObjectProfile, ""); got.Allowed {
+		a := mustNew(t, testConfig(dir))
+		ada := user("ada", "user")
+		if got := a.Check(context.Background(), ada, actionRead, objectProfile, ""); got.Allowed {
 			t.Fatal("an unknown user is allowed")
 		}
 		dir.mu.Lock()
@@ -445,7 +454,7 @@ func TestNew(t *testing.T) {
 		if err := a.Reload(context.Background()); err != nil {
 			t.Fatal(err)
 		}
-		if got := a.Check(context.Background(), ada, ActionRead, ObjectProfile, ""); !got.Allowed {
+		if got := a.Check(context.Background(), ada, actionRead, objectProfile, ""); !got.Allowed {
 			t.Fatalf("denied after Reload: %q", got.Reason)
 		}
 	})
@@ -458,8 +467,8 @@ func TestConcurrentChecks(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	d := newDemo()
-	a := mustNew(t, Config{Directory: newDirectory(d.all()...)})
-	extra := Policy{Role: RoleUser, Domain: cell, Object: ObjectActivity, Action: ActionList}
+	a := mustNew(t, testConfig(newDirectory(d.all()...)))
+	extra := Policy{Role: RoleUser, Domain: cell, Object: objectActivity, Action: actionList}
 
 	stop := make(chan struct{})
 	var readers sync.WaitGroup
@@ -473,9 +482,9 @@ func TestConcurrentChecks(t *testing.T) {
 				default:
 				}
 				u := users[(n+i)%len(users)]
-				a.Check(ctx, u, ActionCreate, ObjectBooking, neuro)
-				a.Check(ctx, u, ActionList, ObjectActivity, cell)
-				a.Check(ctx, u, ActionList, ObjectUser, "")
+				a.Check(ctx, u, actionCreate, objectBooking, neuro)
+				a.Check(ctx, u, actionList, objectActivity, cell)
+				a.Check(ctx, u, actionList, objectUser, "")
 				if n%50 == 0 {
 					a.Policies()
 				}
@@ -496,7 +505,7 @@ func TestConcurrentChecks(t *testing.T) {
 				errs <- err
 				return
 			}
-			if got := a.Check(ctx, d.ada, ActionCreate, ObjectBooking, neuro); got.Allowed != member {
+			if got := a.Check(ctx, d.ada, actionCreate, objectBooking, neuro); got.Allowed != member {
 				errs <- fmt.Errorf("round %d: booking allowed %v right after SyncUser, want %v", n, got.Allowed, member)
 				return
 			}
@@ -515,7 +524,7 @@ func TestConcurrentChecks(t *testing.T) {
 				errs <- err
 				return
 			}
-			if got := a.Check(ctx, d.cleo, ActionList, ObjectActivity, cell); got.Allowed != add {
+			if got := a.Check(ctx, d.cleo, actionList, objectActivity, cell); got.Allowed != add {
 				errs <- fmt.Errorf("round %d: activity allowed %v right after the policy change, want %v", n, got.Allowed, add)
 				return
 			}

@@ -9,8 +9,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"standin/server/standin"
 )
 
 const (
@@ -22,7 +20,7 @@ const (
 
 // benchRequest is one Check call of the benchmark's mix.
 type benchRequest struct {
-	user                    *standin.User
+	user                    *Subject
 	action, object, project string
 }
 
@@ -32,21 +30,23 @@ type benchRequest struct {
 // denied, global and in projects, the user's and others'.
 func benchAuthorizer(b *testing.B, cacheSize int) (*Authorizer, []benchRequest) {
 	b.Helper()
-	roles := []standin.Role{standin.RoleUser, standin.RoleUser, standin.RoleUser, standin.RoleSupport, standin.RoleManager, standin.RoleAdmin}
+	roles := []string{"user", "user", "user", "support", "manager", "admin"}
 	project := func(i int) string { return fmt.Sprintf("p%03d", i%benchProjects) }
-	var users []*standin.User
+	var users []*Subject
 	for i := range benchUsers {
 		u := user(fmt.Sprintf("u%04d", i), roles[i%len(roles)])
 		for j := range benchMemberships {
-			role := standin.ProjectMember
+			role := "member"
 			if j == 0 {
-				role = standin.ProjectLead
+				role = "lead"
 			}
-			u.Memberships = append(u.Memberships, standin.Membership{ProjectID: project(i + j*7), Role: role})
+			u.Memberships = append(u.Memberships, Membership{Project: project(i + j*7), Role: role})
 		}
 		users = append(users, u)
 	}
-	a := mustNew(b, Config{Directory: newDirectory(users...), CacheSize: cacheSize})
+	cfg := testConfig(newDirectory(users...))
+	cfg.CacheSize = cacheSize
+	a := mustNew(b, cfg)
 
 	policyRoles := []string{RoleUser, RoleSupport, RoleManager, RoleAdmin, RoleOwner, RoleProjectMember, RoleProjectLead}
 	actions := []string{"list", "read", "create", "update", "delete"}
@@ -65,14 +65,14 @@ func benchAuthorizer(b *testing.B, cacheSize int) (*Authorizer, []benchRequest) 
 
 	var reqs []benchRequest
 	for i, u := range users {
-		own := u.Memberships[i%benchMemberships].ProjectID
+		own := u.Memberships[i%benchMemberships].Project
 		other := project(i + 3)
 		reqs = append(reqs,
-			benchRequest{u, ActionCreate, ObjectBooking, own},
-			benchRequest{u, ActionCreate, ObjectBooking, other},
-			benchRequest{u, ActionList, ObjectBookingProject, own},
-			benchRequest{u, ActionList, ObjectUser, ""},
-			benchRequest{u, ActionList, ObjectActivity, own},
+			benchRequest{u, actionCreate, objectBooking, own},
+			benchRequest{u, actionCreate, objectBooking, other},
+			benchRequest{u, actionList, objectBookingProject, own},
+			benchRequest{u, actionList, objectUser, ""},
+			benchRequest{u, actionList, objectActivity, own},
 			benchRequest{u, "read", fmt.Sprintf("report.kind%02d", i%40), other},
 		)
 	}
@@ -171,7 +171,7 @@ func BenchmarkSyncUser(b *testing.B) {
 	for i := 0; b.Loop(); i++ {
 		u := *reqs[(i/2*6)%len(reqs)].user // add, then remove, a membership
 		if i%2 == 0 {
-			u.Memberships = append(slices.Clone(u.Memberships), standin.Membership{ProjectID: "extra", Role: standin.ProjectMember})
+			u.Memberships = append(slices.Clone(u.Memberships), Membership{Project: "extra", Role: "member"})
 		}
 		if err := a.SyncUser(&u); err != nil {
 			b.Fatal(err)
@@ -270,9 +270,9 @@ func (a *Authorizer) cached(r benchRequest) bool {
 func BenchmarkPolicyVisible(b *testing.B) {
 	ctx := context.Background()
 	a, reqs := benchAuthorizer(b, 0)
-	var u *standin.User
+	var u *Subject
 	for _, r := range reqs {
-		if r.user.Role == standin.RoleUser {
+		if r.user.Role == "user" {
 			u = r.user
 			break
 		}

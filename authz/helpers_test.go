@@ -2,32 +2,105 @@ package authz
 
 import (
 	"context"
-	"fmt"
+	"errors"
 	"os"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"testing"
 
-	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
-
 	"standin/server/dbtest"
-	"standin/server/standin"
+	"standin/server/mongostore"
 )
 
 func TestMain(m *testing.M) { os.Exit(dbtest.Main(m)) }
 
-// directory is an in-memory Directory whose users tests can change.
+// The objects and actions of the console's default policies, which the
+// tests use as a realistic policy set.
+const (
+	objectUser           = "user"
+	objectUserAccess     = "user.access"
+	objectProject        = "project"
+	objectResource       = "resource"
+	objectBooking        = "booking"
+	objectBookingOwn     = "booking.own"
+	objectBookingProject = "booking.project"
+	objectBookingAny     = "booking.any"
+	objectProfile        = "profile"
+	objectPassword       = "password"
+	objectPolicy         = "policy"
+	objectImpersonation  = "impersonation"
+	objectActivity       = "activity"
+
+	actionList    = "list"
+	actionRead    = "read"
+	actionCheck   = "check"
+	actionCreate  = "create"
+	actionCancel  = "cancel"
+	actionUpdate  = "update"
+	actionChange  = "change"
+	actionStart   = "start"
+	actionRevoke  = "revoke"
+	actionSuspend = "suspend"
+)
+
+// governing is the permission to change the test policies.
+var governing = Permission{Object: objectPolicy, Action: actionUpdate}
+
+// testDefaults returns the console's default policies.
+func testDefaults() []Policy {
+	g := func(role, object string, actions ...string) []Policy {
+		out := make([]Policy, 0, len(actions))
+		for _, a := range actions {
+			out = append(out, Policy{Role: role, Domain: GlobalDomain, Object: object, Action: a})
+		}
+		return out
+	}
+	return slices.Concat(
+		g(RoleSupport, objectUser, actionList, actionRead),
+		g(RoleAdmin, objectUser, actionSuspend),
+		g(RoleSupport, objectUserAccess, actionCheck),
+		g(RoleUser, objectProject, actionList),
+		g(RoleUser, objectResource, actionList),
+		g(RoleProjectMember, objectBooking, actionCreate),
+		g(RoleUser, objectBookingOwn, actionList, actionCancel),
+		g(RoleProjectLead, objectBookingProject, actionList),
+		g(RoleAdmin, objectBookingProject, actionList),
+		g(RoleProjectLead, objectBookingAny, actionCancel),
+		g(RoleAdmin, objectBookingAny, actionCancel),
+		g(RoleUser, objectProfile, actionRead, actionUpdate),
+		g(RoleUser, objectPassword, actionChange),
+		g(RoleAdmin, objectPolicy, actionList, actionUpdate),
+		g(RoleSupport, objectImpersonation, actionStart),
+		g(RoleAdmin, objectImpersonation, actionRevoke),
+		g(RoleProjectLead, objectImpersonation, actionRevoke),
+		g(RoleAdmin, objectActivity, actionList),
+		g(RoleProjectLead, objectActivity, actionList),
+	)
+}
+
+// testConfig configures an Authorizer over dir with the test policies as
+// defaults, kept in memory.
+func testConfig(dir Directory) Config {
+	return Config{Defaults: testDefaults(), Governing: governing, Directory: dir}
+}
+
+// storedConfig is testConfig with the policies kept in store.
+func storedConfig(store PolicyStore, dir Directory) Config {
+	c := testConfig(dir)
+	c.Store = store
+	return c
+}
+
+// directory is an in-memory Directory whose subjects tests can change.
 type directory struct {
 	mu    sync.Mutex
-	users []*standin.User
+	users []*Subject
 	err   error
 }
 
-func newDirectory(users ...*standin.User) *directory { return &directory{users: users} }
+func newDirectory(users ...*Subject) *directory { return &directory{users: users} }
 
-func (d *directory) AllUsers(context.Context) ([]*standin.User, error) {
+func (d *directory) Subjects(context.Context) ([]*Subject, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.err != nil {
@@ -36,40 +109,21 @@ func (d *directory) AllUsers(context.Context) ([]*standin.User, error) {
 	return slices.Clone(d.users), nil
 }
 
-// user returns an active user with a global role and memberships given as
-// projectID, role pairs.
-func user(id string, role standin.Role, memberships ...string) *standin.User {
-	u := &standin.User{ID: id, Name: id, Email: id + "@example.org", Role: role, Status: standin.StatusActive}
+// user returns an active subject with a global role and memberships given
+// as projectID, role pairs.
+func user(id, role string, memberships ...string) *Subject {
+	u := &Subject{ID: id, Role: role, Status: Active}
 	for i := 0; i+1 < len(memberships); i += 2 {
-		u.Memberships = append(u.Memberships, standin.Membership{
-			ProjectID: memberships[i], Role: standin.ProjectRole(memberships[i+1]),
-		})
+		u.Memberships = append(u.Memberships, Membership{Project: memberships[i], Role: memberships[i+1]})
 	}
 	return u
 }
 
-var dbSeq atomic.Int64
-
-// mustDatabase connects to the shared test server and returns a fresh
-// database, dropped when the test ends.
-func mustDatabase(t *testing.T) *mongo.Database {
+// mustStore returns a fresh database on the shared test server, dropped
+// when the test ends, to keep policies in.
+func mustStore(t *testing.T) *mongostore.DB {
 	t.Helper()
-	srv := dbtest.MustServer(t)
-	client, err := mongo.Connect(options.Client().ApplyURI(srv.URI))
-	if err != nil {
-		t.Fatalf("connect: %v", err)
-	}
-	db := client.Database(fmt.Sprintf("authz_%d_%d", os.Getpid(), dbSeq.Add(1)))
-	t.Cleanup(func() {
-		ctx := context.Background()
-		if err := db.Drop(ctx); err != nil {
-			t.Errorf("drop database: %v", err)
-		}
-		if err := client.Disconnect(ctx); err != nil {
-			t.Errorf("disconnect: %v", err)
-		}
-	})
-	return db
+	return dbtest.MustOpen(t)
 }
 
 // mustNew builds an Authorizer or fails the test.
@@ -80,4 +134,13 @@ func mustNew(t testing.TB, cfg Config) *Authorizer {
 		t.Fatalf("New: %v", err)
 	}
 	return a
+}
+
+// message returns the message of an *Error in err's chain, or "".
+func message(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Message
+	}
+	return ""
 }

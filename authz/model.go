@@ -12,17 +12,13 @@ import (
 	"github.com/casbin/casbin/v2/util"
 )
 
-// modelText is the Casbin model every Authorizer enforces.
+// modelText is the Casbin model every Authorizer enforces. Policies are
+// stored, listed and reasoned about in its terms; internally the Authorizer
+// spreads its one policy type over several identical ones to evaluate
+// fewer rows, which changes no decision.
 //
 //go:embed model.conf
 var modelText string
-
-// ModelText returns the Casbin model the Authorizer enforces, for people
-// and tools that want to read it. Policies are stored, listed and reasoned
-// about in its terms; internally the Authorizer spreads its one policy type
-// over several identical ones to evaluate fewer rows, which changes no
-// decision.
-func ModelText() string { return modelText }
 
 // Casbin evaluates the matcher once per policy row, about half a
 // microsecond each, after a fixed cost of some ten microseconds per

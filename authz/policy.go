@@ -4,8 +4,6 @@ import (
 	"cmp"
 	"slices"
 	"strings"
-
-	"standin/server/standin"
 )
 
 // GlobalDomain is the domain of requests and rules that are not about one
@@ -34,38 +32,6 @@ var policyRoles = []string{
 	RoleProjectMember, RoleProjectLead,
 }
 
-// Object kinds that policies are about. Callers pass them to Check.
-const (
-	ObjectUser           = standin.KindUser           // other users' accounts
-	ObjectUserAccess     = standin.KindUserAccess     // explaining a decision for another user
-	ObjectProject        = standin.KindProject        // the projects of the facility
-	ObjectResource       = standin.KindResource       // instruments and rooms
-	ObjectBooking        = standin.KindBooking        // making a booking in a project
-	ObjectBookingOwn     = standin.KindBookingOwn     // the subject's own bookings
-	ObjectBookingProject = standin.KindBookingProject // every booking of one project
-	ObjectBookingAny     = standin.KindBookingAny     // someone else's booking
-	ObjectProfile        = standin.KindProfile        // the subject's own profile
-	ObjectPassword       = standin.KindPassword       // the subject's own password
-	ObjectPolicy         = standin.KindPolicy         // these policies
-	ObjectImpersonation  = standin.KindImpersonation  // impersonation sessions
-	ObjectActivity       = standin.KindActivity       // the audit trail
-)
-
-// Actions on objects.
-const (
-	ActionList   = standin.ActList
-	ActionRead   = standin.ActRead
-	ActionCheck  = standin.ActCheck
-	ActionCreate = standin.ActCreate
-	ActionCancel = standin.ActCancel
-	ActionUpdate = standin.ActUpdate
-	ActionChange = standin.ActChange
-	ActionStart  = standin.ActStart
-	ActionRevoke = standin.ActRevoke
-	// ActionSuspend suspends an account.
-	ActionSuspend = standin.ActSuspend
-)
-
 // Policy grants Action on Object to everyone holding Role in Domain.
 // Domain is GlobalDomain or a project id.
 type Policy struct {
@@ -83,10 +49,9 @@ func (p Policy) String() string {
 // rule is p as a Casbin policy row: sub, dom, obj, act.
 func (p Policy) rule() []string { return []string{p.Role, p.Domain, p.Object, p.Action} }
 
-// governsPolicies reports whether p lets a global role change policies: the
-// last such policy must stay, or nobody could repair the policies.
-func (p Policy) governsPolicies() bool {
-	return p.Object == ObjectPolicy && p.Action == ActionUpdate && p.Domain == GlobalDomain && globalRank(p.Role) >= 0
+// grants reports whether p grants perm to a global role everywhere.
+func (p Policy) grants(perm Permission) bool {
+	return p.Object == perm.Object && p.Action == perm.Action && p.Domain == GlobalDomain && globalRank(p.Role) >= 0
 }
 
 // ptype is the enforcing model's policy type that holds p.
@@ -96,38 +61,6 @@ func (p Policy) ptype() string { return bucketPTypes[bucket(p.Object, p.Action)]
 // length never reach here: the adapter rejects them on load.
 func policyFromRule(r []string) Policy {
 	return Policy{Role: r[0], Domain: r[1], Object: r[2], Action: r[3]}
-}
-
-// DefaultPolicies returns the policies a new installation starts with.
-func DefaultPolicies() []Policy {
-	g := func(role, object string, actions ...string) []Policy {
-		out := make([]Policy, 0, len(actions))
-		for _, a := range actions {
-			out = append(out, Policy{Role: role, Domain: GlobalDomain, Object: object, Action: a})
-		}
-		return out
-	}
-	return slices.Concat(
-		g(RoleSupport, ObjectUser, ActionList, ActionRead),
-		g(RoleAdmin, ObjectUser, ActionSuspend),
-		g(RoleSupport, ObjectUserAccess, ActionCheck),
-		g(RoleUser, ObjectProject, ActionList),
-		g(RoleUser, ObjectResource, ActionList),
-		g(RoleProjectMember, ObjectBooking, ActionCreate),
-		g(RoleUser, ObjectBookingOwn, ActionList, ActionCancel),
-		g(RoleProjectLead, ObjectBookingProject, ActionList),
-		g(RoleAdmin, ObjectBookingProject, ActionList),
-		g(RoleProjectLead, ObjectBookingAny, ActionCancel),
-		g(RoleAdmin, ObjectBookingAny, ActionCancel),
-		g(RoleUser, ObjectProfile, ActionRead, ActionUpdate),
-		g(RoleUser, ObjectPassword, ActionChange),
-		g(RoleAdmin, ObjectPolicy, ActionList, ActionUpdate),
-		g(RoleSupport, ObjectImpersonation, ActionStart),
-		g(RoleAdmin, ObjectImpersonation, ActionRevoke),
-		g(RoleProjectLead, ObjectImpersonation, ActionRevoke),
-		g(RoleAdmin, ObjectActivity, ActionList),
-		g(RoleProjectLead, ObjectActivity, ActionList),
-	)
 }
 
 // inheritanceRules are the fixed grouping rules: each global rank holds the
@@ -145,62 +78,68 @@ func inheritanceRules() [][]string {
 // userSubject is the Casbin subject of a user.
 func userSubject(id string) string { return "user:" + id }
 
-// groupingRules returns the rules that place u in its roles: its global
-// role everywhere and each membership in its project. A suspended user, a
-// user without an id and anything unrecognised yield nothing, so a damaged
-// document grants less rather than more. skipped names what was ignored.
-func groupingRules(u *standin.User) (rules [][]string, skipped []string) {
-	if u == nil || u.ID == "" || !u.Active() {
+// Project roles as a Subject's memberships name them.
+const (
+	projectMember = "member"
+	projectLead   = "lead"
+)
+
+// groupingRules returns the rules that place s in its roles: its global
+// role everywhere and each membership in its project. A subject that is
+// not active, a subject without an id and anything unrecognised yield
+// nothing, so a damaged record grants less rather than more. skipped names
+// what was ignored.
+func groupingRules(s *Subject) (rules [][]string, skipped []string) {
+	if s == nil || s.ID == "" || s.Status != Active {
 		return nil, nil
 	}
-	sub := userSubject(u.ID)
-	if u.Role.Valid() {
-		rules = append(rules, []string{sub, "role:" + string(u.Role), GlobalDomain})
+	sub := userSubject(s.ID)
+	if role := "role:" + s.Role; globalRank(role) >= 0 {
+		rules = append(rules, []string{sub, role, GlobalDomain})
 	} else {
-		skipped = append(skipped, "role "+string(u.Role))
+		skipped = append(skipped, "role "+s.Role)
 	}
-	seen := make(map[[2]string]bool, len(u.Memberships))
-	for _, m := range u.Memberships {
-		if m.Role != standin.ProjectMember && m.Role != standin.ProjectLead {
-			skipped = append(skipped, "membership role "+string(m.Role))
+	seen := make(map[Membership]bool, len(s.Memberships))
+	for _, m := range s.Memberships {
+		if m.Role != projectMember && m.Role != projectLead {
+			skipped = append(skipped, "membership role "+m.Role)
 			continue
 		}
-		if !validProjectID(m.ProjectID) {
-			skipped = append(skipped, "membership of project "+m.ProjectID)
+		if !validProjectID(m.Project) {
+			skipped = append(skipped, "membership of project "+m.Project)
 			continue
 		}
-		k := [2]string{m.ProjectID, string(m.Role)}
-		if seen[k] {
+		if seen[m] {
 			continue
 		}
-		seen[k] = true
-		rules = append(rules, []string{sub, "project:" + string(m.Role), m.ProjectID})
+		seen[m] = true
+		rules = append(rules, []string{sub, "project:" + m.Role, m.Project})
 	}
 	return rules, skipped
 }
 
-// validate checks a policy given at run time. It returns an EInvalid error
+// validate checks a policy given at run time. It returns an Invalid error
 // whose message says what is wrong.
 func (p Policy) validate() error {
 	if p.Role == "" || p.Domain == "" || p.Object == "" || p.Action == "" {
-		return standin.Errorf(standin.EInvalid,
+		return errorf(Invalid,
 			"A policy needs a role, a domain (%q or a project id), an object and an action.", GlobalDomain)
 	}
 	if !slices.Contains(policyRoles, p.Role) {
-		return standin.Errorf(standin.EInvalid, "The role %q is unknown; use one of %s.",
+		return errorf(Invalid, "The role %q is unknown; use one of %s.",
 			p.Role, strings.Join(policyRoles, ", "))
 	}
 	if p.Domain != GlobalDomain && !validProjectID(p.Domain) {
-		return standin.Errorf(standin.EInvalid,
+		return errorf(Invalid,
 			"The domain %q is neither %q nor a project id (letters, digits, '.', '_', ':' or '-').",
 			p.Domain, GlobalDomain)
 	}
 	if !validName(p.Object) {
-		return standin.Errorf(standin.EInvalid,
+		return errorf(Invalid,
 			"The object %q is not a valid name (lower-case letters, digits, '.', '_' or '-', starting with a letter).", p.Object)
 	}
 	if !validName(p.Action) {
-		return standin.Errorf(standin.EInvalid,
+		return errorf(Invalid,
 			"The action %q is not a valid name (lower-case letters, digits, '.', '_' or '-', starting with a letter).", p.Action)
 	}
 	return nil

@@ -5,7 +5,6 @@ import (
 	"net/url"
 	"time"
 
-	"standin/authz"
 	"standin/realtime"
 	"standin/server/access"
 	"standin/server/accounts"
@@ -14,6 +13,7 @@ import (
 	"standin/server/impersonation"
 	"standin/server/loginlimit"
 	"standin/server/presence"
+	"standin/server/rbac"
 	"standin/server/session"
 	"standin/server/standin"
 	"standin/ui"
@@ -24,7 +24,7 @@ import (
 func (n *node) build(ctx context.Context) error {
 	n.step("Loading the access policies")
 	var err error
-	if n.rbac, err = authz.New(ctx, authz.Config{DB: n.db.Database(), Directory: n.db, Logger: n.log.With("component", "authz")}); err != nil {
+	if n.rbac, err = rbac.New(ctx, n.db, n.db, n.log.With("component", "authz")); err != nil {
 		return err
 	}
 	n.buildSessions()
@@ -130,7 +130,7 @@ func (n *node) buildHTTP() error {
 		Facility:       n.db,
 		Bookings:       n.bookings,
 		Access:         n.decider,
-		Policies:       policies{n.rbac},
+		Policies:       n.rbac,
 		Impersonations: n.imps,
 		Audit:          auditLog{n.events},
 		Notifications:  n.db,

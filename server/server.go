@@ -12,7 +12,6 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
-	"standin/authz"
 	"standin/realtime"
 	"standin/server/access"
 	"standin/server/accounts"
@@ -22,6 +21,7 @@ import (
 	"standin/server/impersonation"
 	"standin/server/mongostore"
 	"standin/server/presence"
+	"standin/server/rbac"
 	"standin/server/session"
 	"standin/server/standin"
 	"standin/server/startup"
@@ -70,7 +70,7 @@ type node struct {
 	eventsDB *mongostore.DB // the audit log's own connection
 	events   *audit.Log
 
-	rbac     *authz.Authorizer
+	rbac     *rbac.Authorizer
 	sessions *session.Manager
 	accounts *accounts.Service
 	imps     *impersonation.Service
@@ -180,25 +180,4 @@ func freeStaleHolds(ctx context.Context, db *mongostore.DB, log *slog.Logger) er
 		log.Warn("freed impersonation holds left by an earlier stop", "count", n)
 	}
 	return nil
-}
-
-// policies presents the authorizer's policies to the HTTP API in the
-// domain's terms.
-type policies struct{ a *authz.Authorizer }
-
-func (p policies) Policies() []standin.Policy {
-	ps := p.a.Policies()
-	out := make([]standin.Policy, 0, len(ps))
-	for _, x := range ps {
-		out = append(out, standin.Policy(x))
-	}
-	return out
-}
-
-func (p policies) AddPolicy(ctx context.Context, x standin.Policy) error {
-	return p.a.AddPolicy(ctx, authz.Policy(x))
-}
-
-func (p policies) RemovePolicy(ctx context.Context, x standin.Policy) error {
-	return p.a.RemovePolicy(ctx, authz.Policy(x))
 }

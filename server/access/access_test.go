@@ -2,18 +2,19 @@ package access_test
 
 import (
 	"context"
+	"log/slog"
 	"os"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"standin/authz"
 	"standin/server/access"
 	"standin/server/dbtest"
 	"standin/server/demo"
 	"standin/server/mongostore"
 	"standin/server/password"
+	"standin/server/rbac"
 	"standin/server/standin"
 )
 
@@ -28,7 +29,8 @@ type demoFacility struct {
 }
 
 // mustDemo seeds the demo facility into a fresh database and builds the
-// decider over it exactly as the server does.
+// decider over it as the server does: the authorizer with the default
+// policies, stored in the database.
 func mustDemo(t testing.TB, now time.Time) *demoFacility {
 	t.Helper()
 	ctx := context.Background()
@@ -36,11 +38,11 @@ func mustDemo(t testing.TB, now time.Time) *demoFacility {
 	if _, err := demo.Seed(ctx, db, "demo", password.Params{Time: 1, Memory: 64, Threads: 1}, now.AddDate(0, -1, 0)); err != nil {
 		t.Fatal(err)
 	}
-	rbac, err := authz.New(ctx, authz.Config{DB: db.Database(), Directory: db})
+	a, err := rbac.New(ctx, db, db, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &demoFacility{db: db, decider: access.New(rbac, db, time.UTC, func() time.Time { return now }),
+	f := &demoFacility{db: db, decider: access.New(a, db, time.UTC, func() time.Time { return now }),
 		users: map[string]*standin.User{}, projects: map[string]string{}, resources: map[string]*standin.Resource{}}
 	all, err := db.AllUsers(ctx)
 	if err != nil {

@@ -3,11 +3,11 @@ package accounts_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"os"
 	"slices"
 	"testing"
 
-	"standin/authz"
 	"standin/server/accounts"
 	"standin/server/audit"
 	"standin/server/dbtest"
@@ -15,6 +15,7 @@ import (
 	"standin/server/loginlimit"
 	"standin/server/mongostore"
 	"standin/server/password"
+	"standin/server/rbac"
 	"standin/server/session"
 	"standin/server/standin"
 )
@@ -28,7 +29,7 @@ var (
 	_ accounts.Impersonations = (*impersonation.Service)(nil)
 	_ accounts.Limiter        = (*loginlimit.Limiter)(nil)
 	_ accounts.Audit          = (*audit.Log)(nil)
-	_ accounts.Authorizer     = (*authz.Authorizer)(nil)
+	_ accounts.Authorizer     = (*rbac.Authorizer)(nil)
 )
 
 var testCost = password.Params{Time: 1, Memory: 1024, Threads: 1}
@@ -43,7 +44,7 @@ type stack struct {
 	svc      *accounts.Service
 	db       *mongostore.DB
 	log      *audit.Log
-	rbac     *authz.Authorizer
+	rbac     *rbac.Authorizer
 	sessions *session.Manager
 	imps     *impersonation.Service
 	admin    *standin.User
@@ -73,7 +74,7 @@ func mustStack(t *testing.T, limits loginlimit.Policy) *stack {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = s.log.Close(context.Background()) })
-	if s.rbac, err = authz.New(ctx, authz.Config{DB: db.Database(), Directory: db}); err != nil {
+	if s.rbac, err = rbac.New(ctx, db, db, slog.New(slog.DiscardHandler)); err != nil {
 		t.Fatal(err)
 	}
 	s.sessions = session.NewManager(db, db, session.Config{})

@@ -7,8 +7,7 @@
 // standin.EUnavailable (HTTP 503), not into an internal error.
 //
 // It is shared by every package that translates driver errors (the
-// stores, the audit log, the policy adapter), so they agree on what a
-// database fault is.
+// stores and the audit log), so they agree on what a database fault is.
 package dbfault
 
 import (

@@ -247,7 +247,7 @@ func objectID(id, what string) (bson.ObjectID, error) {
 func (db *DB) Name() string { return db.db.Name() }
 
 // Database is the driver's handle on the database, for packages that keep
-// their own collections in it (authorization policies).
+// their own collections in it (the audit log).
 func (db *DB) Database() *mongo.Database { return db.db }
 
 // findByID decodes the document of col with the given hex id into out. A

@@ -1,0 +1,52 @@
+package access
+
+import (
+	"slices"
+
+	"standin/server/standin"
+)
+
+// The roles policies grant to, as the authorizer names them and the
+// policy API spells them. The authorizer refuses default policies naming
+// any other, so a misspelling stops the server at start-up.
+const (
+	roleUser          = "role:user"
+	roleSupport       = "role:support"
+	roleAdmin         = "role:admin"
+	roleProjectMember = "project:member"
+	roleProjectLead   = "project:lead"
+)
+
+// DefaultPolicies returns the policies a new installation starts with:
+// what each role may do until an administrator changes it. Every policy
+// holds in every project ("*").
+func DefaultPolicies() []standin.Policy {
+	g := func(role, object string, actions ...string) []standin.Policy {
+		out := make([]standin.Policy, 0, len(actions))
+		for _, a := range actions {
+			out = append(out, standin.Policy{Role: role, Domain: "*", Object: object, Action: a})
+		}
+		return out
+	}
+	return slices.Concat(
+		g(roleSupport, standin.KindUser, standin.ActList, standin.ActRead),
+		g(roleAdmin, standin.KindUser, standin.ActSuspend),
+		g(roleSupport, standin.KindUserAccess, standin.ActCheck),
+		g(roleUser, standin.KindProject, standin.ActList),
+		g(roleUser, standin.KindResource, standin.ActList),
+		g(roleProjectMember, standin.KindBooking, standin.ActCreate),
+		g(roleUser, standin.KindBookingOwn, standin.ActList, standin.ActCancel),
+		g(roleProjectLead, standin.KindBookingProject, standin.ActList),
+		g(roleAdmin, standin.KindBookingProject, standin.ActList),
+		g(roleProjectLead, standin.KindBookingAny, standin.ActCancel),
+		g(roleAdmin, standin.KindBookingAny, standin.ActCancel),
+		g(roleUser, standin.KindProfile, standin.ActRead, standin.ActUpdate),
+		g(roleUser, standin.KindPassword, standin.ActChange),
+		g(roleAdmin, standin.KindPolicy, standin.ActList, standin.ActUpdate),
+		g(roleSupport, standin.KindImpersonation, standin.ActStart),
+		g(roleAdmin, standin.KindImpersonation, standin.ActRevoke),
+		g(roleProjectLead, standin.KindImpersonation, standin.ActRevoke),
+		g(roleAdmin, standin.KindActivity, standin.ActList),
+		g(roleProjectLead, standin.KindActivity, standin.ActList),
+	)
+}
