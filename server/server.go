@@ -133,7 +133,7 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	step("Reading the audit log")
-	events, err := audit.Open(ctx, eventsDB.Database(), auditCfg)
+	events, err := audit.Open(ctx, eventsDB.Events(), auditCfg)
 	if err != nil {
 		return err
 	}
