@@ -248,6 +248,9 @@ func (db *DB) Name() string { return db.db.Name() }
 
 // Database is the driver's handle on the database, for packages that keep
 // their own collections in it (authorization policies).
+//
+// Deprecated: every collection belongs to a store of this package; tests
+// that change documents behind the stores' backs use dbtest.MustDriver.
 func (db *DB) Database() *mongo.Database { return db.db }
 
 // findByID decodes the document of col with the given hex id into out. A
