@@ -315,10 +315,10 @@ func (l *Log) Close(ctx context.Context) error {
 }
 
 // Append stores evs, in order, at the end of the log, and returns once the
-// database has acknowledged them under the write concern db was opened
-// with (on a MongoDB replica set, use "majority" so an acknowledged event
-// survives a failover). It fills in each event's ID (a new ObjectID in hex, if
-// empty), Time (now, if zero; always converted to UTC and truncated to the
+// store has them (on a MongoDB replica set, open its database with the
+// write concern "majority" so an acknowledged event survives a failover).
+// It fills in each event's ID (a new id in the shape of an ObjectID in
+// hex, if empty), Time (now, if zero; always converted to UTC and truncated to the
 // millisecond as stored), Seq, PrevHash and Hash. Strings that are not
 // valid UTF-8 are repaired first, so what is hashed is what is stored.
 //
@@ -512,8 +512,8 @@ func (l *Log) take() []*request {
 // commit asks the database which of the seqs it wrote now hold its hashes:
 // calls whose events are all among them succeed; the rest are retried
 // after re-reading the head while the timeout allows, at once after a
-// duplicate key (another server took those seqs) and with a short pause
-// after a network fault. If the database cannot even be asked, the whole
+// seq was taken (ErrSeqTaken: another server took those seqs) and with a
+// short pause after the database could not be reached (ErrUnreachable). If the database cannot even be asked, the whole
 // insert is in doubt: its calls fail and the events are remembered so the
 // next commit can check them first.
 func (l *Log) commit(reqs []*request) {

@@ -13,7 +13,8 @@ import (
 // window keeps the newest events of the log in memory, in seq order, so
 // that queries about recent activity, realtime replays and start-up
 // repair never wait for a database that scans (FerretDB reads and decodes
-// every document of the collection for any query, even one by _id).
+// every document of the collection for any query, even one by _id;
+// see package mongostore).
 //
 // It is exact only while its Log is the one writer of the collection,
 // which the server guarantees for the embedded database it owns. Should
