@@ -12,6 +12,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"standin/server"
+	"standin/server/dbtest"
 	"standin/server/standin"
 )
 
@@ -197,7 +198,7 @@ func TestImpersonationLifecycle(t *testing.T) {
 		}
 		evs := events(t, auditor, "type="+standin.EventImpersonationStarted)
 		seq := int64(evs[0]["seq"].(float64))
-		if _, err := srv.db.Database().Collection("events").UpdateOne(context.Background(),
+		if _, err := dbtest.MustDriver(t, srv.db).Collection("events").UpdateOne(context.Background(),
 			bson.M{"_id": seq}, bson.M{"$set": bson.M{"reason": "nothing to see"}}); err != nil {
 			t.Fatal(err)
 		}
@@ -564,7 +565,7 @@ func TestLeftoversOfFailedStartsAreCleared(t *testing.T) {
 			t.Fatalf("start: %d %s", r.Status, r.Body)
 		}
 		impID := r.JSON(t)["id"].(string)
-		if _, err := srv.db.Database().Collection("sessions").DeleteMany(ctx, bson.M{"impersonation_id": impID}); err != nil {
+		if _, err := dbtest.MustDriver(t, srv.db).Collection("sessions").DeleteMany(ctx, bson.M{"impersonation_id": impID}); err != nil {
 			t.Fatal(err)
 		}
 		clk.Advance(2 * time.Minute)
@@ -592,7 +593,7 @@ func TestLeftoversOfFailedStartsAreCleared(t *testing.T) {
 		admin.mustLogin("admin@example.org")
 		ghost := bson.NewObjectID().Hex()
 		for _, key := range []string{"actor:" + adminID, "subject:" + adaID} {
-			if _, err := srv.db.Database().Collection("impersonation_holds").InsertOne(ctx,
+			if _, err := dbtest.MustDriver(t, srv.db).Collection("impersonation_holds").InsertOne(ctx,
 				bson.M{"_id": key, "impersonation_id": ghost, "at": time.Now().Add(-2 * time.Minute)}); err != nil {
 				t.Fatal(err)
 			}

@@ -118,7 +118,7 @@ func (n *node) openAudit(ctx context.Context, uri string) error {
 		return err
 	}
 	n.step("Reading the audit log")
-	if n.events, err = audit.Open(ctx, n.eventsDB.Database(), auditCfg); err != nil {
+	if n.events, err = audit.Open(ctx, n.eventsDB.Events(), auditCfg); err != nil {
 		return err
 	}
 	// The whole chain is checked against its anchor without holding up

@@ -70,7 +70,7 @@ func mustStack(t *testing.T, limits loginlimit.Policy) *stack {
 	s.ben = mustUser(t, db, "ben@example.org", standin.RoleUser, nil)
 
 	var err error
-	if s.log, err = audit.Open(ctx, db.Database(), audit.Config{}); err != nil {
+	if s.log, err = audit.Open(ctx, db.Events(), audit.Config{}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = s.log.Close(context.Background()) })

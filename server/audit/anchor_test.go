@@ -41,7 +41,7 @@ func mustAnchor(t testing.TB, dir string) *audit.Anchor {
 // closes and reopens as a restart would.
 type anchored struct {
 	t      testing.TB
-	db     *mongo.Database
+	db     testDB
 	key    *audit.Key
 	dir    string
 	events int64 // AnchorConfig.Events
@@ -77,7 +77,7 @@ func (a *anchored) open() {
 	if cfg.Logger == nil {
 		cfg.Logger = discard()
 	}
-	a.l, err = audit.Open(context.Background(), a.db, cfg)
+	a.l, err = audit.Open(context.Background(), a.db.Events(), cfg)
 	if err != nil {
 		a.t.Fatalf("Open: %v", err)
 	}
@@ -99,7 +99,7 @@ func (a *anchored) restart() {
 	a.open()
 }
 
-func (a *anchored) coll() *mongo.Collection { return a.db.Collection(audit.Collection) }
+func (a *anchored) coll() *mongo.Collection { return a.db.Collection(collection) }
 
 // verify runs Verify and checks its outcome: ok, or broken with code at
 // a seq of at most brokenAt.

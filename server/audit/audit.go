@@ -1,8 +1,9 @@
 // Package audit keeps the audit log: an append-only, totally ordered,
-// tamper-evident record of what happened, in the collection "events".
+// tamper-evident record of what happened, kept in a Store (package
+// mongostore keeps it in the collection "events").
 //
-// Each event is one document whose _id is its seq: 1, 2, 3, … with no gap
-// and no duplicate. Each event's hash covers its content and the previous
+// Each event is stored under its seq: 1, 2, 3, … with no gap and no
+// duplicate. Each event's hash covers its content and the previous
 // event's hash (see ComputeHash), so altering, removing or reordering a
 // stored event breaks the chain, which Verify reports. A chain recomputed
 // after a change, or one whose newest events were removed, is whole
@@ -12,16 +13,14 @@
 // Appends go through a single appender goroutine per Log that commits
 // everything waiting in one ordered insert (group commit). Several servers
 // may share one database: each appends after the head it last read, and
-// the unique _id turns a race between them into a duplicate key error on
-// which the loser re-reads the head and tries again. No transaction is
+// the unique seq turns a race between them into an insert that fails
+// (ErrSeqTaken) on which the loser re-reads the head and tries again. No transaction is
 // needed, so the same code is correct on MongoDB and on FerretDB.
 //
 // Cost: on MongoDB, queries use the indexes Open creates and walks read
-// _id ranges. FerretDB 1.x on SQLite reads and decodes the whole
-// collection for every query on it (even equality on a string _id, which
-// it pushes down to SQLite, is a table scan there: its expression does not
-// match the index's), some 20 s at 100,000 events on a small machine. So
-// on a database this server owns, the Log keeps the newest events in
+// ranges of seqs. FerretDB 1.x on SQLite reads and decodes the whole
+// collection for every query on it (see package mongostore), some 20 s at
+// 100,000 events on a small machine. So on a database this server owns, the Log keeps the newest events in
 // memory (Config.Window) and answers Query pages, ByObject and replays
 // from them; Export, Verify, older pages and the load at Open still scan.
 // Appends never read on the common path.
@@ -43,15 +42,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
-
 	"standin/server/standin"
 )
-
-// Collection is the name of the collection that holds the events.
-const Collection = "events"
 
 const (
 	defaultMaxBatch = 500
@@ -138,7 +130,7 @@ type Config struct {
 // Log is the audit log. It is safe for use by many goroutines. Open it
 // with Open and stop it with Close.
 type Log struct {
-	coll     *mongo.Collection
+	store    Store
 	onCommit func([]*standin.Event)
 	logger   *slog.Logger
 	maxBatch int
@@ -178,10 +170,9 @@ type Log struct {
 	// learned; they are checked before anything else is appended.
 	doubt []*standin.Event
 
-	// insertMany and readHashes are the two writes and reads the
-	// appender's correctness rests on; tests replace them to simulate
-	// faults.
-	insertMany func(ctx context.Context, docs []any) error
+	// insert and readHashes are the write and the read the appender's
+	// correctness rests on; tests replace them to simulate faults.
+	insert     func(ctx context.Context, evs []*standin.Event) error
 	readHashes func(ctx context.Context, from, to int64) (map[int64]string, error)
 }
 
@@ -199,10 +190,10 @@ type item struct {
 	e *standin.Event
 }
 
-// Open prepares the events collection in db (creating its indexes one at a
-// time), reads the head of the chain and starts the appender. It returns
+// Open prepares store (creating its indexes unless Config.NoIndexes),
+// reads the head of the chain and starts the appender. It returns
 // EUnavailable when the database cannot be reached.
-func Open(ctx context.Context, db *mongo.Database, cfg Config) (*Log, error) {
+func Open(ctx context.Context, store Store, cfg Config) (*Log, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -216,7 +207,7 @@ func Open(ctx context.Context, db *mongo.Database, cfg Config) (*Log, error) {
 		cfg.Chunk = defaultChunk
 	}
 	l := &Log{
-		coll:     db.Collection(Collection),
+		store:    store,
 		onCommit: cfg.OnCommit,
 		logger:   cfg.Logger,
 		maxBatch: cfg.MaxBatch,
@@ -232,11 +223,11 @@ func Open(ctx context.Context, db *mongo.Database, cfg Config) (*Log, error) {
 		l.win = newWindow(cfg.Window)
 	}
 	l.cond = sync.NewCond(&l.mu)
-	l.insertMany = l.insertDocs
-	l.readHashes = l.hashesIn
+	l.insert = store.Insert
+	l.readHashes = store.Hashes
 	if !cfg.NoIndexes {
-		if err := l.ensureIndexes(ctx); err != nil {
-			return nil, err
+		if err := store.EnsureIndexes(ctx); err != nil {
+			return nil, fault(err, "create audit indexes")
 		}
 	}
 	if l.win != nil {
@@ -267,36 +258,11 @@ func Open(ctx context.Context, db *mongo.Database, cfg Config) (*Log, error) {
 	return l, nil
 }
 
-// ensureIndexes creates the indexes queries use on MongoDB. Each pairs a
-// filter field with _id so an equality filter plus the newest-first order
-// reads the index in order, without sorting in memory. FerretDB scans for
-// these queries whatever the indexes; they are correct there all the same.
-func (l *Log) ensureIndexes(ctx context.Context) error {
-	for _, field := range []string{"type", "actor.id", "subject.id", "impersonation_id", "projects", "object"} {
-		// One index per command: FerretDB drops the connection when one
-		// createIndexes command names three or more existing indexes.
-		m := mongo.IndexModel{Keys: bson.D{{Key: field, Value: 1}, {Key: "_id", Value: 1}}}
-		if _, err := l.coll.Indexes().CreateOne(ctx, m); err != nil {
-			return translate(err, "create audit index on "+field)
-		}
-	}
-	return nil
-}
-
 // readHead learns the last stored event from the database.
 func (l *Log) readHead(ctx context.Context) error {
-	// Only numeric _ids are seqs: a stray document with another _id
-	// (which sorts above numbers) is no part of the chain.
-	raw, err := l.coll.FindOne(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$gte", Value: int64(1)}}}}, options.FindOne().
-		SetSort(bson.D{{Key: "_id", Value: -1}}).
-		SetProjection(bson.D{{Key: "_id", Value: 1}, {Key: "hash", Value: 1}})).Raw()
-	if err != nil && !errors.Is(err, mongo.ErrNoDocuments) {
-		return translate(err, "read audit log head")
-	}
-	var seq int64
-	var hash string
-	if err == nil {
-		seq, hash, _ = headOf(raw)
+	seq, hash, err := l.store.Head(ctx)
+	if err != nil {
+		return fault(err, "read audit log head")
 	}
 	l.head, l.headHash, l.headKnown = seq, hash, true
 	l.noteCommitted(seq)
@@ -349,10 +315,10 @@ func (l *Log) Close(ctx context.Context) error {
 }
 
 // Append stores evs, in order, at the end of the log, and returns once the
-// database has acknowledged them under the write concern db was opened
-// with (on a MongoDB replica set, use "majority" so an acknowledged event
-// survives a failover). It fills in each event's ID (a new ObjectID in hex, if
-// empty), Time (now, if zero; always converted to UTC and truncated to the
+// store has them (on a MongoDB replica set, open its database with the
+// write concern "majority" so an acknowledged event survives a failover).
+// It fills in each event's ID (a new id in the shape of an ObjectID in
+// hex, if empty), Time (now, if zero; always converted to UTC and truncated to the
 // millisecond as stored), Seq, PrevHash and Hash. Strings that are not
 // valid UTF-8 are repaired first, so what is hashed is what is stored.
 //
@@ -477,7 +443,7 @@ func ctxError(err error) error {
 // database would otherwise change.
 func prepare(e *standin.Event, now time.Time) {
 	if e.ID == "" {
-		e.ID = bson.NewObjectID().Hex()
+		e.ID = newEventID()
 	}
 	if e.Time.IsZero() {
 		e.Time = now
@@ -546,15 +512,24 @@ func (l *Log) take() []*request {
 // commit asks the database which of the seqs it wrote now hold its hashes:
 // calls whose events are all among them succeed; the rest are retried
 // after re-reading the head while the timeout allows, at once after a
-// duplicate key (another server took those seqs) and with a short pause
-// after a network fault. If the database cannot even be asked, the whole
+// seq was taken (ErrSeqTaken: another server took those seqs) and with a
+// short pause after the database could not be reached (ErrUnreachable). If the database cannot even be asked, the whole
 // insert is in doubt: its calls fail and the events are remembered so the
 // next commit can check them first.
 func (l *Log) commit(reqs []*request) {
 	ctx, cancel := context.WithTimeout(l.ctx, l.timeout)
 	defer cancel()
-	var todo []item
-	var settles []*request
+	todo, settles := split(reqs)
+	l.settle(ctx, settles)
+	rest, failure, doubted := l.write(ctx, todo)
+	if len(rest) > 0 {
+		l.abandon(rest, failure, doubted)
+	}
+}
+
+// split separates the events of reqs, in order, from the requests of
+// Settle, which carry none.
+func split(reqs []*request) (todo []item, settles []*request) {
 	for _, r := range reqs {
 		if len(r.evs) == 0 {
 			settles = append(settles, r)
@@ -563,74 +538,102 @@ func (l *Log) commit(reqs []*request) {
 			todo = append(todo, item{r: r, e: e})
 		}
 	}
-	if len(settles) > 0 {
-		var err error
-		if serr := l.sync(ctx); serr != nil {
-			err = l.failure(serr, "check audit appends in doubt")
-		}
-		for _, r := range settles {
-			r.done <- err
-		}
-	}
+	return todo, settles
+}
 
-	var failure error
-	doubted := false
+// settle answers the requests of Settle: whether what is in doubt could
+// be checked.
+func (l *Log) settle(ctx context.Context, settles []*request) {
+	if len(settles) == 0 {
+		return
+	}
+	var err error
+	if serr := l.sync(ctx); serr != nil {
+		err = l.failure(serr, "check audit appends in doubt")
+	}
+	for _, r := range settles {
+		r.done <- err
+	}
+}
+
+// write stores todo after the head, retrying while the commit's time
+// allows, and answers the calls it completes. It returns the items not
+// stored and why; doubted reports that their insert is in doubt.
+func (l *Log) write(ctx context.Context, todo []item) (rest []item, failure error, doubted bool) {
 	for attempt := 1; len(todo) > 0; attempt++ {
 		if err := l.sync(ctx); err != nil {
-			failure = l.failure(err, "prepare audit append")
-			break
+			return todo, l.failure(err, "prepare audit append"), false
 		}
 		l.chain(todo)
-		err := l.insertMany(ctx, docsOf(todo))
-		stored, conflict := len(todo), false
-		if err != nil {
-			var rerr error
-			stored, conflict, rerr = l.storedPrefix(todo)
-			if rerr != nil {
-				l.doubt = make([]*standin.Event, 0, len(todo))
-				for _, it := range todo {
-					l.doubt = append(l.doubt, clone(it.e))
-				}
-				l.headKnown = false
-				failure = inDoubt(fmt.Errorf("append audit events: %w (and could not check what was stored: %v)", err, rerr))
-				doubted = true
-				l.logger.Error("audit append in doubt: the events may be stored; the next append checks",
-					"first_seq", todo[0].e.Seq, "last_seq", todo[len(todo)-1].e.Seq, "err", err, "check_err", rerr)
-				break
-			}
-			conflict = conflict || mongo.IsDuplicateKeyError(err)
+		err := l.insert(ctx, eventsOf(todo))
+		if err == nil {
+			l.advance(todo)
+			return nil, nil, false
+		}
+		stored, conflict, rerr := l.storedPrefix(todo)
+		if rerr != nil {
+			return todo, l.remember(todo, err, rerr), true
 		}
 		if stored > 0 {
 			l.advance(todo[:stored])
 		}
 		todo = todo[stored:]
-		if err == nil || len(todo) == 0 {
-			break
+		if len(todo) == 0 {
+			return nil, nil, false
 		}
 		l.headKnown = false
+		conflict = conflict || errors.Is(err, ErrSeqTaken)
 		if conflict {
 			l.logger.Debug("audit append conflict: another writer took the next seq; re-reading the head",
 				"seq", todo[0].e.Seq, "attempt", attempt)
 		}
-		if !conflict && !unreachable(err) {
-			failure = l.failure(err, "append audit events")
-			break
-		}
-		if !conflict {
-			pause := min(time.Duration(attempt)*50*time.Millisecond, 500*time.Millisecond)
-			select {
-			case <-time.After(pause):
-			case <-ctx.Done():
-			}
-		}
-		if ctx.Err() != nil {
-			failure = l.failure(fmt.Errorf("%w (after %d attempts, the last: %w)", ctx.Err(), attempt, err), "append audit events")
-			break
+		if failure := l.retry(ctx, err, conflict, attempt); failure != nil {
+			return todo, failure, false
 		}
 	}
-	if len(todo) == 0 {
-		return
+	return nil, nil, false
+}
+
+// retry decides, after the insert of attempt failed with err, whether to
+// try again: at once after a conflict (another writer took the next
+// seq), after a short pause when the database could not be reached,
+// while the commit's time allows. It returns why not, nil to try again.
+func (l *Log) retry(ctx context.Context, err error, conflict bool, attempt int) error {
+	switch {
+	case conflict:
+	case !errors.Is(err, ErrUnreachable):
+		return l.failure(err, "append audit events")
+	default:
+		pause := min(time.Duration(attempt)*50*time.Millisecond, 500*time.Millisecond)
+		select {
+		case <-time.After(pause):
+		case <-ctx.Done():
+		}
 	}
+	if ctx.Err() != nil {
+		return l.failure(fmt.Errorf("%w (after %d attempts, the last: %w)", ctx.Err(), attempt, err), "append audit events")
+	}
+	return nil
+}
+
+// remember keeps todo, whose insert failed with err and whose outcome
+// could not be learned (rerr), for the next commit to check first, and
+// returns the error its calls get.
+func (l *Log) remember(todo []item, err, rerr error) error {
+	l.doubt = make([]*standin.Event, 0, len(todo))
+	for _, it := range todo {
+		l.doubt = append(l.doubt, clone(it.e))
+	}
+	l.headKnown = false
+	l.logger.Error("audit append in doubt: the events may be stored; the next append checks",
+		"first_seq", todo[0].e.Seq, "last_seq", todo[len(todo)-1].e.Seq, "err", err, "check_err", rerr)
+	return inDoubt(fmt.Errorf("append audit events: %w (and could not check what was stored: %v)", err, rerr))
+}
+
+// abandon answers the calls of todo, which were not stored, with
+// failure. When the database is failing, it answers the calls queued
+// meanwhile too.
+func (l *Log) abandon(todo []item, failure error, doubted bool) {
 	var rest []*request
 	if standin.ErrorCode(failure) == standin.EUnavailable {
 		// Everything queued meanwhile was waiting on a database that is
@@ -657,15 +660,12 @@ func (l *Log) commit(reqs []*request) {
 }
 
 // failure names why a commit gave up: EUnavailable for a database that
-// did not answer or a log being closed, else the translated error.
+// did not answer or a log being closed, else the store's error.
 func (l *Log) failure(err error, what string) error {
 	if l.ctx.Err() != nil {
 		return unavailable(fmt.Errorf("%s: the audit log was closed: %w", what, err))
 	}
-	if errors.Is(err, context.DeadlineExceeded) {
-		return unavailable(fmt.Errorf("%s: %w", what, err))
-	}
-	return translate(err, what)
+	return fault(err, what)
 }
 
 // fail answers the calls of todo, none of whose events after the stored
@@ -699,12 +699,12 @@ func (l *Log) chain(todo []item) {
 	}
 }
 
-func docsOf(todo []item) []any {
-	docs := make([]any, len(todo))
+func eventsOf(todo []item) []*standin.Event {
+	evs := make([]*standin.Event, len(todo))
 	for i, it := range todo {
-		docs[i] = toDoc(it.e)
+		evs[i] = it.e
 	}
-	return docs
+	return evs
 }
 
 // advance records that items, the next events of the chain, are stored:
@@ -805,26 +805,4 @@ func (l *Log) storedPrefix(todo []item) (n int, conflict bool, err error) {
 		_, conflict = got[todo[n].e.Seq]
 	}
 	return n, conflict, nil
-}
-
-func (l *Log) insertDocs(ctx context.Context, docs []any) error {
-	_, err := l.coll.InsertMany(ctx, docs, options.InsertMany().SetOrdered(true))
-	return err
-}
-
-// hashesIn returns the hash stored for each seq in [from, to].
-func (l *Log) hashesIn(ctx context.Context, from, to int64) (map[int64]string, error) {
-	cur, err := l.coll.Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$gte", Value: from}, {Key: "$lte", Value: to}}}},
-		options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}, {Key: "hash", Value: 1}}))
-	if err != nil {
-		return nil, err
-	}
-	defer cur.Close(context.WithoutCancel(ctx))
-	got := make(map[int64]string, to-from+1)
-	for cur.Next(ctx) {
-		if seq, hash, ok := headOf(cur.Current); ok {
-			got[seq] = hash
-		}
-	}
-	return got, cur.Err()
 }

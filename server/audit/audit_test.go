@@ -16,25 +16,44 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"standin/server/audit"
 	"standin/server/dbtest"
+	"standin/server/mongostore"
 	"standin/server/standin"
 )
 
 func TestMain(m *testing.M) { os.Exit(dbtest.Main(m)) }
 
+// collection is where package mongostore keeps the events.
+const collection = "events"
+
+// testDB is a fresh database: the store a Log is opened on (Events), and
+// a driver handle of its own through which tests change documents behind
+// the log's back.
+type testDB struct {
+	*mongo.Database
+	store *mongostore.DB
+}
+
+// Events returns the audit log's store on the database.
+func (db testDB) Events() *mongostore.Events { return db.store.Events() }
+
+// eventStore is what a Log can be opened on in these tests: a testDB, or
+// a connection of its own to a database.
+type eventStore interface{ Events() *mongostore.Events }
+
 // mustDB returns a fresh database, dropped when the test ends.
-func mustDB(t testing.TB) *mongo.Database {
+func mustDB(t testing.TB) testDB {
 	t.Helper()
-	return dbtest.MustOpen(t).Database()
+	db := dbtest.MustOpen(t)
+	return testDB{Database: dbtest.MustDriver(t, db), store: db}
 }
 
 // mustLog opens a Log on db and closes it when the test ends.
-func mustLog(t testing.TB, db *mongo.Database, cfg audit.Config) *audit.Log {
+func mustLog(t testing.TB, db eventStore, cfg audit.Config) *audit.Log {
 	t.Helper()
-	l, err := audit.Open(context.Background(), db, cfg)
+	l, err := audit.Open(context.Background(), db.Events(), cfg)
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
@@ -412,17 +431,13 @@ func TestTwoServers(t *testing.T) {
 	t.Parallel()
 	db := mustDB(t)
 	// The second server has its own client and connection.
-	client, err := mongo.Connect(options.Client().ApplyURI(dbtest.MustServer(t).URI))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = client.Disconnect(context.Background()) })
+	other := dbtest.MustConnect(t, db.store, mongostore.Options{AppendOnly: true})
 	var recs [2]recorder
 	var conflicts counter
 	logger := slog.New(&conflicts)
 	logs := []*audit.Log{
 		mustLog(t, db, audit.Config{OnCommit: recs[0].onCommit, Logger: logger}),
-		mustLog(t, client.Database(db.Name()), audit.Config{OnCommit: recs[1].onCommit, Logger: logger}),
+		mustLog(t, other, audit.Config{OnCommit: recs[1].onCommit, Logger: logger}),
 	}
 	const perLog, writers, each = 2, 4, 15
 	var wg sync.WaitGroup
@@ -523,7 +538,7 @@ func TestReopen(t *testing.T) {
 	db := mustDB(t)
 	ctx := context.Background()
 	for round := range 3 {
-		l, err := audit.Open(ctx, db, audit.Config{})
+		l, err := audit.Open(ctx, db.Events(), audit.Config{})
 		if err != nil {
 			t.Fatalf("Open: %v", err)
 		}
@@ -545,7 +560,7 @@ func TestReopen(t *testing.T) {
 func TestCloseDrains(t *testing.T) {
 	t.Parallel()
 	db := mustDB(t)
-	l, err := audit.Open(context.Background(), db, audit.Config{MaxBatch: 7})
+	l, err := audit.Open(context.Background(), db.Events(), audit.Config{MaxBatch: 7})
 	if err != nil {
 		t.Fatal(err)
 	}

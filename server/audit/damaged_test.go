@@ -46,12 +46,12 @@ func TestDamagedEvent(t *testing.T) {
 				db := mustDB(t)
 				writer := mustLog(t, db, audit.Config{})
 				evs := dataset(t, writer, 8)
-				if _, err := db.Collection(audit.Collection).UpdateOne(ctx, bson.D{{Key: "_id", Value: tc.seq}},
+				if _, err := db.Collection(collection).UpdateOne(ctx, bson.D{{Key: "_id", Value: tc.seq}},
 					bson.D{{Key: "$set", Value: bson.D{{Key: tc.field, Value: tc.value}}}}); err != nil {
 					t.Fatal(err)
 				}
 
-				l, err := audit.Open(ctx, db, mode.cfg)
+				l, err := audit.Open(ctx, db.Events(), mode.cfg)
 				if err != nil {
 					t.Fatalf("Open over a damaged event: %v", err)
 				}
@@ -110,11 +110,11 @@ func TestDamagedEvent(t *testing.T) {
 		db := mustDB(t)
 		writer := mustLog(t, db, audit.Config{})
 		dataset(t, writer, 4)
-		if _, err := db.Collection(audit.Collection).InsertOne(ctx, bson.D{{Key: "_id", Value: "junk"}, {Key: "time", Value: 3}}); err != nil {
+		if _, err := db.Collection(collection).InsertOne(ctx, bson.D{{Key: "_id", Value: "junk"}, {Key: "time", Value: 3}}); err != nil {
 			t.Fatal(err)
 		}
 		for _, cfg := range []audit.Config{{}, {Window: 100, StoredOrder: true}} {
-			l, err := audit.Open(ctx, db, cfg)
+			l, err := audit.Open(ctx, db.Events(), cfg)
 			if err != nil {
 				t.Fatalf("Open: %v", err)
 			}

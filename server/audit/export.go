@@ -147,7 +147,7 @@ func (l *Log) Export(ctx context.Context, f standin.EventFilter, format string, 
 	if format != FormatCSV && format != FormatJSONL {
 		return standin.Errorf(standin.EInvalid, "Export format %q is not one of csv or jsonl.", format)
 	}
-	match, none, err := matchFilter(f)
+	none, err := checkFilter(f)
 	if err != nil {
 		return err
 	}
@@ -167,7 +167,7 @@ func (l *Log) Export(ctx context.Context, f standin.EventFilter, format string, 
 	}
 	var cps *checkpointReader
 	if enc != nil && l.anchor != nil {
-		whole := len(match) == 0 && !none
+		whole := !filtered(f) && !none
 		if whole {
 			cps = l.anchor.reader(f.AfterSeq)
 			defer cps.close()
@@ -196,12 +196,12 @@ func (l *Log) Export(ctx context.Context, f standin.EventFilter, format string, 
 		return nil
 	}
 	if !none {
-		err = l.walk(ctx, f.AfterSeq, match, false, func(d *eventDoc) error {
+		err = l.walk(ctx, f.AfterSeq, f, false, func(d Stored) error {
 			var err error
 			if cw != nil {
-				err = cw.Write(csvRow(d.event()))
+				err = cw.Write(csvRow(d.Event))
 			} else if err = emit(d.Seq - 1); err == nil {
-				err = enc.Encode(EventJSON(d.event()))
+				err = enc.Encode(EventJSON(d.Event))
 				if err == nil {
 					err = emit(d.Seq)
 				}

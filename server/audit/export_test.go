@@ -1,6 +1,10 @@
 package audit
 
-import "context"
+import (
+	"context"
+
+	"standin/server/standin"
+)
 
 // Seams for tests of the audit_test package.
 
@@ -8,13 +12,13 @@ import "context"
 // tests cross chunk boundaries with little data.
 func SetChunk(l *Log, n int64) { l.chunk = n }
 
-// InsertFunc writes documents to the events collection.
-type InsertFunc func(ctx context.Context, docs []any) error
+// InsertFunc stores events, as Store.Insert.
+type InsertFunc func(ctx context.Context, evs []*standin.Event) error
 
 // SetInsert replaces the appender's insert with wrap(real). Call it while
 // no Append is running.
 func SetInsert(l *Log, wrap func(real InsertFunc) InsertFunc) {
-	l.insertMany = wrap(l.insertDocs)
+	l.insert = wrap(l.store.Insert)
 }
 
 // ReadHashesFunc reads the stored hash of each seq in [from, to].
@@ -23,7 +27,7 @@ type ReadHashesFunc func(ctx context.Context, from, to int64) (map[int64]string,
 // SetReadHashes replaces the appender's check of what an insert stored
 // with wrap(real). Call it while no Append is running.
 func SetReadHashes(l *Log, wrap func(real ReadHashesFunc) ReadHashesFunc) {
-	l.readHashes = wrap(l.hashesIn)
+	l.readHashes = wrap(l.store.Hashes)
 }
 
 // Pending returns how many Append calls wait for the appender.

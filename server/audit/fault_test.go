@@ -10,15 +10,14 @@ import (
 	"testing"
 	"time"
 
-	"go.mongodb.org/mongo-driver/v2/mongo"
-
 	"standin/server/audit"
 	"standin/server/standin"
 )
 
-// networkError looks to the driver's helpers like a connection lost
-// mid-command.
-var networkError = mongo.CommandError{Message: "connection reset (simulated)", Labels: []string{"NetworkError"}}
+// networkError is what the store answers when the connection is lost
+// mid-command (package mongostore turns the driver's network errors into
+// errors that wrap audit.ErrUnreachable).
+var networkError = fmt.Errorf("connection reset (simulated): %w", audit.ErrUnreachable)
 
 // startCalls makes n concurrent single-event Appends and returns their
 // events and a function that waits for their results.
@@ -49,7 +48,7 @@ func TestInsertFaults(t *testing.T) {
 		mustAppend(t, l, login("before"))
 		var faults atomic.Int32
 		audit.SetInsert(l, func(real audit.InsertFunc) audit.InsertFunc {
-			return func(ctx context.Context, docs []any) error {
+			return func(ctx context.Context, docs []*standin.Event) error {
 				if faults.Add(1) == 1 {
 					if err := real(ctx, docs[:len(docs)/2+1]); err != nil {
 						return err
@@ -88,7 +87,7 @@ func TestInsertFaults(t *testing.T) {
 		l := mustLog(t, mustDB(t), audit.Config{OnCommit: rec.onCommit, Logger: slogTo(&logged), Window: 1000})
 		var lose, blind atomic.Bool
 		audit.SetInsert(l, func(real audit.InsertFunc) audit.InsertFunc {
-			return func(ctx context.Context, docs []any) error {
+			return func(ctx context.Context, docs []*standin.Event) error {
 				if err := real(ctx, docs); err != nil || !lose.Swap(false) {
 					return err
 				}
@@ -147,7 +146,7 @@ func TestInsertFaults(t *testing.T) {
 		l := mustLog(t, mustDB(t), audit.Config{OnCommit: rec.onCommit, Logger: discard(), Window: 1000})
 		var fail, blind atomic.Bool
 		audit.SetInsert(l, func(real audit.InsertFunc) audit.InsertFunc {
-			return func(ctx context.Context, docs []any) error {
+			return func(ctx context.Context, docs []*standin.Event) error {
 				if fail.Swap(false) {
 					return networkError
 				}
@@ -196,9 +195,9 @@ func TestInsertFaults(t *testing.T) {
 		l := mustLog(t, mustDB(t), audit.Config{})
 		var fail atomic.Bool
 		audit.SetInsert(l, func(real audit.InsertFunc) audit.InsertFunc {
-			return func(ctx context.Context, docs []any) error {
+			return func(ctx context.Context, docs []*standin.Event) error {
 				if fail.Swap(false) {
-					return mongo.CommandError{Code: 2, Message: "bad value (simulated)"}
+					return errors.New("append audit events: bad value (simulated)") // as the store answers an error of the database
 				}
 				return real(ctx, docs)
 			}
@@ -223,7 +222,7 @@ func TestInsertFaults(t *testing.T) {
 		var hang atomic.Bool
 		entered := make(chan struct{}, 100)
 		audit.SetInsert(l, func(real audit.InsertFunc) audit.InsertFunc {
-			return func(ctx context.Context, docs []any) error {
+			return func(ctx context.Context, docs []*standin.Event) error {
 				if hang.Load() {
 					entered <- struct{}{}
 					<-ctx.Done()
@@ -269,7 +268,7 @@ func TestInsertFaults(t *testing.T) {
 		release, entered := make(chan struct{}), make(chan struct{})
 		var slow atomic.Bool
 		audit.SetInsert(l, func(real audit.InsertFunc) audit.InsertFunc {
-			return func(ctx context.Context, docs []any) error {
+			return func(ctx context.Context, docs []*standin.Event) error {
 				if slow.Swap(false) {
 					close(entered)
 					<-release
@@ -306,13 +305,13 @@ func TestInsertFaults(t *testing.T) {
 		// Close with a deadline abandons a hung commit; its caller and
 		// everything queued fail rather than wait.
 		t.Parallel()
-		l, err := audit.Open(ctx, mustDB(t), audit.Config{Timeout: time.Minute})
+		l, err := audit.Open(ctx, mustDB(t).Events(), audit.Config{Timeout: time.Minute})
 		if err != nil {
 			t.Fatal(err)
 		}
 		entered := make(chan struct{}, 1)
 		audit.SetInsert(l, func(real audit.InsertFunc) audit.InsertFunc {
-			return func(ctx context.Context, docs []any) error {
+			return func(ctx context.Context, docs []*standin.Event) error {
 				select {
 				case entered <- struct{}{}:
 				default:

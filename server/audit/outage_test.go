@@ -7,11 +7,9 @@ import (
 	"testing"
 	"time"
 
-	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
-
 	"standin/server/audit"
 	"standin/server/embeddeddb"
+	"standin/server/mongostore"
 	"standin/server/standin"
 )
 
@@ -31,15 +29,14 @@ func TestDatabaseDown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	connect := func() *mongo.Database {
+	connect := func() *mongostore.DB {
 		t.Helper()
-		client, err := mongo.Connect(options.Client().ApplyURI(edb.URI()).
-			SetServerSelectionTimeout(time.Second).SetConnectTimeout(time.Second))
+		db, err := mongostore.Open(ctx, edb.URI(), "audit_outage", mongostore.Options{Timeout: time.Second, AppendOnly: true})
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { _ = client.Disconnect(context.Background()) })
-		return client.Database("audit_outage")
+		t.Cleanup(func() { _ = db.Close(context.Background()) })
+		return db
 	}
 
 	const timeout = time.Second

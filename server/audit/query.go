@@ -2,15 +2,9 @@ package audit
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
-	"slices"
 	"strconv"
-
-	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"standin/server/standin"
 )
@@ -44,7 +38,7 @@ const (
 // Errors: EInvalid for a cursor this server did not give out or a
 // negative AfterSeq; EUnavailable when the database cannot be reached.
 func (l *Log) Query(ctx context.Context, f standin.EventFilter, p standin.Page) ([]*standin.Event, string, error) {
-	match, none, err := matchFilter(f)
+	none, err := checkFilter(f)
 	if err != nil {
 		return nil, "", err
 	}
@@ -67,9 +61,9 @@ func (l *Log) Query(ctx context.Context, f standin.EventFilter, p standin.Page) 
 	}
 	var evs []*standin.Event
 	if l.win != nil {
-		evs, err = l.queryWindow(ctx, f, match, cursor, limit+1)
+		evs, err = l.queryWindow(ctx, f, cursor, limit+1)
 	} else {
-		evs, err = l.queryDB(ctx, match, f.AfterSeq, cursor, limit+1)
+		evs, err = l.queryDB(ctx, f, f.AfterSeq, cursor, limit+1)
 	}
 	if err != nil {
 		return nil, "", err
@@ -82,102 +76,44 @@ func (l *Log) Query(ctx context.Context, f standin.EventFilter, p standin.Page) 
 	return evs, next, nil
 }
 
-// queryDB reads up to n events matching match from the database: newest
+// queryDB reads up to n events matching f from the database: newest
 // first below cursor (0: from the head), or oldest first above
 // max(afterSeq, cursor) when afterSeq > 0.
-func (l *Log) queryDB(ctx context.Context, match bson.D, afterSeq, cursor int64, n int) ([]*standin.Event, error) {
-	order := -1
-	match = slices.Clone(match)
+func (l *Log) queryDB(ctx context.Context, f standin.EventFilter, afterSeq, cursor int64, n int) ([]*standin.Event, error) {
+	q := PageQuery{Filter: f, Before: cursor, Limit: n}
 	if afterSeq > 0 {
-		order = 1
-		match = append(match, bson.E{Key: "_id", Value: bson.D{{Key: "$gt", Value: max(afterSeq, cursor)}}})
-	} else if cursor > 0 {
-		match = append(match, bson.E{Key: "_id", Value: bson.D{{Key: "$lt", Value: cursor}}})
+		q.After, q.Before = max(afterSeq, cursor), 0
 	}
-	cur, err := l.coll.Find(ctx, match, options.Find().
-		SetSort(bson.D{{Key: "_id", Value: order}}).
-		SetLimit(int64(n)))
+	evs, err := l.store.Page(ctx, q)
 	if err != nil {
-		return nil, translate(err, "query audit log")
+		return nil, fault(err, "query audit log")
 	}
-	defer func() { _ = cur.Close(context.WithoutCancel(ctx)) }()
-	var out []*standin.Event
-	for cur.Next(ctx) {
-		if d, ok := decodeEvent(cur.Current); ok {
-			out = append(out, d.event())
-		}
-	}
-	if err := cur.Err(); err != nil {
-		return nil, translate(err, "query audit log")
-	}
-	return out, nil
+	return evs, nil
 }
 
 // queryWindow is queryDB answered from the window as far as it reaches:
 // a newest-first page that runs past the window's oldest event continues
 // in the database below it.
-func (l *Log) queryWindow(ctx context.Context, f standin.EventFilter, match bson.D, cursor int64, n int) ([]*standin.Event, error) {
+func (l *Log) queryWindow(ctx context.Context, f standin.EventFilter, cursor int64, n int) ([]*standin.Event, error) {
 	m := newMatcher(f)
 	if f.AfterSeq > 0 {
 		if out, ok := l.win.after(m, max(f.AfterSeq, cursor), n); ok {
 			return out, nil
 		}
-		return l.queryDB(ctx, match, f.AfterSeq, cursor, n)
+		return l.queryDB(ctx, f, f.AfterSeq, cursor, n)
 	}
 	out, from, complete, ok := l.win.newest(m.match, cursor, n)
 	if !ok {
-		return l.queryDB(ctx, match, 0, cursor, n)
+		return l.queryDB(ctx, f, 0, cursor, n)
 	}
 	if complete {
 		return out, nil
 	}
-	older, err := l.queryDB(ctx, match, 0, from, n-len(out))
+	older, err := l.queryDB(ctx, f, 0, from, n-len(out))
 	if err != nil {
 		return nil, err
 	}
 	return append(out, older...), nil
-}
-
-// matchFilter turns f, but for AfterSeq, into a query. none reports a
-// filter that matches nothing whatever is stored.
-func matchFilter(f standin.EventFilter) (match bson.D, none bool, err error) {
-	if f.AfterSeq < 0 {
-		return nil, false, standin.Errorf(standin.EInvalid, "after_seq cannot be negative.")
-	}
-	if f.Projects != nil && len(f.Projects) == 0 {
-		return nil, true, nil
-	}
-	match = bson.D{}
-	for _, c := range []struct{ key, value string }{
-		{"type", f.Type},
-		{"actor.id", f.ActorID},
-		{"subject.id", f.SubjectID},
-		{"impersonation_id", f.ImpersonationID},
-	} {
-		if c.value != "" {
-			match = append(match, bson.E{Key: c.key, Value: c.value})
-		}
-	}
-	if f.Project != "" {
-		match = append(match, bson.E{Key: "$or", Value: bson.A{
-			bson.D{{Key: "project", Value: f.Project}},
-			bson.D{{Key: "projects", Value: f.Project}},
-		}})
-	}
-	if f.Projects != nil {
-		match = append(match, bson.E{Key: "projects", Value: bson.D{{Key: "$in", Value: f.Projects}}})
-	}
-	var span bson.D
-	if !f.Since.IsZero() {
-		span = append(span, bson.E{Key: "$gte", Value: f.Since})
-	}
-	if !f.Until.IsZero() {
-		span = append(span, bson.E{Key: "$lt", Value: f.Until})
-	}
-	if span != nil {
-		match = append(match, bson.E{Key: "time", Value: span})
-	}
-	return match, false, nil
 }
 
 // ByObject returns the latest event of type typ (any type if typ is empty)
@@ -201,22 +137,14 @@ func (l *Log) ByObject(ctx context.Context, typ, object string) (*standin.Event,
 			return nil, standin.Errorf(standin.ENotFound, "No %s event about %q.", typ, object)
 		}
 	}
-	filter := bson.D{{Key: "object", Value: object}}
-	if typ != "" {
-		filter = append(filter, bson.E{Key: "type", Value: typ})
-	}
-	raw, err := l.coll.FindOne(ctx, filter, options.FindOne().SetSort(bson.D{{Key: "_id", Value: -1}})).Raw()
-	if errors.Is(err, mongo.ErrNoDocuments) {
-		return nil, standin.Errorf(standin.ENotFound, "No %s event about %q.", typ, object)
-	}
+	e, ok, err := l.store.Latest(ctx, object, typ)
 	if err != nil {
-		return nil, translate(err, "find audit event by object")
+		return nil, fault(err, "find audit event by object")
 	}
-	d, ok := decodeEvent(raw)
 	if !ok {
 		return nil, standin.Errorf(standin.ENotFound, "No %s event about %q.", typ, object)
 	}
-	return d.event(), nil
+	return e, nil
 }
 
 // EventsAfter calls fn with every event whose seq is above afterSeq, in
@@ -236,7 +164,7 @@ func (l *Log) EventsAfter(ctx context.Context, afterSeq int64, fn func(*standin.
 // Errors: EInvalid for a negative f.AfterSeq; EUnavailable when the
 // database cannot be reached.
 func (l *Log) EventsMatching(ctx context.Context, f standin.EventFilter, fn func(*standin.Event) error) error {
-	match, none, err := matchFilter(f)
+	none, err := checkFilter(f)
 	if err != nil || none {
 		return err
 	}
@@ -259,14 +187,14 @@ func (l *Log) EventsMatching(ctx context.Context, f standin.EventFilter, fn func
 			after = evs[len(evs)-1].Seq
 		}
 	}
-	return l.walk(ctx, after, match, false, func(d *eventDoc) error { return fn(d.event()) })
+	return l.walk(ctx, after, f, false, func(s Stored) error { return fn(s.Event) })
 }
 
 // walk calls fn for each stored event with seq above after that matches
-// match, in ascending seq order. It reads one range of seqs per query:
-// each range is found by _id on MongoDB, and on FerretDB, which scans for
-// any query, the database sorts only that range rather than all the rest
-// of the log.
+// f (but for its AfterSeq), in ascending seq order. It reads one range of
+// seqs per query: each range is found by seq on MongoDB, and on FerretDB,
+// which scans for any query, the database sorts only that range rather
+// than all the rest of the log.
 //
 // Ranges below the head this Log knows of are always read. Past it, the
 // walk must learn where the log ends, which may be beyond that head when
@@ -274,20 +202,19 @@ func (l *Log) EventsMatching(ctx context.Context, f standin.EventFilter, fn func
 // end, because a seq is only ever stored after its predecessor. Filtered,
 // or when thorough (Verify, which must not stop at a gap left by a deleted
 // event), it asks the database whether anything lies beyond the range.
-func (l *Log) walk(ctx context.Context, after int64, match bson.D, thorough bool, fn func(*eventDoc) error) error {
+func (l *Log) walk(ctx context.Context, after int64, f standin.EventFilter, thorough bool, fn func(Stored) error) error {
 	if l.stored {
-		return l.walkStored(ctx, after, match, fn)
+		return l.walkStored(ctx, after, f, fn)
 	}
 	for from := after; ; {
 		to := from + l.chunk
 		if to < from { // overflow
 			to = math.MaxInt64
 		}
-		filter := append(bson.D{{Key: "_id", Value: bson.D{{Key: "$gt", Value: from}, {Key: "$lte", Value: to}}}}, match...)
 		last := from
-		err := l.each(ctx, "read audit log", filter, options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}), func(d *eventDoc) error {
-			last = d.Seq
-			return fn(d)
+		err := l.scan(ctx, "read audit log", Scan{After: from, To: to, Filter: f}, func(s Stored) error {
+			last = s.Seq
+			return fn(s)
 		})
 		if err != nil {
 			return err
@@ -299,15 +226,18 @@ func (l *Log) walk(ctx context.Context, after int64, match bson.D, thorough bool
 		switch {
 		case to < l.committed.Load():
 			continue
-		case len(match) == 0 && !thorough:
+		case !filtered(f) && !thorough:
 			if last < to {
 				return nil
 			}
 			continue
 		}
-		more, err := l.anyAfter(ctx, to)
-		if err != nil || !more {
-			return err
+		more, err := l.store.AnyAfter(ctx, to)
+		if err != nil {
+			return fault(err, "read audit log")
+		}
+		if !more {
+			return nil
 		}
 	}
 }
@@ -315,50 +245,34 @@ func (l *Log) walk(ctx context.Context, after int64, match bson.D, thorough bool
 // walkStored is walk in one query, in the order the database keeps the
 // events (Config.StoredOrder), which must be ascending seq order. It is
 // thorough by nature: it reads to the end of the collection.
-func (l *Log) walkStored(ctx context.Context, after int64, match bson.D, fn func(*eventDoc) error) error {
-	filter := append(bson.D{{Key: "_id", Value: bson.D{{Key: "$gt", Value: after}}}}, match...)
+func (l *Log) walkStored(ctx context.Context, after int64, f standin.EventFilter, fn func(Stored) error) error {
 	last := after
-	return l.each(ctx, "read audit log", filter, options.Find().SetBatchSize(1000), func(d *eventDoc) error {
-		if d.Seq <= last {
-			return fmt.Errorf("read audit log in stored order: event %d is stored after event %d", d.Seq, last)
+	return l.scan(ctx, "read audit log", Scan{After: after, Filter: f, Stored: true}, func(s Stored) error {
+		if s.Seq <= last {
+			return fmt.Errorf("read audit log in stored order: event %d is stored after event %d", s.Seq, last)
 		}
-		last = d.Seq
-		return fn(d)
+		last = s.Seq
+		return fn(s)
 	})
 }
 
-// each runs one find and calls fn for each event it returns, in that
-// order, stopping at fn's first error, which it returns as it is. Errors
-// of the database are translated, saying what was being done.
-func (l *Log) each(ctx context.Context, what string, filter bson.D, opts *options.FindOptionsBuilder, fn func(*eventDoc) error) error {
-	cur, err := l.coll.Find(ctx, filter, opts)
-	if err != nil {
-		return translate(err, what)
-	}
-	defer func() { _ = cur.Close(context.WithoutCancel(ctx)) }()
-	for cur.Next(ctx) {
-		d, ok := decodeEvent(cur.Current)
-		if !ok {
+// scan runs one Scan of the store and calls fn for each event it reads,
+// in that order, stopping at fn's first error, which it returns as it
+// is. A document that is no event is logged and skipped. Errors of the
+// store are translated, saying what was being done.
+func (l *Log) scan(ctx context.Context, what string, s Scan, fn func(Stored) error) error {
+	var fnErr error
+	err := l.store.Scan(ctx, s, func(st Stored) error {
+		if st.Foreign != "" {
 			l.logger.Warn("audit: a document of the events collection without a seq for _id is not an event; skipped",
-				"_id", cur.Current.Lookup("_id").String())
-			continue
+				"_id", st.Foreign)
+			return nil
 		}
-		if err := fn(&d); err != nil {
-			return err
-		}
+		fnErr = fn(st)
+		return fnErr
+	})
+	if fnErr != nil {
+		return fnErr // the store returns it as it is
 	}
-	return translate(cur.Err(), what)
-}
-
-// anyAfter reports whether any event has a seq above seq.
-func (l *Log) anyAfter(ctx context.Context, seq int64) (bool, error) {
-	err := l.coll.FindOne(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$gt", Value: seq}}}},
-		options.FindOne().SetProjection(bson.D{{Key: "_id", Value: 1}})).Err()
-	if errors.Is(err, mongo.ErrNoDocuments) {
-		return false, nil
-	}
-	if err != nil {
-		return false, translate(err, "read audit log")
-	}
-	return true, nil
+	return fault(err, what)
 }

@@ -304,7 +304,7 @@ func TestEventsAfter(t *testing.T) {
 		// Events removed behind the log's back leave a gap wider than a
 		// chunk; events another server appended lie beyond this Log's
 		// head. Neither ends the replay early.
-		if _, err := db.Collection(audit.Collection).DeleteMany(ctx,
+		if _, err := db.Collection(collection).DeleteMany(ctx,
 			bson.D{{Key: "_id", Value: bson.D{{Key: "$gte", Value: 20}, {Key: "$lte", Value: 35}}}}); err != nil {
 			t.Fatal(err)
 		}
@@ -328,7 +328,7 @@ func TestEventsAfter(t *testing.T) {
 		// the walk says so rather than skip or repeat any.
 		db := mustDB(t)
 		dataset(t, mustLog(t, db, audit.Config{}), 6)
-		coll := db.Collection(audit.Collection)
+		coll := db.Collection(collection)
 		var doc bson.Raw
 		if err := coll.FindOne(ctx, bson.D{{Key: "_id", Value: int64(3)}}).Decode(&doc); err != nil {
 			t.Fatal(err)

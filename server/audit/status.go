@@ -2,13 +2,8 @@ package audit
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
-
-	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
 // States of a background verification.
@@ -183,14 +178,10 @@ func (l *Log) hashAt(ctx context.Context, seq int64) (hash string, ok bool, err 
 	if l.scans {
 		return "", false, nil
 	}
-	raw, err := l.coll.FindOne(ctx, bson.D{{Key: "_id", Value: seq}},
-		options.FindOne().SetProjection(bson.D{{Key: "_id", Value: 1}, {Key: "hash", Value: 1}})).Raw()
-	if errors.Is(err, mongo.ErrNoDocuments) {
-		return "", false, nil
-	}
+	got, err := l.store.Hashes(ctx, seq, seq)
 	if err != nil {
-		return "", false, translate(err, "read audit event")
+		return "", false, fault(err, "read audit event")
 	}
-	_, hash, ok = headOf(raw)
+	hash, ok = got[seq]
 	return hash, ok, nil
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+
+	"standin/server/standin"
 )
 
 // Problem codes of a Verification, for clients that word the state
@@ -96,8 +98,8 @@ func (l *Log) Verify(ctx context.Context) (Verification, error) {
 	var agreedAt *Checkpoint
 	want, prev := int64(1), ""
 	var broken *finding
-	err := l.walk(ctx, 0, nil, true, func(d *eventDoc) error {
-		e := d.event()
+	err := l.walk(ctx, 0, standin.EventFilter{}, true, func(d Stored) error {
+		e := d.Event
 		v.Head = max(v.Head, d.Seq)
 		f := &finding{at: d.Seq}
 		switch {
@@ -106,8 +108,8 @@ func (l *Log) Verify(ctx context.Context) (Verification, error) {
 		case d.Seq != want:
 			f.at, f.code = want, ProblemMissing
 			f.problem = fmt.Sprintf("Event %d is missing; the next stored event is %d.", want, d.Seq)
-		case d.SeqField != d.Seq:
-			f.code, f.problem = ProblemAltered, fmt.Sprintf("Event %d says its seq is %d.", d.Seq, d.SeqField)
+		case e.Seq != d.Seq:
+			f.code, f.problem = ProblemAltered, fmt.Sprintf("Event %d says its seq is %d.", d.Seq, e.Seq)
 		case e.PrevHash != prev && want == 1:
 			f.code, f.problem = ProblemAltered, "Event 1 has a prev_hash, but the first event links to nothing."
 		case e.PrevHash != prev:

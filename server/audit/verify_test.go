@@ -62,7 +62,7 @@ func TestVerify(t *testing.T) {
 				audit.SetChunk(l, 3)
 				dataset(t, l, 8)
 				if tc.tamper != nil {
-					if err := tc.tamper(db.Collection(audit.Collection)); err != nil {
+					if err := tc.tamper(db.Collection(collection)); err != nil {
 						t.Fatal(err)
 					}
 				}
@@ -99,7 +99,7 @@ func TestVerify(t *testing.T) {
 		e := *evs[2]
 		e.Reason = "rewritten"
 		e.Hash = audit.ComputeHash(&e)
-		if _, err := db.Collection(audit.Collection).UpdateOne(ctx, bson.D{{Key: "_id", Value: e.Seq}},
+		if _, err := db.Collection(collection).UpdateOne(ctx, bson.D{{Key: "_id", Value: e.Seq}},
 			bson.D{{Key: "$set", Value: bson.D{{Key: "reason", Value: e.Reason}, {Key: "hash", Value: e.Hash}}}}); err != nil {
 			t.Fatal(err)
 		}

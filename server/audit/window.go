@@ -7,16 +7,14 @@ import (
 	"slices"
 	"sync"
 
-	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
-
 	"standin/server/standin"
 )
 
 // window keeps the newest events of the log in memory, in seq order, so
 // that queries about recent activity, realtime replays and start-up
 // repair never wait for a database that scans (FerretDB reads and decodes
-// every document of the collection for any query, even one by _id).
+// every document of the collection for any query, even one by _id;
+// see package mongostore).
 //
 // It is exact only while its Log is the one writer of the collection,
 // which the server guarantees for the embedded database it owns. Should
@@ -38,10 +36,10 @@ func newWindow(max int) *window { return &window{max: max} }
 func (w *window) load(ctx context.Context, l *Log) (head int64, hash string, err error) {
 	ring := make([]*standin.Event, 0, min(w.max, 4096))
 	start := 0 // ring is full when len == max; then start is its oldest slot
-	err = l.each(ctx, "load recent audit events", bson.D{}, options.Find().SetBatchSize(1000), func(d *eventDoc) error {
-		e := d.event()
-		if d.Seq > head {
-			head, hash = d.Seq, d.Hash
+	err = l.scan(ctx, "load recent audit events", Scan{All: true}, func(s Stored) error {
+		e := s.Event
+		if s.Seq > head {
+			head, hash = s.Seq, e.Hash
 		}
 		if len(ring) < w.max {
 			ring = append(ring, e)
@@ -90,17 +88,6 @@ func (w *window) add(evs []*standin.Event) error {
 	return nil
 }
 
-// span returns the seqs the window holds, first..last; ok is false when
-// it holds nothing or is off.
-func (w *window) span() (first, last int64, ok bool) {
-	w.mu.RLock()
-	defer w.mu.RUnlock()
-	if w.off || len(w.evs) == 0 {
-		return 0, 0, false
-	}
-	return w.evs[0].Seq, w.evs[len(w.evs)-1].Seq, true
-}
-
 // newest collects, newest first, up to n events matching keep with seq below
 // before (0: from the head). complete reports that nothing older than the
 // window could still match: either n were found or the window reaches
@@ -145,7 +132,7 @@ func (w *window) after(m *matcher, seq int64, n int) (out []*standin.Event, ok b
 }
 
 // matcher is an EventFilter, but for AfterSeq, evaluated in memory. It
-// selects exactly what matchFilter's query selects.
+// selects exactly what a Store's queries select (see Log.Query).
 type matcher struct {
 	f        standin.EventFilter
 	projects map[string]bool

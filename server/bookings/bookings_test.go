@@ -71,7 +71,7 @@ func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	db := dbtest.MustOpen(t)
-	log, err := audit.Open(ctx, db.Database(), audit.Config{})
+	log, err := audit.Open(ctx, db.Events(), audit.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}

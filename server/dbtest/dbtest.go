@@ -12,6 +12,9 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
 	"standin/server/embeddeddb"
 	"standin/server/mongostore"
 )
@@ -92,4 +95,35 @@ func MustOpen(t testing.TB) *mongostore.DB {
 		}
 	})
 	return db
+}
+
+// MustConnect opens another connection to the database of db, as a
+// second server sharing it would, and closes it at cleanup (the database
+// is dropped by whoever opened it).
+func MustConnect(t testing.TB, db *mongostore.DB, o mongostore.Options) *mongostore.DB {
+	t.Helper()
+	ctx := context.Background()
+	other, err := mongostore.Open(ctx, MustServer(t).URI, db.Name(), o)
+	if err != nil {
+		t.Fatalf("connect to test database: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := other.Close(ctx); err != nil {
+			t.Errorf("close test database: %v", err)
+		}
+	})
+	return other
+}
+
+// MustDriver returns the driver's handle on the database of db, through a
+// client of its own closed at cleanup, for tests that change documents
+// behind the stores' backs (damage, delete or forge them).
+func MustDriver(t testing.TB, db *mongostore.DB) *mongo.Database {
+	t.Helper()
+	client, err := mongo.Connect(options.Client().ApplyURI(MustServer(t).URI))
+	if err != nil {
+		t.Fatalf("connect to test database: %v", err)
+	}
+	t.Cleanup(func() { _ = client.Disconnect(context.Background()) })
+	return client.Database(db.Name())
 }

@@ -31,7 +31,7 @@ func (c *clock) Advance(d time.Duration) { c.offset.Add(int64(d)) }
 
 func mustNode(t *testing.T, db *mongostore.DB, clk *clock) node {
 	t.Helper()
-	l, err := audit.Open(context.Background(), db.Database(), audit.Config{})
+	l, err := audit.Open(context.Background(), db.Events(), audit.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
+	"standin/server/dbtest"
 	"standin/server/mongostore"
 	"standin/server/standin"
 )
@@ -356,7 +357,7 @@ func TestBookingCommitRecord(t *testing.T) {
 		f := newBookingFixture(t)
 		b := f.mustBook(t, 0, 1)
 		oid, _ := bson.ObjectIDFromHex(b.ID)
-		if _, err := f.db.Database().Collection("bookings").UpdateOne(ctx, bson.M{"_id": oid},
+		if _, err := dbtest.MustDriver(t, f.db).Collection("bookings").UpdateOne(ctx, bson.M{"_id": oid},
 			bson.M{"$set": bson.M{"status": "cancelled", "freeing": true}}); err != nil {
 			t.Fatal(err)
 		}
@@ -367,7 +368,7 @@ func TestBookingCommitRecord(t *testing.T) {
 		if err := f.db.CreateBooking(ctx, f.booking(0, 1), committed); err != nil {
 			t.Fatalf("the cancelled booking's time is still taken: %v", err)
 		}
-		if n, err := f.db.Database().Collection("bookings").CountDocuments(ctx, bson.M{"freeing": true}); err != nil || n != 0 {
+		if n, err := dbtest.MustDriver(t, f.db).Collection("bookings").CountDocuments(ctx, bson.M{"freeing": true}); err != nil || n != 0 {
 			t.Fatalf("%d bookings still marked freeing, %v", n, err)
 		}
 	})
@@ -378,7 +379,7 @@ func TestBookingCommitRecord(t *testing.T) {
 		t.Parallel()
 		f := newBookingFixture(t)
 		b := f.mustBook(t, 0, 1)
-		cur, err := f.db.Database().Collection("booking_slots").Find(ctx, bson.M{})
+		cur, err := dbtest.MustDriver(t, f.db).Collection("booking_slots").Find(ctx, bson.M{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -394,7 +395,7 @@ func TestBookingCommitRecord(t *testing.T) {
 		for i, slot := range slots {
 			held[i] = slot
 		}
-		if _, err := f.db.Database().Collection("booking_slots").InsertMany(ctx, held); err != nil {
+		if _, err := dbtest.MustDriver(t, f.db).Collection("booking_slots").InsertMany(ctx, held); err != nil {
 			t.Fatal(err)
 		}
 		if n, err := f.db.FreeCancelledSlots(ctx); err != nil || n != 4 {
@@ -412,7 +413,7 @@ func TestBookingCommitRecord(t *testing.T) {
 		f := newBookingFixture(t)
 		removedMeanwhile := func(b *standin.Booking) error {
 			oid, _ := bson.ObjectIDFromHex(b.ID)
-			_, err := f.db.Database().Collection("bookings").DeleteOne(ctx, bson.M{"_id": oid})
+			_, err := dbtest.MustDriver(t, f.db).Collection("bookings").DeleteOne(ctx, bson.M{"_id": oid})
 			return err
 		}
 		if err := f.db.CreateBooking(ctx, f.booking(0, 1), removedMeanwhile); err == nil {
@@ -428,7 +429,7 @@ func TestBookingCommitRecord(t *testing.T) {
 		f := newBookingFixture(t)
 		b := f.mustBook(t, 0, 1)
 		oid, _ := bson.ObjectIDFromHex(b.ID)
-		if _, err := f.db.Database().Collection("bookings").UpdateOne(ctx, bson.M{"_id": oid}, bson.M{"$set": bson.M{"status": "pending"}}); err != nil {
+		if _, err := dbtest.MustDriver(t, f.db).Collection("bookings").UpdateOne(ctx, bson.M{"_id": oid}, bson.M{"$set": bson.M{"status": "pending"}}); err != nil {
 			t.Fatal(err)
 		}
 		never := func(context.Context, string, string) (bool, error) { return false, nil }
@@ -463,7 +464,7 @@ func TestBookingCommitRecord(t *testing.T) {
 			if i >= 2 {
 				set = bson.M{"status": "cancelling", "cancelled_at": old, "cancelled_by": "x"}
 			}
-			if _, err := f.db.Database().Collection("bookings").UpdateOne(ctx, bson.M{"_id": oid}, bson.M{"$set": set}); err != nil {
+			if _, err := dbtest.MustDriver(t, f.db).Collection("bookings").UpdateOne(ctx, bson.M{"_id": oid}, bson.M{"$set": set}); err != nil {
 				t.Fatal(err)
 			}
 		}

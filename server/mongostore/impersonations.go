@@ -351,19 +351,6 @@ func (db *DB) ActiveImpersonations(ctx context.Context) ([]*standin.Impersonatio
 	return out, nil
 }
 
-// Impersonations lists impersonations, newest first, a page at a time.
-func (db *DB) Impersonations(ctx context.Context, p standin.Page) ([]*standin.Impersonation, string, error) {
-	docs, next, err := page(ctx, db, colImpersonations, bson.M{}, p, func(d *impersonationDoc) bson.ObjectID { return d.ID })
-	if err != nil {
-		return nil, "", err
-	}
-	out := make([]*standin.Impersonation, 0, len(docs))
-	for i := range docs {
-		out = append(out, docs[i].domain())
-	}
-	return out, next, nil
-}
-
 // ClearImpersonationSessions takes every session in impersonation id out
 // of it, marks them to get a new token on their next request, and returns
 // their ids.

@@ -246,10 +246,6 @@ func objectID(id, what string) (bson.ObjectID, error) {
 // Name is the database's name.
 func (db *DB) Name() string { return db.db.Name() }
 
-// Database is the driver's handle on the database, for packages that keep
-// their own collections in it (the audit log).
-func (db *DB) Database() *mongo.Database { return db.db }
-
 // findByID decodes the document of col with the given hex id into out. A
 // malformed or unknown id is ENotFound naming what was looked for; extra
 // narrows the match further (nil for none).

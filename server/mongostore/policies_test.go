@@ -47,7 +47,7 @@ m = r.obj == p.obj && r.act == p.act && (p.dom == "*" || p.dom == r.dom) && g(r.
 // the readable form of its rule.
 func storedRules(t *testing.T, db *mongostore.DB) [][]string {
 	t.Helper()
-	cur, err := db.Database().Collection(policyCollection).Find(context.Background(),
+	cur, err := dbtest.MustDriver(t, db).Collection(policyCollection).Find(context.Background(),
 		bson.D{{Key: "ptype", Value: bson.D{{Key: "$exists", Value: true}}}})
 	if err != nil {
 		t.Fatal(err)
@@ -122,7 +122,7 @@ func TestAdapter(t *testing.T) {
 		}
 		// An index proves the collection survives: dropping it would drop
 		// the index too.
-		col := db.Database().Collection(policyCollection)
+		col := dbtest.MustDriver(t, db).Collection(policyCollection)
 		if _, err := col.Indexes().CreateOne(ctx, mongo.IndexModel{Keys: bson.D{{Key: "ptype", Value: 1}}}); err != nil {
 			t.Fatal(err)
 		}
@@ -206,7 +206,7 @@ func TestAdapter(t *testing.T) {
 			{ID: "untyped", PType: "", Rule: a1},
 		}
 		for _, d := range bad {
-			col := db.Database().Collection(policyCollection)
+			col := dbtest.MustDriver(t, db).Collection(policyCollection)
 			if _, err := col.InsertOne(ctx, d); err != nil {
 				t.Fatal(err)
 			}
@@ -286,7 +286,7 @@ func TestRuleID(t *testing.T) {
 	if err := db.AddPolicyRules(ctx, [][]string{{"p", authz.RoleUser, authz.GlobalDomain, "profile", "read"}}); err != nil {
 		t.Fatal(err)
 	}
-	n, err := db.Database().Collection(policyCollection).CountDocuments(ctx, bson.D{{Key: "_id", Value: "p,role:user,*,profile,read"}})
+	n, err := dbtest.MustDriver(t, db).Collection(policyCollection).CountDocuments(ctx, bson.D{{Key: "_id", Value: "p,role:user,*,profile,read"}})
 	if err != nil || n != 1 {
 		t.Errorf("no document with the readable id (%d, %v)", n, err)
 	}

@@ -91,16 +91,6 @@ type EventFilter struct {
 	Projects        []string
 }
 
-// Verification is the result of walking the audit log's hash chain.
-// BrokenAt is the seq of the first event that does not verify, with
-// Problem saying why; zero when OK.
-type Verification struct {
-	OK       bool
-	Checked  int64
-	BrokenAt int64
-	Problem  string
-}
-
 // Origin is where an action came from, as the audit log records it.
 type Origin struct {
 	IP        string

@@ -1,4 +1,4 @@
-package audit
+package mongostore
 
 import (
 	"fmt"
@@ -6,42 +6,51 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"standin/server/audit"
 )
 
 // decodeEvent reads one stored event. A document the strict decoding
 // rejects, such as one whose time a hand edit turned into a string, is
 // salvaged field by field: what can be read is kept, and Damaged says
 // what could not, so that one bad document stops neither the start-up
-// nor a walk, a page or an export. Verify reports it (its hash no longer
-// matches what is readable, if anything).
+// nor a walk, a page or an export. The audit log's Verify reports it (its
+// hash no longer matches what is readable, if anything).
 //
-// ok is false for a document without a numeric _id: that is no event of
-// the chain (walks, which read ranges of seqs, never meet one).
-func decodeEvent(raw bson.Raw) (d eventDoc, ok bool) {
-	err := bson.Unmarshal(raw, &d)
-	if err == nil {
-		return d, true
+// A document without a numeric _id is no event of the chain: Foreign is
+// set to its _id (walks, which read ranges of seqs, never meet one).
+func decodeEvent(raw bson.Raw) audit.Stored {
+	var d eventDoc
+	damaged := ""
+	if err := bson.Unmarshal(raw, &d); err != nil {
+		var ok bool
+		if d, damaged, ok = salvage(raw, err); !ok {
+			id := raw.Lookup("_id").String()
+			if id == "" {
+				id = "(none)"
+			}
+			return audit.Stored{Foreign: id}
+		}
 	}
-	return salvage(raw, err)
+	return audit.Stored{Seq: d.Seq, Event: d.event(), Damaged: damaged}
 }
 
 // salvage reads what it can of a document the strict decoding rejected
-// with cause.
-func salvage(raw bson.Raw, cause error) (eventDoc, bool) {
-	var d eventDoc
+// with cause; damaged says what it could not. ok is false for a document
+// without a numeric _id.
+func salvage(raw bson.Raw, cause error) (d eventDoc, damaged string, ok bool) {
 	id, err := raw.LookupErr("_id")
 	if err != nil {
-		return d, false
+		return d, "", false
 	}
 	seq, ok := id.AsInt64OK()
 	if !ok {
-		return d, false
+		return d, "", false
 	}
 	d.Seq, d.SeqField = seq, seq
 	elems, err := raw.Elements()
 	if err != nil {
-		d.Damaged = "the document cannot be read"
-		return d, true
+		return d, "the document cannot be read", true
 	}
 	var bad []string
 	for _, el := range elems {
@@ -95,19 +104,17 @@ func salvage(raw bson.Raw, cause error) (eventDoc, bool) {
 		}
 	}
 	if len(bad) == 0 {
-		d.Damaged = "it cannot be decoded: " + cause.Error()
-	} else {
-		d.Damaged = "its " + strings.Join(bad, ", ") + " cannot be read"
+		return d, "it cannot be decoded: " + cause.Error(), true
 	}
-	return d, true
+	return d, "its " + strings.Join(bad, ", ") + " cannot be read", true
 }
 
-func salvageUser(v bson.RawValue, dst *userDoc) bool {
+func salvageUser(v bson.RawValue, dst *eventUserDoc) bool {
 	doc, ok := v.DocumentOK()
 	if !ok {
 		return false
 	}
-	var u userDoc
+	var u eventUserDoc
 	if err := bson.Unmarshal(doc, &u); err != nil {
 		return false
 	}
