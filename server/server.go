@@ -19,6 +19,7 @@ import (
 	"standin/server/demo"
 	"standin/server/httpapi"
 	"standin/server/impersonation"
+	"standin/server/livefeed"
 	"standin/server/mongostore"
 	"standin/server/presence"
 	"standin/server/session"
@@ -73,8 +74,9 @@ type node struct {
 	sessions *session.Manager
 	imps     *impersonation.Service
 	decider  *access.Decider
-	lv       *live
-	hubCtx   context.Context // the hub's: it outlives requests
+	feed     *livefeed.Feed    // the one way to the hub's sockets
+	tracker  *presence.Tracker // who looks at whom, who holds an impersonation
+	hubCtx   context.Context   // the hub's: it outlives requests
 	hub      *realtime.Hub
 	app      *fiber.App
 }
