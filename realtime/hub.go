@@ -77,10 +77,10 @@ type Authorizer interface {
 // Backlog reads stored events so that a client subscribing with after_seq
 // receives what it missed before the live stream.
 //
-// EventsAfter calls fn for every event of topic with a seq above afterSeq
-// that subscriber p may be sent, in increasing seq order, and stops with
-// fn's error if fn returns one. The hub checks each event with CanReceive
-// before sending it.
+// EventsAfter calls fn for every event of topic with a seq above afterSeq,
+// in increasing seq order, and stops with fn's error if fn returns one. p
+// is the subscriber, for topics whose events differ by person; the hub
+// checks each event with CanReceive before sending it.
 type Backlog interface {
 	EventsAfter(ctx context.Context, p *Principal, topic string, afterSeq int64, fn func(Event) error) error
 }
