@@ -10,7 +10,6 @@ import (
 	"github.com/coder/websocket"
 
 	"standin/realtime"
-	"standin/server/standin"
 )
 
 // TestSocketCaps opens sockets past a session's cap and then past its
@@ -112,8 +111,8 @@ func TestSocketLimit(t *testing.T) {
 	if resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
 		t.Fatalf("dial past MaxSockets: %v, want 503", err)
 	}
-	if code, message := readErrorBody(t, resp.Body); code != standin.EUnavailable || message == "" {
-		t.Fatalf("error %q %q, want %q and a message", code, message, standin.EUnavailable)
+	if code, message := readErrorBody(t, resp.Body); code != realtime.EUnavailable || message == "" {
+		t.Fatalf("error %q %q, want %q and a message", code, message, realtime.EUnavailable)
 	}
 
 	open[0].ws.Close(websocket.StatusNormalClosure, "")

@@ -13,8 +13,6 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
-
-	"standin/server/standin"
 )
 
 // maxInFlight bounds the client lines read but not yet handled. A client
@@ -53,11 +51,7 @@ type conn struct {
 	sessionID string
 	token     string
 	remote    string
-	principal atomic.Pointer[standin.Principal]
-
-	// authCtx carries the principal under the hub's context; it is not
-	// cancelled when the socket closes, so draining still authorizes.
-	authCtx context.Context
+	principal atomic.Pointer[Principal]
 
 	// tasks counts the running command worker and timer run. They start
 	// only before fail, so serve can wait for them after it.
@@ -133,15 +127,14 @@ type subscription struct {
 	replayed int64
 }
 
-func newConn(h *Hub, ws *websocket.Conn, netConn net.Conn, p *standin.Principal, token, remote string) *conn {
+func newConn(h *Hub, ws *websocket.Conn, netConn net.Conn, p *Principal, token, remote string) *conn {
 	c := &conn{
 		h:         h,
 		ws:        ws,
 		netConn:   netConn,
-		sessionID: p.Session.ID,
+		sessionID: p.SessionID,
 		token:     token,
 		remote:    remote,
-		authCtx:   standin.NewContext(h.ctx, p),
 	}
 	c.cond.L = &c.mu
 	c.principal.Store(p)
@@ -155,7 +148,7 @@ func (c *conn) log(level slog.Level, msg string, args ...any) {
 		return
 	}
 	p := c.principal.Load()
-	c.h.log.With("user", p.Actor.ID, "subject", p.Subject.ID, "remote", c.remote).Log(c.h.ctx, level, msg, args...)
+	c.h.log.With("user", p.UserID, "remote", c.remote).Log(c.h.ctx, level, msg, args...)
 }
 
 // offer routes a live event to the socket without blocking.
@@ -390,7 +383,7 @@ func (c *conn) queueCommand(cm command) bool {
 		c.tasks.Add(1)
 		// Calls made for the commands end when the socket fails, and when
 		// the hub's context ends.
-		ctx, cancel := context.WithCancel(c.authCtx)
+		ctx, cancel := context.WithCancel(c.h.ctx)
 		c.cancelCommands = cancel
 		go c.runCommands(ctx, cancel)
 	}
@@ -423,7 +416,7 @@ func (c *conn) runCommands(ctx context.Context, cancel context.CancelFunc) {
 // nextTick returns the time until the next ping or session expiry, and
 // false when there is neither.
 func (c *conn) nextTick() (time.Duration, bool) {
-	next := c.principal.Load().Session.ExpiresAt
+	next := c.principal.Load().ExpiresAt
 	if !c.nextPing.IsZero() && (next.IsZero() || c.nextPing.Before(next)) {
 		next = c.nextPing
 	}
@@ -447,7 +440,7 @@ func (c *conn) tick() {
 	c.mu.Unlock()
 	defer c.tasks.Done()
 	c.guard(func() {
-		if exp := c.principal.Load().Session.ExpiresAt; !exp.IsZero() && !time.Now().Before(exp) && !c.recheckSession() {
+		if exp := c.principal.Load().ExpiresAt; !exp.IsZero() && !time.Now().Before(exp) && !c.recheckSession() {
 			return
 		}
 		if !c.nextPing.IsZero() && !time.Now().Before(c.nextPing) {
@@ -470,11 +463,11 @@ func (c *conn) tick() {
 func (c *conn) recheckSession() bool {
 	p, err := c.h.authenticate(c.token)
 	switch {
-	case err == nil && p != nil && p.Session != nil && p.Actor != nil && p.Subject != nil &&
-		p.Session.ID == c.sessionID && time.Now().Before(p.Session.ExpiresAt):
+	case err == nil && p != nil && p.SessionID == c.sessionID && p.UserID != "" &&
+		(p.ExpiresAt.IsZero() || time.Now().Before(p.ExpiresAt)):
 		c.principal.Store(p)
 		return true
-	case err == nil || standin.ErrorCode(err) == standin.EUnauthenticated:
+	case err == nil || ErrorCode(err) == EUnauthenticated:
 		c.fail(StatusSessionEnded, ReasonSessionEnded, true)
 	default:
 		c.log(slog.LevelWarn, "realtime: re-checking a session failed", "err", err)
@@ -610,17 +603,17 @@ func (c *conn) authorizeSubscription(ctx context.Context, topic string) bool {
 	ctx, cancel := context.WithTimeout(ctx, c.h.cfg.AuthTimeout)
 	err := az.CanSubscribe(ctx, c.principal.Load(), topic)
 	cancel()
-	switch standin.ErrorCode(err) {
+	switch ErrorCode(err) {
 	case "":
 		return true
-	case standin.EInternal, standin.EUnavailable:
+	case EInternal, EUnavailable:
 		if !c.closed() {
 			c.log(slog.LevelError, "realtime: authorizing a subscription failed", "topic", topic, "err", err)
 			c.replyError(topic, EUnavailable, "The subscription could not be checked; try again.")
 		}
 		return false
 	default:
-		c.replyError(topic, EForbidden, standin.ErrorMessage(err))
+		c.replyError(topic, EForbidden, ErrorMessage(err))
 		return false
 	}
 }
@@ -630,7 +623,7 @@ func (c *conn) authorizeSubscription(ctx context.Context, topic string) bool {
 func (c *conn) replay(ctx context.Context, s *subscription, afterSeq int64) (int64, error) {
 	last := afterSeq
 	batch := make([]outMsg, 0, maxBatch)
-	err := c.h.cfg.Backlog.EventsAfter(ctx, s.topic, afterSeq, func(ev Event) error {
+	err := c.h.cfg.Backlog.EventsAfter(ctx, c.principal.Load(), s.topic, afterSeq, func(ev Event) error {
 		if ev.Seq <= last {
 			return nil
 		}
@@ -821,7 +814,8 @@ func (c *conn) deliverable(m outMsg) bool {
 		return true
 	}
 	az := c.h.cfg.Authorizer
-	return az != nil && az.CanReceive(c.authCtx, c.principal.Load(), m.d.topic, m.d.ev)
+	// Not a context fail cancels: a draining socket still authorizes.
+	return az != nil && az.CanReceive(c.h.ctx, c.principal.Load(), m.d.topic, m.d.ev)
 }
 
 // write sends one frame. Its deadline is not derived from anything fail

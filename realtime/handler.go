@@ -9,21 +9,18 @@ import (
 	"strings"
 
 	"github.com/coder/websocket"
-
-	"standin/server/standin"
 )
 
 var _ http.Handler = (*Hub)(nil)
 
-// ServeHTTP upgrades a request authenticated by the standin.SessionCookie
-// cookie to a WebSocket. It returns once the socket is open and serves it
+// ServeHTTP upgrades a request authenticated by the Config.Cookie cookie
+// to a WebSocket. It returns once the socket is open and serves it
 // on a goroutine of its own until it closes; Shutdown waits for it.
 //
 // Before upgrading it answers with {"error":{"code":C,"message":M}}:
-// 503 standin.EUnavailable while shutting down, when Sessions is
-// unavailable or when the hub holds all the sockets it may
-// (SocketLimit), 401 standin.EUnauthenticated without a valid session,
-// and 500 standin.EInternal on a fault. websocket.Accept answers a
+// 503 EUnavailable while shutting down, when Sessions is unavailable or
+// when the hub holds all the sockets it may (SocketLimit), 401
+// EUnauthenticated without a valid session, and 500 EInternal on a fault. websocket.Accept answers a
 // foreign Origin with 403 and a request that is not a WebSocket handshake
 // with 426. A socket past its session's or its person's cap is upgraded
 // and closed at once with StatusTooManySockets, which a browser can read
@@ -33,14 +30,14 @@ var _ http.Handler = (*Hub)(nil)
 // and after the upgrade it no longer describes the connection.
 func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !h.enter() {
-		writeError(w, http.StatusServiceUnavailable, standin.EUnavailable, "The server is shutting down; reconnect in a moment.")
+		writeError(w, http.StatusServiceUnavailable, EUnavailable, "The server is shutting down; reconnect in a moment.")
 		return
 	}
 	defer h.handlers.Done()
 
-	cookie, err := r.Cookie(standin.SessionCookie)
+	cookie, err := r.Cookie(h.cfg.Cookie)
 	if err != nil || cookie.Value == "" {
-		writeError(w, http.StatusUnauthorized, standin.EUnauthenticated, "Sign in to open a live connection.")
+		writeError(w, http.StatusUnauthorized, EUnauthenticated, "Sign in to open a live connection.")
 		return
 	}
 	// Kept to re-check the session when it expires; never logged.
@@ -48,28 +45,28 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	remote := strings.Clone(r.RemoteAddr)
 
 	p, err := h.authenticate(token)
-	switch code := standin.ErrorCode(err); {
-	case err == nil && (p == nil || p.Session == nil || p.Actor == nil || p.Subject == nil):
+	switch code := ErrorCode(err); {
+	case err == nil && (p == nil || p.SessionID == "" || p.UserID == ""):
 		h.log.Error("realtime: session store returned an incomplete principal", "remote", remote)
-		writeError(w, http.StatusInternalServerError, standin.EInternal, "An internal error occurred.")
+		writeError(w, http.StatusInternalServerError, EInternal, "An internal error occurred.")
 		return
 	case err == nil:
-	case code == standin.EUnauthenticated:
-		writeError(w, http.StatusUnauthorized, code, standin.ErrorMessage(err))
+	case code == EUnauthenticated:
+		writeError(w, http.StatusUnauthorized, code, ErrorMessage(err))
 		return
-	case code == standin.EUnavailable:
+	case code == EUnavailable:
 		h.log.Warn("realtime: session store unavailable", "err", err, "remote", remote)
-		writeError(w, http.StatusServiceUnavailable, code, standin.ErrorMessage(err))
+		writeError(w, http.StatusServiceUnavailable, code, ErrorMessage(err))
 		return
 	default:
 		h.log.Error("realtime: authenticating a socket failed", "err", err, "remote", remote)
-		writeError(w, http.StatusInternalServerError, standin.EInternal, "An internal error occurred.")
+		writeError(w, http.StatusInternalServerError, EInternal, "An internal error occurred.")
 		return
 	}
 
-	place, v := h.admit(p.Session.ID, p.Actor.ID)
+	place, v := h.admit(p.SessionID, p.UserID)
 	if v == hubFull {
-		writeError(w, http.StatusServiceUnavailable, standin.EUnavailable,
+		writeError(w, http.StatusServiceUnavailable, EUnavailable,
 			"The server holds as many live connections as it can; try again in a moment.")
 		return
 	}
@@ -78,7 +75,7 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		// Accept has answered the request already.
 		h.release(place)
-		h.log.Debug("realtime: upgrade refused", "err", err, "remote", remote, "user", p.Actor.ID)
+		h.log.Debug("realtime: upgrade refused", "err", err, "remote", remote, "user", p.UserID)
 		return
 	}
 	// The socket gets a fresh goroutine rather than keeping this one, so
@@ -90,7 +87,7 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if v == userFull {
 			reason = ReasonTooManyForUser
 		}
-		h.log.Debug("realtime: socket over its cap refused", "reason", reason, "remote", remote, "user", p.Actor.ID)
+		h.log.Debug("realtime: socket over its cap refused", "reason", reason, "remote", remote, "user", p.UserID)
 		h.handlers.Add(1)
 		go func() {
 			defer h.handlers.Done()
@@ -142,7 +139,7 @@ func (w *hijackRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 func (w *hijackRecorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // authenticate looks the token up under the hub's context.
-func (h *Hub) authenticate(token string) (*standin.Principal, error) {
+func (h *Hub) authenticate(token string) (*Principal, error) {
 	ctx, cancel := context.WithTimeout(h.ctx, h.cfg.AuthTimeout)
 	defer cancel()
 	return h.cfg.Sessions.Authenticate(ctx, token)

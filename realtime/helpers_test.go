@@ -1,6 +1,7 @@
 package realtime_test
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -16,26 +17,25 @@ import (
 	"github.com/coder/websocket"
 
 	"standin/realtime"
-	"standin/server/standin"
 )
 
 // testSessions is a test double of the session lookup: a map from token to
 // principal, honouring each session's expiry.
 type testSessions struct {
 	mu      sync.Mutex
-	byToken map[string]*standin.Principal
+	byToken map[string]*realtime.Principal
 }
 
 func newTestSessions() *testSessions {
-	return &testSessions{byToken: make(map[string]*standin.Principal)}
+	return &testSessions{byToken: make(map[string]*realtime.Principal)}
 }
 
-func (s *testSessions) Authenticate(ctx context.Context, token string) (*standin.Principal, error) {
+func (s *testSessions) Authenticate(ctx context.Context, token string) (*realtime.Principal, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	p := s.byToken[token]
-	if p == nil || p.Session.ExpiredAt(time.Now()) {
-		return nil, standin.Errorf(standin.EUnauthenticated, "Your session has ended; sign in again.")
+	if p == nil || !time.Now().Before(p.ExpiresAt) {
+		return nil, realtime.Errorf(realtime.EUnauthenticated, "Your session has ended; sign in again.")
 	}
 	return p, nil
 }
@@ -46,12 +46,7 @@ func (s *testSessions) add(sessionID, userID string, expires time.Time) string {
 	if expires.IsZero() {
 		expires = time.Now().Add(24 * time.Hour)
 	}
-	u := &standin.User{ID: userID, Name: userID, Role: standin.RoleUser, Status: standin.StatusActive}
-	p := &standin.Principal{
-		Actor:   u,
-		Subject: u,
-		Session: &standin.Session{ID: sessionID, UserID: userID, ExpiresAt: expires},
-	}
+	p := &realtime.Principal{SessionID: sessionID, UserID: userID, ExpiresAt: expires}
 	token := "token-" + sessionID
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -63,26 +58,25 @@ func (s *testSessions) add(sessionID, userID string, expires time.Time) string {
 func (s *testSessions) extend(token string, expires time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	old := s.byToken[token]
-	sess := *old.Session
-	sess.ExpiresAt = expires
-	s.byToken[token] = &standin.Principal{Actor: old.Actor, Subject: old.Subject, Session: &sess}
+	p := *s.byToken[token]
+	p.ExpiresAt = expires
+	s.byToken[token] = &p
 }
 
 // testAuthorizer delegates to its functions; a nil function allows.
 type testAuthorizer struct {
-	subscribe func(p *standin.Principal, topic string) error
-	receive   func(p *standin.Principal, topic string, ev realtime.Event) bool
+	subscribe func(p *realtime.Principal, topic string) error
+	receive   func(p *realtime.Principal, topic string, ev realtime.Event) bool
 }
 
-func (a *testAuthorizer) CanSubscribe(ctx context.Context, p *standin.Principal, topic string) error {
+func (a *testAuthorizer) CanSubscribe(ctx context.Context, p *realtime.Principal, topic string) error {
 	if a.subscribe == nil {
 		return nil
 	}
 	return a.subscribe(p, topic)
 }
 
-func (a *testAuthorizer) CanReceive(ctx context.Context, p *standin.Principal, topic string, ev realtime.Event) bool {
+func (a *testAuthorizer) CanReceive(ctx context.Context, p *realtime.Principal, topic string, ev realtime.Event) bool {
 	if a.receive == nil {
 		return true
 	}
@@ -155,6 +149,7 @@ type client struct {
 }
 
 type dialOptions struct {
+	cookie     string // the cookie's name; realtime.DefaultCookie when empty
 	origin     string
 	readBuffer int // SO_RCVBUF of the client's socket when > 0
 }
@@ -163,7 +158,8 @@ type dialOptions struct {
 func (e *env) dial(ctx context.Context, token string, o dialOptions) (*websocket.Conn, *http.Response, error) {
 	h := http.Header{}
 	if token != "" {
-		h.Set("Cookie", (&http.Cookie{Name: standin.SessionCookie, Value: token}).String())
+		name := cmp.Or(o.cookie, realtime.DefaultCookie)
+		h.Set("Cookie", (&http.Cookie{Name: name, Value: token}).String())
 	}
 	if o.origin != "" {
 		h.Set("Origin", o.origin)

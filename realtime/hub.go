@@ -29,39 +29,60 @@ import (
 	"unicode/utf8"
 
 	"github.com/coder/websocket"
-
-	"standin/server/standin"
 )
 
+// Principal is who a socket belongs to, as Sessions finds them behind a
+// session cookie. The hub reads only its session, person and expiry; the
+// application's own idea of the principal travels in Value and is handed
+// back, untouched, to the Authorizer and the Backlog.
+type Principal struct {
+	// SessionID names the sign-in session: PublishSession and
+	// CloseSession reach its sockets, and MaxSocketsPerSession counts
+	// them. Required.
+	SessionID string
+	// UserID names the person, whose sockets across all their sessions
+	// MaxSocketsPerUser counts. Required.
+	UserID string
+	// ExpiresAt is when the session ends unless it is extended: the hub
+	// then asks Sessions again and closes the socket with
+	// StatusSessionEnded unless the session goes on. Zero never expires.
+	ExpiresAt time.Time
+	// Value is the application's principal.
+	Value any
+}
+
 // Sessions turns the token in the session cookie into the principal it
-// authenticates. It returns an error with code standin.EUnauthenticated for
-// an unknown or expired token; any other error is a fault.
+// authenticates. It returns an error with code EUnauthenticated for an
+// unknown or expired token, and one with code EUnavailable when it cannot
+// tell for now; any other error is a fault.
 type Sessions interface {
-	Authenticate(ctx context.Context, token string) (*standin.Principal, error)
+	Authenticate(ctx context.Context, token string) (*Principal, error)
 }
 
 // Authorizer decides who may subscribe to and receive which events.
 //
 // CanSubscribe returns nil to allow a subscription. A refusal is an error
-// whose message is shown to the client under code EForbidden; an error with
-// code standin.EInternal or standin.EUnavailable is a fault, logged and
-// reported as EUnavailable.
+// whose message (ErrorMessage) is shown to the client under code
+// EForbidden; an error with code EInternal or EUnavailable, and any error
+// that is not an *Error, is a fault, logged and reported as EUnavailable.
 //
 // CanReceive is asked for every event and every recipient, on the
 // recipient's own writer goroutine, so a slow answer delays only that
 // socket. It is not asked for TopicSession, which the hub scopes itself.
 type Authorizer interface {
-	CanSubscribe(ctx context.Context, p *standin.Principal, topic string) error
-	CanReceive(ctx context.Context, p *standin.Principal, topic string, ev Event) bool
+	CanSubscribe(ctx context.Context, p *Principal, topic string) error
+	CanReceive(ctx context.Context, p *Principal, topic string, ev Event) bool
 }
 
 // Backlog reads stored events so that a client subscribing with after_seq
 // receives what it missed before the live stream.
 //
 // EventsAfter calls fn for every event of topic with a seq above afterSeq,
-// in increasing seq order, and stops with fn's error if fn returns one.
+// in increasing seq order, and stops with fn's error if fn returns one. p
+// is the subscriber, for topics whose events differ by person; the hub
+// checks each event with CanReceive before sending it.
 type Backlog interface {
-	EventsAfter(ctx context.Context, topic string, afterSeq int64, fn func(Event) error) error
+	EventsAfter(ctx context.Context, p *Principal, topic string, afterSeq int64, fn func(Event) error) error
 }
 
 // Event is one event on a topic.
@@ -83,6 +104,9 @@ type Event struct {
 type Config struct {
 	// Sessions authenticates the session cookie. Required.
 	Sessions Sessions
+	// Cookie names the cookie that carries the session token. Default
+	// DefaultCookie.
+	Cookie string
 	// Authorizer decides subscriptions to every topic but TopicSession.
 	// Nil refuses them all with EForbidden.
 	Authorizer Authorizer
@@ -123,7 +147,7 @@ type Config struct {
 	// StatusTooManySockets and ReasonTooManyForSession.
 	MaxSocketsPerSession int
 	// MaxSocketsPerUser bounds the sockets of one person (the session's
-	// actor, whoever they act as) across all their sessions on this hub.
+	// Principal.UserID) across all their sessions on this hub.
 	// Default 128. A socket past it is closed with StatusTooManySockets
 	// and ReasonTooManyForUser.
 	MaxSocketsPerUser int
@@ -131,7 +155,7 @@ type Config struct {
 	// it says, sockets never take the process's last ReservedFiles file
 	// descriptors (RLIMIT_NOFILE, read at every upgrade); zero sets no
 	// bound but that one. An upgrade past the bound is refused before
-	// upgrading with 503 and code standin.EUnavailable.
+	// upgrading with 503 and code EUnavailable.
 	MaxSockets int
 	// ReservedFiles is how many file descriptors sockets leave to the
 	// rest of the process: HTTP connections, the database and its files.
@@ -141,6 +165,7 @@ type Config struct {
 
 // Defaults of Config.
 const (
+	DefaultCookie           = "session"
 	DefaultQueueSize        = 256
 	DefaultWriteTimeout     = 5 * time.Second
 	DefaultPingInterval     = 30 * time.Second
@@ -186,16 +211,19 @@ type Hub struct {
 // Authorizer and Backlog calls, and cancelling it aborts those calls; it
 // does not close sockets, which Shutdown does.
 //
-// New returns an error with code standin.EInvalid when cfg.Sessions is nil
-// or an origin pattern is malformed.
+// New returns an error with code EInvalid when cfg.Sessions is nil or an
+// origin pattern is malformed.
 func New(ctx context.Context, cfg Config) (*Hub, error) {
 	if cfg.Sessions == nil {
-		return nil, standin.Errorf(standin.EInvalid, "The realtime hub needs a session store.")
+		return nil, Errorf(EInvalid, "The realtime hub needs a session store.")
 	}
 	for _, p := range cfg.OriginPatterns {
 		if _, err := path.Match(strings.ToLower(p), ""); err != nil {
-			return nil, standin.Errorf(standin.EInvalid, "The origin pattern %q is malformed.", p)
+			return nil, Errorf(EInvalid, "The origin pattern %q is malformed.", p)
 		}
+	}
+	if cfg.Cookie == "" {
+		cfg.Cookie = DefaultCookie
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -246,26 +274,26 @@ func New(ctx context.Context, cfg Config) (*Hub, error) {
 // Events of one topic should be published from one goroutine in seq order;
 // every subscriber receives them in that order.
 //
-// Publish returns an error with code standin.EInvalid when topic is not a
-// valid topic, is TopicSession (use PublishSession), or ev.Payload is not
-// valid JSON.
+// Publish returns an error with code EInvalid when topic is not a valid
+// topic, is TopicSession (use PublishSession), or ev.Payload is not valid
+// JSON.
 func (h *Hub) Publish(topic string, ev Event) error {
 	if topic == TopicSession {
-		return standin.Errorf(standin.EInvalid, "Session events are published with PublishSession.")
+		return Errorf(EInvalid, "Session events are published with PublishSession.")
 	}
 	if !ValidTopic(topic) {
-		return standin.Errorf(standin.EInvalid, "There is no topic %q.", topic)
+		return Errorf(EInvalid, "There is no topic %q.", topic)
 	}
 	return h.publish(topic, topic, ev)
 }
 
 // PublishSession sends ev on TopicSession to the sockets of session
 // sessionID that subscribed to it, and to no other socket. Like Publish it
-// never blocks, and returns an error with code standin.EInvalid for an
-// empty sessionID or a payload that is not valid JSON.
+// never blocks, and returns an error with code EInvalid for an empty
+// sessionID or a payload that is not valid JSON.
 func (h *Hub) PublishSession(sessionID string, ev Event) error {
 	if sessionID == "" {
-		return standin.Errorf(standin.EInvalid, "A session event needs a session ID.")
+		return Errorf(EInvalid, "A session event needs a session ID.")
 	}
 	return h.publish(sessionKey(sessionID), TopicSession, ev)
 }
@@ -277,7 +305,7 @@ func sessionKey(sessionID string) string { return TopicSession + "/" + sessionID
 func (h *Hub) publish(key, topic string, ev Event) error {
 	msg, err := encodeEvent(topic, ev)
 	if err != nil {
-		return &standin.Error{Code: standin.EInvalid, Message: "The event payload is not valid JSON.", Cause: err}
+		return &Error{Code: EInvalid, Message: "The event payload is not valid JSON.", Cause: err}
 	}
 	d := &delivery{topic: topic, ev: ev, msg: msg}
 	h.mu.RLock()

@@ -16,7 +16,6 @@ import (
 	"github.com/coder/websocket"
 
 	"standin/realtime"
-	"standin/server/standin"
 )
 
 func TestNew(t *testing.T) {
@@ -27,14 +26,14 @@ func TestNew(t *testing.T) {
 		code string
 	}{
 		{"OK", realtime.Config{Sessions: newTestSessions()}, ""},
-		{"ErrSessionsMissing", realtime.Config{}, standin.EInvalid},
-		{"ErrBadOriginPattern", realtime.Config{Sessions: newTestSessions(), OriginPatterns: []string{"["}}, standin.EInvalid},
+		{"ErrSessionsMissing", realtime.Config{}, realtime.EInvalid},
+		{"ErrBadOriginPattern", realtime.Config{Sessions: newTestSessions(), OriginPatterns: []string{"["}}, realtime.EInvalid},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			_, err := realtime.New(context.Background(), tt.cfg)
-			if got := standin.ErrorCode(err); got != tt.code {
+			if got := realtime.ErrorCode(err); got != tt.code {
 				t.Fatalf("New error code = %q (%v), want %q", got, err, tt.code)
 			}
 		})
@@ -76,16 +75,16 @@ func TestPublishErrors(t *testing.T) {
 	}{
 		{"OKNoSubscribers", func() error { return e.hub.Publish("activity", event(1, "")) }, ""},
 		{"OKEmptyPayload", func() error { return e.hub.Publish("activity", realtime.Event{Seq: 1}) }, ""},
-		{"ErrSessionTopic", func() error { return e.hub.Publish("session", event(1, "")) }, standin.EInvalid},
-		{"ErrUnknownTopic", func() error { return e.hub.Publish("weather", event(1, "")) }, standin.EInvalid},
+		{"ErrSessionTopic", func() error { return e.hub.Publish("session", event(1, "")) }, realtime.EInvalid},
+		{"ErrUnknownTopic", func() error { return e.hub.Publish("weather", event(1, "")) }, realtime.EInvalid},
 		{"ErrBadPayload", func() error {
 			return e.hub.Publish("activity", realtime.Event{Seq: 1, Payload: json.RawMessage(`{"seq":`)})
-		}, standin.EInvalid},
-		{"ErrNoSessionID", func() error { return e.hub.PublishSession("", event(1, "")) }, standin.EInvalid},
+		}, realtime.EInvalid},
+		{"ErrNoSessionID", func() error { return e.hub.PublishSession("", event(1, "")) }, realtime.EInvalid},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := standin.ErrorCode(tt.publish()); got != tt.code {
+			if got := realtime.ErrorCode(tt.publish()); got != tt.code {
 				t.Fatalf("error code = %q, want %q", got, tt.code)
 			}
 		})
@@ -107,9 +106,9 @@ func TestHandshake(t *testing.T) {
 		{name: "OK", token: token},
 		{name: "OKSameHostOrigin", token: token, origin: e.srv.URL},
 		{name: "OKAllowedOrigin", token: token, origin: "https://console.example"},
-		{name: "ErrNoCookie", wantStatus: http.StatusUnauthorized, wantCode: standin.EUnauthenticated},
-		{name: "ErrUnknownToken", token: "nonsense", wantStatus: http.StatusUnauthorized, wantCode: standin.EUnauthenticated},
-		{name: "ErrExpiredSession", token: expired, wantStatus: http.StatusUnauthorized, wantCode: standin.EUnauthenticated},
+		{name: "ErrNoCookie", wantStatus: http.StatusUnauthorized, wantCode: realtime.EUnauthenticated},
+		{name: "ErrUnknownToken", token: "nonsense", wantStatus: http.StatusUnauthorized, wantCode: realtime.EUnauthenticated},
+		{name: "ErrExpiredSession", token: expired, wantStatus: http.StatusUnauthorized, wantCode: realtime.EUnauthenticated},
 		{name: "ErrForeignOrigin", token: token, origin: "https://evil.example", wantStatus: http.StatusForbidden},
 	}
 	for _, tt := range tests {
@@ -178,12 +177,12 @@ func TestSessionTopic(t *testing.T) {
 
 func TestSubscribeErrors(t *testing.T) {
 	t.Parallel()
-	authz := &testAuthorizer{subscribe: func(p *standin.Principal, topic string) error {
+	authz := &testAuthorizer{subscribe: func(p *realtime.Principal, topic string) error {
 		switch topic {
 		case "notifications":
-			return standin.Errorf(standin.EForbidden, "You may only read your own notifications.")
+			return realtime.Errorf(realtime.EForbidden, "You may only read your own notifications.")
 		case "presence":
-			return standin.Errorf(standin.EUnavailable, "The policy store is down.")
+			return realtime.Errorf(realtime.EUnavailable, "The policy store is down.")
 		}
 		return nil
 	}}
@@ -271,8 +270,8 @@ func TestNoAuthorizerRefusesSharedTopics(t *testing.T) {
 func TestCanReceive(t *testing.T) {
 	t.Parallel()
 	// ben receives only even events; ada receives everything.
-	authz := &testAuthorizer{receive: func(p *standin.Principal, topic string, ev realtime.Event) bool {
-		return p.Subject.ID == "ada" || ev.Seq%2 == 0
+	authz := &testAuthorizer{receive: func(p *realtime.Principal, topic string, ev realtime.Event) bool {
+		return p.UserID == "ada" || ev.Seq%2 == 0
 	}}
 	e := newEnv(t, realtime.Config{Authorizer: authz})
 	ada := e.mustConnect(t, e.sessions.add("sa", "ada", time.Time{}), dialOptions{})
@@ -316,7 +315,7 @@ func TestMergedFrame(t *testing.T) {
 	first := make(chan struct{})
 	release := make(chan struct{})
 	var once sync.Once
-	authz := &testAuthorizer{receive: func(p *standin.Principal, topic string, ev realtime.Event) bool {
+	authz := &testAuthorizer{receive: func(p *realtime.Principal, topic string, ev realtime.Event) bool {
 		if ev.Seq == 1 {
 			once.Do(func() { close(first) })
 			<-release
@@ -568,7 +567,7 @@ func TestTooManyInFlight(t *testing.T) {
 	// keeps sending.
 	release := make(chan struct{})
 	defer close(release) // before the hub shuts down, which waits for the Authorizer
-	authz := &testAuthorizer{subscribe: func(p *standin.Principal, topic string) error {
+	authz := &testAuthorizer{subscribe: func(p *realtime.Principal, topic string) error {
 		<-release
 		return nil
 	}}
@@ -612,8 +611,8 @@ func TestShutdown(t *testing.T) {
 	if resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
 		t.Fatalf("dial after Shutdown: %v, want 503", err)
 	}
-	if code, _ := readErrorBody(t, resp.Body); code != standin.EUnavailable {
-		t.Fatalf("error code %q, want %q", code, standin.EUnavailable)
+	if code, _ := readErrorBody(t, resp.Body); code != realtime.EUnavailable {
+		t.Fatalf("error code %q, want %q", code, realtime.EUnavailable)
 	}
 }
 
@@ -670,7 +669,7 @@ func BenchmarkFanOut(b *testing.B) {
 
 func TestPanicClosesOnlyThatSocket(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, realtime.Config{Authorizer: &testAuthorizer{subscribe: func(p *standin.Principal, topic string) error {
+	e := newEnv(t, realtime.Config{Authorizer: &testAuthorizer{subscribe: func(p *realtime.Principal, topic string) error {
 		if topic == realtime.TopicPresence {
 			panic("authorizer bug")
 		}

@@ -6,8 +6,6 @@ import (
 	"strings"
 
 	"github.com/coder/websocket"
-
-	"standin/server/standin"
 )
 
 // Topics a client can subscribe to. Besides these, each impersonation
@@ -33,7 +31,27 @@ const impersonationPrefix = "impersonation:"
 const maxTopicID = 64
 
 // ImpersonationTopic returns the topic of the impersonation session id.
+// It is a valid topic when id is 1 to 64 letters, digits, '-', '_' or
+// '.'.
 func ImpersonationTopic(id string) string { return impersonationPrefix + id }
+
+// ImpersonationOf returns the id of the impersonation session whose topic
+// is topic, and false when topic is not a valid impersonation topic. It is
+// the one place a topic is parsed.
+func ImpersonationOf(topic string) (string, bool) {
+	id, ok := strings.CutPrefix(topic, impersonationPrefix)
+	if !ok || id == "" || len(id) > maxTopicID {
+		return "", false
+	}
+	for _, r := range id {
+		switch {
+		case 'a' <= r && r <= 'z', 'A' <= r && r <= 'Z', '0' <= r && r <= '9', r == '-', r == '_', r == '.':
+		default:
+			return "", false
+		}
+	}
+	return id, true
+}
 
 // ValidTopic reports whether topic has one of the shapes the hub knows:
 // a fixed topic name, or "impersonation:" followed by 1 to 64 letters,
@@ -44,18 +62,8 @@ func ValidTopic(topic string) bool {
 	case TopicSession, TopicActivity, TopicNotifications, TopicPresence:
 		return true
 	}
-	id, ok := strings.CutPrefix(topic, impersonationPrefix)
-	if !ok || id == "" || len(id) > maxTopicID {
-		return false
-	}
-	for _, r := range id {
-		switch {
-		case 'a' <= r && r <= 'z', 'A' <= r && r <= 'Z', '0' <= r && r <= '9', r == '-', r == '_', r == '.':
-		default:
-			return false
-		}
-	}
-	return true
+	_, ok := ImpersonationOf(topic)
+	return ok
 }
 
 // Error codes sent in {"type":"error","topic":T,"code":C,"message":M}
@@ -68,7 +76,7 @@ const (
 	// EUnknownTopic: the topic has no shape the hub knows (see ValidTopic).
 	EUnknownTopic = "unknown_topic"
 	// EForbidden: the Authorizer refused the subscription.
-	EForbidden = standin.EForbidden
+	EForbidden = "forbidden"
 	// EAlreadySubscribed: the socket is already subscribed to the topic;
 	// unsubscribe first to subscribe again with another after_seq.
 	EAlreadySubscribed = "already_subscribed"
@@ -79,10 +87,10 @@ const (
 	// subscription is dropped, so the client never sees a stream with a gap;
 	// it may subscribe again.
 	EReplayFailed = "replay_failed"
-	// EUnavailable: the subscription could not be checked because a
-	// dependency failed; the client may try again.
-	EUnavailable = standin.EUnavailable
 )
+
+// A subscription that could not be checked because a dependency failed is
+// answered with code EUnavailable; the client may try again.
 
 // Close codes and reasons the hub ends sockets with, besides the standard
 // websocket.StatusGoingAway (Shutdown), websocket.StatusMessageTooBig (a

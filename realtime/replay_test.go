@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"standin/realtime"
-	"standin/server/standin"
 )
 
 // testBacklog serves stored events from memory.
@@ -22,7 +21,7 @@ type testBacklog struct {
 
 var _ realtime.Backlog = (*testBacklog)(nil)
 
-func (b *testBacklog) EventsAfter(ctx context.Context, topic string, afterSeq int64, fn func(realtime.Event) error) error {
+func (b *testBacklog) EventsAfter(ctx context.Context, p *realtime.Principal, topic string, afterSeq int64, fn func(realtime.Event) error) error {
 	b.mu.Lock()
 	b.topics = append(b.topics, topic)
 	during, err, events := b.during, b.err, b.events[topic]
@@ -109,7 +108,7 @@ func TestReplay(t *testing.T) {
 			backlog := &testBacklog{events: map[string][]realtime.Event{"activity": tt.stored}}
 			authz := &testAuthorizer{}
 			if tt.receive != nil {
-				authz.receive = func(p *standin.Principal, topic string, ev realtime.Event) bool { return tt.receive(ev) }
+				authz.receive = func(p *realtime.Principal, topic string, ev realtime.Event) bool { return tt.receive(ev) }
 			}
 			e := newEnv(t, realtime.Config{Backlog: backlog, Authorizer: authz})
 			backlog.setDuring(func(topic string) {

@@ -11,6 +11,7 @@ import (
 	"standin/server/bookings"
 	"standin/server/httpapi"
 	"standin/server/impersonation"
+	"standin/server/livefeed"
 	"standin/server/loginlimit"
 	"standin/server/presence"
 	"standin/server/rbac"
@@ -44,8 +45,7 @@ func (n *node) build(ctx context.Context) error {
 	if err := n.bookings.Recover(ctx); err != nil {
 		return err
 	}
-	n.lv.access, n.lv.events, n.lv.imps = n.decider, n.events, n.imps
-	if err := holdActive(ctx, n.db, n.lv.presence, n.cfg.Clock()); err != nil {
+	if err := holdActive(ctx, n.db, n.tracker, n.cfg.Clock()); err != nil {
 		return err
 	}
 	if err := n.buildHub(); err != nil {
@@ -64,32 +64,30 @@ func (n *node) build(ctx context.Context) error {
 func (n *node) buildSessions() {
 	n.sessions = session.NewManager(n.db, n.db, session.Config{
 		Now:   n.cfg.Clock,
-		OnEnd: func(id string) { n.hub.CloseSession(id, realtime.StatusSessionEnded, realtime.ReasonSessionEnded) },
+		OnEnd: n.feed.SessionEnded,
 		OnRotate: func(id string) {
 			// A moment's delay lets the response carrying the new cookie
 			// reach the browser before its tabs reconnect with it.
-			time.AfterFunc(rotateGrace, func() {
-				n.hub.CloseSession(id, realtime.StatusSessionChanged, realtime.ReasonSessionChanged)
-			})
+			time.AfterFunc(rotateGrace, func() { n.feed.SessionReplaced(id) })
 		},
 	})
 	n.imps = impersonation.New(n.db, n.sessions, n.rbac, n.events, impersonation.Config{
 		Now:      n.cfg.Clock,
 		Logger:   n.log.With("component", "impersonation"),
-		OnNotify: n.lv.notified,
+		OnNotify: n.feed.Notified,
 		OnStarted: func(imp *standin.Impersonation, oldSession string) {
-			n.lv.presence.Hold(presence.HoldOf(imp))
-			n.lv.sessionChanged("impersonation.started", imp, []string{oldSession})
+			n.tracker.Hold(presence.HoldOf(imp))
+			n.feed.ImpersonationStarted(imp, oldSession)
 		},
 		OnEnded: func(imp *standin.Impersonation, sessionIDs []string) {
-			n.lv.presence.Release(imp.ID)
-			n.lv.sessionChanged("impersonation.ended", imp, sessionIDs)
+			n.tracker.Release(imp.ID)
+			n.feed.ImpersonationEnded(imp, sessionIDs)
 			// The actor's tabs learn at once that they are themselves
 			// again (after the grace that lets a reply with a new cookie
 			// arrive first, when the actor ended it).
 			time.AfterFunc(rotateGrace, func() {
 				for _, id := range sessionIDs {
-					n.hub.CloseSession(id, realtime.StatusSessionChanged, realtime.ReasonSessionChanged)
+					n.feed.SessionReplaced(id)
 				}
 			})
 		},
@@ -102,10 +100,16 @@ func (n *node) buildHub() error {
 	if u, err := url.Parse(n.publicOrigin); err == nil && u.Host != "" {
 		origins = append(origins, u.Host)
 	}
+	subs := livefeed.NewSubscriptions(livefeed.Config{
+		Sessions: n.accounts, Access: n.decider, Audit: n.events,
+		Notifications: n.db, Impersonations: n.imps, Presence: n.tracker,
+		Logger: n.log.With("component", "livefeed"),
+	})
 	hub, err := realtime.New(n.hubCtx, realtime.Config{
-		Sessions:       n.accounts,
-		Authorizer:     n.lv,
-		Backlog:        n.lv,
+		Sessions:       subs,
+		Authorizer:     subs,
+		Backlog:        subs,
+		Cookie:         standin.SessionCookie,
 		OriginPatterns: origins,
 		Logger:         n.log.With("component", "realtime"),
 
@@ -117,7 +121,7 @@ func (n *node) buildHub() error {
 		return err
 	}
 	n.hub = hub
-	n.lv.hub.Store(hub)
+	n.feed.Attach(hub)
 	n.log.Info("live connections", "at_most", hub.SocketLimit())
 	return nil
 }
@@ -134,7 +138,7 @@ func (n *node) buildHTTP() error {
 		Impersonations: n.imps,
 		Audit:          auditLog{n.events},
 		Notifications:  n.db,
-		Presence:       presenceViews{n.lv.presence},
+		Presence:       presenceViews{n.tracker},
 		Sessions:       n.sessions,
 		DB:             n.db,
 		Logger:         n.log.With("component", "http"),

@@ -8,6 +8,7 @@ import (
 
 	"standin/server/audit"
 	"standin/server/embeddeddb"
+	"standin/server/livefeed"
 	"standin/server/mongostore"
 	"standin/server/presence"
 	"standin/server/startup"
@@ -101,12 +102,12 @@ func (n *node) openAudit(ctx context.Context, uri string) error {
 	n.onClose(func(ctx context.Context) {
 		closeWithin(ctx, 5*time.Second, n.eventsDB.Close, n.log, "closing the audit log's database connection")
 	})
-	// lv takes what happens to the realtime hub; it learns of the hub once
-	// it exists, and publishes nothing before. The audit log's commits
-	// reach it from the start.
-	n.lv = &live{db: n.db, log: n.log.With("component", "realtime")}
-	n.lv.presence = presence.New(presence.Config{OnChange: n.lv.presenceChanged})
-	auditCfg := audit.Config{Logger: n.log.With("component", "audit"), OnCommit: n.lv.committed, NoIndexes: n.eventsDB.FerretDB()}
+	// feed takes what happens to the realtime hub; it learns of the hub
+	// once it exists, and publishes nothing before. The audit log's
+	// commits reach it from the start.
+	n.feed = livefeed.New(n.log.With("component", "livefeed"))
+	n.tracker = presence.New(presence.Config{OnChange: n.feed.PresenceChanged})
+	auditCfg := audit.Config{Logger: n.log.With("component", "audit"), OnCommit: n.feed.Committed, NoIndexes: n.eventsDB.FerretDB()}
 	if n.cfg.MongoURI == "" {
 		// The embedded database belongs to this process, so this server is
 		// the audit log's one writer, and it scans for every query: recent

@@ -67,7 +67,7 @@ func (n *node) runJobs(ctx context.Context, wg *sync.WaitGroup) {
 		})
 	})
 	wg.Go(func() {
-		every(ctx, presence.DefaultTTL/6, func(context.Context) { n.lv.presence.Sweep() })
+		every(ctx, presence.DefaultTTL/6, func(context.Context) { n.tracker.Sweep() })
 	})
 	wg.Go(func() {
 		// Booking writes a database failure stopped midway are finished.

@@ -19,6 +19,7 @@ import (
 	"standin/server/bookings"
 	"standin/server/demo"
 	"standin/server/impersonation"
+	"standin/server/livefeed"
 	"standin/server/mongostore"
 	"standin/server/presence"
 	"standin/server/rbac"
@@ -76,8 +77,9 @@ type node struct {
 	imps     *impersonation.Service
 	decider  *access.Decider
 	bookings *bookings.Service
-	lv       *live
-	hubCtx   context.Context // the hub's: it outlives requests
+	feed     *livefeed.Feed    // the one way to the hub's sockets
+	tracker  *presence.Tracker // who looks at whom, who holds an impersonation
+	hubCtx   context.Context   // the hub's: it outlives requests
 	hub      *realtime.Hub
 	app      *fiber.App
 }

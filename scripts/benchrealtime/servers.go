@@ -58,7 +58,7 @@ func newTarget(ctx context.Context, system string) (target, error) {
 // keeps as few as the floor's process needs.
 func newHub(ctx context.Context, backlog realtime.Backlog) (hubTarget, error) {
 	h, err := realtime.New(ctx, realtime.Config{Sessions: tokenSessions{}, Authorizer: allowAll{}, Backlog: backlog,
-		ReservedFiles: descriptorSlack})
+		Cookie: standin.SessionCookie, ReservedFiles: descriptorSlack})
 	if err != nil {
 		return hubTarget{}, fmt.Errorf("starting the realtime hub: %w", err)
 	}
@@ -80,29 +80,31 @@ func (h hubTarget) conns() int { return h.Connections() }
 func (h hubTarget) shutdown(ctx context.Context) error { return h.Shutdown(ctx) }
 
 // tokenSessions signs in every token as its own user and session, built
-// afresh on every call as a session store would, so the principal a socket
-// holds counts towards the hub's memory.
+// afresh on every call as the console's session store would, carrying the
+// console's principal, so the principal a socket holds counts towards the
+// hub's memory.
 type tokenSessions struct{}
 
-func (tokenSessions) Authenticate(ctx context.Context, token string) (*standin.Principal, error) {
+func (tokenSessions) Authenticate(ctx context.Context, token string) (*realtime.Principal, error) {
 	if !strings.HasPrefix(token, "tok-") {
-		return nil, standin.Errorf(standin.EUnauthenticated, "Unknown session.")
+		return nil, realtime.Errorf(realtime.EUnauthenticated, "Unknown session.")
 	}
 	u := &standin.User{ID: "u" + token, Name: token, Role: standin.RoleSupport, Status: standin.StatusActive}
-	return &standin.Principal{
+	p := &standin.Principal{
 		Actor:   u,
 		Subject: u,
 		Session: &standin.Session{ID: token, UserID: u.ID, ExpiresAt: time.Now().Add(24 * time.Hour)},
-	}, nil
+	}
+	return &realtime.Principal{SessionID: p.Session.ID, UserID: u.ID, ExpiresAt: p.Session.ExpiresAt, Value: p}, nil
 }
 
 // allowAll lets everyone subscribe to and receive everything, the cheapest
 // Authorizer possible, so the benchmark measures the hub itself.
 type allowAll struct{}
 
-func (allowAll) CanSubscribe(context.Context, *standin.Principal, string) error { return nil }
+func (allowAll) CanSubscribe(context.Context, *realtime.Principal, string) error { return nil }
 
-func (allowAll) CanReceive(context.Context, *standin.Principal, string, realtime.Event) bool {
+func (allowAll) CanReceive(context.Context, *realtime.Principal, string, realtime.Event) bool {
 	return true
 }
 

@@ -215,7 +215,7 @@ func (b *memBacklog) append(ev realtime.Event) {
 
 // EventsAfter calls fn for the events stored when it is called; those
 // stored later reach the subscriber live.
-func (b *memBacklog) EventsAfter(ctx context.Context, t string, afterSeq int64, fn func(realtime.Event) error) error {
+func (b *memBacklog) EventsAfter(ctx context.Context, _ *realtime.Principal, t string, afterSeq int64, fn func(realtime.Event) error) error {
 	if t != topic {
 		return nil
 	}

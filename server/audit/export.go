@@ -21,10 +21,11 @@ type UserJSON struct {
 	Name string `json:"name"`
 }
 
-// JSON is an event as the API and the JSON Lines export show it (PRODUCT.md
-// section 8), plus the fields that make the hash chain checkable from
-// outside: projects, prev_hash and hash. Time is formatted with TimeLayout,
-// exactly as it is hashed. Every field is always present.
+// JSON is an audit event's JSON form (PRODUCT.md section 8), the one
+// definition of it: the activity API and the live feed show it as
+// ViewJSON makes it, the JSON Lines export writes it as EventJSON makes
+// it. Every field is always present, and those of Chain too in the
+// export.
 type JSON struct {
 	ID              string   `json:"id"`
 	Seq             int64    `json:"seq"`
@@ -40,24 +41,45 @@ type JSON struct {
 	Reason          string   `json:"reason"`
 	IP              string   `json:"ip"`
 	UserAgent       string   `json:"user_agent"`
-	Projects        []string `json:"projects"`
-	PrevHash        string   `json:"prev_hash"`
-	Hash            string   `json:"hash"`
+	// Chain is nil, and its fields absent, where the event is shown
+	// rather than exported.
+	*Chain
+	Hash string `json:"hash"`
 }
 
-// EventJSON converts an event to its JSON form.
+// Chain holds the fields of an exported event that, with its hash, make
+// the hash chain checkable from outside.
+type Chain struct {
+	Projects []string `json:"projects"`
+	PrevHash string   `json:"prev_hash"`
+}
+
+// EventJSON converts an event to its exported JSON form: with Chain, and
+// the time formatted with TimeLayout, exactly as it is hashed.
 func EventJSON(e *standin.Event) JSON {
 	projects := e.Projects
 	if projects == nil {
 		projects = []string{}
 	}
+	j := jsonOf(e, formatTime(e.Time))
+	j.Chain = &Chain{Projects: projects, PrevHash: e.PrevHash}
+	return j
+}
+
+// ViewJSON converts an event to the JSON form the activity API and the
+// live feed show: without Chain, the time in RFC 3339 with as many
+// fractional digits as it needs.
+func ViewJSON(e *standin.Event) JSON {
+	return jsonOf(e, e.Time.UTC().Format(time.RFC3339Nano))
+}
+
+func jsonOf(e *standin.Event, t string) JSON {
 	return JSON{
-		ID: e.ID, Seq: e.Seq, Time: formatTime(e.Time), Type: e.Type,
+		ID: e.ID, Seq: e.Seq, Time: t, Type: e.Type,
 		Actor:           UserJSON{ID: e.Actor.ID, Name: e.Actor.Name},
 		Subject:         UserJSON{ID: e.Subject.ID, Name: e.Subject.Name},
 		ImpersonationID: e.ImpersonationID, Action: e.Action, Object: e.Object, Project: e.Project,
-		Outcome: e.Outcome, Reason: e.Reason, IP: e.IP, UserAgent: e.UserAgent,
-		Projects: projects, PrevHash: e.PrevHash, Hash: e.Hash,
+		Outcome: e.Outcome, Reason: e.Reason, IP: e.IP, UserAgent: e.UserAgent, Hash: e.Hash,
 	}
 }
 
@@ -68,14 +90,17 @@ func (j JSON) Event() (*standin.Event, error) {
 	if err != nil {
 		return nil, standin.Errorf(standin.EInvalid, "Event %d has a malformed time %q.", j.Seq, j.Time)
 	}
-	return &standin.Event{
+	e := &standin.Event{
 		ID: j.ID, Seq: j.Seq, Time: t.UTC(), Type: j.Type,
 		Actor:           standin.EventUser{ID: j.Actor.ID, Name: j.Actor.Name},
 		Subject:         standin.EventUser{ID: j.Subject.ID, Name: j.Subject.Name},
 		ImpersonationID: j.ImpersonationID, Action: j.Action, Object: j.Object, Project: j.Project,
-		Outcome: j.Outcome, Reason: j.Reason, IP: j.IP, UserAgent: j.UserAgent,
-		Projects: j.Projects, PrevHash: j.PrevHash, Hash: j.Hash,
-	}, nil
+		Outcome: j.Outcome, Reason: j.Reason, IP: j.IP, UserAgent: j.UserAgent, Hash: j.Hash,
+	}
+	if j.Chain != nil {
+		e.Projects, e.PrevHash = j.Chain.Projects, j.Chain.PrevHash
+	}
+	return e, nil
 }
 
 // Export formats.
@@ -124,7 +149,7 @@ type CheckpointRecord struct {
 // Export writes the events matching f (as Query filters them; AfterSeq is
 // where the export starts) to w in ascending seq order, in format
 // FormatCSV (a header row, then one row per event) or FormatJSONL (one
-// JSON object per line, the shape of JSON). It reads the log in chunks and
+// JSON object per line, as EventJSON makes it). It reads the log in chunks and
 // writes as it goes, so the whole log is never in memory.
 //
 // The CSV export is for people and spreadsheets: a cell that begins with

@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"standin/server/audit"
 	"standin/server/standin"
 )
 
@@ -31,42 +31,6 @@ func (a *API) event(c *fiber.Ctx, typ string, p *standin.Principal, action, obje
 // audit appends events; it fails closed with EUnavailable.
 func (a *API) audit(c *fiber.Ctx, evs ...*standin.Event) error {
 	return a.cfg.Audit.Append(c.UserContext(), evs...)
-}
-
-type eventUserJSON struct {
-	ID   string `json:"id"`
-	Name string `json:"name"`
-}
-
-type eventJSON struct {
-	ID              string        `json:"id"`
-	Seq             int64         `json:"seq"`
-	Time            string        `json:"time"`
-	Type            string        `json:"type"`
-	Actor           eventUserJSON `json:"actor"`
-	Subject         eventUserJSON `json:"subject"`
-	ImpersonationID string        `json:"impersonation_id"`
-	Action          string        `json:"action"`
-	Object          string        `json:"object"`
-	Project         string        `json:"project"`
-	Outcome         string        `json:"outcome"`
-	Reason          string        `json:"reason"`
-	IP              string        `json:"ip"`
-	UserAgent       string        `json:"user_agent"`
-	Hash            string        `json:"hash"`
-}
-
-// MarshalEvent encodes an audit event as the activity API shows it, for
-// the realtime feed.
-func MarshalEvent(e *standin.Event) ([]byte, error) { return json.Marshal(toEventJSON(e)) }
-
-func toEventJSON(e *standin.Event) eventJSON {
-	return eventJSON{
-		ID: e.ID, Seq: e.Seq, Time: e.Time.UTC().Format(time.RFC3339Nano), Type: e.Type,
-		Actor: eventUserJSON(e.Actor), Subject: eventUserJSON(e.Subject), ImpersonationID: e.ImpersonationID,
-		Action: e.Action, Object: e.Object, Project: e.Project, Outcome: e.Outcome, Reason: e.Reason,
-		IP: e.IP, UserAgent: e.UserAgent, Hash: e.Hash,
-	}
 }
 
 // activityScope says which events the effective user may read: all of
@@ -155,9 +119,9 @@ func (a *API) listActivity(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	items := make([]eventJSON, 0, len(events))
+	items := make([]audit.JSON, 0, len(events))
 	for _, e := range events {
-		items = append(items, toEventJSON(e))
+		items = append(items, audit.ViewJSON(e))
 	}
 	return c.JSON(list(items, next))
 }

@@ -1,31 +1,32 @@
 package httpapi
 
 import (
-	"encoding/json"
 	"net/http"
 
 	"github.com/gofiber/fiber/v2"
 
+	"standin/server/audit"
 	"standin/server/impersonation"
+	"standin/server/livefeed"
 	"standin/server/standin"
 )
 
 type impersonationJSON struct {
-	ID        string        `json:"id"`
-	Actor     eventUserJSON `json:"actor"`
-	Subject   eventUserJSON `json:"subject"`
-	Reason    string        `json:"reason"`
-	Ticket    string        `json:"ticket,omitempty"`
-	StartedAt string        `json:"started_at"`
-	ExpiresAt string        `json:"expires_at"`
-	EndedAt   string        `json:"ended_at,omitempty"`
-	Cause     string        `json:"cause,omitempty"`
-	EndedBy   string        `json:"ended_by,omitempty"`
+	ID        string         `json:"id"`
+	Actor     audit.UserJSON `json:"actor"`
+	Subject   audit.UserJSON `json:"subject"`
+	Reason    string         `json:"reason"`
+	Ticket    string         `json:"ticket,omitempty"`
+	StartedAt string         `json:"started_at"`
+	ExpiresAt string         `json:"expires_at"`
+	EndedAt   string         `json:"ended_at,omitempty"`
+	Cause     string         `json:"cause,omitempty"`
+	EndedBy   string         `json:"ended_by,omitempty"`
 }
 
 func toImpersonationJSON(i *standin.Impersonation) impersonationJSON {
 	return impersonationJSON{
-		ID: i.ID, Actor: eventUserJSON{ID: i.ActorID, Name: i.ActorName}, Subject: eventUserJSON{ID: i.SubjectID, Name: i.SubjectName},
+		ID: i.ID, Actor: audit.UserJSON{ID: i.ActorID, Name: i.ActorName}, Subject: audit.UserJSON{ID: i.SubjectID, Name: i.SubjectName},
 		Reason: i.Reason, Ticket: i.Ticket, StartedAt: timeJSON(i.StartedAt), ExpiresAt: timeJSON(i.ExpiresAt),
 		EndedAt: timeJSON(i.EndedAt), Cause: i.Cause, EndedBy: i.EndedBy,
 	}
@@ -53,8 +54,8 @@ func (a *API) startImpersonation(c *fiber.Ctx) error {
 	}
 	a.setSessionCookie(c, started.Token, a.cfg.Sessions.Deadline(started.Session))
 	return c.Status(http.StatusCreated).JSON(fiber.Map{
-		"id": started.Impersonation.ID, "actor": eventUserJSON{ID: started.Impersonation.ActorID, Name: started.Impersonation.ActorName},
-		"subject": eventUserJSON{ID: started.Impersonation.SubjectID, Name: started.Impersonation.SubjectName},
+		"id": started.Impersonation.ID, "actor": audit.UserJSON{ID: started.Impersonation.ActorID, Name: started.Impersonation.ActorName},
+		"subject": audit.UserJSON{ID: started.Impersonation.SubjectID, Name: started.Impersonation.SubjectName},
 		"reason":  started.Impersonation.Reason, "ticket": started.Impersonation.Ticket,
 		"started_at": timeJSON(started.Impersonation.StartedAt), "expires_at": timeJSON(started.Impersonation.ExpiresAt),
 		"csrf_token": started.Session.CSRFToken,
@@ -122,31 +123,9 @@ func (a *API) listNotifications(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	items := make([]noteJSON, 0, len(notes))
+	items := make([]livefeed.NotificationJSON, 0, len(notes))
 	for _, n := range notes {
-		items = append(items, toNoteJSON(n))
+		items = append(items, livefeed.NotificationView(n))
 	}
 	return c.JSON(list(items, next))
 }
-
-type noteJSON struct {
-	ID         string `json:"id"`
-	Seq        int64  `json:"seq"`
-	Type       string `json:"type"`
-	Title      string `json:"title"`
-	Body       string `json:"body"`
-	ActorName  string `json:"actor_name"`
-	ActorEmail string `json:"actor_email,omitempty"`
-	Reason     string `json:"reason"`
-	Until      string `json:"until,omitempty"`
-	At         string `json:"at"`
-}
-
-func toNoteJSON(n *standin.Notification) noteJSON {
-	return noteJSON{ID: n.ID, Seq: n.Seq, Type: n.Type, Title: n.Title, Body: n.Body, ActorName: n.ActorName, ActorEmail: n.ActorEmail,
-		Reason: n.Reason, Until: timeJSON(n.Until), At: timeJSON(n.At)}
-}
-
-// MarshalNotification encodes a notification as GET /api/v1/notifications
-// lists it, for the realtime feed.
-func MarshalNotification(n *standin.Notification) ([]byte, error) { return json.Marshal(toNoteJSON(n)) }
