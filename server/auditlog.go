@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -10,7 +9,6 @@ import (
 	"path/filepath"
 
 	"standin/server/audit"
-	"standin/server/httpapi"
 )
 
 // openAnchor loads the audit key and opens the anchor in the data
@@ -45,51 +43,4 @@ func openAnchor(cfg Config, log *slog.Logger) (*audit.Anchor, error) {
 		log.Info("audit key loaded", "file", cfg.AuditKeyFile, "key_id", key.ID())
 	}
 	return audit.OpenAnchor(audit.AnchorConfig{Key: key, Dir: cfg.DataDir, Logger: log})
-}
-
-// auditLog presents the audit log to the HTTP API in its terms.
-type auditLog struct{ *audit.Log }
-
-// Verify walks the chain and adds what the log knows of itself.
-func (l auditLog) Verify(ctx context.Context) (httpapi.ChainStatus, error) {
-	v, err := l.Log.Verify(ctx)
-	if err != nil {
-		return httpapi.ChainStatus{}, err
-	}
-	st := l.Status()
-	out := httpapi.ChainStatus{
-		ChainCheck:  chainCheck(v),
-		Head:        v.Head,
-		Checkpoints: v.Checkpoints,
-		Anchor:      chainAnchor(v.Anchor),
-		Startup:     chainCheck(st.Startup),
-		Background: httpapi.ChainBackground{
-			State: st.Background.State, Started: st.Background.Started, Finished: st.Background.Finished,
-			Error: st.Background.Err,
-		},
-		AnchorError: st.AnchorError,
-		KeyID:       st.Key.KeyID,
-	}
-	if st.Background.State == audit.BackgroundDone {
-		c := chainCheck(st.Background.Result)
-		out.Background.Result = &c
-	}
-	return out, nil
-}
-
-// PublicKey returns the key checkpoints are signed with.
-func (l auditLog) PublicKey() (httpapi.AuditKey, bool) {
-	k, ok := l.Log.PublicKey()
-	return httpapi.AuditKey(k), ok
-}
-
-func chainCheck(v audit.Verification) httpapi.ChainCheck {
-	return httpapi.ChainCheck{OK: v.OK, Checked: v.Checked, BrokenAt: v.BrokenAt, Code: v.Code, Problem: v.Problem}
-}
-
-func chainAnchor(c *audit.Checkpoint) *httpapi.ChainAnchor {
-	if c == nil {
-		return nil
-	}
-	return &httpapi.ChainAnchor{Kind: c.Kind, Seq: c.Seq, Hash: c.Hash, Time: c.Time}
 }

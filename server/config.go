@@ -14,6 +14,10 @@ import (
 	"standin/server/password"
 )
 
+// SessionCookie is the name of the cookie that carries a session token,
+// read by the HTTP API and the WebSocket endpoint alike.
+const SessionCookie = "standin_session"
+
 // DemoMode says whether the demo facility is seeded into an empty database.
 type DemoMode int
 

@@ -71,7 +71,7 @@ func TestImpersonationLifecycle(t *testing.T) {
 	auditor.mustLogin("owner@example.org")
 	benID := userID(t, admin, "ben@example.org")
 	ids := mustDemoIDs(t, admin)
-	adminToken := admin.cookie(standin.SessionCookie).Value
+	adminToken := admin.cookie(server.SessionCookie).Value
 
 	r := startImpersonation(admin, benID, "Ben cannot book the confocal")
 	if r.Status != http.StatusCreated {
@@ -90,10 +90,10 @@ func TestImpersonationLifecycle(t *testing.T) {
 		if user != "ben@example.org" || actor != "admin@example.org" || imp == nil || imp["id"] != impID {
 			t.Fatalf("session: user %s actor %s impersonation %v", user, actor, imp)
 		}
-		if admin.cookie(standin.SessionCookie).Value == adminToken {
+		if admin.cookie(server.SessionCookie).Value == adminToken {
 			t.Fatal("the session token did not rotate on start")
 		}
-		old := newClient(t, srv.URL).do(http.MethodGet, "/api/v1/session", nil, "Cookie", standin.SessionCookie+"="+adminToken)
+		old := newClient(t, srv.URL).do(http.MethodGet, "/api/v1/session", nil, "Cookie", server.SessionCookie+"="+adminToken)
 		if old.Status != http.StatusUnauthorized {
 			t.Fatalf("the pre-impersonation token still works: %d", old.Status)
 		}
@@ -342,7 +342,7 @@ func TestImpersonationEnds(t *testing.T) {
 		if len(active) != 1 || active[0]["id"] != impID {
 			t.Fatalf("the manager sees %v", active)
 		}
-		impersonatingToken := support.cookie(standin.SessionCookie).Value
+		impersonatingToken := support.cookie(server.SessionCookie).Value
 		if r := manager.post("/api/v1/impersonations/"+impID+"/revoke", nil); r.Status != http.StatusOK || r.JSON(t)["cause"] != standin.CauseRevoked {
 			t.Fatalf("revoke: %d %s", r.Status, r.Body)
 		}
@@ -351,7 +351,7 @@ func TestImpersonationEnds(t *testing.T) {
 		}
 		// The identity changed, so the token did: the one used while
 		// impersonating no longer works.
-		old := newClient(t, srv.URL).do(http.MethodGet, "/api/v1/session", nil, "Cookie", standin.SessionCookie+"="+impersonatingToken)
+		old := newClient(t, srv.URL).do(http.MethodGet, "/api/v1/session", nil, "Cookie", server.SessionCookie+"="+impersonatingToken)
 		if old.Status != http.StatusUnauthorized {
 			t.Fatalf("the token used while impersonating still works after a revoke: %d", old.Status)
 		}

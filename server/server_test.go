@@ -56,13 +56,13 @@ func TestLogin(t *testing.T) {
 				if got := r.ErrorCode(t); got != tt.code {
 					t.Fatalf("code %q, want %q", got, tt.code)
 				}
-				if c.cookie(standin.SessionCookie) != nil {
+				if c.cookie(server.SessionCookie) != nil {
 					t.Fatal("a refused login set a session cookie")
 				}
 				return
 			}
 			cookie := r.Header.Get("Set-Cookie")
-			for _, attr := range []string{standin.SessionCookie + "=", "HttpOnly", "SameSite=Lax", "path=/"} {
+			for _, attr := range []string{server.SessionCookie + "=", "HttpOnly", "SameSite=Lax", "path=/"} {
 				if !strings.Contains(strings.ToLower(cookie), strings.ToLower(attr)) {
 					t.Errorf("session cookie %q lacks %s", cookie, attr)
 				}
@@ -148,7 +148,7 @@ func TestSession(t *testing.T) {
 
 	t.Run("ErrForgedCookie", func(t *testing.T) {
 		t.Parallel()
-		r := newClient(t, srv.URL).do(http.MethodGet, "/api/v1/session", nil, "Cookie", standin.SessionCookie+"=forged")
+		r := newClient(t, srv.URL).do(http.MethodGet, "/api/v1/session", nil, "Cookie", server.SessionCookie+"=forged")
 		if r.Status != http.StatusUnauthorized {
 			t.Fatalf("%d %s", r.Status, r.Body)
 		}
@@ -158,12 +158,12 @@ func TestSession(t *testing.T) {
 		t.Parallel()
 		c := newClient(t, srv.URL)
 		c.mustLogin("ada@example.org")
-		first := c.cookie(standin.SessionCookie).Value
+		first := c.cookie(server.SessionCookie).Value
 		c.mustLogin("ada@example.org")
-		if second := c.cookie(standin.SessionCookie).Value; second == first {
+		if second := c.cookie(server.SessionCookie).Value; second == first {
 			t.Fatal("the session token did not change on a new sign-in")
 		}
-		old := newClient(t, srv.URL).do(http.MethodGet, "/api/v1/session", nil, "Cookie", standin.SessionCookie+"="+first)
+		old := newClient(t, srv.URL).do(http.MethodGet, "/api/v1/session", nil, "Cookie", server.SessionCookie+"="+first)
 		if old.Status != http.StatusUnauthorized {
 			t.Fatalf("the replaced session still works: %d", old.Status)
 		}
@@ -195,7 +195,7 @@ func TestLogout(t *testing.T) {
 		}
 	})
 	t.Run("OK", func(t *testing.T) {
-		token := c.cookie(standin.SessionCookie).Value
+		token := c.cookie(server.SessionCookie).Value
 		r := c.post("/api/v1/auth/logout", nil)
 		if r.Status != http.StatusOK {
 			t.Fatalf("%d %s", r.Status, r.Body)
@@ -204,7 +204,7 @@ func TestLogout(t *testing.T) {
 			t.Fatalf("session after logout: %d", s.Status)
 		}
 		// The token is dead on the server, not only dropped by the client.
-		replay := newClient(t, srv.URL).do(http.MethodGet, "/api/v1/session", nil, "Cookie", standin.SessionCookie+"="+token)
+		replay := newClient(t, srv.URL).do(http.MethodGet, "/api/v1/session", nil, "Cookie", server.SessionCookie+"="+token)
 		if replay.Status != http.StatusUnauthorized {
 			t.Fatalf("the old token still works: %d", replay.Status)
 		}

@@ -14,8 +14,6 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
-
-	"standin/server/standin"
 )
 
 // dialers bounds the sockets being opened at once.
@@ -101,7 +99,7 @@ func openClient(ctx context.Context, hc *http.Client, url, token string, opts cl
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	h := http.Header{}
-	h.Set("Cookie", (&http.Cookie{Name: standin.SessionCookie, Value: token}).String())
+	h.Set("Cookie", (&http.Cookie{Name: sessionCookie, Value: token}).String())
 	ws, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPClient: hc, HTTPHeader: h})
 	if err != nil {
 		return nil, fmt.Errorf("dialing %s: %w", url, err)

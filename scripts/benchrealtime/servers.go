@@ -31,6 +31,9 @@ const (
 // topic is the one topic every scenario publishes on.
 const topic = realtime.TopicActivity
 
+// sessionCookie names the cookie the benchmark's clients carry their token in.
+const sessionCookie = "standin_session"
+
 // target is a fan-out server: the realtime hub or the floor. Its handler
 // serves the WebSocket endpoint.
 type target interface {
@@ -58,7 +61,7 @@ func newTarget(ctx context.Context, system string) (target, error) {
 // keeps as few as the floor's process needs.
 func newHub(ctx context.Context, backlog realtime.Backlog) (hubTarget, error) {
 	h, err := realtime.New(ctx, realtime.Config{Sessions: tokenSessions{}, Authorizer: allowAll{}, Backlog: backlog,
-		Cookie: standin.SessionCookie, ReservedFiles: descriptorSlack})
+		Cookie: sessionCookie, ReservedFiles: descriptorSlack})
 	if err != nil {
 		return hubTarget{}, fmt.Errorf("starting the realtime hub: %w", err)
 	}

@@ -17,7 +17,6 @@ import (
 	"github.com/coder/websocket"
 
 	"standin/realtime"
-	"standin/server/standin"
 )
 
 // storm subscribes cfg.storm clients on the hub, which replays from an
@@ -340,7 +339,7 @@ func (c *stormClient) open(ctx context.Context, hc *http.Client, url string, res
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	h := http.Header{}
-	h.Set("Cookie", (&http.Cookie{Name: standin.SessionCookie, Value: c.token}).String())
+	h.Set("Cookie", (&http.Cookie{Name: sessionCookie, Value: c.token}).String())
 	ws, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPClient: hc, HTTPHeader: h})
 	if err != nil {
 		return nil, fmt.Errorf("dialing %s: %w", url, err)

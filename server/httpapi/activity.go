@@ -221,66 +221,7 @@ func (b *exportBody) CloseWithError(err error) error {
 	return b.PipeReader.CloseWithError(err)
 }
 
-// ChainCheck is the outcome of one check of the audit chain.
-type ChainCheck struct {
-	OK       bool
-	Checked  int64
-	BrokenAt int64
-	// Code classifies the problem: altered, missing, damaged, truncated,
-	// rewritten, added or anchor ("" when OK).
-	Code    string
-	Problem string
-}
-
-// ChainAnchor is the newest signed checkpoint a check compared with.
-type ChainAnchor struct {
-	Kind string
-	Seq  int64
-	Hash string
-	Time string
-}
-
-// ChainBackground is the verification the server runs after it starts.
-type ChainBackground struct {
-	// State is idle, running, done or failed.
-	State             string
-	Started, Finished time.Time
-	// Result is its outcome once done.
-	Result *ChainCheck
-	// Error says why it failed.
-	Error string
-}
-
-// ChainStatus is what GET /activity/verify reports: a walk of the whole
-// chain now, and what the log knows of itself.
-type ChainStatus struct {
-	ChainCheck
-	// Head is the highest seq found.
-	Head int64
-	// Checkpoints counts the signed checkpoints checked; Anchor is the
-	// newest of them (nil when the log is not anchored yet).
-	Checkpoints int
-	Anchor      *ChainAnchor
-	// Startup is what the server found comparing the log with its anchor
-	// when it started.
-	Startup    ChainCheck
-	Background ChainBackground
-	// AnchorError is why the newest write of the anchor failed ("" when
-	// it did not).
-	AnchorError string
-	// KeyID names the key checkpoints are signed with.
-	KeyID string
-}
-
-// AuditKey is the public key the audit log's checkpoints are signed with.
-type AuditKey struct {
-	Algorithm string
-	KeyID     string
-	PublicKey string
-	PEM       string
-}
-
-func checkJSON(v ChainCheck) fiber.Map {
+func checkJSON(v audit.Verification) fiber.Map {
 	out := fiber.Map{"ok": v.OK, "checked": v.Checked}
 	if !v.OK {
 		out["broken_at"], out["code"], out["problem"] = v.BrokenAt, v.Code, v.Problem
@@ -312,32 +253,38 @@ func (a *API) verifyActivity(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	out := checkJSON(v.ChainCheck)
-	out["head"], out["checkpoints"], out["key_id"] = v.Head, v.Checkpoints, v.KeyID
+	st := a.cfg.Audit.Status()
+	out := checkJSON(v)
+	out["head"], out["checkpoints"], out["key_id"] = v.Head, v.Checkpoints, st.Key.KeyID
 	if v.Anchor != nil {
 		out["anchor"] = fiber.Map{"kind": v.Anchor.Kind, "seq": v.Anchor.Seq, "hash": v.Anchor.Hash, "time": v.Anchor.Time}
 	}
-	startup := checkJSON(v.Startup)
+	startup := checkJSON(st.Startup)
 	delete(startup, "checked") // the check at start-up walks nothing
 	out["startup"] = startup
-	bg := fiber.Map{"state": v.Background.State}
-	if !v.Background.Started.IsZero() {
-		bg["started_at"] = v.Background.Started.UTC().Format(time.RFC3339Nano)
-	}
-	if !v.Background.Finished.IsZero() {
-		bg["finished_at"] = v.Background.Finished.UTC().Format(time.RFC3339Nano)
-	}
-	if v.Background.Result != nil {
-		maps.Copy(bg, checkJSON(*v.Background.Result))
-	}
-	if v.Background.Error != "" {
-		bg["error"] = v.Background.Error
-	}
-	out["background"] = bg
-	if v.AnchorError != "" {
-		out["anchor_error"] = v.AnchorError
+	out["background"] = backgroundJSON(st.Background)
+	if st.AnchorError != "" {
+		out["anchor_error"] = st.AnchorError
 	}
 	return c.JSON(out)
+}
+
+// backgroundJSON is the verification the server runs after it starts.
+func backgroundJSON(b audit.Background) fiber.Map {
+	out := fiber.Map{"state": b.State}
+	if !b.Started.IsZero() {
+		out["started_at"] = b.Started.UTC().Format(time.RFC3339Nano)
+	}
+	if !b.Finished.IsZero() {
+		out["finished_at"] = b.Finished.UTC().Format(time.RFC3339Nano)
+	}
+	if b.State == audit.BackgroundDone {
+		maps.Copy(out, checkJSON(b.Result))
+	}
+	if b.Err != "" {
+		out["error"] = b.Err
+	}
+	return out
 }
 
 func (a *API) activityKey(c *fiber.Ctx) error {

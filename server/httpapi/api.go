@@ -20,6 +20,7 @@ import (
 	"github.com/gofiber/fiber/v2/middleware/filesystem"
 
 	"standin/server/accounts"
+	"standin/server/audit"
 	"standin/server/bookings"
 	"standin/server/impersonation"
 	"standin/server/standin"
@@ -101,10 +102,13 @@ type Audit interface {
 	Append(ctx context.Context, evs ...*standin.Event) error
 	Query(ctx context.Context, f standin.EventFilter, p standin.Page) ([]*standin.Event, string, error)
 	Export(ctx context.Context, f standin.EventFilter, format string, w io.Writer) error
-	Verify(ctx context.Context) (ChainStatus, error)
+	// Verify walks the whole chain now; Status is what the log knows of
+	// itself without walking it.
+	Verify(ctx context.Context) (audit.Verification, error)
+	Status() audit.Status
 	// PublicKey is the key the log's checkpoints are signed with; ok is
 	// false when the log is not anchored.
-	PublicKey() (key AuditKey, ok bool)
+	PublicKey() (key audit.PublicKey, ok bool)
 }
 
 // Notifications are the messages kept for users.
@@ -165,6 +169,9 @@ type Config struct {
 	// accounts.
 	Demo bool
 
+	// SessionCookie names the cookie that carries the session token
+	// (required): the realtime hub reads the same one.
+	SessionCookie string
 	// SecureCookies marks the session cookie Secure even on plain HTTP, for
 	// a server behind a TLS-terminating proxy. Requests that arrive over
 	// TLS always get Secure cookies.
@@ -295,6 +302,9 @@ func New(cfg Config) (*fiber.App, error) {
 	}
 	if cfg.Bookings == nil {
 		return nil, errors.New("httpapi: Bookings is required")
+	}
+	if cfg.SessionCookie == "" {
+		return nil, errors.New("httpapi: SessionCookie is required")
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()

@@ -63,7 +63,7 @@ func (a *API) login(c *fiber.Ctx) error {
 		return err
 	}
 	in, err := a.cfg.Accounts.SignIn(c.UserContext(), accounts.Credentials{
-		Email: req.Email, Password: req.Password, Replaces: c.Cookies(standin.SessionCookie), Origin: a.origin(c),
+		Email: req.Email, Password: req.Password, Replaces: c.Cookies(a.cfg.SessionCookie), Origin: a.origin(c),
 	})
 	if w, ok := errors.AsType[*accounts.WaitError](err); ok {
 		return tooManyAttempts(w.Wait)
@@ -89,7 +89,7 @@ func (a *API) session(c *fiber.Ctx) error {
 
 // authenticate resolves the session cookie into the request's principal.
 func (a *API) authenticate(c *fiber.Ctx) error {
-	token := c.Cookies(standin.SessionCookie)
+	token := c.Cookies(a.cfg.SessionCookie)
 	p, err := a.cfg.Accounts.Authenticate(c.UserContext(), token)
 	if err != nil {
 		// The cookie is left alone: a token refused here may just have
@@ -203,7 +203,7 @@ func (a *API) clearSessionCookie(c *fiber.Ctx) {
 // set: HttpOnly, SameSite=Lax, and Secure over TLS or when configured.
 func (a *API) writeSessionCookie(c *fiber.Ctx, value string, expires time.Time, maxAge int) {
 	c.Cookie(&fiber.Cookie{
-		Name:     standin.SessionCookie,
+		Name:     a.cfg.SessionCookie,
 		Value:    value,
 		Path:     "/",
 		Expires:  expires,

@@ -2,10 +2,6 @@ package standin
 
 import "time"
 
-// SessionCookie is the name of the cookie that carries a session token, read
-// by both the HTTP API and the WebSocket endpoint.
-const SessionCookie = "standin_session"
-
 // Session is a signed-in browser or client. ID is a digest of the secret
 // token the client holds, so the database never stores a usable credential.
 type Session struct {
