@@ -20,8 +20,9 @@ import (
 	"standin/ui"
 )
 
-// build makes the console's services over the opened database: the
-// authorizer, sessions, impersonation, the realtime hub and the HTTP API.
+// build makes the console's services over the opened database (the
+// authorizer, sessions, accounts, bookings, impersonation, the realtime
+// hub and the HTTP API) and finishes what an earlier stop left undone.
 func (n *node) build(ctx context.Context) error {
 	n.step("Loading the access policies")
 	var err error
@@ -43,6 +44,10 @@ func (n *node) build(ctx context.Context) error {
 	// commit records before anything is served.
 	n.bookings = bookings.New(n.db, n.decider, n.events, bookings.Config{Now: n.cfg.Clock, Logger: n.log.With("component", "bookings")})
 	if err := n.bookings.Recover(ctx); err != nil {
+		return err
+	}
+	// So are the impersonation holds an end that did not finish left.
+	if err := freeStaleHolds(ctx, n.db, n.log); err != nil {
 		return err
 	}
 	if err := holdActive(ctx, n.db, n.tracker, n.cfg.Clock()); err != nil {

@@ -15,8 +15,8 @@ import (
 )
 
 // open takes the address, then brings up the database, the demo facility
-// and the audit log, and finishes what an earlier stop left undone. The
-// node it returns, even with an error, must be closed.
+// and the audit log. The node it returns, even with an error, must be
+// closed.
 func open(ctx context.Context, cfg Config) (*node, error) {
 	n := &node{cfg: cfg, log: cfg.Logger}
 	var err error
@@ -49,7 +49,7 @@ func open(ctx context.Context, cfg Config) (*node, error) {
 	if err := n.openAudit(ctx, uri); err != nil {
 		return n, err
 	}
-	return n, freeStaleHolds(ctx, n.db, n.log)
+	return n, nil
 }
 
 // listen takes the address at once: until the console is ready, a browser

@@ -28,9 +28,12 @@ func (d *Decider) Permissions(ctx context.Context, p *standin.Principal) (standi
 		{&out.Policies, standin.ActList, standin.KindPolicy},
 		{&out.EditPolicies, standin.ActUpdate, standin.KindPolicy},
 	}
-	if p.Impersonation == nil {
-		// Impersonations do not nest, and the directory is where staff
-		// look at users as themselves, seen by each other.
+	staff, err := d.Staff(ctx, p)
+	if err != nil {
+		return standin.Permissions{}, err
+	}
+	if staff {
+		// The directory lists users for staff; impersonations do not nest.
 		checks = append(checks,
 			permission{&out.Impersonate, standin.ActStart, standin.KindImpersonation},
 			permission{&out.Directory, standin.ActList, standin.KindUser})
@@ -42,15 +45,33 @@ func (d *Decider) Permissions(ctx context.Context, p *standin.Principal) (standi
 		}
 		*c.to = dec.Allowed
 	}
-	projects := p.Subject.ProjectIDs()
-	activity, err := d.Scope(ctx, p, standin.ActList, standin.KindActivity, projects)
+	activity, err := d.ActivityScope(ctx, p)
 	if err != nil {
 		return standin.Permissions{}, err
 	}
-	revoke, err := d.Scope(ctx, p, standin.ActRevoke, standin.KindImpersonation, projects)
+	revoke, err := d.Scope(ctx, p, standin.ActRevoke, standin.KindImpersonation, p.Subject.ProjectIDs())
 	if err != nil {
 		return standin.Permissions{}, err
 	}
 	out.Activity, out.Revoke = standin.ScopeName(activity), standin.ScopeName(revoke)
 	return out, nil
+}
+
+// Staff reports whether p works as support staff: looks users up and is
+// seen doing so (presence). Nobody does while impersonating: an agent
+// acting as a user sees what that user would.
+func (d *Decider) Staff(ctx context.Context, p *standin.Principal) (bool, error) {
+	if p == nil || p.Subject == nil || p.Impersonation != nil {
+		return false, nil
+	}
+	dec, err := d.Decide(ctx, p, standin.ActRead, standin.Object{Kind: standin.KindUser}, "")
+	return dec.Allowed, err
+}
+
+// ActivityScope says which part of the activity log p may read: all of
+// it, or the events of the projects (among p's own) where p may list
+// activity. The activity page, its live feed and the console's menus ask
+// this.
+func (d *Decider) ActivityScope(ctx context.Context, p *standin.Principal) (standin.Scope, error) {
+	return d.Scope(ctx, p, standin.ActList, standin.KindActivity, p.Subject.ProjectIDs())
 }

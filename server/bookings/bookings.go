@@ -140,7 +140,7 @@ func (s *Service) Create(ctx context.Context, p *standin.Principal, req Request,
 	committed := false
 	err = s.store.CreateBooking(ctx, b, func(b *standin.Booking) error {
 		err := s.audit.Append(ctx, p.EventOf(standin.EventBookingCreated, o).Concerning("booking.create", object(b.ID), b.ProjectID, "created",
-			fmt.Sprintf("%s, %s to %s", resource.Name, formatTime(b.Start), formatTime(b.End))))
+			fmt.Sprintf("%s, %s to %s", resource.Name, standin.FormatTime(b.Start), standin.FormatTime(b.End))))
 		committed = err == nil
 		return err
 	})
@@ -167,8 +167,7 @@ func (s *Service) decide(ctx context.Context, p *standin.Principal, resource *st
 	if dec.Allowed {
 		return nil
 	}
-	if p.Impersonation != nil {
-		ev := p.EventOf(standin.EventActionDenied, o).Concerning("booking.create", "resource:"+resource.ID, req.ProjectID, "denied", dec.Reason)
+	if ev := p.DecisionEvent("booking.create", "resource:"+resource.ID, req.ProjectID, dec, o); ev != nil {
 		if err := s.audit.Append(ctx, ev); err != nil {
 			return err
 		}
@@ -207,6 +206,3 @@ func (s *Service) Cancel(ctx context.Context, p *standin.Principal, b *standin.B
 
 // object names a booking in the audit log.
 func object(bookingID string) string { return "booking:" + bookingID }
-
-// formatTime writes a time in an event's reason as the API shows times.
-func formatTime(t time.Time) string { return t.UTC().Format(time.RFC3339) }

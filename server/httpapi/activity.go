@@ -38,7 +38,7 @@ func (a *API) audit(c *fiber.Ctx, evs ...*standin.Event) error {
 // scope at all is a 403 naming what is missing.
 func (a *API) activityScope(c *fiber.Ctx) ([]string, error) {
 	p := principal(c)
-	sc, err := a.cfg.Access.Scope(c.UserContext(), p, standin.ActList, standin.KindActivity, p.Subject.ProjectIDs())
+	sc, err := a.cfg.Access.ActivityScope(c.UserContext(), p)
 	switch {
 	case err != nil:
 		return nil, err
@@ -57,14 +57,11 @@ func (a *API) activityScope(c *fiber.Ctx) ([]string, error) {
 // takes effect; outside impersonation it writes nothing. No audit, no
 // action: its error must stop the request.
 func (a *API) auditDecision(c *fiber.Ctx, p *standin.Principal, action, object, project string, dec standin.Decision) error {
-	if p.Impersonation == nil {
+	ev := p.DecisionEvent(action, object, project, dec, a.origin(c))
+	if ev == nil {
 		return nil
 	}
-	typ, outcome := standin.EventActionAllowed, "allowed"
-	if !dec.Allowed {
-		typ, outcome = standin.EventActionDenied, "denied"
-	}
-	return a.audit(c, a.event(c, typ, p, action, object, project, outcome, dec.Reason))
+	return a.audit(c, ev)
 }
 
 // auditRead audits an activity decision as the routes table's middleware

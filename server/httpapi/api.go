@@ -70,6 +70,8 @@ type Decider interface {
 	// of projects.
 	Scope(ctx context.Context, p *standin.Principal, action, kind string, projects []string) (standin.Scope, error)
 	Location() *time.Location
+	// ActivityScope says which part of the activity log p may read.
+	ActivityScope(ctx context.Context, p *standin.Principal) (standin.Scope, error)
 	// Permissions says what p may do in the console, for the UI.
 	Permissions(ctx context.Context, p *standin.Principal) (standin.Permissions, error)
 }

@@ -27,8 +27,8 @@ type impersonationJSON struct {
 func toImpersonationJSON(i *standin.Impersonation) impersonationJSON {
 	return impersonationJSON{
 		ID: i.ID, Actor: audit.UserJSON{ID: i.ActorID, Name: i.ActorName}, Subject: audit.UserJSON{ID: i.SubjectID, Name: i.SubjectName},
-		Reason: i.Reason, Ticket: i.Ticket, StartedAt: timeJSON(i.StartedAt), ExpiresAt: timeJSON(i.ExpiresAt),
-		EndedAt: timeJSON(i.EndedAt), Cause: i.Cause, EndedBy: i.EndedBy,
+		Reason: i.Reason, Ticket: i.Ticket, StartedAt: standin.FormatTime(i.StartedAt), ExpiresAt: standin.FormatTime(i.ExpiresAt),
+		EndedAt: standin.FormatTime(i.EndedAt), Cause: i.Cause, EndedBy: i.EndedBy,
 	}
 }
 
@@ -57,7 +57,7 @@ func (a *API) startImpersonation(c *fiber.Ctx) error {
 		"id": started.Impersonation.ID, "actor": audit.UserJSON{ID: started.Impersonation.ActorID, Name: started.Impersonation.ActorName},
 		"subject": audit.UserJSON{ID: started.Impersonation.SubjectID, Name: started.Impersonation.SubjectName},
 		"reason":  started.Impersonation.Reason, "ticket": started.Impersonation.Ticket,
-		"started_at": timeJSON(started.Impersonation.StartedAt), "expires_at": timeJSON(started.Impersonation.ExpiresAt),
+		"started_at": standin.FormatTime(started.Impersonation.StartedAt), "expires_at": standin.FormatTime(started.Impersonation.ExpiresAt),
 		"csrf_token": started.Session.CSRFToken,
 	})
 }

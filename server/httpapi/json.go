@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"strconv"
-	"time"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -34,13 +33,6 @@ func pageParams(c *fiber.Ctx) (standin.Page, error) {
 		p.Limit = n
 	}
 	return p, nil
-}
-
-func timeJSON(t time.Time) string {
-	if t.IsZero() {
-		return ""
-	}
-	return t.UTC().Format(time.RFC3339)
 }
 
 type membershipJSON struct {
@@ -85,9 +77,9 @@ func toBookingJSON(b *standin.Booking, n names) bookingJSON {
 	return bookingJSON{
 		ID: b.ID, ResourceID: b.ResourceID, ResourceName: n.resources[b.ResourceID],
 		ProjectID: b.ProjectID, ProjectCode: n.projects[b.ProjectID], UserID: b.UserID,
-		Start: timeJSON(b.Start), End: timeJSON(b.End), Status: string(b.Status),
-		CreatedBy: b.CreatedBy, ImpersonationID: b.ImpersonationID, CreatedAt: timeJSON(b.CreatedAt),
-		CancelledAt: timeJSON(b.CancelledAt), CancelledBy: b.CancelledBy,
+		Start: standin.FormatTime(b.Start), End: standin.FormatTime(b.End), Status: string(b.Status),
+		CreatedBy: b.CreatedBy, ImpersonationID: b.ImpersonationID, CreatedAt: standin.FormatTime(b.CreatedAt),
+		CancelledAt: standin.FormatTime(b.CancelledAt), CancelledBy: b.CancelledBy,
 	}
 }
 

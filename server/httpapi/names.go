@@ -53,7 +53,7 @@ func (n names) userDetail(u *standin.User, now time.Time) userDetailJSON {
 	for _, t := range u.Trainings {
 		d.Trainings = append(d.Trainings, trainingJSON{
 			TrainingID: t.TrainingID, Name: n.trainings[t.TrainingID],
-			CompletedAt: timeJSON(t.CompletedAt), ExpiresAt: timeJSON(t.ExpiresAt), Valid: t.ValidAt(now),
+			CompletedAt: standin.FormatTime(t.CompletedAt), ExpiresAt: standin.FormatTime(t.ExpiresAt), Valid: t.ValidAt(now),
 		})
 	}
 	return d

@@ -32,7 +32,7 @@ type NotificationJSON struct {
 func NotificationView(n *standin.Notification) NotificationJSON {
 	return NotificationJSON{ID: n.ID, Seq: n.Seq, Type: n.Type, Title: n.Title, Body: n.Body,
 		ActorName: n.ActorName, ActorEmail: n.ActorEmail, Reason: n.Reason,
-		Until: seconds(n.Until), At: seconds(n.At)}
+		Until: standin.FormatTime(n.Until), At: standin.FormatTime(n.At)}
 }
 
 // auditEvent is e as the activity feed and impersonation topics carry it;
@@ -109,14 +109,6 @@ func sessionPayload(typ string, imp *standin.Impersonation) ([]byte, error) {
 		Actor:   presence.Person{ID: imp.ActorID, Name: imp.ActorName},
 		Subject: presence.Person{ID: imp.SubjectID, Name: imp.SubjectName},
 	})
-}
-
-// seconds formats t as RFC 3339 in UTC; the zero time is "".
-func seconds(t time.Time) string {
-	if t.IsZero() {
-		return ""
-	}
-	return t.UTC().Format(time.RFC3339)
 }
 
 // nanos formats t as RFC 3339 in UTC with the fraction it needs; the zero

@@ -20,6 +20,10 @@ type Authenticator interface {
 type Access interface {
 	Decide(ctx context.Context, p *standin.Principal, action string, obj standin.Object, project string) (standin.Decision, error)
 	Scope(ctx context.Context, p *standin.Principal, action, kind string, projects []string) (standin.Scope, error)
+	// ActivityScope is the part of the activity log p may read.
+	ActivityScope(ctx context.Context, p *standin.Principal) (standin.Scope, error)
+	// Staff reports whether p works as support staff (presence).
+	Staff(ctx context.Context, p *standin.Principal) (bool, error)
 }
 
 // AuditLog reads committed audit events in seq order (audit.Log).
@@ -147,7 +151,7 @@ func (s *Subscriptions) canSubscribe(ctx context.Context, p *standin.Principal, 
 		return nil
 	case realtime.TopicActivity:
 		// Anyone who may read some of it, as GET /api/v1/activity decides.
-		sc, err := s.cfg.Access.Scope(ctx, p, standin.ActList, standin.KindActivity, p.Subject.ProjectIDs())
+		sc, err := s.cfg.Access.ActivityScope(ctx, p)
 		if err != nil {
 			return err
 		}
@@ -156,7 +160,7 @@ func (s *Subscriptions) canSubscribe(ctx context.Context, p *standin.Principal, 
 		}
 		return nil
 	case realtime.TopicPresence:
-		ok, err := s.staff(ctx, p)
+		ok, err := s.cfg.Access.Staff(ctx, p)
 		if err != nil {
 			return err
 		}
@@ -206,7 +210,7 @@ func (s *Subscriptions) CanReceive(ctx context.Context, rp *realtime.Principal, 
 		n, ok := ev.Meta.(*standin.Notification)
 		return ok && n.UserID == p.Subject.ID && p.Impersonation == nil
 	case realtime.TopicPresence:
-		ok, err := s.staff(ctx, p)
+		ok, err := s.cfg.Access.Staff(ctx, p)
 		return ok && err == nil
 	case realtime.TopicActivity:
 		e, ok := ev.Meta.(*standin.Event)
@@ -231,16 +235,6 @@ func (s *Subscriptions) CanReceive(ctx context.Context, rp *realtime.Principal, 
 func (s *Subscriptions) allowedIn(ctx context.Context, p *standin.Principal, act, kind string, projects []string) bool {
 	sc, err := s.cfg.Access.Scope(ctx, p, act, kind, projects)
 	return err == nil && !sc.Empty()
-}
-
-// staff reports whether p may look people up in the user directory, which
-// is what presence is about.
-func (s *Subscriptions) staff(ctx context.Context, p *standin.Principal) (bool, error) {
-	if p.Impersonation != nil {
-		return false, nil
-	}
-	dec, err := s.cfg.Access.Decide(ctx, p, standin.ActRead, standin.Object{Kind: standin.KindUser}, "")
-	return dec.Allowed, err
 }
 
 // EventsAfter implements realtime.Backlog: the audit log for the activity

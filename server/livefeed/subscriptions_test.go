@@ -48,6 +48,19 @@ func (p policy) Scope(ctx context.Context, pr *standin.Principal, action, kind s
 	return standin.Scope{Projects: in}, nil
 }
 
+func (p policy) ActivityScope(ctx context.Context, pr *standin.Principal) (standin.Scope, error) {
+	return p.Scope(ctx, pr, standin.ActList, standin.KindActivity, pr.Subject.ProjectIDs())
+}
+
+// Staff is the decider's: reading users, never while impersonating.
+func (p policy) Staff(ctx context.Context, pr *standin.Principal) (bool, error) {
+	if pr.Impersonation != nil {
+		return false, nil
+	}
+	dec, err := p.Decide(ctx, pr, standin.ActRead, standin.Object{Kind: standin.KindUser}, "")
+	return dec.Allowed, err
+}
+
 // visible is a double of the impersonation workflow's Get.
 type visible struct {
 	imps map[string]*standin.Impersonation // visible to anyone asking

@@ -108,7 +108,7 @@ func NewEvent(typ string, actor, subject *User, impersonationID string, o Origin
 		ImpersonationID: impersonationID,
 		IP:              o.IP,
 		UserAgent:       o.UserAgent,
-		Projects:        subject.ProjectIDs(),
+		Projects:        distinct(subject.ProjectIDs()),
 	}
 }
 
@@ -122,6 +122,21 @@ func (p *Principal) EventOf(typ string, o Origin) *Event {
 	return NewEvent(typ, p.Actor, p.Subject, impID, o)
 }
 
+// DecisionEvent is the audit event of a decision made while p
+// impersonates, written before the decision takes effect: action.allowed
+// or action.denied with its reason. Outside impersonation decisions are
+// not audited, and it returns nil.
+func (p *Principal) DecisionEvent(action, object, project string, dec Decision, o Origin) *Event {
+	if p.Impersonation == nil {
+		return nil
+	}
+	typ, outcome := EventActionAllowed, "allowed"
+	if !dec.Allowed {
+		typ, outcome = EventActionDenied, "denied"
+	}
+	return p.EventOf(typ, o).Concerning(action, object, project, outcome, dec.Reason)
+}
+
 // Concerning sets what the event did and to what, in which project and
 // with what result. The project, when set, leads Projects, which holds
 // each project once.
@@ -132,4 +147,16 @@ func (e *Event) Concerning(action, object, project, outcome, reason string) *Eve
 		e.Projects = append([]string{project}, others...)
 	}
 	return e
+}
+
+// distinct drops repeated ids (a member who also leads a project is listed
+// once), keeping the first of each in order.
+func distinct(ids []string) []string {
+	out := ids[:0]
+	for i, id := range ids {
+		if !slices.Contains(ids[:i], id) {
+			out = append(out, id)
+		}
+	}
+	return out
 }

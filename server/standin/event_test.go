@@ -28,6 +28,26 @@ func TestEventOf(t *testing.T) {
 			t.Fatalf("building an event changed the user's projects: %v", got)
 		}
 	})
+	t.Run("EachProjectOnce", func(t *testing.T) {
+		lead := &User{ID: "u-maya", Memberships: []Membership{{ProjectID: "p-a"}, {ProjectID: "p-b"}, {ProjectID: "p-a", Role: ProjectLead}}}
+		e := (&Principal{Actor: lead, Subject: lead}).EventOf(EventLogin, Origin{})
+		if want := []string{"p-a", "p-b"}; !slices.Equal(e.Projects, want) {
+			t.Fatalf("Projects = %v, want %v", e.Projects, want)
+		}
+	})
+	t.Run("DecisionEvent", func(t *testing.T) {
+		if e := (&Principal{Actor: ben, Subject: ben}).DecisionEvent("a", "o", "", Decision{Allowed: true}, Origin{}); e != nil {
+			t.Fatalf("a decision outside impersonation is audited: %+v", e)
+		}
+		p := &Principal{Actor: actor, Subject: ben, Impersonation: imp}
+		e := p.DecisionEvent("booking.create", "resource:r", "p-a", Decision{Reason: "needs Confocal Basics"}, Origin{})
+		if e == nil || e.Type != EventActionDenied || e.Outcome != "denied" || e.Reason != "needs Confocal Basics" || e.ImpersonationID != "i-1" {
+			t.Fatalf("denied decision: %+v", e)
+		}
+		if e := p.DecisionEvent("a", "o", "", Decision{Allowed: true, Reason: "r"}, Origin{}); e.Type != EventActionAllowed || e.Outcome != "allowed" {
+			t.Fatalf("allowed decision: %+v", e)
+		}
+	})
 	t.Run("OwnName", func(t *testing.T) {
 		p := &Principal{Actor: ben, Subject: ben}
 		e := p.EventOf(EventLogin, Origin{}).Concerning("auth.login", "", "p-x", "ok", "")

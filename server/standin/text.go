@@ -2,6 +2,7 @@ package standin
 
 import (
 	"strconv"
+	"time"
 	"unicode"
 	"unicode/utf8"
 )
@@ -53,4 +54,13 @@ func TextProblem(s string, max int) string {
 		return "may have at most " + strconv.Itoa(max) + " characters."
 	}
 	return ""
+}
+
+// FormatTime writes t as people and clients read it everywhere: RFC 3339
+// in UTC, to the second; "" for the zero time.
+func FormatTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339)
 }
