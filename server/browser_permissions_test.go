@@ -1,9 +1,12 @@
 package server_test
 
 import (
+	"context"
 	"net/http"
 	"testing"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 )
 
@@ -49,5 +52,47 @@ func TestBrowserConsoleFollowsPolicies(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS(`[data-menu-item="check-access"]`)))
 	if n := eval[int](support, "look for Impersonate", `document.querySelectorAll('[data-menu-item="impersonate"]').length`); n != 0 {
 		t.Fatal("the menu offers Impersonate after the right to impersonate was withdrawn")
+	}
+}
+
+// TestBrowserPermissionsUnavailable: when the console cannot learn what
+// the person may do, it says so and offers to try again, instead of
+// showing the pages of someone with no rights; trying again once the
+// server answers opens the console.
+func TestBrowserPermissionsUnavailable(t *testing.T) {
+	t.Parallel()
+	srv := mustStart(t, "")
+	support := newPerson(t, "support")
+	support.do("refuse the permissions request", blockURLs("*://*:*/api/v1/permissions"))
+
+	support.signIn(srv.URL+"/#/users", "support@example.org")
+	support.waitText("the page says the console could not load", "#content", "could not find out what you may do")
+	if n := eval[int](support, "look for the pages", `document.querySelectorAll('#main-nav a').length`); n != 0 {
+		t.Fatalf("the console offers %d pages before it knows what the person may do", n)
+	}
+	if hash := eval[string](support, "read the address", `location.hash`); hash != "#/users" {
+		t.Fatalf("the address changed to %q; the page asked for is lost", hash)
+	}
+
+	support.do("let the permissions through", blockURLs())
+	support.clickText("try again", "#content button", "Try again")
+	support.do("the directory opens", chromedp.WaitVisible(chromedp.ID("user-search")))
+	support.waitText("the Users page is offered", "#main-nav", "Users")
+}
+
+// blockURLs makes the browser fail every request matching one of the
+// patterns (URLPattern syntax), as a network fault would; none lets all
+// through again.
+func blockURLs(patterns ...string) chromedp.Action[chromedp.Void] {
+	return func(ctx context.Context, t *chromedp.Target) (chromedp.Void, error) {
+		if _, err := cdp.Call(ctx, t, network.Enable, network.EnableParams{}); err != nil {
+			return chromedp.Void{}, err
+		}
+		blocked := make([]*network.BlockPattern, 0, len(patterns))
+		for _, p := range patterns {
+			blocked = append(blocked, &network.BlockPattern{URLPattern: p, Block: true})
+		}
+		_, err := cdp.Call(ctx, t, network.SetBlockedURLs, network.SetBlockedURLsParams{URLPatterns: blocked})
+		return chromedp.Void{}, err
 	}
 }

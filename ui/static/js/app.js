@@ -8,7 +8,7 @@
 
 import { about, api, ApiError, fetchSession, getCsrfToken, login, logout, setCsrfToken } from './api.js';
 import { LiveConnection, LiveState } from './live.js';
-import { causeWords, formatCountdown, formatTime, h, icon, initials, loadingBlock, personName, setBusy } from './dom.js';
+import { causeWords, errorBlock, formatCountdown, formatTime, h, icon, initials, loadingBlock, personName, setBusy } from './dom.js';
 import { mountDirectory, mountUserPage } from './views/directory.js';
 import { mountBook, mountBookings, mountNotifications, mountProfile } from './views/facility.js';
 import { mountActivity } from './views/activity.js';
@@ -436,6 +436,8 @@ function startIdentity(session) {
     // What the effective user may do, as the server decides it
     // (GET /api/v1/permissions): nothing until it answers.
     permissions: NO_PERMISSIONS,
+    permissionsKnown: false,
+    permissionsError: null,
     isStaff: false,
     canReadActivity: false,
     profile: null,
@@ -458,17 +460,38 @@ function startIdentity(session) {
   ctx.notifications.start(ctx);
   ctx.ready = Promise.all([
     api.get('/profile').then((profile) => { ctx.profile = profile; }).catch(() => {}),
-    api.get('/permissions').then((permissions) => {
-      ctx.permissions = permissions;
-      ctx.isStaff = permissions.directory;
-      ctx.canReadActivity = permissions.activity !== 'none';
-      if (ctx.isStaff && ctx === state.ctx) ctx.presence.start(ctx);
-    }).catch(() => {}),
+    loadPermissions(ctx),
   ]).finally(() => {
     if (ctx === state.ctx) renderNav();
   });
   renderNav();
   return ctx;
+}
+
+/**
+ * Asks the server what the identity may do, trying again twice on a
+ * failure; when it still fails, ctx.permissionsError says why and the
+ * page offers to try again rather than guessing.
+ */
+async function loadPermissions(ctx) {
+  let error = null;
+  for (const wait of [0, 500, 1500]) {
+    if (wait) await new Promise((resolve) => { setTimeout(resolve, wait); });
+    if (ctx !== state.ctx) return;
+    try {
+      const permissions = await api.get('/permissions');
+      ctx.permissions = permissions;
+      ctx.permissionsKnown = true;
+      ctx.permissionsError = null;
+      ctx.isStaff = permissions.directory;
+      ctx.canReadActivity = permissions.activity !== 'none';
+      if (ctx.isStaff && ctx === state.ctx) ctx.presence.start(ctx);
+      return;
+    } catch (err) {
+      error = err;
+    }
+  }
+  ctx.permissionsError = error;
 }
 
 function parseHash() {
@@ -490,6 +513,10 @@ function matchRoute(path) {
 function renderRoute({ focusHeading = false } = {}) {
   const ctx = state.ctx;
   if (state.view !== 'home' || !ctx) return;
+  if (ctx.permissionsError) {
+    showPermissionsError(ctx);
+    return;
+  }
   let { path, query } = parseHash();
   let found = matchRoute(path);
   if (!found || !found.route.allowed(ctx)) {
@@ -519,6 +546,35 @@ function renderRoute({ focusHeading = false } = {}) {
   window.scrollTo(0, 0);
 }
 
+/**
+ * Says the console could not learn what this person may do, and offers
+ * to ask again; the address stays as it was, so the page asked for opens
+ * once the answer comes.
+ */
+function showPermissionsError(ctx) {
+  if (state.viewCleanup) {
+    state.viewCleanup();
+    state.viewCleanup = null;
+  }
+  const content = document.getElementById('content');
+  content.dataset.page = 'error';
+  state.route = '';
+  renderNav();
+  const reason = ctx.permissionsError && ctx.permissionsError.message;
+  content.replaceChildren(
+    h('header', { class: 'page-header' }, h('h1', { class: 'page-header__title' }, 'Your console could not load')),
+    errorBlock({
+      message: 'The console could not find out what you may do, so it shows nothing it might not allow.',
+      reason: reason ? `The server said: ${reason}` : '',
+    }, async (event) => {
+      event.currentTarget.disabled = true;
+      content.replaceChildren(loadingBlock('Trying again…'));
+      ctx.permissionsError = null;
+      await loadPermissions(ctx);
+      if (ctx === state.ctx) renderRoute({ focusHeading: true });
+    }));
+}
+
 window.addEventListener('hashchange', () => {
   if (state.view === 'home' && state.ctx) ready(state.ctx).then(() => renderRoute({ focusHeading: true }));
 });
@@ -531,7 +587,9 @@ function renderNav() {
   if (!nav || !ctx) return;
   const current = ROUTES.find((r) => r.name === state.route);
   const active = current ? current.navAs || current.name : '';
-  const shown = ROUTES.filter((r) => r.nav && r.allowed(ctx));
+  // Until the server says what this person may do, no page is offered:
+  // a link drawn now could be one they may not use, or be swapped away.
+  const shown = ctx.permissionsKnown ? ROUTES.filter((r) => r.nav && r.allowed(ctx)) : [];
   // The links are rebuilt only when the set of pages changes, so a link
   // being clicked or focused is never swapped for another element.
   const signature = shown.map((r) => r.name).join(' ');
