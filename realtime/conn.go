@@ -148,7 +148,7 @@ func (c *conn) log(level slog.Level, msg string, args ...any) {
 		return
 	}
 	p := c.principal.Load()
-	c.h.log.With("user", p.UserID, "remote", c.remote).Log(c.h.ctx, level, msg, args...)
+	c.h.log.With("user", p.UserID, "remote", c.remote).With(p.LogAttrs...).Log(c.h.ctx, level, msg, args...)
 }
 
 // offer routes a live event to the socket without blocking.

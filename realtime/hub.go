@@ -49,6 +49,9 @@ type Principal struct {
 	ExpiresAt time.Time
 	// Value is the application's principal.
 	Value any
+	// LogAttrs are logged with the socket's messages besides the user, as
+	// slog key-value pairs (whom the session acts as, say).
+	LogAttrs []any
 }
 
 // Sessions turns the token in the session cookie into the principal it

@@ -98,7 +98,8 @@ func (s *Subscriptions) Authenticate(ctx context.Context, token string) (*realti
 	if p == nil || p.Session == nil || p.Actor == nil || p.Subject == nil {
 		return nil, realtime.Errorf(realtime.EInternal, "The session store returned an incomplete principal.")
 	}
-	return &realtime.Principal{SessionID: p.Session.ID, UserID: p.Actor.ID, ExpiresAt: p.Session.ExpiresAt, Value: p}, nil
+	return &realtime.Principal{SessionID: p.Session.ID, UserID: p.Actor.ID, ExpiresAt: p.Session.ExpiresAt, Value: p,
+		LogAttrs: []any{"subject", p.Subject.ID}}, nil
 }
 
 // principalOf returns the console's principal a socket carries, nil for
