@@ -177,82 +177,133 @@ func (l *Log) Export(ctx context.Context, f standin.EventFilter, format string, 
 		return err
 	}
 	// Both writers buffer, so the walk never waits on w for each event.
-	var cw *csv.Writer
-	var bw *bufio.Writer
-	var enc *json.Encoder
+	var x exporter
 	if format == FormatCSV {
-		cw = csv.NewWriter(w)
-		if err := cw.Write(CSVHeader()); err != nil {
-			return fmt.Errorf("export audit log: %w", err)
-		}
+		x, err = newCSVExport(w)
 	} else {
-		bw = bufio.NewWriterSize(w, 64<<10)
-		enc = json.NewEncoder(bw)
-		enc.SetEscapeHTML(false)
-	}
-	var cps *checkpointReader
-	if enc != nil && l.anchor != nil {
-		whole := !filtered(f) && !none
-		if whole {
-			cps = l.anchor.reader(f.AfterSeq)
-			defer cps.close()
-		}
-		h := ExportHeader{Export: ExportInfo{Version: ExportVersion, HashVersion: HashVersion,
-			CheckpointVersion: CheckpointVersion, Key: l.anchor.PublicKey(), Checkpoints: whole}}
-		if err := enc.Encode(h); err != nil {
-			return fmt.Errorf("export audit log: %w", err)
-		}
-	}
-	// emit writes the checkpoints that sign seqs up to seq.
-	emit := func(seq int64) error {
-		for cps != nil {
-			c, err := cps.peek()
-			if err != nil {
-				return err
-			}
-			if c == nil || c.Seq > seq {
-				return nil
-			}
-			if err := enc.Encode(CheckpointRecord{Checkpoint: *c}); err != nil {
-				return fmt.Errorf("export audit log: %w", err)
-			}
-			cps.pop()
-		}
-		return nil
-	}
-	if !none {
-		err = l.walk(ctx, f.AfterSeq, f, false, func(d Stored) error {
-			var err error
-			if cw != nil {
-				err = cw.Write(csvRow(d.Event))
-			} else if err = emit(d.Seq - 1); err == nil {
-				err = enc.Encode(EventJSON(d.Event))
-				if err == nil {
-					err = emit(d.Seq)
-				}
-			}
-			if err != nil {
-				return fmt.Errorf("export audit log: %w", err)
-			}
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-	}
-	if err := emit(math.MaxInt64); err != nil {
-		return err
-	}
-	if cw != nil {
-		cw.Flush()
-		err = cw.Error()
-	} else {
-		err = bw.Flush()
+		x, err = l.newJSONLExport(w, f.AfterSeq, !filtered(f) && !none)
 	}
 	if err != nil {
 		return fmt.Errorf("export audit log: %w", err)
 	}
+	defer x.close()
+	if !none {
+		if err := l.walk(ctx, f.AfterSeq, f, false, x.event); err != nil {
+			return err
+		}
+	}
+	return x.finish()
+}
+
+// exporter writes the events of an export in one format.
+type exporter interface {
+	// event writes one event.
+	event(d Stored) error
+	// finish writes what follows the last event and flushes.
+	finish() error
+	// close lets go of what the export holds open.
+	close()
+}
+
+// csvExport writes CSV: a header row, then a row an event.
+type csvExport struct{ cw *csv.Writer }
+
+func newCSVExport(w io.Writer) (*csvExport, error) {
+	cw := csv.NewWriter(w)
+	if err := cw.Write(CSVHeader()); err != nil {
+		return nil, err
+	}
+	return &csvExport{cw: cw}, nil
+}
+
+func (x *csvExport) event(d Stored) error {
+	if err := x.cw.Write(csvRow(d.Event)); err != nil {
+		return fmt.Errorf("export audit log: %w", err)
+	}
 	return nil
+}
+
+func (x *csvExport) finish() error {
+	x.cw.Flush()
+	if err := x.cw.Error(); err != nil {
+		return fmt.Errorf("export audit log: %w", err)
+	}
+	return nil
+}
+
+func (x *csvExport) close() {}
+
+// jsonlExport writes JSON Lines: with an anchor, a header naming the key,
+// then the events, and for an export of the whole log the signed
+// checkpoints, each right after the event it signs.
+type jsonlExport struct {
+	bw  *bufio.Writer
+	enc *json.Encoder
+	cps *checkpointReader // nil unless checkpoints are written
+}
+
+func (l *Log) newJSONLExport(w io.Writer, afterSeq int64, whole bool) (*jsonlExport, error) {
+	x := &jsonlExport{bw: bufio.NewWriterSize(w, 64<<10)}
+	x.enc = json.NewEncoder(x.bw)
+	x.enc.SetEscapeHTML(false)
+	if l.anchor == nil {
+		return x, nil
+	}
+	if whole {
+		x.cps = l.anchor.reader(afterSeq)
+	}
+	h := ExportHeader{Export: ExportInfo{Version: ExportVersion, HashVersion: HashVersion,
+		CheckpointVersion: CheckpointVersion, Key: l.anchor.PublicKey(), Checkpoints: whole}}
+	if err := x.enc.Encode(h); err != nil {
+		x.close()
+		return nil, err
+	}
+	return x, nil
+}
+
+func (x *jsonlExport) event(d Stored) error {
+	if err := x.checkpointsTo(d.Seq - 1); err != nil {
+		return err
+	}
+	if err := x.enc.Encode(EventJSON(d.Event)); err != nil {
+		return fmt.Errorf("export audit log: %w", err)
+	}
+	return x.checkpointsTo(d.Seq)
+}
+
+// checkpointsTo writes the checkpoints not yet written that sign seqs up
+// to seq.
+func (x *jsonlExport) checkpointsTo(seq int64) error {
+	for x.cps != nil {
+		c, err := x.cps.peek()
+		if err != nil {
+			return fmt.Errorf("export audit log: %w", err)
+		}
+		if c == nil || c.Seq > seq {
+			return nil
+		}
+		if err := x.enc.Encode(CheckpointRecord{Checkpoint: *c}); err != nil {
+			return fmt.Errorf("export audit log: %w", err)
+		}
+		x.cps.pop()
+	}
+	return nil
+}
+
+func (x *jsonlExport) finish() error {
+	if err := x.checkpointsTo(math.MaxInt64); err != nil {
+		return err
+	}
+	if err := x.bw.Flush(); err != nil {
+		return fmt.Errorf("export audit log: %w", err)
+	}
+	return nil
+}
+
+func (x *jsonlExport) close() {
+	if x.cps != nil {
+		x.cps.close()
+	}
 }
 
 // csvRow is e as a CSV row in the order of CSVHeader, with cells a

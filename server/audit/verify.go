@@ -84,96 +84,33 @@ var errBroken = errors.New("broken link")
 func (l *Log) Verify(ctx context.Context) (Verification, error) {
 	var v Verification
 	committed := l.committed.Load()
-	var marks []mark
+	w := &chainWalk{want: 1}
 	var mf *finding
 	if l.anchor != nil {
 		var err error
-		marks, mf, v.Anchor, v.Checkpoints, err = l.anchorMarks()
+		w.marks, mf, v.Anchor, v.Checkpoints, err = l.anchorMarks()
 		if err != nil {
 			mf = &finding{code: ProblemAnchor, problem: fmt.Sprintf("The checkpoint file cannot be read: %v.", err)}
 		}
 	}
-	next := 0 // the first mark not yet met
-	var agreed int64
-	var agreedAt *Checkpoint
-	want, prev := int64(1), ""
 	var broken *finding
 	err := l.walk(ctx, 0, standin.EventFilter{}, true, func(d Stored) error {
-		e := d.Event
 		v.Head = max(v.Head, d.Seq)
-		f := &finding{at: d.Seq}
-		switch {
-		case d.Seq == want && d.Damaged != "":
-			f.code, f.problem = ProblemDamaged, fmt.Sprintf("Event %d is damaged: %s, so it cannot be checked.", d.Seq, d.Damaged)
-		case d.Seq != want:
-			f.at, f.code = want, ProblemMissing
-			f.problem = fmt.Sprintf("Event %d is missing; the next stored event is %d.", want, d.Seq)
-		case e.Seq != d.Seq:
-			f.code, f.problem = ProblemAltered, fmt.Sprintf("Event %d says its seq is %d.", d.Seq, e.Seq)
-		case e.PrevHash != prev && want == 1:
-			f.code, f.problem = ProblemAltered, "Event 1 has a prev_hash, but the first event links to nothing."
-		case e.PrevHash != prev:
-			f.code, f.problem = ProblemAltered, fmt.Sprintf("Event %d does not link to event %d: its prev_hash differs from that event's hash.", d.Seq, d.Seq-1)
-		case ComputeHash(e) != e.Hash:
-			f.code, f.problem = ProblemAltered, fmt.Sprintf("Event %d was altered: its content does not match its hash.", d.Seq)
-		default:
-			for ; next < len(marks) && marks[next].seq <= d.Seq; next++ {
-				m := marks[next]
-				if m.seq < d.Seq || m.hash == e.Hash {
-					agreed, agreedAt = m.seq, m.cp
-					continue
-				}
-				f.at, f.seen, f.code = agreed+1, d.Seq, ProblemRewritten
-				f.problem = fmt.Sprintf("Event %d is not the event signed at %s: the chain was recomputed after a change", d.Seq, m.cp.signedAt())
-				if agreedAt != nil {
-					f.problem += fmt.Sprintf(" to one of the events %d to %d (event %d still agrees with the checkpoint of %s).", agreed+1, d.Seq, agreed, agreedAt.signedAt())
-				} else {
-					f.problem += fmt.Sprintf(" to one of the events 1 to %d.", d.Seq)
-				}
-				broken = f
-				return errBroken
-			}
-			v.Checked++
-			want, prev = want+1, e.Hash
-			return nil
+		if broken = w.check(d); broken != nil {
+			return errBroken
 		}
-		broken = f
-		return errBroken
+		return nil
 	})
 	if err != nil && !errors.Is(err, errBroken) {
 		return Verification{}, err
 	}
 	if broken != nil {
 		broken.seen = max(broken.seen, broken.at)
+	} else {
+		broken = w.end(committed)
 	}
-	if broken == nil {
-		last := want - 1
-		if n := len(marks); next < n && marks[n-1].seq > last {
-			m := marks[n-1]
-			ends := fmt.Sprintf("the log ends at event %d", last)
-			if last == 0 {
-				ends = "the log is empty"
-			}
-			broken = &finding{at: last + 1, code: ProblemTruncated, problem: fmt.Sprintf(
-				"%s missing: %s, but a checkpoint signed at %s records event %d.",
-				eventsAre(last+1, m.seq), ends, m.cp.signedAt(), m.seq)}
-		} else if last < committed {
-			broken = &finding{at: last + 1, code: ProblemTruncated, problem: fmt.Sprintf(
-				"%s missing, though this server stored %s.", eventsAre(last+1, committed), them(last+1, committed))}
-		}
-	}
-	// The first event found broken is reported, and a problem of the
-	// anchor's files alone (at 0) only when no event is. A truncation (or
-	// addition) the checkpoints show also explains a later event that
-	// disagrees with a checkpoint: events appended in place of those
-	// removed.
-	if mf != nil && mf.at > 0 && broken != nil && mf.code != ProblemRewritten && mf.at <= broken.seen {
-		broken = mf
-	}
-	if mf != nil && (broken == nil || (mf.at > 0 && mf.at < broken.at)) {
-		broken = mf
-	}
-	if broken == nil {
+	v.Checked = w.checked
+	if broken = reported(broken, mf); broken == nil {
 		v.OK = true
 		return v, nil
 	}
@@ -182,6 +119,107 @@ func (l *Log) Verify(ctx context.Context) (Verification, error) {
 		v.Checked = min(v.Checked, broken.at-1)
 	}
 	return v, nil
+}
+
+// chainWalk follows the chain in seq order, and the anchor's marks along
+// it.
+type chainWalk struct {
+	marks    []mark
+	next     int // the first mark not yet met
+	agreed   int64
+	agreedAt *Checkpoint // the newest checkpoint found to agree
+	want     int64       // the seq the next document must have
+	prev     string      // the hash it must link to
+	checked  int64       // events found intact
+}
+
+// check judges the next stored document: nil when it is the next intact
+// link of the chain and agrees with every checkpoint signed at its seq,
+// else the problem found.
+func (w *chainWalk) check(d Stored) *finding {
+	e := d.Event
+	f := &finding{at: d.Seq}
+	switch {
+	case d.Seq == w.want && d.Damaged != "":
+		f.code, f.problem = ProblemDamaged, fmt.Sprintf("Event %d is damaged: %s, so it cannot be checked.", d.Seq, d.Damaged)
+	case d.Seq != w.want:
+		f.at, f.code = w.want, ProblemMissing
+		f.problem = fmt.Sprintf("Event %d is missing; the next stored event is %d.", w.want, d.Seq)
+	case e.Seq != d.Seq:
+		f.code, f.problem = ProblemAltered, fmt.Sprintf("Event %d says its seq is %d.", d.Seq, e.Seq)
+	case e.PrevHash != w.prev && w.want == 1:
+		f.code, f.problem = ProblemAltered, "Event 1 has a prev_hash, but the first event links to nothing."
+	case e.PrevHash != w.prev:
+		f.code, f.problem = ProblemAltered, fmt.Sprintf("Event %d does not link to event %d: its prev_hash differs from that event's hash.", d.Seq, d.Seq-1)
+	case ComputeHash(e) != e.Hash:
+		f.code, f.problem = ProblemAltered, fmt.Sprintf("Event %d was altered: its content does not match its hash.", d.Seq)
+	default:
+		if f := w.marksAt(d.Seq, e.Hash); f != nil {
+			return f
+		}
+		w.checked++
+		w.want, w.prev = w.want+1, e.Hash
+		return nil
+	}
+	return f
+}
+
+// marksAt passes the checkpoints signed up to seq, whose event has hash:
+// a checkpoint at seq that names another hash shows the chain recomputed
+// after a change.
+func (w *chainWalk) marksAt(seq int64, hash string) *finding {
+	for ; w.next < len(w.marks) && w.marks[w.next].seq <= seq; w.next++ {
+		m := w.marks[w.next]
+		if m.seq < seq || m.hash == hash {
+			w.agreed, w.agreedAt = m.seq, m.cp
+			continue
+		}
+		f := &finding{at: w.agreed + 1, seen: seq, code: ProblemRewritten}
+		f.problem = fmt.Sprintf("Event %d is not the event signed at %s: the chain was recomputed after a change", seq, m.cp.signedAt())
+		if w.agreedAt != nil {
+			f.problem += fmt.Sprintf(" to one of the events %d to %d (event %d still agrees with the checkpoint of %s).", w.agreed+1, seq, w.agreed, w.agreedAt.signedAt())
+		} else {
+			f.problem += fmt.Sprintf(" to one of the events 1 to %d.", seq)
+		}
+		return f
+	}
+	return nil
+}
+
+// end is the problem the end of an unbroken walk shows, if any: events a
+// checkpoint records, or this server stored, are missing past it.
+func (w *chainWalk) end(committed int64) *finding {
+	last := w.want - 1
+	if n := len(w.marks); w.next < n && w.marks[n-1].seq > last {
+		m := w.marks[n-1]
+		ends := fmt.Sprintf("the log ends at event %d", last)
+		if last == 0 {
+			ends = "the log is empty"
+		}
+		return &finding{at: last + 1, code: ProblemTruncated, problem: fmt.Sprintf(
+			"%s missing: %s, but a checkpoint signed at %s records event %d.",
+			eventsAre(last+1, m.seq), ends, m.cp.signedAt(), m.seq)}
+	}
+	if last < committed {
+		return &finding{at: last + 1, code: ProblemTruncated, problem: fmt.Sprintf(
+			"%s missing, though this server stored %s.", eventsAre(last+1, committed), them(last+1, committed))}
+	}
+	return nil
+}
+
+// reported chooses between the walk's finding and the anchor's: the first
+// event found broken is reported, and a problem of the anchor's files
+// alone (at 0) only when no event is. A truncation (or addition) the
+// checkpoints show also explains a later event that disagrees with a
+// checkpoint: events appended in place of those removed.
+func reported(broken, anchor *finding) *finding {
+	if anchor != nil && anchor.at > 0 && broken != nil && anchor.code != ProblemRewritten && anchor.at <= broken.seen {
+		return anchor
+	}
+	if anchor != nil && (broken == nil || (anchor.at > 0 && anchor.at < broken.at)) {
+		return anchor
+	}
+	return broken
 }
 
 // finding is the first problem a check met.
