@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"strconv"
@@ -18,6 +19,7 @@ import (
 
 	"standin/server"
 	"standin/server/audit"
+	"standin/server/embeddeddb"
 )
 
 func main() {
@@ -28,15 +30,20 @@ func main() {
 }
 
 func run(args []string) error {
-	if len(args) > 0 && args[0] == "audit-key" {
-		return auditKey(args[1:], os.Getenv, os.Stdout)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if len(args) > 0 {
+		switch args[0] {
+		case "audit-key":
+			return auditKey(args[1:], os.Getenv, os.Stdout)
+		case "database":
+			return database(ctx, args[1:], os.Getenv, os.Stdout)
+		}
 	}
 	cfg, err := parseConfig(args, os.Getenv)
 	if err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	return server.Run(ctx, cfg)
 }
 
@@ -149,4 +156,46 @@ func auditKey(args []string, getenv func(string) string, out io.Writer) error {
 	pub := key.Public()
 	_, err = fmt.Fprintf(out, "%s: %s\nkey id: %s\npublic key (ed25519, base64): %s\n%s", *path, what, pub.KeyID, pub.PublicKey, pub.PEM)
 	return err
+}
+
+// database is "standin database -addr HOST:PORT -data-dir DIR": it runs
+// the embedded database alone, until interrupted, for consoles that share
+// it by MONGODB_URI (several nodes on one machine). It prints the URI to
+// give them once the database answers.
+func database(ctx context.Context, args []string, getenv func(string) string, out io.Writer) error {
+	fs := flag.NewFlagSet("standin database", flag.ContinueOnError)
+	addr := fs.String("addr", "127.0.0.1:27017", "the address the database listens on")
+	dataDir := fs.String("data-dir", getenv("STANDIN_DATA_DIR"), "the database's files (env STANDIN_DATA_DIR, default ./data)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("database: unexpected argument %q", fs.Arg(0))
+	}
+	if *dataDir == "" {
+		*dataDir = "data"
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	if host, _, err := net.SplitHostPort(*addr); err == nil && !loopback(host) {
+		log.Warn("the embedded database has no sign-in: anyone who reaches this address reads and writes everything", "addr", *addr)
+	}
+	db, err := embeddeddb.Start(ctx, *dataDir, *addr, log)
+	if err != nil {
+		return fmt.Errorf("database: %w", err)
+	}
+	defer db.Close()
+	if _, err := fmt.Fprintf(out, "database ready: MONGODB_URI=%s\n", db.URI()); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	return nil
+}
+
+// loopback reports whether host names this machine only.
+func loopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

@@ -1,7 +1,10 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
+	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -9,6 +12,8 @@ import (
 	"time"
 
 	"standin/server"
+	"standin/server/mongostore"
+	"standin/server/standin"
 )
 
 func TestParseConfig(t *testing.T) {
@@ -111,5 +116,68 @@ func TestAuditKeyCommand(t *testing.T) {
 	}
 	if err := auditKey(nil, func(string) string { return "" }, &out); err == nil {
 		t.Fatal("no file named, accepted")
+	}
+}
+
+// "standin database" runs the embedded database alone: consoles join it by
+// the URI it prints, a second one on the same data directory is refused,
+// and what was written outlives it.
+func TestDatabaseCommand(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	env := func(string) string { return "" }
+	start := func() (uri string, stop func()) {
+		t.Helper()
+		ctx, cancel := context.WithCancel(context.Background())
+		r, w := io.Pipe()
+		done := make(chan error, 1)
+		go func() { done <- database(ctx, []string{"-addr", "127.0.0.1:0", "-data-dir", dir}, env, w) }()
+		line, err := bufio.NewReader(r).ReadString('\n')
+		if err != nil {
+			cancel()
+			t.Fatalf("database printed nothing: %v (%v)", err, <-done)
+		}
+		uri, ok := strings.CutPrefix(strings.TrimSpace(line), "database ready: MONGODB_URI=")
+		if !ok {
+			t.Fatalf("printed %q", line)
+		}
+		return uri, func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("database stopped with %v", err)
+			}
+		}
+	}
+
+	uri, stop := start()
+	ctx := context.Background()
+	db, err := mongostore.Open(ctx, uri, "standin", mongostore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.EnsureProject(ctx, &standin.Project{Code: "NEURO", Name: "Neuro Imaging"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := database(ctx, []string{"-addr", "127.0.0.1:0", "-data-dir", dir}, env, io.Discard); err == nil {
+		t.Fatal("a second database on the same data directory started")
+	}
+	stop()
+
+	uri, stop = start()
+	defer stop()
+	db, err = mongostore.Open(ctx, uri, "standin", mongostore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close(ctx)
+	projects, err := db.Projects(ctx)
+	if err != nil || len(projects) != 1 || projects[0].Code != "NEURO" {
+		t.Fatalf("after a restart: %v, %v", projects, err)
+	}
+	if err := database(ctx, []string{"-data-dir", dir, "extra"}, env, io.Discard); err == nil {
+		t.Fatal("an unexpected argument was accepted")
 	}
 }
