@@ -1,0 +1,68 @@
+package server_test
+
+import (
+	"testing"
+
+	"github.com/chromedp/chromedp"
+)
+
+// TestBrowserAccessibility runs axe-core (WCAG 2.1 A and AA) on every page
+// of the console for an agent, a manager and a user, at desktop and phone
+// widths, and on the states in between: the sign-in page, the impersonate
+// dialog, the console while impersonating, and a console that could not
+// load its permissions. Each must have no violation.
+func TestBrowserAccessibility(t *testing.T) {
+	t.Parallel()
+	srv := mustStart(t, "")
+	pages := []string{"users", "activity", "book", "bookings", "notifications", "profile"}
+	for _, width := range []struct {
+		name string
+		w, h int64
+	}{{"desktop", 1366, 900}, {"phone", 390, 844}} {
+		for _, who := range []string{"support", "manager", "ben"} {
+			p := newPerson(t, who+"-"+width.name)
+			p.do("set the window", chromedp.EmulateViewport(width.w, width.h), chromedp.Navigate(srv.URL),
+				chromedp.WaitVisible(chromedp.ID("login-form")))
+			p.axe("the sign-in page at " + width.name)
+			p.signIn(srv.URL, who+"@example.org")
+			p.do("the console offers its pages", chromedp.WaitVisible(chromedp.CSS("#main-nav a")))
+			for _, page := range pages {
+				if eval[int](p, "look for "+page, `document.querySelectorAll('#nav-`+page+`').length`) == 0 {
+					continue
+				}
+				p.do("open "+page, chromedp.Click(chromedp.ID("nav-"+page)),
+					chromedp.WaitVisible(chromedp.CSS(`#content[data-page="`+page+`"]`)))
+				p.waitNoText("the page has loaded", "#content", "Loading")
+				p.axe(who + "'s " + page + " page at " + width.name)
+			}
+			if who != "support" {
+				continue
+			}
+			p.do("open the directory", chromedp.Click(chromedp.ID("nav-users")), chromedp.WaitVisible(chromedp.ID("user-search")))
+			p.waitText("the directory lists Ben", "#user-results", "Ben Okafor")
+			p.do("open the impersonate dialog",
+				chromedp.Click(chromedp.CSS(`#user-results [data-action="user-actions"]`)),
+				chromedp.WaitVisible(chromedp.CSS(`[data-menu-item="impersonate"]`)))
+			p.axe("the User Action Menu at " + width.name)
+			p.do("choose Impersonate", chromedp.Click(chromedp.CSS(`[data-menu-item="impersonate"]`)),
+				chromedp.WaitVisible(chromedp.ID("imp-reason")))
+			p.axe("the impersonate dialog at " + width.name)
+			p.do("start", chromedp.SendKeys(chromedp.ID("imp-reason"), "Ben cannot book the confocal"),
+				chromedp.Click(chromedp.ID("imp-submit")), chromedp.WaitVisible(chromedp.ID("impersonation-banner")))
+			p.do("the facility app as Ben", chromedp.WaitVisible(chromedp.ID("resource-list")))
+			p.waitText("Ben's resources are listed", "#resource-list", "Confocal")
+			p.axe("the console while impersonating at " + width.name)
+			p.do("end the impersonation", chromedp.Click(chromedp.ID("impersonation-exit")),
+				chromedp.WaitNotVisible(chromedp.ID("impersonation-banner")))
+			p.waitText("the agent is back on the directory", "#content", "Ben Okafor")
+			p.axe("the console back from impersonating at " + width.name)
+		}
+	}
+
+	// A console that cannot learn what its person may do says so.
+	p := newPerson(t, "support-unloaded")
+	p.do("refuse the permissions request", blockURLs("*://*:*/api/v1/permissions"))
+	p.signIn(srv.URL, "support@example.org")
+	p.waitText("the page says the console could not load", "#content", "could not find out what you may do")
+	p.axe("a console without its permissions")
+}
