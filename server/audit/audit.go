@@ -36,6 +36,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"sync"
@@ -46,6 +47,12 @@ import (
 )
 
 const (
+	// contendedFor is how long after losing a race for a seq the appender
+	// still counts as contended, and contendedPause the most it then
+	// pauses after each commit (see yieldTurn).
+	contendedFor   = time.Second
+	contendedPause = 20 * time.Millisecond
+
 	defaultMaxBatch = 500
 	defaultTimeout  = 5 * time.Second
 	// defaultChunk is how many seqs one query of an ascending walk covers.
@@ -114,6 +121,14 @@ type Config struct {
 	// means fewer scans, at the cost of the database sorting more at once.
 	Chunk int
 
+	// Follow, when positive, makes this Log follow the log (see
+	// follow.go): OnCommit then receives every event of the log, whoever
+	// appended it, in seq order and each once, and the window holds them
+	// too; the Log probes for other servers' events every Follow. Its own
+	// commits are handed over at once when nothing before them is
+	// missing. Without it OnCommit receives only this Log's commits.
+	Follow time.Duration
+
 	// StoredOrder makes an ascending walk (EventsAfter beyond the window,
 	// Export, Verify) one query that reads the collection in the order
 	// the database keeps it, instead of one sorted query per Chunk. Set it
@@ -136,11 +151,12 @@ type Log struct {
 	maxBatch int
 	timeout  time.Duration
 	chunk    int64
-	stored   bool    // Config.StoredOrder
-	win      *window // nil unless Config.Window > 0
-	anchor   *Anchor // nil unless Config.Anchor
-	sole     bool    // this Log is the database's one writer
-	scans    bool    // Config.NoIndexes: the database scans for any query
+	stored   bool      // Config.StoredOrder
+	win      *window   // nil unless Config.Window > 0
+	follow   *follower // nil unless Config.Follow > 0
+	anchor   *Anchor   // nil unless Config.Anchor
+	sole     bool      // this Log is the database's one writer
+	scans    bool      // Config.NoIndexes: the database scans for any query
 	startup  Verification
 
 	// bg is the verification VerifyInBackground runs.
@@ -156,7 +172,9 @@ type Log struct {
 
 	ctx    context.Context // cancelled when Close gives up waiting
 	cancel context.CancelFunc
-	done   chan struct{} // closed when the appender has stopped
+	// stopFollow stops the follower, after the appender.
+	stopFollow context.CancelFunc
+	done       chan struct{} // closed when the appender has stopped
 
 	// committed is the highest seq known to be stored, for readers.
 	committed atomic.Int64
@@ -166,6 +184,13 @@ type Log struct {
 	head      int64
 	headHash  string
 	headKnown bool
+	// conflicted: another server took the next seq; the head is learned
+	// from the copies of the newest events before the log is read.
+	conflicted bool
+	// lastConflict is when another server last took a seq from it, and
+	// commitConflicted whether that happened during the last commit.
+	lastConflict     time.Time
+	commitConflicted bool
 	// doubt holds events of an insert whose outcome could not be
 	// learned; they are checked before anything else is appended.
 	doubt []*standin.Event
@@ -255,6 +280,12 @@ func Open(ctx context.Context, store Store, cfg Config) (*Log, error) {
 	}
 	l.ctx, l.cancel = context.WithCancel(context.Background())
 	go l.run()
+	if cfg.Follow > 0 {
+		l.follow = newFollower(l, cfg.Follow, l.head, l.headHash)
+		fctx, stop := context.WithCancel(context.Background())
+		l.stopFollow = stop
+		go l.follow.run(fctx)
+	}
 	return l, nil
 }
 
@@ -292,6 +323,7 @@ func (l *Log) Close(ctx context.Context) error {
 	l.closed = true
 	l.cond.Broadcast()
 	l.mu.Unlock()
+	defer l.stopFollowing()
 	select {
 	case <-l.done:
 	case <-ctx.Done():
@@ -312,6 +344,14 @@ func (l *Log) Close(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// stopFollowing stops the follower, if any, and waits for it.
+func (l *Log) stopFollowing() {
+	if l.follow != nil {
+		l.stopFollow()
+		<-l.follow.done
+	}
 }
 
 // Append stores evs, in order, at the end of the log, and returns once the
@@ -476,6 +516,24 @@ func (l *Log) run() {
 			return
 		}
 		l.commit(batch)
+		l.yieldTurn()
+	}
+}
+
+// yieldTurn pauses the appender a moment after a commit when another
+// server took a seq from it lately: with several servers appending, the
+// one that just committed would otherwise win most races for the next
+// seq, knowing the head first, and the others starve. So a server that
+// committed without a conflict while others append gives them a moment;
+// one that had to retry does not. The pause also lets more calls join
+// this server's next batch.
+func (l *Log) yieldTurn() {
+	if l.commitConflicted || time.Since(l.lastConflict) > contendedFor {
+		return // it waited its turn already, or no one else appends
+	}
+	select {
+	case <-time.After(rand.N(contendedPause)):
+	case <-l.ctx.Done():
 	}
 }
 
@@ -519,6 +577,7 @@ func (l *Log) take() []*request {
 func (l *Log) commit(reqs []*request) {
 	ctx, cancel := context.WithTimeout(l.ctx, l.timeout)
 	defer cancel()
+	l.commitConflicted = false
 	todo, settles := split(reqs)
 	l.settle(ctx, settles)
 	rest, failure, doubted := l.write(ctx, todo)
@@ -570,7 +629,7 @@ func (l *Log) write(ctx context.Context, todo []item) (rest []item, failure erro
 			l.advance(todo)
 			return nil, nil, false
 		}
-		stored, conflict, rerr := l.storedPrefix(todo)
+		stored, conflict, rerr := l.learnStored(todo, err)
 		if rerr != nil {
 			return todo, l.remember(todo, err, rerr), true
 		}
@@ -583,6 +642,10 @@ func (l *Log) write(ctx context.Context, todo []item) (rest []item, failure erro
 		}
 		l.headKnown = false
 		conflict = conflict || errors.Is(err, ErrSeqTaken)
+		l.conflicted = conflict
+		if conflict {
+			l.lastConflict, l.commitConflicted = time.Now(), true
+		}
 		if conflict {
 			l.logger.Debug("audit append conflict: another writer took the next seq; re-reading the head",
 				"seq", todo[0].e.Seq, "attempt", attempt)
@@ -720,13 +783,30 @@ func (l *Log) advance(items []item) {
 	for i, it := range items {
 		evs[i] = it.e
 	}
-	l.publish(evs)
+	l.handOver(evs)
 	for _, it := range items {
 		it.r.left--
 		if it.r.left == 0 {
 			it.r.done <- nil
 		}
 	}
+	if l.follow != nil {
+		// The other servers' copies come after the answers: they wait for
+		// them anyway, and this server's callers need not.
+		l.mirror(evs)
+	}
+}
+
+// handOver hands over events this Log just stored: to the follower, which
+// delivers them once nothing before them is missing (the caller then
+// copies them for the other servers, see mirror); without a follower,
+// straight to the window and OnCommit.
+func (l *Log) handOver(evs []*standin.Event) {
+	if l.follow == nil {
+		l.publish(evs)
+		return
+	}
+	l.follow.offer(evs)
 }
 
 // publish records stored events in the window and hands copies of them
@@ -778,13 +858,32 @@ func (l *Log) sync(ctx context.Context) error {
 			if l.anchor != nil {
 				l.anchor.advance(last.Seq, last.Hash)
 			}
-			l.publish(stored)
+			l.handOver(stored)
+			if l.follow != nil {
+				l.mirror(stored)
+			}
 		}
 	}
 	if l.headKnown {
 		return nil
 	}
+	if l.conflicted {
+		l.conflicted = false
+		if l.learnHead(ctx) {
+			return nil
+		}
+	}
 	return l.readHead(ctx)
+}
+
+// learnStored learns how many of todo's events a failed insert stored:
+// from its error when the database said, else by asking it.
+func (l *Log) learnStored(todo []item, err error) (n int, conflict bool, rerr error) {
+	var sb *StoredBefore
+	if errors.As(err, &sb) && sb.N >= 0 && sb.N < len(todo) {
+		return sb.N, errors.Is(err, ErrSeqTaken), nil
+	}
+	return l.storedPrefix(todo)
 }
 
 // storedPrefix asks the database, after a failed insert, how many of

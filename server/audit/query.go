@@ -60,7 +60,7 @@ func (l *Log) Query(ctx context.Context, f standin.EventFilter, p standin.Page) 
 		return []*standin.Event{}, "", nil
 	}
 	var evs []*standin.Event
-	if l.win != nil {
+	if l.windowCurrent() {
 		evs, err = l.queryWindow(ctx, f, cursor, limit+1)
 	} else {
 		evs, err = l.queryDB(ctx, f, f.AfterSeq, cursor, limit+1)
@@ -74,6 +74,13 @@ func (l *Log) Query(ctx context.Context, f standin.EventFilter, p standin.Page) 
 		next = strconv.FormatInt(evs[limit-1].Seq, 10)
 	}
 	return evs, next, nil
+}
+
+// windowCurrent reports whether the window holds every event this Log
+// knows to be stored: a follower holds back this server's own commits
+// while an earlier seq is missing, and a query must see them.
+func (l *Log) windowCurrent() bool {
+	return l.win != nil && l.win.last() >= l.committed.Load()
 }
 
 // queryDB reads up to n events matching f from the database: newest
@@ -126,7 +133,7 @@ func (l *Log) ByObject(ctx context.Context, typ, object string) (*standin.Event,
 	if object == "" {
 		return nil, standin.Errorf(standin.EInvalid, "An object is required to find its events.")
 	}
-	if l.win != nil {
+	if l.windowCurrent() {
 		found, _, complete, ok := l.win.newest(func(e *standin.Event) bool {
 			return e.Object == object && (typ == "" || e.Type == typ)
 		}, 0, 1)
@@ -177,7 +184,10 @@ func (l *Log) EventsMatching(ctx context.Context, f standin.EventFilter, fn func
 				break // the window has moved on; the database has the rest
 			}
 			if len(evs) == 0 {
-				return nil
+				if l.windowCurrent() {
+					return nil
+				}
+				break // events this server stored wait for earlier ones: the database has them
 			}
 			for _, e := range evs {
 				if err := fn(e); err != nil {

@@ -33,7 +33,9 @@ type Store interface {
 	// EnsureIndexes creates the secondary indexes queries use.
 	EnsureIndexes(ctx context.Context) error
 	// Insert stores evs in order, stopping at the first that fails: when
-	// it returns an error a prefix of evs may be stored.
+	// it returns an error a prefix of evs may be stored. When the
+	// database said which event it refused, the error is a
+	// *StoredBefore.
 	Insert(ctx context.Context, evs []*standin.Event) error
 	// Head returns the seq and hash of the event stored under the highest
 	// seq, 0 and "" when there is none. A hash that cannot be read is "".
@@ -52,6 +54,23 @@ type Store interface {
 	Scan(ctx context.Context, s Scan, fn func(Stored) error) error
 	// AnyAfter reports whether an event is stored under a seq above seq.
 	AnyAfter(ctx context.Context, seq int64) (bool, error)
+
+	// Hints for the servers that follow the log (Config.Follow). They are
+	// never trusted for what the log holds: a follower checks every event
+	// they give against the chain, and reads the log itself when they
+	// are missing or wrong, which costs only time.
+
+	// Mirror keeps a copy of evs, just stored in seq order, among the
+	// newest events Recent returns. Mirroring what is mirrored already
+	// is no error.
+	Mirror(ctx context.Context, evs []*standin.Event) error
+	// Copied reports whether a copy of the event at seq is kept: a probe
+	// that must be cheap, as followers make it often.
+	Copied(ctx context.Context, seq int64) (bool, error)
+	// Recent returns, in seq order, copies of the newest events above
+	// after: a cheap read that may miss some (not yet mirrored, or too
+	// old to be kept).
+	Recent(ctx context.Context, after int64) ([]*standin.Event, error)
 }
 
 // Errors a Store's errors wrap, which the appender's retries tell apart.
@@ -63,6 +82,19 @@ var (
 	// answer in time; the same call may succeed later.
 	ErrUnreachable = errors.New("the database could not be reached")
 )
+
+// StoredBefore is an error of Store.Insert that knows how its insert
+// ended: the first N events were stored and the next one was refused
+// (its seq is taken, when the error also wraps ErrSeqTaken); none after
+// it was tried. With it the appender need not ask the database what a
+// failed insert stored.
+type StoredBefore struct {
+	N   int
+	Err error
+}
+
+func (e *StoredBefore) Error() string { return e.Err.Error() }
+func (e *StoredBefore) Unwrap() error { return e.Err }
 
 // Stored is an event as a Store read it back.
 type Stored struct {

@@ -66,6 +66,17 @@ func (w *window) load(ctx context.Context, l *Log) (head int64, hash string, err
 	return head, hash, nil
 }
 
+// last returns the seq of the newest event the window holds, 0 when it
+// holds none or is off.
+func (w *window) last() int64 {
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	if w.off || len(w.evs) == 0 {
+		return 0
+	}
+	return w.evs[len(w.evs)-1].Seq
+}
+
 // add appends stored events, in seq order, after the head.
 func (w *window) add(evs []*standin.Event) error {
 	w.mu.Lock()

@@ -32,13 +32,16 @@ const colEvents = "events"
 // (its window, stored-order walks); this store answers every query as
 // asked.
 type Events struct {
-	coll *mongo.Collection
+	coll   *mongo.Collection
+	recent ring // the copies: see Mirror
 }
 
 var _ audit.Store = (*Events)(nil)
 
 // Events returns the audit log's store on db.
-func (db *DB) Events() *Events { return &Events{coll: db.db.Collection(colEvents)} }
+func (db *DB) Events() *Events {
+	return &Events{coll: db.db.Collection(colEvents), recent: newRing(db.db, colRecentPrefix)}
+}
 
 // EnsureIndexes creates the indexes queries use on MongoDB. Each pairs a
 // filter field with _id so an equality filter plus the newest-first order
@@ -68,7 +71,22 @@ func (s *Events) Insert(ctx context.Context, evs []*standin.Event) error {
 		docs[i] = toEventDoc(e)
 	}
 	_, err := s.coll.InsertMany(ctx, docs, options.InsertMany().SetOrdered(true))
+	if k, ok := refusedAt(err); ok {
+		return &audit.StoredBefore{N: k, Err: eventsError(err, "append audit events")}
+	}
 	return eventsError(err, "append audit events")
+}
+
+// refusedAt returns the index of the document an ordered insert refused
+// for its key, when that is all that went wrong: the documents before it
+// are stored, the rest were not tried.
+func refusedAt(err error) (int, bool) {
+	var bwe mongo.BulkWriteException
+	if !errors.As(err, &bwe) || bwe.WriteConcernError != nil || len(bwe.WriteErrors) != 1 ||
+		!mongo.IsDuplicateKeyError(bwe.WriteErrors[0]) {
+		return 0, false
+	}
+	return bwe.WriteErrors[0].Index, true
 }
 
 // Head returns the seq and hash of the newest event, 0 and "" for none.

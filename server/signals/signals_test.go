@@ -1,0 +1,142 @@
+package signals_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"standin/server/dbtest"
+	"standin/server/mongostore"
+	"standin/server/signals"
+)
+
+func TestMain(m *testing.M) { os.Exit(dbtest.Main(m)) }
+
+// received collects what a stream hands its handler.
+type received struct {
+	mu     sync.Mutex
+	seqs   []int64
+	data   []string
+	missed atomic.Int64
+}
+
+func (r *received) handle(s signals.Signal) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.seqs = append(r.seqs, s.Seq)
+	r.data = append(r.data, s.Kind+":"+string(s.Data))
+}
+
+func (r *received) snapshot() ([]int64, []string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.seqs), slices.Clone(r.data)
+}
+
+func open(t *testing.T, store signals.Store, r *received) *signals.Stream {
+	t.Helper()
+	s, err := signals.Open(context.Background(), store, signals.Config{
+		Handle: r.handle, Missed: func() { r.missed.Add(1) }, Every: 20 * time.Millisecond,
+		Logger: slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(context.Background()); err != nil {
+			t.Error(err)
+		}
+	})
+	return s
+}
+
+// waitFor waits until r holds n signals, or fails.
+func waitFor(t *testing.T, what string, r *received, n int) ([]int64, []string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		seqs, data := r.snapshot()
+		if len(seqs) >= n || time.Now().After(deadline) {
+			if len(seqs) != n {
+				t.Fatalf("%s received %d signals, want %d: %v", what, len(seqs), n, seqs)
+			}
+			return seqs, data
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Three servers sending at once each receive every signal, theirs and the
+// others', in one order, each once, under seqs 1..n; each server's own
+// signals keep the order it sent them in.
+func TestEveryServerReceivesEverySignal(t *testing.T) {
+	t.Parallel()
+	db := dbtest.MustOpen(t)
+	const servers, each = 3, 40
+	var recs [servers]received
+	streams := make([]*signals.Stream, servers)
+	for i := range streams {
+		conn := dbtest.MustConnect(t, db, mongostore.Options{AppendOnly: true})
+		streams[i] = open(t, conn.Signals(), &recs[i])
+	}
+	var wg sync.WaitGroup
+	for i, s := range streams {
+		wg.Go(func() {
+			for k := range each {
+				s.Send("test", fmt.Appendf(nil, "%d-%03d", i, k))
+			}
+		})
+	}
+	wg.Wait()
+	var first []string
+	for i := range recs {
+		seqs, data := waitFor(t, fmt.Sprintf("server %d", i), &recs[i], servers*each)
+		for k, seq := range seqs {
+			if seq != int64(k+1) {
+				t.Fatalf("server %d received seqs %v", i, seqs)
+			}
+		}
+		if i == 0 {
+			first = data
+		} else if !slices.Equal(data, first) {
+			t.Fatalf("server %d received another order than server 0", i)
+		}
+	}
+	for i := range servers {
+		var own []string
+		for _, d := range first {
+			if d[len("test:")] == byte('0'+i) {
+				own = append(own, d)
+			}
+		}
+		if len(own) != each || !slices.IsSorted(own) {
+			t.Errorf("server %d's signals arrived as %v", i, own)
+		}
+	}
+}
+
+// A server that falls behind by more than the store keeps is told it
+// missed signals and carries on with those kept.
+func TestMissedSignals(t *testing.T) {
+	t.Parallel()
+	db := dbtest.MustOpen(t)
+	var rec received
+	// A stream that starts now, then signals stored behind its back with
+	// a gap a writer could never leave but a pruned ring can.
+	open(t, db.Signals(), &rec)
+	for _, seq := range []int64{1, 3, 4} {
+		if err := db.Signals().Insert(context.Background(), signals.Signal{Seq: seq, Kind: "k", At: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	seqs, _ := waitFor(t, "the server", &rec, 3)
+	if !slices.Equal(seqs, []int64{1, 3, 4}) || rec.missed.Load() != 1 {
+		t.Fatalf("received %v and was told of %d misses, want [1 3 4] and 1", seqs, rec.missed.Load())
+	}
+}
