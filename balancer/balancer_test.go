@@ -379,3 +379,32 @@ func TestRetryOnlyIdempotent(t *testing.T) {
 		}
 	})
 }
+
+// Stopping the balancer ends the WebSockets it carries too.
+func TestServeStopsSockets(t *testing.T) {
+	t.Parallel()
+	a := newBackend(t, "a")
+	bal, err := balancer.New(balancer.Config{Backends: []string{a.srv.URL}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- bal.Serve(ctx, ln) }()
+	waitFor(t, "a up", func() bool { return countUp(bal) == 1 })
+	c, _ := dialEcho(t, "http://"+ln.Addr().String())
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Serve: %v", err)
+	}
+	read, stop := context.WithTimeout(context.Background(), 30*time.Second)
+	defer stop()
+	if _, _, err := c.Read(read); err == nil || errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("the socket outlived the balancer: %v", err)
+	}
+}
