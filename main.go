@@ -17,6 +17,7 @@ import (
 
 	_ "time/tzdata" // time zones on hosts and images without zoneinfo
 
+	"standin/balancer"
 	"standin/server"
 	"standin/server/audit"
 	"standin/server/embeddeddb"
@@ -38,6 +39,8 @@ func run(args []string) error {
 			return auditKey(args[1:], os.Getenv, os.Stdout)
 		case "database":
 			return database(ctx, args[1:], os.Getenv, os.Stdout)
+		case "balance":
+			return balance(ctx, args[1:], os.Stdout)
 		}
 	}
 	cfg, err := parseConfig(args, os.Getenv)
@@ -189,6 +192,40 @@ func database(ctx context.Context, args []string, getenv func(string) string, ou
 	}
 	<-ctx.Done()
 	return nil
+}
+
+// balance is "standin balance -addr HOST:PORT -backend URL ...": a load
+// balancer for consoles that share a database, until interrupted. Each
+// console runs with STANDIN_PUBLIC_URL set to the balancer's URL, which it
+// prints once it listens.
+func balance(ctx context.Context, args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("standin balance", flag.ContinueOnError)
+	addr := fs.String("addr", "127.0.0.1:8080", "the address the balancer listens on")
+	var backends []string
+	fs.Func("backend", "a console's URL, http://HOST:PORT (repeat for each)", func(s string) error {
+		backends = append(backends, s)
+		return nil
+	})
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("balance: unexpected argument %q", fs.Arg(0))
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	b, err := balancer.New(balancer.Config{Backends: backends, Logger: log})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return fmt.Errorf("balance: %w", err)
+	}
+	if _, err := fmt.Fprintf(out, "balancer ready: URL=http://%s\n", ln.Addr()); err != nil {
+		ln.Close()
+		return err
+	}
+	return b.Serve(ctx, ln)
 }
 
 // loopback reports whether host names this machine only.

@@ -4,7 +4,10 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"fmt"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -179,5 +182,63 @@ func TestDatabaseCommand(t *testing.T) {
 	}
 	if err := database(ctx, []string{"-data-dir", dir, "extra"}, env, io.Discard); err == nil {
 		t.Fatal("an unexpected argument was accepted")
+	}
+}
+
+// "standin balance" proxies to the backends it is given, prints its URL
+// once it listens, stops when interrupted, and refuses a command line
+// without backends or with a malformed one.
+func TestBalanceCommand(t *testing.T) {
+	t.Parallel()
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "backend saw %s %s", r.Host, r.URL.Path)
+	}))
+	defer backend.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	r, w := io.Pipe()
+	done := make(chan error, 1)
+	go func() { done <- balance(ctx, []string{"-addr", "127.0.0.1:0", "-backend", backend.URL}, w) }()
+	line, err := bufio.NewReader(r).ReadString('\n')
+	if err != nil {
+		cancel()
+		t.Fatalf("balance printed nothing: %v (%v)", err, <-done)
+	}
+	url, ok := strings.CutPrefix(strings.TrimSpace(line), "balancer ready: URL=")
+	if !ok {
+		t.Fatalf("printed %q", line)
+	}
+	// The backend counts as up after its first health check.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		res, err := http.Get(url + "/x")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if want := "backend saw " + strings.TrimPrefix(url, "http://") + " /x"; res.StatusCode == http.StatusOK && string(body) == want {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("through the balancer: %d %q", res.StatusCode, body)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("balance stopped with %v", err)
+	}
+
+	for name, args := range map[string][]string{
+		"ErrNoBackend":  {"-addr", "127.0.0.1:0"},
+		"ErrBadBackend": {"-backend", "localhost:8081"},
+		"ErrArgument":   {"-backend", backend.URL, "extra"},
+		"ErrAddr":       {"-addr", "nowhere", "-backend", backend.URL},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if err := balance(context.Background(), args, io.Discard); err == nil {
+				t.Fatalf("%q accepted", args)
+			}
+		})
 	}
 }
