@@ -12,8 +12,10 @@
 // record.
 //
 // A node that dies holds its lease only until its term ends: the next term
-// is free to claim. Records of past terms are pruned by each term's
-// winner, so the store keeps a few records per job.
+// is free to claim. A node that stops cleanly gives its term back, so a
+// process that replaces it takes the job over at once. Records of past
+// terms are pruned by each term's winner, so the store keeps a few records
+// per job.
 //
 // Terms come from each node's wall clock. Clocks that differ by s make
 // adjacent terms overlap by up to s: the node whose clock runs ahead
@@ -46,6 +48,9 @@ type Store interface {
 	// Prune deletes job's records of terms before before and returns how
 	// many it deleted.
 	Prune(ctx context.Context, job string, before int64) (int, error)
+	// Release deletes job's record of term if it names holder, so that a
+	// node that has not yet tried that term may claim it.
+	Release(ctx context.Context, job string, term int64, holder string) error
 }
 
 // Record is one term's lease as a store keeps it, for inspection.
@@ -155,7 +160,9 @@ func (l *Leases) Acquire(ctx context.Context, job string, d time.Duration) (held
 // once to claim the lease (again on the next tick if the store failed)
 // and then runs or skips fn for the rest of the term. fn runs on one
 // node per term, give or take the clock skew the package comment
-// describes.
+// describes. When ctx ends, after fn's last run returned, the lease of
+// the current term is released: a console restarted at once (a new
+// process) runs the job without waiting for the next term.
 func (l *Leases) Every(ctx context.Context, job string, period, d time.Duration, fn func(context.Context)) {
 	t := time.NewTicker(period)
 	defer t.Stop()
@@ -163,6 +170,7 @@ func (l *Leases) Every(ctx context.Context, job string, period, d time.Duration,
 	for {
 		select {
 		case <-ctx.Done():
+			l.release(ctx, job, d, cur)
 			return
 		case <-t.C:
 			if ctx.Err() == nil && l.hold(ctx, job, d, &cur) {
@@ -195,4 +203,22 @@ func (l *Leases) hold(ctx context.Context, job string, d time.Duration, cur *tur
 	}
 	*cur = turn{term: term, decided: true, mine: held}
 	return held
+}
+
+// releaseWithin bounds the release of a lease at the end: a database that
+// does not answer must not hold the shutdown up.
+const releaseWithin = 2 * time.Second
+
+// release gives back the lease of the current term if this node holds it.
+// A term already over is left to the pruning: a node whose clock runs
+// behind may still see it as current.
+func (l *Leases) release(ctx context.Context, job string, d time.Duration, cur turn) {
+	if !cur.mine || cur.term != TermOf(l.now(), d) {
+		return
+	}
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseWithin)
+	defer cancel()
+	if err := l.store.Release(rctx, job, cur.term, l.holder); err != nil {
+		l.log.Debug("releasing a lease; it ends with its term", "job", job, "term", cur.term, "err", err)
+	}
 }

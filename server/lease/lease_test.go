@@ -264,20 +264,87 @@ func TestEveryRunsOnOneNodePerTerm(t *testing.T) {
 	}
 	mustKeepFewRecords(t, storeA, last)
 
-	// The holder of the current term stops. The other waits out the term
-	// it lost and runs the job from the next one.
+	// The holder of the current term stops and gives the term back: the
+	// other, which lost it, waits for the next term, but a node started
+	// now (a process replacing the one that stopped) runs the job at once.
 	other := map[string]string{"a": "b", "b": "a"}[holder]
 	nodes[holder].halt()
+	mustHaveNoRecord(t, storeA, last)
+	c := startNode(t, "c", recorder{storeA, seen}, &now, r)
+	waitFor(t, "a node started in the term to run the job", func() bool { return r.of(last)["c"] >= 2 })
+	c.halt()
+	if got := r.of(last)[other]; got != 0 {
+		t.Fatalf("%s ran the job %d times in term %d, which it had lost", other, got, last)
+	}
+
+	// With the others gone, the one left runs the job from the next term.
 	now.Store((last+1)*int64(term) + int64(time.Millisecond))
 	waitFor(t, "the other node to run the job in the next term", func() bool { return r.of(last + 1)[other] >= 3 })
 	if got := r.of(last + 1); len(got) != 1 {
 		t.Fatalf("term %d: the job ran on %v, want %s alone", last+1, got, other)
 	}
-	if got := r.of(last)[other]; got != 0 {
-		t.Fatalf("%s ran the job %d times in term %d, which %s held", other, got, last, holder)
-	}
 	if h := mustHolder(t, storeA, last+1); h != other {
 		t.Fatalf("term %d is held by %s, want %s", last+1, h, other)
+	}
+}
+
+// TestDeadHolderKeepsItsTerm: a node that dies holding a term (it never
+// gives it back) keeps the others from the job until the term ends.
+func TestDeadHolderKeepsItsTerm(t *testing.T) {
+	t.Parallel()
+	storeA, storeB := mustTwoStores(t)
+	var now atomic.Int64
+	k := int64(2_000)
+	now.Store(k * int64(term))
+	dead := lease.New(storeA, lease.Config{Holder: "dead", Now: func() time.Time { return time.Unix(0, now.Load()) }})
+	if held, got, err := dead.Acquire(context.Background(), "job", term); err != nil || !held || got != k {
+		t.Fatalf("Acquire = %v, %d, %v; want term %d held", held, got, err, k)
+	}
+	seen := &answers{m: map[string]map[int64]bool{}}
+	r := &runs{n: map[int64]map[string]int{}}
+	startNode(t, "b", recorder{storeB, seen}, &now, r)
+	waitFor(t, "the live node to claim the dead one's term", func() bool { return seen.has("b", k) })
+	now.Store((k + 1) * int64(term))
+	waitFor(t, "the live node to run the job in the next term", func() bool { return r.of(k + 1)["b"] >= 1 })
+	if got := r.of(k)["b"]; got != 0 {
+		t.Fatalf("the live node ran the job %d times in the dead node's term", got)
+	}
+}
+
+func TestReleaseFreesTheTerm(t *testing.T) {
+	t.Parallel()
+	a, b := mustTwoStores(t)
+	ctx := context.Background()
+	until := time.Now().Add(term)
+	if won, err := a.Claim(ctx, "job", 7, "a", until); err != nil || !won {
+		t.Fatalf("claim: %v, %v", won, err)
+	}
+	// Only the holder gives a term back.
+	if err := b.Release(ctx, "job", 7, "b"); err != nil {
+		t.Fatal(err)
+	}
+	if won, err := b.Claim(ctx, "job", 7, "b", until); err != nil || won {
+		t.Fatalf("claim of a term another holds, after a release not its own: %v, %v; want lost", won, err)
+	}
+	if err := a.Release(ctx, "job", 7, "a"); err != nil {
+		t.Fatal(err)
+	}
+	if won, err := b.Claim(ctx, "job", 7, "b", until); err != nil || !won {
+		t.Fatalf("claim of a released term: %v, %v; want won", won, err)
+	}
+}
+
+// mustHaveNoRecord checks that job's term k has no record.
+func mustHaveNoRecord(t *testing.T, s *mongostore.Leases, k int64) {
+	t.Helper()
+	recs, err := s.List(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range recs {
+		if r.Job == "job" && r.Term == k {
+			t.Fatalf("term %d still held by %s after it stopped", k, r.Holder)
+		}
 	}
 }
 

@@ -16,7 +16,7 @@ import (
 // lease, _id "<job>|<term>": the insert that creates it decides which node
 // runs the job for that term. Documents are never updated; each term's
 // winner deletes those of terms long past, so the collection stays a few
-// documents per job.
+// documents per job, and a holder that stops deletes its own.
 const colLeases = "leases"
 
 type leaseDoc struct {
@@ -46,28 +46,32 @@ func leaseID(job string, term int64) string { return job + "|" + strconv.FormatI
 // EUnavailable when the database cannot be reached or refuses writes.
 func (s *Leases) Claim(ctx context.Context, job string, term int64, holder string, until time.Time) (bool, error) {
 	id := leaseID(job, term)
-	_, err := s.coll.InsertOne(ctx, leaseDoc{ID: id, Job: job, Term: term, Holder: holder, Until: until.UTC()})
-	if err == nil {
-		return true, nil
+	for range 2 {
+		_, err := s.coll.InsertOne(ctx, leaseDoc{ID: id, Job: job, Term: term, Holder: holder, Until: until.UTC()})
+		if err == nil {
+			return true, nil
+		}
+		if !mongo.IsDuplicateKeyError(err) {
+			return false, translate(err, "claim lease "+id)
+		}
+		var d leaseDoc
+		err = s.coll.FindOne(ctx, bson.M{"_id": id}).Decode(&d)
+		if err == nil {
+			return d.Holder == holder, nil
+		}
+		if !errors.Is(err, mongo.ErrNoDocuments) {
+			return false, translate(err, "read lease "+id)
+		}
+		// Released (or pruned) between the insert and the read: the
+		// term is free again, or long past.
 	}
-	if !mongo.IsDuplicateKeyError(err) {
-		return false, translate(err, "claim lease "+id)
-	}
-	var d leaseDoc
-	err = s.coll.FindOne(ctx, bson.M{"_id": id}).Decode(&d)
-	if errors.Is(err, mongo.ErrNoDocuments) {
-		return false, nil // pruned since: the term is long past
-	}
-	if err != nil {
-		return false, translate(err, "read lease "+id)
-	}
-	return d.Holder == holder, nil
+	return false, nil
 }
 
 // Prune deletes job's records of terms before before and returns how
 // many it deleted. Records are immutable and only past terms are
-// deleted, so a delete racing a claim of the current term cannot touch
-// it. The filter reads the whole collection on FerretDB, which the
+// deleted here, so a delete racing a claim of the current term cannot
+// touch it. The filter reads the whole collection on FerretDB, which the
 // pruning keeps small.
 func (s *Leases) Prune(ctx context.Context, job string, before int64) (int, error) {
 	res, err := s.coll.DeleteMany(ctx, bson.M{"job": job, "term": bson.M{"$lt": before}})
@@ -75,6 +79,13 @@ func (s *Leases) Prune(ctx context.Context, job string, before int64) (int, erro
 		return 0, translate(err, "prune leases of "+job)
 	}
 	return int(res.DeletedCount), nil
+}
+
+// Release deletes job's record of term if it names holder. Its errors are
+// EUnavailable when the database cannot be reached or refuses writes.
+func (s *Leases) Release(ctx context.Context, job string, term int64, holder string) error {
+	_, err := s.coll.DeleteOne(ctx, bson.M{"_id": leaseID(job, term), "holder": holder})
+	return translate(err, "release lease "+leaseID(job, term))
 }
 
 // List returns every lease record, in no particular order: a few per job.
