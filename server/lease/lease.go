@@ -4,12 +4,12 @@
 // Time is cut into terms of a fixed length: term k of length d is the
 // wall-clock interval [k·d, (k+1)·d). The lease of a job for a term is one
 // record whose key is the job and the term; the node whose insert of that
-// record succeeds holds the lease for the whole term, and every other node
-// skips the job until the next term. The decision is a unique insert, the
-// one write that is exact on every database the console runs on (MongoDB,
-// and FerretDB, whose read-modify-write updates are not atomic across
-// connections); nothing is ever updated in place, so no two nodes write one
-// record.
+// record succeeds holds the lease for the whole term (unless it stops and
+// gives it back first), and every other node that tried skips the job
+// until the next term. The decision is a unique insert, the one write that
+// is exact on every database the console runs on (MongoDB, and FerretDB,
+// whose read-modify-write updates are not atomic across connections);
+// nothing is ever updated in place, so no two nodes write one record.
 //
 // A node that dies holds its lease only until its term ends: the next term
 // is free to claim. A node that stops cleanly gives its term back, so a
