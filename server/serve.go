@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"standin/server/bookings"
+	"standin/server/lease"
 	"standin/server/presence"
 )
 
@@ -44,12 +45,23 @@ func (n *node) serve(ctx context.Context) error {
 	return runErr
 }
 
+// Terms of the leases under which jobs shared by the nodes on one
+// database run: a node that stops holds its job until its term ends.
+const (
+	sweepTerm  = sweepEvery      // a sweep a term, on one node
+	expireTerm = 5 * time.Second // how late an expiry may be when a node stops
+)
+
 // runJobs starts the console's timed jobs on wg; they stop when ctx ends.
+// Jobs whose work is the database's, not this node's, run on one node
+// per term (package lease).
 func (n *node) runJobs(ctx context.Context, wg *sync.WaitGroup) {
 	log := n.log
+	leases := lease.New(n.db.Leases(), lease.Config{Logger: log.With("component", "lease")})
+	log.Info("background jobs run under leases", "node", leases.Holder())
 	wg.Go(func() {
 		// Expired sessions are removed.
-		every(ctx, sweepEvery, func(ctx context.Context) {
+		leases.Every(ctx, "sweep-sessions", sweepEvery, sweepTerm, func(ctx context.Context) {
 			if count, err := n.sessions.Sweep(ctx); err != nil && ctx.Err() == nil {
 				log.Warn("sweeping expired sessions", "err", err)
 			} else if count > 0 {
@@ -60,7 +72,7 @@ func (n *node) runJobs(ctx context.Context, wg *sync.WaitGroup) {
 	wg.Go(func() {
 		// Impersonations end as they expire, whether or not a request
 		// is in flight.
-		every(ctx, time.Second, func(ctx context.Context) {
+		leases.Every(ctx, "expire-impersonations", time.Second, expireTerm, func(ctx context.Context) {
 			if _, err := n.imps.ExpireDue(ctx); err != nil && ctx.Err() == nil {
 				log.Warn("ending expired impersonations", "err", err)
 			}
@@ -71,6 +83,9 @@ func (n *node) runJobs(ctx context.Context, wg *sync.WaitGroup) {
 	})
 	wg.Go(func() {
 		// Booking writes a database failure stopped midway are finished.
+		// Not under a lease: each node repairs what its own writes left
+		// (Repair returns at once when they left nothing), which a lease
+		// held by another node would leave waiting.
 		every(ctx, bookings.RepairEvery, func(ctx context.Context) {
 			if err := n.bookings.Repair(ctx); err != nil && ctx.Err() == nil {
 				log.Warn("finishing half-written bookings; trying again later", "err", err)

@@ -375,8 +375,11 @@ func (db *DB) ClearImpersonationSessions(ctx context.Context, id string) ([]stri
 	return ids, nil
 }
 
-// FreeStaleHolds removes holds whose impersonation has ended or does not
-// exist: what a crash between ending one and freeing its holds leaves.
+// FreeStaleHolds removes holds whose impersonation has ended or, past
+// holdGrace, does not exist: what a crash between ending one and freeing
+// its holds leaves, or a start that could not undo its claims. A hold
+// younger than that may be a start's, on another node sharing the
+// database, that has not yet written its record.
 func (db *DB) FreeStaleHolds(ctx context.Context) (int, error) {
 	cur, err := db.db.Collection(colHolds).Find(ctx, bson.M{})
 	if err != nil {
@@ -394,6 +397,9 @@ func (db *DB) FreeStaleHolds(ctx context.Context) (int, error) {
 		}
 		if err != nil && standin.ErrorCode(err) != standin.ENotFound {
 			return freed, err
+		}
+		if err != nil && time.Since(h.At) <= holdGrace {
+			continue // a start, perhaps on another node, is still writing it
 		}
 		if _, err := db.db.Collection(colHolds).DeleteOne(ctx, bson.M{"_id": h.ID, "impersonation_id": h.ImpersonationID}); err != nil {
 			return freed, translate(err, "free impersonation hold")
