@@ -11,6 +11,7 @@ import (
 	"standin/server/livefeed"
 	"standin/server/mongostore"
 	"standin/server/presence"
+	"standin/server/signals"
 	"standin/server/startup"
 )
 
@@ -106,8 +107,15 @@ func (n *node) openAudit(ctx context.Context, uri string) error {
 	// once it exists, and publishes nothing before. The audit log's
 	// commits reach it from the start.
 	n.feed = livefeed.New(n.log.With("component", "livefeed"))
+	if err := n.openSignals(ctx); err != nil {
+		return err
+	}
+	n.follower = newFollower(n.feed, n.log.With("component", "follow"))
 	n.tracker = presence.New(presence.Config{OnChange: n.feed.PresenceChanged})
-	auditCfg := audit.Config{Logger: n.log.With("component", "audit"), OnCommit: n.feed.Committed, NoIndexes: n.eventsDB.FerretDB()}
+	// Every server follows the log: the events of all of them reach the
+	// live feed and the follower's reactions by one path.
+	auditCfg := audit.Config{Logger: n.log.With("component", "audit"), OnCommit: n.follower.committed,
+		Follow: followEvery, NoIndexes: n.eventsDB.FerretDB()}
 	if n.cfg.MongoURI == "" {
 		// The embedded database belongs to this process, so this server is
 		// the audit log's one writer, and it scans for every query: recent
@@ -129,5 +137,23 @@ func (n *node) openAudit(ctx context.Context, uri string) error {
 	n.onClose(func(ctx context.Context) {
 		closeWithin(ctx, 10*time.Second, n.events.Close, n.log, "closing the audit log")
 	})
+	return nil
+}
+
+// openSignals opens the stream of signals on the audit log's connection
+// (it only inserts and reads) and makes the live feed send through it.
+func (n *node) openSignals(ctx context.Context) error {
+	stream, err := signals.Open(ctx, n.eventsDB.Signals(), signals.Config{
+		Handle: func(s signals.Signal) { n.feed.Apply(s.Kind, s.Data) },
+		Missed: func() { n.log.Warn("signals were lost to this server: some tabs may not hear of a change until they reconnect") },
+		Every:  followEvery,
+		Logger: n.log.With("component", "signals"),
+	})
+	if err != nil {
+		return err
+	}
+	n.signals = stream
+	n.feed.UseSignals(stream)
+	n.onClose(func(ctx context.Context) { closeWithin(ctx, 5*time.Second, stream.Close, n.log, "closing the signals") })
 	return nil
 }

@@ -56,6 +56,9 @@ const (
 // Jobs whose work is the database's, not this node's, run on one node
 // per term (package lease).
 func (n *node) runJobs(ctx context.Context, wg *sync.WaitGroup) {
+	// What any server committed that changes the access rules is read
+	// again here.
+	wg.Go(func() { n.follower.run(ctx, n.rbac) })
 	log := n.log
 	leases := lease.New(n.db.Leases(), lease.Config{Logger: log.With("component", "lease")})
 	log.Info("background jobs run under leases", "node", leases.Holder())

@@ -24,6 +24,7 @@ import (
 	"standin/server/presence"
 	"standin/server/rbac"
 	"standin/server/session"
+	"standin/server/signals"
 	"standin/server/standin"
 	"standin/server/startup"
 )
@@ -78,6 +79,8 @@ type node struct {
 	decider  *access.Decider
 	bookings *bookings.Service
 	feed     *livefeed.Feed    // the one way to the hub's sockets
+	follower *follower         // reacts to what any server committed
+	signals  *signals.Stream   // what every server learns that is not an audit fact
 	tracker  *presence.Tracker // who looks at whom, who holds an impersonation
 	hubCtx   context.Context   // the hub's: it outlives requests
 	hub      *realtime.Hub

@@ -7,9 +7,8 @@
 // replays what a reconnecting client missed (Subscriptions).
 //
 // Only what is committed is published: audit events come from the audit
-// log's commit hook, notifications once stored. Live delivery covers what
-// this server commits; a client of another server sharing the database
-// sees those events on its next replay.
+// log's commit hook, notifications once stored. Every server sharing a
+// database delivers what any of them committed (see Feed).
 //
 // It defines the one JSON form of a notification (NotificationJSON) and
 // carries audit events in the one JSON form of the audit log
@@ -17,6 +16,7 @@
 package livefeed
 
 import (
+	"encoding/json"
 	"log/slog"
 	"sync/atomic"
 
@@ -41,9 +41,44 @@ var _ Hub = (*realtime.Hub)(nil)
 // workflow before the hub exists: until Attach, no socket can be open,
 // so they publish nothing. Its methods are safe for concurrent use and
 // never block.
+//
+// Every server sharing a database delivers to its own sockets what any
+// of them did, by one path: audit events reach Committed from the audit
+// log every server follows, and what is not an audit fact (a
+// notification, a session's tabs to tell or close) is sent as a signal
+// (UseSignals) that every server, this one included, hands back to
+// Apply. Without signals the feed applies them here at once.
 type Feed struct {
-	hub atomic.Pointer[hubRef]
-	log *slog.Logger
+	hub    atomic.Pointer[hubRef]
+	sender atomic.Pointer[senderRef]
+	log    *slog.Logger
+}
+
+// Sender sends a signal to every server sharing the database, this one
+// included (package signals' Stream), and never blocks.
+type Sender interface {
+	Send(kind string, data []byte)
+}
+
+type senderRef struct{ Sender }
+
+// Kinds of the feed's signals.
+const (
+	signalNotification = "livefeed.notification"
+	signalSession      = "livefeed.session"
+	signalEnded        = "livefeed.session_ended"
+	signalReplaced     = "livefeed.session_replaced"
+)
+
+// sessionSignal tells the tabs of Sessions the message Payload.
+type sessionSignal struct {
+	Sessions []string        `json:"sessions"`
+	Payload  json.RawMessage `json:"payload"`
+}
+
+// closeSignal closes the sockets of Session.
+type closeSignal struct {
+	Session string `json:"session"`
 }
 
 type hubRef struct{ Hub }
@@ -61,6 +96,71 @@ func New(log *slog.Logger) *Feed {
 func (f *Feed) Attach(h Hub) {
 	if !f.hub.CompareAndSwap(nil, &hubRef{h}) {
 		panic("livefeed: a hub is attached already")
+	}
+}
+
+// UseSignals makes the feed send what is not an audit fact through s,
+// once; a second call panics. The receiving end hands each signal, from
+// any server, to Apply.
+func (f *Feed) UseSignals(s Sender) {
+	if !f.sender.CompareAndSwap(nil, &senderRef{s}) {
+		panic("livefeed: signals are in use already")
+	}
+}
+
+// signal sends v as a signal of kind to every server, or applies it here
+// when the feed has no signals.
+func (f *Feed) signal(kind string, v any) {
+	data, err := json.Marshal(v)
+	if err != nil {
+		f.log.Error("livefeed: encoding a signal failed", "kind", kind, "err", err)
+		return
+	}
+	if r := f.sender.Load(); r != nil {
+		r.Send(kind, data)
+		return
+	}
+	f.Apply(kind, data)
+}
+
+// Apply acts on a signal of the feed's, sent by any server: it publishes
+// a notification, tells a session's tabs of a switch, or closes a
+// session's sockets. Signals of other kinds are ignored.
+func (f *Feed) Apply(kind string, data []byte) {
+	h := f.hubOf()
+	if h == nil {
+		return
+	}
+	var err error
+	switch kind {
+	case signalNotification:
+		var n standin.Notification
+		if err = json.Unmarshal(data, &n); err == nil {
+			if ev, ok := notificationEvent(f.log, &n); ok {
+				f.publish(realtime.TopicNotifications, ev)
+			}
+		}
+	case signalSession:
+		var m sessionSignal
+		if err = json.Unmarshal(data, &m); err == nil {
+			for _, id := range m.Sessions {
+				if perr := h.PublishSession(id, realtime.Event{Payload: m.Payload}); perr != nil {
+					f.log.Error("livefeed: publishing a session change failed", "err", perr)
+				}
+			}
+		}
+	case signalEnded, signalReplaced:
+		var m closeSignal
+		if err = json.Unmarshal(data, &m); err == nil {
+			if kind == signalEnded {
+				h.CloseSession(m.Session, realtime.StatusSessionEnded, realtime.ReasonSessionEnded)
+			} else {
+				h.CloseSession(m.Session, realtime.StatusSessionChanged, realtime.ReasonSessionChanged)
+			}
+		}
+	}
+	if err != nil {
+		f.log.Error("livefeed: a signal could not be read", "kind", kind, "err", err)
 	}
 }
 
@@ -100,11 +200,10 @@ func (f *Feed) Committed(evs []*standin.Event) {
 	}
 }
 
-// Notified publishes a stored notification to its user.
+// Notified publishes a stored notification to its user, on whichever
+// server their sockets are.
 func (f *Feed) Notified(n *standin.Notification) {
-	if ev, ok := notificationEvent(f.log, n); ok {
-		f.publish(realtime.TopicNotifications, ev)
-	}
+	f.signal(signalNotification, n)
 }
 
 // PresenceChanged is the presence tracker's change hook.
@@ -127,8 +226,7 @@ func (f *Feed) ImpersonationEnded(imp *standin.Impersonation, sessionIDs []strin
 }
 
 func (f *Feed) sessionChanged(typ string, imp *standin.Impersonation, ids []string) {
-	h := f.hubOf()
-	if h == nil || len(ids) == 0 {
+	if len(ids) == 0 {
 		return
 	}
 	payload, err := sessionPayload(typ, imp)
@@ -136,27 +234,19 @@ func (f *Feed) sessionChanged(typ string, imp *standin.Impersonation, ids []stri
 		f.log.Error("livefeed: encoding a session change failed", "err", err)
 		return
 	}
-	for _, id := range ids {
-		if err := h.PublishSession(id, realtime.Event{Payload: payload}); err != nil {
-			f.log.Error("livefeed: publishing a session change failed", "err", err)
-		}
-	}
+	f.signal(signalSession, sessionSignal{Sessions: ids, Payload: payload})
 }
 
 // SessionEnded closes the sockets of session id, which ended by logout,
-// revocation or expiry, with realtime.StatusSessionEnded: its tabs do not
-// reconnect until someone signs in again.
+// revocation or expiry, with realtime.StatusSessionEnded, on every
+// server: its tabs do not reconnect until someone signs in again.
 func (f *Feed) SessionEnded(id string) {
-	if h := f.hubOf(); h != nil {
-		h.CloseSession(id, realtime.StatusSessionEnded, realtime.ReasonSessionEnded)
-	}
+	f.signal(signalEnded, closeSignal{Session: id})
 }
 
 // SessionReplaced closes the sockets of session id, replaced by a new
-// session of the same person, with realtime.StatusSessionChanged: its tabs
-// reconnect at once with the new cookie.
+// session of the same person, with realtime.StatusSessionChanged, on
+// every server: its tabs reconnect at once with the new cookie.
 func (f *Feed) SessionReplaced(id string) {
-	if h := f.hubOf(); h != nil {
-		h.CloseSession(id, realtime.StatusSessionChanged, realtime.ReasonSessionChanged)
-	}
+	f.signal(signalReplaced, closeSignal{Session: id})
 }

@@ -2,6 +2,7 @@ package livefeed_test
 
 import (
 	"encoding/json"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -144,7 +145,8 @@ func TestNotificationJSON(t *testing.T) {
 		t.Fatalf("published on %q", got)
 	}
 	for i, c := range calls {
-		if c.payload != tests[i].want || c.ev.Seq != tests[i].n.Seq || c.ev.Meta != tests[i].n {
+		// The notification travels as a signal, so Meta is a copy.
+		if c.payload != tests[i].want || c.ev.Seq != tests[i].n.Seq || !reflect.DeepEqual(c.ev.Meta, tests[i].n) {
 			t.Errorf("notification %d published as %s seq %d", i, c.payload, c.ev.Seq)
 		}
 	}

@@ -167,3 +167,13 @@ func (r *Authorizer) AddPolicy(ctx context.Context, x standin.Policy) error {
 func (r *Authorizer) RemovePolicy(ctx context.Context, x standin.Policy) error {
 	return domainError(r.a.RemovePolicy(ctx, authz.Policy(x)))
 }
+
+// Reload reads the policies and every user's roles, memberships and
+// status from storage again, as another server may have changed them.
+// Decisions keep the previous state until the new one is complete.
+//
+// Errors: EUnavailable when the database cannot be reached; the current
+// state is kept.
+func (r *Authorizer) Reload(ctx context.Context) error {
+	return domainError(r.a.Reload(ctx))
+}
