@@ -1,6 +1,8 @@
 package server_test
 
 import (
+	"standin/server/clustertest"
+
 	"bufio"
 	"context"
 	"encoding/json"
@@ -31,7 +33,9 @@ func TestMain(m *testing.M) {
 	if dir := os.Getenv(childDataDir); dir != "" {
 		os.Exit(runChild(dir))
 	}
-	os.Exit(m.Run())
+	// Clusters of real processes (multinode_test.go) remove the binary
+	// they built.
+	clustertest.Main(m)
 }
 
 func runChild(dir string) int {
