@@ -23,6 +23,9 @@ type composeService struct {
 	Environment map[string]string `yaml:"environment"`
 	Volumes     []string          `yaml:"volumes"`
 	Ports       []string          `yaml:"ports"`
+	Networks    map[string]struct {
+		IPv4 string `yaml:"ipv4_address"`
+	} `yaml:"networks"`
 	Healthcheck struct {
 		Test []string `yaml:"test"`
 	} `yaml:"healthcheck"`
@@ -150,6 +153,9 @@ func checkNodes(t *testing.T, f composeFile, nodes, mongos []string) {
 			if name != nodes[0] {
 				t.Errorf("%s seeds the demo, want only %s", name, nodes[0])
 			}
+		}
+		if lb := f.Services["balancer"].Networks["default"].IPv4; lb == "" || env["STANDIN_TRUSTED_PROXIES"] != lb {
+			t.Errorf("%s: STANDIN_TRUSTED_PROXIES %q, want the balancer's fixed address %q", name, env["STANDIN_TRUSTED_PROXIES"], lb)
 		}
 		if env["STANDIN_PUBLIC_URL"] != "http://localhost:8080" {
 			t.Errorf("%s: STANDIN_PUBLIC_URL %q, want the balancer's http://localhost:8080", name, env["STANDIN_PUBLIC_URL"])

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -62,6 +63,7 @@ func parseConfig(args []string, getenv func(string) string) (server.Config, erro
 	tz := fs.String("tz", getenv("STANDIN_TZ"), "facility time zone (env STANDIN_TZ, default UTC)")
 	publicURL := fs.String("public-url", getenv("STANDIN_PUBLIC_URL"), "the URL people open, when not the listen address (env STANDIN_PUBLIC_URL)")
 	secure := fs.String("secure-cookies", getenv("STANDIN_SECURE_COOKIES"), "mark cookies Secure behind a TLS proxy (env STANDIN_SECURE_COOKIES)")
+	proxies := fs.String("trusted-proxies", getenv("STANDIN_TRUSTED_PROXIES"), "comma-separated addresses or CIDR ranges of load balancers whose X-Forwarded-For names the client (env STANDIN_TRUSTED_PROXIES)")
 	keyFile := fs.String("audit-key-file", getenv("STANDIN_AUDIT_KEY_FILE"), "the key that signs the audit log's checkpoints (env STANDIN_AUDIT_KEY_FILE, default audit.key in the data directory; required with MONGODB_URI)")
 	window := fs.String("audit-window", getenv("STANDIN_AUDIT_WINDOW"), "newest audit events kept in memory on the embedded database (env STANDIN_AUDIT_WINDOW, default 100000)")
 	logLevel := fs.String("log-level", getenv("STANDIN_LOG_LEVEL"), "debug, info, warn or error (env STANDIN_LOG_LEVEL, default info)")
@@ -100,6 +102,11 @@ func parseConfig(args []string, getenv func(string) string) (server.Config, erro
 		}
 		cfg.SecureCookies = on
 	}
+	trusted, err := parseProxies(*proxies)
+	if err != nil {
+		return cfg, err
+	}
+	cfg.TrustedProxies = trusted
 	if *window != "" {
 		n, err := strconv.Atoi(*window)
 		if err != nil || n < 1000 {
@@ -235,4 +242,21 @@ func loopback(host string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// parseProxies reads a comma-separated list of IP addresses and CIDR
+// ranges.
+func parseProxies(list string) ([]string, error) {
+	var out []string
+	for item := range strings.SplitSeq(list, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		if _, _, err := net.ParseCIDR(item); err != nil && net.ParseIP(item) == nil {
+			return nil, fmt.Errorf("STANDIN_TRUSTED_PROXIES / -trusted-proxies: %q is neither an IP address nor a CIDR range", item)
+		}
+		out = append(out, item)
+	}
+	return out, nil
 }

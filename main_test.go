@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -58,6 +59,15 @@ func TestParseConfig(t *testing.T) {
 			t.Fatalf("%+v", cfg)
 		}
 	})
+	t.Run("TrustedProxies", func(t *testing.T) {
+		cfg, err := parseConfig(nil, env(map[string]string{"STANDIN_TRUSTED_PROXIES": " 127.0.0.1, 10.0.0.0/8 ,"}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(cfg.TrustedProxies, []string{"127.0.0.1", "10.0.0.0/8"}) {
+			t.Fatalf("%q", cfg.TrustedProxies)
+		}
+	})
 	t.Run("FlagsOverrideEnvironment", func(t *testing.T) {
 		cfg, err := parseConfig([]string{"-addr", "127.0.0.1:1", "-demo=false", "-tz", "UTC"},
 			env(map[string]string{"STANDIN_ADDR": "0.0.0.0:9000", "STANDIN_DEMO": "true"}))
@@ -78,6 +88,7 @@ func TestParseConfig(t *testing.T) {
 		"ErrPerSession":  {"STANDIN_SOCKETS_PER_SESSION": "0"},
 		"ErrPerUser":     {"STANDIN_SOCKETS_PER_USER": "many"},
 		"ErrMaxSockets":  {"STANDIN_MAX_SOCKETS": "-5"},
+		"ErrProxies":     {"STANDIN_TRUSTED_PROXIES": "balancer.local"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			if _, err := parseConfig(nil, env(e)); err == nil {

@@ -153,6 +153,7 @@ func (n *node) buildHTTP() error {
 		PublicOrigin:   n.publicOrigin,
 		SessionCookie:  SessionCookie,
 		SecureCookies:  n.cfg.SecureCookies,
+		TrustedProxies: n.cfg.TrustedProxies,
 		Demo:           n.cfg.demoEnabled(),
 		Now:            n.cfg.Clock,
 	})

@@ -55,6 +55,13 @@ type Config struct {
 	// SecureCookies marks cookies Secure on plain HTTP too, for a server
 	// behind a TLS-terminating proxy.
 	SecureCookies bool
+	// TrustedProxies are the addresses (IPs or CIDR ranges) of the load
+	// balancers in front of the server. A request from one of them is
+	// taken to come from the address its X-Forwarded-For names, for
+	// sign-in limits and audit events alike; the balancer must set that
+	// header to the client's address, not append to what the client sent.
+	// Empty: the header is ignored and the connection's address counts.
+	TrustedProxies []string
 	// AuditWindow is how many of the newest audit events the server keeps
 	// in memory on the embedded database (default 100,000, about 0.75 KB
 	// each). Activity pages, live replays and start-up repair within it

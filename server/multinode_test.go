@@ -111,4 +111,3 @@ func mustFollowPolicies(t *testing.T, admin, support *client) {
 		return support.do(http.MethodGet, "/api/v1/activity?limit=1", nil).Status == http.StatusForbidden
 	})
 }
-

@@ -145,7 +145,9 @@ func (n *node) openAudit(ctx context.Context, uri string) error {
 func (n *node) openSignals(ctx context.Context) error {
 	stream, err := signals.Open(ctx, n.eventsDB.Signals(), signals.Config{
 		Handle: func(s signals.Signal) { n.feed.Apply(s.Kind, s.Data) },
-		Missed: func() { n.log.Warn("signals were lost to this server: some tabs may not hear of a change until they reconnect") },
+		Missed: func() {
+			n.log.Warn("signals were lost to this server: some tabs may not hear of a change until they reconnect")
+		},
 		Every:  followEvery,
 		Logger: n.log.With("component", "signals"),
 	})

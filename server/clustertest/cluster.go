@@ -264,6 +264,8 @@ func (n *Node) start() error {
 		"STANDIN_ADDR=" + n.addr,
 		"STANDIN_DATA_DIR=" + n.dir,
 		"STANDIN_PUBLIC_URL=" + n.c.url,
+		// The balancer runs on loopback and names the client.
+		"STANDIN_TRUSTED_PROXIES=127.0.0.1",
 	}
 	if n.i == 0 {
 		env = append(env, "STANDIN_DEMO=true")

@@ -162,6 +162,9 @@ type Config struct {
 	// defeats DNS rebinding against a server on loopback. Empty answers
 	// any host.
 	AllowedHosts []string
+	// TrustedProxies are the addresses (IPs or CIDR ranges) whose
+	// X-Forwarded-For names the client (see server.Config).
+	TrustedProxies []string
 	// PublicOrigin is the scheme://host[:port] browsers use when the
 	// server sits behind a proxy; requests from it pass the Origin check
 	// besides same-host ones.
@@ -338,9 +341,14 @@ func New(cfg Config) (*fiber.App, error) {
 		// copies, not views of a buffer the next request reuses: audit
 		// events, sessions and rate limits keep them beyond the request.
 		Immutable: true,
-		// Forwarded headers are not trusted: Protocol and Hostname come
-		// from the connection and the Host header only.
+		// Forwarded headers are trusted only from the configured proxies,
+		// and only X-Forwarded-For (the client's address, validated):
+		// Protocol and Hostname come from the connection and the Host
+		// header.
 		EnableTrustedProxyCheck: true,
+		TrustedProxies:          cfg.TrustedProxies,
+		ProxyHeader:             proxyHeader(cfg.TrustedProxies),
+		EnableIPValidation:      true,
 	})
 	app.Use(a.recoverPanic, a.checkHost, securityHeaders, textAddress)
 	if err := a.mount(app, a.routes()); err != nil {
@@ -445,4 +453,12 @@ func (a *API) readyz(c *fiber.Ctx) error {
 		return &standin.Error{Code: standin.EUnavailable, Message: "The database is not reachable.", Cause: err}
 	}
 	return c.JSON(fiber.Map{"status": "ready"})
+}
+
+// proxyHeader is the header naming the client when proxies are trusted.
+func proxyHeader(trusted []string) string {
+	if len(trusted) == 0 {
+		return ""
+	}
+	return fiber.HeaderXForwardedFor
 }
