@@ -180,12 +180,16 @@ func (db *DB) CancelBooking(ctx context.Context, id, by string, at time.Time, co
 		return nil, err
 	}
 	at = at.UTC()
+	if err := db.claimCancel(ctx, oid); err != nil {
+		return nil, err
+	}
 	var d bookingDoc
 	err = db.db.Collection(colBookings).FindOneAndUpdate(ctx,
 		bson.M{"_id": oid, "status": string(standin.BookingConfirmed)},
 		bson.M{"$set": bson.M{"status": string(standin.BookingCancelling), "cancelled_at": at, "cancelled_by": by}},
 		options.FindOneAndUpdate().SetReturnDocument(options.After)).Decode(&d)
 	if errors.Is(err, mongo.ErrNoDocuments) {
+		db.releaseCancel(ctx, oid)
 		if _, ferr := db.BookingByID(ctx, id); ferr != nil {
 			return nil, ferr
 		}
@@ -403,11 +407,73 @@ func (db *DB) removePending(ctx context.Context, id bson.ObjectID) error {
 }
 
 // restoreCancelling puts a booking whose cancellation was not committed
-// back as confirmed.
+// back as confirmed, and gives up the right to cancel it.
 func (db *DB) restoreCancelling(ctx context.Context, id bson.ObjectID) error {
 	_, err := db.db.Collection(colBookings).UpdateOne(ctx, bson.M{"_id": id, "status": string(standin.BookingCancelling)},
 		bson.M{"$set": bson.M{"status": string(standin.BookingConfirmed)}, "$unset": bson.M{"cancelled_at": "", "cancelled_by": ""}})
-	return translate(err, "restore booking")
+	if err != nil {
+		return translate(err, "restore booking")
+	}
+	db.releaseCancel(ctx, id)
+	return nil
+}
+
+// staleCancelClaim is how old a claim to cancel a booking that is still
+// confirmed must be to count as left by a process that died between
+// claiming and marking the booking.
+const staleCancelClaim = 2 * time.Minute
+
+// cancelClaim is the claim to cancel booking id.
+func cancelClaim(id bson.ObjectID) string { return "cancel:" + id.Hex() }
+
+// claimCancel takes the right to cancel booking id, by a unique insert:
+// of servers cancelling the same booking at once, on either database, one
+// goes on (marking a booking cancelling is a conditional update, which
+// FerretDB does not make exact across connections). The claim stays once
+// the booking is cancelled, and is given up when the cancellation is
+// not. A claim left by a process that died before marking the booking is
+// taken over once stale. Errors: EConflict while another holds it.
+func (db *DB) claimCancel(ctx context.Context, id bson.ObjectID) error {
+	claims := db.db.Collection(colClaims)
+	for try := 0; ; try++ {
+		now := time.Now().UTC()
+		_, err := claims.InsertOne(ctx, bson.M{"_id": cancelClaim(id), "at": now})
+		if err == nil {
+			return nil
+		}
+		if !mongo.IsDuplicateKeyError(err) {
+			return translate(err, "cancel booking")
+		}
+		var c struct {
+			At time.Time `bson:"at"`
+		}
+		ferr := claims.FindOne(ctx, bson.M{"_id": cancelClaim(id)}).Decode(&c)
+		if ferr != nil && !errors.Is(ferr, mongo.ErrNoDocuments) {
+			return translate(ferr, "cancel booking")
+		}
+		var b bookingDoc
+		berr := db.db.Collection(colBookings).FindOne(ctx, bson.M{"_id": id}).Decode(&b)
+		stale := ferr == nil && now.Sub(c.At) > staleCancelClaim && berr == nil && b.Status == string(standin.BookingConfirmed)
+		if try > 0 || (ferr == nil && !stale) {
+			if berr == nil && b.Status == string(standin.BookingCancelled) {
+				return standin.Errorf(standin.EConflict, "That booking is already cancelled.")
+			}
+			return standin.Errorf(standin.EConflict, "That booking is being cancelled.")
+		}
+		if stale {
+			if _, err := claims.DeleteOne(ctx, bson.M{"_id": cancelClaim(id), "at": c.At}); err != nil {
+				return translate(err, "cancel booking")
+			}
+		}
+	}
+}
+
+// releaseCancel gives up the right to cancel booking id. A claim that
+// cannot be removed now is taken over once stale.
+func (db *DB) releaseCancel(ctx context.Context, id bson.ObjectID) {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	_, _ = db.db.Collection(colClaims).DeleteOne(rctx, bson.M{"_id": cancelClaim(id)})
 }
 
 // ageOf notes when each of docs was first seen half-written and reports

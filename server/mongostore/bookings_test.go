@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -492,4 +493,40 @@ func TestBookingCommitRecord(t *testing.T) {
 			}
 		}
 	})
+}
+
+// Servers cancelling one booking at once, each on a connection of its own,
+// cancel it once: one succeeds, the others are told it is cancelled or
+// being cancelled, and one commit record is written.
+func TestCancelBookingOnceAcrossServers(t *testing.T) {
+	t.Parallel()
+	f := newBookingFixture(t)
+	const servers, attempts = 3, 4
+	conns := make([]*mongostore.DB, servers)
+	for i := range conns {
+		conns[i] = dbtest.MustConnect(t, f.db, mongostore.Options{})
+	}
+	for round := range 5 {
+		b := f.mustBook(t, float64(round), float64(round)+1)
+		var commits, wins atomic.Int64
+		record := func(*standin.Booking) error { commits.Add(1); return nil }
+		var wg sync.WaitGroup
+		for _, db := range conns {
+			for range attempts {
+				wg.Go(func() {
+					_, err := db.CancelBooking(context.Background(), b.ID, f.user.ID, time.Now(), record)
+					switch {
+					case err == nil:
+						wins.Add(1)
+					case standin.ErrorCode(err) != standin.EConflict:
+						t.Errorf("CancelBooking: %v", err)
+					}
+				})
+			}
+		}
+		wg.Wait()
+		if wins.Load() != 1 || commits.Load() != 1 {
+			t.Fatalf("round %d: %d cancellations succeeded with %d commit records, want 1 and 1", round, wins.Load(), commits.Load())
+		}
+	}
 }
