@@ -13,7 +13,6 @@ import (
 	"standin/server/impersonation"
 	"standin/server/livefeed"
 	"standin/server/loginlimit"
-	"standin/server/presence"
 	"standin/server/rbac"
 	"standin/server/session"
 	"standin/server/standin"
@@ -81,11 +80,11 @@ func (n *node) buildSessions() {
 		Logger:   n.log.With("component", "impersonation"),
 		OnNotify: n.feed.Notified,
 		OnStarted: func(imp *standin.Impersonation, oldSession string) {
-			n.tracker.Hold(presence.HoldOf(imp))
+			n.presence.Hold(imp)
 			n.feed.ImpersonationStarted(imp, oldSession)
 		},
 		OnEnded: func(imp *standin.Impersonation, sessionIDs []string) {
-			n.tracker.Release(imp.ID)
+			n.presence.Release(imp.ID)
 			n.feed.ImpersonationEnded(imp, sessionIDs)
 			// The actor's tabs learn at once that they are themselves
 			// again (after the grace that lets a reply with a new cookie
@@ -143,7 +142,7 @@ func (n *node) buildHTTP() error {
 		Impersonations: n.imps,
 		Audit:          n.events,
 		Notifications:  n.db,
-		Presence:       presenceViews{n.tracker},
+		Presence:       n.presence,
 		Sessions:       n.sessions,
 		DB:             n.db,
 		Logger:         n.log.With("component", "http"),

@@ -36,10 +36,11 @@ func (f *feed) closedWith(ctx context.Context) websocket.StatusCode {
 
 // TestNodesShareLiveEffects: two consoles, real processes on one database.
 // What is done through one reaches the sockets of the other: an admin
-// watching on B sees an impersonation run through A; the user hears of it
-// on B; the agent's tab on B learns its session switched and reconnects;
-// a sign-out on A ends the session's socket on B; a revoke on B reaches
-// the agent's tab on A; a policy removed on A stops applying on B.
+// watching on B sees an impersonation run through A, and who looks at
+// whom; the user hears of it on B; the agent's tab on B learns its session
+// switched and reconnects; a sign-out on A ends the session's socket on B;
+// a revoke on B reaches the agent's tab on A and B's presence; a policy
+// removed on A stops applying on B.
 func TestNodesShareLiveEffects(t *testing.T) {
 	t.Parallel()
 	c := clustertest.Start(t, clustertest.Options{Nodes: 2})
@@ -57,8 +58,18 @@ func TestNodesShareLiveEffects(t *testing.T) {
 	inbox.mustSubscribe(ctx, realtime.TopicNotifications, -1)
 	supportTab := support.on(b).mustFeed(ctx, t)
 	supportTab.mustSubscribe(ctx, realtime.TopicSession, -1)
+	room := admin.mustFeed(ctx, t)
+	room.mustSubscribe(ctx, realtime.TopicPresence, 0)
 
-	r := startImpersonation(support, userID(t, support, "ben@example.org"), "Ben cannot book the confocal")
+	// Support opens Ben's page through A: the admin on B sees it.
+	benID := userID(t, support, "ben@example.org")
+	if r := support.do(http.MethodPut, "/api/v1/presence", map[string]any{"view_id": "tab-1", "user_id": benID},
+		"X-CSRF-Token", support.csrf); r.Status != http.StatusNoContent {
+		t.Fatalf("view on A: %d %s", r.Status, r.Body)
+	}
+	presenceChange(ctx, room, "join")
+
+	r := startImpersonation(support, benID, "Ben cannot book the confocal")
 	if r.Status != http.StatusCreated {
 		t.Fatalf("start on A: %d %s", r.Status, r.Body)
 	}
@@ -71,6 +82,10 @@ func TestNodesShareLiveEffects(t *testing.T) {
 		t.Fatalf("the agent's tab on B closed with %d, want %d", code, realtime.StatusSessionChanged)
 	}
 
+	if held := presenceChange(ctx, room, "hold"); len(held["holds"].([]any)) != 1 {
+		t.Fatalf("presence on B after the start on A: %v", held)
+	}
+
 	// The agent's tab on A, now acting as Ben, hears of a revoke on B.
 	actingTab := support.mustFeed(ctx, t)
 	actingTab.mustSubscribe(ctx, realtime.TopicSession, -1)
@@ -78,6 +93,9 @@ func TestNodesShareLiveEffects(t *testing.T) {
 		t.Fatalf("revoke on B: %d %s", r.Status, r.Body)
 	}
 	actingTab.next(ctx, eventOf(realtime.TopicSession, "impersonation.ended"))
+	if released := presenceChange(ctx, room, "release"); len(released["holds"].([]any)) != 0 {
+		t.Fatalf("presence on B after the revoke: %v", released)
+	}
 	if code := actingTab.closedWith(ctx); code != realtime.StatusSessionChanged {
 		t.Fatalf("the agent's tab on A closed with %d after the revoke on B, want %d", code, realtime.StatusSessionChanged)
 	}
@@ -91,6 +109,16 @@ func TestNodesShareLiveEffects(t *testing.T) {
 	}
 
 	mustFollowPolicies(t, admin.on(a), support.on(b))
+}
+
+// presenceChange waits for the presence event on f whose change is of
+// kind, and returns it.
+func presenceChange(ctx context.Context, f *feed, kind string) map[string]any {
+	f.t.Helper()
+	return event(f.next(ctx, func(m map[string]any) bool {
+		c, _ := event(m, realtime.TopicPresence)["change"].(map[string]any)
+		return c != nil && c["kind"] == kind
+	}), realtime.TopicPresence)
 }
 
 // mustFollowPolicies grants support the activity log through one node and

@@ -107,11 +107,12 @@ func (n *node) openAudit(ctx context.Context, uri string) error {
 	// once it exists, and publishes nothing before. The audit log's
 	// commits reach it from the start.
 	n.feed = livefeed.New(n.log.With("component", "livefeed"))
+	n.tracker = presence.New(presence.Config{OnChange: n.feed.PresenceChanged})
+	n.presence = &presenceRelay{t: n.tracker, log: n.log.With("component", "presence")}
 	if err := n.openSignals(ctx); err != nil {
 		return err
 	}
 	n.follower = newFollower(n.feed, n.log.With("component", "follow"))
-	n.tracker = presence.New(presence.Config{OnChange: n.feed.PresenceChanged})
 	// Every server follows the log: the events of all of them reach the
 	// live feed and the follower's reactions by one path.
 	auditCfg := audit.Config{Logger: n.log.With("component", "audit"), OnCommit: n.follower.committed,
@@ -141,10 +142,17 @@ func (n *node) openAudit(ctx context.Context, uri string) error {
 }
 
 // openSignals opens the stream of signals on the audit log's connection
-// (it only inserts and reads) and makes the live feed send through it.
+// (it only inserts and reads) and makes the live feed and presence send
+// through it.
 func (n *node) openSignals(ctx context.Context) error {
 	stream, err := signals.Open(ctx, n.eventsDB.Signals(), signals.Config{
-		Handle: func(s signals.Signal) { n.feed.Apply(s.Kind, s.Data) },
+		Handle: func(s signals.Signal) {
+			if n.presence.handles(s.Kind) {
+				n.presence.apply(s.Kind, s.Data)
+				return
+			}
+			n.feed.Apply(s.Kind, s.Data)
+		},
 		Missed: func() {
 			n.log.Warn("signals were lost to this server: some tabs may not hear of a change until they reconnect")
 		},
@@ -156,6 +164,7 @@ func (n *node) openSignals(ctx context.Context) error {
 	}
 	n.signals = stream
 	n.feed.UseSignals(stream)
+	n.presence.send = stream.Send
 	n.onClose(func(ctx context.Context) { closeWithin(ctx, 5*time.Second, stream.Close, n.log, "closing the signals") })
 	return nil
 }

@@ -25,7 +25,6 @@ import (
 	"standin/server/rbac"
 	"standin/server/session"
 	"standin/server/signals"
-	"standin/server/standin"
 	"standin/server/startup"
 )
 
@@ -82,6 +81,7 @@ type node struct {
 	follower *follower         // reacts to what any server committed
 	signals  *signals.Stream   // what every server learns that is not an audit fact
 	tracker  *presence.Tracker // who looks at whom, who holds an impersonation
+	presence *presenceRelay    // presence changes, to and from every node
 	hubCtx   context.Context   // the hub's: it outlives requests
 	hub      *realtime.Hub
 	app      *fiber.App
@@ -138,15 +138,6 @@ func holdActive(ctx context.Context, db *mongostore.DB, t *presence.Tracker, now
 	}
 	return nil
 }
-
-// presenceViews records the console's views of users in the tracker.
-type presenceViews struct{ t *presence.Tracker }
-
-func (v presenceViews) View(viewID string, viewer, user *standin.User) {
-	v.t.View(viewID, presence.Person{ID: viewer.ID, Name: viewer.Name}, presence.Person{ID: user.ID, Name: user.Name})
-}
-
-func (v presenceViews) Leave(viewerID, viewID string) { v.t.Leave(viewerID, viewID) }
 
 // every calls fn every period until ctx ends.
 func every(ctx context.Context, period time.Duration, fn func(context.Context)) {
