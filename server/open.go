@@ -158,6 +158,8 @@ func (n *node) openSignals(ctx context.Context) error {
 		},
 		Every:  followEvery,
 		Logger: n.log.With("component", "signals"),
+		// The embedded database is this process's alone.
+		Alone: n.cfg.MongoURI == "",
 	})
 	if err != nil {
 		return err

@@ -69,7 +69,9 @@ func (r *presenceRelay) signal(kind string, v any) {
 }
 
 // handles reports whether kind is a presence signal.
-func (r *presenceRelay) handles(kind string) bool { return strings.HasPrefix(kind, signalPresencePrefix) }
+func (r *presenceRelay) handles(kind string) bool {
+	return strings.HasPrefix(kind, signalPresencePrefix)
+}
 
 // apply applies a presence signal from any node to the local tracker.
 func (r *presenceRelay) apply(kind string, data []byte) {

@@ -126,7 +126,10 @@ type Config struct {
 	// appended it, in seq order and each once, and the window holds them
 	// too; the Log probes for other servers' events every Follow. Its own
 	// commits are handed over at once when nothing before them is
-	// missing. Without it OnCommit receives only this Log's commits.
+	// missing. Without it OnCommit receives only this Log's commits. On a
+	// database this Log is the one writer of (Window or StoredOrder set),
+	// there is nothing to probe for: the events are handed on the same
+	// way, without probes.
 	Follow time.Duration
 
 	// StoredOrder makes an ascending walk (EventsAfter beyond the window,
@@ -284,7 +287,13 @@ func Open(ctx context.Context, store Store, cfg Config) (*Log, error) {
 		l.follow = newFollower(l, cfg.Follow, l.head, l.headHash)
 		fctx, stop := context.WithCancel(context.Background())
 		l.stopFollow = stop
-		go l.follow.run(fctx)
+		if l.sole {
+			// No other server writes: there is nothing to probe for, and
+			// the follower only hands this server's commits on in order.
+			close(l.follow.done)
+		} else {
+			go l.follow.run(fctx)
+		}
 	}
 	return l, nil
 }

@@ -73,6 +73,10 @@ type Config struct {
 	Timeout time.Duration
 	// Logger receives faults (default slog.Default()).
 	Logger *slog.Logger
+	// Alone says no other server shares the database (it is this
+	// process's own): the stream delivers its own signals the same way,
+	// but does not probe for others'.
+	Alone bool
 }
 
 const (
@@ -135,7 +139,9 @@ func Open(ctx context.Context, store Store, cfg Config) (*Stream, error) {
 		next: last + 1, known: last, pending: make(map[int64]Signal)}
 	runCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	s.stop = stop
-	s.done.Go(func() { s.follow(runCtx) })
+	if !cfg.Alone {
+		s.done.Go(func() { s.follow(runCtx) })
+	}
 	s.done.Go(func() { s.send(runCtx) })
 	return s, nil
 }
