@@ -52,6 +52,9 @@ const (
 	// pauses after each commit (see yieldTurn).
 	contendedFor   = time.Second
 	contendedPause = 20 * time.Millisecond
+	// soleFollow is how often a Log that should be its database's one
+	// writer probes for others' events.
+	soleFollow = time.Second
 
 	defaultMaxBatch = 500
 	defaultTimeout  = 5 * time.Second
@@ -127,9 +130,8 @@ type Config struct {
 	// too; the Log probes for other servers' events every Follow. Its own
 	// commits are handed over at once when nothing before them is
 	// missing. Without it OnCommit receives only this Log's commits. On a
-	// database this Log is the one writer of (Window or StoredOrder set),
-	// there is nothing to probe for: the events are handed on the same
-	// way, without probes.
+	// database this Log should be the one writer of (Window or StoredOrder
+	// set) it probes only every second, and keeps no copies for others.
 	Follow time.Duration
 
 	// StoredOrder makes an ascending walk (EventsAfter beyond the window,
@@ -284,16 +286,16 @@ func Open(ctx context.Context, store Store, cfg Config) (*Log, error) {
 	l.ctx, l.cancel = context.WithCancel(context.Background())
 	go l.run()
 	if cfg.Follow > 0 {
-		l.follow = newFollower(l, cfg.Follow, l.head, l.headHash)
+		every := cfg.Follow
+		if l.sole {
+			// No other server should write: probing seldom still finds
+			// one that does, at little cost.
+			every = max(every, soleFollow)
+		}
+		l.follow = newFollower(l, every, l.head, l.headHash)
 		fctx, stop := context.WithCancel(context.Background())
 		l.stopFollow = stop
-		if l.sole {
-			// No other server writes: there is nothing to probe for, and
-			// the follower only hands this server's commits on in order.
-			close(l.follow.done)
-		} else {
-			go l.follow.run(fctx)
-		}
+		go l.follow.run(fctx)
 	}
 	return l, nil
 }

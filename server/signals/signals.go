@@ -73,9 +73,9 @@ type Config struct {
 	Timeout time.Duration
 	// Logger receives faults (default slog.Default()).
 	Logger *slog.Logger
-	// Alone says no other server shares the database (it is this
-	// process's own): the stream delivers its own signals the same way,
-	// but does not probe for others'.
+	// Alone says no other server should share the database (it is this
+	// process's own): the stream then probes only every second, which
+	// still finds another server that joins it anyway.
 	Alone bool
 }
 
@@ -139,9 +139,11 @@ func Open(ctx context.Context, store Store, cfg Config) (*Stream, error) {
 		next: last + 1, known: last, pending: make(map[int64]Signal)}
 	runCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	s.stop = stop
-	if !cfg.Alone {
-		s.done.Go(func() { s.follow(runCtx) })
+	if cfg.Alone {
+		cfg.Every = max(cfg.Every, time.Second)
+		s.cfg.Every = cfg.Every
 	}
+	s.done.Go(func() { s.follow(runCtx) })
 	s.done.Go(func() { s.send(runCtx) })
 	return s, nil
 }
