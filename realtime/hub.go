@@ -332,6 +332,19 @@ func (h *Hub) CloseSession(sessionID string, code websocket.StatusCode, reason s
 	}
 }
 
+// CloseAll closes every open socket with code and reason, after writing
+// what is already queued for it: with StatusSessionChanged, every client
+// reconnects, is authenticated again and resumes with after_seq, as after
+// a server learns it may have missed news of some sessions.
+func (h *Hub) CloseAll(code websocket.StatusCode, reason string) {
+	reason = cutReason(reason)
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	for c := range h.conns {
+		c.fail(code, reason, true)
+	}
+}
+
 // Connections returns the number of open sockets.
 func (h *Hub) Connections() int {
 	h.mu.RLock()

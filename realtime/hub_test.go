@@ -482,6 +482,19 @@ func TestCloseSession(t *testing.T) {
 	b.expect(msg{Type: "event", Topic: "session", Seq: 2})
 }
 
+// CloseAll closes every socket, of every session, with the code given.
+func TestCloseAll(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, realtime.Config{})
+	a := e.mustConnect(t, e.sessions.add("sa", "ada", time.Time{}), dialOptions{})
+	b := e.mustConnect(t, e.sessions.add("sb", "ben", time.Time{}), dialOptions{})
+	e.hub.CloseAll(realtime.StatusSessionChanged, realtime.ReasonSessionChanged)
+	for _, c := range []*client{a, b} {
+		c.expectClose(realtime.StatusSessionChanged, realtime.ReasonSessionChanged)
+	}
+	waitFor(t, "every socket to be dropped", func() bool { return e.hub.Connections() == 0 })
+}
+
 func TestSessionExpiry(t *testing.T) {
 	t.Parallel()
 	tests := []struct {

@@ -32,6 +32,7 @@ type Hub interface {
 	Publish(topic string, ev realtime.Event) error
 	PublishSession(sessionID string, ev realtime.Event) error
 	CloseSession(sessionID string, code websocket.StatusCode, reason string)
+	CloseAll(code websocket.StatusCode, reason string)
 }
 
 var _ Hub = (*realtime.Hub)(nil)
@@ -161,6 +162,17 @@ func (f *Feed) Apply(kind string, data []byte) {
 	}
 	if err != nil {
 		f.log.Error("livefeed: a signal could not be read", "kind", kind, "err", err)
+	}
+}
+
+// Resync makes every socket of this server reconnect (closed with
+// realtime.StatusSessionChanged): each is authenticated again and resumes
+// its topics with after_seq. The server calls it when it learns it missed
+// signals, so that a session that ended or switched meanwhile is not left
+// with a socket that still speaks for it.
+func (f *Feed) Resync() {
+	if h := f.hubOf(); h != nil {
+		h.CloseAll(realtime.StatusSessionChanged, realtime.ReasonSessionChanged)
 	}
 }
 

@@ -52,6 +52,10 @@ func (h *recordingHub) CloseSession(sessionID string, code websocket.StatusCode,
 	h.add(published{topic: "close/" + sessionID, code: code, reason: reason})
 }
 
+func (h *recordingHub) CloseAll(code websocket.StatusCode, reason string) {
+	h.add(published{topic: "close/*", code: code, reason: reason})
+}
+
 // take returns the calls so far and forgets them.
 func (h *recordingHub) take() []published {
 	h.mu.Lock()
@@ -233,4 +237,50 @@ func TestFeedBeforeAttach(t *testing.T) {
 		}
 	}()
 	f.Attach(&recordingHub{})
+}
+
+// TestSignalsRoundTrip: with signals in use, the feed sends what is not
+// an audit fact instead of publishing it, and Apply, on any server, does
+// what the hook would have done here; Resync makes every socket reconnect.
+func TestSignalsRoundTrip(t *testing.T) {
+	t.Parallel()
+	sender, receiver := &recordingSender{}, &recordingHub{}
+	f := livefeed.New(nil)
+	f.Attach(&recordingHub{})
+	f.UseSignals(sender)
+	other := livefeed.New(nil)
+	other.Attach(receiver)
+
+	f.SessionEnded("s-1")
+	f.SessionReplaced("s-2")
+	f.Notified(&standin.Notification{ID: "n1", UserID: "u-ben", Seq: 3, Type: "impersonation.started", At: at})
+	for _, s := range sender.sent {
+		other.Apply(s.kind, s.data)
+	}
+	calls := receiver.take()
+	if got := topics(calls); got != "close/s-1 close/s-2 notifications" {
+		t.Fatalf("applied as %q", got)
+	}
+	if calls[0].code != realtime.StatusSessionEnded || calls[1].code != realtime.StatusSessionChanged {
+		t.Fatalf("closed with %d and %d", calls[0].code, calls[1].code)
+	}
+	other.Resync()
+	if c := receiver.take(); len(c) != 1 || c[0].topic != "close/*" || c[0].code != realtime.StatusSessionChanged {
+		t.Fatalf("resync: %+v", c)
+	}
+}
+
+// recordingSender records the signals a feed sends.
+type recordingSender struct {
+	sent []struct {
+		kind string
+		data []byte
+	}
+}
+
+func (s *recordingSender) Send(kind string, data []byte) {
+	s.sent = append(s.sent, struct {
+		kind string
+		data []byte
+	}{kind, data})
 }
