@@ -98,6 +98,12 @@ type Config struct {
 	AuditKeyFile string
 	// PasswordCost is the Argon2id cost (default password.Default).
 	PasswordCost password.Params
+	// FollowEvery is how often the server probes the database for what
+	// other servers sharing it committed and signalled (default 50 ms):
+	// the delay of live delivery from one node to another. Each probe is
+	// a small read; a server alone on its embedded database probes once a
+	// second whatever this says.
+	FollowEvery time.Duration
 	// ShutdownTimeout bounds graceful shutdown (default 10s).
 	ShutdownTimeout time.Duration
 	// Clock is the time source for sessions, impersonations and decisions
@@ -152,6 +158,14 @@ func (c Config) withDefaults() Config {
 }
 
 // demoEnabled resolves DemoAuto: on for the embedded database only.
+// followEvery is FollowEvery or its default.
+func (c Config) followEvery() time.Duration {
+	if c.FollowEvery > 0 {
+		return c.FollowEvery
+	}
+	return defaultFollowEvery
+}
+
 func (c Config) demoEnabled() bool {
 	switch c.Demo {
 	case DemoOn:

@@ -15,9 +15,9 @@ import (
 // publishes each committed event, and events that change what this
 // server holds in memory make it read that again.
 
-// followEvery is how often a server probes for the other servers' audit
-// events and signals.
-const followEvery = 50 * time.Millisecond
+// defaultFollowEvery is how often a server probes for the other servers'
+// audit events and signals (Config.FollowEvery).
+const defaultFollowEvery = 50 * time.Millisecond
 
 // reloader is what reacts to committed events.
 type reloader interface {

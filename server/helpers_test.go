@@ -63,6 +63,14 @@ func mustRun(t testing.TB, cfg server.Config) *console {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: logLevel}))
 	}
+	if cfg.FollowEvery == 0 {
+		// Each test's console is alone on a database of its own in the
+		// shared test database server, where probing twenty times a
+		// second for other nodes, in every console of a parallel run,
+		// would slow the whole suite. Tests of several nodes run real
+		// processes with the default (package clustertest).
+		cfg.FollowEvery = time.Second
+	}
 	if cfg.MongoURI != "" && cfg.DataDir == "" {
 		// A server on a shared database keeps its audit anchor in a data
 		// directory of its own.

@@ -116,7 +116,7 @@ func (n *node) openAudit(ctx context.Context, uri string) error {
 	// Every server follows the log: the events of all of them reach the
 	// live feed and the follower's reactions by one path.
 	auditCfg := audit.Config{Logger: n.log.With("component", "audit"), OnCommit: n.follower.committed,
-		Follow: followEvery, NoIndexes: n.eventsDB.FerretDB()}
+		Follow: n.cfg.followEvery(), NoIndexes: n.eventsDB.FerretDB()}
 	if n.cfg.MongoURI == "" {
 		// The embedded database belongs to this process, so this server is
 		// the audit log's one writer, and it scans for every query: recent
@@ -156,7 +156,7 @@ func (n *node) openSignals(ctx context.Context) error {
 		Missed: func() {
 			n.log.Warn("signals were lost to this server: some tabs may not hear of a change until they reconnect")
 		},
-		Every:  followEvery,
+		Every:  n.cfg.followEvery(),
 		Logger: n.log.With("component", "signals"),
 		// The embedded database is this process's alone.
 		Alone: n.cfg.MongoURI == "",

@@ -18,12 +18,17 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
 	"standin/server/audit"
+	"standin/server/clustertest"
 	"standin/server/dbtest"
 	"standin/server/mongostore"
 	"standin/server/standin"
 )
 
-func TestMain(m *testing.M) { os.Exit(dbtest.Main(m)) }
+func TestMain(m *testing.M) {
+	code := dbtest.Main(m)
+	clustertest.RemoveBinary() // built for the tests of several servers
+	os.Exit(code)
+}
 
 // collection is where package mongostore keeps the events.
 const collection = "events"

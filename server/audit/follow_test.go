@@ -3,7 +3,6 @@ package audit_test
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"os"
 	"slices"
 	"strconv"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"standin/server/audit"
+	"standin/server/clustertest"
 	"standin/server/dbtest"
 	"standin/server/mongostore"
 	"standin/server/standin"
@@ -21,11 +21,28 @@ import (
 // followEvery is how often the followers of these tests probe.
 const followEvery = 50 * time.Millisecond
 
+// sharedDB runs a database as a process of its own and opens n
+// connections to one database on it, as n servers would.
+func sharedDB(t testing.TB, n int) []*mongostore.DB {
+	t.Helper()
+	uri := clustertest.StartDatabase(t)
+	conns := make([]*mongostore.DB, n)
+	for i := range conns {
+		db, err := mongostore.Open(context.Background(), uri, "standin", mongostore.Options{AppendOnly: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = db.Close(context.Background()) })
+		conns[i] = db
+	}
+	return conns
+}
+
 // waitSeqs waits until r has been given want, and fails the test when
 // it was given anything else or not all of it within a generous time.
 func waitSeqs(t testing.TB, what string, r *recorder, want []int64) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for {
 		got := r.seqs()
 		if slices.Equal(got, want) {
@@ -42,14 +59,13 @@ func waitSeqs(t testing.TB, what string, r *recorder, want []int64) {
 // whoever appended it, in seq order and once, and each event as stored.
 func TestFollowersSeeEveryEvent(t *testing.T) {
 	t.Parallel()
-	db := mustDB(t)
+	conns := sharedDB(t, 3)
 	var recs [3]recorder
 	logs := make([]*audit.Log, 3)
 	for i := range logs {
-		conn := dbtest.MustConnect(t, db.store, mongostore.Options{AppendOnly: true})
-		logs[i] = mustLog(t, conn, audit.Config{OnCommit: recs[i].onCommit, Follow: followEvery, Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+		logs[i] = mustLog(t, conns[i], audit.Config{OnCommit: recs[i].onCommit, Follow: followEvery, Logger: discard()})
 	}
-	const writers, each = 3, 10
+	const writers, each = 2, 8
 	var wg sync.WaitGroup
 	for i, l := range logs {
 		for w := range writers {
@@ -174,13 +190,12 @@ func TestFollowerKeepsWindowCurrent(t *testing.T) {
 func TestAppendsUnderContention(t *testing.T) {
 	t.Parallel()
 	seconds, events := envInt(t, "STANDIN_CONTENTION_SECONDS", 4), envInt(t, "STANDIN_CONTENTION_EVENTS", 3000)
-	db := mustDB(t)
-	prefill(t, db, events)
 	servers, clients := envInt(t, "STANDIN_CONTENTION_SERVERS", 3), 8
+	conns := sharedDB(t, servers)
+	prefill(t, conns[0], events)
 	logs := make([]*audit.Log, servers)
 	for i := range logs {
-		conn := dbtest.MustConnect(t, db.store, mongostore.Options{AppendOnly: true})
-		logs[i] = mustLog(t, conn, audit.Config{Follow: followEvery, NoIndexes: true, Logger: discard()})
+		logs[i] = mustLog(t, conns[i], audit.Config{Follow: followEvery, NoIndexes: true, Logger: discard()})
 	}
 	counts := make([]atomic.Int64, servers)
 	var failures atomic.Int64
@@ -226,23 +241,23 @@ func TestAppendsUnderContention(t *testing.T) {
 }
 
 // prefill stores n chained events straight into db's log.
-func prefill(t testing.TB, db testDB, n int) {
+func prefill(t testing.TB, db *mongostore.DB, n int) {
 	t.Helper()
-	docs := make([]any, 0, n)
+	evs := make([]*standin.Event, 0, n)
 	prev := ""
 	for seq := int64(1); seq <= int64(n); seq++ {
 		e := login(fmt.Sprintf("old-%d", seq))
 		e.ID, e.Time, e.Seq, e.PrevHash = fmt.Sprintf("old%d", seq), time.Now().UTC().Truncate(time.Millisecond), seq, prev
 		e.Hash = audit.ComputeHash(e)
 		prev = e.Hash
-		docs = append(docs, storedEvent(e))
+		evs = append(evs, e)
 	}
-	for len(docs) > 0 {
-		k := min(len(docs), 1000)
-		if _, err := db.Collection(collection).InsertMany(context.Background(), docs[:k]); err != nil {
+	for len(evs) > 0 {
+		k := min(len(evs), 500)
+		if err := db.Events().Insert(context.Background(), evs[:k]); err != nil {
 			t.Fatal(err)
 		}
-		docs = docs[k:]
+		evs = evs[k:]
 	}
 }
 

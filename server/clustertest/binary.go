@@ -54,8 +54,14 @@ func binary() (string, error) {
 // Without it the binary stays in the system's temporary directory.
 func Main(m *testing.M) {
 	code := m.Run()
+	RemoveBinary()
+	os.Exit(code)
+}
+
+// RemoveBinary removes the standin binary this test binary built, if
+// any: for a TestMain that runs its tests otherwise than through Main.
+func RemoveBinary() {
 	if build.dir != "" {
 		_ = os.RemoveAll(build.dir)
 	}
-	os.Exit(code)
 }

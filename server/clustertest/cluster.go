@@ -89,6 +89,30 @@ func Start(t testing.TB, opts Options) *Cluster {
 	return c
 }
 
+// StartDatabase runs only the database, as a process of its own (`standin
+// database`), and returns its MONGODB_URI; it is stopped at the test's
+// cleanup. Tests of several servers in one test binary use it so that the
+// database runs at its own speed, not instrumented with the test binary
+// (the race detector slows the embedded database many times over).
+func StartDatabase(t testing.TB) string {
+	t.Helper()
+	bin, err := binary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &Cluster{t: t, bin: bin, dir: t.TempDir()}
+	t.Cleanup(c.cleanup)
+	p, err := c.run("database", nil, "database", "-addr", "127.0.0.1:0", "-data-dir", filepath.Join(c.dir, "database"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	uri, err := p.waitLine("database ready: MONGODB_URI=", readyTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return uri
+}
+
 // start brings the cluster up, in order.
 func (c *Cluster) start() error {
 	p, err := c.run("audit-key", nil, "audit-key", "-out", c.key)

@@ -11,12 +11,17 @@ import (
 	"testing"
 	"time"
 
+	"standin/server/clustertest"
 	"standin/server/dbtest"
 	"standin/server/mongostore"
 	"standin/server/signals"
 )
 
-func TestMain(m *testing.M) { os.Exit(dbtest.Main(m)) }
+func TestMain(m *testing.M) {
+	code := dbtest.Main(m)
+	clustertest.RemoveBinary() // built for the test of several servers
+	os.Exit(code)
+}
 
 // received collects what a stream hands its handler.
 type received struct {
@@ -59,7 +64,7 @@ func open(t *testing.T, store signals.Store, r *received) *signals.Stream {
 // waitFor waits until r holds n signals, or fails.
 func waitFor(t *testing.T, what string, r *received, n int) ([]int64, []string) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for {
 		seqs, data := r.snapshot()
 		if len(seqs) >= n || time.Now().After(deadline) {
@@ -77,12 +82,17 @@ func waitFor(t *testing.T, what string, r *received, n int) ([]int64, []string) 
 // signals keep the order it sent them in.
 func TestEveryServerReceivesEverySignal(t *testing.T) {
 	t.Parallel()
-	db := dbtest.MustOpen(t)
+	// The database runs as a process of its own, at its own speed.
+	uri := clustertest.StartDatabase(t)
 	const servers, each = 3, 40
 	var recs [servers]received
 	streams := make([]*signals.Stream, servers)
 	for i := range streams {
-		conn := dbtest.MustConnect(t, db, mongostore.Options{AppendOnly: true})
+		conn, err := mongostore.Open(context.Background(), uri, "standin", mongostore.Options{AppendOnly: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = conn.Close(context.Background()) })
 		streams[i] = open(t, conn.Signals(), &recs[i])
 	}
 	var wg sync.WaitGroup
