@@ -100,6 +100,10 @@ var Default = Policy{
 	MaxDelay:    15 * time.Minute,
 }
 
+// WithDefaults returns p with its zero fields set to the defaults, as the
+// limiter decides by it. A store in the database is told the window by it.
+func (p Policy) WithDefaults() Policy { return p.withDefaults() }
+
 func (p Policy) withDefaults() Policy {
 	if p.Window <= 0 {
 		p.Window = Default.Window
