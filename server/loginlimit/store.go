@@ -126,3 +126,14 @@ type Store interface {
 	// already forgotten (expired or evicted) is settled without error.
 	Settle(ctx context.Context, t Ticket, o Outcome) error
 }
+
+// Glancer is a Store that can also tell, looking nothing up, what its
+// ledgers held when it last saw them: a store shared by several processes
+// through a database, whose every look-up costs. What it tells may be out
+// of date either way; the limiter lets an attempt on by it, for Begin to
+// decide, and confirms a wait by Read.
+type Glancer interface {
+	Store
+	// Glance is Read as last seen, with nothing looked up.
+	Glance(ctx context.Context, a Attempt, since time.Time) (Record, error)
+}

@@ -66,7 +66,7 @@ type SignInLimits struct {
 	heads  map[string]ledgerHead // by _id less its version
 }
 
-var _ loginlimit.Store = (*SignInLimits)(nil)
+var _ loginlimit.Glancer = (*SignInLimits)(nil)
 
 // SignInLimits returns the store of sign-in ledgers for a limiter whose
 // window is window (loginlimit.Policy.Window): its periods are as long,
@@ -98,22 +98,25 @@ func (db *DB) SweepSignInLimits(ctx context.Context, before time.Time) (int64, e
 
 type ledgerDoc struct {
 	ID      string       `bson:"_id"`
-	Sealed  bool         `bson:"sealed,omitempty"`
-	Entries []limitEntry `bson:"entries"`
+	Sealed  bool         `bson:"s,omitempty"`
+	Entries []limitEntry `bson:"e"`
 }
 
+// limitEntry is one attempt in a ledger. Field names are short: every
+// version holds the whole list, and the embedded database reads every
+// version for every look-up.
 type limitEntry struct {
-	ID int64 `bson:"id"`
+	ID int64 `bson:"i"`
 	// Began is in Unix nanoseconds: exact, where a BSON date keeps
 	// milliseconds.
-	Began int64 `bson:"began"`
+	Began int64 `bson:"b"`
 	// Email is a hash of the email typed, in address ledgers: what was
 	// typed (sometimes a password) is not kept.
-	Email int64 `bson:"email,omitempty"`
+	Email int64 `bson:"m,omitempty"`
 	// Account is the account the email named, in address ledgers.
-	Account  string `bson:"account,omitempty"`
-	Judged   bool   `bson:"judged,omitempty"`
-	Forgiven bool   `bson:"forgiven,omitempty"`
+	Account  string `bson:"a,omitempty"`
+	Judged   bool   `bson:"j,omitempty"`
+	Forgiven bool   `bson:"f,omitempty"`
 }
 
 // ledgerHead is the newest version of a ledger in a period that a store
@@ -139,15 +142,27 @@ type spot struct {
 // Read returns the tallies of a's ledgers. Errors are EUnavailable when
 // the database is down.
 func (s *SignInLimits) Read(ctx context.Context, a loginlimit.Attempt, since time.Time) (loginlimit.Record, error) {
+	return s.record(ctx, a, since, true)
+}
+
+// Glance returns the tallies of a's ledgers as this store last saw them,
+// with none for those it never saw: it looks nothing up, and so cannot
+// fail. The limiter's Check glances, and reads only to confirm a wait.
+func (s *SignInLimits) Glance(ctx context.Context, a loginlimit.Attempt, since time.Time) (loginlimit.Record, error) {
+	return s.record(ctx, a, since, false)
+}
+
+// record tallies a's ledgers, looked up when fresh, else as last seen.
+func (s *SignInLimits) record(ctx context.Context, a loginlimit.Attempt, since time.Time, fresh bool) (loginlimit.Record, error) {
 	start := s.periodStart(since.Add(s.window))
-	addr, err := s.locate(ctx, addressLedger(a.Address), start, true)
+	addr, err := s.locate(ctx, addressLedger(a.Address), start, fresh)
 	if err != nil {
 		return loginlimit.Record{}, err
 	}
 	email, cut := emailHash(a.Email), since.UnixNano()
 	var acct []limitEntry
 	if account := accountOf(a, addr.head.entries, email, cut); account != "" {
-		sp, err := s.locate(ctx, accountLedger(account), start, true)
+		sp, err := s.locate(ctx, accountLedger(account), start, fresh)
 		if err != nil {
 			return loginlimit.Record{}, err
 		}
@@ -215,6 +230,10 @@ func (s *SignInLimits) Settle(ctx context.Context, t loginlimit.Ticket, o loginl
 	if err != nil || t.Attempt.Account == "" {
 		return err
 	}
+	if o == loginlimit.Failed {
+		// An account's ledger counts its entries, judged or not.
+		return nil
+	}
 	return s.apply(ctx, accountLedger(t.Attempt.Account), start, settled(id, o, 0, 0))
 }
 
@@ -256,8 +275,9 @@ func (s *SignInLimits) apply(ctx context.Context, key string, start int64, chang
 }
 
 // locate finds where ledger key's next version goes, from the period
-// starting at start on. Unless fresh, it trusts the newest versions this
-// store saw; an insert there is what checks them.
+// starting at start on. Unless fresh, it guesses from the newest versions
+// this store saw (none, for a ledger it never saw); an insert there is
+// what checks the guess.
 func (s *SignInLimits) locate(ctx context.Context, key string, start int64, fresh bool) (spot, error) {
 	period := s.window.Nanoseconds()
 	for range limitPeriodsAhead {
@@ -288,15 +308,20 @@ func (s *SignInLimits) locate(ctx context.Context, key string, start int64, fres
 	return spot{}, fmt.Errorf("sign-in ledger %s: sealed for %d periods ahead", key, limitPeriodsAhead)
 }
 
-// newest returns the newest version with the given prefix: the one this
-// store saw last unless fresh; else it searches on from there (or from
-// the start), doubling its steps and then halving: versions are
-// contiguous from 0, so a missing one is past the end.
+// newest returns the newest version with the given prefix. Unless fresh,
+// it is the one this store saw last, or none when it saw none: a guess,
+// which costs no look-up, for a write to check by its insert. Fresh, it
+// searches on from there (or from the start), doubling its steps and then
+// halving: versions are contiguous from 0, so a missing one is past the
+// end.
 func (s *SignInLimits) newest(ctx context.Context, prefix string, fresh bool) (ledgerHead, error) {
 	s.mu.Lock()
 	known, ok := s.heads[prefix]
 	s.mu.Unlock()
-	if ok && !fresh {
+	if !fresh {
+		if !ok {
+			known.version = -1
+		}
 		return known, nil
 	}
 	found := ledgerHead{version: -1}
