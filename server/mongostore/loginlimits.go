@@ -60,6 +60,13 @@ const (
 // the next, so nothing written late to a period (a server's clock behind,
 // or an attempt settled after the period ended) is lost to the carry.
 type SignInLimits struct {
+	// Recheck is how long a version this store looked up or wrote still
+	// counts as the newest when Read confirms a wait (SignInLimits sets a
+	// second; zero looks up every time). Within it, a flood refused by
+	// its wait costs no look-up; a wait another process lifted in it may
+	// be served once more. Set it before the store is used.
+	Recheck time.Duration
+
 	db     *DB
 	window time.Duration
 	mu     sync.Mutex
@@ -76,7 +83,7 @@ func (db *DB) SignInLimits(window time.Duration) *SignInLimits {
 	if window <= 0 {
 		window = loginlimit.Default.Window
 	}
-	return &SignInLimits{db: db, window: window, heads: make(map[string]ledgerHead)}
+	return &SignInLimits{Recheck: time.Second, db: db, window: window, heads: make(map[string]ledgerHead)}
 }
 
 // SweepSignInLimits deletes the ledger versions of the periods that began
@@ -125,6 +132,9 @@ type ledgerHead struct {
 	version int
 	sealed  bool
 	entries []limitEntry
+	// checked is when it was looked up or written, by this process's
+	// monotonic clock.
+	checked time.Time
 }
 
 // spot is where a ledger's next version goes.
@@ -142,27 +152,27 @@ type spot struct {
 // Read returns the tallies of a's ledgers. Errors are EUnavailable when
 // the database is down.
 func (s *SignInLimits) Read(ctx context.Context, a loginlimit.Attempt, since time.Time) (loginlimit.Record, error) {
-	return s.record(ctx, a, since, true)
+	return s.record(ctx, a, since, recent)
 }
 
 // Glance returns the tallies of a's ledgers as this store last saw them,
 // with none for those it never saw: it looks nothing up, and so cannot
 // fail. The limiter's Check glances, and reads only to confirm a wait.
 func (s *SignInLimits) Glance(ctx context.Context, a loginlimit.Attempt, since time.Time) (loginlimit.Record, error) {
-	return s.record(ctx, a, since, false)
+	return s.record(ctx, a, since, guess)
 }
 
-// record tallies a's ledgers, looked up when fresh, else as last seen.
-func (s *SignInLimits) record(ctx context.Context, a loginlimit.Attempt, since time.Time, fresh bool) (loginlimit.Record, error) {
+// record tallies a's ledgers, found as how says.
+func (s *SignInLimits) record(ctx context.Context, a loginlimit.Attempt, since time.Time, how lookup) (loginlimit.Record, error) {
 	start := s.periodStart(since.Add(s.window))
-	addr, err := s.locate(ctx, addressLedger(a.Address), start, fresh)
+	addr, err := s.locate(ctx, addressLedger(a.Address), start, how)
 	if err != nil {
 		return loginlimit.Record{}, err
 	}
 	email, cut := emailHash(a.Email), since.UnixNano()
 	var acct []limitEntry
 	if account := accountOf(a, addr.head.entries, email, cut); account != "" {
-		sp, err := s.locate(ctx, accountLedger(account), start, fresh)
+		sp, err := s.locate(ctx, accountLedger(account), start, how)
 		if err != nil {
 			return loginlimit.Record{}, err
 		}
@@ -179,13 +189,13 @@ func (s *SignInLimits) record(ctx context.Context, a loginlimit.Attempt, since t
 func (s *SignInLimits) Begin(ctx context.Context, a loginlimit.Attempt, now, since time.Time, decide func(loginlimit.Record) time.Duration) (loginlimit.Ticket, time.Duration, error) {
 	start, email, cut := s.periodStart(now), emailHash(a.Email), since.UnixNano()
 	addrKey := addressLedger(a.Address)
-	addr, err := s.locate(ctx, addrKey, start, false)
+	addr, err := s.locate(ctx, addrKey, start, guess)
 	if err != nil {
 		return loginlimit.Ticket{}, 0, err
 	}
 	var acct []limitEntry
 	if account := accountOf(a, addr.head.entries, email, cut); account != "" {
-		sp, err := s.locate(ctx, accountLedger(account), start, false)
+		sp, err := s.locate(ctx, accountLedger(account), start, guess)
 		if err != nil {
 			return loginlimit.Ticket{}, 0, err
 		}
@@ -242,9 +252,9 @@ func (s *SignInLimits) Settle(ctx context.Context, t loginlimit.Ticket, o loginl
 // returns false to write nothing, and is called again, on the newer
 // entries, after each race lost.
 func (s *SignInLimits) apply(ctx context.Context, key string, start int64, change func([]limitEntry) ([]limitEntry, bool)) error {
-	fresh := false // the first try trusts what this store saw last
+	how := guess // the first try trusts what this store saw last
 	for range limitTries {
-		sp, err := s.locate(ctx, key, start, fresh)
+		sp, err := s.locate(ctx, key, start, how)
 		if err != nil {
 			return err
 		}
@@ -252,7 +262,7 @@ func (s *SignInLimits) apply(ctx context.Context, key string, start int64, chang
 		if !ok {
 			return nil
 		}
-		fresh = true
+		how = search
 		if sp.seal != nil {
 			if won, err := s.insert(ctx, sp.seal); err != nil || !won {
 				if err != nil {
@@ -267,7 +277,7 @@ func (s *SignInLimits) apply(ctx context.Context, key string, start int64, chang
 			return err
 		}
 		if won {
-			s.remember(sp.prefix, ledgerHead{version: version, entries: next})
+			s.remember(sp.prefix, ledgerHead{version: version, entries: next, checked: time.Now()})
 			return nil
 		}
 	}
@@ -275,14 +285,13 @@ func (s *SignInLimits) apply(ctx context.Context, key string, start int64, chang
 }
 
 // locate finds where ledger key's next version goes, from the period
-// starting at start on. Unless fresh, it guesses from the newest versions
-// this store saw (none, for a ledger it never saw); an insert there is
-// what checks the guess.
-func (s *SignInLimits) locate(ctx context.Context, key string, start int64, fresh bool) (spot, error) {
+// starting at start on, found as how says; after a guess, an insert there
+// is what checks it.
+func (s *SignInLimits) locate(ctx context.Context, key string, start int64, how lookup) (spot, error) {
 	period := s.window.Nanoseconds()
 	for range limitPeriodsAhead {
 		prefix := ledgerPrefix(start, key)
-		h, err := s.newest(ctx, prefix, fresh)
+		h, err := s.newest(ctx, prefix, how)
 		if err != nil {
 			return spot{}, err
 		}
@@ -295,7 +304,7 @@ func (s *SignInLimits) locate(ctx context.Context, key string, start int64, fres
 			return sp, nil
 		}
 		prevPrefix := ledgerPrefix(start-period, key)
-		prev, err := s.newest(ctx, prevPrefix, fresh)
+		prev, err := s.newest(ctx, prevPrefix, how)
 		if err != nil {
 			return spot{}, err
 		}
@@ -308,20 +317,32 @@ func (s *SignInLimits) locate(ctx context.Context, key string, start int64, fres
 	return spot{}, fmt.Errorf("sign-in ledger %s: sealed for %d periods ahead", key, limitPeriodsAhead)
 }
 
-// newest returns the newest version with the given prefix. Unless fresh,
-// it is the one this store saw last, or none when it saw none: a guess,
-// which costs no look-up, for a write to check by its insert. Fresh, it
-// searches on from there (or from the start), doubling its steps and then
-// halving: versions are contiguous from 0, so a missing one is past the
-// end.
-func (s *SignInLimits) newest(ctx context.Context, prefix string, fresh bool) (ledgerHead, error) {
+// lookup says how a ledger's newest version is found.
+type lookup int
+
+const (
+	// guess takes the newest this store saw, or none when it saw none:
+	// it costs no look-up, and a write's insert checks it.
+	guess lookup = iota
+	// recent takes the newest this store looked up or wrote within
+	// Recheck, and otherwise searches.
+	recent
+	// search looks the newest up.
+	search
+)
+
+// newest returns the newest version with the given prefix, found as how
+// says. A search goes on from the newest this store saw (or from the
+// start), doubling its steps and then halving: versions are contiguous
+// from 0, so a missing one is past the end.
+func (s *SignInLimits) newest(ctx context.Context, prefix string, how lookup) (ledgerHead, error) {
 	s.mu.Lock()
 	known, ok := s.heads[prefix]
 	s.mu.Unlock()
-	if !fresh {
-		if !ok {
-			known.version = -1
-		}
+	switch {
+	case how == guess && !ok:
+		return ledgerHead{version: -1}, nil
+	case how == guess, how == recent && ok && time.Since(known.checked) < s.Recheck:
 		return known, nil
 	}
 	found := ledgerHead{version: -1}
@@ -347,6 +368,7 @@ func (s *SignInLimits) newest(ctx context.Context, prefix string, fresh bool) (l
 			step *= 2
 		}
 	}
+	found.checked = time.Now()
 	s.remember(prefix, found)
 	return found, nil
 }

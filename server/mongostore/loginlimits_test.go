@@ -25,13 +25,16 @@ func TestSignInLimitsStore(t *testing.T) {
 }
 
 // twoServers is two stores on one database through connections of their
-// own, as two server processes have them.
-func twoServers(t *testing.T) (db *mongostore.DB, stores [2]*storetest.Limiter) {
+// own, as two server processes have them, deciding by p. They confirm
+// every wait they see by a look-up.
+func twoServers(t *testing.T, p loginlimit.Policy) (db *mongostore.DB, stores [2]*storetest.Limiter) {
 	t.Helper()
 	db = mustOpen(t)
 	other := dbtest.MustConnect(t, db, mongostore.Options{})
 	for i, d := range []*mongostore.DB{db, other} {
-		stores[i] = storetest.NewLimiter(d.SignInLimits(loginlimit.Default.Window))
+		s := d.SignInLimits(p.WithDefaults().Window)
+		s.Recheck = 0
+		stores[i] = &storetest.Limiter{Limiter: loginlimit.New(p, s), Store: s, Now: storetest.T0}
 	}
 	return db, stores
 }
@@ -70,7 +73,7 @@ func TestSignInLimitsAcrossServers(t *testing.T) {
 
 	t.Run("OneAttemptAtTheAccountRule", func(t *testing.T) {
 		t.Parallel()
-		_, stores := twoServers(t)
+		_, stores := twoServers(t, loginlimit.Policy{})
 		tickets := race(t, stores, 40, func(int) loginlimit.Attempt { return storetest.Owner })
 		if len(tickets) != loginlimit.Default.AccountFree {
 			t.Fatalf("%d of 40 let through, want %d", len(tickets), loginlimit.Default.AccountFree)
@@ -84,13 +87,14 @@ func TestSignInLimitsAcrossServers(t *testing.T) {
 
 	t.Run("OneAddressAtTheAddressRule", func(t *testing.T) {
 		t.Parallel()
-		_, stores := twoServers(t)
-		n := loginlimit.Default.AddressFree + 10
+		policy := loginlimit.Policy{AddressFree: 10}
+		_, stores := twoServers(t, policy)
+		n := policy.AddressFree + 10
 		tickets := race(t, stores, n, func(i int) loginlimit.Attempt {
 			return loginlimit.Attempt{Address: "203.0.113.9", Email: fmt.Sprintf("nobody-%d@example.net", i)}
 		})
-		if len(tickets) != loginlimit.Default.AddressFree {
-			t.Fatalf("%d of %d let through, want %d", len(tickets), n, loginlimit.Default.AddressFree)
+		if len(tickets) != policy.AddressFree {
+			t.Fatalf("%d of %d let through, want %d", len(tickets), n, policy.AddressFree)
 		}
 		// Settled on either server, they stay counted on both.
 		for i, ticket := range tickets {
@@ -107,7 +111,7 @@ func TestSignInLimitsAcrossServers(t *testing.T) {
 
 	t.Run("AWaitSeenIsConfirmed", func(t *testing.T) {
 		t.Parallel()
-		_, stores := twoServers(t)
+		_, stores := twoServers(t, loginlimit.Policy{})
 		ctx := context.Background()
 		// One server sees attempts the other is judging, which then end
 		// unjudged: the first must not make anyone wait for them.
@@ -137,7 +141,7 @@ func TestSignInLimitsAcrossServers(t *testing.T) {
 
 	t.Run("AStaleGlanceIsDecidedOnTheTruth", func(t *testing.T) {
 		t.Parallel()
-		_, stores := twoServers(t)
+		_, stores := twoServers(t, loginlimit.Policy{})
 		// The first server sees one failure at the account, the second
 		// four more from elsewhere: the first address now waits.
 		stores[0].Try(t, storetest.Owner, loginlimit.Failed)
@@ -151,7 +155,7 @@ func TestSignInLimitsAcrossServers(t *testing.T) {
 
 	t.Run("ManyAddressesAtOneAccount", func(t *testing.T) {
 		t.Parallel()
-		_, stores := twoServers(t)
+		_, stores := twoServers(t, loginlimit.Policy{})
 		tickets := race(t, stores, 30, func(i int) loginlimit.Attempt {
 			return storetest.At(fmt.Sprintf("192.0.2.%d", i+1), storetest.Owner)
 		})
