@@ -146,7 +146,14 @@ type spot struct {
 	head ledgerHead
 	// seal, when set, is to be inserted first: it closes the previous
 	// period's chain.
-	seal *ledgerDoc
+	seal *sealing
+}
+
+// sealing is the version that closes a period's chain.
+type sealing struct {
+	prefix  string
+	version int
+	entries []limitEntry
 }
 
 // Read returns the tallies of a's ledgers. Errors are EUnavailable when
@@ -253,7 +260,7 @@ func (s *SignInLimits) Settle(ctx context.Context, t loginlimit.Ticket, o loginl
 // entries, after each race lost.
 func (s *SignInLimits) apply(ctx context.Context, key string, start int64, change func([]limitEntry) ([]limitEntry, bool)) error {
 	how := guess // the first try trusts what this store saw last
-	for range limitTries {
+	for try := range limitTries {
 		sp, err := s.locate(ctx, key, start, how)
 		if err != nil {
 			return err
@@ -262,26 +269,48 @@ func (s *SignInLimits) apply(ctx context.Context, key string, start int64, chang
 		if !ok {
 			return nil
 		}
-		how = search
+		won, seen := true, false
 		if sp.seal != nil {
-			if won, err := s.insert(ctx, sp.seal); err != nil || !won {
-				if err != nil {
-					return err
-				}
-				continue
+			if won, seen, err = s.put(ctx, sp.seal.prefix, sp.seal.version, ledgerHead{sealed: true, entries: nonNil(sp.seal.entries)}); err != nil {
+				return err
 			}
 		}
-		version := sp.head.version + 1
-		won, err := s.insert(ctx, &ledgerDoc{ID: sp.prefix + strconv.Itoa(version), Entries: next})
-		if err != nil {
-			return err
-		}
 		if won {
-			s.remember(sp.prefix, ledgerHead{version: version, entries: next, checked: time.Now()})
-			return nil
+			if won, seen, err = s.put(ctx, sp.prefix, sp.head.version+1, ledgerHead{entries: next}); err != nil || won {
+				return err
+			}
+		}
+		// Lost: the version that won is now the newest this store saw,
+		// and the next try goes after it; after that, a store far behind
+		// searches rather than walk the chain a version at a time.
+		how = guess
+		if !seen || try > 0 {
+			how = search
 		}
 	}
 	return standin.Errorf(standin.EUnavailable, "Sign-in is too busy right now. Try again shortly.")
+}
+
+// put inserts version of the ledger with prefix and reports whether it
+// was the first; if not, whether it read the one that was, which it then
+// remembers as the newest.
+func (s *SignInLimits) put(ctx context.Context, prefix string, version int, h ledgerHead) (won, seen bool, err error) {
+	id := prefix + strconv.Itoa(version)
+	_, err = s.db.db.Collection(colSignInLimits).InsertOne(ctx, &ledgerDoc{ID: id, Sealed: h.sealed, Entries: h.entries})
+	switch {
+	case err == nil:
+		h.version, h.checked = version, time.Now()
+		s.remember(prefix, h)
+		return true, true, nil
+	case !mongo.IsDuplicateKeyError(err):
+		return false, false, translate(err, "write sign-in ledger")
+	}
+	d, err := s.find(ctx, id)
+	if err != nil || d == nil {
+		return false, false, err
+	}
+	s.remember(prefix, ledgerHead{version: version, sealed: d.Sealed, entries: d.Entries, checked: time.Now()})
+	return false, true, nil
 }
 
 // locate finds where ledger key's next version goes, from the period
@@ -310,7 +339,7 @@ func (s *SignInLimits) locate(ctx context.Context, key string, start int64, how 
 		}
 		sp.head.entries = carry(prev.entries, start-period)
 		if !prev.sealed {
-			sp.seal = &ledgerDoc{ID: prevPrefix + strconv.Itoa(prev.version+1), Sealed: true, Entries: nonNil(prev.entries)}
+			sp.seal = &sealing{prefix: prevPrefix, version: prev.version + 1, entries: prev.entries}
 		}
 		return sp, nil
 	}
@@ -398,19 +427,6 @@ func (s *SignInLimits) find(ctx context.Context, id string) (*ledgerDoc, error) 
 		return nil, translate(err, "read sign-in ledger")
 	}
 	return &d, nil
-}
-
-// insert writes d and reports whether it was first: false when a version
-// with its _id exists.
-func (s *SignInLimits) insert(ctx context.Context, d *ledgerDoc) (bool, error) {
-	_, err := s.db.db.Collection(colSignInLimits).InsertOne(ctx, d)
-	if mongo.IsDuplicateKeyError(err) {
-		return false, nil
-	}
-	if err != nil {
-		return false, translate(err, "write sign-in ledger")
-	}
-	return true, nil
 }
 
 // periodStart is when the period t falls in began, in Unix nanoseconds.

@@ -219,33 +219,60 @@ func TestSweepSignInLimits(t *testing.T) {
 	}
 }
 
-// BenchmarkSignInLimits is what one failed sign-in costs the limits in
-// the database (check, begin, settle), with about as many versions of
-// other ledgers present as its name says: on one server, and on two
-// taking turns, each then finding the account's ledger moved on by the
-// other, and every second attempt's address too.
+// benchLimiters is one limiter per server over one database, which holds
+// about docs versions of other ledgers: every attempt from a new address
+// at a known account writes about 4 (a seal, begin and settle at the
+// address, begin at the account).
+func benchLimiters(b *testing.B, servers, docs int) []*storetest.Limiter {
+	db := dbtest.MustOpen(b)
+	ls := []*storetest.Limiter{storetest.NewLimiter(db.SignInLimits(loginlimit.Default.Window))}
+	if servers == 2 {
+		ls = append(ls, storetest.NewLimiter(dbtest.MustConnect(b, db, mongostore.Options{}).SignInLimits(loginlimit.Default.Window)))
+	}
+	for i := range docs / 4 {
+		ls[0].Try(b, storetest.At(fmt.Sprintf("2001:db8:%x::", i), loginlimit.Attempt{Email: "ghost@example.org", Account: fmt.Sprintf("acct-%d", i%50)}), loginlimit.Failed)
+	}
+	return ls
+}
+
+// BenchmarkSignInLimits is what a judged sign-in costs the limits in the
+// database (check, begin, settle), with about as many versions of other
+// ledgers present as its name says: each a wrong password at one account
+// from a new address, on one server, or on two taking turns, each then
+// finding the account's ledger moved on by the other.
 func BenchmarkSignInLimits(b *testing.B) {
 	for _, docs := range []int{0, 1000, 3000} {
 		for _, servers := range []int{1, 2} {
 			b.Run(fmt.Sprintf("Versions%d/Servers%d", docs, servers), func(b *testing.B) {
-				db := dbtest.MustOpen(b)
-				ls := []*storetest.Limiter{storetest.NewLimiter(db.SignInLimits(loginlimit.Default.Window))}
-				if servers == 2 {
-					ls = append(ls, storetest.NewLimiter(dbtest.MustConnect(b, db, mongostore.Options{}).SignInLimits(loginlimit.Default.Window)))
-				}
-				// An attempt from a new address at a known account writes
-				// about 3 versions (a seal, begin, settle), and one at the
-				// account's ledger.
-				for i := range docs / 4 {
-					ls[0].Try(b, storetest.At(fmt.Sprintf("2001:db8:%x::", i), loginlimit.Attempt{Email: "ghost@example.org", Account: fmt.Sprintf("acct-%d", i%50)}), loginlimit.Failed)
-				}
+				ls := benchLimiters(b, servers, docs)
 				b.ResetTimer()
 				for i := 0; b.Loop(); i++ {
-					// Each address makes two attempts, through either server.
-					a := storetest.At(fmt.Sprintf("10.%d.%d.%d", i>>17&0xff, i>>9&0xff, i>>1&0xff), storetest.Owner)
-					ls[i%len(ls)].Try(b, a, loginlimit.Failed)
+					a := storetest.At(fmt.Sprintf("10.%d.%d.%d", i>>16&0xff, i>>8&0xff, i&0xff), storetest.Owner)
+					if wait := ls[i%len(ls)].Try(b, a, loginlimit.Failed); wait != 0 {
+						b.Fatalf("a clean address waits %v", wait)
+					}
 				}
 			})
 		}
+	}
+}
+
+// BenchmarkSignInLimitsRefused is what an attempt refused for its wait
+// costs: from one address, at made-up emails, past the address's
+// threshold, on one server or on two taking turns.
+func BenchmarkSignInLimitsRefused(b *testing.B) {
+	for _, servers := range []int{1, 2} {
+		b.Run(fmt.Sprintf("Versions3000/Servers%d", servers), func(b *testing.B) {
+			ls := benchLimiters(b, servers, 3000)
+			for i := range loginlimit.Default.AddressFree {
+				ls[0].Try(b, loginlimit.Attempt{Address: "203.0.113.9", Email: fmt.Sprintf("nobody-%d@example.net", i)}, loginlimit.Failed)
+			}
+			b.ResetTimer()
+			for i := 0; b.Loop(); i++ {
+				if ls[i%len(ls)].Try(b, loginlimit.Attempt{Address: "203.0.113.9", Email: "x@example.net"}, loginlimit.Failed) == 0 {
+					b.Fatal("let through")
+				}
+			}
+		})
 	}
 }
