@@ -31,7 +31,9 @@ func (n *node) build(ctx context.Context) error {
 	n.buildSessions()
 	if n.accounts, err = accounts.New(accounts.Config{
 		Users: n.db, Sessions: n.sessions, Impersonations: n.imps, Audit: n.events, Authorizer: n.rbac,
-		SignIn:       loginlimit.New(n.cfg.SignInLimits, loginlimit.NewMemory(n.cfg.SignInAddresses)),
+		// Sign-in ledgers live in the database, so every server sharing
+		// it counts every attempt.
+		SignIn:       loginlimit.New(n.cfg.SignInLimits, n.db.SignInLimits(n.cfg.SignInLimits.WithDefaults().Window)),
 		PasswordCost: n.cfg.PasswordCost,
 		Logger:       n.log.With("component", "accounts"),
 		Now:          n.cfg.Clock,

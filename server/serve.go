@@ -96,6 +96,16 @@ func (n *node) runJobs(ctx context.Context, wg *sync.WaitGroup) {
 		})
 	})
 	wg.Go(func() {
+		// Sign-in ledgers of periods no attempt reads or writes any more
+		// are removed: those before the previous window's.
+		window := n.cfg.SignInLimits.WithDefaults().Window
+		every(ctx, sweepEvery, func(ctx context.Context) {
+			if _, err := n.db.SweepSignInLimits(ctx, n.cfg.Clock().Add(-2*window)); err != nil && ctx.Err() == nil {
+				log.Warn("sweeping sign-in limits", "err", err)
+			}
+		})
+	})
+	wg.Go(func() {
 		finishCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
 		if err := n.starting.Finish(finishCtx); err != nil {

@@ -100,6 +100,10 @@ var Default = Policy{
 	MaxDelay:    15 * time.Minute,
 }
 
+// WithDefaults returns p with its zero fields set to the defaults, as the
+// limiter decides by it. A store in the database is told the window by it.
+func (p Policy) WithDefaults() Policy { return p.withDefaults() }
+
 func (p Policy) withDefaults() Policy {
 	if p.Window <= 0 {
 		p.Window = Default.Window
@@ -171,8 +175,18 @@ func (l *Limiter) Policy() Policy { return l.policy }
 // pair's earlier attempts), and says how long it must wait: zero when it
 // may go on. Refusing a flood here costs it no look-up and no hashing.
 // Begin decides again, as it records. Errors are the store's, wrapped.
+//
+// Over a store that can Glance, it glances first and reads only to
+// confirm a wait: an attempt the glance lets on is decided exactly by
+// Begin, and a wait it shows may be one another process has lifted.
 func (l *Limiter) Check(ctx context.Context, a Attempt, now time.Time) (time.Duration, error) {
-	r, err := l.store.Read(ctx, a, now.Add(-l.policy.Window))
+	since := now.Add(-l.policy.Window)
+	if g, ok := l.store.(Glancer); ok {
+		if r, err := g.Glance(ctx, a, since); err == nil && l.policy.Wait(r, now) <= 0 {
+			return 0, nil
+		}
+	}
+	r, err := l.store.Read(ctx, a, since)
 	if err != nil {
 		return 0, fmt.Errorf("loginlimit: read the ledgers of %s: %w", a.Address, err)
 	}

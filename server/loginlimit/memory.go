@@ -9,10 +9,12 @@ import (
 	"time"
 )
 
-// ledgerEntries bounds every ledger: it keeps its newest entries. Far
-// fewer reach the longest wait (see MaxFree), and the waits keep an
-// address's ledger well below it.
-const ledgerEntries = 128
+// LedgerEntries bounds every ledger, in any store: it keeps its newest
+// entries. Far fewer reach the longest wait (see MaxFree), and the waits
+// keep an address's ledger well below it.
+const LedgerEntries = 128
+
+const ledgerEntries = LedgerEntries
 
 // DefaultAddresses is how many addresses a Memory store remembers when
 // not told.

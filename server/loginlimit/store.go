@@ -64,50 +64,45 @@ const (
 )
 
 // Store keeps the ledgers the limiter decides from. Memory, in this
-// package, keeps them in one process.
+// package, keeps them in one process; mongostore.SignInLimits in the
+// database, shared by every server process on it, so that the limits
+// hold across all of them rather than once per process.
 //
 // # Sharing them through the database
 //
-// The interface is small so that a store in the database, shared by every
-// server process, can implement it with operations that are exact on the
-// embedded database — inserts racing on a unique _id, reads by _id
-// equality, deletes by _id — with no $inc, no TTL index and no update of
-// a document two processes may write:
+// The interface is small so that a store in the database can implement it
+// with operations that are exact on the embedded database — inserts
+// racing on a unique _id, reads by _id equality, deletes of whole old
+// periods — with no $inc, no TTL index and no update of a document two
+// processes may write. mongostore.SignInLimits does it so:
 //
 //   - A ledger is, for each period of one window, a chain of immutable
-//     versions: version v of ledger L in period p is {_id: "L|p|v",
-//     entries: [{id, began, account, state}]}, the ledger's whole bounded
-//     list as of that version, with L "addr:<address>",
-//     "pair:<address>:<email>" or "acct:<account id>". Version 0 of a
-//     period starts from the previous period's newest, less what left the
-//     window.
-//   - Read reads the newest version of each ledger by _id: versions are
-//     contiguous from 0, so a process that remembers the newest it saw
-//     reads the next one or two, and one that knows nothing searches
-//     (exponentially, then by halves); with none in this period, the
-//     previous period's newest.
-//   - Begin reads, calls decide, and inserts the next version of each
-//     ledger with the attempt added. A duplicate key means another process
-//     wrote that version first: Begin inserts the next versions of the
-//     ledgers it did write without the attempt, reads again and decides
-//     again. Racing attempts are each decided on a record that holds the
-//     others, as under the memory store's mutex here.
-//   - Settle inserts the next version with the entry failed, withdrawn, or
-//     (Passed) the pair's settled failures forgiven, and reads again and
-//     retries on a duplicate.
+//     versions, each the ledger's whole bounded list as of that version.
+//     There are two ledgers, the address's (holding its pairs', each entry
+//     naming its email by a hash) and the account's. Version 0 of a period
+//     starts from the previous period's newest, less what left the
+//     window, after sealing that chain with a last version, so that
+//     nothing written late to it is lost.
+//   - A process remembers the newest version it saw of each ledger.
+//     Begin and Settle write the next version from there (or, for a
+//     ledger it never saw, the first); a duplicate key means another
+//     process wrote that version first, and the write looks the newest up
+//     (exponentially, then by halves: versions are contiguous from 0),
+//     decides again and tries again. So every attempt is decided on a
+//     record that holds those recorded before it, as under Memory's mutex.
+//   - Begin writes the address's ledger, which decides, and then the
+//     account's, deciding again when another attempt got there first and
+//     withdrawing from the address's when that says wait.
+//   - Read looks the newest versions up. Check glances first (Glancer),
+//     and reads only to confirm a wait, so that an attempt let on costs
+//     no look-up before Begin.
 //   - A background sweep, never a request, deletes the chains of periods
-//     before the previous one, which no request writes any more. A live
-//     chain never loses a version, so a missing version always means the
-//     end of its chain, never a gap another insert could fill.
+//     before the previous one, which no request reads or writes any more.
 //
-// The documents are then about two per attempt per ledger over two
-// windows, which the hashing bound on sign-in caps whatever a flood sends.
-// On MongoDB each read is an index look-up. On the embedded database,
-// which filters a whole collection for every query, the address and pair
-// ledgers should stay in each process's memory, as here, with only the
-// account ledgers shared: they are written only by attempts at accounts
-// that exist, an address then has its allowance once per process, and an
-// account's failures count once whichever process saw them.
+// The versions are then about three per failed attempt over two windows,
+// which the hashing bound on sign-in caps whatever a flood sends; every
+// look-up on the embedded database filters all of them, which is what a
+// refused attempt costs there (see BenchmarkSignInLimits in mongostore).
 type Store interface {
 	// Read returns the tallies of a's ledgers, counting the attempts
 	// begun after since. Without a.Account, the account's ledger is that
@@ -125,4 +120,15 @@ type Store interface {
 	// Settle records how t's attempt ended. An attempt the store has
 	// already forgotten (expired or evicted) is settled without error.
 	Settle(ctx context.Context, t Ticket, o Outcome) error
+}
+
+// Glancer is a Store that can also tell, looking nothing up, what its
+// ledgers held when it last saw them: a store shared by several processes
+// through a database, whose every look-up costs. What it tells may be out
+// of date either way; the limiter lets an attempt on by it, for Begin to
+// decide, and confirms a wait by Read.
+type Glancer interface {
+	Store
+	// Glance is Read as last seen, with nothing looked up.
+	Glance(ctx context.Context, a Attempt, since time.Time) (Record, error)
 }
