@@ -73,10 +73,6 @@ type Config struct {
 	// SignInLimits is when sign-in attempts wait and for how long; zero
 	// fields are package loginlimit's defaults.
 	SignInLimits loginlimit.Policy
-	// SignInAddresses is how many client addresses the sign-in limiter
-	// remembers (default 100,000); when full it forgets the one idle the
-	// longest, which lets that address off and locks nobody out.
-	SignInAddresses int
 	// MaxSocketsPerSession bounds the live connections (/ws) one sign-in
 	// session holds open on this server at once (default 32, one a tab);
 	// MaxSocketsPerUser those of one person across their sessions

@@ -98,8 +98,10 @@ func (n *node) runJobs(ctx context.Context, wg *sync.WaitGroup) {
 	wg.Go(func() {
 		// Sign-in ledgers of periods no attempt reads or writes any more
 		// are removed: those before the previous window's.
+		// One node a term is enough: deleting a period is the same
+		// work wherever it runs.
 		window := n.cfg.SignInLimits.WithDefaults().Window
-		every(ctx, sweepEvery, func(ctx context.Context) {
+		leases.Every(ctx, "sweep-signin-limits", sweepEvery, sweepTerm, func(ctx context.Context) {
 			if _, err := n.db.SweepSignInLimits(ctx, n.cfg.Clock().Add(-2*window)); err != nil && ctx.Err() == nil {
 				log.Warn("sweeping sign-in limits", "err", err)
 			}

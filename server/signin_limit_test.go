@@ -53,7 +53,7 @@ func TestSignInFlood(t *testing.T) {
 
 	t.Run("FromOneAddress", func(t *testing.T) {
 		t.Parallel()
-		srv := mustRun(t, server.Config{DataDir: t.TempDir(), SignInAddresses: 8})
+		srv := mustRun(t, server.Config{DataDir: t.TempDir()})
 		flood := newClientFrom(t, srv.URL, "127.0.0.1")
 		limited := 0
 		for i := range 200 {
@@ -79,7 +79,7 @@ func TestSignInFlood(t *testing.T) {
 
 	t.Run("FromManyAddresses", func(t *testing.T) {
 		t.Parallel()
-		srv := mustRun(t, server.Config{DataDir: t.TempDir(), SignInAddresses: 8})
+		srv := mustRun(t, server.Config{DataDir: t.TempDir()})
 		// Twice as many addresses as the limiter remembers, each failing
 		// with made-up emails and at a real account.
 		for i := range 16 {
