@@ -286,18 +286,23 @@ func Open(ctx context.Context, store Store, cfg Config) (*Log, error) {
 	l.ctx, l.cancel = context.WithCancel(context.Background())
 	go l.run()
 	if cfg.Follow > 0 {
-		every := cfg.Follow
-		if l.sole {
-			// No other server should write: probing seldom still finds
-			// one that does, at little cost.
-			every = max(every, soleFollow)
-		}
-		l.follow = newFollower(l, every, l.head, l.headHash)
-		fctx, stop := context.WithCancel(context.Background())
-		l.stopFollow = stop
-		go l.follow.run(fctx)
+		l.startFollowing(cfg.Follow)
 	}
 	return l, nil
+}
+
+// startFollowing starts the follower from the head Open read, probing
+// every every.
+func (l *Log) startFollowing(every time.Duration) {
+	if l.sole {
+		// No other server should write: probing seldom still finds one
+		// that does, at little cost.
+		every = max(every, soleFollow)
+	}
+	l.follow = newFollower(l, every, l.head, l.headHash)
+	ctx, stop := context.WithCancel(context.Background())
+	l.stopFollow = stop
+	go l.follow.run(ctx)
 }
 
 // readHead learns the last stored event from the database.
