@@ -99,7 +99,13 @@ func (f *follower) run(ctx context.Context) {
 // offer hands over events this server stored (or read from the log), in
 // seq order, and delivers what it can.
 func (f *follower) offer(evs []*standin.Event) {
-	f.take(evs, true, time.Now())
+	// The caller's events are its own again once Append returns, which
+	// may be before they are delivered (an earlier seq is missing).
+	cp := make([]*standin.Event, len(evs))
+	for i, e := range evs {
+		cp[i] = clone(e)
+	}
+	f.take(cp, true, time.Now())
 }
 
 // poll probes for the next seq and reads the copies when there is
@@ -122,8 +128,10 @@ func (f *follower) poll(ctx context.Context, always bool) {
 	}
 	evs, err := f.l.store.Recent(ctx, next-1)
 	if err != nil {
+		// The copies cannot be read: a seq missing for long is read
+		// from the log all the same.
 		f.l.logger.Debug("audit follow: reading recent events failed", "err", err)
-		return
+		evs = nil
 	}
 	if f.take(evs, false, time.Now()) {
 		f.fill(ctx)
@@ -202,12 +210,52 @@ func (f *follower) fill(ctx context.Context) {
 			f.mu.Unlock()
 			return
 		}
+		evs = inOrder(evs)
+		if len(evs) > 0 && evs[0].Seq > next {
+			f.skip(next, evs[0])
+		}
 		f.take(evs, true, time.Now())
 		f.mu.Lock()
 		moved := f.next > next
 		f.mu.Unlock()
 		if !moved || len(evs) < followChunk {
 			return
+		}
+	}
+}
+
+// inOrder drops, from events read in the order of the seqs they are
+// stored under, those whose own seq breaks that order: a damaged document
+// whose seq field is not its key. Verify reports it.
+func inOrder(evs []*standin.Event) []*standin.Event {
+	out := evs[:0:0]
+	for i, e := range evs {
+		if i+1 < len(evs) && e.Seq >= evs[i+1].Seq {
+			continue
+		}
+		if len(out) > 0 && e.Seq <= out[len(out)-1].Seq {
+			continue
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+// skip moves the follower past seqs the log itself lacks (deleted, or
+// damaged beyond reading): next is missing and first is the next event
+// stored. Verify reports the gap; the follower must not wait for it.
+func (f *follower) skip(next int64, first *standin.Event) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.next != next {
+		return
+	}
+	f.l.logger.Error("audit follow: the log lacks events; following goes on after them",
+		"from", next, "to", first.Seq-1)
+	f.next, f.prevHash, f.missing = first.Seq, first.PrevHash, time.Time{}
+	for seq := range f.pending {
+		if seq < f.next {
+			delete(f.pending, seq)
 		}
 	}
 }

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"go.mongodb.org/mongo-driver/v2/bson"
+
 	"standin/server/audit"
 	"standin/server/clustertest"
 	"standin/server/dbtest"
@@ -272,4 +274,54 @@ func envInt(t testing.TB, name string, def int) int {
 		t.Fatalf("%s=%q is not a positive number", name, v)
 	}
 	return n
+}
+
+// A server that falls further behind than the copies reach (another
+// committed more at once than they keep) still learns of every event:
+// the copies it finds are of a later turn, and it reads the rest from the
+// log.
+func TestFollowerFarBehind(t *testing.T) {
+	t.Parallel()
+	db := mustDB(t)
+	other := dbtest.MustConnect(t, db.store, mongostore.Options{AppendOnly: true})
+	var rec recorder
+	mustLog(t, db, audit.Config{OnCommit: rec.onCommit, Follow: followEvery, Logger: discard()})
+	b := mustLog(t, other, audit.Config{Follow: followEvery, Logger: discard()})
+	const n = mongostore.RecentKeep + 60
+	evs := make([]*standin.Event, n)
+	for i := range evs {
+		evs[i] = login(fmt.Sprint("batch-", i))
+	}
+	mustAppend(t, b, evs...)
+	waitSeqs(t, "the server behind", &rec, seqRange(1, n))
+}
+
+// A seq the log itself lacks (its document's seq was changed by hand)
+// does not stop a follower: it goes on after it, and this server's own
+// commits still reach OnCommit.
+func TestFollowerGoesOnAfterAGapInTheLog(t *testing.T) {
+	t.Parallel()
+	db := mustDB(t)
+	var rec recorder
+	l := mustLog(t, db, audit.Config{OnCommit: rec.onCommit, Follow: followEvery, Logger: discard()})
+	mustAppend(t, l, login("a"))
+	waitSeqs(t, "the server", &rec, seqRange(1, 1))
+	prev := all(t, l)[0]
+	var direct []*standin.Event
+	for i := range 2 {
+		e := login(fmt.Sprint("direct-", i))
+		e.ID, e.Time = fmt.Sprint("direct", i), time.Now().UTC().Truncate(time.Millisecond)
+		e.Seq, e.PrevHash = prev.Seq+1, prev.Hash
+		e.Hash = audit.ComputeHash(e)
+		direct, prev = append(direct, e), e
+	}
+	if err := db.Events().Insert(context.Background(), direct); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Collection(collection).UpdateOne(context.Background(), bson.D{{Key: "_id", Value: int64(2)}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "seq", Value: int64(99)}}}}); err != nil {
+		t.Fatal(err)
+	}
+	mustAppend(t, l, login("mine"))
+	waitSeqs(t, "the server", &rec, []int64{1, 3, 4})
 }

@@ -253,6 +253,11 @@ func (f *Feed) sessionChanged(typ string, imp *standin.Impersonation, ids []stri
 // revocation or expiry, with realtime.StatusSessionEnded, on every
 // server: its tabs do not reconnect until someone signs in again.
 func (f *Feed) SessionEnded(id string) {
+	// This server's own sockets close at once, whatever becomes of the
+	// signal; closing them again when it arrives does nothing.
+	if f.sender.Load() != nil {
+		f.Apply(signalEnded, mustJSON(closeSignal{Session: id}))
+	}
 	f.signal(signalEnded, closeSignal{Session: id})
 }
 
@@ -260,5 +265,14 @@ func (f *Feed) SessionEnded(id string) {
 // session of the same person, with realtime.StatusSessionChanged, on
 // every server: its tabs reconnect at once with the new cookie.
 func (f *Feed) SessionReplaced(id string) {
+	if f.sender.Load() != nil {
+		f.Apply(signalReplaced, mustJSON(closeSignal{Session: id}))
+	}
 	f.signal(signalReplaced, closeSignal{Session: id})
+}
+
+// mustJSON encodes v, whose encoding cannot fail.
+func mustJSON(v closeSignal) []byte {
+	b, _ := json.Marshal(v) // a struct of one string
+	return b
 }

@@ -92,12 +92,15 @@ func (r ring) has(ctx context.Context, seq int64) (bool, error) {
 }
 
 // after calls fn with the documents above seq after, in seq order, as far
-// as they run through whole buckets (at most ringSize-1 of them). The
-// driver's errors are returned as they are.
+// as they run through whole buckets (at most ringSize-1 of them). When
+// the ring has moved on past after+1 (a reader that fell more than
+// RingKeep behind), the documents of that bucket's collection are of a
+// later turn: fn gets those, so that the reader sees the gap and deals
+// with it. The driver's errors are returned as they are.
 func (r ring) after(ctx context.Context, after int64, fn func(seq int64, doc bson.Raw)) error {
 	for b, reads := bucketOf(after+1), 0; reads < ringSize-1; b, reads = b+1, reads+1 {
-		last, err := r.readBucket(ctx, b, after, fn)
-		if err != nil {
+		last, lapped, err := r.readBucket(ctx, b, after, fn)
+		if err != nil || lapped {
 			return err
 		}
 		// Go on to the next bucket only when this one ran to its end.
@@ -110,23 +113,46 @@ func (r ring) after(ctx context.Context, after int64, fn func(seq int64, doc bso
 }
 
 // readBucket calls fn with bucket b's documents above after, in seq
-// order, and returns the last seq it saw (0 for none).
-func (r ring) readBucket(ctx context.Context, b, after int64, fn func(int64, bson.Raw)) (last int64, err error) {
+// order, and returns the last seq it saw (0 for none). When the bucket
+// holds none but its collection holds documents of a later turn, it calls
+// fn with those instead and reports lapped.
+func (r ring) readBucket(ctx context.Context, b, after int64, fn func(int64, bson.Raw)) (last int64, lapped bool, err error) {
+	// The collection is small: it is read whole above after (FerretDB
+	// decodes all of it for any range anyway), later turns included.
 	cur, err := r.colls[b%ringSize].Find(ctx, bson.D{{Key: "_id", Value: bson.D{
-		{Key: "$gt", Value: ringKey(max(after, b*ringBucket-1))}, {Key: "$lt", Value: ringKey((b + 1) * ringBucket)}}}},
+		{Key: "$gt", Value: ringKey(max(after, b*ringBucket-1))}}}},
 		options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}))
 	if err != nil {
-		return 0, err
+		return 0, false, err
 	}
 	defer func() { _ = cur.Close(context.WithoutCancel(ctx)) }()
+	end := (b + 1) * ringBucket
 	for cur.Next(ctx) {
 		key, _ := cur.Current.Lookup("_id").StringValueOK()
 		seq, perr := strconv.ParseInt(key, 10, 64)
 		if perr != nil {
 			continue
 		}
+		if seq >= end {
+			if last != 0 {
+				break // this bucket had documents: later turns are not its
+			}
+			lapped = true
+		}
 		last = seq
 		fn(seq, cur.Current)
 	}
-	return last, cur.Err()
+	return last, lapped, cur.Err()
+}
+
+// lapped reports whether seq's collection already holds a later turn than
+// seq's bucket: a writer that fell behind must not store seq there.
+func (r ring) lapped(ctx context.Context, seq int64) (bool, error) {
+	end := (bucketOf(seq) + 1) * ringBucket
+	err := r.coll(seq).FindOne(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$gte", Value: ringKey(end)}}}},
+		options.FindOne().SetProjection(bson.D{{Key: "_id", Value: 1}})).Err()
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return false, nil
+	}
+	return err == nil, err
 }

@@ -42,7 +42,17 @@ type signalDoc struct {
 // Errors: EConflict wrapping signals.ErrSeqTaken when the seq is taken;
 // EUnavailable when the database cannot be reached.
 func (s *Signals) Insert(ctx context.Context, sig signals.Signal) error {
-	err := s.ring.insert(ctx, []int64{sig.Seq}, []any{signalDoc{Key: ringKey(sig.Seq), At: sig.At.UTC(), Kind: sig.Kind, Data: sig.Data}})
+	// A sender that fell further behind than the ring keeps would store
+	// its signal among the pruned seqs, where no other server looks: that
+	// seq counts as taken, and the sender learns where the stream is.
+	lapped, err := s.ring.lapped(ctx, sig.Seq)
+	if err != nil {
+		return translate(err, "store a signal")
+	}
+	if lapped {
+		return fmt.Errorf("%w: the stream has moved past seq %d", signals.ErrSeqTaken, sig.Seq)
+	}
+	err = s.ring.insert(ctx, []int64{sig.Seq}, []any{signalDoc{Key: ringKey(sig.Seq), At: sig.At.UTC(), Kind: sig.Kind, Data: sig.Data}})
 	if mongo.IsDuplicateKeyError(err) {
 		return fmt.Errorf("%w: %w", signals.ErrSeqTaken, translate(err, "store a signal"))
 	}

@@ -211,11 +211,16 @@ func (s *Stream) store1(ctx context.Context, sig Signal) {
 		s.mu.Unlock()
 		actx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 		err := s.store.Insert(actx, sig)
-		if errors.Is(err, ErrSeqTaken) {
+		if errors.Is(err, ErrSeqTaken) && ctx.Err() == nil && time.Now().Before(giveUp) {
 			// Another server took it: learn what it and others stored,
 			// then try the seq after.
-			s.read(actx, sig.Seq-1)
 			cancel()
+			rctx, rcancel := context.WithTimeout(ctx, s.cfg.Timeout)
+			s.read(rctx, sig.Seq-1)
+			rcancel()
+			if attempt%8 == 0 {
+				time.Sleep(10 * time.Millisecond) // reading keeps failing: do not spin
+			}
 			continue
 		}
 		cancel()

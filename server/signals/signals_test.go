@@ -150,3 +150,61 @@ func TestMissedSignals(t *testing.T) {
 		t.Fatalf("received %v and was told of %d misses, want [1 3 4] and 1", seqs, rec.missed.Load())
 	}
 }
+
+// A server that falls further behind than the store keeps is told it
+// missed signals and carries on with the newest; a signal it then sends
+// goes after the newest, where the other servers see it.
+func TestFarBehind(t *testing.T) {
+	t.Parallel()
+	db := dbtest.MustOpen(t)
+	var slowRec, fastRec received
+	// The server behind is held in its handler by the first signal while
+	// the others store more than the ring keeps.
+	holding, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	slow, err := signals.Open(context.Background(), db.Signals(), signals.Config{
+		Handle: func(s signals.Signal) {
+			once.Do(func() { close(holding); <-release })
+			slowRec.handle(s)
+		},
+		Missed: func() { slowRec.missed.Add(1) }, Every: 20 * time.Millisecond,
+		Logger: slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = slow.Close(context.Background()) })
+	const n = mongostore.RingKeep + 60
+	for seq := int64(1); seq <= n; seq++ {
+		if err := db.Signals().Insert(context.Background(), signals.Signal{Seq: seq, Kind: "k", At: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+		if seq == 1 {
+			<-holding
+		}
+	}
+	close(release)
+	deadline := time.Now().Add(60 * time.Second)
+	for slowRec.missed.Load() == 0 || slowRec.last() < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("the server behind reached seq %d and was told of %d misses", slowRec.last(), slowRec.missed.Load())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	fast := open(t, dbtest.MustConnect(t, db, mongostore.Options{AppendOnly: true}).Signals(), &fastRec)
+	_ = fast
+	slow.Send("late", []byte("from behind"))
+	_, data := waitFor(t, "another server", &fastRec, 1)
+	if data[0] != "late:from behind" {
+		t.Fatalf("another server received %v", data)
+	}
+}
+
+func (r *received) last() int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.seqs) == 0 {
+		return 0
+	}
+	return r.seqs[len(r.seqs)-1]
+}
