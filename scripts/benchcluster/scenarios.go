@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -106,7 +107,7 @@ func throughput(ctx context.Context, cfg config, cl *cluster) (result, error) {
 	if err := measure(cfg, &r, func() (sample, error) { return saturate(ctx, cfg, cl, db, sessions) }); err != nil {
 		return r, err
 	}
-	r.Target = map[string]string{"limit": limit(r.Runs[system][0])}
+	r.Target = map[string]string{"limit": limit(r.Runs[system][0], float64(runtime.NumCPU()))}
 	return r, nil
 }
 

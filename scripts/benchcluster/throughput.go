@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"runtime"
 	"slices"
 	"strconv"
 	"sync"
@@ -162,12 +161,11 @@ func throughputSample(tallies []tally, cores []float64, elapsed time.Duration) s
 	return s
 }
 
-// limit says what limited a throughput sample: the machine's CPU when it
+// limit says what limited a throughput sample on cpus cores: the machine's CPU when it
 // was nearly all busy, naming who took most; otherwise the database when
 // its process took most of a core (its writes commit one transaction at
 // a time); otherwise neither.
-func limit(s sample) string {
-	cpus := float64(runtime.NumCPU())
+func limit(s sample, cpus float64) string {
 	busy := fmt.Sprintf("%.2f of %.0f cores busy: database %.2f, nodes %.2f (busiest %.2f), clients %.2f, other processes %.2f",
 		s["busy_cores"], cpus, s["db_cores"], s["nodes_cores"], s["node_max_cores"], s["bench_cores"], s["others_cores"])
 	switch {
