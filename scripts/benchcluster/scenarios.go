@@ -94,7 +94,7 @@ func idle(ctx context.Context, cfg config, cl *cluster, db *mongo.Client) (resul
 func throughput(ctx context.Context, cfg config, cl *cluster) (result, error) {
 	n := len(cl.nodes)
 	r := newResult("throughput", map[string]int{"nodes": n, "clients": cfg.clients},
-		fmt.Sprintf("%d nodes on one database; %d closed-loop clients per node for %v after %v of warm-up", n, cfg.clients, cfg.throughputDuration, cfg.warmup))
+		fmt.Sprintf("%d node(s) on one database; %d closed-loop clients per node for %v after %v of warm-up", n, cfg.clients, cfg.throughputDuration, cfg.warmup))
 	db, err := connectDB(cl.dbURI)
 	if err != nil {
 		return r, err
