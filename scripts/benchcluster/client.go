@@ -19,9 +19,10 @@ const tagPrefix = "benchcluster/"
 // client is a signed-in browser-like HTTP client of one node. Its
 // cookies are its own: a cookie jar does not tell loopback ports apart.
 type client struct {
-	base string
-	http *http.Client
-	csrf string
+	base   string
+	http   *http.Client
+	csrf   string
+	action string // the path act requests
 }
 
 // signIn signs email in on the node at base with the demo password.
@@ -112,11 +113,11 @@ func (c *client) impersonate(email string) error {
 	return fmt.Errorf("no user %s", email)
 }
 
-// act is one action under impersonation, one audited decision, tagged
-// with the number tag. It returns the HTTP status, or an error when no
+// act is one action under impersonation, GET c.action, one audited
+// decision, tagged with the number tag. It returns the HTTP status, or an error when no
 // answer came.
 func (c *client) act(tag int64) (int, error) {
-	req, err := http.NewRequest(http.MethodGet, c.base+"/api/v1/resources", nil)
+	req, err := http.NewRequest(http.MethodGet, c.base+c.action, nil)
 	if err != nil {
 		return 0, err
 	}

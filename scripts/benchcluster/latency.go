@@ -39,7 +39,7 @@ type paceSystem struct {
 }
 
 // newPaceSystem signs the writer and the watchers in on their nodes.
-func newPaceSystem(cl *cluster, db *mongo.Client) (*paceSystem, error) {
+func newPaceSystem(cl *cluster, db *mongo.Client, action string) (*paceSystem, error) {
 	a, b := cl.nodes[0].url, cl.nodes[1].url
 	sys := &paceSystem{cl: cl, db: db}
 	var err error
@@ -49,6 +49,7 @@ func newPaceSystem(cl *cluster, db *mongo.Client) (*paceSystem, error) {
 	if err := sys.writer.impersonate("ben@example.org"); err != nil {
 		return nil, err
 	}
+	sys.writer.action = action
 	if sys.onWriter, err = signIn(a, "admin@example.org"); err != nil {
 		return nil, err
 	}

@@ -10,8 +10,9 @@
 //     the signals (utime+stime from /proc/<pid>/stat), in % of one core,
 //     and the database's commands a second.
 //   - latency: on the same cluster, an admin impersonating Ben takes
-//     actions on node A (GET /api/v1/resources, one audited decision and
-//     one event each) at each rate of -rates for -latency-duration, each
+//     actions on node A (GET -action, by default /api/v1/session, which
+//     while impersonating is audited by its outcome: one action.allowed
+//     event each) at each rate of -rates for -latency-duration, each
 //     sent at its time whether or not the ones before were answered. Two
 //     admins watch the activity feed, one on A and one on node B. Each
 //     action's User-Agent carries a number, which its event records; for
@@ -68,6 +69,7 @@ const system = "standin"
 // config holds the flags.
 type config struct {
 	scenarios          []string
+	action             string
 	bin                string
 	latencyNodes       int
 	rates              []int
@@ -90,6 +92,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs := flag.NewFlagSet("benchcluster", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	scenarios := fs.String("scenarios", "idle,latency,throughput", "comma-separated scenarios to run: idle, latency, throughput")
+	fs.StringVar(&cfg.action, "action", "/api/v1/session", "the `path` each action GETs while impersonating: one audited event")
 	fs.StringVar(&cfg.bin, "bin", "", "a standin binary to run instead of building one")
 	fs.IntVar(&cfg.latencyNodes, "latency-nodes", 3, "nodes of the idle and latency scenarios' cluster (at least 2)")
 	rates := fs.String("rates", "20,100", "comma-separated paced `rates` of the latency scenario, actions a second")

@@ -34,7 +34,7 @@ func idleAndPaced(ctx context.Context, cfg config, cl *cluster) ([]result, error
 	if !slices.Contains(cfg.scenarios, "latency") {
 		return out, nil
 	}
-	sys, err := newPaceSystem(cl, db)
+	sys, err := newPaceSystem(cl, db, cfg.action)
 	if err != nil {
 		return nil, fmt.Errorf("latency: %w", err)
 	}
@@ -44,7 +44,7 @@ func idleAndPaced(ctx context.Context, cfg config, cl *cluster) ([]result, error
 	}
 	for _, rate := range cfg.rates {
 		r := newResult("latency", map[string]int{"nodes": len(cl.nodes), "rate": rate},
-			fmt.Sprintf("%d nodes; %d actions/s on node A for %v, each sent at its time; admins watching activity on A and on B", len(cl.nodes), rate, cfg.latencyDuration))
+			fmt.Sprintf("%d nodes; %d actions/s (GET %s) on node A for %v, each sent at its time; admins watching activity on A and on B", len(cl.nodes), rate, cfg.action, cfg.latencyDuration))
 		if err := measure(cfg, &r, func() (sample, error) { return paced(ctx, sys, rate, cfg.latencyDuration) }); err != nil {
 			return nil, err
 		}
@@ -94,13 +94,13 @@ func idle(ctx context.Context, cfg config, cl *cluster, db *mongo.Client) (resul
 func throughput(ctx context.Context, cfg config, cl *cluster) (result, error) {
 	n := len(cl.nodes)
 	r := newResult("throughput", map[string]int{"nodes": n, "clients": cfg.clients},
-		fmt.Sprintf("%d node(s) on one database; %d closed-loop clients per node for %v after %v of warm-up", n, cfg.clients, cfg.throughputDuration, cfg.warmup))
+		fmt.Sprintf("%d node(s) on one database; %d closed-loop clients per node (GET %s) for %v after %v of warm-up", n, cfg.clients, cfg.action, cfg.throughputDuration, cfg.warmup))
 	db, err := connectDB(cl.dbURI)
 	if err != nil {
 		return r, err
 	}
 	defer db.Disconnect(context.Background())
-	sessions, err := loadSessions(cl)
+	sessions, err := loadSessions(cl, cfg.action)
 	if err != nil {
 		return r, fmt.Errorf("throughput, %d nodes: %w", n, err)
 	}

@@ -23,9 +23,9 @@ var pairs = []struct{ actor, subject string }{
 }
 
 // loadSessions signs a person in on each node, impersonating a user, as
-// pairs says. Beyond len(pairs) nodes, a node's clients share the
+// pairs says, taking action. Beyond len(pairs) nodes, a node's clients share the
 // session of an earlier node, on their own node.
-func loadSessions(cl *cluster) ([]*client, error) {
+func loadSessions(cl *cluster, action string) ([]*client, error) {
 	out := make([]*client, len(cl.nodes))
 	for i, p := range cl.nodes {
 		if i >= len(pairs) {
@@ -41,6 +41,7 @@ func loadSessions(cl *cluster) ([]*client, error) {
 		if err := c.impersonate(pairs[i].subject); err != nil {
 			return nil, err
 		}
+		c.action = action
 		out[i] = c
 	}
 	return out, nil
