@@ -62,11 +62,10 @@ func newPaceSystem(cl *cluster, db *mongo.Client, action string) (*paceSystem, e
 // sent is one paced action: its tag, when it was sent and answered, and
 // its status (0 when no answer came).
 type sent struct {
-	tag              int64
-	at, answered     time.Time
-	status           int
-	err              error
-	onWriter, remote time.Time // when its event reached each watcher
+	tag          int64
+	at, answered time.Time
+	status       int
+	err          error
 }
 
 // paced takes rate actions a second for d on node A, each sent at its
