@@ -25,6 +25,8 @@
 //     share, errors (5xx or no answer), the CPU of every process and the
 //     database's commands, and what limited it.
 //
+// Each measurement runs -runs times (the throughput scenario on a fresh
+// cluster each time); the tables show medians, the JSON every run.
 // The table goes to stdout; -json prints the results as JSON instead, and
 // -out FILE writes the JSON to FILE as well (benchresult.Report; the
 // runs are under "standin"). Durations are in milliseconds (_ms keys),
@@ -41,6 +43,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -69,6 +72,7 @@ const system = "standin"
 // config holds the flags.
 type config struct {
 	scenarios          []string
+	runs               int
 	action             string
 	bin                string
 	latencyNodes       int
@@ -93,6 +97,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.SetOutput(stderr)
 	scenarios := fs.String("scenarios", "idle,latency,throughput", "comma-separated scenarios to run: idle, latency, throughput")
 	fs.StringVar(&cfg.action, "action", "/api/v1/session", "the `path` each action GETs while impersonating: one audited event")
+	fs.IntVar(&cfg.runs, "runs", 1, "runs of each measurement; tables show medians")
 	fs.StringVar(&cfg.bin, "bin", "", "a standin binary to run instead of building one")
 	fs.IntVar(&cfg.latencyNodes, "latency-nodes", 3, "nodes of the idle and latency scenarios' cluster (at least 2)")
 	rates := fs.String("rates", "20,100", "comma-separated paced `rates` of the latency scenario, actions a second")
@@ -125,8 +130,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	if cfg.latencyNodes < 2 {
 		return cfg, errNoNodes
 	}
-	if cfg.clients < 1 || cfg.latencyDuration <= 0 || cfg.throughputDuration <= 0 || cfg.idle <= 0 || cfg.warmup < 0 || cfg.settle < 0 {
-		return cfg, fmt.Errorf("-clients and the durations must be positive")
+	if cfg.runs < 1 || cfg.clients < 1 || cfg.latencyDuration <= 0 || cfg.throughputDuration <= 0 || cfg.idle <= 0 || cfg.warmup < 0 || cfg.settle < 0 {
+		return cfg, fmt.Errorf("-runs, -clients and the durations must be positive")
 	}
 	return cfg, nil
 }
@@ -174,7 +179,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 }
 
 // scenarios runs the scenarios cfg names: idle and latency on one
-// cluster, then throughput on a fresh cluster for each count of nodes.
+// cluster, then throughput on a fresh cluster for each count of nodes and
+// each run.
 func scenarios(ctx context.Context, cfg config, dir string) ([]result, error) {
 	var out []result
 	if slices.Contains(cfg.scenarios, "idle") || slices.Contains(cfg.scenarios, "latency") {
@@ -190,14 +196,19 @@ func scenarios(ctx context.Context, cfg config, dir string) ([]result, error) {
 		return out, nil
 	}
 	for _, n := range cfg.throughputNodes {
-		rs, err := withCluster(ctx, cfg, filepath.Join(dir, "throughput"+strconv.Itoa(n)), n, func(cl *cluster) ([]result, error) {
-			r, err := throughput(ctx, cfg, cl)
-			return []result{r}, err
-		})
-		if err != nil {
-			return nil, err
+		r := newResult("throughput", map[string]int{"nodes": n, "clients": cfg.clients},
+			fmt.Sprintf("%d node(s) on one database; %d closed-loop clients per node (GET %s) for %v after %v of warm-up",
+				n, cfg.clients, cfg.action, cfg.throughputDuration, cfg.warmup))
+		for i := range cfg.runs {
+			sub := filepath.Join(dir, "throughput"+strconv.Itoa(n)+"-"+strconv.Itoa(i+1))
+			if _, err := withCluster(ctx, cfg, sub, n, func(cl *cluster) ([]result, error) {
+				return nil, throughput(ctx, cfg, cl, &r)
+			}); err != nil {
+				return nil, err
+			}
 		}
-		out = append(out, rs...)
+		r.Target = map[string]string{"limit": limit(medianSample(r.Runs[system]), float64(runtime.NumCPU()))}
+		out = append(out, r)
 	}
 	return out, nil
 }

@@ -67,6 +67,13 @@ func TestLimit(t *testing.T) {
 	}
 }
 
+func TestMedianSample(t *testing.T) {
+	got := medianSample([]sample{{"a": 3, "b": 1}, {"a": 1, "b": 2}, {"a": 2, "b": 9}})
+	if got["a"] != 2 || got["b"] != 2 || len(got) != 2 {
+		t.Fatalf("medianSample = %v", got)
+	}
+}
+
 func TestParseFlags(t *testing.T) {
 	for _, args := range [][]string{
 		{"-latency-nodes", "1"},
@@ -74,6 +81,7 @@ func TestParseFlags(t *testing.T) {
 		{"-rates", "20,x"},
 		{"-throughput-nodes", "0"},
 		{"-clients", "0"},
+		{"-runs", "0"},
 	} {
 		if _, err := parseFlags(args, &bytes.Buffer{}); err == nil {
 			t.Errorf("parseFlags(%q) accepted it", args)
@@ -83,7 +91,7 @@ func TestParseFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.latencyNodes != 3 || len(cfg.rates) != 2 || len(cfg.throughputNodes) != 3 || cfg.clients != 8 || len(cfg.scenarios) != 3 {
+	if cfg.latencyNodes != 3 || len(cfg.rates) != 2 || len(cfg.throughputNodes) != 3 || cfg.clients != 8 || len(cfg.scenarios) != 3 || cfg.runs != 1 {
 		t.Fatalf("defaults = %+v", cfg)
 	}
 }

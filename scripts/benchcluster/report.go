@@ -13,11 +13,12 @@ import (
 func printReport(w io.Writer, rep benchresult.Report) {
 	fmt.Fprintf(w, "standin cluster, %s\nload average before: %s   after: %s\n", rep.Machine, rep.LoadBefore, rep.LoadAfter)
 	for _, r := range rep.Results {
-		fmt.Fprintf(w, "\n== %s: %s\n   load average before: %s   after: %s\n", r.Scenario, r.Description, r.LoadBefore, r.LoadAfter)
+		fmt.Fprintf(w, "\n== %s: %s; medians of %d runs\n   load average before: %s   after: %s\n",
+			r.Scenario, r.Description, len(r.Runs[system]), r.LoadBefore, r.LoadAfter)
 		if len(r.Runs[system]) == 0 {
 			continue
 		}
-		s := r.Runs[system][0]
+		s := medianSample(r.Runs[system])
 		switch r.Scenario {
 		case "idle":
 			printIdle(w, r, s)

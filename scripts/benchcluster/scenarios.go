@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"maps"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -12,6 +11,7 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
+	"standin/scripts/internal/benchresult"
 	"standin/scripts/internal/hostload"
 )
 
@@ -45,10 +45,12 @@ func idleAndPaced(ctx context.Context, cfg config, cl *cluster) ([]result, error
 	for _, rate := range cfg.rates {
 		r := newResult("latency", map[string]int{"nodes": len(cl.nodes), "rate": rate},
 			fmt.Sprintf("%d nodes; %d actions/s (GET %s) on node A for %v, each sent at its time; admins watching activity on A and on B", len(cl.nodes), rate, cfg.action, cfg.latencyDuration))
-		if err := measure(cfg, &r, func() (sample, error) { return paced(ctx, sys, rate, cfg.latencyDuration) }); err != nil {
-			return nil, err
+		for range cfg.runs {
+			if err := measure(cfg, &r, func() (sample, error) { return paced(ctx, sys, rate, cfg.latencyDuration) }); err != nil {
+				return nil, err
+			}
 		}
-		s := r.Runs[system][0]
+		s := medianSample(r.Runs[system])
 		r.Target = &latencyTarget{RemoteP99MS: s["remote_p99_ms"], LocalP99MS: s["local_p99_ms"], LimitMS: latencyLimit,
 			Pass: s["remote_p99_ms"] <= latencyLimit}
 		out = append(out, r)
@@ -56,59 +58,74 @@ func idleAndPaced(ctx context.Context, cfg config, cl *cluster) ([]result, error
 	return out, nil
 }
 
-// idle measures cl with no traffic for cfg.idle, after cfg.settle.
+// idle measures cl with no traffic, cfg.runs times for cfg.idle, after
+// cfg.settle.
 func idle(ctx context.Context, cfg config, cl *cluster, db *mongo.Client) (result, error) {
 	r := newResult("idle", map[string]int{"nodes": len(cl.nodes), "seconds": int(cfg.idle.Seconds())},
 		fmt.Sprintf("%d nodes and the database, no traffic, for %v", len(cl.nodes), cfg.idle))
 	if err := sleep(ctx, cfg.settle); err != nil {
 		return r, err
 	}
-	err := measure(cfg, &r, func() (sample, error) {
-		pids := cl.pids()
-		u0, err := snapshot(ctx, pids, db)
-		if err != nil {
-			return nil, err
+	for range cfg.runs {
+		if err := measure(cfg, &r, func() (sample, error) { return idleRun(ctx, cfg, cl, db) }); err != nil {
+			return r, err
 		}
-		others, err := hostload.OthersCPU(func() error { return sleep(ctx, cfg.idle) })
-		if err != nil {
-			return nil, err
-		}
-		u1, err := snapshot(ctx, pids, db)
-		if err != nil {
-			return nil, err
-		}
-		cores := u0.cores(u1)
-		s := sample{"db_pct": 100 * cores[len(cores)-1], "nodes_pct": 100 * sum(cores[:len(cores)-1]),
-			"commands_per_s": u0.commandsPerS(u1, nil), "write_cmds_per_s": u0.commandsPerS(u1, writeCommands)}
-		for i, c := range cores[:len(cores)-1] {
-			s["node"+strconv.Itoa(i+1)+"_pct"] = 100 * c
-		}
-		s["node_max_pct"] = 100 * slices.Max(cores[:len(cores)-1])
-		s["others_cores"] = max(0, others-sum(cores))
-		return s, nil
-	})
-	return r, err
+	}
+	return r, nil
 }
 
-// throughput runs the throughput scenario on cl.
-func throughput(ctx context.Context, cfg config, cl *cluster) (result, error) {
-	n := len(cl.nodes)
-	r := newResult("throughput", map[string]int{"nodes": n, "clients": cfg.clients},
-		fmt.Sprintf("%d node(s) on one database; %d closed-loop clients per node (GET %s) for %v after %v of warm-up", n, cfg.clients, cfg.action, cfg.throughputDuration, cfg.warmup))
+// idleRun measures cl with no traffic for cfg.idle.
+func idleRun(ctx context.Context, cfg config, cl *cluster, db *mongo.Client) (sample, error) {
+	pids := cl.pids()
+	u0, err := snapshot(ctx, pids, db)
+	if err != nil {
+		return nil, err
+	}
+	others, err := hostload.OthersCPU(func() error { return sleep(ctx, cfg.idle) })
+	if err != nil {
+		return nil, err
+	}
+	u1, err := snapshot(ctx, pids, db)
+	if err != nil {
+		return nil, err
+	}
+	cores := u0.cores(u1)
+	nodes := cores[:len(cores)-1]
+	s := sample{"db_pct": 100 * cores[len(cores)-1], "nodes_pct": 100 * sum(nodes), "node_max_pct": 100 * slices.Max(nodes),
+		"commands_per_s": u0.commandsPerS(u1, nil), "write_cmds_per_s": u0.commandsPerS(u1, writeCommands),
+		"others_cores": max(0, others-sum(cores))}
+	for i, c := range nodes {
+		s["node"+strconv.Itoa(i+1)+"_pct"] = 100 * c
+	}
+	return s, nil
+}
+
+// throughput runs one run of the throughput scenario on cl and appends
+// it to r.
+func throughput(ctx context.Context, cfg config, cl *cluster, r *result) error {
 	db, err := connectDB(cl.dbURI)
 	if err != nil {
-		return r, err
+		return err
 	}
 	defer db.Disconnect(context.Background())
 	sessions, err := loadSessions(cl, cfg.action)
 	if err != nil {
-		return r, fmt.Errorf("throughput, %d nodes: %w", n, err)
+		return fmt.Errorf("throughput, %d nodes: %w", len(cl.nodes), err)
 	}
-	if err := measure(cfg, &r, func() (sample, error) { return saturate(ctx, cfg, cl, db, sessions) }); err != nil {
-		return r, err
+	return measure(cfg, r, func() (sample, error) { return saturate(ctx, cfg, cl, db, sessions) })
+}
+
+// medianSample is, for each key, the median of runs.
+func medianSample(runs []sample) sample {
+	out := sample{}
+	for _, s := range runs {
+		for k := range s {
+			if _, done := out[k]; !done {
+				out[k] = benchresult.Median(benchresult.Values(runs, k))
+			}
+		}
 	}
-	r.Target = map[string]string{"limit": limit(r.Runs[system][0], float64(runtime.NumCPU()))}
-	return r, nil
+	return out
 }
 
 // newResult is a result about to run, with the load average now.

@@ -97,6 +97,8 @@ func TestRender(t *testing.T) {
 		"| 20 | 19.9 | 30 / 80 / 90 | 20 / 60 / 70 | 55 / 120 / 140 | 25 / 70 | met | 0, 0 | 0.20 | 0.7 → 0.8 |",
 		"| 2 | 60.0 | 31.0 (52%), 29.0 (48%) | 0 | 900 / 900 | 250 / 600 ms | 0.90 / 0.30 (0.16) / 0.02 / 0.10 | 15.0 ms | 11.7 (1.02) | 0.9 → 1.0 |",
 		"2 nodes: the database process, near one core.",
+		"Runs of B's p99 (ms): 20/s: 120 (answered/s 19.9);",
+		"Runs of actions/s: 2 nodes: 60.0 (database CPU 0.90 cores);",
 		"| node 1 | 0.75 | 2.50 |\n| node 2 | 0.68 | 2.26 |\n| database | 2.55 | 8.50 |",
 		"The database answered 80 commands a second (1.2 writes)",
 	} {
