@@ -200,6 +200,19 @@ func (r *results) funcs() template.FuncMap {
 			}
 			return median(v)
 		},
+		// medratio is the median over the runs of key a over key b.
+		"medratio": func(res *result, system, a, b string) float64 {
+			if res == nil {
+				return math.NaN()
+			}
+			var v []float64
+			for _, run := range res.Runs[system] {
+				if x, y := run[a], run[b]; y != 0 {
+					v = append(v, x/y)
+				}
+			}
+			return median(v)
+		},
 		"runs": func(res *result, system, key, format string) string {
 			if res == nil {
 				return "—"

@@ -94,7 +94,7 @@ func TestRender(t *testing.T) {
 		"| several nodes (`cluster`) | 2026-12-03 08:00 UTC | def5678 | 0.5 0.5 0.5 → 1.0 1.0 1.0 |",
 		"| 3 nodes, 20 actions/s on one: p99 from the request to the event at a watcher on another node ≤ 150 ms | 120 ms | met |",
 		"## Several nodes",
-		"| 20 | 19.9 | 30 / 80 / 90 | 20 / 60 / 70 | 55 / 120 / 140 | 25 / 70 | met | 0, 0 | 0.20 | 0.7 → 0.8 |",
+		"| 20 | 19.9 | 30 / 80 / 90 | 20 / 60 / 70 | 55 / 120 / 140 | 25 / 70 | met | 0; 0 | 0.20 | 0.7 → 0.8 |",
 		"| 2 | 60.0 | 31.0 (52%), 29.0 (48%) | 0 | 900 / 900 | 250 / 600 ms | 0.90 / 0.30 (0.16) / 0.02 / 0.10 | 15.0 ms | 11.7 (1.02) | 0.9 → 1.0 |",
 		"2 nodes: the database process, near one core.",
 		"Runs of B's p99 (ms): 20/s: 120 (answered/s 19.9);",
