@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -145,14 +146,22 @@ func send(ctx context.Context, c *client, rate int, d time.Duration) []sent {
 // reached both watchers, and measures.
 func deliveries(actions []sent, local, remote *watcher) (sample, error) {
 	var ok []int64
-	errs := 0
+	kinds := map[string]float64{"errors": 0, "errors_5xx": 0, "errors_4xx": 0, "unanswered": 0}
 	var firstErr error
 	for _, a := range actions {
 		if a.err == nil && a.status < 300 {
 			ok = append(ok, a.tag)
 			continue
 		}
-		errs++
+		kinds["errors"]++
+		switch {
+		case a.err != nil:
+			kinds["unanswered"]++
+		case a.status >= 500:
+			kinds["errors_5xx"]++
+		default:
+			kinds["errors_4xx"]++
+		}
 		if firstErr == nil {
 			firstErr = fmt.Errorf("action %d: status %d, %v", a.tag, a.status, a.err)
 		}
@@ -175,8 +184,8 @@ func deliveries(actions []sent, local, remote *watcher) (sample, error) {
 		answer, atLocal = append(answer, a.answered.Sub(a.at)), append(atLocal, l.Sub(a.at))
 		atRemote, remoteAfter = append(atRemote, r.Sub(a.at)), append(remoteAfter, r.Sub(a.answered))
 	}
-	s := sample{"actions": float64(len(actions)), "errors": float64(errs),
-		"lost": float64(local.lost() + remote.lost()), "answered_per_s": answeredRate(actions)}
+	s := sample{"actions": float64(len(actions)), "lost": float64(local.lost() + remote.lost()), "answered_per_s": answeredRate(actions)}
+	maps.Copy(s, kinds)
 	quantiles(s, "http_", answer)
 	quantiles(s, "local_", atLocal)
 	quantiles(s, "remote_", atRemote)

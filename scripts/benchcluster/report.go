@@ -55,6 +55,7 @@ func printLatency(w io.Writer, r result, s sample) {
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "   answered %.1f actions/s of %d sent a second\n", s["answered_per_s"], r.Params["rate"])
+	fmt.Fprintf(w, "   errors: 5xx %.0f, 4xx %.0f, no answer %.0f\n", s["errors_5xx"], s["errors_4xx"], s["unanswered"])
 	fmt.Fprintf(w, "   actions %.0f, errors %.0f, events lost or out of order %.0f, cluster CPU %.2f cores, other processes %.2f cores\n",
 		s["actions"], s["errors"], s["lost"], s["cluster_cores"], s["others_cores"])
 	if t, ok := r.Target.(*latencyTarget); ok {

@@ -128,6 +128,7 @@ func saturate(ctx context.Context, cfg config, cl *cluster, db *mongo.Client, se
 	}
 	s := throughputSample(tallies, u0.cores(u1), u1.at.Sub(u0.at))
 	s["bench_cores"] = u0.selfCores(u1)
+	s["iowait_cores"] = u0.iowaitCores(u1)
 	s["others_cores"] = max(0, others-s["nodes_cores"]-s["db_cores"])
 	s["busy_cores"] = s["nodes_cores"] + s["db_cores"] + s["bench_cores"] + s["others_cores"]
 	s["write_cmds_per_s"] = u0.commandsPerS(u1, writeCommands)
@@ -167,8 +168,8 @@ func throughputSample(tallies []tally, cores []float64, elapsed time.Duration) s
 // its process took most of a core (its writes commit one transaction at
 // a time); otherwise neither.
 func limit(s sample, cpus float64) string {
-	busy := fmt.Sprintf("%.2f of %.0f cores busy: database %.2f, nodes %.2f (busiest %.2f), clients %.2f, other processes %.2f",
-		s["busy_cores"], cpus, s["db_cores"], s["nodes_cores"], s["node_max_cores"], s["bench_cores"], s["others_cores"])
+	busy := fmt.Sprintf("%.2f of %.0f cores busy: database %.2f, nodes %.2f (busiest %.2f), clients %.2f, other processes %.2f; iowait %.2f",
+		s["busy_cores"], cpus, s["db_cores"], s["nodes_cores"], s["node_max_cores"], s["bench_cores"], s["others_cores"], s["iowait_cores"])
 	switch {
 	case s["busy_cores"] >= 0.9*cpus:
 		most := "the nodes together"

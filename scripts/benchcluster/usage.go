@@ -4,7 +4,10 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"os"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -25,6 +28,7 @@ type usage struct {
 	at       time.Time
 	cpu      []time.Duration
 	self     time.Duration
+	iowait   time.Duration // the machine's, all CPUs
 	commands map[string]int64
 }
 
@@ -41,8 +45,38 @@ func snapshot(ctx context.Context, pids []int, db *mongo.Client) (usage, error) 
 	}
 	u.at = time.Now()
 	var err error
+	if u.iowait, err = iowait(); err != nil {
+		return u, err
+	}
 	u.commands, err = commandCounts(ctx, db)
 	return u, err
+}
+
+// iowait is the time the machine's CPUs have spent idle while a process
+// waited for the disk, from /proc/stat.
+func iowait() (time.Duration, error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, fmt.Errorf("reading the machine's iowait: %w", err)
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 6 || f[0] != "cpu" {
+		return 0, fmt.Errorf("reading the machine's iowait: unexpected line %q", line)
+	}
+	ticks, err := strconv.ParseInt(f[5], 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("reading the machine's iowait: %w", err)
+	}
+	return time.Duration(ticks) * time.Second / userHZ, nil
+}
+
+// userHZ is the unit of /proc/stat, fixed by the kernel's ABI.
+const userHZ = 100
+
+// iowaitCores is the machine's iowait between u and later, in cores.
+func (u usage) iowaitCores(later usage) float64 {
+	return (later.iowait - u.iowait).Seconds() / later.at.Sub(u.at).Seconds()
 }
 
 // cores is the CPU each process took between u and later, in cores.
