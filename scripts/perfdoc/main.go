@@ -1,6 +1,7 @@
 // Command perfdoc writes docs/PERFORMANCE.md from the results scripts/bench
 // keeps in docs/bench: the Go benchmarks' text output (go.txt), the JSON
-// of scripts/benchrealtime, scripts/benche2e and scripts/benchaudit, and
+// of scripts/benchrealtime, scripts/benche2e, scripts/benchaudit and
+// scripts/benchcluster, and
 // each stage's facts (date, commit, load average). The page's prose is the
 // template performance.md.tmpl; every figure in it comes from the results.
 //
@@ -64,7 +65,10 @@ type results struct {
 }
 
 // stageFiles are the JSON files of the program stages.
-var stageFiles = map[string]string{"realtime": "realtime.json", "e2e": "e2e.json", "audit": "audit.json"}
+var stageFiles = map[string]string{"realtime": "realtime.json", "e2e": "e2e.json", "audit": "audit.json", "cluster": "cluster.json"}
+
+// allStages are the stages of scripts/bench, in order.
+var allStages = []string{"go", "realtime", "e2e", "audit", "cluster"}
 
 func load(dir string) (*results, error) {
 	r := &results{programs: map[string]*benchresult.Report{}, facts: map[string]map[string]string{}, bench: map[string]map[string][]float64{}}
@@ -82,7 +86,7 @@ func load(dir string) (*results, error) {
 		}
 		r.programs[stage] = &p
 	}
-	for _, stage := range []string{"go", "realtime", "e2e", "audit"} {
+	for _, stage := range allStages {
 		b, err := os.ReadFile(filepath.Join(dir, stage+".facts"))
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
@@ -196,6 +200,19 @@ func (r *results) funcs() template.FuncMap {
 			}
 			return median(v)
 		},
+		// medratio is the median over the runs of key a over key b.
+		"medratio": func(res *result, system, a, b string) float64 {
+			if res == nil {
+				return math.NaN()
+			}
+			var v []float64
+			for _, run := range res.Runs[system] {
+				if x, y := run[a], run[b]; y != 0 {
+					v = append(v, x/y)
+				}
+			}
+			return median(v)
+		},
 		"runs": func(res *result, system, key, format string) string {
 			if res == nil {
 				return "—"
@@ -227,7 +244,7 @@ func (r *results) funcs() template.FuncMap {
 		"fact": func(stage, key string) string {
 			stages := []string{stage}
 			if stage == "any" {
-				stages = []string{"go", "realtime", "e2e", "audit"}
+				stages = allStages
 			}
 			for _, s := range stages {
 				if v := r.facts[s][key]; v != "" {
@@ -256,6 +273,14 @@ func (r *results) funcs() template.FuncMap {
 		"vle":  func(a, b any) string { return compare(a, b, func(x, y float64) bool { return x <= y }) },
 		"vge":  func(a, b any) string { return compare(a, b, func(x, y float64) bool { return x >= y }) },
 		"ints": func(v ...int) []int { return v },
+		// upto is 1, 2, … n.
+		"upto": func(n int) []int {
+			out := make([]int, n)
+			for i := range out {
+				out[i] = i + 1
+			}
+			return out
+		},
 	}
 }
 

@@ -61,6 +61,19 @@ func TestRender(t *testing.T) {
   "runs":{"hub":[{"deliveries_per_s":800000,"cpu_us_per_delivery":2.4},{"deliveries_per_s":820000,"cpu_us_per_delivery":2.2},{"deliveries_per_s":900000,"cpu_us_per_delivery":2.3}],
           "floor":[{"deliveries_per_s":1000000,"cpu_us_per_delivery":2.0}]}}]}`)
 	write("realtime.facts", "date: 2026-11-26 07:00 UTC\ncommit: abc1234\ncpus: 2\ncpu-model: Test CPU\nloadavg-before: 1.0 1.0 1.0\nloadavg-after: 2.0 2.0 2.0\n")
+	write("cluster.json", `{"program":"benchcluster","results":[
+ {"scenario":"idle","params":{"nodes":2,"seconds":30},"load_before":"0.5","load_after":"0.6",
+  "runs":{"standin":[{"node1_pct":2.5,"node2_pct":2.26,"db_pct":8.5,"commands_per_s":80,"write_cmds_per_s":1.2,"others_cores":0.1}]}},
+ {"scenario":"latency","params":{"nodes":3,"rate":20},"load_before":"0.7","load_after":"0.8",
+  "runs":{"standin":[{"answered_per_s":19.9,"http_p50_ms":30,"http_p99_ms":80,"http_max_ms":90,"local_p50_ms":20,"local_p99_ms":60,"local_max_ms":70,
+   "remote_p50_ms":55,"remote_p99_ms":120,"remote_max_ms":140,"remote_after_answer_p50_ms":25,"remote_after_answer_p99_ms":70,"errors":0,"lost":0,"others_cores":0.2}]},
+  "target":{"remote_p99_ms":120,"limit_ms":150,"pass":true}},
+ {"scenario":"throughput","params":{"nodes":2,"clients":8},"load_before":"0.9","load_after":"1.0",
+  "runs":{"standin":[{"actions_per_s":60,"node1_actions_per_s":31,"node2_actions_per_s":29,"node1_share_pct":51.7,"node2_share_pct":48.3,"errors":0,"logged":900,"actions":900,
+   "http_p50_ms":250,"http_p99_ms":600,"db_cores":0.9,"nodes_cores":0.3,"node_max_cores":0.16,"bench_cores":0.02,"others_cores":0.1,
+   "write_cmds_per_s":61,"write_cmds_per_action":1.02,"commands_per_s":700}]},
+  "target":{"limit":"the database process, near one core"}}]}`)
+	write("cluster.facts", "date: 2026-12-03 08:00 UTC\ncommit: def5678\nloadavg-before: 0.5 0.5 0.5\nloadavg-after: 1.0 1.0 1.0\n")
 	write("go.txt", "BenchmarkAppend/Batch100-2 10 1 ns/op 6000 events/s\nBenchmarkDiskFloor/Fdatasync100-2 10 1 ns/op 10000 records/s\n")
 	r, err := load(dir)
 	if err != nil {
@@ -78,6 +91,16 @@ func TestRender(t *testing.T) {
 		"6,000 events/s in batches of 100 = 60.0% of 10,000 | met |",
 		"| a policy change visible ≤ 100 ms later | p99 — ms, worst — ms | not measured |",
 		"### Reconnect storm\n\nNot measured in this run.",
+		"| several nodes (`cluster`) | 2026-12-03 08:00 UTC | def5678 | 0.5 0.5 0.5 → 1.0 1.0 1.0 |",
+		"| 3 nodes, 20 actions/s on one: p99 from the request to the event at a watcher on another node ≤ 150 ms | 120 ms | met |",
+		"## Several nodes",
+		"| 20 | 19.9 | 30 / 80 / 90 | 20 / 60 / 70 | 55 / 120 / 140 | 25 / 70 | met | 0; 0 | 0.20 | 0.7 → 0.8 |",
+		"| 2 | 60.0 | 31.0 (52%), 29.0 (48%) | 0 | 900 / 900 | 250 / 600 ms | 0.90 / 0.30 (0.16) / 0.02 / 0.10 | 15.0 ms | 11.7 (1.02) | 0.9 → 1.0 |",
+		"2 nodes: the database process, near one core.",
+		"Runs of B's p99 (ms): 20/s: 120 (answered/s 19.9);",
+		"Runs of actions/s: 2 nodes: 60.0 (database CPU 0.90 cores);",
+		"| node 1 | 0.75 | 2.50 |\n| node 2 | 0.68 | 2.26 |\n| database | 2.55 | 8.50 |",
+		"The database answered 80 commands a second (1.2 writes)",
 	} {
 		if !strings.Contains(s, want) {
 			t.Errorf("page lacks %q", want)
