@@ -37,7 +37,7 @@ func (s *Events) Mirror(ctx context.Context, evs []*standin.Event) error {
 	for i, e := range evs {
 		seqs[i], docs[i] = e.Seq, copyDoc{Key: ringKey(e.Seq), Event: toEventDoc(e)}
 	}
-	if err := s.recent.insert(ctx, seqs, docs); err != nil && !onlyDuplicates(err) {
+	if err := s.recent.insert(ctx, seqs, docs, true); err != nil && !onlyDuplicates(err) {
 		return translate(err, "copy recent audit events")
 	}
 	return nil

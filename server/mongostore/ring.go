@@ -58,8 +58,10 @@ func (r ring) coll(seq int64) *mongo.Collection { return r.colls[bucketOf(seq)%r
 // ascending), in one unordered insert per bucket, first clearing a
 // bucket's collection of its previous turn when seqs hold the bucket's
 // first seq. It returns the driver's error of the first insert that
-// failed, for the caller to judge (a duplicate key is a seq taken).
-func (r ring) insert(ctx context.Context, seqs []int64, docs []any) error {
+// failed, for the caller to judge (a duplicate key is a seq taken). With
+// copies, documents stored already are no error (a copy mirrored again)
+// and the later buckets are still written.
+func (r ring) insert(ctx context.Context, seqs []int64, docs []any, copies bool) error {
 	for len(seqs) > 0 {
 		b := bucketOf(seqs[0])
 		n := 1
@@ -73,7 +75,7 @@ func (r ring) insert(ctx context.Context, seqs []int64, docs []any) error {
 				return err
 			}
 		}
-		if _, err := coll.InsertMany(ctx, docs[:n], options.InsertMany().SetOrdered(false)); err != nil {
+		if _, err := coll.InsertMany(ctx, docs[:n], options.InsertMany().SetOrdered(false)); err != nil && !(copies && onlyDuplicates(err)) {
 			return err
 		}
 		seqs, docs = seqs[n:], docs[n:]

@@ -52,7 +52,7 @@ func (s *Signals) Insert(ctx context.Context, sig signals.Signal) error {
 	if lapped {
 		return fmt.Errorf("%w: the stream has moved past seq %d", signals.ErrSeqTaken, sig.Seq)
 	}
-	err = s.ring.insert(ctx, []int64{sig.Seq}, []any{signalDoc{Key: ringKey(sig.Seq), At: sig.At.UTC(), Kind: sig.Kind, Data: sig.Data}})
+	err = s.ring.insert(ctx, []int64{sig.Seq}, []any{signalDoc{Key: ringKey(sig.Seq), At: sig.At.UTC(), Kind: sig.Kind, Data: sig.Data}}, false)
 	if mongo.IsDuplicateKeyError(err) {
 		return fmt.Errorf("%w: %w", signals.ErrSeqTaken, translate(err, "store a signal"))
 	}
