@@ -207,7 +207,11 @@ func mustSkipWhileAnotherHolds(t *testing.T, db *mongostore.DB, consoles []*cons
 			t.Fatalf("claim term %d for another node: %v, %v", k, won, err)
 		}
 	}
-	time.Sleep(time.Until(lease.TermEnd(first-1, d))) // until the first of them begins
+	// Until the first of them begins, and a while more: a sweep a console
+	// began just before its term ended may still be running (terms bound
+	// when a run starts, not when it finishes), and under load it can take
+	// a moment.
+	time.Sleep(time.Until(lease.TermEnd(first-1, d).Add(d / 2)))
 	clk.Advance(31 * time.Minute)
 	owner.mustLogin("owner@example.org")
 	ended := func() []map[string]any {
