@@ -113,15 +113,7 @@ func TestFollowerFillsHoles(t *testing.T) {
 	// Two events stored straight into the log, chained after seq 2, with
 	// no copy; and a forged copy of seq 3.
 	evs := all(t, l)
-	prev := evs[len(evs)-1]
-	var lost []*standin.Event
-	for i := range 2 {
-		e := login(fmt.Sprintf("lost-%d", i))
-		e.ID, e.Time = fmt.Sprintf("lost%d", i), time.Now().UTC().Truncate(time.Millisecond)
-		e.Seq, e.PrevHash = prev.Seq+1, prev.Hash
-		e.Hash = audit.ComputeHash(e)
-		lost, prev = append(lost, e), e
-	}
+	lost := chained("lost", evs[len(evs)-1], 2)
 	if err := db.Events().Insert(context.Background(), lost); err != nil {
 		t.Fatal(err)
 	}
@@ -162,12 +154,7 @@ func TestFollowerKeepsWindowCurrent(t *testing.T) {
 
 	// A seq stored with no copy: a's next commit waits behind it, yet a
 	// query made as soon as the commit returns shows both.
-	evs := all(t, a)
-	e := login("uncopied")
-	e.ID, e.Time = "uncopied", time.Now().UTC().Truncate(time.Millisecond)
-	e.Seq, e.PrevHash = 4, evs[2].Hash
-	e.Hash = audit.ComputeHash(e)
-	if err := db.Events().Insert(context.Background(), []*standin.Event{e}); err != nil {
+	if err := db.Events().Insert(context.Background(), chained("uncopied", all(t, a)[2], 1)); err != nil {
 		t.Fatal(err)
 	}
 	mine := login("a2")
@@ -242,18 +229,30 @@ func TestAppendsUnderContention(t *testing.T) {
 	}
 }
 
+// chained returns n events named name0, name1, … chained after prev (from
+// seq 1 when prev is nil) with their seqs and hashes, as the log would
+// store them: for tests that store events behind a Log's back.
+func chained(name string, prev *standin.Event, n int) []*standin.Event {
+	seq, hash := int64(0), ""
+	if prev != nil {
+		seq, hash = prev.Seq, prev.Hash
+	}
+	out := make([]*standin.Event, n)
+	for i := range out {
+		e := login(fmt.Sprintf("%s-%d", name, i))
+		e.ID, e.Time = fmt.Sprintf("%s%d", name, i), time.Now().UTC().Truncate(time.Millisecond)
+		seq++
+		e.Seq, e.PrevHash = seq, hash
+		e.Hash = audit.ComputeHash(e)
+		out[i], hash = e, e.Hash
+	}
+	return out
+}
+
 // prefill stores n chained events straight into db's log.
 func prefill(t testing.TB, db *mongostore.DB, n int) {
 	t.Helper()
-	evs := make([]*standin.Event, 0, n)
-	prev := ""
-	for seq := int64(1); seq <= int64(n); seq++ {
-		e := login(fmt.Sprintf("old-%d", seq))
-		e.ID, e.Time, e.Seq, e.PrevHash = fmt.Sprintf("old%d", seq), time.Now().UTC().Truncate(time.Millisecond), seq, prev
-		e.Hash = audit.ComputeHash(e)
-		prev = e.Hash
-		evs = append(evs, e)
-	}
+	evs := chained("old", nil, n)
 	for len(evs) > 0 {
 		k := min(len(evs), 500)
 		if err := db.Events().Insert(context.Background(), evs[:k]); err != nil {
@@ -306,16 +305,7 @@ func TestFollowerGoesOnAfterAGapInTheLog(t *testing.T) {
 	l := mustLog(t, db, audit.Config{OnCommit: rec.onCommit, Follow: followEvery, Logger: discard()})
 	mustAppend(t, l, login("a"))
 	waitSeqs(t, "the server", &rec, seqRange(1, 1))
-	prev := all(t, l)[0]
-	var direct []*standin.Event
-	for i := range 2 {
-		e := login(fmt.Sprint("direct-", i))
-		e.ID, e.Time = fmt.Sprint("direct", i), time.Now().UTC().Truncate(time.Millisecond)
-		e.Seq, e.PrevHash = prev.Seq+1, prev.Hash
-		e.Hash = audit.ComputeHash(e)
-		direct, prev = append(direct, e), e
-	}
-	if err := db.Events().Insert(context.Background(), direct); err != nil {
+	if err := db.Events().Insert(context.Background(), chained("direct", all(t, l)[0], 2)); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := db.Collection(collection).UpdateOne(context.Background(), bson.D{{Key: "_id", Value: int64(2)}},

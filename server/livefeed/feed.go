@@ -253,11 +253,7 @@ func (f *Feed) sessionChanged(typ string, imp *standin.Impersonation, ids []stri
 // revocation or expiry, with realtime.StatusSessionEnded, on every
 // server: its tabs do not reconnect until someone signs in again.
 func (f *Feed) SessionEnded(id string) {
-	// This server's own sockets close at once, whatever becomes of the
-	// signal; closing them again when it arrives does nothing.
-	if f.sender.Load() != nil {
-		f.Apply(signalEnded, mustJSON(closeSignal{Session: id}))
-	}
+	f.closeHere(id, realtime.StatusSessionEnded, realtime.ReasonSessionEnded)
 	f.signal(signalEnded, closeSignal{Session: id})
 }
 
@@ -265,14 +261,16 @@ func (f *Feed) SessionEnded(id string) {
 // session of the same person, with realtime.StatusSessionChanged, on
 // every server: its tabs reconnect at once with the new cookie.
 func (f *Feed) SessionReplaced(id string) {
-	if f.sender.Load() != nil {
-		f.Apply(signalReplaced, mustJSON(closeSignal{Session: id}))
-	}
+	f.closeHere(id, realtime.StatusSessionChanged, realtime.ReasonSessionChanged)
 	f.signal(signalReplaced, closeSignal{Session: id})
 }
 
-// mustJSON encodes v, whose encoding cannot fail.
-func mustJSON(v closeSignal) []byte {
-	b, _ := json.Marshal(v) // a struct of one string
-	return b
+// closeHere closes this server's own sockets of session id at once when
+// the close also travels as a signal, whatever becomes of it; closing
+// them again when it arrives does nothing. Without signals, the signal's
+// own application here closes them.
+func (f *Feed) closeHere(id string, code websocket.StatusCode, reason string) {
+	if h := f.hubOf(); h != nil && f.sender.Load() != nil {
+		h.CloseSession(id, code, reason)
+	}
 }
