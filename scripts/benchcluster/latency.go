@@ -75,7 +75,7 @@ type sent struct {
 // with success, the time from sending it to its answer and to its event
 // at each watcher.
 func paced(ctx context.Context, sys *paceSystem, rate int, d time.Duration) (sample, error) {
-	head, err := sys.onWriter.head()
+	head, err := sys.onWriter.Head()
 	if err != nil {
 		return nil, err
 	}

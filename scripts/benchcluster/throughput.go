@@ -30,7 +30,9 @@ func loadSessions(cl *cluster, action string) ([]*client, error) {
 	for i, p := range cl.nodes {
 		if i >= len(pairs) {
 			c := *out[i%len(pairs)]
-			c.base = p.url
+			session := *c.Client // the same session (cookies, token), another node
+			session.Base = p.url
+			c.Client = &session
 			out[i] = &c
 			continue
 		}
@@ -101,7 +103,7 @@ func saturate(ctx context.Context, cfg config, cl *cluster, db *mongo.Client, se
 		return nil, err
 	}
 	closedLoop(ctx, sessions, cfg.clients, cfg.warmup)
-	head0, err := observer.head()
+	head0, err := observer.Head()
 	if err != nil {
 		return nil, err
 	}
@@ -122,7 +124,7 @@ func saturate(ctx context.Context, cfg config, cl *cluster, db *mongo.Client, se
 	if err != nil {
 		return nil, err
 	}
-	head1, err := observer.head()
+	head1, err := observer.Head()
 	if err != nil {
 		return nil, err
 	}

@@ -33,16 +33,16 @@ type watcher struct {
 func watch(c *client, after int64) (*watcher, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	url := "ws" + strings.TrimPrefix(c.base, "http") + "/ws"
-	conn, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPClient: c.http})
+	url := "ws" + strings.TrimPrefix(c.Base, "http") + "/ws"
+	conn, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPClient: c.HTTP})
 	if err != nil {
-		return nil, fmt.Errorf("opening a watcher on %s: %w", c.base, err)
+		return nil, fmt.Errorf("opening a watcher on %s: %w", c.Base, err)
 	}
 	conn.SetReadLimit(1 << 22)
 	sub := `{"type":"subscribe","topic":"activity","after_seq":` + strconv.FormatInt(after, 10) + `}`
 	if err := conn.Write(ctx, websocket.MessageText, []byte(sub)); err != nil {
 		conn.CloseNow()
-		return nil, fmt.Errorf("subscribing a watcher on %s: %w", c.base, err)
+		return nil, fmt.Errorf("subscribing a watcher on %s: %w", c.Base, err)
 	}
 	w := &watcher{conn: conn, subscribed: make(chan error, 1), done: make(chan struct{}), next: after + 1, arrived: map[int64]time.Time{}}
 	go w.read()
@@ -56,7 +56,7 @@ func watch(c *client, after int64) (*watcher, error) {
 	if err != nil {
 		w.conn.CloseNow()
 		<-w.done
-		return nil, fmt.Errorf("waiting for a watcher's subscription on %s: %w", c.base, err)
+		return nil, fmt.Errorf("waiting for a watcher's subscription on %s: %w", c.Base, err)
 	}
 	return w, nil
 }

@@ -1,125 +1,29 @@
 package main
 
 import (
-	"bytes"
-	"encoding/json"
-	"fmt"
-	"io"
 	"net/http"
-	"net/http/cookiejar"
-	"time"
+
+	"standin/scripts/internal/apiclient"
 )
 
 // client is a signed-in browser-like HTTP client.
 type client struct {
-	base string
-	http *http.Client
-	csrf string
+	*apiclient.Client
 }
 
 func signIn(base, email string) (*client, error) {
-	jar, err := cookiejar.New(nil)
+	c, err := apiclient.SignIn(base, email)
 	if err != nil {
 		return nil, err
 	}
-	c := &client{base: base, http: &http.Client{Jar: jar, Timeout: 30 * time.Second,
-		Transport: &http.Transport{MaxIdleConnsPerHost: 64}}}
-	var out struct {
-		CSRF string `json:"csrf_token"`
-	}
-	if err := c.call(http.MethodPost, "/api/v1/auth/login", map[string]string{"email": email, "password": "demo"}, &out); err != nil {
-		return nil, fmt.Errorf("sign in %s: %w", email, err)
-	}
-	return c, c.refresh()
-}
-
-func (c *client) refresh() error {
-	var s struct {
-		CSRF string `json:"csrf_token"`
-	}
-	if err := c.call(http.MethodGet, "/api/v1/session", nil, &s); err != nil {
-		return err
-	}
-	c.csrf = s.CSRF
-	return nil
-}
-
-func (c *client) call(method, path string, body, out any) error {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return err
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequest(method, c.base+path, rd)
-	if err != nil {
-		return err
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if method != http.MethodGet {
-		req.Header.Set("X-CSRF-Token", c.csrf)
-	}
-	res, err := c.http.Do(req)
-	if err != nil {
-		return err
-	}
-	defer res.Body.Close()
-	raw, err := io.ReadAll(res.Body)
-	if err != nil {
-		return err
-	}
-	if res.StatusCode >= 300 {
-		return fmt.Errorf("%s %s: %d %s", method, path, res.StatusCode, raw)
-	}
-	if out != nil {
-		return json.Unmarshal(raw, out)
-	}
-	return nil
+	return &client{c}, nil
 }
 
 func (c *client) impersonate(email string) error {
-	var users struct {
-		Items []struct {
-			ID    string `json:"id"`
-			Email string `json:"email"`
-		} `json:"items"`
-	}
-	if err := c.call(http.MethodGet, "/api/v1/users?q="+email, nil, &users); err != nil {
-		return err
-	}
-	for _, u := range users.Items {
-		if u.Email == email {
-			if err := c.call(http.MethodPost, "/api/v1/impersonations",
-				map[string]any{"user_id": u.ID, "reason": "end-to-end benchmark", "minutes": 120}, nil); err != nil {
-				return err
-			}
-			return c.refresh()
-		}
-	}
-	return fmt.Errorf("no user %s", email)
+	return c.Impersonate(email, "end-to-end benchmark")
 }
 
 // act is one action under impersonation: one audited decision.
 func (c *client) act() error {
-	return c.call(http.MethodGet, "/api/v1/resources", nil, nil)
-}
-
-// head is the seq of the newest event.
-func (c *client) head() (int64, error) {
-	var page struct {
-		Items []struct {
-			Seq int64 `json:"seq"`
-		} `json:"items"`
-	}
-	if err := c.call(http.MethodGet, "/api/v1/activity?limit=1", nil, &page); err != nil {
-		return 0, err
-	}
-	if len(page.Items) == 0 {
-		return 0, nil
-	}
-	return page.Items[0].Seq, nil
+	return c.Call(http.MethodGet, "/api/v1/resources", nil, nil)
 }

@@ -42,11 +42,11 @@ func waitTime(base time.Duration, watchers int) time.Duration {
 // action it measures the time to the HTTP answer and to the event at the
 // first and at the last watcher, from when the request was sent.
 func pacedStandin(sys system, n, rate int, d time.Duration) (sample, error) {
-	head, err := sys.owner.head()
+	head, err := sys.owner.Head()
 	if err != nil {
 		return nil, err
 	}
-	ws, err := openWatchers(sys.owner.http, sys.wsURL, n, head)
+	ws, err := openWatchers(sys.owner.HTTP, sys.wsURL, n, head)
 	if err != nil {
 		return nil, err
 	}
@@ -141,11 +141,11 @@ func pacedFloor(n, rate int, d time.Duration, payload []byte) (sample, error) {
 // for d; actions a second, and deliveries a second until the last
 // watcher received the last event.
 func saturate(sys system, n, workers int, d time.Duration) (sample, error) {
-	head, err := sys.owner.head()
+	head, err := sys.owner.Head()
 	if err != nil {
 		return nil, err
 	}
-	ws, err := openWatchers(sys.owner.http, sys.wsURL, n, head)
+	ws, err := openWatchers(sys.owner.HTTP, sys.wsURL, n, head)
 	if err != nil {
 		return nil, err
 	}
@@ -205,13 +205,13 @@ func quantiles(s sample, prefix string, ds []time.Duration) {
 // receives it: the "event" object of the event message. The floor
 // publishes it, so that its events are the size of the real ones.
 func realEvent(sys system) ([]byte, error) {
-	head, err := sys.owner.head()
+	head, err := sys.owner.Head()
 	if err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	conn, _, err := websocket.Dial(ctx, sys.wsURL, &websocket.DialOptions{HTTPClient: sys.owner.http})
+	conn, _, err := websocket.Dial(ctx, sys.wsURL, &websocket.DialOptions{HTTPClient: sys.owner.HTTP})
 	if err != nil {
 		return nil, fmt.Errorf("opening a watcher: %w", err)
 	}
