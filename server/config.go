@@ -63,12 +63,13 @@ type Config struct {
 	// Empty: the header is ignored and the connection's address counts.
 	TrustedProxies []string
 	// AuditWindow is how many of the newest audit events the server keeps
-	// in memory on the embedded database (default 100,000, about 0.75 KB
-	// each). Activity pages, live replays and start-up repair within it
-	// are answered from memory; a page older than it makes the embedded
-	// database read the whole log. Opening the log reads all of it
-	// whatever the window, so a larger window costs memory, not time.
-	// Ignored with MongoURI.
+	// in memory (default 100,000, about 0.75 KB each). Activity pages,
+	// live replays and start-up repair within it are answered from
+	// memory; a page older than it makes the embedded database read the
+	// whole log. On the embedded database opening the log reads all of it
+	// whatever the window, so a larger window costs memory, not time; with
+	// MongoURI the window is filled with one page of the newest events,
+	// and then by following the log, whoever appends.
 	AuditWindow int
 	// SignInLimits is when sign-in attempts wait and for how long; zero
 	// fields are package loginlimit's defaults.

@@ -115,14 +115,16 @@ func (n *node) openAudit(ctx context.Context, uri string) error {
 	n.follower = newFollower(n.feed, n.log.With("component", "follow"))
 	// Every server follows the log: the events of all of them reach the
 	// live feed and the follower's reactions by one path.
+	// Recent events are answered from memory: the follower hands the
+	// window every event of the log in order, whoever stored it.
 	auditCfg := audit.Config{Logger: n.log.With("component", "audit"), OnCommit: n.follower.committed,
-		Follow: n.cfg.followEvery(), NoIndexes: n.eventsDB.FerretDB()}
+		Follow: n.cfg.followEvery(), NoIndexes: n.eventsDB.FerretDB(), Window: n.cfg.AuditWindow}
 	if n.cfg.MongoURI == "" {
 		// The embedded database belongs to this process, so this server is
-		// the audit log's one writer, and it scans for every query: recent
-		// events are answered from memory, and a walk through the log
-		// (export, verification) reads it once, in stored order.
-		auditCfg.Window, auditCfg.StoredOrder = n.cfg.AuditWindow, true
+		// the audit log's one writer, and it scans for every query: a walk
+		// through the log (export, verification) reads it once, in stored
+		// order.
+		auditCfg.StoredOrder = true
 	}
 	if auditCfg.Anchor, err = openAnchor(n.cfg, n.log.With("component", "audit")); err != nil {
 		return err

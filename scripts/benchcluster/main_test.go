@@ -31,6 +31,16 @@ func TestParseEvent(t *testing.T) {
 	}
 }
 
+func TestEventTime(t *testing.T) {
+	line := []byte(`{"type":"event","topic":"activity","seq":42,"event":{"id":"e1","seq":42,"time":"2026-12-03T09:53:38.125Z","type":"action.allowed"}}`)
+	if got, want := eventTime(line), time.Date(2026, 12, 3, 9, 53, 38, 125e6, time.UTC); !got.Equal(want) {
+		t.Fatalf("eventTime = %v, want %v", got, want)
+	}
+	if got := eventTime([]byte(`{"type":"event","seq":1,"event":{"seq":1}}`)); !got.IsZero() {
+		t.Fatalf("eventTime without a time = %v, want zero", got)
+	}
+}
+
 func TestQuantiles(t *testing.T) {
 	var ds []time.Duration
 	for i := 100; i >= 1; i-- {
@@ -91,7 +101,7 @@ func TestParseFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.latencyNodes != 3 || len(cfg.rates) != 2 || len(cfg.throughputNodes) != 3 || cfg.clients != 8 || len(cfg.scenarios) != 3 || cfg.runs != 1 {
+	if cfg.latencyNodes != 3 || len(cfg.rates) != 3 || len(cfg.throughputNodes) != 3 || cfg.clients != 8 || len(cfg.scenarios) != 3 || cfg.runs != 1 {
 		t.Fatalf("defaults = %+v", cfg)
 	}
 }

@@ -44,11 +44,13 @@ func printIdle(w io.Writer, r result, s sample) {
 
 func printLatency(w io.Writer, r result, s sample) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "from sending the action\tp50 ms\tp99 ms\tmax ms\t")
+	fmt.Fprintln(tw, "\tp50 ms\tp99 ms\tmax ms\t")
 	for _, st := range []struct{ label, prefix string }{
-		{"→ HTTP answer from node A", "http_"},
-		{"→ event at the watcher on A (the writer's node)", "local_"},
-		{"→ event at the watcher on B (another node)", "remote_"},
+		{"event committed → at the watcher on A (the writer's node)", "local_after_commit_"},
+		{"event committed → at the watcher on B (another node)", "remote_after_commit_"},
+		{"action sent → HTTP answer from node A", "http_"},
+		{"action sent → event at the watcher on A", "local_"},
+		{"action sent → event at the watcher on B", "remote_"},
 		{"HTTP answer → event at the watcher on B", "remote_after_answer_"},
 	} {
 		fmt.Fprintf(tw, "%s\t%.1f\t%.1f\t%.1f\t\n", st.label, s[st.prefix+"p50_ms"], s[st.prefix+"p99_ms"], s[st.prefix+"max_ms"])
@@ -63,7 +65,9 @@ func printLatency(w io.Writer, r result, s sample) {
 		if t.Pass {
 			verdict = "pass"
 		}
-		fmt.Fprintf(w, "   target: p99 at the watcher on B %.1f ms <= %.0f ms: %s\n", t.RemoteP99MS, t.LimitMS, verdict)
+		fmt.Fprintf(w, "   target: p99 from commit to the watcher on B %.1f ms and on A %.1f ms, each <= %.0f ms: %s\n",
+			t.RemoteP99MS, t.LocalP99MS, t.LimitMS, verdict)
+		fmt.Fprintln(w, "   (committed: the time the log stamps on the event as it accepts it, before it is stored)")
 	}
 }
 

@@ -24,6 +24,7 @@ type watcher struct {
 	mu       sync.Mutex
 	next     int64               // the seq expected next
 	arrived  map[int64]time.Time // by tag
+	stamped  map[int64]time.Time // the event's own time, by tag
 	disorder int
 }
 
@@ -44,7 +45,7 @@ func watch(c *client, after int64) (*watcher, error) {
 		conn.CloseNow()
 		return nil, fmt.Errorf("subscribing a watcher on %s: %w", c.Base, err)
 	}
-	w := &watcher{conn: conn, subscribed: make(chan error, 1), done: make(chan struct{}), next: after + 1, arrived: map[int64]time.Time{}}
+	w := &watcher{conn: conn, subscribed: make(chan error, 1), done: make(chan struct{}), next: after + 1, arrived: map[int64]time.Time{}, stamped: map[int64]time.Time{}}
 	go w.read()
 	select {
 	case err = <-w.subscribed:
@@ -85,13 +86,14 @@ func (w *watcher) read() {
 			if !ok {
 				continue
 			}
-			w.record(seq, tag, now)
+			w.record(seq, tag, eventTime(line), now)
 		}
 	}
 }
 
-// record notes that the event seq of the action tag arrived at now.
-func (w *watcher) record(seq, tag int64, now time.Time) {
+// record notes that the event seq of the action tag, stamped at, arrived
+// at now.
+func (w *watcher) record(seq, tag int64, stamped, now time.Time) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if seq != w.next {
@@ -100,6 +102,7 @@ func (w *watcher) record(seq, tag int64, now time.Time) {
 	w.next = seq + 1
 	if tag >= 0 {
 		w.arrived[tag] = now
+		w.stamped[tag] = stamped
 	}
 }
 
@@ -121,6 +124,24 @@ func parseEvent(line []byte) (seq, tag int64, ok bool) {
 		tag = -1
 	}
 	return seq, tag, true
+}
+
+// eventTime reads the event's own time: the log stamps it when it
+// accepts the event, just before storing it (to the millisecond, rounded
+// down). The zero time when the line has none.
+func eventTime(line []byte) time.Time {
+	const key = `"time":"`
+	i := bytes.Index(line, []byte(key))
+	if i < 0 {
+		return time.Time{}
+	}
+	rest := line[i+len(key):]
+	end := bytes.IndexByte(rest, '"')
+	if end < 0 {
+		return time.Time{}
+	}
+	t, _ := time.Parse(time.RFC3339Nano, string(rest[:end]))
+	return t
 }
 
 // numberAfter reads the decimal number that follows the first key in
@@ -145,6 +166,19 @@ func (w *watcher) at(tag int64) (time.Time, bool) {
 	defer w.mu.Unlock()
 	t, ok := w.arrived[tag]
 	return t, ok
+}
+
+// sinceStamp is how long after its event was stamped the event of the
+// action tag arrived.
+func (w *watcher) sinceStamp(tag int64) (time.Duration, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	t, ok := w.arrived[tag]
+	s := w.stamped[tag]
+	if !ok || s.IsZero() {
+		return 0, false
+	}
+	return t.Sub(s), true
 }
 
 // lost is how many events did not follow the one before.

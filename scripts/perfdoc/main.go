@@ -263,6 +263,7 @@ func (r *results) funcs() template.FuncMap {
 		},
 		"add":  func(a, b any) float64 { return toFloat(a) + toFloat(b) },
 		"mul":  func(a, b any) float64 { return toFloat(a) * toFloat(b) },
+		"max2": func(a, b any) float64 { return math.Max(toFloat(a), toFloat(b)) },
 		"toF":  toFloat,
 		"ok":   func(x any) bool { return !math.IsNaN(toFloat(x)) },
 		"le":   func(a, b any) bool { x, y := toFloat(a), toFloat(b); return !math.IsNaN(x) && !math.IsNaN(y) && x <= y },

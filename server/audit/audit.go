@@ -96,18 +96,21 @@ type Config struct {
 
 	// Window, when positive, keeps the newest Window events in memory and
 	// answers queries, replays and ByObject from it whenever they concern
-	// only those events (about 0.5 KB each). Set it only when this Log is
-	// the one writer of the database, as for the embedded database the
-	// server owns: it is filled once at Open, by one pass over the
-	// collection, and then only from this Log's own appends. On a sign of
-	// another writer it turns itself off and logs a warning.
+	// only those events (about 0.5 KB each). Set it when this Log is the
+	// one writer of the database, as for the embedded database the server
+	// owns: it is filled once at Open, by one pass over the collection,
+	// and then only from this Log's own appends; on a sign of another
+	// writer it turns itself off and logs a warning. Or set it with
+	// Follow, which hands it every event of the log in seq order whoever
+	// stored it: it is filled at Open with one page of the newest events.
 	Window int
 
 	// Anchor, if set, keeps the head of the chain outside the database,
 	// signed (see Anchor): Open compares the database with it and
 	// records the start, every commit moves it, Close records the stop,
-	// and Verify checks the chain against its checkpoints. With Window or
-	// StoredOrder set (this Log is the database's one writer), events
+	// and Verify checks the chain against its checkpoints. With
+	// StoredOrder, or Window without Follow (this Log is the database's
+	// one writer), events
 	// found beyond the anchored head at Open, more than a crash can
 	// explain, are reported as added behind the server's back.
 	Anchor *Anchor
@@ -245,7 +248,7 @@ func Open(ctx context.Context, store Store, cfg Config) (*Log, error) {
 		chunk:    int64(cfg.Chunk),
 		stored:   cfg.StoredOrder,
 		anchor:   cfg.Anchor,
-		sole:     cfg.Window > 0 || cfg.StoredOrder,
+		sole:     cfg.StoredOrder || cfg.Window > 0 && cfg.Follow <= 0,
 		scans:    cfg.NoIndexes,
 		done:     make(chan struct{}),
 	}
@@ -261,7 +264,11 @@ func Open(ctx context.Context, store Store, cfg Config) (*Log, error) {
 		}
 	}
 	if l.win != nil {
-		head, hash, err := l.win.load(ctx, l)
+		load := l.win.load
+		if !l.sole {
+			load = l.win.loadNewest
+		}
+		head, hash, err := load(ctx, l)
 		if err != nil {
 			return nil, err
 		}
@@ -399,6 +406,9 @@ func (l *Log) stopFollowing() {
 // which the appender's own timeouts bound. An error the database answers
 // the insert with (other than a duplicate seq, which is retried) is
 // returned uncoded, an internal error; nothing is stored then.
+//
+// Once the events are stored, Append marks the standin.Record ctx carries
+// (the request's own event is written).
 func (l *Log) Append(ctx context.Context, evs ...*standin.Event) error {
 	if len(evs) == 0 {
 		return nil
@@ -424,7 +434,11 @@ func (l *Log) Append(ctx context.Context, evs ...*standin.Event) error {
 	for _, e := range evs {
 		prepare(e, now)
 	}
-	return l.submit(ctx, &request{evs: evs, done: make(chan error, 1), left: len(evs)})
+	if err := l.submit(ctx, &request{evs: evs, done: make(chan error, 1), left: len(evs)}); err != nil {
+		return err
+	}
+	standin.MarkRecorded(ctx)
+	return nil
 }
 
 // Settle finds out whether the events of appends that failed in doubt

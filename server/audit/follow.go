@@ -253,6 +253,9 @@ func (f *follower) skip(next int64, first *standin.Event) {
 	f.l.logger.Error("audit follow: the log lacks events; following goes on after them",
 		"from", next, "to", first.Seq-1)
 	f.next, f.prevHash, f.missing = first.Seq, first.PrevHash, time.Time{}
+	if f.l.win != nil {
+		f.l.win.restart() // its run ends before the gap
+	}
 	for seq := range f.pending {
 		if seq < f.next {
 			delete(f.pending, seq)

@@ -315,3 +315,72 @@ func TestFollowerGoesOnAfterAGapInTheLog(t *testing.T) {
 	mustAppend(t, l, login("mine"))
 	waitSeqs(t, "the server", &rec, []int64{1, 3, 4})
 }
+
+// countingStore counts the reads of the log itself (pages and walks) a Log
+// makes through a real store.
+type countingStore struct {
+	audit.Store
+	reads atomic.Int64
+}
+
+func (s *countingStore) Page(ctx context.Context, q audit.PageQuery) ([]*standin.Event, error) {
+	s.reads.Add(1)
+	return s.Store.Page(ctx, q)
+}
+
+func (s *countingStore) Scan(ctx context.Context, sc audit.Scan, fn func(audit.Stored) error) error {
+	s.reads.Add(1)
+	return s.Store.Scan(ctx, sc, fn)
+}
+
+// Servers that share a log and keep its newest events in memory (as every
+// console node does) fill that memory by following the log: what another
+// server appended reaches each by the copies, and is then paged and
+// replayed from memory, without reading the log itself. A server with a
+// window still copies its own commits for the others.
+func TestFollowersKeepAWindow(t *testing.T) {
+	t.Parallel()
+	conns := sharedDB(t, 2)
+	stores := []*countingStore{{Store: conns[0].Events()}, {Store: conns[1].Events()}}
+	recs := make([]*recorder, 2)
+	logs := make([]*audit.Log, 2)
+	for i := range logs {
+		recs[i] = &recorder{}
+		var err error
+		logs[i], err = audit.Open(context.Background(), stores[i], audit.Config{OnCommit: recs[i].onCommit, Follow: followEvery, Window: 100, Logger: discard()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = logs[i].Close(context.Background()) })
+	}
+	opened := []int64{stores[0].reads.Load(), stores[1].reads.Load()}
+
+	mustAppend(t, logs[0], login("a1"), login("a2"))
+	waitSeqs(t, "server b", recs[1], seqRange(1, 2))
+	mustAppend(t, logs[1], login("b1"))
+	waitSeqs(t, "server a", recs[0], seqRange(1, 3))
+	waitSeqs(t, "server b", recs[1], seqRange(1, 3))
+
+	for i, l := range logs {
+		page, _, err := l.Query(context.Background(), standin.EventFilter{}, standin.Page{Limit: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := seqsOf(page); !slices.Equal(got, []int64{3, 2, 1}) {
+			t.Fatalf("server %d's newest page: %v, want [3 2 1]", i, got)
+		}
+		var replay []int64
+		if err := l.EventsAfter(context.Background(), 1, func(e *standin.Event) error {
+			replay = append(replay, e.Seq)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(replay, []int64{2, 3}) {
+			t.Fatalf("server %d's replay after 1: %v, want [2 3]", i, replay)
+		}
+		if got := stores[i].reads.Load() - opened[i]; got != 0 {
+			t.Errorf("server %d read the log itself %d times after opening; want every event from the copies and every answer from memory", i, got)
+		}
+	}
+}

@@ -30,6 +30,38 @@ type window struct {
 
 func newWindow(max int) *window { return &window{max: max} }
 
+// loadNewest fills the window with one page of the newest events, for a
+// Log that follows the log rather than writing it alone (one query, where
+// a pass over the collection would read all of it). It returns the head.
+func (w *window) loadNewest(ctx context.Context, l *Log) (head int64, hash string, err error) {
+	evs, err := l.store.Page(ctx, PageQuery{Limit: w.max})
+	if err != nil {
+		return 0, "", fault(err, "load recent audit events")
+	}
+	if len(evs) == 0 {
+		return 0, "", nil
+	}
+	slices.Reverse(evs)
+	head, hash = evs[len(evs)-1].Seq, evs[len(evs)-1].Hash
+	// Keep the contiguous run that ends at the head, as load does.
+	i := len(evs) - 1
+	for i > 0 && evs[i-1].Seq == evs[i].Seq-1 {
+		i--
+	}
+	w.mu.Lock()
+	w.evs = evs[i:]
+	w.mu.Unlock()
+	return head, hash, nil
+}
+
+// restart empties the window: the next events added start it again. The
+// follower calls it when it steps over seqs the log lacks.
+func (w *window) restart() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.evs = nil
+}
+
 // load fills the window from the database in one pass in stored order,
 // which is seq order since a seq is only ever inserted after its
 // predecessor, keeping the newest max events. It returns the head.

@@ -1,9 +1,11 @@
 package mongostore
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -120,31 +122,44 @@ func (r ring) after(ctx context.Context, after int64, fn func(seq int64, doc bso
 // fn with those instead and reports lapped.
 func (r ring) readBucket(ctx context.Context, b, after int64, fn func(int64, bson.Raw)) (last int64, lapped bool, err error) {
 	// The collection is small: it is read whole above after (FerretDB
-	// decodes all of it for any range anyway), later turns included.
+	// decodes all of it for any range anyway), later turns included, and
+	// sorted here: a sort on the server costs FerretDB a second pass over
+	// every document it decoded.
 	cur, err := r.colls[b%ringSize].Find(ctx, bson.D{{Key: "_id", Value: bson.D{
-		{Key: "$gt", Value: ringKey(max(after, b*ringBucket-1))}}}},
-		options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}))
+		{Key: "$gt", Value: ringKey(max(after, b*ringBucket-1))}}}})
 	if err != nil {
 		return 0, false, err
 	}
 	defer func() { _ = cur.Close(context.WithoutCancel(ctx)) }()
-	end := (b + 1) * ringBucket
+	type copied struct {
+		seq int64
+		doc bson.Raw
+	}
+	var docs []copied
 	for cur.Next(ctx) {
 		key, _ := cur.Current.Lookup("_id").StringValueOK()
 		seq, perr := strconv.ParseInt(key, 10, 64)
 		if perr != nil {
 			continue
 		}
-		if seq >= end {
+		docs = append(docs, copied{seq, slices.Clone(cur.Current)})
+	}
+	if err := cur.Err(); err != nil {
+		return 0, false, err
+	}
+	slices.SortFunc(docs, func(a, b copied) int { return cmp.Compare(a.seq, b.seq) })
+	end := (b + 1) * ringBucket
+	for _, d := range docs {
+		if d.seq >= end {
 			if last != 0 {
 				break // this bucket had documents: later turns are not its
 			}
 			lapped = true
 		}
-		last = seq
-		fn(seq, cur.Current)
+		last = d.seq
+		fn(d.seq, d.doc)
 	}
-	return last, lapped, cur.Err()
+	return last, lapped, nil
 }
 
 // lapped reports whether seq's collection already holds a later turn than
