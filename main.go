@@ -48,6 +48,7 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
+	cfg.Announce = os.Stdout
 	return server.Run(ctx, cfg)
 }
 

@@ -389,7 +389,7 @@ func TestBrowserSupportJourney(t *testing.T) {
 	manager.waitText("new events are counted while paused", "#new-events", "new")
 	manager.waitNoText("the end is held back while paused", `#activity-feed [data-type="impersonation.ended"]`, "Ben Okafor")
 	manager.do("resume", chromedp.Click(chromedp.ID("feed-pause")))
-	manager.waitText("the feed shows the end", `#activity-feed [data-type="impersonation.ended"]`, "ended by the agent")
+	manager.waitText("the feed shows the end", `#activity-feed [data-type="impersonation.ended"]`, "ended it")
 	manager.waitText("no session is active", "#active-sessions", "No one is impersonating")
 	manager.do("group by session", chromedp.Click(chromedp.ID("mode-sessions")))
 	manager.waitText("events are grouped by session", "#activity-feed .feed-group[data-session]", "Adrian Admin as Ben Okafor")
@@ -416,10 +416,10 @@ func TestBrowserSupportJourney(t *testing.T) {
 		chromedp.WaitNotVisible(chromedp.ID("impersonation-banner")),
 		chromedp.WaitVisible(chromedp.ID("user-search")),
 	)
-	admin.waitText("the admin is told a manager ended it", `.toast[data-type="impersonation.ended"]`, "ended by a manager")
+	admin.waitText("the admin is told who ended it", `.toast[data-type="impersonation.ended"]`, "Maya Manager (manager@example.org) ended it")
 	admin.waitText("the admin is himself again", "#whoami", "Adrian Admin")
 	admin.noLoginPage("after the force-end")
-	manager.waitText("the feed shows the revocation", `#activity-feed [data-type="impersonation.ended"]`, "ended by a manager")
+	manager.waitText("the feed shows who revoked", `#activity-feed [data-type="impersonation.ended"]`, "Maya Manager (manager@example.org) ended it")
 
 	// The panel at tablet width.
 	manager.do("tablet width", chromedp.EmulateViewport(820, 1180))

@@ -156,6 +156,7 @@ func (n *node) buildHTTP() error {
 		SecureCookies:  n.cfg.SecureCookies,
 		TrustedProxies: n.cfg.TrustedProxies,
 		Demo:           n.cfg.demoEnabled(),
+		TimeZone:       n.cfg.Location.String(),
 		Now:            n.cfg.Clock,
 	})
 	n.app = app

@@ -2,6 +2,7 @@ package server
 
 import (
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/url"
@@ -108,6 +109,10 @@ type Config struct {
 	Clock func() time.Time
 	// Logger receives structured logs (default slog.Default()).
 	Logger *slog.Logger
+	// Announce, if set, receives a few plain lines once the console is
+	// ready: the address to open and, with the demo on, an account to sign
+	// in with. The command writes them to standard output.
+	Announce io.Writer
 	// OnListen, if set, is called with the bound address once the console
 	// is ready and serves; tests that listen on port 0 use it.
 	OnListen func(addr net.Addr)

@@ -109,9 +109,9 @@ func TestImpersonationLifecycle(t *testing.T) {
 		if r.Status != http.StatusForbidden || !strings.Contains(reason(t, r), "Confocal Basics") {
 			t.Fatalf("as Ben, book the confocal: %d %s", r.Status, r.Body)
 		}
-		// Ben's inbox, read by the admin as Ben: audited like the rest.
-		if r := admin.do(http.MethodGet, "/api/v1/notifications", nil); r.Status != http.StatusOK {
-			t.Fatalf("as Ben, notifications: %d", r.Status)
+		// A view of Ben's data, by the admin as Ben: audited like the rest.
+		if r := admin.do(http.MethodGet, "/api/v1/resources", nil); r.Status != http.StatusOK {
+			t.Fatalf("as Ben, resources: %d", r.Status)
 		}
 	})
 
@@ -171,7 +171,7 @@ func TestImpersonationLifecycle(t *testing.T) {
 			actions = append(actions, fmt.Sprint(e["action"], " ", e["outcome"], " ", e["reason"]))
 		}
 		all := strings.Join(actions, "\n")
-		for _, want := range []string{"GET /api/v1/notifications allowed", "booking.create denied", "Confocal Basics"} {
+		for _, want := range []string{"resource.list allowed", "booking.create denied", "Confocal Basics"} {
 			if !strings.Contains(all, want) {
 				t.Errorf("no event for %q among:\n%s", want, all)
 			}
@@ -366,10 +366,17 @@ func TestImpersonationEnds(t *testing.T) {
 				t.Fatalf("reading back the revoked impersonation: %d %v", status, imp)
 			}
 		}
+		// The impersonated user reads it too (their console shows it);
+		// someone else does not learn it exists.
 		subject := newClient(t, srv.URL)
 		subject.mustLogin("ada@example.org")
-		if status, imp := readBack(subject, impID); status != http.StatusNotFound {
+		if status, imp := readBack(subject, impID); status != http.StatusOK || imp["ended_words"] != "Maya Manager (manager@example.org) ended it" {
 			t.Fatalf("the impersonated user reads the record: %d %v", status, imp)
+		}
+		other := newClient(t, srv.URL)
+		other.mustLogin("cleo@example.org")
+		if status, imp := readBack(other, impID); status != http.StatusNotFound {
+			t.Fatalf("another user reads the record: %d %v", status, imp)
 		}
 		if status, _ := readBack(support, "no-such-impersonation"); status != http.StatusNotFound {
 			t.Fatalf("an unknown id: %d", status)
@@ -509,7 +516,7 @@ func TestUnauditedEndIsRepaired(t *testing.T) {
 	if err := srv.db.CreateImpersonation(ctx, imp); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := srv.db.EndImpersonation(ctx, imp.ID, standin.CauseRevoked, owner.csrf, time.Now()); err != nil {
+	if _, err := srv.db.EndImpersonation(ctx, imp.ID, standin.CauseRevoked, &standin.User{ID: owner.csrf}, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	// Its own request has two minutes to write the event; the repair

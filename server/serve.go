@@ -12,6 +12,23 @@ import (
 	"standin/server/presence"
 )
 
+// announce writes, on lines of their own, where to open the console and,
+// with the demo on, how to sign in.
+func (n *node) announce() {
+	w := n.cfg.Announce
+	if w == nil {
+		return
+	}
+	url := n.cfg.PublicURL
+	if url == "" {
+		url = "http://" + n.ln.Addr().String()
+	}
+	fmt.Fprintf(w, "Standin is ready: open %s\n", url)
+	if n.cfg.demoEnabled() {
+		fmt.Fprintf(w, "Demo: sign in as support@example.org with the password %q (every demo account: see README)\n", n.cfg.DemoPassword)
+	}
+}
+
 // serve hands the address to the console, runs the background jobs and
 // serves until ctx ends or the HTTP server fails, then shuts down.
 func (n *node) serve(ctx context.Context) error {
@@ -20,6 +37,7 @@ func (n *node) serve(ctx context.Context) error {
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- n.app.Listener(consoleLn) }()
 	n.log.Info("console ready", "url", "http://"+n.ln.Addr().String())
+	n.announce()
 	if n.allowedHosts == nil {
 		n.log.Warn("listening beyond loopback without STANDIN_PUBLIC_URL: requests for any host name are answered")
 	}

@@ -25,12 +25,14 @@ func (s *Service) Rename(ctx context.Context, p *standin.Principal, name string,
 	if problem := standin.TextProblem(name, 100); problem != "" {
 		return nil, standin.Errorf(standin.EInvalid, "The name %s", problem)
 	}
-	if name != p.Subject.Name {
-		ev := p.EventOf(standin.EventUserRenamed, o).Concerning("profile.rename", "user:"+p.Subject.ID, "", "renamed",
-			fmt.Sprintf("Renamed from %q to %q.", p.Subject.Name, name))
-		if err := s.cfg.Audit.Append(ctx, ev); err != nil {
-			return nil, err
-		}
+	if name == p.Subject.Name {
+		// Nothing changes, so nothing is written.
+		return s.cfg.Users.UserByID(ctx, p.Subject.ID)
+	}
+	ev := p.EventOf(standin.EventUserRenamed, o).Concerning("profile.rename", "user:"+p.Subject.ID, "", "renamed",
+		fmt.Sprintf("Renamed from %q to %q.", p.Subject.Name, name))
+	if err := s.cfg.Audit.Append(ctx, ev); err != nil {
+		return nil, err
 	}
 	return s.cfg.Users.UpdateUserName(ctx, p.Subject.ID, name, s.cfg.Now())
 }

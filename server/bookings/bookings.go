@@ -167,7 +167,7 @@ func (s *Service) decide(ctx context.Context, p *standin.Principal, resource *st
 	if dec.Allowed {
 		return nil
 	}
-	if ev := p.DecisionEvent("booking.create", "resource:"+resource.ID, req.ProjectID, dec, o); ev != nil {
+	if ev := p.DecisionEvent("booking.create", standin.SlotObject(resource.ID, req.Start, req.End), req.ProjectID, dec, o); ev != nil {
 		if err := s.audit.Append(ctx, ev); err != nil {
 			return err
 		}

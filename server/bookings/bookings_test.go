@@ -234,7 +234,8 @@ func TestCreateRefusals(t *testing.T) {
 			t.Fatalf("%d action.denied events, %v; want the impersonated one", len(denied), err)
 		}
 		ev := denied[0]
-		if ev.Action != "booking.create" || ev.Object != "resource:"+f.resource.ID || ev.Project != f.project.ID || ev.Outcome != "denied" ||
+		req := f.request(0, 3)
+		if ev.Action != "booking.create" || ev.Object != standin.SlotObject(f.resource.ID, req.Start, req.End) || ev.Project != f.project.ID || ev.Outcome != "denied" ||
 			ev.Actor.ID != f.agent.ID || ev.Subject.ID != f.ada.ID || ev.ImpersonationID != "imp-1" || ev.Reason == "" {
 			t.Fatalf("denied event %+v", ev)
 		}

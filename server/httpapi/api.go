@@ -97,6 +97,8 @@ type Impersonations interface {
 	Revoke(ctx context.Context, p *standin.Principal, id string, o standin.Origin) (*standin.Impersonation, error)
 	Active(ctx context.Context, who *standin.User) ([]*standin.Impersonation, error)
 	Get(ctx context.Context, who *standin.User, id string) (*standin.Impersonation, error)
+	Summary(ctx context.Context, who *standin.User, id string) (*impersonation.Summary, error)
+	MayStart(ctx context.Context, p *standin.Principal, target *standin.User) standin.Decision
 }
 
 // Audit is the append-only audit log (package audit).
@@ -173,6 +175,9 @@ type Config struct {
 	// Demo says the demo facility is on, so the sign-in page may list its
 	// accounts.
 	Demo bool
+	// TimeZone names the facility's time zone ("Europe/Berlin"), which
+	// the console states once and shows every time in.
+	TimeZone string
 
 	// SessionCookie names the cookie that carries the session token
 	// (required): the realtime hub reads the same one.
@@ -219,18 +224,47 @@ type rule struct {
 	destructive bool
 	// auditsItself marks a signedIn route whose handler (or service)
 	// writes its own audit events while impersonating; every other
-	// signedIn route is audited by outcome (see auditImpersonated).
+	// signedIn route is audited by outcome (see recordOutcome).
 	auditsItself bool
+	// records marks an authorized route that changes something: its
+	// workflow writes the event that records the request (its commit
+	// record, or the refusal by the facility's rules) before the change
+	// is seen, so no decision event precedes it. A request that fails
+	// before any change is recorded by its outcome.
+	records bool
+	// bookkeeping marks a request the console makes for itself (the
+	// session, what the person may do, the notification bell, presence):
+	// authorized as any other, never an audit event (PRODUCT §5).
+	bookkeeping bool
 }
 
 // selfAudited is the rule of a signedIn route that audits itself.
 var selfAudited = rule{auditsItself: true}
+
+// bookkeeping is the rule of a signedIn route the console calls for
+// itself.
+var bookkeeping = rule{bookkeeping: true}
 
 // sensitive marks a rule as never allowed under impersonation.
 func (r rule) sensitiveAction() rule { r.sensitive = true; return r }
 
 // destructiveAction marks a rule as destructive.
 func (r rule) destructiveAction() rule { r.destructive = true; return r }
+
+// recordsItself marks a rule whose workflow writes the request's event.
+func (r rule) recordsItself() rule { r.records = true; return r }
+
+// bookkeepingOnly marks a rule as the console's own bookkeeping.
+func (r rule) bookkeepingOnly() rule { r.bookkeeping = true; return r }
+
+// The rules of the profile's forms, which GET /permissions also answers
+// so that the console shows a form it refuses as refused before anyone
+// types: a change of one's profile is destructive while impersonating, a
+// password sensitive.
+var (
+	editProfile    = can(standin.ActUpdate, standin.KindProfile, nil).destructiveAction().recordsItself()
+	changePassword = can(standin.ActChange, standin.KindPassword, nil).sensitiveAction()
+)
 
 // route is one line of the routes table: method, path, who may call it,
 // handler.
@@ -254,8 +288,8 @@ func (a *API) routes() []route {
 		{fiber.MethodGet, v1 + "/about", public, rule{}, a.about},
 		{fiber.MethodPost, v1 + "/auth/login", public, rule{}, a.login},
 		{fiber.MethodPost, v1 + "/auth/logout", signedIn, selfAudited, a.logout},
-		{fiber.MethodGet, v1 + "/session", signedIn, rule{}, a.session},
-		{fiber.MethodGet, v1 + "/permissions", signedIn, rule{}, a.permissions},
+		{fiber.MethodGet, v1 + "/session", signedIn, bookkeeping, a.session},
+		{fiber.MethodGet, v1 + "/permissions", signedIn, bookkeeping, a.permissions},
 
 		{fiber.MethodGet, v1 + "/users", authorized, can(standin.ActList, standin.KindUser, nil), a.listUsers},
 		{fiber.MethodGet, v1 + "/users/:id", authorized, can(standin.ActRead, standin.KindUser, nil), a.getUser},
@@ -264,18 +298,18 @@ func (a *API) routes() []route {
 		{fiber.MethodGet, v1 + "/projects", authorized, can(standin.ActList, standin.KindProject, nil), a.listProjects},
 		{fiber.MethodGet, v1 + "/resources", authorized, can(standin.ActList, standin.KindResource, nil), a.listResources},
 		{fiber.MethodGet, v1 + "/bookings", authorized, can(standin.ActList, standin.KindBookingOwn, a.bookingsScope), a.listBookings},
-		{fiber.MethodPost, v1 + "/bookings", authorized, can(standin.ActCreate, standin.KindBooking, a.bodyProject), a.createBooking},
-		{fiber.MethodDelete, v1 + "/bookings/:id", authorized, can(standin.ActCancel, standin.KindBookingOwn, a.bookingTarget).destructiveAction(), a.cancelBooking},
+		{fiber.MethodPost, v1 + "/bookings", authorized, can(standin.ActCreate, standin.KindBooking, a.bodyProject).recordsItself(), a.createBooking},
+		{fiber.MethodDelete, v1 + "/bookings/:id", authorized, can(standin.ActCancel, standin.KindBookingOwn, a.bookingTarget).destructiveAction().recordsItself(), a.cancelBooking},
 
 		{fiber.MethodGet, v1 + "/profile", authorized, can(standin.ActRead, standin.KindProfile, nil), a.getProfile},
-		{fiber.MethodPatch, v1 + "/profile", authorized, can(standin.ActUpdate, standin.KindProfile, nil), a.updateProfile},
-		{fiber.MethodPost, v1 + "/profile/password", authorized, can(standin.ActChange, standin.KindPassword, nil).sensitiveAction(), a.changePassword},
-		{fiber.MethodGet, v1 + "/notifications", signedIn, rule{}, a.listNotifications},
+		{fiber.MethodPatch, v1 + "/profile", authorized, editProfile, a.updateProfile},
+		{fiber.MethodPost, v1 + "/profile/password", authorized, changePassword, a.changePassword},
+		{fiber.MethodGet, v1 + "/notifications", signedIn, bookkeeping, a.listNotifications},
 
 		// Presence: the console's user pages say whom they show, so other
 		// agents see it live; only those who may read the directory.
-		{fiber.MethodPut, v1 + "/presence", authorized, can(standin.ActRead, standin.KindUser, nil), a.viewUser},
-		{fiber.MethodDelete, v1 + "/presence/:view", authorized, can(standin.ActRead, standin.KindUser, nil), a.leaveUser},
+		{fiber.MethodPut, v1 + "/presence", authorized, can(standin.ActRead, standin.KindUser, nil).bookkeepingOnly(), a.viewUser},
+		{fiber.MethodDelete, v1 + "/presence/:view", authorized, can(standin.ActRead, standin.KindUser, nil).bookkeepingOnly(), a.leaveUser},
 
 		// Impersonation decides its own refusals in the service, which
 		// audits each one as impersonation.denied.
@@ -283,8 +317,11 @@ func (a *API) routes() []route {
 		{fiber.MethodDelete, v1 + "/impersonations/current", signedIn, selfAudited, a.stopImpersonation},
 		{fiber.MethodGet, v1 + "/impersonations", signedIn, rule{}, a.listImpersonations},
 		{fiber.MethodGet, v1 + "/impersonations/:id", signedIn, rule{}, a.getImpersonation},
+		// What was done in the user's name: for the user and for staff who
+		// may see the session, without addresses or user agents.
+		{fiber.MethodGet, v1 + "/impersonations/:id/summary", signedIn, rule{}, a.impersonationSummary},
 		{fiber.MethodPost, v1 + "/impersonations/:id/revoke", signedIn, rule{}, a.revokeImpersonation},
-		{fiber.MethodPost, v1 + "/users/:id/suspend", authorized, can(standin.ActSuspend, standin.KindUser, nil).destructiveAction(), a.suspendUser},
+		{fiber.MethodPost, v1 + "/users/:id/suspend", authorized, can(standin.ActSuspend, standin.KindUser, nil).destructiveAction().recordsItself(), a.suspendUser},
 
 		// The activity log's scope (all, or a manager's projects) is
 		// decided per request in activityScope.
@@ -294,8 +331,8 @@ func (a *API) routes() []route {
 		{fiber.MethodGet, v1 + "/activity/key", signedIn, selfAudited, a.activityKey},
 
 		{fiber.MethodGet, v1 + "/policies", authorized, can(standin.ActList, standin.KindPolicy, nil), a.listPolicies},
-		{fiber.MethodPost, v1 + "/policies", authorized, can(standin.ActUpdate, standin.KindPolicy, nil), a.addPolicy},
-		{fiber.MethodDelete, v1 + "/policies", authorized, can(standin.ActUpdate, standin.KindPolicy, nil), a.removePolicy},
+		{fiber.MethodPost, v1 + "/policies", authorized, can(standin.ActUpdate, standin.KindPolicy, nil).recordsItself(), a.addPolicy},
+		{fiber.MethodDelete, v1 + "/policies", authorized, can(standin.ActUpdate, standin.KindPolicy, nil).recordsItself(), a.removePolicy},
 	}
 }
 
@@ -376,7 +413,7 @@ func (a *API) mount(app *fiber.App, routes []route) error {
 			chain = []fiber.Handler{a.checkOrigin}
 		case signedIn:
 			chain = []fiber.Handler{a.authenticate, a.checkOrigin, a.checkCSRF}
-			if !r.rule.auditsItself {
+			if !r.rule.auditsItself && !r.rule.bookkeeping {
 				chain = append(chain, a.auditImpersonated)
 			}
 		case socket:
@@ -384,6 +421,10 @@ func (a *API) mount(app *fiber.App, routes []route) error {
 		case authorized:
 			if r.rule.action == "" || r.rule.kind == "" {
 				return fmt.Errorf("httpapi: route %s %s is authorized but names no action and object", r.method, r.path)
+			}
+			// A change is recorded before anyone sees it: by its workflow.
+			if r.method != fiber.MethodGet && !r.rule.records && !r.rule.bookkeeping && !r.rule.sensitive {
+				return fmt.Errorf("httpapi: route %s %s changes something but its workflow does not record it", r.method, r.path)
 			}
 			chain = []fiber.Handler{a.authenticate, a.checkOrigin, a.checkCSRF, a.authorize(r.rule)}
 		default:
@@ -436,7 +477,7 @@ func securityHeaders(c *fiber.Ctx) error {
 }
 
 func (a *API) about(c *fiber.Ctx) error {
-	return c.JSON(fiber.Map{"name": "Standin", "demo": a.cfg.Demo})
+	return c.JSON(fiber.Map{"name": "Standin", "demo": a.cfg.Demo, "time_zone": a.cfg.TimeZone})
 }
 
 func (a *API) healthz(c *fiber.Ctx) error {

@@ -18,6 +18,12 @@ type decisionKey struct{}
 
 // authorize decides r for the effective principal before the handler runs;
 // a denial is a 403 whose reason names what is missing.
+//
+// While impersonating, each request is one audit event with its final
+// outcome (PRODUCT §5): a denial here is written before the 403; an
+// allowed request is recorded by its workflow (a route that records
+// itself) or by its outcome once the handler has run, before the answer
+// leaves. The console's bookkeeping writes nothing.
 func (a *API) authorize(r rule) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		kind, project := r.kind, ""
@@ -32,34 +38,65 @@ func (a *API) authorize(r rule) fiber.Handler {
 			project = p
 		}
 		p := principal(c)
-		dec, err := a.cfg.Access.Decide(c.UserContext(), p, r.action, standin.Object{Kind: kind}, project)
+		dec, err := a.decide(c, r, p, kind, project)
 		if err != nil {
 			return err
 		}
-		if dec.Allowed && p.Impersonation != nil {
-			dec = a.impersonationLimits(c, r, p, dec)
-		}
-		if err := a.auditDecision(c, p, kind+"."+r.action, c.Method()+" "+c.Path(), project, dec); err != nil {
-			return err
-		}
+		action := kind + "." + r.action
 		if !dec.Allowed {
+			if !r.bookkeeping {
+				if err := a.auditDecision(c, p, action, c.Method()+" "+c.Path(), project, dec); err != nil {
+					return err
+				}
+			}
 			return &standin.Error{Code: standin.EForbidden, Message: "You do not have permission to do that.", Reason: dec.Reason}
 		}
 		c.Locals(decisionKey{}, dec)
-		return c.Next()
+		if p.Impersonation == nil || r.bookkeeping {
+			return c.Next()
+		}
+		return a.recordOutcome(c, p, action, project)
 	}
 }
 
+// decide decides r on kind in project for p: the policies, then what
+// impersonation adds (see impersonationLimits).
+func (a *API) decide(c *fiber.Ctx, r rule, p *standin.Principal, kind, project string) (standin.Decision, error) {
+	dec, err := a.cfg.Access.Decide(c.UserContext(), p, r.action, standin.Object{Kind: kind}, project)
+	if err != nil {
+		return standin.Decision{}, err
+	}
+	if dec.Allowed && p.Impersonation != nil {
+		dec = a.impersonationLimits(c, r, p, dec)
+	}
+	return dec, nil
+}
+
 // auditImpersonated audits, while impersonating, a signedIn route that has
-// no rule of its own, by its outcome: the handler runs, then the event is
-// committed before the response leaves; if it cannot be, the response is
-// replaced by a 503.
+// no rule of its own, by its outcome (see recordOutcome).
 func (a *API) auditImpersonated(c *fiber.Ctx) error {
 	p := principal(c)
 	if p.Impersonation == nil {
 		return c.Next()
 	}
+	return a.recordOutcome(c, p, c.Method()+" "+c.Route().Path, "")
+}
+
+// recordOutcome runs the handler of a request made while impersonating
+// and, unless its workflow wrote the event that records it (a commit
+// record, a refusal), writes one by its outcome: allowed, denied (403 and
+// 409, with the reason) or failed. The event is committed before the
+// response leaves; if it cannot be, the response is replaced by a 503.
+func (a *API) recordOutcome(c *fiber.Ctx, p *standin.Principal, action, project string) error {
+	ctx, rec := standin.WithRecord(c.UserContext())
+	c.SetUserContext(ctx)
 	herr := c.Next()
+	if rec.Written() {
+		return herr
+	}
+	// The handler may have bounded its own context, now ended: the
+	// event is written under the request's.
+	c.SetUserContext(ctx)
 	status := c.Response().StatusCode()
 	if herr != nil {
 		_, status = errorResponse(herr)
@@ -76,7 +113,7 @@ func (a *API) auditImpersonated(c *fiber.Ctx) error {
 	} else if status >= 400 {
 		outcome = "failed"
 	}
-	if err := a.audit(c, a.event(c, typ, p, c.Method()+" "+c.Route().Path, c.Path(), "", outcome, reason)); err != nil {
+	if err := a.audit(c, a.event(c, typ, p, action, c.Method()+" "+c.Path(), project, outcome, reason)); err != nil {
 		c.Response().ResetBody()
 		return err
 	}

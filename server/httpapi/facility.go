@@ -126,11 +126,16 @@ type createBookingRequest struct {
 }
 
 // withDeadline gives the request's context a deadline for the rest of
-// the handler.
-func withDeadline(c *fiber.Ctx, d time.Duration) context.CancelFunc {
-	ctx, cancel := context.WithTimeout(c.UserContext(), d)
+// the handler; the function it returns ends it and gives the request its
+// own context back, for what runs after the handler (its audit event).
+func withDeadline(c *fiber.Ctx, d time.Duration) func() {
+	parent := c.UserContext()
+	ctx, cancel := context.WithTimeout(parent, d)
 	c.SetUserContext(ctx)
-	return cancel
+	return func() {
+		cancel()
+		c.SetUserContext(parent)
+	}
 }
 
 func (a *API) createBooking(c *fiber.Ctx) error {

@@ -22,14 +22,25 @@ type impersonationJSON struct {
 	EndedAt   string         `json:"ended_at,omitempty"`
 	Cause     string         `json:"cause,omitempty"`
 	EndedBy   string         `json:"ended_by,omitempty"`
+	// EndedByName and EndedByEmail name who ended it; EndedWords says how
+	// it ended in a few words ("Maria Manager (maria@example.org) ended
+	// it").
+	EndedByName  string `json:"ended_by_name,omitempty"`
+	EndedByEmail string `json:"ended_by_email,omitempty"`
+	EndedWords   string `json:"ended_words,omitempty"`
 }
 
 func toImpersonationJSON(i *standin.Impersonation) impersonationJSON {
-	return impersonationJSON{
+	j := impersonationJSON{
 		ID: i.ID, Actor: audit.UserJSON{ID: i.ActorID, Name: i.ActorName}, Subject: audit.UserJSON{ID: i.SubjectID, Name: i.SubjectName},
 		Reason: i.Reason, Ticket: i.Ticket, StartedAt: standin.FormatTime(i.StartedAt), ExpiresAt: standin.FormatTime(i.ExpiresAt),
 		EndedAt: standin.FormatTime(i.EndedAt), Cause: i.Cause, EndedBy: i.EndedBy,
+		EndedByName: i.EndedByName, EndedByEmail: i.EndedByEmail,
 	}
+	if !i.EndedAt.IsZero() {
+		j.EndedWords = i.EndWords()
+	}
+	return j
 }
 
 type startRequest struct {
@@ -104,6 +115,46 @@ func (a *API) getImpersonation(c *fiber.Ctx) error {
 		return err
 	}
 	return c.JSON(toImpersonationJSON(imp))
+}
+
+// summaryItemJSON is one change or refusal of a summary: the event
+// without the agent's address and user agent.
+type summaryItemJSON struct {
+	Seq     int64  `json:"seq"`
+	Time    string `json:"time"`
+	Type    string `json:"type"`
+	Action  string `json:"action"`
+	Object  string `json:"object,omitempty"`
+	Project string `json:"project,omitempty"`
+	Outcome string `json:"outcome"`
+	Reason  string `json:"reason,omitempty"`
+}
+
+type summaryJSON struct {
+	Impersonation impersonationJSON `json:"impersonation"`
+	Words         string            `json:"words"`
+	Changes       []summaryItemJSON `json:"changes"`
+	Refusals      []summaryItemJSON `json:"refusals"`
+}
+
+func summaryItems(evs []*standin.Event) []summaryItemJSON {
+	out := make([]summaryItemJSON, 0, len(evs))
+	for _, e := range evs {
+		out = append(out, summaryItemJSON{Seq: e.Seq, Time: standin.FormatTime(e.Time), Type: e.Type, Action: e.Action,
+			Object: e.Object, Project: e.Project, Outcome: e.Outcome, Reason: e.Reason})
+	}
+	return out
+}
+
+// impersonationSummary answers every change and refusal made in the
+// user's name during one impersonation.
+func (a *API) impersonationSummary(c *fiber.Ctx) error {
+	sum, err := a.cfg.Impersonations.Summary(c.UserContext(), principal(c).Subject, c.Params("id"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(summaryJSON{Impersonation: toImpersonationJSON(sum.Impersonation), Words: sum.Words(),
+		Changes: summaryItems(sum.Changes), Refusals: summaryItems(sum.Refusals)})
 }
 
 func (a *API) revokeImpersonation(c *fiber.Ctx) error {

@@ -54,6 +54,23 @@ type userDetailJSON struct {
 	userJSON
 	Projects  []membershipJSON `json:"projects"`
 	Trainings []trainingJSON   `json:"trainings"`
+	// Impersonate says, on a staff member's view of a user, whether they
+	// may impersonate that user now, and why not.
+	Impersonate *decisionJSON `json:"impersonate,omitempty"`
+}
+
+// decisionJSON is a yes or no with the reason a refusal would give.
+type decisionJSON struct {
+	Allowed bool   `json:"allowed"`
+	Reason  string `json:"reason,omitempty"`
+}
+
+func toDecisionJSON(d standin.Decision) *decisionJSON {
+	out := &decisionJSON{Allowed: d.Allowed}
+	if !d.Allowed {
+		out.Reason = d.Reason
+	}
+	return out
 }
 
 type bookingJSON struct {

@@ -11,14 +11,31 @@ type permissionsJSON struct {
 	Revoke       string `json:"revoke"`
 	Policies     bool   `json:"policies"`
 	EditPolicies bool   `json:"edit_policies"`
+	// EditProfile and ChangePassword are the profile's forms, decided as
+	// their routes decide them, with the reason a refusal gives.
+	EditProfile    *decisionJSON `json:"edit_profile"`
+	ChangePassword *decisionJSON `json:"change_password"`
 }
 
 // permissions answers what the effective user may do, decided by the
 // policies in force: the console shows its pages and actions by it.
 func (a *API) permissions(c *fiber.Ctx) error {
-	perms, err := a.cfg.Access.Permissions(c.UserContext(), principal(c))
+	p := principal(c)
+	perms, err := a.cfg.Access.Permissions(c.UserContext(), p)
 	if err != nil {
 		return err
 	}
-	return c.JSON(permissionsJSON(perms))
+	out := permissionsJSON{Directory: perms.Directory, CheckAccess: perms.CheckAccess, Impersonate: perms.Impersonate,
+		Suspend: perms.Suspend, Activity: perms.Activity, Revoke: perms.Revoke, Policies: perms.Policies, EditPolicies: perms.EditPolicies}
+	for _, form := range []struct {
+		r  rule
+		to **decisionJSON
+	}{{editProfile, &out.EditProfile}, {changePassword, &out.ChangePassword}} {
+		dec, err := a.decide(c, form.r, p, form.r.kind, "")
+		if err != nil {
+			return err
+		}
+		*form.to = toDecisionJSON(dec)
+	}
+	return c.JSON(out)
 }

@@ -22,25 +22,36 @@ func (a *API) listUsers(c *fiber.Ctx) error {
 	return c.JSON(list(items, next))
 }
 
+// getUser answers a user as staff see them, with whether the caller may
+// impersonate them now (decided as a start would be).
 func (a *API) getUser(c *fiber.Ctx) error {
-	return a.userDetail(c, c.Params("id"))
+	d, u, err := a.userDetail(c, c.Params("id"))
+	if err != nil {
+		return err
+	}
+	d.Impersonate = toDecisionJSON(a.cfg.Impersonations.MayStart(c.UserContext(), principal(c), u))
+	return c.JSON(d)
 }
 
 func (a *API) getProfile(c *fiber.Ctx) error {
-	return a.userDetail(c, principal(c).Subject.ID)
+	d, _, err := a.userDetail(c, principal(c).Subject.ID)
+	if err != nil {
+		return err
+	}
+	return c.JSON(d)
 }
 
-func (a *API) userDetail(c *fiber.Ctx, id string) error {
+func (a *API) userDetail(c *fiber.Ctx, id string) (userDetailJSON, *standin.User, error) {
 	ctx := c.UserContext()
 	u, err := a.cfg.Users.UserByID(ctx, id)
 	if err != nil {
-		return err
+		return userDetailJSON{}, nil, err
 	}
 	n, err := a.names(ctx)
 	if err != nil {
-		return err
+		return userDetailJSON{}, nil, err
 	}
-	return c.JSON(n.userDetail(u, a.cfg.Now()))
+	return n.userDetail(u, a.cfg.Now()), u, nil
 }
 
 // checkAccess explains, for support staff and without impersonating, what
@@ -101,7 +112,7 @@ func (a *API) updateProfile(c *fiber.Ctx) error {
 	if _, err := a.cfg.Accounts.Rename(c.UserContext(), p, req.Name, a.origin(c)); err != nil {
 		return err
 	}
-	return a.userDetail(c, p.Subject.ID)
+	return a.getProfile(c)
 }
 
 type passwordRequest struct {

@@ -21,7 +21,7 @@ import (
 type Store interface {
 	CreateImpersonation(ctx context.Context, i *standin.Impersonation) error
 	ImpersonationByID(ctx context.Context, id string) (*standin.Impersonation, error)
-	EndImpersonation(ctx context.Context, id, cause, by string, at time.Time) (*standin.Impersonation, error)
+	EndImpersonation(ctx context.Context, id, cause string, by *standin.User, at time.Time) (*standin.Impersonation, error)
 	ActiveImpersonations(ctx context.Context) ([]*standin.Impersonation, error)
 	ClearImpersonationSessions(ctx context.Context, id string) ([]string, error)
 	ImpersonationInSession(ctx context.Context, id string) (bool, error)
@@ -53,6 +53,8 @@ type Audit interface {
 	// Settle learns the fate of appends that failed in doubt.
 	Settle(ctx context.Context) error
 	EventsMatching(ctx context.Context, f standin.EventFilter, fn func(*standin.Event) error) error
+	// Query pages the events matching f, newest first (summaries).
+	Query(ctx context.Context, f standin.EventFilter, p standin.Page) ([]*standin.Event, string, error)
 }
 
 // Config tunes a Service; zero values are the documented defaults.
@@ -160,6 +162,49 @@ func (s *Service) Start(ctx context.Context, p *standin.Principal, req Request, 
 	return &Started{Impersonation: imp, Token: token, Session: sess}, nil
 }
 
+// refusal is why p may not impersonate a target: its code, message and
+// reason, as deny records them.
+type refusal struct{ code, message, reason string }
+
+// barred says why p may not impersonate target, whoever may impersonate
+// at all: nesting, self, an owner, rank, suspension; nil when none bars it.
+func barred(p *standin.Principal, target *standin.User) *refusal {
+	if p.Impersonation != nil {
+		return &refusal{standin.EConflict, "You are already impersonating someone.",
+			fmt.Sprintf("You are impersonating %s; end that first. Impersonations do not nest.", p.Impersonation.SubjectName)}
+	}
+	actor := p.Actor
+	switch standin.ImpersonationBars(actor, target).First() {
+	case standin.BarSelf:
+		return &refusal{standin.EForbidden, "You cannot impersonate yourself.", "The target is your own account."}
+	case standin.BarOwner:
+		return &refusal{standin.EForbidden, "Owners cannot be impersonated.",
+			fmt.Sprintf("%s is an owner; nobody impersonates an owner.", target.Name)}
+	case standin.BarRank:
+		return &refusal{standin.EForbidden, "You can only impersonate users of a lower role than yours.",
+			fmt.Sprintf("%s has the role %q, which is not lower than your role %q.", target.Name, target.Role, actor.Role)}
+	case standin.BarSuspended:
+		return &refusal{standin.EForbidden, "Suspended accounts cannot be impersonated.",
+			fmt.Sprintf("%s's account is suspended.", target.Name)}
+	}
+	return nil
+}
+
+// MayStart decides, without starting anything or writing an audit event,
+// whether p's actor may impersonate target now, with the reason a refusal
+// would give: what the console shows on its "Impersonate…" action before
+// anyone opens the dialog. A session already on target (held by another
+// agent) is not checked here: starting says so.
+func (s *Service) MayStart(ctx context.Context, p *standin.Principal, target *standin.User) standin.Decision {
+	if dec := s.rbac.Check(ctx, p.Actor, standin.ActStart, standin.KindImpersonation, ""); !dec.Allowed {
+		return standin.Decision{Reason: "Impersonating " + dec.Reason + "."}
+	}
+	if r := barred(p, target); r != nil {
+		return standin.Decision{Reason: r.reason}
+	}
+	return standin.Decision{Allowed: true}
+}
+
 // admit decides whether p's actor may impersonate user userID and returns
 // the target; every refusal is audited first (see deny).
 func (s *Service) admit(ctx context.Context, p *standin.Principal, userID string, o standin.Origin) (*standin.User, error) {
@@ -175,22 +220,8 @@ func (s *Service) admit(ctx context.Context, p *standin.Principal, userID string
 	if err != nil {
 		return nil, err
 	}
-	if p.Impersonation != nil {
-		return nil, s.deny(ctx, p, target, o, standin.EConflict, "You are already impersonating someone.",
-			fmt.Sprintf("You are impersonating %s; end that first. Impersonations do not nest.", p.Impersonation.SubjectName))
-	}
-	switch standin.ImpersonationBars(actor, target).First() {
-	case standin.BarSelf:
-		return nil, s.deny(ctx, p, target, o, standin.EForbidden, "You cannot impersonate yourself.", "The target is your own account.")
-	case standin.BarOwner:
-		return nil, s.deny(ctx, p, target, o, standin.EForbidden, "Owners cannot be impersonated.",
-			fmt.Sprintf("%s is an owner; nobody impersonates an owner.", target.Name))
-	case standin.BarRank:
-		return nil, s.deny(ctx, p, target, o, standin.EForbidden, "You can only impersonate users of a lower role than yours.",
-			fmt.Sprintf("%s has the role %q, which is not lower than your role %q.", target.Name, target.Role, actor.Role))
-	case standin.BarSuspended:
-		return nil, s.deny(ctx, p, target, o, standin.EForbidden, "Suspended accounts cannot be impersonated.",
-			fmt.Sprintf("%s's account is suspended.", target.Name))
+	if r := barred(p, target); r != nil {
+		return nil, s.deny(ctx, p, target, o, r.code, r.message, r.reason)
 	}
 	return target, nil
 }
@@ -288,7 +319,8 @@ func conflictMessage(hc *standin.HoldConflict, actor, target *standin.User) stri
 func (s *Service) undo(imp *standin.Impersonation) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if _, err := s.store.EndImpersonation(ctx, imp.ID, standin.CauseActorSessionGone, imp.ActorID, s.cfg.Now()); err != nil {
+	if _, err := s.store.EndImpersonation(ctx, imp.ID, standin.CauseActorSessionGone,
+		&standin.User{ID: imp.ActorID, Name: imp.ActorName, Email: imp.ActorEmail}, s.cfg.Now()); err != nil {
 		s.cfg.Logger.Error("could not undo an unaudited impersonation", "impersonation", imp.ID, "err", err)
 	}
 }
@@ -387,9 +419,10 @@ func (s *Service) mayRevoke(ctx context.Context, who, subject *standin.User) boo
 }
 
 // CanSee reports whether who may see impersonation imp in lists: its own
-// actor, and those who may revoke it.
+// actor, the user it is about (whose console shows it while it runs), and
+// those who may revoke it.
 func (s *Service) CanSee(ctx context.Context, who *standin.User, imp *standin.Impersonation) bool {
-	if imp.ActorID == who.ID {
+	if imp.ActorID == who.ID || imp.SubjectID == who.ID {
 		return true
 	}
 	subject, err := s.store.UserByID(ctx, imp.SubjectID)
@@ -434,11 +467,7 @@ func (s *Service) Active(ctx context.Context, who *standin.User) ([]*standin.Imp
 // direction: if the audit write fails after the end, the error is
 // returned and the end stays marked unaudited until RepairEnds writes it.
 func (s *Service) end(ctx context.Context, id, cause string, by *standin.User, o standin.Origin) (*standin.Impersonation, error) {
-	byID := ""
-	if by != nil {
-		byID = by.ID
-	}
-	imp, err := s.store.EndImpersonation(ctx, id, cause, byID, s.cfg.Now())
+	imp, err := s.store.EndImpersonation(ctx, id, cause, by, s.cfg.Now())
 	if err != nil && imp == nil {
 		return nil, err
 	}
@@ -471,7 +500,7 @@ func (s *Service) auditEnd(ctx context.Context, imp *standin.Impersonation, o st
 		Actor:           standin.EventUser{ID: imp.ActorID, Name: imp.ActorName},
 		Subject:         standin.EventUser{ID: imp.SubjectID, Name: imp.SubjectName},
 		ImpersonationID: imp.ID, Action: "impersonation.end", Outcome: imp.Cause, Reason: imp.Reason,
-		Object: "ended_by:" + imp.EndedBy, IP: o.IP, UserAgent: o.UserAgent,
+		Object: endedBy(imp), IP: o.IP, UserAgent: o.UserAgent,
 	}
 	if subject, err := s.store.UserByID(ctx, imp.SubjectID); err == nil {
 		ev.Projects = subject.ProjectIDs()
@@ -484,6 +513,16 @@ func (s *Service) auditEnd(ctx context.Context, imp *standin.Impersonation, o st
 		s.cfg.Logger.Warn("could not mark an impersonation end audited", "impersonation", imp.ID, "err", err)
 	}
 	return ev.Seq, nil
+}
+
+// endedBy is the object of an end's event: who ended it, by id, name and
+// address ("ended_by:<id> Maya Manager (manager@example.org)"); only
+// "ended_by:" when no one did (expiry).
+func endedBy(imp *standin.Impersonation) string {
+	if imp.EndedBy == "" {
+		return "ended_by:"
+	}
+	return "ended_by:" + imp.EndedBy + " " + standin.Named(imp.EndedByName, imp.EndedByEmail)
 }
 
 // endGrace is how long after an end its own request has to write the
@@ -694,7 +733,7 @@ func (s *Service) EndFor(ctx context.Context, userID, asActor, asSubject string,
 // seq is the audit seq of the event it tells of.
 func (s *Service) notify(ctx context.Context, imp *standin.Impersonation, started bool, seq int64) {
 	n := &standin.Notification{UserID: imp.SubjectID, Seq: seq, ActorName: imp.ActorName, ActorEmail: imp.ActorEmail,
-		Reason: imp.Reason, Until: imp.ExpiresAt, At: s.cfg.Now()}
+		Reason: imp.Reason, Until: imp.ExpiresAt, At: s.cfg.Now(), ImpersonationID: imp.ID}
 	if n.ActorEmail == "" { // recorded before addresses were kept with it
 		if actor, err := s.store.UserByID(ctx, imp.ActorID); err == nil {
 			n.ActorEmail = actor.Email
@@ -702,17 +741,19 @@ func (s *Service) notify(ctx context.Context, imp *standin.Impersonation, starte
 	}
 	// The name alone is whatever the agent chose to be called; the
 	// address is theirs alone.
-	who := imp.ActorName
-	if n.ActorEmail != "" {
-		who = fmt.Sprintf("%s (%s)", imp.ActorName, n.ActorEmail)
-	}
+	who := standin.Named(imp.ActorName, n.ActorEmail)
 	if started {
 		n.Type, n.Title = standin.EventImpersonationStarted, "Support is viewing your account"
 		n.Body = fmt.Sprintf("%s started a support session on your account until %s. Reason: %s",
 			who, imp.ExpiresAt.UTC().Format("15:04 UTC"), imp.Reason)
 	} else {
 		n.Type, n.Title = standin.EventImpersonationEnded, "Support session ended"
-		n.Body = fmt.Sprintf("The support session of %s on your account has ended (%s).", who, strings.ReplaceAll(imp.Cause, "_", " "))
+		n.Body = fmt.Sprintf("The support session of %s on your account has ended: %s.", who, imp.EndWords())
+		if sum, err := s.summarize(ctx, imp); err != nil {
+			s.cfg.Logger.Warn("could not summarize an ended impersonation", "impersonation", imp.ID, "err", err)
+		} else {
+			n.Body += " " + sum.Words()
+		}
 	}
 	if err := s.store.AddNotification(ctx, n); err != nil {
 		s.cfg.Logger.Warn("could not store a notification", "user", imp.SubjectID, "err", err)

@@ -58,7 +58,7 @@ func mustEnded(t *testing.T, db *mongostore.DB, actor, subject *standin.User, at
 	if err := db.CreateImpersonation(ctx, imp); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.EndImpersonation(ctx, imp.ID, standin.CauseRevoked, actor.ID, at); err != nil {
+	if _, err := db.EndImpersonation(ctx, imp.ID, standin.CauseRevoked, actor, at); err != nil {
 		t.Fatal(err)
 	}
 	return imp
@@ -142,7 +142,7 @@ func TestOneEndEventPerImpersonation(t *testing.T) {
 		var wg sync.WaitGroup
 		for _, cause := range []string{standin.CauseRevoked, standin.CauseExpired, standin.CauseEndedByActor, standin.CauseRevoked} {
 			wg.Go(func() {
-				_, err := db.EndImpersonation(ctx, imp.ID, cause, agent.ID, clk.Now())
+				_, err := db.EndImpersonation(ctx, imp.ID, cause, agent, clk.Now())
 				switch standin.ErrorCode(err) {
 				case "":
 					wins.Add(1)

@@ -25,6 +25,9 @@ type NotificationJSON struct {
 	Reason     string `json:"reason"`
 	Until      string `json:"until,omitempty"`
 	At         string `json:"at"`
+	// ImpersonationID is the session it tells of: its summary is
+	// GET /api/v1/impersonations/{id}/summary.
+	ImpersonationID string `json:"impersonation_id,omitempty"`
 }
 
 // NotificationView converts a notification to its JSON form; times are
@@ -32,7 +35,7 @@ type NotificationJSON struct {
 func NotificationView(n *standin.Notification) NotificationJSON {
 	return NotificationJSON{ID: n.ID, Seq: n.Seq, Type: n.Type, Title: n.Title, Body: n.Body,
 		ActorName: n.ActorName, ActorEmail: n.ActorEmail, Reason: n.Reason,
-		Until: standin.FormatTime(n.Until), At: standin.FormatTime(n.At)}
+		Until: standin.FormatTime(n.Until), At: standin.FormatTime(n.At), ImpersonationID: n.ImpersonationID}
 }
 
 // auditEvent is e as the activity feed and impersonation topics carry it;
@@ -88,6 +91,7 @@ type sessionMessage struct {
 	Type          string          `json:"type"`
 	Impersonation sessionImpJSON  `json:"impersonation"`
 	Cause         string          `json:"cause,omitempty"`
+	EndedWords    string          `json:"ended_words,omitempty"` // how it ended and who ended it, in words
 	Actor         presence.Person `json:"actor"`
 	Subject       presence.Person `json:"subject"`
 }
@@ -102,8 +106,12 @@ type sessionImpJSON struct {
 
 // sessionPayload encodes the session message of type typ about imp.
 func sessionPayload(typ string, imp *standin.Impersonation) ([]byte, error) {
+	words := ""
+	if !imp.EndedAt.IsZero() {
+		words = imp.EndWords()
+	}
 	return json.Marshal(sessionMessage{
-		Type: typ, Cause: imp.Cause,
+		Type: typ, Cause: imp.Cause, EndedWords: words,
 		Impersonation: sessionImpJSON{ID: imp.ID, Reason: imp.Reason, StartedAt: nanos(imp.StartedAt),
 			ExpiresAt: nanos(imp.ExpiresAt), EndedAt: nanos(imp.EndedAt)},
 		Actor:   presence.Person{ID: imp.ActorID, Name: imp.ActorName},

@@ -185,7 +185,7 @@ func TestSessionMessages(t *testing.T) {
 	}
 	wantEnded := `{"type":"impersonation.ended","impersonation":{"id":"imp-1","reason":"printer",` +
 		`"started_at":"2026-05-01T09:00:00.12Z","expires_at":"2026-05-01T09:30:00.12Z","ended_at":"2026-05-01T09:01:00.12Z"},` +
-		`"cause":"stopped","actor":{"id":"u-admin","name":"Adrian"},"subject":{"id":"u-ben","name":"Ben"}}`
+		`"cause":"stopped","ended_words":"stopped","actor":{"id":"u-admin","name":"Adrian"},"subject":{"id":"u-ben","name":"Ben"}}`
 	if calls[1].payload != wantEnded || calls[2].payload != wantEnded {
 		t.Errorf("ended\n got %s\nwant %s", calls[1].payload, wantEnded)
 	}

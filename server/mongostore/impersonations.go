@@ -49,6 +49,8 @@ type impersonationDoc struct {
 	EndedAt     *time.Time    `bson:"ended_at,omitempty"`
 	Cause       string        `bson:"cause,omitempty"`
 	EndedBy     string        `bson:"ended_by,omitempty"`
+	EndedByName string        `bson:"ended_by_name,omitempty"`
+	EndedByMail string        `bson:"ended_by_email,omitempty"`
 	// EndAudited is false from the end until its audit event is
 	// committed; start-up repair writes the events of ends still false.
 	EndAudited *bool `bson:"end_audited,omitempty"`
@@ -70,7 +72,7 @@ func (d *impersonationDoc) domain() *standin.Impersonation {
 	i := &standin.Impersonation{
 		ID: d.ID.Hex(), ActorID: d.ActorID, ActorName: d.ActorName, ActorEmail: d.ActorEmail, SubjectID: d.SubjectID, SubjectName: d.SubjectName,
 		Reason: d.Reason, Ticket: d.Ticket, SessionID: d.SessionID, StartedAt: d.StartedAt, ExpiresAt: d.ExpiresAt,
-		Cause: d.Cause, EndedBy: d.EndedBy,
+		Cause: d.Cause, EndedBy: d.EndedBy, EndedByName: d.EndedByName, EndedByEmail: d.EndedByMail,
 	}
 	if d.EndedAt != nil {
 		i.EndedAt = *d.EndedAt
@@ -208,17 +210,19 @@ func (db *DB) ImpersonationByID(ctx context.Context, id string) (*standin.Impers
 }
 
 type endDoc struct {
-	ID    string    `bson:"_id"`
-	Cause string    `bson:"cause"`
-	By    string    `bson:"by"`
-	At    time.Time `bson:"at"`
+	ID     string    `bson:"_id"`
+	Cause  string    `bson:"cause"`
+	By     string    `bson:"by"`
+	ByName string    `bson:"by_name,omitempty"`
+	ByMail string    `bson:"by_email,omitempty"`
+	At     time.Time `bson:"at"`
 }
 
-// EndImpersonation ends an active impersonation with a cause, by whom, at
-// at, and frees its holds. Of concurrent ends exactly one succeeds: the
+// EndImpersonation ends an active impersonation with a cause, by whom (nil
+// when no one ended it: expiry), at at, and frees its holds. Of concurrent ends exactly one succeeds: the
 // one whose end record is inserted first; the others get EConflict, as
 // does ending one that had already ended. ENotFound for an unknown id.
-func (db *DB) EndImpersonation(ctx context.Context, id, cause, by string, at time.Time) (*standin.Impersonation, error) {
+func (db *DB) EndImpersonation(ctx context.Context, id, cause string, by *standin.User, at time.Time) (*standin.Impersonation, error) {
 	cur, err := db.ImpersonationByID(ctx, id)
 	if err != nil {
 		return nil, err
@@ -228,7 +232,10 @@ func (db *DB) EndImpersonation(ctx context.Context, id, cause, by string, at tim
 		return nil, ended
 	}
 	at = at.UTC()
-	end := endDoc{ID: id, Cause: cause, By: by, At: at}
+	end := endDoc{ID: id, Cause: cause, At: at}
+	if by != nil {
+		end.By, end.ByName, end.ByMail = by.ID, by.Name, by.Email
+	}
 	if _, err := db.db.Collection(colEnds).InsertOne(ctx, end); err != nil {
 		if !mongo.IsDuplicateKeyError(err) {
 			return nil, translate(err, "record the end of an impersonation")
@@ -279,7 +286,7 @@ func (db *DB) setEnded(ctx context.Context, end endDoc) (*impersonationDoc, erro
 	}
 	var d impersonationDoc
 	err = db.db.Collection(colImpersonations).FindOneAndUpdate(ctx, bson.M{"_id": oid},
-		bson.M{"$set": bson.M{"active": false, "ended_at": end.At, "cause": end.Cause, "ended_by": end.By, "end_audited": false}},
+		bson.M{"$set": bson.M{"active": false, "ended_at": end.At, "cause": end.Cause, "ended_by": end.By, "ended_by_name": end.ByName, "ended_by_email": end.ByMail, "end_audited": false}},
 		options.FindOneAndUpdate().SetReturnDocument(options.After)).Decode(&d)
 	if err != nil {
 		return nil, translate(err, "end impersonation")
@@ -421,12 +428,13 @@ type noticeDoc struct {
 	Reason    string        `bson:"reason"`
 	Until     time.Time     `bson:"until"`
 	At        time.Time     `bson:"at"`
+	ImpID     string        `bson:"impersonation_id,omitempty"`
 }
 
 // AddNotification stores a notification for its user and sets n.ID.
 func (db *DB) AddNotification(ctx context.Context, n *standin.Notification) error {
 	d := noticeDoc{ID: bson.NewObjectID(), UserID: n.UserID, Seq: n.Seq, Type: n.Type, Title: n.Title, Body: n.Body,
-		ActorName: n.ActorName, ActorMail: n.ActorEmail, Reason: n.Reason, Until: n.Until.UTC(), At: n.At.UTC()}
+		ActorName: n.ActorName, ActorMail: n.ActorEmail, Reason: n.Reason, Until: n.Until.UTC(), At: n.At.UTC(), ImpID: n.ImpersonationID}
 	if _, err := db.db.Collection(colNotices).InsertOne(ctx, d); err != nil {
 		return translate(err, "add notification")
 	}
@@ -449,7 +457,8 @@ func (db *DB) Notifications(ctx context.Context, userID string, p standin.Page) 
 
 func (d *noticeDoc) notification() *standin.Notification {
 	return &standin.Notification{ID: d.ID.Hex(), UserID: d.UserID, Seq: d.Seq, Type: d.Type, Title: d.Title, Body: d.Body,
-		ActorName: d.ActorName, ActorEmail: d.ActorMail, Reason: d.Reason, Until: d.Until.UTC(), At: d.At.UTC()}
+		ActorName: d.ActorName, ActorEmail: d.ActorMail, Reason: d.Reason, Until: d.Until.UTC(), At: d.At.UTC(),
+		ImpersonationID: d.ImpID}
 }
 
 // NotificationsAfter calls fn with each of a user's notifications whose

@@ -160,3 +160,11 @@ func distinct(ids []string) []string {
 	}
 	return out
 }
+
+// SlotObject is the object of an attempt to book resourceID from start to
+// end: "resource:<id> <start>/<end>", the times in UTC (an ISO 8601
+// interval), so that the event of a refused booking says which time was
+// asked for.
+func SlotObject(resourceID string, start, end time.Time) string {
+	return "resource:" + resourceID + " " + start.UTC().Format(time.RFC3339) + "/" + end.UTC().Format(time.RFC3339)
+}

@@ -1,6 +1,9 @@
 package standin
 
-import "time"
+import (
+	"strings"
+	"time"
+)
 
 // Why an impersonation ended.
 const (
@@ -15,25 +18,28 @@ const (
 )
 
 // Impersonation is an actor acting as a subject for a while, for a reason.
-// It is active until EndedAt is set or ExpiresAt passes; Cause and EndedBy
-// say how it ended.
+// It is active until EndedAt is set or ExpiresAt passes; Cause says how it
+// ended, and EndedBy, EndedByName and EndedByEmail who ended it (as they
+// were then; empty when no one did, as on expiry).
 type Impersonation struct {
 	ID        string
 	ActorID   string
 	ActorName string
 	// ActorEmail names the actor where a name alone could be taken by
 	// anyone: names are chosen by their holders, addresses are unique.
-	ActorEmail  string
-	SubjectID   string
-	SubjectName string
-	Reason      string
-	Ticket      string
-	SessionID   string
-	StartedAt   time.Time
-	ExpiresAt   time.Time
-	EndedAt     time.Time
-	Cause       string
-	EndedBy     string
+	ActorEmail   string
+	SubjectID    string
+	SubjectName  string
+	Reason       string
+	Ticket       string
+	SessionID    string
+	StartedAt    time.Time
+	ExpiresAt    time.Time
+	EndedAt      time.Time
+	Cause        string
+	EndedBy      string
+	EndedByName  string
+	EndedByEmail string
 }
 
 // ActiveAt reports whether the impersonation is in force at t.
@@ -59,6 +65,9 @@ type Notification struct {
 	Reason     string
 	Until      time.Time
 	At         time.Time
+	// ImpersonationID is the session the notification tells of, whose
+	// summary the reader can open.
+	ImpersonationID string
 }
 
 // HoldConflict is returned when an impersonation cannot start because the
@@ -143,4 +152,44 @@ func ImpersonationBars(actor, target *User) Bars {
 // from impersonating target (see ImpersonationBars).
 func MayImpersonate(actor, target *User) bool {
 	return len(ImpersonationBars(actor, target)) == 0
+}
+
+// EndWords says in a few plain words how the impersonation ended and who
+// ended it, naming people by name and address, which names alone could
+// not do (anyone may call themselves anything): "Maria Manager
+// (maria@example.org) ended it", "its time ran out".
+func (i *Impersonation) EndWords() string {
+	actor := Named(i.ActorName, i.ActorEmail)
+	ender := Named(i.EndedByName, i.EndedByEmail)
+	if ender == "" {
+		ender = "someone"
+	}
+	switch i.Cause {
+	case CauseEndedByActor:
+		return actor + " ended it"
+	case CauseRevoked:
+		return ender + " ended it"
+	case CauseExpired:
+		return "its time ran out"
+	case CauseActorLoggedOut:
+		return actor + " signed out"
+	case CauseTargetSuspended:
+		return ender + " suspended the account"
+	case CauseActorSuspended:
+		return actor + "'s account was suspended"
+	case CauseActorLostRight:
+		return actor + " lost the right to impersonate"
+	case CauseActorSessionGone:
+		return actor + "'s session ended"
+	default:
+		return strings.ReplaceAll(i.Cause, "_", " ")
+	}
+}
+
+// Named is "Name (address)", or the name alone when there is no address.
+func Named(name, email string) string {
+	if email == "" {
+		return name
+	}
+	return name + " (" + email + ")"
 }

@@ -43,3 +43,28 @@ func TestImpersonationBars(t *testing.T) {
 		})
 	}
 }
+
+func TestEndWords(t *testing.T) {
+	imp := Impersonation{ActorName: "Sam Support", ActorEmail: "support@example.org",
+		EndedByName: "Maya Manager", EndedByEmail: "manager@example.org"}
+	for cause, want := range map[string]string{
+		CauseEndedByActor:     "Sam Support (support@example.org) ended it",
+		CauseRevoked:          "Maya Manager (manager@example.org) ended it",
+		CauseExpired:          "its time ran out",
+		CauseActorLoggedOut:   "Sam Support (support@example.org) signed out",
+		CauseTargetSuspended:  "Maya Manager (manager@example.org) suspended the account",
+		CauseActorSuspended:   "Sam Support (support@example.org)'s account was suspended",
+		CauseActorLostRight:   "Sam Support (support@example.org) lost the right to impersonate",
+		CauseActorSessionGone: "Sam Support (support@example.org)'s session ended",
+		"something_else":      "something else",
+	} {
+		imp.Cause = cause
+		if got := imp.EndWords(); got != want {
+			t.Errorf("%s: %q, want %q", cause, got, want)
+		}
+	}
+	imp.Cause, imp.EndedByName, imp.EndedByEmail = CauseRevoked, "", ""
+	if got := imp.EndWords(); got != "someone ended it" {
+		t.Errorf("a revoke by no one known: %q", got)
+	}
+}

@@ -381,16 +381,24 @@ function showHome(session, { focusHeading = false } = {}) {
  * @param {string} key the identity the toast belongs to
  */
 async function sayImpersonationEnded(session, imp, key) {
-  let cause = state.lastEnded && state.lastEnded.id === imp.id ? state.lastEnded.cause : '';
+  const known = state.lastEnded && state.lastEnded.id === imp.id ? state.lastEnded : null;
+  let cause = known ? known.cause : '';
+  let words = known ? known.words : '';
   if (!cause) {
     try {
-      cause = (await api.get(`/impersonations/${encodeURIComponent(imp.id)}`)).cause || '';
+      const record = await api.get(`/impersonations/${encodeURIComponent(imp.id)}`);
+      cause = record.cause || '';
+      words = record.ended_words || '';
     } catch {
       // The toast says it ended, without why.
     }
     if (state.identity !== key) return; // another switch since: this toast is stale
   }
-  const why = cause ? ` (${causeWords(cause)})` : '';
+  // Said to the agent: their own exit is "you ended it"; anyone else's
+  // end names who ended it.
+  let why = '';
+  if (cause === 'ended_by_actor') why = ': you ended it';
+  else if (words || cause) why = `: ${words || causeWords(cause)}`;
   toast(`You are ${personName(session.user)} again. The session acting as ${personName(imp.subject)} ended${why}.`,
     { kind: cause && cause !== 'ended_by_actor' ? 'warning' : 'success', type: 'impersonation.ended', timeout: 10000 });
 }
@@ -643,7 +651,7 @@ async function exitImpersonation(button) {
   setBusy(button, true, 'Exiting…');
   try {
     const ended = await switchIdentity(() => api.delete('/impersonations/current'));
-    if (ended && ended.id) state.lastEnded = { id: ended.id, cause: ended.cause };
+    if (ended && ended.id) state.lastEnded = { id: ended.id, cause: ended.cause, words: ended.ended_words || '' };
     if (ended && ended.csrf_token) setCsrfToken(ended.csrf_token);
     await refreshSession();
   } catch (error) {
@@ -902,7 +910,7 @@ function stopLive() {
 function onSessionEvent(event) {
   if (!event) return;
   if (event.type === 'impersonation.ended' && event.impersonation) {
-    state.lastEnded = { id: event.impersonation.id, cause: event.cause };
+    state.lastEnded = { id: event.impersonation.id, cause: event.cause, words: event.ended_words || '' };
   }
   // The session switched identity (here or in another tab): reload it so
   // this tab shows the same state as every other.

@@ -39,7 +39,7 @@ export function eventSummary(e) {
     case 'impersonation.started':
       return `${actor} started acting as ${subject}. Reason: ${e.reason || '—'}`;
     case 'impersonation.ended':
-      return `${actor}'s session as ${subject} ended: ${causeWords(e.outcome) || 'ended'}.`;
+      return `${actor}'s session as ${subject} ended: ${endWords(e)}.`;
     case 'impersonation.denied':
       return `${actor} was refused impersonating ${subject}: ${e.reason || 'not allowed'}`;
     case 'action.denied':
@@ -63,6 +63,15 @@ export function eventSummary(e) {
     default:
       return [as, e.action, e.object, e.outcome, e.reason].filter(Boolean).join(' · ');
   }
+}
+
+/** How a session ended, naming who ended it from the end event's object ("ended_by:<id> Name (address)"). */
+function endWords(e) {
+  const m = /^ended_by:\S*\s*(.*)$/.exec(e.object || '');
+  const who = m ? m[1] : '';
+  if (who && (e.outcome === 'revoked' || e.outcome === 'ended_by_actor')) return `${who} ended it`;
+  if (who && e.outcome === 'target_suspended') return `${who} suspended the account`;
+  return causeWords(e.outcome) || 'ended';
 }
 
 function chipClass(e) {
