@@ -173,7 +173,7 @@ func TestLiveActivity(t *testing.T) {
 		}
 		got := strings.Join(types, "; ")
 		if !strings.HasPrefix(got, "impersonation.started") || !strings.Contains(got, "action.allowed GET /api/v1/resources") ||
-			!strings.HasSuffix(got, "impersonation.ended ended_by:"+userID(t, admin, "admin@example.org")) {
+			!strings.HasSuffix(got, "impersonation.ended ended_by:"+userID(t, admin, "admin@example.org")+" Adrian Admin (admin@example.org)") {
 			t.Fatalf("received %s", got)
 		}
 	})
