@@ -3,6 +3,7 @@ package mongostore_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -221,6 +222,46 @@ func TestSearchUsers(t *testing.T) {
 		if err != nil || len(got) != tt.want {
 			t.Errorf("SearchUsers(%q) = %d, %v; want %d", tt.q, len(got), err, tt.want)
 		}
+	}
+}
+
+// The directory is in order of name, page after page, whatever order the
+// accounts were created in, with or without a search.
+func TestSearchUsersInOrderOfName(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := mustOpen(t)
+	for _, e := range []string{"cleo@example.org", "ada@example.org", "eve@other.org", "ben@example.org", "dan@example.org"} {
+		mustUser(t, db, e)
+	}
+	for _, tt := range []struct {
+		q    string
+		want []string
+	}{
+		{"", []string{"ada@example.org", "ben@example.org", "cleo@example.org", "dan@example.org", "eve@other.org"}},
+		{"example", []string{"ada@example.org", "ben@example.org", "cleo@example.org", "dan@example.org"}},
+	} {
+		var got []string
+		p := standin.Page{Limit: 2}
+		for range 10 {
+			users, next, err := db.SearchUsers(ctx, tt.q, p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, u := range users {
+				got = append(got, u.Email)
+			}
+			if next == "" {
+				break
+			}
+			p.Cursor = next
+		}
+		if !slices.Equal(got, tt.want) {
+			t.Errorf("SearchUsers(%q) in pages of 2: %v, want %v", tt.q, got, tt.want)
+		}
+	}
+	if _, _, err := db.SearchUsers(ctx, "", standin.Page{Cursor: "not-a-cursor"}); standin.ErrorCode(err) != standin.EInvalid {
+		t.Errorf("a forged cursor: %v, want %s", err, standin.EInvalid)
 	}
 }
 

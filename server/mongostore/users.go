@@ -2,6 +2,7 @@ package mongostore
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
 	"regexp"
 	"strings"
@@ -195,22 +196,67 @@ func (db *DB) AllUsers(ctx context.Context) ([]*standin.User, error) {
 }
 
 // SearchUsers lists accounts whose name or email contains q (any case),
-// newest first, one page at a time.
+// in order of name (accounts of one name in the order they were created),
+// one page at a time.
 func (db *DB) SearchUsers(ctx context.Context, q string, p standin.Page) ([]*standin.User, string, error) {
-	filter := bson.M{}
+	limit := p.Limit
+	if limit <= 0 || limit > 200 {
+		limit = 50
+	}
+	var conds bson.A
 	if q = strings.TrimSpace(q); q != "" {
 		pattern := bson.Regex{Pattern: regexp.QuoteMeta(q), Options: "i"}
-		filter["$or"] = bson.A{bson.M{"name": pattern}, bson.M{"email": pattern}}
+		conds = append(conds, bson.M{"$or": bson.A{bson.M{"name": pattern}, bson.M{"email": pattern}}})
 	}
-	docs, next, err := page(ctx, db, colUsers, filter, p, func(d *userDoc) bson.ObjectID { return d.ID })
+	if p.Cursor != "" {
+		name, id, err := decodeNameCursor(p.Cursor)
+		if err != nil {
+			return nil, "", err
+		}
+		conds = append(conds, bson.M{"$or": bson.A{bson.M{"name": bson.M{"$gt": name}}, bson.M{"name": name, "_id": bson.M{"$gt": id}}}})
+	}
+	filter := bson.M{}
+	if len(conds) > 0 {
+		filter["$and"] = conds
+	}
+	cur, err := db.db.Collection(colUsers).Find(ctx, filter,
+		options.Find().SetSort(bson.D{{Key: "name", Value: 1}, {Key: "_id", Value: 1}}).SetLimit(int64(limit+1)))
 	if err != nil {
-		return nil, "", err
+		return nil, "", translate(err, "list users")
+	}
+	var docs []userDoc
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, "", translate(err, "list users")
+	}
+	next := ""
+	if len(docs) > limit {
+		docs = docs[:limit]
+		next = encodeNameCursor(docs[limit-1].Name, docs[limit-1].ID)
 	}
 	out := make([]*standin.User, 0, len(docs))
 	for i := range docs {
 		out = append(out, docs[i].domain())
 	}
 	return out, next, nil
+}
+
+// encodeNameCursor is the cursor of a page in order of name that ended
+// at the account id named name.
+func encodeNameCursor(name string, id bson.ObjectID) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(id.Hex() + name))
+}
+
+func decodeNameCursor(cursor string) (string, bson.ObjectID, error) {
+	bad := standin.Errorf(standin.EInvalid, "The cursor %q is not one this server gave out.", cursor)
+	raw, err := base64.RawURLEncoding.DecodeString(cursor)
+	if err != nil || len(raw) < 24 {
+		return "", bson.ObjectID{}, bad
+	}
+	id, err := bson.ObjectIDFromHex(string(raw[:24]))
+	if err != nil {
+		return "", bson.ObjectID{}, bad
+	}
+	return string(raw[24:]), id, nil
 }
 
 // UpdateUserName changes an account's display name.
