@@ -16,6 +16,7 @@ import (
 	"standin/server/rbac"
 	"standin/server/session"
 	"standin/server/standin"
+	"standin/server/support"
 	"standin/ui"
 )
 
@@ -146,6 +147,7 @@ func (n *node) buildHTTP() error {
 		Notifications:  n.db,
 		Presence:       n.presence,
 		Sessions:       n.sessions,
+		Support:        support.New(n.db, n.decider, n.events, n.cfg.Clock),
 		DB:             n.db,
 		Logger:         n.log.With("component", "http"),
 		WebSocket:      n.hub,

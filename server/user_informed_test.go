@@ -118,3 +118,61 @@ func TestRefusalsKnownBeforehand(t *testing.T) {
 		t.Errorf("as Ben, the password form: %v %q", ok, why)
 	}
 }
+
+// A support agent's view of a user says what blocks them: each instrument
+// of their projects with the reason it is refused, the trainings those
+// need, the refusals and sessions on the account; users do not get it.
+func TestSupportSeesWhatBlocksAUser(t *testing.T) {
+	t.Parallel()
+	srv := mustStartFacility(t)
+	sam, ben := newClient(t, srv.URL), newClient(t, srv.URL)
+	sam.mustLogin("support@example.org")
+	ben.mustLogin("ben@example.org")
+	ids := mustDemoIDs(t, sam)
+	benID := userID(t, sam, "ben@example.org")
+	if r := ben.do(http.MethodGet, "/api/v1/users/"+benID+"/overview", nil); r.Status != http.StatusForbidden {
+		t.Errorf("Ben reads the support view of himself: %d", r.Status)
+	}
+	if r := startImpersonation(sam, benID, "Ben cannot book the confocal"); r.Status != http.StatusCreated {
+		t.Fatalf("start: %d %s", r.Status, r.Body)
+	}
+	session(t, sam)
+	sam.post("/api/v1/bookings", bookingBody(ids.confocal, ids.neuro, nextMonday(), 1))
+	if r := sam.do(http.MethodDelete, "/api/v1/impersonations/current", nil, "X-CSRF-Token", sam.csrf); r.Status != http.StatusOK {
+		t.Fatalf("exit: %d %s", r.Status, r.Body)
+	}
+	session(t, sam)
+
+	r := sam.do(http.MethodGet, "/api/v1/users/"+benID+"/overview", nil)
+	if r.Status != http.StatusOK {
+		t.Fatalf("overview: %d %s", r.Status, r.Body)
+	}
+	o := r.JSON(t)
+	var confocal map[string]any
+	for _, a := range o["access"].([]any) {
+		if a := a.(map[string]any); a["resource_id"] == ids.confocal {
+			confocal = a
+		}
+	}
+	if confocal == nil || confocal["bookable"] != false || !strings.Contains(confocal["reason"].(string), "Confocal Basics") {
+		t.Errorf("the confocal in the overview: %v", confocal)
+	}
+	missing := false
+	for _, tr := range o["trainings"].([]any) {
+		if tr := tr.(map[string]any); tr["name"] == "Confocal Basics" && tr["state"] == "missing" {
+			missing = true
+		}
+	}
+	if !missing {
+		t.Errorf("the overview's trainings do not show Confocal Basics missing: %v", o["trainings"])
+	}
+	if refusals := o["refusals"].([]any); len(refusals) != 1 {
+		t.Errorf("refusals: %v", refusals)
+	}
+	if sessions := o["sessions"].([]any); len(sessions) != 1 {
+		t.Errorf("sessions: %v", sessions)
+	}
+	if imp, _ := o["user"].(map[string]any)["impersonate"].(map[string]any); imp["allowed"] != true {
+		t.Errorf("may Sam impersonate Ben: %v", imp)
+	}
+}

@@ -24,6 +24,7 @@ import (
 	"standin/server/bookings"
 	"standin/server/impersonation"
 	"standin/server/standin"
+	"standin/server/support"
 	"standin/server/upgrade"
 )
 
@@ -61,6 +62,11 @@ type Facility interface {
 type Bookings interface {
 	Create(ctx context.Context, p *standin.Principal, req bookings.Request, o standin.Origin) (*standin.Booking, *standin.Resource, error)
 	Cancel(ctx context.Context, p *standin.Principal, b *standin.Booking, o standin.Origin) (*standin.Booking, error)
+}
+
+// Support answers a user's page for support staff (package support).
+type Support interface {
+	Overview(ctx context.Context, id string) (*support.Overview, error)
 }
 
 // Decider decides every authorized route (package access).
@@ -150,6 +156,7 @@ type Config struct {
 	Notifications  Notifications
 	Presence       Presence
 	Sessions       Sessions
+	Support        Support
 	DB             Pinger
 	Logger         *slog.Logger
 
@@ -294,6 +301,7 @@ func (a *API) routes() []route {
 		{fiber.MethodGet, v1 + "/users", authorized, can(standin.ActList, standin.KindUser, nil), a.listUsers},
 		{fiber.MethodGet, v1 + "/users/:id", authorized, can(standin.ActRead, standin.KindUser, nil), a.getUser},
 		{fiber.MethodGet, v1 + "/users/:id/access", authorized, can(standin.ActCheck, standin.KindUserAccess, nil), a.checkAccess},
+		{fiber.MethodGet, v1 + "/users/:id/overview", authorized, can(standin.ActRead, standin.KindUser, nil), a.userOverview},
 
 		{fiber.MethodGet, v1 + "/projects", authorized, can(standin.ActList, standin.KindProject, nil), a.listProjects},
 		{fiber.MethodGet, v1 + "/resources", authorized, can(standin.ActList, standin.KindResource, nil), a.listResources},
@@ -342,8 +350,8 @@ func New(cfg Config) (*fiber.App, error) {
 		cfg.DB == nil || cfg.Impersonations == nil || cfg.Audit == nil || cfg.Notifications == nil || cfg.Presence == nil {
 		return nil, errors.New("httpapi: Users, Accounts, Facility, Access, Policies, Impersonations, Audit, Notifications, Presence, Sessions and DB are required")
 	}
-	if cfg.Bookings == nil {
-		return nil, errors.New("httpapi: Bookings is required")
+	if cfg.Bookings == nil || cfg.Support == nil {
+		return nil, errors.New("httpapi: Bookings and Support are required")
 	}
 	if cfg.SessionCookie == "" {
 		return nil, errors.New("httpapi: SessionCookie is required")

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"github.com/gofiber/fiber/v2"
 
+	"standin/server/audit"
 	"standin/server/standin"
 )
 
@@ -139,4 +140,75 @@ func (a *API) suspendUser(c *fiber.Ctx) error {
 		return err
 	}
 	return c.JSON(toUserJSON(u))
+}
+
+// overviewJSON is a user's page for support staff (package support).
+type overviewJSON struct {
+	User      userDetailJSON      `json:"user"`
+	Access    []accessJSON        `json:"access"`
+	Trainings []trainingState     `json:"trainings"`
+	Refusals  []audit.JSON        `json:"refusals"`
+	Sessions  []audit.JSON        `json:"sessions"`
+	Running   []impersonationJSON `json:"running"`
+	Bookings  []bookingJSON       `json:"bookings"`
+}
+
+// accessJSON says whether the user may book a resource in a project.
+type accessJSON struct {
+	ResourceID   string `json:"resource_id"`
+	ResourceName string `json:"resource_name"`
+	ProjectID    string `json:"project_id"`
+	ProjectCode  string `json:"project_code,omitempty"`
+	Bookable     bool   `json:"bookable"`
+	Reason       string `json:"reason,omitempty"`
+}
+
+// trainingState is a training against what the user's instruments need:
+// state missing, expired, expiring (within 30 days) or valid.
+type trainingState struct {
+	TrainingID string   `json:"training_id"`
+	Name       string   `json:"name"`
+	State      string   `json:"state"`
+	ExpiresAt  string   `json:"expires_at,omitempty"`
+	NeededFor  []string `json:"needed_for"`
+}
+
+// userOverview answers what blocks a user, for support staff: access to
+// each instrument of their projects, their trainings, the refusals and
+// sessions on their account, their coming bookings, and whether the
+// caller may impersonate them now.
+func (a *API) userOverview(c *fiber.Ctx) error {
+	ctx := c.UserContext()
+	o, err := a.cfg.Support.Overview(ctx, c.Params("id"))
+	if err != nil {
+		return err
+	}
+	n, err := a.names(ctx)
+	if err != nil {
+		return err
+	}
+	out := overviewJSON{User: n.userDetail(o.User, a.cfg.Now()), Access: []accessJSON{}, Trainings: []trainingState{},
+		Refusals: []audit.JSON{}, Sessions: []audit.JSON{}, Running: []impersonationJSON{}, Bookings: []bookingJSON{}}
+	out.User.Impersonate = toDecisionJSON(a.cfg.Impersonations.MayStart(ctx, principal(c), o.User))
+	for _, x := range o.Access {
+		out.Access = append(out.Access, accessJSON{ResourceID: x.Resource.ID, ResourceName: x.Resource.Name, ProjectID: x.Project,
+			ProjectCode: n.projects[x.Project], Bookable: x.Bookable, Reason: x.Reason})
+	}
+	for _, t := range o.Trainings {
+		out.Trainings = append(out.Trainings, trainingState{TrainingID: t.Training.ID, Name: t.Training.Name, State: t.State,
+			ExpiresAt: standin.FormatTime(t.ExpiresAt), NeededFor: append([]string{}, t.NeededFor...)})
+	}
+	for _, e := range o.Refusals {
+		out.Refusals = append(out.Refusals, audit.ViewJSON(e))
+	}
+	for _, e := range o.Sessions {
+		out.Sessions = append(out.Sessions, audit.ViewJSON(e))
+	}
+	for _, imp := range o.Running {
+		out.Running = append(out.Running, toImpersonationJSON(imp))
+	}
+	for _, b := range o.Bookings {
+		out.Bookings = append(out.Bookings, toBookingJSON(b, n))
+	}
+	return c.JSON(out)
 }
