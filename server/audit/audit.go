@@ -263,18 +263,7 @@ func Open(ctx context.Context, store Store, cfg Config) (*Log, error) {
 			return nil, fault(err, "create audit indexes")
 		}
 	}
-	if l.win != nil {
-		load := l.win.load
-		if !l.sole {
-			load = l.win.loadNewest
-		}
-		head, hash, err := load(ctx, l)
-		if err != nil {
-			return nil, err
-		}
-		l.head, l.headHash, l.headKnown = head, hash, true
-		l.noteCommitted(head)
-	} else if err := l.readHead(ctx); err != nil {
+	if err := l.loadHead(ctx); err != nil {
 		return nil, err
 	}
 	if l.anchor != nil {
@@ -310,6 +299,27 @@ func (l *Log) startFollowing(every time.Duration) {
 	ctx, stop := context.WithCancel(context.Background())
 	l.stopFollow = stop
 	go l.follow.run(ctx)
+}
+
+// loadHead learns where the log ends: with a window, by filling it (one
+// pass over the collection for the database's one writer, one page of the
+// newest events for a Log that follows the log); without, by asking the
+// database.
+func (l *Log) loadHead(ctx context.Context) error {
+	if l.win == nil {
+		return l.readHead(ctx)
+	}
+	load := l.win.load
+	if !l.sole {
+		load = l.win.loadNewest
+	}
+	head, hash, err := load(ctx, l)
+	if err != nil {
+		return err
+	}
+	l.head, l.headHash, l.headKnown = head, hash, true
+	l.noteCommitted(head)
+	return nil
 }
 
 // readHead learns the last stored event from the database.

@@ -118,4 +118,3 @@ func TestOverview(t *testing.T) {
 		t.Errorf("an unknown user: %v", err)
 	}
 }
-
