@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"standin/server/access"
+	"standin/server/access/accesstest"
 	"standin/server/audit"
 	"standin/server/bookings"
 	"standin/server/dbtest"
@@ -17,19 +18,6 @@ import (
 )
 
 func TestMain(m *testing.M) { os.Exit(dbtest.Main(m)) }
-
-// members lets a project's members book in it; the resources' own rules
-// are package access's, as in the server.
-type members struct{}
-
-func (members) Check(_ context.Context, u *standin.User, _, _, project string) standin.Decision {
-	for _, m := range u.Memberships {
-		if m.ProjectID == project {
-			return standin.Decision{Allowed: true, Reason: "project member"}
-		}
-	}
-	return standin.Decision{Reason: u.Name + " is not a member of the project."}
-}
 
 // auditLog is the real audit log, with a hook that can stand in for an
 // append to make it fail.
@@ -88,7 +76,7 @@ func newFixture(t *testing.T) *fixture {
 		start: time.Now().UTC().Truncate(time.Hour).Add(48 * time.Hour)}
 	f.ada = mustUser(t, db, "ada@example.org", standin.RoleUser, standin.Membership{ProjectID: p.ID, Role: standin.ProjectMember})
 	f.agent = mustUser(t, db, "agent@example.org", standin.RoleAdmin)
-	f.svc = bookings.New(db, access.New(members{}, db, time.UTC, nil), f.audit, bookings.Config{})
+	f.svc = bookings.New(db, access.New(accesstest.Members{}, db, time.UTC, nil), f.audit, bookings.Config{})
 	return f
 }
 

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"standin/server/access"
+	"standin/server/access/accesstest"
 	"standin/server/audit"
 	"standin/server/dbtest"
 	"standin/server/standin"
@@ -15,19 +16,6 @@ import (
 )
 
 func TestMain(m *testing.M) { os.Exit(dbtest.Main(m)) }
-
-// members lets a project's members book in it; the resources' own rules
-// (trainings, hours) are package access's, as in the server.
-type members struct{}
-
-func (members) Check(_ context.Context, u *standin.User, _, _, project string) standin.Decision {
-	for _, m := range u.Memberships {
-		if m.ProjectID == project {
-			return standin.Decision{Allowed: true, Reason: "project member"}
-		}
-	}
-	return standin.Decision{Reason: u.Name + " is not a member of the project."}
-}
 
 func must(t *testing.T, err error) {
 	t.Helper()
@@ -86,7 +74,7 @@ func TestOverview(t *testing.T) {
 		must(t, db.CreateBooking(ctx, b, func(*standin.Booking) error { return nil }))
 	}
 
-	svc := support.New(db, access.New(members{}, db, time.UTC, func() time.Time { return now }), log, func() time.Time { return now })
+	svc := support.New(db, access.New(accesstest.Members{}, db, time.UTC, func() time.Time { return now }), log, func() time.Time { return now })
 	o, err := svc.Overview(ctx, ben.ID)
 	must(t, err)
 
