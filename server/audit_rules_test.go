@@ -60,6 +60,7 @@ func TestOneEventPerRequest(t *testing.T) {
 		{http.MethodGet, "/api/v1/session"},
 		{http.MethodGet, "/api/v1/permissions"},
 		{http.MethodGet, "/api/v1/notifications"},
+		{http.MethodGet, "/api/v1/impersonations?active=true"},
 		{http.MethodPut, "/api/v1/presence"},
 	} {
 		var status int

@@ -240,7 +240,8 @@ type rule struct {
 	// before any change is recorded by its outcome.
 	records bool
 	// bookkeeping marks a request the console makes for itself (the
-	// session, what the person may do, the notification bell, presence):
+	// session, what the person may do, the notification bell, presence,
+	// the sessions in force that its banners show):
 	// authorized as any other, never an audit event (PRODUCT §5).
 	bookkeeping bool
 }
@@ -323,7 +324,9 @@ func (a *API) routes() []route {
 		// audits each one as impersonation.denied.
 		{fiber.MethodPost, v1 + "/impersonations", signedIn, selfAudited, a.startImpersonation},
 		{fiber.MethodDelete, v1 + "/impersonations/current", signedIn, selfAudited, a.stopImpersonation},
-		{fiber.MethodGet, v1 + "/impersonations", signedIn, rule{}, a.listImpersonations},
+		// The sessions in force that the caller may see; for the user a
+		// session is about, their console's banner: bookkeeping.
+		{fiber.MethodGet, v1 + "/impersonations", signedIn, bookkeeping, a.listImpersonations},
 		{fiber.MethodGet, v1 + "/impersonations/:id", signedIn, rule{}, a.getImpersonation},
 		// What was done in the user's name: for the user and for staff who
 		// may see the session, without addresses or user agents.
