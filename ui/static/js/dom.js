@@ -375,11 +375,21 @@ export function fieldError(input, message) {
     input.setAttribute('aria-invalid', 'true');
     if (box) {
       box.textContent = message;
-      input.setAttribute('aria-describedby', box.id);
+      describedBy(input, box.id, true);
     }
   } else {
     input.removeAttribute('aria-invalid');
-    if (box) box.textContent = '';
-    input.removeAttribute('aria-describedby');
+    if (box) {
+      box.textContent = '';
+      describedBy(input, box.id, false);
+    }
   }
+}
+
+/** Adds id to (or takes it from) what describes input, keeping the rest (hints, counters). */
+function describedBy(input, id, on) {
+  const ids = (input.getAttribute('aria-describedby') || '').split(/\s+/).filter((x) => x && x !== id);
+  if (on) ids.push(id);
+  if (ids.length) input.setAttribute('aria-describedby', ids.join(' '));
+  else input.removeAttribute('aria-describedby');
 }

@@ -65,8 +65,8 @@ export function mountDirectory(ctx, root) {
       h('thead', null, h('tr', null,
         h('th', { scope: 'col' }, 'Name'),
         h('th', { scope: 'col', class: 'hide-sm' }, 'Email'),
-        h('th', { scope: 'col' }, 'Role'),
-        h('th', { scope: 'col' }, 'Status'),
+        h('th', { scope: 'col', class: 'hide-sm' }, 'Role'),
+        h('th', { scope: 'col', class: 'hide-sm' }, 'Status'),
         h('th', { scope: 'col' }, h('span', { class: 'visually-hidden' }, 'Actions')))),
       h('tbody', null, items.map((u) => userRow(ctx, u))));
     const more = cursor
@@ -136,10 +136,11 @@ function userRow(ctx, u) {
         h('div', { class: 'person__text' },
           h('a', { class: 'person__name', href: `#/users/${encodeURIComponent(u.id)}` }, u.name || u.email),
           h('span', { class: 'person__sub show-sm' }, u.email),
+          h('span', { class: 'person__badges show-sm' }, roleBadge(u.role), ' ', statusBadge(u.status)),
           h('span', { class: 'presence-note', 'data-slot': 'presence' })))),
     h('td', { class: 'hide-sm mono-sm' }, u.email),
-    h('td', null, roleBadge(u.role)),
-    h('td', null, statusBadge(u.status)),
+    h('td', { class: 'hide-sm' }, roleBadge(u.role)),
+    h('td', { class: 'hide-sm' }, statusBadge(u.status)),
     h('td', { class: 'table__actions' }, actionMenu(ctx, u)));
   renderRowPresence(ctx, row);
   return row;
