@@ -37,7 +37,7 @@ export function mountSessionSummary(ctx, root, { params }) {
     try {
       const [summary, names] = await Promise.all([
         ctx.api.get(`/impersonations/${encodeURIComponent(id)}/summary`),
-        resourceNames(ctx),
+        facilityNames(ctx),
       ]);
       if (!stopped) render(summary, names);
     } catch (err) {
@@ -112,15 +112,20 @@ export function changeWords(item) {
   return item.reason ? `${what}: ${item.reason}` : what;
 }
 
-/** A refusal in words: "Tried to book Confocal for … — refused: …". */
+/**
+ * A refusal in words: "Tried to book Confocal LSM 900 for Mon 09:00–10:00
+ * — refused: …", or, refused before a resource was looked at, "Tried to
+ * book in NEURO — refused: …".
+ */
 export function refusalWords(item, names) {
   const why = item.reason ? ` — refused: ${item.reason}` : ' — refused';
   const slot = parseSlotObject(item.object);
   if (item.action === 'booking.create' && slot) {
-    return `Tried to book ${names.get(slot.resource) || 'a resource'} for ${formatSlot(slot.start, slot.end)}${why}`;
+    return `Tried to book ${names.resources.get(slot.resource) || 'a resource'} for ${formatSlot(slot.start, slot.end)}${why}`;
   }
   const tried = TRIED[item.action] || (item.action || 'do something').replaceAll('.', ' ').replaceAll('_', ' ');
-  return `Tried to ${tried}${why}`;
+  const where = item.project ? ` in ${names.projects.get(item.project) || 'a project'}` : '';
+  return `Tried to ${tried}${where}${why}`;
 }
 
 /** "<resource>, <start> to <end>" (a booking.created reason) taken apart. */
@@ -135,12 +140,19 @@ function parseSlotObject(object) {
   return m ? { resource: m[1], start: m[2], end: m[3] } : null;
 }
 
-/** Resource names by id, to name what a refusal tried to book; empty if unknown. */
-async function resourceNames(ctx) {
-  try {
-    const page = await ctx.api.get('/resources');
-    return new Map((page.items || []).map((r) => [r.id, r.name]));
-  } catch {
-    return new Map();
-  }
+/**
+ * Resource names and project codes by id, to name what a refusal tried
+ * to book and where; a list the user may not read stays empty.
+ */
+async function facilityNames(ctx) {
+  const named = async (path, name) => {
+    try {
+      const page = await ctx.api.get(path);
+      return new Map((page.items || []).map((x) => [x.id, name(x)]));
+    } catch {
+      return new Map();
+    }
+  };
+  const [resources, projects] = await Promise.all([named('/resources', (r) => r.name), named('/projects', (p) => p.code)]);
+  return { resources, projects };
 }
