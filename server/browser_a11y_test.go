@@ -25,7 +25,7 @@ func TestBrowserAccessibility(t *testing.T) {
 				chromedp.WaitVisible(chromedp.ID("login-form")))
 			p.axe("the sign-in page at " + width.name)
 			p.signIn(srv.URL, who+"@example.org")
-			p.do("the console offers its pages", chromedp.WaitVisible(chromedp.CSS("#main-nav a")))
+			p.navOffersPages()
 			for _, page := range pages {
 				if eval[int](p, "look for "+page, `document.querySelectorAll('#nav-`+page+`').length`) == 0 {
 					continue

@@ -61,6 +61,20 @@ func (p *person) openPage(page string) {
 	}
 }
 
+// navOffersPages waits until the navigation shows links to pages,
+// opening the menu button to see them where the navigation folds (and
+// closing it again).
+func (p *person) navOffersPages() {
+	p.t.Helper()
+	p.do("the console has its pages", chromedp.WaitReady(chromedp.CSS("#main-nav a")))
+	if !eval[bool](p, "is the navigation folded", `getComputedStyle(document.getElementById('nav-toggle')).display !== 'none'`) {
+		p.do("the console offers its pages", chromedp.WaitVisible(chromedp.CSS("#main-nav a")))
+		return
+	}
+	p.do("the menu offers the pages", chromedp.Click(chromedp.ID("nav-toggle")), chromedp.WaitVisible(chromedp.CSS("#main-nav a")),
+		chromedp.Click(chromedp.ID("nav-toggle")), chromedp.WaitNotVisible(chromedp.CSS("#main-nav a")))
+}
+
 // toastsClearOfHeading fails when more than two toasts show, or one lies
 // over the page's main heading.
 func (p *person) toastsClearOfHeading(state string) {
@@ -286,6 +300,9 @@ func TestBrowserAgentKnowsRefusalsBeforehand(t *testing.T) {
 func (p *person) checkAgentBanner(reason string, v viewport) {
 	p.t.Helper()
 	p.waitText("the banner names Ben", "#banner-who", "Ben Okafor")
+	// The session runs on Ben's account, which this console shows: its own
+	// banner says so, not the one Ben sees as well.
+	p.do("one banner, not both", chromedp.WaitNotVisible(chromedp.ID("subject-banner")))
 	if lines := eval[float64](p, "measure the banner's line", `(() => {
 		const el = document.getElementById('banner-line');
 		return el.getBoundingClientRect().height / parseFloat(getComputedStyle(el).lineHeight);
