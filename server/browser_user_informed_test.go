@@ -142,6 +142,13 @@ func TestBrowserUserSeesSessionAndSummary(t *testing.T) {
 			t.Fatalf("the banner reads %q, want the reason and the end %s in Europe/Berlin", banner, until)
 		}
 		cleo.waitText("the banner counts down", "#subject-banner-countdown", "left")
+		cleo.do("the details by keyboard", chromedp.Focus(chromedp.ID("subject-banner-more")), chromedp.KeyEvent("\r"),
+			chromedp.WaitVisible(chromedp.ID("subject-banner-full")))
+		if s := cleo.text("#subject-banner-reason"); s != reason {
+			t.Fatalf("the banner's details give the reason as %q, want %q", s, reason)
+		}
+		cleo.checkPage("the banner's details at " + v.name)
+		cleo.do("hide the details", chromedp.Click(chromedp.ID("subject-banner-more")), chromedp.WaitNotVisible(chromedp.ID("subject-banner-full")))
 		cleo.toastsClearOfHeading("with the banner at " + v.name)
 		cleo.checkPage("the banner of a running session at " + v.name)
 		cleo.shot("session-on-my-account-" + v.name)

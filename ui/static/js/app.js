@@ -376,6 +376,7 @@ function showHome(session, { focusHeading = false } = {}) {
     exit.addEventListener('click', () => exitImpersonation(exit));
     setupNavToggle(view);
     setupDisclosure(view.querySelector('#banner-more'), view.querySelector('#banner-full'));
+    setupDisclosure(view.querySelector('#subject-banner-more'), view.querySelector('#subject-banner-full'));
     state.zoneKnown = sayTimeZone();
     state.identity = '';
   }
@@ -1065,6 +1066,13 @@ function renderSubjectBanner(ctx, watch) {
   const text = document.getElementById('subject-banner-text');
   setText(text, words.join(' · '));
   text.parentElement.title = words.join('\n');
+  document.getElementById('subject-banner-full').replaceChildren(h('dl', { class: 'banner__facts' },
+    h('div', null, h('dt', null, 'Who'), h('dd', null, who)),
+    imp.reason ? h('div', null, h('dt', null, 'Why'), h('dd', { id: 'subject-banner-reason' }, imp.reason)) : null,
+    imp.ticket ? h('div', null, h('dt', null, 'Ticket'), h('dd', null, imp.ticket)) : null,
+    imp.expires_at ? h('div', null, h('dt', null, 'Until'), h('dd', null, formatDateTime(imp.expires_at))) : null,
+    h('div', null, h('dt', null, 'What it means'), h('dd', null,
+      'They see the app as you do and act with your permissions only; everything is recorded, and you get a summary when it ends.'))));
   const clock = document.getElementById('subject-banner-countdown');
   const expires = new Date(imp.expires_at).getTime();
   const tick = () => {
