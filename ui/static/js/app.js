@@ -654,9 +654,10 @@ function renderNav() {
     if (link.id === `nav-${active}`) link.setAttribute('aria-current', 'page');
     else link.removeAttribute('aria-current');
   }
-  const count = nav.querySelector('#unread-count');
-  if (count) {
-    const unread = ctx.notifications.unread();
+  const unread = ctx.notifications.unread();
+  // The menu button carries the count too, for when the navigation is folded.
+  for (const count of [nav.querySelector('#unread-count'), document.getElementById('nav-toggle-count')]) {
+    if (!count) continue;
     count.hidden = unread === 0;
     count.replaceChildren(String(unread), h('span', { class: 'visually-hidden' }, ' unread'));
   }
