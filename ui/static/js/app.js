@@ -8,10 +8,14 @@
 
 import { about, api, ApiError, fetchSession, getCsrfToken, login, logout, setCsrfToken } from './api.js';
 import { LiveConnection, LiveState } from './live.js';
-import { causeWords, errorBlock, formatCountdown, formatTime, h, icon, initials, loadingBlock, personName, setBusy } from './dom.js';
+import {
+  causeWords, errorBlock, formatCountdown, formatDateTime, formatTime, h, icon, initials, loadingBlock, personName, setBusy,
+  setTimeZone, timeZoneName,
+} from './dom.js';
 import { mountDirectory, mountUserPage } from './views/directory.js';
 import { mountBook, mountBookings, mountNotifications, mountProfile } from './views/facility.js';
 import { mountActivity } from './views/activity.js';
+import { mountSessionSummary } from './views/sessions.js';
 
 const SESSION_ENDED_NOTICE = 'Your session ended. Sign in again.';
 const SIGNED_OUT_NOTICE = 'You signed out.';
@@ -60,6 +64,12 @@ const state = {
   lastEnded: null,
   /** The request replacing the session, while one runs (switchIdentity). */
   switching: null,
+  /** Settles once the facility's time zone is known (sayTimeZone). */
+  zoneKnown: Promise.resolve(),
+  /** The sessions running on the signed-in user's own account (watchSessionsOnMe). */
+  onMe: null,
+  /** Timer hiding the "Back online" note. */
+  backOnline: null,
 };
 
 const root = document.getElementById('app');
@@ -91,12 +101,30 @@ function focus(el) {
 
 // ------------------------------------------------------------------- toasts
 
+/** At most this many toasts show at once; the others wait their turn. */
+const TOASTS_SHOWN = 2;
+/** Toasts waiting for room, oldest first: {show} closures. */
+const toastQueue = [];
+
+/** Shows the next waiting toast if there is room. */
+function showQueuedToast() {
+  const shown = toasts.querySelectorAll('.toast:not(.is-leaving)').length;
+  if (shown < TOASTS_SHOWN && toastQueue.length) toastQueue.shift()();
+}
+
 /**
- * Shows a short message in the corner.
+ * Shows a short message in the corner; when TOASTS_SHOWN are showing, it
+ * waits until one goes, so toasts never pile up over the page.
  * @param {string} message
- * @param {{kind?: 'info'|'success'|'warning'|'error', timeout?: number}} [options]
+ * @param {{kind?: 'info'|'success'|'warning'|'error', timeout?: number, title?: string, type?: string,
+ *   link?: {href: string, text: string}}} [options]
  */
-function toast(message, { kind = 'info', timeout = 6000, title = '', type = '' } = {}) {
+function toast(message, options = {}) {
+  toastQueue.push(() => showToast(message, options));
+  showQueuedToast();
+}
+
+function showToast(message, { kind = 'info', timeout = 6000, title = '', type = '', link = null } = {}) {
   const item = document.createElement('div');
   item.className = `toast toast--${kind}`;
   if (type) item.dataset.type = type;
@@ -106,6 +134,7 @@ function toast(message, { kind = 'info', timeout = 6000, title = '', type = '' }
   text.className = 'toast__message';
   if (title) text.append(h('strong', { class: 'toast__title' }, title));
   text.append(h('span', { class: 'toast__text' }, message));
+  if (link) text.append(h('a', { class: 'toast__link', href: link.href, onclick: () => dismiss() }, link.text));
 
   const close = document.createElement('button');
   close.type = 'button';
@@ -116,8 +145,12 @@ function toast(message, { kind = 'info', timeout = 6000, title = '', type = '' }
   let timer = null;
   const dismiss = () => {
     clearTimeout(timer);
+    if (item.classList.contains('is-leaving')) return;
     item.classList.add('is-leaving');
-    setTimeout(() => item.remove(), 220);
+    setTimeout(() => {
+      item.remove();
+      showQueuedToast();
+    }, 220);
   };
   close.addEventListener('click', dismiss);
   item.append(text, close);
@@ -132,6 +165,7 @@ function toast(message, { kind = 'info', timeout = 6000, title = '', type = '' }
 }
 
 function clearToasts() {
+  toastQueue.length = 0;
   toasts.replaceChildren();
 }
 
@@ -303,6 +337,7 @@ const ROUTES = [
   { name: 'book', pattern: /^\/book$/, nav: 'Book', allowed: () => true, mount: mountBook },
   { name: 'bookings', pattern: /^\/bookings$/, nav: 'My bookings', allowed: () => true, mount: mountBookings },
   { name: 'notifications', pattern: /^\/notifications$/, nav: 'Notifications', allowed: () => true, mount: mountNotifications },
+  { name: 'session', pattern: /^\/sessions\/([A-Za-z0-9_.:-]+)$/, navAs: 'notifications', allowed: () => true, mount: mountSessionSummary },
   { name: 'profile', pattern: /^\/profile$/, nav: 'Profile', allowed: () => true, mount: mountProfile },
 ];
 
@@ -339,6 +374,10 @@ function showHome(session, { focusHeading = false } = {}) {
     view.querySelector('#logout').addEventListener('click', onLogoutClick);
     const exit = view.querySelector('#impersonation-exit');
     exit.addEventListener('click', () => exitImpersonation(exit));
+    setupNavToggle(view);
+    setupDisclosure(view.querySelector('#banner-more'), view.querySelector('#banner-full'));
+    setupDisclosure(view.querySelector('#subject-banner-more'), view.querySelector('#subject-banner-full'));
+    state.zoneKnown = sayTimeZone();
     state.identity = '';
   }
   renderChrome(session);
@@ -466,9 +505,12 @@ function startIdentity(session) {
   state.ctx = ctx;
   startLive(ctx);
   ctx.notifications.start(ctx);
+  watchSessionsOnMe(ctx);
   ctx.ready = Promise.all([
     api.get('/profile').then((profile) => { ctx.profile = profile; }).catch(() => {}),
     loadPermissions(ctx),
+    // Pages draw their times once the zone to draw them in is known.
+    state.zoneKnown,
   ]).finally(() => {
     if (ctx === state.ctx) renderNav();
   });
@@ -612,9 +654,10 @@ function renderNav() {
     if (link.id === `nav-${active}`) link.setAttribute('aria-current', 'page');
     else link.removeAttribute('aria-current');
   }
-  const count = nav.querySelector('#unread-count');
-  if (count) {
-    const unread = ctx.notifications.unread();
+  const unread = ctx.notifications.unread();
+  // The menu button carries the count too, for when the navigation is folded.
+  for (const count of [nav.querySelector('#unread-count'), document.getElementById('nav-toggle-count')]) {
+    if (!count) continue;
     count.hidden = unread === 0;
     count.replaceChildren(String(unread), h('span', { class: 'visually-hidden' }, ' unread'));
   }
@@ -686,13 +729,22 @@ function renderChrome(session) {
   if (imp) {
     const subject = personName(imp.subject) || name;
     const actorName = personName(imp.actor) || personName(actor);
-    setText(document.getElementById('banner-who'), `Acting as ${subject} — signed in as ${actorName}`);
+    const who = `Acting as ${subject} — signed in as ${actorName}`;
+    setText(document.getElementById('banner-who'), who);
     const parts = [];
     if (imp.reason) parts.push(`Reason: ${imp.reason}`);
     if (imp.ticket) parts.push(`Ticket ${imp.ticket}`);
     const until = formatTime(imp.expires_at);
     if (until) parts.push(`ends at ${until}`);
     setText(document.getElementById('banner-reason'), parts.join(' · '));
+    // One line on screen; the whole of it on hover and behind Details.
+    document.getElementById('banner-line').title = [who, ...parts].join('\n');
+    document.getElementById('banner-full').replaceChildren(h('dl', { class: 'banner__facts' },
+      h('div', null, h('dt', null, 'Acting as'), h('dd', null, subject)),
+      h('div', null, h('dt', null, 'Signed in as'), h('dd', null, actorName)),
+      imp.reason ? h('div', null, h('dt', null, 'Reason'), h('dd', { id: 'banner-full-reason' }, imp.reason)) : null,
+      imp.ticket ? h('div', null, h('dt', null, 'Ticket'), h('dd', null, imp.ticket)) : null,
+      h('div', null, h('dt', null, 'Ends'), h('dd', null, formatDateTime(imp.expires_at)))));
     setBusy(document.getElementById('impersonation-exit'), false);
     banner.hidden = false;
     startCountdown(imp);
@@ -700,6 +752,68 @@ function renderChrome(session) {
     banner.hidden = true;
     stopCountdown();
   }
+}
+
+/** A button that shows and hides panel, saying which with aria-expanded. */
+function setupDisclosure(button, panel) {
+  if (!button || !panel) return;
+  const set = (open) => {
+    button.setAttribute('aria-expanded', String(open));
+    panel.hidden = !open;
+  };
+  button.addEventListener('click', () => set(button.getAttribute('aria-expanded') !== 'true'));
+  panel.addEventListener('keydown', (e) => {
+    if (e.key === 'Escape') {
+      set(false);
+      button.focus();
+    }
+  });
+}
+
+/**
+ * On narrow screens the navigation folds into a menu button: it opens
+ * the list, and choosing a page (or Escape, or a click elsewhere) closes it.
+ */
+function setupNavToggle(view) {
+  const button = view.querySelector('#nav-toggle');
+  const nav = view.querySelector('#main-nav');
+  if (!button || !nav) return;
+  const set = (open) => {
+    button.setAttribute('aria-expanded', String(open));
+    nav.classList.toggle('is-open', open);
+  };
+  button.addEventListener('click', () => set(button.getAttribute('aria-expanded') !== 'true'));
+  nav.addEventListener('click', (e) => {
+    if (e.target.closest('a')) set(false);
+  });
+  nav.addEventListener('keydown', (e) => {
+    if (e.key === 'Escape' && button.getAttribute('aria-expanded') === 'true') {
+      set(false);
+      button.focus();
+    }
+  });
+  document.addEventListener('pointerdown', (e) => {
+    if (button.isConnected && button.getAttribute('aria-expanded') === 'true' && !nav.contains(e.target) && !button.contains(e.target)) set(false);
+  });
+}
+
+/**
+ * Learns the facility's time zone (GET /api/v1/about) and says, in the
+ * footer, which zone every time on the console is in; without one the
+ * browser's zone is used, and the footer says so.
+ */
+async function sayTimeZone() {
+  let zone = '';
+  try {
+    const facts = await about();
+    zone = facts && facts.time_zone;
+  } catch {
+    // The browser's zone, said as such.
+  }
+  const facility = setTimeZone(zone);
+  const note = document.getElementById('time-zone-note');
+  setText(note, facility ? `Times in ${timeZoneName()} (the facility's time zone)` : `Times in ${timeZoneName()} (this browser's time zone)`);
+  if (note) note.dataset.zone = timeZoneName();
 }
 
 /** Ticks the banner's countdown; at zero, asks the server for the new state. */
@@ -733,12 +847,59 @@ function stopCountdown() {
 }
 
 function renderConnection(connState) {
+  const was = state.connection;
   state.connection = connState;
   const pill = document.getElementById('conn-status');
   if (!pill) return;
   pill.dataset.state = connState;
   pill.title = CONNECTION_TITLES[connState] || '';
   setText(slot(pill, 'label'), CONNECTION_LABELS[connState] || connState);
+  renderConnectionBanner(connState, was);
+}
+
+/** How long "Back online" stays after the connection returns. */
+const BACK_ONLINE_MS = 4000;
+
+/**
+ * Says in words, above the page, that the server is out of reach and
+ * nothing is lost, and then that it is back.
+ */
+function renderConnectionBanner(connState, was) {
+  const banner = document.getElementById('conn-banner');
+  if (!banner) return;
+  const down = connState === LiveState.RECONNECTING || connState === LiveState.OFFLINE;
+  const showingBack = banner.dataset.state === 'back' && !banner.hidden;
+  if (connState === LiveState.LIVE && showingBack) return; // its timer hides it
+  clearTimeout(state.backOnline);
+  if (down) {
+    banner.dataset.state = 'down';
+    setText(document.getElementById('conn-banner-text'), 'Reconnecting… your work is safe. Changes made elsewhere show once the server answers again.');
+    banner.hidden = false;
+  } else if (connState === LiveState.LIVE && (was === LiveState.RECONNECTING || was === LiveState.OFFLINE)) {
+    banner.dataset.state = 'back';
+    setText(document.getElementById('conn-banner-text'), 'Back online.');
+    banner.hidden = false;
+    state.backOnline = setTimeout(() => { banner.hidden = true; }, BACK_ONLINE_MS);
+  } else {
+    banner.hidden = true;
+  }
+}
+
+/**
+ * Once the server answers again, errors it caused while away are stale:
+ * a region with a "Try again" loads again, other error messages go, and
+ * so do error toasts.
+ */
+function clearStaleErrors() {
+  const content = document.getElementById('content');
+  if (!content) return;
+  for (const block of content.querySelectorAll('.error-block')) {
+    const retry = block.querySelector('button');
+    if (retry) retry.click();
+    else block.remove();
+  }
+  for (const item of toasts.querySelectorAll('.toast--error')) item.remove();
+  showQueuedToast();
 }
 
 async function onLogoutClick(e) {
@@ -819,6 +980,9 @@ function createNotifications(user) {
           kind: note.type === 'impersonation.started' ? 'warning' : 'info',
           type: note.type,
           timeout: 15000,
+          link: note.type === 'impersonation.ended' && note.impersonation_id
+            ? { href: `#/sessions/${encodeURIComponent(note.impersonation_id)}`, text: 'See what was done in your name' }
+            : null,
         });
       }, { afterSeq: baseline });
       store.emit({ loaded: true });
@@ -832,6 +996,94 @@ function createNotifications(user) {
     },
   };
   return store;
+}
+
+// ------------------------------------------------- sessions on my account
+
+/**
+ * Keeps the banner that tells the signed-in user a support session runs
+ * on their account: loaded from GET /impersonations?active=true, shown at
+ * once when the started notification arrives, gone when the ended one
+ * does, and asked again after the live connection comes back. Not in an
+ * agent's console while impersonating: that console has its own banner.
+ */
+function watchSessionsOnMe(ctx) {
+  const watch = { items: [], timer: null, asked: 0 };
+  clearSubjectBanner();
+  state.onMe = null;
+  if (ctx.impersonation) return;
+  state.onMe = watch;
+  watch.load = async () => {
+    watch.asked = Date.now();
+    try {
+      const page = await api.get('/impersonations', { query: { active: 'true' } });
+      if (ctx !== state.ctx) return;
+      watch.items = page.items || [];
+    } catch {
+      return; // what shows stays; the next reconnect asks again
+    }
+    renderSubjectBanner(ctx, watch);
+  };
+  ctx.notifications.on((change) => {
+    const note = change && change.added;
+    if (!note || ctx !== state.ctx || !note.impersonation_id) return;
+    if (note.type === 'impersonation.started' && !watch.items.some((i) => i.id === note.impersonation_id)) {
+      watch.items.push({ id: note.impersonation_id, actor: { name: note.actor_name }, reason: note.reason, expires_at: note.until });
+    } else if (note.type === 'impersonation.ended') {
+      watch.items = watch.items.filter((i) => i.id !== note.impersonation_id);
+    }
+    renderSubjectBanner(ctx, watch);
+    watch.load();
+  });
+  watch.load();
+}
+
+function clearSubjectBanner() {
+  const watch = state.onMe;
+  if (watch) clearInterval(watch.timer);
+  const banner = document.getElementById('subject-banner');
+  if (banner) banner.hidden = true;
+  document.body.classList.remove('is-watched');
+}
+
+/** Draws the first running session on the user's account, or hides the banner. */
+function renderSubjectBanner(ctx, watch) {
+  const banner = document.getElementById('subject-banner');
+  if (!banner) return;
+  clearInterval(watch.timer);
+  const imp = watch.items[0];
+  banner.hidden = !imp;
+  document.body.classList.toggle('is-watched', Boolean(imp));
+  if (!imp) return;
+  banner.dataset.impersonationId = imp.id;
+  const note = ctx.notifications.items.find((n) => n.impersonation_id === imp.id && n.actor_email);
+  const name = personName(imp.actor) || 'Someone from support';
+  const who = note ? `${name} (${note.actor_email})` : name;
+  const words = [`${who} is acting as you`];
+  if (imp.reason) words.push(`Reason: ${imp.reason}`);
+  if (imp.ticket) words.push(`Ticket ${imp.ticket}`);
+  if (imp.expires_at) words.push(`until ${formatTime(imp.expires_at)}`);
+  if (watch.items.length > 1) words.push(`and ${watch.items.length - 1} more`);
+  const text = document.getElementById('subject-banner-text');
+  setText(text, words.join(' · '));
+  text.parentElement.title = words.join('\n');
+  document.getElementById('subject-banner-full').replaceChildren(h('dl', { class: 'banner__facts' },
+    h('div', null, h('dt', null, 'Who'), h('dd', null, who)),
+    imp.reason ? h('div', null, h('dt', null, 'Why'), h('dd', { id: 'subject-banner-reason' }, imp.reason)) : null,
+    imp.ticket ? h('div', null, h('dt', null, 'Ticket'), h('dd', null, imp.ticket)) : null,
+    imp.expires_at ? h('div', null, h('dt', null, 'Until'), h('dd', null, formatDateTime(imp.expires_at))) : null,
+    h('div', null, h('dt', null, 'What it means'), h('dd', null,
+      'They see the app as you do and act with your permissions only; everything is recorded, and you get a summary when it ends.'))));
+  const clock = document.getElementById('subject-banner-countdown');
+  const expires = new Date(imp.expires_at).getTime();
+  const tick = () => {
+    const left = expires - Date.now();
+    setText(clock, Number.isNaN(left) ? '' : left > 0 ? `${formatCountdown(left)} left` : 'Ending…');
+    // Past its end the server ends it and says so; ask too, in case.
+    if (left <= 0 && Date.now() - watch.asked > 5000) watch.load();
+  };
+  tick();
+  watch.timer = setInterval(tick, 1000);
 }
 
 // ----------------------------------------------------------------- presence
@@ -879,6 +1131,8 @@ function startLive(ctx) {
         // Back after a gap: what changed meanwhile (an impersonation that
         // ran out while the server restarted) was pushed to no one.
         refreshSession();
+        if (state.onMe && state.onMe.load) state.onMe.load();
+        clearStaleErrors();
       }
     },
     // The server says the socket's session ended. A session replaced by a
@@ -976,6 +1230,8 @@ function sessionEnded() {
 function leaveSession(notice) {
   stopLive();
   stopCountdown();
+  clearSubjectBanner();
+  state.onMe = null;
   if (state.viewCleanup) {
     state.viewCleanup();
     state.viewCleanup = null;

@@ -105,31 +105,107 @@ function toDate(value) {
   return Number.isNaN(d.getTime()) ? null : d;
 }
 
+// Every time the console shows is in one zone: the facility's, once the
+// server named it (setTimeZone), the browser's until then.
+const display = { zone: undefined };
+
+/**
+ * Shows every time from now on in zone (an IANA name such as
+ * "Europe/Berlin"); an empty or unknown name keeps the browser's zone.
+ * Answers whether the zone was taken.
+ */
+export function setTimeZone(zone) {
+  if (!zone) return false;
+  try {
+    new Intl.DateTimeFormat(undefined, { timeZone: zone }).format(0);
+  } catch {
+    return false;
+  }
+  display.zone = zone;
+  return true;
+}
+
+/** The zone times are shown in: the facility's, or the browser's. */
+export function timeZoneName() {
+  return display.zone || Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC';
+}
+
+function fmt(d, options) {
+  return d.toLocaleString(undefined, { ...options, timeZone: display.zone });
+}
+
 export function formatTime(value) {
   const d = toDate(value);
-  return d ? d.toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit' }) : '';
+  return d ? fmt(d, { hour: '2-digit', minute: '2-digit' }) : '';
 }
 
 export function formatTimeSeconds(value) {
   const d = toDate(value);
-  return d ? d.toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit', second: '2-digit' }) : '';
+  return d ? fmt(d, { hour: '2-digit', minute: '2-digit', second: '2-digit' }) : '';
 }
 
 export function formatDate(value) {
   const d = toDate(value);
-  return d ? d.toLocaleDateString(undefined, { year: 'numeric', month: 'short', day: 'numeric' }) : '';
+  return d ? fmt(d, { year: 'numeric', month: 'short', day: 'numeric' }) : '';
 }
 
 export function formatDateTime(value) {
   const d = toDate(value);
   if (!d) return '';
-  return d.toLocaleString(undefined, { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit' });
+  return fmt(d, { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit' });
+}
+
+/** "Mon 09:00–10:00" (the end's day too when it differs). */
+export function formatSlot(start, end) {
+  const a = toDate(start);
+  const b = toDate(end);
+  if (!a) return '';
+  const day = (d) => fmt(d, { weekday: 'short', day: 'numeric', month: 'short' });
+  const from = `${day(a)} ${formatTime(a)}`;
+  if (!b) return from;
+  return day(a) === day(b) ? `${from}–${formatTime(b)}` : `${from} – ${day(b)} ${formatTime(b)}`;
+}
+
+/** The calendar day of value in the display zone, as yyyy-mm-dd. */
+export function zonedDay(value) {
+  const d = toDate(value);
+  if (!d) return '';
+  const parts = Object.fromEntries(new Intl.DateTimeFormat('en-CA', {
+    timeZone: display.zone, year: 'numeric', month: '2-digit', day: '2-digit',
+  }).formatToParts(d).map((p) => [p.type, p.value]));
+  return `${parts.year}-${parts.month}-${parts.day}`;
+}
+
+/**
+ * The moment a wall-clock date (yyyy-mm-dd) and time (hh:mm) name in the
+ * display zone: what a form's date and time fields mean.
+ */
+export function zonedDate(day, time) {
+  const guess = new Date(`${day}T${time}:00Z`);
+  if (Number.isNaN(guess.getTime())) return guess;
+  // The zone's offset at the guess, then again at the corrected moment
+  // (once is wrong only across a change of offset).
+  let at = guess;
+  for (let i = 0; i < 2; i += 1) at = new Date(guess.getTime() - zoneOffset(at));
+  return at;
+}
+
+/** How far the display zone is ahead of UTC at d, in ms. */
+function zoneOffset(d) {
+  const parts = Object.fromEntries(new Intl.DateTimeFormat('en-US', {
+    timeZone: display.zone, hourCycle: 'h23', year: 'numeric', month: '2-digit', day: '2-digit',
+    hour: '2-digit', minute: '2-digit', second: '2-digit',
+  }).formatToParts(d).map((p) => [p.type, p.value]));
+  const wall = Date.UTC(Number(parts.year), Number(parts.month) - 1, Number(parts.day),
+    Number(parts.hour), Number(parts.minute), Number(parts.second));
+  return wall - Math.floor(d.getTime() / 1000) * 1000;
 }
 
 /** A <time> element with a machine-readable datetime and a readable text. */
 export function timeEl(value, text = formatDateTime(value), className) {
   const d = toDate(value);
-  return h('time', { datetime: d ? d.toISOString() : null, title: d ? d.toLocaleString() : null, class: className }, text);
+  const title = d ? `${fmt(d, { dateStyle: 'full', timeStyle: 'long' })}` : null;
+  return h('time', { datetime: d ? d.toISOString() : null, title, class: className }, text);
 }
 
 /** "3:07" or "1:02:07": time left until a moment (0 when past). */
@@ -299,11 +375,21 @@ export function fieldError(input, message) {
     input.setAttribute('aria-invalid', 'true');
     if (box) {
       box.textContent = message;
-      input.setAttribute('aria-describedby', box.id);
+      describedBy(input, box.id, true);
     }
   } else {
     input.removeAttribute('aria-invalid');
-    if (box) box.textContent = '';
-    input.removeAttribute('aria-describedby');
+    if (box) {
+      box.textContent = '';
+      describedBy(input, box.id, false);
+    }
   }
+}
+
+/** Adds id to (or takes it from) what describes input, keeping the rest (hints, counters). */
+function describedBy(input, id, on) {
+  const ids = (input.getAttribute('aria-describedby') || '').split(/\s+/).filter((x) => x && x !== id);
+  if (on) ids.push(id);
+  if (ids.length) input.setAttribute('aria-describedby', ids.join(' '));
+  else input.removeAttribute('aria-describedby');
 }

@@ -3,8 +3,8 @@
 
 import { ApiError } from '../api.js';
 import {
-  busyButton, debounce, emptyState, errorBlock, fieldError, formatDate, formatDateTime, h, icon, initials,
-  loadingBlock, openDialog, personName, randomId, relativeTime, replace, roleBadge, setBusy, statusBadge, timeEl,
+  busyButton, debounce, emptyState, errorBlock, fieldError, formatDate, formatDateTime, formatTime, h, icon, initials,
+  loadingBlock, openDialog, personName, randomId, relativeTime, replace, roleBadge, setBusy, statusBadge, timeEl, zonedDate,
 } from '../dom.js';
 import { eventSummary, eventTypeLabel } from './activity.js';
 
@@ -65,8 +65,8 @@ export function mountDirectory(ctx, root) {
       h('thead', null, h('tr', null,
         h('th', { scope: 'col' }, 'Name'),
         h('th', { scope: 'col', class: 'hide-sm' }, 'Email'),
-        h('th', { scope: 'col' }, 'Role'),
-        h('th', { scope: 'col' }, 'Status'),
+        h('th', { scope: 'col', class: 'hide-sm' }, 'Role'),
+        h('th', { scope: 'col', class: 'hide-sm' }, 'Status'),
         h('th', { scope: 'col' }, h('span', { class: 'visually-hidden' }, 'Actions')))),
       h('tbody', null, items.map((u) => userRow(ctx, u))));
     const more = cursor
@@ -136,10 +136,11 @@ function userRow(ctx, u) {
         h('div', { class: 'person__text' },
           h('a', { class: 'person__name', href: `#/users/${encodeURIComponent(u.id)}` }, u.name || u.email),
           h('span', { class: 'person__sub show-sm' }, u.email),
+          h('span', { class: 'person__badges show-sm' }, roleBadge(u.role), ' ', statusBadge(u.status)),
           h('span', { class: 'presence-note', 'data-slot': 'presence' })))),
     h('td', { class: 'hide-sm mono-sm' }, u.email),
-    h('td', null, roleBadge(u.role)),
-    h('td', null, statusBadge(u.status)),
+    h('td', { class: 'hide-sm' }, roleBadge(u.role)),
+    h('td', { class: 'hide-sm' }, statusBadge(u.status)),
     h('td', { class: 'table__actions' }, actionMenu(ctx, u)));
   renderRowPresence(ctx, row);
   return row;
@@ -175,7 +176,10 @@ export function actionMenu(ctx, u, { label = 'Actions', primary = false } = {}) 
 
   const items = [];
   if (ctx.permissions.impersonate) {
-    items.push({ id: 'impersonate', text: 'Impersonate…', hint: 'See the app as this user', run: () => impersonateDialog(ctx, u) });
+    items.push({
+      id: 'impersonate', text: 'Impersonate…', hint: 'See the app as this user',
+      decide: () => impersonateDecision(ctx, u), run: () => impersonateDialog(ctx, u),
+    });
   }
   if (ctx.permissions.check_access) {
     items.push({ id: 'check-access', text: 'Check access…', hint: 'Why a booking is allowed or refused', run: () => checkAccessDialog(ctx, u) });
@@ -206,6 +210,9 @@ export function actionMenu(ctx, u, { label = 'Actions', primary = false } = {}) 
     document.addEventListener('pointerdown', onOutside, true);
     const list = entries();
     list[(index + list.length) % list.length].focus();
+    for (const item of items) {
+      if (item.decide) decideItem(menu.querySelector(`[data-menu-item="${item.id}"]`), item);
+    }
   };
   function onOutside(e) {
     if (!wrap.contains(e.target)) close(false);
@@ -226,14 +233,58 @@ export function actionMenu(ctx, u, { label = 'Actions', primary = false } = {}) 
     else if (e.key === 'Escape') { e.preventDefault(); close(true); }
     else if (e.key === 'Tab') close(false);
   });
-  menu.addEventListener('click', (e) => {
+  menu.addEventListener('click', async (e) => {
     const target = e.target.closest('[data-menu-item]');
-    if (!target) return;
+    if (!target || target.getAttribute('aria-disabled') === 'true') return; // its hint says why
     const item = items.find((i) => i.id === target.dataset.menuItem);
+    // Chosen while the server is still asked: its answer decides.
+    if (item && item.pending && !item.decision) {
+      await item.pending.catch(() => {});
+      if (!item.decision || !item.decision.allowed) return;
+    }
     close(true);
     if (item) item.run();
   });
   return wrap;
+}
+
+/**
+ * Marks a menu entry as the server decides it (choosing it before the
+ * answer waits for the answer); refused, it stays focusable, cannot be
+ * chosen (aria-disabled) and says why in its hint.
+ */
+async function decideItem(el, item) {
+  if (!el) return;
+  const hint = el.querySelector('.action-menu__hint');
+  if (!item.decision) {
+    hint.textContent = 'Checking…';
+    if (!item.pending) item.pending = item.decide();
+    try {
+      item.decision = await item.pending;
+    } catch (err) {
+      item.pending = null;
+      hint.textContent = `Could not check: ${err.message}`;
+      return;
+    }
+  }
+  const { allowed, reason } = item.decision;
+  if (allowed) {
+    el.removeAttribute('aria-disabled');
+    hint.textContent = item.hint;
+  } else {
+    el.setAttribute('aria-disabled', 'true');
+    hint.textContent = reason || 'Not allowed.';
+  }
+}
+
+/**
+ * Whether the viewer may impersonate u now, and why not, as the server
+ * decides it (GET /users/{id} answers impersonate); the user page has it.
+ */
+async function impersonateDecision(ctx, u) {
+  if (u.impersonate) return u.impersonate;
+  const detail = await ctx.api.get(`/users/${encodeURIComponent(u.id)}`);
+  return detail.impersonate || { allowed: true };
 }
 
 // ------------------------------------------------------- impersonate dialog
@@ -246,6 +297,14 @@ const DURATIONS = [
   { minutes: 240, label: '4 hours' },
 ];
 
+/** The longest reason the server takes, in characters. */
+const REASON_MAX = 500;
+
+/** The reason's length as the server counts it: characters, not UTF-16 units. */
+function reasonLength(input) {
+  return [...input.value].length;
+}
+
 /** Asks for a reason, ticket and duration, then starts impersonating u. */
 export function impersonateDialog(ctx, u) {
   const name = u.name || u.email;
@@ -253,12 +312,15 @@ export function impersonateDialog(ctx, u) {
     title: `Impersonate ${name}`,
     className: 'dialog--impersonate',
     build: (close) => {
-      const reason = h('textarea', { id: 'imp-reason', class: 'input', rows: '3', required: true, maxlength: '500', autofocus: true,
+      const reason = h('textarea', { id: 'imp-reason', class: 'input', rows: '3', required: true, maxlength: String(REASON_MAX), autofocus: true,
         placeholder: 'e.g. Ben cannot book the confocal (ticket from the help desk)' });
       const ticket = h('input', { id: 'imp-ticket', class: 'input', type: 'text', maxlength: '100', autocomplete: 'off', placeholder: 'e.g. SUP-1234' });
       const minutes = h('select', { id: 'imp-minutes', class: 'input' },
         DURATIONS.map((d) => h('option', { value: String(d.minutes), selected: d.minutes === 30 }, d.label)));
       const error = h('div', { id: 'imp-error', class: 'callout callout--danger', role: 'alert' });
+      const count = h('p', { class: 'field__count', id: 'imp-reason-count' }, `0 / ${REASON_MAX}`);
+      // Said to screen readers once typing pauses, not at every key.
+      const countSaid = h('p', { class: 'visually-hidden', id: 'imp-reason-count-said', 'aria-live': 'polite' });
       const submit = busyButton('Start impersonation', { type: 'submit', class: 'btn btn--primary', id: 'imp-submit' });
 
       const form = h('form', { class: 'form dialog__body', novalidate: true },
@@ -268,7 +330,10 @@ export function impersonateDialog(ctx, u) {
         h('div', { class: 'field' },
           h('label', { for: 'imp-reason' }, 'Reason ', h('span', { class: 'field__required' }, '(required)')),
           reason,
-          h('p', { class: 'field__hint', id: 'imp-reason-hint' }, `Shown to ${name} and in the activity log.`)),
+          h('div', { class: 'field__hint-row' },
+            h('p', { class: 'field__hint', id: 'imp-reason-hint' }, `Shown to ${name} and in the activity log.`),
+            count),
+          countSaid),
         h('div', { class: 'field-row' },
           h('div', { class: 'field' }, h('label', { for: 'imp-ticket' }, 'Ticket ', h('span', { class: 'field__optional' }, '(optional)')), ticket),
           h('div', { class: 'field' }, h('label', { for: 'imp-minutes' }, 'Duration'), minutes)),
@@ -277,7 +342,16 @@ export function impersonateDialog(ctx, u) {
         h('div', { class: 'dialog__actions' },
           h('button', { type: 'button', class: 'btn btn--secondary', onclick: () => close(undefined) }, 'Cancel'),
           submit));
-      reason.setAttribute('aria-describedby', 'imp-reason-hint');
+      reason.setAttribute('aria-describedby', 'imp-reason-hint imp-reason-count');
+      const sayCount = debounce(() => {
+        countSaid.textContent = `${REASON_MAX - reasonLength(reason)} characters left.`;
+      }, 800);
+      reason.addEventListener('input', () => {
+        const n = reasonLength(reason);
+        count.textContent = `${n} / ${REASON_MAX}`;
+        count.classList.toggle('is-near', n > REASON_MAX - 50);
+        sayCount();
+      });
 
       reason.addEventListener('input', () => {
         if (reason.value.trim()) fieldError(reason, '');
@@ -397,8 +471,8 @@ export function checkAccessDialog(ctx, u) {
         e.preventDefault();
         const query = { resource: resource.value, project: project.value, action: 'create' };
         if (date.value && from.value && to.value) {
-          query.start = new Date(`${date.value}T${from.value}`).toISOString();
-          query.end = new Date(`${date.value}T${to.value}`).toISOString();
+          query.start = zonedDate(date.value, from.value).toISOString();
+          query.end = zonedDate(date.value, to.value).toISOString();
         } else if (date.value || from.value || to.value) {
           replace(result, h('p', { class: 'callout callout--warning' }, 'Give the date, the start and the end, or none of them.'));
           return;
@@ -588,7 +662,7 @@ export function bookingTable(items, { actions } = {}) {
     h('tbody', null, items.map((b) => h('tr', { 'data-booking-id': b.id },
       h('td', null, b.resource_name || b.resource_id,
         b.impersonation_id ? h('span', { class: 'badge badge--warning badge--inline badge--text', title: 'Made by support while impersonating' }, 'by support') : null),
-      h('td', null, timeEl(b.start), ' – ', timeEl(b.end, new Date(b.end).toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit' }))),
+      h('td', null, timeEl(b.start), ' – ', timeEl(b.end, formatTime(b.end))),
       h('td', { class: 'hide-sm' }, b.project_code || b.project_id),
       h('td', null, h('span', { class: `badge ${b.status === 'confirmed' ? 'badge--success' : ''}` }, b.status)),
       actions ? h('td', { class: 'table__actions' }, actions(b)) : null))));

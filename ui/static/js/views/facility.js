@@ -5,7 +5,7 @@
 import { ApiError } from '../api.js';
 import {
   busyButton, emptyState, errorBlock, fieldError, formatDate, formatDateTime, h, icon, initials, loadingBlock,
-  openDialog, relativeTime, replace, roleBadge, setBusy, statusBadge, timeEl,
+  openDialog, relativeTime, replace, roleBadge, setBusy, statusBadge, timeEl, timeZoneName, zonedDate, zonedDay,
 } from '../dom.js';
 import { bookingTable } from './directory.js';
 
@@ -56,7 +56,7 @@ export function mountBook(ctx, root) {
     h('div', { class: 'field-row' },
       h('div', { class: 'field' }, h('label', { for: 'booking-start' }, 'From'), start),
       h('div', { class: 'field' }, h('label', { for: 'booking-end' }, 'To'), end)),
-    h('p', { class: 'field__hint' }, 'Times start and end on a quarter hour, in your local time.'),
+    h('p', { class: 'field__hint' }, `Times start and end on a quarter hour, in ${timeZoneName()} time.`),
     error, success, submit);
 
   root.append(
@@ -125,8 +125,8 @@ export function mountBook(ctx, root) {
     const body = {
       resource_id: resourceSelect.value,
       project_id: projectSelect.value,
-      start: new Date(`${date.value}T${start.value}`).toISOString(),
-      end: new Date(`${date.value}T${end.value}`).toISOString(),
+      start: zonedDate(date.value, start.value).toISOString(),
+      end: zonedDate(date.value, end.value).toISOString(),
     };
     setBusy(submit, true, 'Booking…');
     try {
@@ -148,17 +148,12 @@ export function mountBook(ctx, root) {
   return () => { stopped = true; };
 }
 
-/** The next weekday, as yyyy-mm-dd in local time. */
+/** The next weekday at the facility, as yyyy-mm-dd. */
 function defaultDate() {
-  const d = new Date();
-  d.setDate(d.getDate() + 1);
-  while (d.getDay() === 0 || d.getDay() === 6) d.setDate(d.getDate() + 1);
-  return localDate(d);
-}
-
-function localDate(d) {
-  const pad = (n) => String(n).padStart(2, '0');
-  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`;
+  const d = new Date(`${zonedDay(new Date())}T12:00:00Z`);
+  d.setUTCDate(d.getUTCDate() + 1);
+  while (d.getUTCDay() === 0 || d.getUTCDay() === 6) d.setUTCDate(d.getUTCDate() + 1);
+  return d.toISOString().slice(0, 10);
 }
 
 /** The form's own checks; policy (trainings, hours, limits) is the server's. */
@@ -171,8 +166,8 @@ function validateBooking(date, start, end) {
   const quarter = (v) => Number(v.split(':')[1]) % 15 === 0;
   if (!quarter(start.value)) problems.push([start, 'Start on a quarter hour (:00, :15, :30 or :45).']);
   if (!quarter(end.value)) problems.push([end, 'End on a quarter hour (:00, :15, :30 or :45).']);
-  const from = new Date(`${date.value}T${start.value}`);
-  const to = new Date(`${date.value}T${end.value}`);
+  const from = zonedDate(date.value, start.value);
+  const to = zonedDate(date.value, end.value);
   if (to <= from) problems.push([end, 'The booking must end after it starts.']);
   if (from < new Date(Date.now() - 15 * 60000)) problems.push([start, 'The booking starts in the past.']);
   return problems;
@@ -330,6 +325,9 @@ export function mountProfile(ctx, root) {
       }
     });
 
+    refuseForm(ctx.permissions.edit_profile, 'profile-name-refused', nameForm, [name, save]);
+    refuseForm(ctx.permissions.change_password, 'password-refused', pwForm, [current, next, change]);
+
     replace(box,
       h('header', { class: 'profile-head card' },
         h('span', { class: 'avatar avatar--lg', 'aria-hidden': 'true' }, initials(p.name, p.email)),
@@ -358,6 +356,23 @@ export function mountProfile(ctx, root) {
   };
   load();
   return () => { stopped = true; };
+}
+
+/**
+ * Shows a form the server refuses (GET /permissions says so, with why)
+ * as refused before anyone types: its controls disabled and described by
+ * the reason, which stands at the top of the form.
+ * @param {{allowed: boolean, reason?: string}|undefined} decision
+ */
+function refuseForm(decision, id, form, controls) {
+  if (!decision || decision.allowed) return;
+  const reason = decision.reason || 'This is not allowed here.';
+  form.prepend(h('p', { id, class: 'callout callout--warning form__refused' }, icon('alert', 'icon icon--sm'), ' ', reason));
+  form.dataset.refused = 'true';
+  for (const control of controls) {
+    control.disabled = true;
+    control.setAttribute('aria-describedby', id);
+  }
 }
 
 // ---------------------------------------------------------- notifications
@@ -396,7 +411,11 @@ export function mountNotifications(ctx, root) {
         h('dl', { class: 'inbox__facts' },
           h('div', null, h('dt', null, 'Who'), h('dd', null, n.actor_email ? `${n.actor_name} (${n.actor_email})` : (n.actor_name || '—'))),
           h('div', null, h('dt', null, 'When'), h('dd', null, timeEl(n.at, `${formatDateTime(n.at)} (${relativeTime(n.at)})`))),
-          n.reason ? h('div', null, h('dt', null, 'Why'), h('dd', null, n.reason)) : null))))),
+          n.reason ? h('div', null, h('dt', null, 'Why'), h('dd', null, n.reason)) : null),
+        n.type === 'impersonation.ended' && n.impersonation_id
+          ? h('p', { class: 'inbox__more' }, h('a', { href: `#/sessions/${encodeURIComponent(n.impersonation_id)}`, 'data-summary': n.impersonation_id },
+            'See what was done in your name'))
+          : null)))),
       store.nextCursor ? h('div', { class: 'list-more' }, busyButton('Load older', {
         class: 'btn btn--secondary',
         onclick: async (e) => {
