@@ -50,4 +50,21 @@ func TestStartAnnouncesAddressAndDemoAccount(t *testing.T) {
 	if about["time_zone"] != "Europe/Berlin" {
 		t.Errorf("about: %v, want time_zone Europe/Berlin", about)
 	}
+	// The user's notification gives its time in the facility's zone.
+	admin, ben := newClient(t, srv.URL), newClient(t, srv.URL)
+	admin.mustLogin("admin@example.org")
+	ben.mustLogin("ben@example.org")
+	r := startImpersonation(admin, userID(t, admin, "ben@example.org"), "printer")
+	if r.Status != http.StatusCreated {
+		t.Fatalf("start: %d %s", r.Status, r.Body)
+	}
+	until, err := time.Parse(time.RFC3339, r.JSON(t)["expires_at"].(string))
+	if err != nil {
+		t.Fatal(err)
+	}
+	notes := items(t, ben.do(http.MethodGet, "/api/v1/notifications", nil))
+	want := "until " + until.In(berlin).Format("15:04") + " Europe/Berlin"
+	if len(notes) == 0 || !strings.Contains(notes[0]["body"].(string), want) {
+		t.Errorf("Ben's notification: %v, want %q", notes, want)
+	}
 }

@@ -175,8 +175,12 @@ func TestSupportCaseTrail(t *testing.T) {
 		if r := sam.post("/api/v1/bookings", bookingBody(ids.confocal, ids.neuro, nextMonday(), 1)); r.Status != http.StatusForbidden {
 			t.Fatalf("as Ben, book the confocal: %d", r.Status)
 		}
-		if r := sam.do(http.MethodDelete, "/api/v1/impersonations/current", nil, "X-CSRF-Token", sam.csrf); r.Status != http.StatusOK {
+		r := sam.do(http.MethodDelete, "/api/v1/impersonations/current", nil, "X-CSRF-Token", sam.csrf)
+		if r.Status != http.StatusOK {
 			t.Fatalf("exit: %d %s", r.Status, r.Body)
+		}
+		if ended := r.JSON(t); ended["ended_words"] != "Sam Support (support@example.org) ended it" || ended["csrf_token"] == "" {
+			t.Errorf("the exit's answer: %v", ended)
 		}
 	})
 	want := []string{"auth.login", "impersonation.started", "action.allowed", "action.allowed", "action.denied", "impersonation.ended"}

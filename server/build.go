@@ -80,6 +80,7 @@ func (n *node) buildSessions() {
 	})
 	n.imps = impersonation.New(n.db, n.sessions, n.rbac, n.events, impersonation.Config{
 		Now:      n.cfg.Clock,
+		Location: n.cfg.Location,
 		Logger:   n.log.With("component", "impersonation"),
 		OnNotify: n.feed.Notified,
 		OnStarted: func(imp *standin.Impersonation, oldSession string) {

@@ -84,12 +84,14 @@ func (a *API) stopImpersonation(c *fiber.Ctx) error {
 	if token != "" { // ended from another of the actor's sessions: this one stays
 		a.setSessionCookie(c, token, a.cfg.Sessions.Deadline(sess))
 	}
-	out := toImpersonationJSON(imp)
-	return c.JSON(fiber.Map{
-		"id": out.ID, "actor": out.Actor, "subject": out.Subject, "reason": out.Reason, "ticket": out.Ticket,
-		"started_at": out.StartedAt, "expires_at": out.ExpiresAt, "ended_at": out.EndedAt, "cause": out.Cause,
-		"csrf_token": sess.CSRFToken,
-	})
+	return c.JSON(stoppedJSON{impersonationJSON: toImpersonationJSON(imp), CSRFToken: sess.CSRFToken})
+}
+
+// stoppedJSON answers the actor's exit: the ended impersonation, and the
+// CSRF token of the session they are back in.
+type stoppedJSON struct {
+	impersonationJSON
+	CSRFToken string `json:"csrf_token"`
 }
 
 func (a *API) listImpersonations(c *fiber.Ctx) error {

@@ -73,6 +73,9 @@ type Config struct {
 	OnEnded func(i *standin.Impersonation, sessionIDs []string)
 	// OnNotify is told of every notification stored for a user.
 	OnNotify func(n *standin.Notification)
+	// Location is the facility's time zone, in which notifications give
+	// times (default UTC).
+	Location *time.Location
 	Logger   *slog.Logger
 	Now      func() time.Time
 }
@@ -102,6 +105,9 @@ func New(store Store, sessions Sessions, rbac RBAC, audit Audit, cfg Config) *Se
 	}
 	if cfg.OnNotify == nil {
 		cfg.OnNotify = func(*standin.Notification) {}
+	}
+	if cfg.Location == nil {
+		cfg.Location = time.UTC
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -745,7 +751,7 @@ func (s *Service) notify(ctx context.Context, imp *standin.Impersonation, starte
 	if started {
 		n.Type, n.Title = standin.EventImpersonationStarted, "Support is viewing your account"
 		n.Body = fmt.Sprintf("%s started a support session on your account until %s. Reason: %s",
-			who, imp.ExpiresAt.UTC().Format("15:04 UTC"), imp.Reason)
+			who, imp.ExpiresAt.In(s.cfg.Location).Format("15:04 MST"), imp.Reason)
 	} else {
 		n.Type, n.Title = standin.EventImpersonationEnded, "Support session ended"
 		n.Body = fmt.Sprintf("The support session of %s on your account has ended: %s.", who, imp.EndWords())
