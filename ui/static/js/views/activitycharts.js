@@ -142,11 +142,11 @@ export function drawTimeline(box, { sessions, dayStart, now, timeZone, picked, o
   const rows = sessions.map((s) => {
     const end = s.end ? s.end.getTime() : now.getTime();
     const x0 = x(s.start.getTime());
-    const width = Math.max(x(end) - x0, 4);
+    const width = Math.max(x(end) - x0, 8);
     const strip = svg('svg', { class: 'timeline__strip', viewBox: '0 0 1000 16', preserveAspectRatio: 'none', 'aria-hidden': 'true', focusable: 'false' },
       svg('rect', { class: 'timeline__track', x: 0, y: 6, width: 1000, height: 4 }),
       svg('rect', { class: `timeline__bar${s.end ? '' : ' timeline__bar--running'}`, x: x0.toFixed(3), y: 2, width: width.toFixed(3), height: 12, rx: 2 }),
-      ...s.refusalTimes.map((t) => svg('rect', { class: 'timeline__refusal', x: Math.min(x(t.getTime()), 994).toFixed(3), y: 0, width: 6, height: 16 })));
+      ...s.refusalTimes.map((t) => svg('rect', { class: 'timeline__refusal', x: Math.min(x(t.getTime()), 997).toFixed(3), y: 0, width: 3, height: 16 })));
     return h('li', { class: 'timeline__row' },
       h('button', {
         type: 'button', class: 'timeline__button', 'data-session-id': s.id, 'data-running': String(!s.end), 'data-refusals': String(s.refusals),
@@ -159,26 +159,37 @@ export function drawTimeline(box, { sessions, dayStart, now, timeZone, picked, o
         h('span', { class: `timeline__count${s.refusals ? ' timeline__count--refused' : ''}` }, plural(s.refusals, 'refusal'))),
       strip));
   });
+  // A redraw keeps the keyboard where it was.
+  const focused = box.contains(document.activeElement) ? document.activeElement.dataset.sessionId : '';
   replace(box,
     h('p', { class: 'chart__summary' }, `${plural(sessions.length, 'session')} today, ${running} running, ${plural(refusals, 'refusal')}.`),
     h('ol', { class: 'timeline', 'aria-label': 'Today’s impersonation sessions' }, rows),
-    axisSvg(box, axis, timeZone));
+    hourMarks(box, axis, timeZone));
+  if (focused) {
+    const again = [...box.querySelectorAll('[data-session-id]')].find((b) => b.dataset.sessionId === focused);
+    if (again) again.focus();
+  }
 }
 
-/** The hour marks under the timeline, drawn at the box's width. */
-function axisSvg(box, axis, timeZone) {
+/**
+ * The hour marks under the timeline: ticks on the bars' scale and the
+ * hours spread evenly beneath them, as many as the box's width holds.
+ */
+function hourMarks(box, axis, timeZone) {
   const width = Math.max(box.clientWidth || 0, 200);
-  const hours = (axis.to - axis.from) / HOUR;
-  const step = Math.max(1, Math.ceil(hours / Math.max(1, Math.floor(width / 64))));
-  const marks = [];
+  const hours = Math.round((axis.to - axis.from) / HOUR);
+  let step = 1;
+  while (hours / step + 1 > Math.max(2, Math.floor(width / 72))) step += 1;
+  while (hours % step) step += 1;
+  const ticks = [];
+  const labels = [];
   for (let i = 0; i <= hours; i += step) {
-    const t = axis.from + i * HOUR;
-    const px = (i / hours) * (width - 2) + 1;
-    const anchor = i === 0 ? 'start' : i + step > hours ? 'end' : 'middle';
-    marks.push(svg('line', { class: 'chart__tick', x1: px, x2: px, y1: 0, y2: 5 }),
-      svg('text', { class: 'chart__label', x: px, y: 17, 'text-anchor': anchor }, document.createTextNode(clockIn(t, timeZone))));
+    ticks.push(svg('rect', { class: 'chart__tick-mark', x: Math.min((i / hours) * 1000, 998), y: 0, width: 2, height: 6 }));
+    labels.push(h('span', null, clockIn(axis.from + i * HOUR, timeZone)));
   }
-  return svg('svg', { class: 'timeline__axis', width, height: 20, viewBox: `0 0 ${width} 20`, 'aria-hidden': 'true', focusable: 'false' }, ...marks);
+  return h('div', { class: 'timeline__axis', 'aria-hidden': 'true' },
+    svg('svg', { class: 'timeline__ticks', viewBox: '0 0 1000 6', preserveAspectRatio: 'none', focusable: 'false' }, ...ticks),
+    h('div', { class: 'timeline__hours' }, labels));
 }
 
 /** The event-rate chart, drawn into box at its width, with its table. */
@@ -195,7 +206,7 @@ export function drawRate(box, { buckets, timeZone }) {
     b.total ? svg('rect', { class: 'rate__bar', x: (i * bw + 1).toFixed(2), y: (plot - y(b.total)).toFixed(2), width: Math.max(bw - 2, 1).toFixed(2), height: y(b.total).toFixed(2) }) : null,
     b.denied ? svg('rect', { class: 'rate__bar rate__bar--denied', 'data-denied': b.denied, x: (i * bw + 1).toFixed(2), y: (plot - y(b.denied)).toFixed(2), width: Math.max(bw - 2, 1).toFixed(2), height: y(b.denied).toFixed(2) }) : null,
   ]).filter(Boolean);
-  const labels = [0, 6, 12, 18, 23].map((i) => svg('text', {
+  const labels = (width >= 420 ? [0, 6, 12, 18, 23] : [0, 12, 23]).map((i) => svg('text', {
     class: 'chart__label', x: i === 0 ? 0 : i === 23 ? width : (i * bw).toFixed(2), y: height - 4, 'text-anchor': i === 0 ? 'start' : i === 23 ? 'end' : 'middle',
   }, document.createTextNode(i === 23 ? 'now' : clockIn(buckets[i].start, timeZone))));
   const busiest = buckets.reduce((a, b) => (b.total > a.total ? b : a), buckets[0]);
@@ -210,10 +221,11 @@ export function drawRate(box, { buckets, timeZone }) {
     h('ul', { class: 'chart-legend' },
       h('li', null, h('span', { class: 'chart-legend__swatch chart-legend__swatch--events', 'aria-hidden': 'true' }), `Events (${total})`),
       h('li', null, h('span', { class: 'chart-legend__swatch chart-legend__swatch--denied', 'aria-hidden': 'true' }), `Denials (${denied}): refused actions and impersonations`)),
-    h('table', { class: 'visually-hidden' },
+    // A table ignores a width of 1px: its box is the one hidden.
+    h('div', { class: 'visually-hidden' }, h('table', null,
       h('caption', null, 'Events and denials per 5 minutes, last two hours'),
       h('thead', null, h('tr', null, h('th', { scope: 'col' }, 'From'), h('th', { scope: 'col' }, 'Events'), h('th', { scope: 'col' }, 'Denials'))),
-      h('tbody', null, buckets.map((b) => h('tr', null, h('th', { scope: 'row' }, clockIn(b.start, timeZone)), h('td', null, String(b.total)), h('td', null, String(b.denied)))))));
+      h('tbody', null, buckets.map((b) => h('tr', null, h('th', { scope: 'row' }, clockIn(b.start, timeZone)), h('td', null, String(b.total)), h('td', null, String(b.denied))))))));
 }
 
 /** The loading state of a picture. */
