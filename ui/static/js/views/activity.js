@@ -8,7 +8,7 @@ import {
   loadingBlock, openDialog, personName, relativeTime, replace, setBusy, timeEl,
 } from '../dom.js';
 import {
-  dayStartIn, drawLoading, drawRate, drawTimeline, rateBuckets, todaySessions,
+  dayStartIn, drawLoading, drawRate, drawTimeline, RATE_SPAN_MS, rateBuckets, todaySessions,
 } from './activitycharts.js';
 import { collapseViews, eventDetails, eventSentence, Names } from './eventwords.js';
 
@@ -642,15 +642,20 @@ function glanceAtToday(ctx, { timelineBox, rateBox, onPick, picked }) {
   let dayStart = dayStartIn(new Date(), timeZone);
   let loaded = false;
   let stopped = false;
+  // Kept: today's events, and the two hours the rate chart shows when
+  // they reach back before midnight.
+  const horizon = () => new Date(Math.min(dayStart.getTime(), Date.now() - RATE_SPAN_MS));
   const draw = () => {
     if (stopped || !loaded) return;
     const now = new Date();
     if (now.getTime() >= dayStart.getTime() + 24 * 3600000) {
       dayStart = dayStartIn(now, timeZone);
-      for (const [seq, e] of seen) if (new Date(e.time) < dayStart) seen.delete(seq);
+      const from = horizon();
+      for (const [seq, e] of seen) if (new Date(e.time) < from) seen.delete(seq);
     }
     const list = [...seen.values()];
-    drawTimeline(timelineBox, { sessions: todaySessions(list, dayStart), dayStart, now, timeZone, picked: picked(), onPick });
+    const todays = list.filter((e) => new Date(e.time) >= dayStart);
+    drawTimeline(timelineBox, { sessions: todaySessions(todays, dayStart), dayStart, now, timeZone, picked: picked(), onPick });
     drawRate(rateBox, { buckets: rateBuckets(list, now), timeZone });
     rateBox.dataset.state = 'ready';
   };
@@ -659,7 +664,8 @@ function glanceAtToday(ctx, { timelineBox, rateBox, onPick, picked }) {
   const resized = typeof ResizeObserver === 'function' ? new ResizeObserver(soon) : null;
   if (resized) resized.observe(rateBox);
   const add = (list) => {
-    for (const e of list) if (e && e.seq && new Date(e.time) >= dayStart) seen.set(e.seq, e);
+    const from = horizon();
+    for (const e of list) if (e && e.seq && new Date(e.time) >= from) seen.set(e.seq, e);
     soon();
   };
   const load = async () => {
@@ -669,15 +675,7 @@ function glanceAtToday(ctx, { timelineBox, rateBox, onPick, picked }) {
       const facts = await about().catch(() => ({}));
       timeZone = validZone(facts && facts.time_zone);
       dayStart = dayStartIn(new Date(), timeZone);
-      let cursor = '';
-      for (let i = 0; i < TODAY_PAGES && !stopped; i++) {
-        const query = { since: dayStart.toISOString(), limit: 200 };
-        if (cursor) query.cursor = cursor;
-        const page = await ctx.api.get('/activity', { query });
-        add(page.items || []);
-        cursor = page.next_cursor || '';
-        if (!cursor) break;
-      }
+      await readSince(ctx, horizon(), add, () => stopped);
       loaded = true;
       draw();
     } catch (error) {
@@ -700,6 +698,19 @@ function glanceAtToday(ctx, { timelineBox, rateBox, onPick, picked }) {
       if (resized) resized.disconnect();
     },
   };
+}
+
+/** Reads the log from since to now, page by page, handing each page to add. */
+async function readSince(ctx, since, add, stopped) {
+  let cursor = '';
+  for (let i = 0; i < TODAY_PAGES && !stopped(); i++) {
+    const query = { since: since.toISOString(), limit: 200 };
+    if (cursor) query.cursor = cursor;
+    const page = await ctx.api.get('/activity', { query });
+    add(page.items || []);
+    cursor = page.next_cursor || '';
+    if (!cursor) return;
+  }
 }
 
 /** The zone when the browser knows it, else '' (the browser's own). */

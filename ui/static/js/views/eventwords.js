@@ -45,14 +45,12 @@ export class Names {
   }
 }
 
-const NO_NAMES = new Names();
-
 /**
  * A person as the log shows them, so that a look-alike display name cannot
  * pass for someone else: "Sam Support (support@example.org)". The address
  * comes from the directory by id; an unknown id keeps the event's name.
  */
-export function personWords(person, names = NO_NAMES) {
+export function personWords(person, names = new Names()) {
   if (!person) return 'Someone';
   const known = person.id ? names.users.get(person.id) : null;
   const name = (known && known.name) || personName(person) || 'Someone';
@@ -60,7 +58,7 @@ export function personWords(person, names = NO_NAMES) {
 }
 
 /** A person's name alone (for the one acted as), from the directory first. */
-export function nameOf(person, names = NO_NAMES) {
+export function nameOf(person, names = new Names()) {
   if (!person) return '';
   const known = person.id ? names.users.get(person.id) : null;
   return (known && known.name) || personName(person);
@@ -136,7 +134,7 @@ function possessive(name) {
 }
 
 /** What a view looked at, in words ("resources"), or '' for an unknown path. */
-export function viewedThing(path, names = NO_NAMES) {
+export function viewedThing(path, names = new Names()) {
   for (const [re, words] of VIEWS) {
     const m = re.exec(path);
     if (m) return words(m, names);
@@ -145,13 +143,13 @@ export function viewedThing(path, names = NO_NAMES) {
 }
 
 /** "viewed resources", or "opened <path>" for a path not mapped. */
-export function viewWords(path, names = NO_NAMES) {
+export function viewWords(path, names = new Names()) {
   const thing = viewedThing(path, names);
   return thing ? `viewed ${thing}` : `opened ${path}`;
 }
 
 /** What an action tried to do, as a verb phrase ("book Confocal LSM 900 for Thu 10:00–11:00"). */
-export function attemptWords(e, names = NO_NAMES, now = new Date()) {
+export function attemptWords(e, names = new Names(), now = new Date()) {
   const slot = parseSlot(e.object);
   if (slot) {
     const what = names.resource(slot.resource) || 'a resource';
@@ -185,7 +183,7 @@ function whoDid(e, names, rest) {
 }
 
 /** How a session ended, from the end event's object and cause. */
-export function endWords(e, names = NO_NAMES) {
+export function endWords(e, names = new Names()) {
   const m = /^ended_by:(\S*)\s*(.*)$/.exec(e.object || '');
   const byId = m ? m[1] : '';
   const byText = m ? m[2] : '';
@@ -209,7 +207,7 @@ export function ticketOf(object) {
  * @param {Names} [names] the directory, resources and projects known
  * @param {Date} [now] for how far away a booked slot is
  */
-export function eventSentence(e, names = NO_NAMES, now = new Date()) {
+export function eventSentence(e, names = new Names(), now = new Date()) {
   const actor = personWords(e.actor, names);
   const subject = nameOf(e.subject, names);
   const reason = (e.reason || '').trim();
@@ -248,7 +246,7 @@ export function eventSentence(e, names = NO_NAMES, now = new Date()) {
 }
 
 /** A policy line ("p, support, *, booking, create") as "the rule: support may create booking". */
-export function policyWords(line, names = NO_NAMES) {
+export function policyWords(line, names = new Names()) {
   const m = /^p,\s*([^,]+),\s*([^,]+),\s*([^,]+),\s*([^,]+)$/.exec(line || '');
   if (!m) return 'a policy rule';
   const [, role, domain, object, action] = m.map((x) => x.trim());
@@ -304,7 +302,7 @@ export function collapseViews(events) {
 }
 
 /** The raw facts of an event, for its details: [label, value] pairs. */
-export function eventDetails(e, names = NO_NAMES) {
+export function eventDetails(e, names = new Names()) {
   const req = parseRequest(e.object);
   const rows = [
     ['Type', e.type],
