@@ -63,6 +63,7 @@ func TestBrowserActivityReadsAtAGlance(t *testing.T) {
 		return !!el && new Date(el.dataset.end) > new Date(before);
 	}`, chromedp.WithPollingArgs(glanceBar, endBefore), chromedp.WithPollingInterval(100*time.Millisecond), chromedp.WithPollingTimeout(stepTimeout-time.Second))))
 
+	manager.shot("activity-glance-phone")
 	manager.choosesTheSession()
 	manager.atBothWidths("the feed filtered to a session from the timeline")
 	manager.do("wide again", chromedp.EmulateViewport(1366, 900))
