@@ -237,10 +237,20 @@ export function mountActivity(ctx, root, { query }) {
     }, `session ${e.impersonation_id.slice(-6)}`)] : null,
     ' · ', h('span', { class: 'feed__seq' }, `#${e.seq}`));
 
+  /** Details and rows of views the reader opened, by seq: they stay open as the feed redraws. */
+  const opened = new Set();
+  const keepOpen = (el, key) => {
+    el.addEventListener('toggle', () => {
+      if (el.open) opened.add(key);
+      else opened.delete(key);
+    });
+    return el;
+  };
+
   /** The raw facts behind the sentence, folded away. */
-  const eventFacts = (e) => h('details', { class: 'feed__details' },
+  const eventFacts = (e) => keepOpen(h('details', { class: 'feed__details', open: opened.has(`facts ${e.seq}`) || null },
     h('summary', { class: 'feed__details-summary' }, 'Details'),
-    h('dl', { class: 'feed__facts' }, eventDetails(e, names).map(([k, v]) => [h('dt', null, k), h('dd', null, v)])));
+    h('dl', { class: 'feed__facts' }, eventDetails(e, names).map(([k, v]) => [h('dt', null, k), h('dd', null, v)]))), `facts ${e.seq}`);
 
   const eventItem = (e, fresh) => h('li', {
     class: `feed__item${fresh ? ' feed__item--new' : ''}`, 'data-seq': String(e.seq), 'data-type': e.type,
@@ -251,21 +261,15 @@ export function mountActivity(ctx, root, { query }) {
     eventMeta(e),
     eventFacts(e)));
 
-  /** Groups opened by the reader, by their oldest event: they stay open as the feed redraws. */
-  const openGroups = new Set();
-
   /** Repeated views as one row ("viewed resources ×3") that expands to each. */
   const viewsItem = (events, fresh) => {
     const newest = events[0];
     const oldest = events[events.length - 1];
-    const key = String(oldest.seq);
-    const inner = h('details', { class: 'feed__repeats', open: openGroups.has(key) || null },
+    // Keyed by the oldest view: a newer one extends the row, not the key.
+    const key = `views ${oldest.seq}`;
+    const inner = keepOpen(h('details', { class: 'feed__repeats', open: opened.has(key) || null },
       h('summary', { class: 'feed__repeats-summary' }, `Show the ${events.length} views`),
-      h('ol', { class: 'feed feed--nested feed--repeats' }, events.map((e) => eventItem(e, false))));
-    inner.addEventListener('toggle', () => {
-      if (inner.open) openGroups.add(key);
-      else openGroups.delete(key);
-    });
+      h('ol', { class: 'feed feed--nested feed--repeats' }, events.map((e) => eventItem(e, false)))), key);
     return h('li', {
       class: `feed__item feed__item--views${fresh ? ' feed__item--new' : ''}`, 'data-seq': String(newest.seq), 'data-type': newest.type,
       'data-count': String(events.length),
@@ -291,11 +295,10 @@ export function mountActivity(ctx, root, { query }) {
       return;
     }
     statusBox.replaceChildren();
-    if (mode === 'timeline') {
-      list.replaceChildren(...feedRows(events, fresh));
-    } else {
-      list.replaceChildren(...groupBySession(events).map((g) => groupItem(g)));
-    }
+    keepFocusIn(list, listBox, () => {
+      if (mode === 'timeline') list.replaceChildren(...feedRows(events, fresh));
+      else list.replaceChildren(...groupBySession(events).map((g) => groupItem(g)));
+    });
   };
 
   const groupItem = (g) => {
@@ -610,6 +613,20 @@ export function mountActivity(ctx, root, { query }) {
     offLive();
     offPresence();
   };
+}
+
+/**
+ * Redraws a list and puts the keyboard back where it was: on the same
+ * control of the same event, or on the list's box when that is gone.
+ */
+function keepFocusIn(list, box, redraw) {
+  const el = document.activeElement;
+  const item = el && el !== list && list.contains(el) ? el.closest('[data-seq]') : null;
+  redraw();
+  if (!item || el.isConnected) return;
+  const again = list.querySelector(`[data-seq="${CSS.escape(item.dataset.seq)}"]`);
+  const same = again && [...again.querySelectorAll(el.tagName)].find((x) => x.className === el.className);
+  (same || box).focus();
 }
 
 /** The most people the panel reads from the directory (pages of 200). */
