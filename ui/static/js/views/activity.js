@@ -2,11 +2,15 @@
 // filters, history, events grouped by impersonation session, export,
 // chain verification, active sessions with force-end, and presence.
 
-import { download } from '../api.js';
+import { about, download } from '../api.js';
 import {
-  busyButton, causeWords, emptyState, errorBlock, formatCountdown, formatDateTime, formatTimeSeconds, h, icon,
+  busyButton, causeWords, debounce, emptyState, errorBlock, formatCountdown, formatDateTime, formatTimeSeconds, h, icon,
   loadingBlock, openDialog, personName, relativeTime, replace, setBusy, timeEl,
 } from '../dom.js';
+import {
+  dayStartIn, drawLoading, drawRate, drawTimeline, RATE_SPAN_MS, rateBuckets, todaySessions,
+} from './activitycharts.js';
+import { collapseViews, eventDetails, eventSentence, Names } from './eventwords.js';
 
 const TYPES = [
   ['impersonation.started', 'Impersonation started'],
@@ -30,48 +34,12 @@ export function eventTypeLabel(type) {
   return TYPE_LABELS[type] || type;
 }
 
-/** One sentence saying what an event records. */
-export function eventSummary(e) {
-  const actor = personName(e.actor) || 'Someone';
-  const subject = personName(e.subject);
-  const as = e.impersonation_id && e.subject && e.actor && e.subject.id !== e.actor.id ? `${actor} as ${subject}` : actor;
-  switch (e.type) {
-    case 'impersonation.started':
-      return `${actor} started acting as ${subject}. Reason: ${e.reason || '—'}`;
-    case 'impersonation.ended':
-      return `${actor}'s session as ${subject} ended: ${endWords(e)}.`;
-    case 'impersonation.denied':
-      return `${actor} was refused impersonating ${subject}: ${e.reason || 'not allowed'}`;
-    case 'action.denied':
-      return `${as} was denied ${e.action || 'an action'}${e.reason ? `: ${e.reason}` : '.'}`;
-    case 'action.allowed':
-      return `${as}: ${e.action || 'action'} allowed${e.object ? ` (${e.object})` : ''}.`;
-    case 'booking.created':
-      return `${as} booked ${e.reason || e.object || ''}`.trim();
-    case 'booking.cancelled':
-      return `${as} cancelled ${e.object || 'a booking'}.`;
-    case 'auth.login':
-      return `${actor} signed in.`;
-    case 'auth.logout':
-      return `${actor} signed out.`;
-    case 'user.suspended':
-      return `${actor} suspended ${subject || e.reason}.`;
-    case 'user.renamed':
-      return `${as} changed their name. ${e.reason || ''}`.trim();
-    case 'audit.refused':
-      return `${actor}'s request was refused before it was recorded: ${e.reason || 'too large'}`;
-    default:
-      return [as, e.action, e.object, e.outcome, e.reason].filter(Boolean).join(' · ');
-  }
-}
-
-/** How a session ended, naming who ended it from the end event's object ("ended_by:<id> Name (address)"). */
-function endWords(e) {
-  const m = /^ended_by:\S*\s*(.*)$/.exec(e.object || '');
-  const who = m ? m[1] : '';
-  if (who && (e.outcome === 'revoked' || e.outcome === 'ended_by_actor')) return `${who} ended it`;
-  if (who && e.outcome === 'target_suspended') return `${who} suspended the account`;
-  return causeWords(e.outcome) || 'ended';
+/**
+ * One sentence saying what an event records, with real names when names
+ * (a Names directory) knows them.
+ */
+export function eventSummary(e, names) {
+  return eventSentence(e, names);
 }
 
 function chipClass(e) {
@@ -120,6 +88,7 @@ export function mountActivity(ctx, root, { query }) {
     until: localTime(query.get('until')),
   };
   const knownNames = new Map();
+  const names = new Names();
   if (filters.subject && query.get('subject_name')) knownNames.set(filters.subject, query.get('subject_name'));
 
   /** Events shown, newest first; history and live are merged by seq, never doubled. */
@@ -207,6 +176,16 @@ export function mountActivity(ctx, root, { query }) {
   const moreBox = h('div', { class: 'list-more' });
   const statusBox = h('div', { class: 'feed__status' });
 
+  // --- today at a glance: the sessions' timeline and the event rate
+  const timelineBox = h('div', { class: 'chart chart--timeline', id: 'sessions-timeline', 'data-state': 'loading' });
+  const rateBox = h('div', { class: 'chart chart--rate', id: 'event-rate', 'data-state': 'loading' });
+  const glance = h('section', { class: 'card glance', 'aria-labelledby': 'glance-title' },
+    h('h2', { class: 'card__title', id: 'glance-title' }, 'Today at a glance'),
+    h('div', { class: 'glance__grid' },
+      h('div', { class: 'glance__part' }, h('h3', { class: 'glance__title', id: 'timeline-title' }, 'Impersonation sessions today'), timelineBox),
+      h('div', { class: 'glance__part' }, h('h3', { class: 'glance__title', id: 'rate-title' }, 'Events per 5 minutes, last 2 hours'), rateBox)));
+  const today = glanceAtToday(ctx, { timelineBox, rateBox, onPick: (id) => showSession(id), picked: () => filters.impersonation });
+
   // --- sessions and presence
   const sessionsBox = h('div', { id: 'active-sessions' }, loadingBlock('Loading sessions…'));
   const presenceBox = h('div', { id: 'presence-list' });
@@ -222,6 +201,7 @@ export function mountActivity(ctx, root, { query }) {
         h('span', { class: 'export' }, h('span', { class: 'export__label' }, 'Export'), exportCsv, exportJsonl, exportStatus))),
     h('div', { class: 'activity-layout' },
       h('div', { class: 'activity-main' },
+        glance,
         h('section', { class: 'card card--flush', 'aria-labelledby': 'feed-title' },
           h('div', { class: 'feed__toolbar' },
             h('h2', { class: 'card__title', id: 'feed-title' }, 'Live feed'),
@@ -246,22 +226,67 @@ export function mountActivity(ctx, root, { query }) {
     replace(root.querySelector('#filter-count'), n ? ` (${n})` : '');
   };
 
+  const showSession = (id) => { filters.impersonation = id; sessionIn.value = id; reload(); };
+
+  const eventMeta = (e) => h('p', { class: 'feed__meta' },
+    timeEl(e.time, formatTimeSeconds(e.time)),
+    e.project ? h('span', null, ` · ${names.project(e.project)}`) : null,
+    e.impersonation_id ? [' · ', h('button', {
+      type: 'button', class: 'link-button', title: 'Show only this session',
+      onclick: () => showSession(e.impersonation_id),
+    }, `session ${e.impersonation_id.slice(-6)}`)] : null,
+    ' · ', h('span', { class: 'feed__seq' }, `#${e.seq}`));
+
+  /** Details and rows of views the reader opened, by seq: they stay open as the feed redraws. */
+  const opened = new Set();
+  const keepOpen = (el, key) => {
+    el.addEventListener('toggle', () => {
+      if (el.open) opened.add(key);
+      else opened.delete(key);
+    });
+    return el;
+  };
+
+  /** The raw facts behind the sentence, folded away. */
+  const eventFacts = (e) => keepOpen(h('details', { class: 'feed__details', open: opened.has(`facts ${e.seq}`) || null },
+    h('summary', { class: 'feed__details-summary' }, 'Details'),
+    h('dl', { class: 'feed__facts' }, eventDetails(e, names).map(([k, v]) => [h('dt', null, k), h('dd', null, v)]))), `facts ${e.seq}`);
+
   const eventItem = (e, fresh) => h('li', {
     class: `feed__item${fresh ? ' feed__item--new' : ''}`, 'data-seq': String(e.seq), 'data-type': e.type,
   },
   h('span', { class: chipClass(e) }, eventTypeLabel(e.type)),
   h('div', { class: 'feed__main' },
-    h('p', { class: 'feed__text' }, eventSummary(e)),
-    h('p', { class: 'feed__meta' },
-      timeEl(e.time, formatTimeSeconds(e.time)),
-      e.project ? h('span', null, ` · ${projectName(e.project)}`) : null,
-      e.impersonation_id ? [' · ', h('button', {
-        type: 'button', class: 'link-button', title: 'Show only this session',
-        onclick: () => { filters.impersonation = e.impersonation_id; sessionIn.value = e.impersonation_id; reload(); },
-      }, `session ${e.impersonation_id.slice(-6)}`)] : null,
-      ' · ', h('span', { class: 'feed__seq' }, `#${e.seq}`))));
+    h('p', { class: 'feed__text' }, eventSummary(e, names)),
+    eventMeta(e),
+    eventFacts(e)));
 
-  const render = () => {
+  /** Repeated views as one row ("viewed resources ×3") that expands to each. */
+  const viewsItem = (events, fresh) => {
+    const newest = events[0];
+    const oldest = events[events.length - 1];
+    // Keyed by the oldest view: a newer one extends the row, not the key.
+    const key = `views ${oldest.seq}`;
+    const inner = keepOpen(h('details', { class: 'feed__repeats', open: opened.has(key) || null },
+      h('summary', { class: 'feed__repeats-summary' }, `Show the ${events.length} views`),
+      h('ol', { class: 'feed feed--nested feed--repeats' }, events.map((e) => eventItem(e, false)))), key);
+    return h('li', {
+      class: `feed__item feed__item--views${fresh ? ' feed__item--new' : ''}`, 'data-seq': String(newest.seq), 'data-type': newest.type,
+      'data-count': String(events.length),
+    },
+    h('span', { class: chipClass(newest) }, eventTypeLabel(newest.type)),
+    h('div', { class: 'feed__main' },
+      h('p', { class: 'feed__text' }, eventSummary(newest, names), h('span', { class: 'feed__times' }, ` ×${events.length}`)),
+      h('p', { class: 'feed__meta' }, timeEl(oldest.time, formatTimeSeconds(oldest.time)), ' – ', timeEl(newest.time, formatTimeSeconds(newest.time))),
+      inner));
+  };
+
+  /** The rows of a list of events, newest first, repeated views collapsed. */
+  const feedRows = (list, fresh = new Set()) => collapseViews(list).map((row) => (row.events.length > 1
+    ? viewsItem(row.events, fresh.has(row.events[0].seq))
+    : eventItem(row.events[0], fresh.has(row.events[0].seq))));
+
+  const render = (fresh) => {
     filterCount();
     if (!events.length) {
       list.replaceChildren();
@@ -270,11 +295,10 @@ export function mountActivity(ctx, root, { query }) {
       return;
     }
     statusBox.replaceChildren();
-    if (mode === 'timeline') {
-      list.replaceChildren(...events.map((e) => eventItem(e, false)));
-    } else {
-      list.replaceChildren(...groupBySession(events).map((g) => groupItem(g)));
-    }
+    keepFocusIn(list, listBox, () => {
+      if (mode === 'timeline') list.replaceChildren(...feedRows(events, fresh));
+      else list.replaceChildren(...groupBySession(events).map((g) => groupItem(g)));
+    });
   };
 
   const groupItem = (g) => {
@@ -282,7 +306,7 @@ export function mountActivity(ctx, root, { query }) {
       return h('li', { class: 'feed-group feed-group--none' },
         h('details', { open: true },
           h('summary', { class: 'feed-group__head' }, h('strong', null, 'Outside impersonation'), h('span', { class: 'muted' }, ` · ${g.events.length} events`)),
-          h('ol', { class: 'feed feed--nested' }, g.events.map((e) => eventItem(e, false)))));
+          h('ol', { class: 'feed feed--nested' }, feedRows(g.events))));
     }
     const start = g.events.find((e) => e.type === 'impersonation.started');
     const end = g.events.find((e) => e.type === 'impersonation.ended');
@@ -295,7 +319,7 @@ export function mountActivity(ctx, root, { query }) {
           start ? h('span', { class: 'muted' }, ` · started ${formatDateTime(start.time)}`) : null,
           end ? h('span', { class: 'badge badge--inline badge--text' }, `ended: ${causeWords(end.outcome)}`) : h('span', { class: 'badge badge--warning badge--inline badge--text' }, 'in progress')),
         start && start.reason ? h('p', { class: 'feed-group__reason' }, `Reason: ${start.reason}`) : null,
-        h('ol', { class: 'feed feed--nested' }, g.events.map((e) => eventItem(e, false)))));
+        h('ol', { class: 'feed feed--nested' }, feedRows(g.events))));
   };
 
   const renderMore = () => {
@@ -317,12 +341,9 @@ export function mountActivity(ctx, root, { query }) {
     const batch = pending;
     pending = [];
     events = batch.concat(events);
-    if (mode === 'timeline' && events.length > batch.length) {
-      statusBox.replaceChildren();
-      list.prepend(...batch.map((e) => eventItem(e, true)));
-    } else {
-      render();
-    }
+    // A redraw rather than a prepend: a new view may extend a row of
+    // repeated ones.
+    render(new Set(batch.map((e) => e.seq)));
     updateNew();
   };
 
@@ -332,6 +353,7 @@ export function mountActivity(ctx, root, { query }) {
   const reload = async () => {
     const gen = ++generation;
     keepInAddress();
+    today.redraw();
     filterCount();
     events = [];
     pending = [];
@@ -367,8 +389,7 @@ export function mountActivity(ctx, root, { query }) {
       const older = (page.items || []).filter((e) => !events.some((x) => x.seq === e.seq));
       events = events.concat(older);
       cursor = page.next_cursor || '';
-      if (mode === 'timeline') list.append(...older.map((e) => eventItem(e, false)));
-      else render();
+      render();
       renderMore();
     } catch (error) {
       setBusy(button, false);
@@ -379,6 +400,7 @@ export function mountActivity(ctx, root, { query }) {
   /** A live event: shown at once, or queued while paused or scrolled. */
   const onLive = (e) => {
     if (!e || !e.seq) return;
+    today.add([e]);
     if (['impersonation.started', 'impersonation.ended'].includes(e.type)) loadSessions();
     if (!matches(filters, e) || events.some((x) => x.seq === e.seq) || pending.some((x) => x.seq === e.seq)) return;
     pending.unshift(e);
@@ -520,30 +542,29 @@ export function mountActivity(ctx, root, { query }) {
     });
   }
 
-  // Names for the filters.
-  const projectNames = new Map();
-  function projectName(id) {
-    return projectNames.get(id) || id;
-  }
-  Promise.all([
-    ctx.api.get('/users', { query: { limit: 100 } }).catch(() => ({ items: [] })),
-    ctx.api.get('/projects').catch(() => ({ items: [] })),
-  ]).then(([users, projects]) => {
+  // Names: the people, resources and projects the events name by id.
+  const loadNames = async () => {
+    const [users, resources, projects] = await Promise.all([
+      loadDirectory(ctx).catch(() => []),
+      ctx.api.get('/resources').then((r) => r.items || []).catch(() => []),
+      ctx.api.get('/projects').then((r) => r.items || []).catch(() => []),
+    ]);
     if (stopped) return;
-    for (const u of users.items || []) knownNames.set(u.id, u.name);
+    names.addUsers(users);
+    names.addResources(resources);
+    names.addProjects(projects);
+    for (const u of users) knownNames.set(u.id, u.name);
     const people = [...knownNames.entries()].sort((a, b) => a[1].localeCompare(b[1]));
     for (const sel of [actorSel, subjectSel]) {
       sel.append(...people.map(([id, name]) => h('option', { value: id }, name)));
     }
-    for (const p of projects.items || []) {
-      projectNames.set(p.id, p.code);
-      projectSel.append(h('option', { value: p.id }, `${p.code} · ${p.name}`));
-    }
+    for (const p of projects) projectSel.append(h('option', { value: p.id }, `${p.code} · ${p.name}`));
     actorSel.value = filters.actor;
     subjectSel.value = filters.subject;
     projectSel.value = filters.project;
     if (events.length) render();
-  });
+  };
+  loadNames();
   typeSel.value = filters.type;
   sessionIn.value = filters.impersonation;
   sinceIn.value = filters.since;
@@ -583,13 +604,141 @@ export function mountActivity(ctx, root, { query }) {
   });
   loadSessions();
   runVerify();
+  today.load();
 
   return () => {
     stopped = true;
+    today.stop();
     clearInterval(tick);
     offLive();
     offPresence();
   };
+}
+
+/**
+ * Redraws a list and puts the keyboard back where it was: on the same
+ * control of the same event, or on the list's box when that is gone.
+ */
+function keepFocusIn(list, box, redraw) {
+  const el = document.activeElement;
+  const item = el && el !== list && list.contains(el) ? el.closest('[data-seq]') : null;
+  redraw();
+  if (!item || el.isConnected) return;
+  const again = list.querySelector(`[data-seq="${CSS.escape(item.dataset.seq)}"]`);
+  const same = again && [...again.querySelectorAll(el.tagName)].find((x) => x.className === el.className);
+  (same || box).focus();
+}
+
+/** The most people the panel reads from the directory (pages of 200). */
+const DIRECTORY_PAGES = 10;
+
+/** The people the viewer may see, paged: GET /api/v1/users. */
+async function loadDirectory(ctx) {
+  const people = [];
+  let cursor = '';
+  for (let i = 0; i < DIRECTORY_PAGES; i++) {
+    const page = await ctx.api.get('/users', { query: cursor ? { limit: 200, cursor } : { limit: 200 } });
+    people.push(...(page.items || []));
+    cursor = page.next_cursor || '';
+    if (!cursor) break;
+  }
+  return people;
+}
+
+/** The most pages of today's events the pictures read (of 200 each). */
+const TODAY_PAGES = 50;
+
+/**
+ * Today's events, drawn as the sessions' timeline and the event rate and
+ * kept up to date: load() reads today from the log, add() takes live
+ * events, and a clock redraws running sessions as they grow.
+ */
+function glanceAtToday(ctx, { timelineBox, rateBox, onPick, picked }) {
+  const seen = new Map();
+  let timeZone = '';
+  let dayStart = dayStartIn(new Date(), timeZone);
+  let loaded = false;
+  let stopped = false;
+  // Kept: today's events, and the two hours the rate chart shows when
+  // they reach back before midnight.
+  const horizon = () => new Date(Math.min(dayStart.getTime(), Date.now() - RATE_SPAN_MS));
+  const draw = () => {
+    if (stopped || !loaded) return;
+    const now = new Date();
+    if (now.getTime() >= dayStart.getTime() + 24 * 3600000) {
+      dayStart = dayStartIn(now, timeZone);
+      const from = horizon();
+      for (const [seq, e] of seen) if (new Date(e.time) < from) seen.delete(seq);
+    }
+    const list = [...seen.values()];
+    const todays = list.filter((e) => new Date(e.time) >= dayStart);
+    drawTimeline(timelineBox, { sessions: todaySessions(todays, dayStart), dayStart, now, timeZone, picked: picked(), onPick });
+    drawRate(rateBox, { buckets: rateBuckets(list, now), timeZone });
+    rateBox.dataset.state = 'ready';
+  };
+  const soon = debounce(draw, 150);
+  const clock = setInterval(draw, 15000);
+  const resized = typeof ResizeObserver === 'function' ? new ResizeObserver(soon) : null;
+  if (resized) resized.observe(rateBox);
+  const add = (list) => {
+    const from = horizon();
+    for (const e of list) if (e && e.seq && new Date(e.time) >= from) seen.set(e.seq, e);
+    soon();
+  };
+  const load = async () => {
+    drawLoading(timelineBox, 'Loading today’s sessions…');
+    drawLoading(rateBox, 'Loading the event rate…');
+    try {
+      const facts = await about().catch(() => ({}));
+      timeZone = validZone(facts && facts.time_zone);
+      dayStart = dayStartIn(new Date(), timeZone);
+      await readSince(ctx, horizon(), add, () => stopped);
+      loaded = true;
+      draw();
+    } catch (error) {
+      if (stopped) return;
+      for (const box of [timelineBox, rateBox]) {
+        box.dataset.state = 'error';
+        replace(box, error.status === 403
+          ? emptyState({ iconName: 'shield', title: 'Not in your scope', text: error.reason || error.message })
+          : errorBlock(error, load));
+      }
+    }
+  };
+  return {
+    load, add,
+    redraw: soon,
+    stop() {
+      stopped = true;
+      clearInterval(clock);
+      soon.cancel();
+      if (resized) resized.disconnect();
+    },
+  };
+}
+
+/** Reads the log from since to now, page by page, handing each page to add. */
+async function readSince(ctx, since, add, stopped) {
+  let cursor = '';
+  for (let i = 0; i < TODAY_PAGES && !stopped(); i++) {
+    const query = { since: since.toISOString(), limit: 200 };
+    if (cursor) query.cursor = cursor;
+    const page = await ctx.api.get('/activity', { query });
+    add(page.items || []);
+    cursor = page.next_cursor || '';
+    if (!cursor) return;
+  }
+}
+
+/** The zone when the browser knows it, else '' (the browser's own). */
+function validZone(zone) {
+  if (!zone || zone === 'Local') return '';
+  try {
+    new Intl.DateTimeFormat(undefined, { timeZone: zone });
+    return zone;
+  } catch {
+    return '';
+  }
 }
 
 /** A size in bytes for people. */
