@@ -19,6 +19,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"sync/atomic"
+	"time"
 
 	"github.com/coder/websocket"
 
@@ -260,10 +261,24 @@ func (f *Feed) SessionEnded(id string) {
 // SessionReplaced closes the sockets of session id, replaced by a new
 // session of the same person, with realtime.StatusSessionChanged, on
 // every server: its tabs reconnect at once with the new cookie.
+//
+// Unlike an end, the close travels only with the signals, this server's
+// own sockets included, so that the session's switch sent before it
+// (impersonation started or ended) reaches its tabs first. Should the
+// signal not come back within replacedFallback, this server closes its
+// own sockets all the same.
 func (f *Feed) SessionReplaced(id string) {
-	f.closeHere(id, realtime.StatusSessionChanged, realtime.ReasonSessionChanged)
 	f.signal(signalReplaced, closeSignal{Session: id})
+	if f.sender.Load() != nil {
+		time.AfterFunc(replacedFallback, func() {
+			f.closeHere(id, realtime.StatusSessionChanged, realtime.ReasonSessionChanged)
+		})
+	}
 }
+
+// replacedFallback is how long a replaced session's sockets on this
+// server wait for the close signal before they are closed without it.
+const replacedFallback = 5 * time.Second
 
 // closeHere closes this server's own sockets of session id at once when
 // the close also travels as a signal, whatever becomes of it; closing

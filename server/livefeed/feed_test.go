@@ -284,3 +284,26 @@ func (s *recordingSender) Send(kind string, data []byte) {
 		data []byte
 	}{kind, data})
 }
+
+// A replaced session's tabs on this server hear the switch sent before
+// the replacement, then close: the close travels in order with the
+// signals, not ahead of them.
+func TestSwitchReachesTabsBeforeTheirClose(t *testing.T) {
+	t.Parallel()
+	sender, hub := &recordingSender{}, &recordingHub{}
+	f := livefeed.New(nil)
+	f.Attach(hub)
+	f.UseSignals(sender)
+	imp := &standin.Impersonation{ID: "imp-1", ActorID: "u-admin", SubjectID: "u-ben", StartedAt: at, ExpiresAt: at.Add(time.Hour)}
+	f.ImpersonationStarted(imp, "s-old")
+	f.SessionReplaced("s-old")
+	if c := hub.take(); len(c) != 0 {
+		t.Fatalf("before the signals come back, this server's hub was given %q", topics(c))
+	}
+	for _, s := range sender.sent {
+		f.Apply(s.kind, s.data)
+	}
+	if got := topics(hub.take()); got != "session/s-old close/s-old" {
+		t.Fatalf("applied as %q, want the switch, then the close", got)
+	}
+}
