@@ -136,17 +136,27 @@ func eval[T any](p *person, step, js string) T {
 	return v
 }
 
-// text returns an element's text content.
+// text returns the text content of the first element matching css, read
+// in the page in one step (once one matches), so that a part the page
+// draws again meanwhile cannot vanish between finding the element and
+// reading it.
 func (p *person) text(css string) string {
 	p.t.Helper()
 	ctx, cancel := context.WithTimeout(p.ctx, stepTimeout)
 	defer cancel()
-	s, err := chromedp.Run(ctx, chromedp.TextContent(chromedp.CSS(css)))
+	type read struct {
+		Text string `json:"text"`
+	}
+	r, err := chromedp.Run(ctx, chromedp.PollFunction[read](`(sel) => {
+		const el = document.querySelector(sel);
+		return el ? { text: el.textContent } : null;
+	}`, chromedp.WithPollingArgs(css), chromedp.WithPollingInterval(100*time.Millisecond),
+		chromedp.WithPollingTimeout(stepTimeout-time.Second)))
 	if err != nil {
 		p.failShot()
 		p.t.Fatalf("%s: read %s: %v", p.name, css, err)
 	}
-	return s
+	return r.Text
 }
 
 // waitText waits until an element matching css contains want.
