@@ -119,10 +119,16 @@ func (p *person) axe(state string) {
 		p.t.Fatalf("axe-core: %v", err)
 	}
 	eval[bool](p, "load axe-core", src+"\n;true")
-	raw := eval[string](p, "run axe-core on "+state, `axe.run(document, {
+	// Colours are judged once the page stands still: a dialog fading in
+	// is, for a moment, of too little contrast. Endless animations (a
+	// spinner) are not waited for.
+	raw := eval[string](p, "run axe-core on "+state, `Promise.all(document.getAnimations()
+		.filter((a) => a.effect && a.effect.getComputedTiming().iterations !== Infinity)
+		.map((a) => a.finished.catch(() => {})))
+	.then(() => axe.run(document, {
 		runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']},
 		resultTypes: ['violations'],
-	}).then((r) => JSON.stringify(r.violations))`)
+	})).then((r) => JSON.stringify(r.violations))`)
 	var violations []axeViolation
 	if err := json.Unmarshal([]byte(raw), &violations); err != nil {
 		p.t.Fatalf("axe-core on %s: %v", state, err)

@@ -40,6 +40,8 @@ func TestBrowserAccessibility(t *testing.T) {
 			p.openPage("users")
 			p.do("open the directory", chromedp.WaitVisible(chromedp.ID("user-search")))
 			p.waitText("the directory lists Ben", "#user-results", "Ben Okafor")
+			p.do("find Ben", chromedp.SendKeys(chromedp.ID("user-search"), "ben"),
+				chromedp.WaitVisible(chromedp.CSS(`#user-results[data-query="ben"] tr[data-user-id]`)))
 			p.do("open the impersonate dialog",
 				chromedp.Click(chromedp.CSS(`#user-results [data-action="user-actions"]`)),
 				chromedp.WaitVisible(chromedp.CSS(`[data-menu-item="impersonate"]`)))
@@ -54,7 +56,7 @@ func TestBrowserAccessibility(t *testing.T) {
 			p.axe("the console while impersonating at " + width.name)
 			p.do("end the impersonation", chromedp.Click(chromedp.ID("impersonation-exit")),
 				chromedp.WaitNotVisible(chromedp.ID("impersonation-banner")))
-			p.waitText("the agent is back on the directory", "#content", "Ben Okafor")
+			p.waitText("the agent is back on Ben's page", "#user-name", "Ben Okafor")
 			p.axe("the console back from impersonating at " + width.name)
 		}
 	}

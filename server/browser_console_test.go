@@ -266,6 +266,8 @@ func TestBrowserSupportJourney(t *testing.T) {
 
 	admin.signIn(srv.URL, "admin@example.org")
 	admin.do("the admin lands on the dashboard", chromedp.WaitVisible(chromedp.ID("user-search")))
+	admin.do("the search box has the focus", void(chromedp.PollFunction[bool](`() => document.activeElement && document.activeElement.id === 'user-search'`,
+		chromedp.WithPollingInterval(100*time.Millisecond), chromedp.WithPollingTimeout(stepTimeout-time.Second))))
 	admin.waitText("the directory lists users", "#user-results", "Ben Okafor")
 	admin.shot("dashboard")
 
@@ -380,13 +382,14 @@ func TestBrowserSupportJourney(t *testing.T) {
 	manager.do("pause the feed", chromedp.Click(chromedp.ID("feed-pause")))
 	manager.waitText("the feed says it is paused", "#feed-state", "Paused")
 
-	// Exit: back on the dashboard as the admin, no sign-in page.
+	// Exit: back on Ben's page as the admin, no sign-in page.
 	admin.do("exit",
 		chromedp.Click(chromedp.ID("impersonation-exit")),
 		chromedp.WaitNotVisible(chromedp.ID("impersonation-banner")),
-		chromedp.WaitVisible(chromedp.ID("user-search")),
+		chromedp.WaitVisible(chromedp.ID("user-name")), // back on the page of the user impersonated
 	)
 	admin.waitText("the admin is himself again", "#whoami", "Adrian Admin")
+	admin.waitText("the admin is back on the page of the user he impersonated", "#user-name", "Ben Okafor")
 	admin.noLoginPage("after exit")
 	admin.waitText("the exit is confirmed", `.toast[data-type="impersonation.ended"]`, "ended")
 
@@ -411,8 +414,9 @@ func TestBrowserSupportJourney(t *testing.T) {
 	ben.shot("notifications")
 
 	// A second session, ended by the manager: the admin's browser returns
-	// to the dashboard on its own.
-	admin.do("search again", chromedp.WaitVisible(chromedp.ID("user-search")), chromedp.SendKeys(chromedp.ID("user-search"), "ben"))
+	// to Ben's page on its own.
+	admin.do("search again", chromedp.Click(chromedp.ID("nav-users")), chromedp.WaitVisible(chromedp.ID("user-search")),
+		chromedp.SendKeys(chromedp.ID("user-search"), "ben"))
 	admin.do("the list shows the search's answer", chromedp.WaitVisible(chromedp.CSS(`#user-results[data-query="ben"] tr[data-user-id]`)))
 	admin.waitText("the search narrows the list to Ben", "#user-count", "1 user")
 	admin.impersonate("from Ben's row menu", `#user-results [data-action="user-actions"]`, "Second look at the booking page")
@@ -424,7 +428,7 @@ func TestBrowserSupportJourney(t *testing.T) {
 	)
 	admin.do("the admin's session ends in his browser",
 		chromedp.WaitNotVisible(chromedp.ID("impersonation-banner")),
-		chromedp.WaitVisible(chromedp.ID("user-search")),
+		chromedp.WaitVisible(chromedp.ID("user-name")), // back on the page of the user impersonated
 	)
 	admin.waitText("the admin is told who ended it", `.toast[data-type="impersonation.ended"]`, "Maya Manager (manager@example.org) ended it")
 	admin.waitText("the admin is himself again", "#whoami", "Adrian Admin")
@@ -478,11 +482,11 @@ func TestBrowserBookingAndCancel(t *testing.T) {
 	ada.shot("profile")
 }
 
-// TestBrowserExpiryReturnsToDashboard: when an impersonation runs out,
-// with no request of the agent in flight, the agent's page leaves the
-// user's app by itself and shows the dashboard as the agent, saying why,
-// without a sign-in page.
-func TestBrowserExpiryReturnsToDashboard(t *testing.T) {
+// TestBrowserExpiryReturnsToTheUsersPage: when an impersonation runs
+// out, with no request of the agent in flight, the agent's page leaves the
+// user's app by itself and shows, as the agent, the page of the user they
+// impersonated, saying why, without a sign-in page.
+func TestBrowserExpiryReturnsToTheUsersPage(t *testing.T) {
 	t.Parallel()
 	clk := &clock{}
 	srv := mustRun(t, server.Config{DataDir: t.TempDir(), Clock: clk.Now})
@@ -492,7 +496,7 @@ func TestBrowserExpiryReturnsToDashboard(t *testing.T) {
 	clk.Advance(31 * time.Minute) // past the default 30 minutes: the server's sweep ends it
 	admin.do("the page leaves the impersonation by itself",
 		chromedp.WaitNotVisible(chromedp.ID("impersonation-banner")),
-		chromedp.WaitVisible(chromedp.ID("user-search")),
+		chromedp.WaitVisible(chromedp.ID("user-name")), // back on the page of the user impersonated
 	)
 	admin.waitText("the admin is himself again", "#whoami", "Adrian Admin")
 	admin.waitText("the page says why", `.toast[data-type="impersonation.ended"]`, "time ran out")
@@ -519,7 +523,7 @@ func TestBrowserExpiryDuringRestartSaysWhy(t *testing.T) {
 
 	admin.do("the page leaves the impersonation by itself",
 		chromedp.WaitNotVisible(chromedp.ID("impersonation-banner")),
-		chromedp.WaitVisible(chromedp.ID("user-search")),
+		chromedp.WaitVisible(chromedp.ID("user-name")), // back on the page of the user impersonated
 	)
 	admin.waitText("the admin is himself again", "#whoami", "Adrian Admin")
 	admin.waitText("the page says why", `.toast[data-type="impersonation.ended"]`, "time ran out")
@@ -574,7 +578,7 @@ func TestBrowserEndStuckImpersonationElsewhere(t *testing.T) {
 
 	left.do("the other browser leaves the impersonation by itself",
 		chromedp.WaitNotVisible(chromedp.ID("impersonation-banner")),
-		chromedp.WaitVisible(chromedp.ID("user-search")),
+		chromedp.WaitVisible(chromedp.ID("user-name")), // back on the page of the user impersonated
 	)
 	left.waitText("the other browser is the admin again", "#whoami", "Adrian Admin")
 }

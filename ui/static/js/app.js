@@ -358,6 +358,12 @@ function defaultPath(ctx) {
   return ctx.isStaff ? '/users' : '/book';
 }
 
+/** Where an agent returns when an impersonation ends: the user's page. */
+function cameFrom(ctx, imp) {
+  const id = imp && imp.subject && imp.subject.id;
+  return ctx.isStaff && id ? `/users/${encodeURIComponent(id)}` : defaultPath(ctx);
+}
+
 /**
  * Shows (or refreshes) the signed-in view for a session. A new identity
  * (sign-in, impersonation started or ended, here or in another tab)
@@ -397,10 +403,11 @@ function showHome(session, { focusHeading = false } = {}) {
   const ctx = startIdentity(session);
 
   if (wasImpersonating && !session.impersonation) {
-    // Back as oneself: the dashboard, with what happened in words.
+    // Back as oneself, on the page of the user one came from (staff), with
+    // what happened in words.
     sayImpersonationEnded(session, wasImpersonating, key);
     announce(`Impersonation ended. You are ${personName(session.user)} again.`);
-    go(() => defaultPath(ctx), { focusHeading: true });
+    go(() => cameFrom(ctx, wasImpersonating), { focusHeading: true });
   } else if (session.impersonation && !first) {
     announce(`You are now acting as ${personName(session.user)}.`);
     go(() => defaultPath(ctx), { focusHeading: true });
@@ -587,8 +594,13 @@ function renderRoute({ focusHeading = false } = {}) {
   const cleanup = found.route.mount(ctx, content, { params: found.params, query });
   state.viewCleanup = typeof cleanup === 'function' ? cleanup : null;
   if (focusHeading) {
+    // A page whose first task is to type (the directory's search) takes
+    // the keyboard there; any other page at its heading.
+    const first = content.querySelector('[data-autofocus]');
     const heading = content.querySelector('h1');
-    if (heading) {
+    if (first) {
+      focus(first);
+    } else if (heading) {
       heading.setAttribute('tabindex', '-1');
       focus(heading);
     }

@@ -15,7 +15,7 @@ export function mountDirectory(ctx, root) {
   const searchId = 'user-search';
   const input = h('input', {
     id: searchId, class: 'input input--search', type: 'search', autocomplete: 'off', spellcheck: 'false',
-    placeholder: 'Name or email', 'aria-controls': 'user-results',
+    placeholder: 'Name or email', 'aria-controls': 'user-results', 'data-autofocus': 'true',
   });
   const results = h('div', { id: 'user-results', class: 'directory__results', 'aria-live': 'polite', 'aria-busy': 'false' });
   const count = h('p', { class: 'directory__count', id: 'user-count' });
