@@ -262,7 +262,11 @@ func TestBrowserSupportJourney(t *testing.T) {
 		chromedp.WaitVisible(chromedp.ID("feed-scroll")),
 	)
 	manager.waitText("the panel lists the active sessions", "#active-sessions", "No one is impersonating")
-	manager.waitText("chain verification is reported", "#chain-status", "Verification")
+	manager.waitText("the chain's status says who verifies it and what the manager sees", `#chain-status[data-state="na"]`,
+		"Chain verification: admins and owners")
+	if n := eval[int](manager, "look for a button beside it", `document.querySelectorAll('#chain-status button').length`); n != 0 {
+		t.Fatalf("the chain's status offers %d buttons to a manager, who may not verify", n)
+	}
 
 	admin.signIn(srv.URL, "admin@example.org")
 	admin.do("the admin lands on the dashboard", chromedp.WaitVisible(chromedp.ID("user-search")))

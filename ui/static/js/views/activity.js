@@ -582,10 +582,17 @@ export function mountActivity(ctx, root, { query }) {
       replace(verify, icon(words.state === 'ok' ? 'check' : 'alert', 'icon icon--sm'),
         h('span', { class: 'chain__text' }, h('strong', null, words.title), words.detail ? h('span', { class: 'chain__detail' }, words.detail) : null));
     } catch (error) {
-      verify.dataset.state = error.status === 403 ? 'na' : 'error';
       delete verify.dataset.code;
-      replace(verify, icon('shield', 'icon icon--sm'),
-        h('span', { title: error.reason || error.message }, error.status === 403 ? 'Verification: admins only' : 'Could not verify'));
+      if (error.status === 403) {
+        // Said once, with what this person does see; nothing to press.
+        verify.dataset.state = 'na';
+        replace(verify, icon('shield', 'icon icon--sm'),
+          h('span', { class: 'chain__text' }, h('strong', null, 'Chain verification: admins and owners'),
+            h('span', { class: 'chain__detail' }, 'You see the events of your projects.')));
+        return;
+      }
+      verify.dataset.state = 'error';
+      replace(verify, icon('alert', 'icon icon--sm'), h('span', { title: error.reason || error.message }, 'Could not verify'));
     }
     verify.append(h('button', { type: 'button', class: 'link-button chain__again', onclick: runVerify, 'aria-label': 'Verify the chain again' }, 'Verify'));
   };
