@@ -43,7 +43,7 @@ type Env struct {
 func Check(b Booking, env Env) string {
 	r, u := b.Resource, b.User
 	rule := r.Rule
-	if len(rule.Projects) > 0 && !slices.Contains(rule.Projects, b.ProjectID) {
+	if !rule.AllowsProject(b.ProjectID) {
 		codes := make([]string, 0, len(rule.Projects))
 		for _, id := range rule.Projects {
 			codes = append(codes, quote(name(env.ProjectCode, id)))

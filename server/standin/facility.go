@@ -1,6 +1,9 @@
 package standin
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 // Project is a scope that bookings are made in and that memberships grant.
 type Project struct {
@@ -34,6 +37,12 @@ type AccessRule struct {
 	Projects []string // project IDs
 	MaxHours float64
 	Windows  []WeeklyWindow
+}
+
+// AllowsProject reports whether the rule lets the resource be booked in
+// project: any project when it names none.
+func (r AccessRule) AllowsProject(project string) bool {
+	return len(r.Projects) == 0 || slices.Contains(r.Projects, project)
 }
 
 // WeeklyWindow is a span of one weekday, in minutes after midnight in the

@@ -132,11 +132,6 @@ func (s *Service) Overview(ctx context.Context, id string) (*Overview, error) {
 	return out, nil
 }
 
-// usable reports whether r may be booked in project at all, whoever books.
-func usable(r *standin.Resource, project string) bool {
-	return len(r.Rule.Projects) == 0 || slices.Contains(r.Rule.Projects, project)
-}
-
 // access decides, as the user, each resource usable in each of their
 // projects.
 func (s *Service) access(ctx context.Context, u *standin.User, resources []*standin.Resource) ([]Access, error) {
@@ -144,7 +139,7 @@ func (s *Service) access(ctx context.Context, u *standin.User, resources []*stan
 	var out []Access
 	for _, project := range u.ProjectIDs() {
 		for _, r := range resources {
-			if !usable(r, project) {
+			if !r.Rule.AllowsProject(project) {
 				continue
 			}
 			dec, err := s.rules.Decide(ctx, self, standin.ActCreate, standin.Object{Kind: standin.KindBooking, Resource: r}, project)
@@ -170,7 +165,7 @@ func (s *Service) trainings(ctx context.Context, u *standin.User, resources []*s
 	}
 	needed := map[string][]string{}
 	for _, r := range resources {
-		if !slices.ContainsFunc(u.ProjectIDs(), func(p string) bool { return usable(r, p) }) {
+		if !slices.ContainsFunc(u.ProjectIDs(), func(p string) bool { return r.Rule.AllowsProject(p) }) {
 			continue
 		}
 		for _, t := range r.RequiredTrainings {
