@@ -501,12 +501,12 @@ export function checkAccessDialog(ctx, u) {
 
 // ---------------------------------------------------------------- user page
 
-/** One user's page: facts, projects, trainings, bookings, recent activity. */
+/** One user's page: what blocks them (from the overview), their projects, trainings and recent activity. */
 export function mountUserPage(ctx, root, { params }) {
   const id = params[0];
   const viewId = `u-${randomId()}`.slice(0, 64);
   let stopped = false;
-  let detail = null;
+  let overview = null;
 
   replace(root, loadingBlock('Loading the user…'));
 
@@ -550,7 +550,7 @@ export function mountUserPage(ctx, root, { params }) {
 
   const load = async () => {
     try {
-      detail = await ctx.api.get(`/users/${encodeURIComponent(id)}`);
+      overview = await ctx.api.get(`/users/${encodeURIComponent(id)}/overview`);
     } catch (error) {
       if (stopped) return;
       replace(root,
@@ -558,7 +558,7 @@ export function mountUserPage(ctx, root, { params }) {
         h('h1', { class: 'page-header__title' }, 'User'),
         error instanceof ApiError && error.status === 404
           ? emptyState({ iconName: 'user', title: 'No such user', text: 'The account may have been removed, or the link is wrong.', actions: [h('a', { class: 'btn btn--secondary', href: '#/users' }, 'Back to users')] })
-          : errorBlock(error, load));
+          : h('div', { id: 'user-load-error' }, errorBlock(error, load)));
       return;
     }
     if (stopped) return;
@@ -566,9 +566,8 @@ export function mountUserPage(ctx, root, { params }) {
   };
 
   const render = () => {
-    const u = detail;
+    const u = overview.user;
     document.title = `${u.name} · Standin`;
-    const bookings = h('div', { id: 'user-bookings' }, loadingBlock('Loading bookings…'));
     const activity = h('div', { id: 'user-activity' }, loadingBlock('Loading activity…'));
     replace(root,
       h('nav', { class: 'breadcrumb', 'aria-label': 'Breadcrumb' }, h('a', { href: '#/users' }, 'Users'), h('span', { 'aria-current': 'page' }, u.name)),
@@ -580,25 +579,8 @@ export function mountUserPage(ctx, root, { params }) {
           h('div', { class: 'cluster' }, roleBadge(u.role), statusBadge(u.status))),
         h('div', { class: 'profile-head__actions' }, actionMenu(ctx, u, { label: 'User actions', primary: true }))),
       presenceBox,
-      h('div', { class: 'grid-2' },
-        h('section', { class: 'card', 'aria-labelledby': 'projects-title' },
-          h('h2', { class: 'card__title', id: 'projects-title' }, 'Projects'),
-          (u.projects || []).length
-            ? h('ul', { class: 'list' }, u.projects.map((p) => h('li', { class: 'list__item' },
-              h('span', null, h('strong', null, p.code), ` · ${p.name}`),
-              h('span', { class: `badge ${p.role === 'lead' ? 'badge--primary' : ''}` }, p.role))))
-            : emptyState({ iconName: 'users', title: 'No projects', text: 'Bookings are made in a project, so this user cannot book anything yet.' })),
-        h('section', { class: 'card', 'aria-labelledby': 'trainings-title' },
-          h('h2', { class: 'card__title', id: 'trainings-title' }, 'Trainings'),
-          (u.trainings || []).length
-            ? h('ul', { class: 'list', id: 'user-trainings' }, u.trainings.map((t) => h('li', { class: 'list__item' },
-              h('span', null, h('strong', null, t.name || t.training_id),
-                h('span', { class: 'list__sub' }, `Completed ${formatDate(t.completed_at)}`,
-                  t.expires_at ? ` · expires ${formatDate(t.expires_at)}` : ' · does not expire')),
-              h('span', { class: `badge ${t.valid ? 'badge--success' : 'badge--danger'}` }, t.valid ? 'valid' : 'expired'))))
-            : emptyState({ iconName: 'shield', title: 'No trainings', text: 'Resources that require a training will be refused.' }))),
-      h('section', { class: 'card', 'aria-labelledby': 'bookings-title' },
-        h('h2', { class: 'card__title', id: 'bookings-title' }, 'Bookings'), bookings),
+      blocksSection(overview),
+      h('div', { class: 'grid-2' }, projectsCard(u), trainingsCard(u)),
       h('section', { class: 'card', 'aria-labelledby': 'recent-title' },
         h('div', { class: 'card__header card__header--tight' },
           h('h2', { class: 'card__title', id: 'recent-title' }, 'Recent activity'),
@@ -606,7 +588,6 @@ export function mountUserPage(ctx, root, { params }) {
         activity),
     );
     renderPresence();
-    loadBookings(ctx, u, bookings);
     loadRecent(ctx, u, activity);
   };
 
@@ -622,32 +603,130 @@ export function mountUserPage(ctx, root, { params }) {
   };
 }
 
-/** The user's bookings, read project by project (needs the right to see a project's bookings). */
-async function loadBookings(ctx, u, box) {
-  const projects = u.projects || [];
-  if (projects.length === 0) {
-    replace(box, emptyState({ iconName: 'calendar', title: 'No bookings', text: `${u.name} is in no project.` }));
-    return;
+function projectsCard(u) {
+  return h('section', { class: 'card', 'aria-labelledby': 'projects-title' },
+    h('h2', { class: 'card__title', id: 'projects-title' }, 'Projects'),
+    (u.projects || []).length
+      ? h('ul', { class: 'list' }, u.projects.map((p) => h('li', { class: 'list__item' },
+        h('span', null, h('strong', null, p.code), ` · ${p.name}`),
+        h('span', { class: `badge ${p.role === 'lead' ? 'badge--primary' : ''}` }, p.role))))
+      : emptyState({ iconName: 'users', title: 'No projects', text: 'Bookings are made in a project, so this user cannot book anything yet.' }));
+}
+
+function trainingsCard(u) {
+  return h('section', { class: 'card', 'aria-labelledby': 'trainings-title' },
+    h('h2', { class: 'card__title', id: 'trainings-title' }, 'Trainings'),
+    (u.trainings || []).length
+      ? h('ul', { class: 'list', id: 'user-trainings' }, u.trainings.map((t) => h('li', { class: 'list__item' },
+        h('span', null, h('strong', null, t.name || t.training_id),
+          h('span', { class: 'list__sub' }, `Completed ${formatDate(t.completed_at)}`,
+            t.expires_at ? ` · expires ${formatDate(t.expires_at)}` : ' · does not expire')),
+        h('span', { class: `badge ${t.valid ? 'badge--success' : 'badge--danger'}` }, t.valid ? 'valid' : 'expired'))))
+      : emptyState({ iconName: 'shield', title: 'No trainings', text: 'Resources that require a training will be refused.' }));
+}
+
+// ------------------------------------------------------ what blocks the user
+
+/** The first word of a name, for sentences about the user. */
+function firstName(u) {
+  return String(u.name || u.email || '').trim().split(/\s+/)[0] || 'this user';
+}
+
+/**
+ * "What blocks {name}": the refused instruments, the trainings in the way,
+ * the recent refusals, the support sessions and the coming bookings, all
+ * from one overview.
+ */
+function blocksSection(o) {
+  const name = firstName(o.user);
+  const part = (key, title, body) => h('div', { class: 'blocks__part', id: `blocks-${key}` },
+    h('h3', { class: 'blocks__title', id: `blocks-${key}-title` }, title), body);
+  return h('section', { class: 'card blocks', id: 'user-blocks', 'aria-labelledby': 'blocks-heading' },
+    h('h2', { class: 'card__title', id: 'blocks-heading' }, `What blocks ${name}`),
+    h('div', { class: 'blocks__grid' },
+      part('access', 'Instruments', accessPart(o, name)),
+      part('trainings', 'Trainings', trainingsPart(o, name)),
+      part('refusals', 'Recent refusals', refusalsPart(o, name)),
+      part('sessions', 'Support sessions', sessionsPart(o, name)),
+      part('bookings', 'Coming bookings', bookingsPart(o, name))));
+}
+
+function accessPart(o, name) {
+  const access = o.access || [];
+  if (!access.length) {
+    return emptyState({ iconName: 'microscope', title: 'No instruments', text: `${name} is in no project that may book an instrument.` });
   }
-  const all = [];
-  const refused = [];
-  await Promise.all(projects.map(async (p) => {
-    try {
-      const page = await ctx.api.get('/bookings', { query: { project: p.project_id, limit: 100 } });
-      all.push(...(page.items || []).filter((b) => b.user_id === u.id));
-    } catch (error) {
-      refused.push({ project: p, error });
-    }
-  }));
-  all.sort((a, b) => String(b.start).localeCompare(String(a.start)));
-  const parts = [];
-  if (all.length) parts.push(bookingTable(all));
-  else if (refused.length < projects.length) parts.push(emptyState({ iconName: 'calendar', title: 'No bookings', text: `${u.name} has not booked anything.` }));
-  for (const r of refused) {
-    parts.push(h('p', { class: 'callout callout--info' },
-      `Bookings in ${r.project.code} are not shown: ${r.error.status === 403 ? 'your role cannot list that project’s bookings.' : r.error.message}`));
+  const refused = access.filter((a) => !a.bookable);
+  const bookable = [...new Set(access.filter((a) => a.bookable).map((a) => a.resource_name))];
+  const canBook = bookable.length
+    ? h('p', { class: 'blocks__summary', 'data-slot': 'bookable' }, icon('check', 'icon icon--sm'), `Can book: ${bookable.join(', ')}`)
+    : null;
+  if (!refused.length) {
+    return [emptyState({ iconName: 'check', title: `Nothing blocks ${name}`, text: 'Every instrument of their projects may be booked.' }), canBook];
   }
-  replace(box, parts);
+  return [
+    h('ul', { class: 'blocks__list' }, refused.map((a) => h('li', { class: 'blocks__item', 'data-resource-id': a.resource_id },
+      h('span', { class: 'blocks__item-head' },
+        h('strong', null, a.resource_name),
+        a.project_code ? h('span', { class: 'blocks__muted' }, ` in ${a.project_code}`) : null,
+        h('span', { class: 'badge badge--danger' }, 'refused')),
+      h('span', { class: 'blocks__reason' }, a.reason || 'Not allowed.')))),
+    canBook,
+  ];
+}
+
+const TRAINING_WORDS = { missing: 'missing', expired: 'expired', expiring: 'expiring' };
+
+function trainingsPart(o, name) {
+  const trouble = (o.trainings || []).filter((t) => TRAINING_WORDS[t.state]);
+  if (!trouble.length) {
+    return emptyState({ iconName: 'shield', title: 'No training in the way', text: `${name} holds every training their instruments need.` });
+  }
+  return h('ul', { class: 'blocks__list' }, trouble.map((t) => h('li', { class: 'blocks__item', 'data-training-id': t.training_id, 'data-state': t.state },
+    h('span', { class: 'blocks__item-head' },
+      h('strong', null, t.name || t.training_id),
+      h('span', { class: `badge ${t.state === 'expiring' ? 'badge--warning' : 'badge--danger'}` }, TRAINING_WORDS[t.state])),
+    trainingWhen(t),
+    (t.needed_for || []).length ? h('span', { class: 'blocks__needed' }, `Needed for ${t.needed_for.join(', ')}`) : null)));
+}
+
+function trainingWhen(t) {
+  if (t.state === 'missing' || !t.expires_at) return null;
+  const verb = t.state === 'expired' ? 'Expired on ' : 'Expires on ';
+  return h('span', { class: 'blocks__muted' }, verb, timeEl(t.expires_at, formatDate(t.expires_at)));
+}
+
+function eventList(events, extra) {
+  return h('ol', { class: 'blocks__list' }, events.map((e) => h('li', { class: 'blocks__item', 'data-event-id': e.id, 'data-type': e.type },
+    h('span', { class: 'blocks__text' }, eventSummary(e)),
+    h('span', { class: 'blocks__item-foot' }, timeEl(e.time, formatDateTime(e.time), 'blocks__muted'), extra ? extra(e) : null))));
+}
+
+function refusalsPart(o, name) {
+  const refusals = o.refusals || [];
+  if (!refusals.length) {
+    return emptyState({ iconName: 'activity', title: 'No refusals recorded', text: `Nothing was refused while support acted as ${name}.` });
+  }
+  return eventList(refusals);
+}
+
+function sessionsPart(o, name) {
+  const sessions = o.sessions || [];
+  const running = new Set((o.running || []).map((i) => i.id));
+  if (!sessions.length) {
+    return emptyState({ iconName: 'eye', title: 'No support sessions', text: `No one from support has acted as ${name}.` });
+  }
+  return eventList(sessions, (e) => (running.has(e.impersonation_id)
+    ? h('span', { class: 'badge badge--warning', 'data-running': 'true' }, 'running now')
+    : null));
+}
+
+function bookingsPart(o, name) {
+  const bookings = o.bookings || [];
+  if (!bookings.length) {
+    return emptyState({ iconName: 'calendar', title: 'No coming bookings', text: `${name} has nothing booked ahead.` });
+  }
+  return h('div', { class: 'blocks__table', id: 'user-bookings' }, bookingTable(bookings));
 }
 
 /** A table of bookings (shared with the facility app). */
