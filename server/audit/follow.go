@@ -1,8 +1,10 @@
 package audit
 
 import (
+	"cmp"
 	"context"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"time"
 
@@ -47,6 +49,9 @@ const (
 	// event.
 	conflictTries = 10
 	conflictPause = time.Millisecond
+	// copyBacklog is how many of the newest events whose copies could
+	// not be written are kept to be copied again.
+	copyBacklog = 512
 )
 
 // follower delivers the events of the log in seq order. Its methods are
@@ -64,6 +69,11 @@ type follower struct {
 	pending  map[int64]pendingEvent
 	known    int64     // the highest seq known to be stored
 	missing  time.Time // since when next has been known to be missing; zero if not
+
+	// copyMu guards uncopied: this server's events whose copies could
+	// not be written yet (see Log.mirror).
+	copyMu   sync.Mutex
+	uncopied []*standin.Event
 }
 
 // pendingEvent is an event waiting for those before it. trusted events
@@ -111,6 +121,7 @@ func (f *follower) offer(evs []*standin.Event) {
 // poll probes for the next seq and reads the copies when there is
 // something to read, then the log when a seq stays missing.
 func (f *follower) poll(ctx context.Context, always bool) {
+	f.l.mirror(nil) // copies that failed before, if any
 	ctx, cancel := context.WithTimeout(ctx, f.l.timeout)
 	defer cancel()
 	f.mu.Lock()
@@ -303,16 +314,50 @@ func (l *Log) learnHead(ctx context.Context) bool {
 }
 
 // mirror keeps copies of evs, just stored, for the servers that follow
-// the log, unless this Log is the database's one writer. A failure only
-// delays them: they read the log itself.
+// the log, unless this Log is the database's one writer. Copies that
+// cannot be written are kept and written again before the next ones and
+// at every probe of this server's follower, until they are: a follower
+// learns of new events from their copies, so events whose copies were
+// lost would reach the others only after a later commit.
 func (l *Log) mirror(evs []*standin.Event) {
 	if l.sole {
 		return // no other server reads them
 	}
+	f := l.follow
+	f.copyMu.Lock()
+	todo := append(f.uncopied, evs...)
+	f.uncopied = nil
+	f.copyMu.Unlock()
+	if len(todo) == 0 {
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(l.ctx), l.timeout)
 	defer cancel()
-	if err := l.store.Mirror(ctx, evs); err != nil {
-		l.logger.Warn("audit: copying new events for the other servers failed; they read the log instead",
-			"first_seq", evs[0].Seq, "last_seq", evs[len(evs)-1].Seq, "err", err)
+	err := l.store.Mirror(ctx, todo)
+	if err == nil {
+		return
 	}
+	again := len(todo) > len(evs) // earlier copies had failed already
+	f.copyMu.Lock()
+	f.uncopied = keepUncopied(append(todo, f.uncopied...))
+	f.copyMu.Unlock()
+	log := l.logger.Warn
+	if again {
+		log = l.logger.Debug // said when the copies first failed
+	}
+	log("audit: copying new events for the other servers failed; they are copied again shortly",
+		"first_seq", todo[0].Seq, "last_seq", todo[len(todo)-1].Seq, "err", err)
+}
+
+// keepUncopied orders evs by seq without repeats and keeps the newest
+// copyBacklog of them: older copies would have left the others' reach
+// anyway, and a follower that sees a later copy reads the gap from the
+// log.
+func keepUncopied(evs []*standin.Event) []*standin.Event {
+	slices.SortFunc(evs, func(a, b *standin.Event) int { return cmp.Compare(a.Seq, b.Seq) })
+	evs = slices.CompactFunc(evs, func(a, b *standin.Event) bool { return a.Seq == b.Seq })
+	if len(evs) > copyBacklog {
+		evs = evs[len(evs)-copyBacklog:]
+	}
+	return slices.Clip(evs)
 }

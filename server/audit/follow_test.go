@@ -131,6 +131,43 @@ func TestFollowerFillsHoles(t *testing.T) {
 	}
 }
 
+// failingMirror is a store whose copying fails while fails is above zero.
+type failingMirror struct {
+	audit.Store
+	fails atomic.Int64
+}
+
+func (s *failingMirror) Mirror(ctx context.Context, evs []*standin.Event) error {
+	if s.fails.Add(-1) >= 0 {
+		return standin.Errorf(standin.EUnavailable, "copying refused by the test")
+	}
+	return s.Store.Mirror(ctx, evs)
+}
+
+// A writer whose copies could not be written (the database was briefly
+// unreachable) writes them again, so the other servers learn of its
+// events without waiting for a later commit.
+func TestFailedCopiesAreWrittenAgain(t *testing.T) {
+	t.Parallel()
+	db := mustDB(t)
+	other := dbtest.MustConnect(t, db.store, mongostore.Options{AppendOnly: true})
+	var rec recorder
+	mustLog(t, db, audit.Config{OnCommit: rec.onCommit, Follow: followEvery, Logger: discard()})
+	store := &failingMirror{Store: other.Events()}
+	store.fails.Store(3)
+	w, err := audit.Open(context.Background(), store, audit.Config{Follow: followEvery, Logger: discard()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = w.Close(context.Background()) })
+	mustAppend(t, w, login("a"), login("b"))
+	mustAppend(t, w, login("c"))
+	waitSeqs(t, "the other server", &rec, seqRange(1, 3))
+	if left := store.fails.Load(); left > 0 {
+		t.Errorf("the copies were handed on while %d failures were still to come", left)
+	}
+}
+
 // A server that follows keeps its window current with the other
 // servers' events, and a query never misses one of its own commits
 // that waits behind a missing seq.
@@ -284,8 +321,11 @@ func TestFollowerFarBehind(t *testing.T) {
 	db := mustDB(t)
 	other := dbtest.MustConnect(t, db.store, mongostore.Options{AppendOnly: true})
 	var rec recorder
-	mustLog(t, db, audit.Config{OnCommit: rec.onCommit, Follow: followEvery, Logger: discard()})
-	b := mustLog(t, other, audit.Config{Follow: followEvery, Logger: discard()})
+	// A batch this size can take seconds on a loaded machine; what is
+	// tested is following it, not the time a commit may take.
+	const slow = 30 * time.Second
+	mustLog(t, db, audit.Config{OnCommit: rec.onCommit, Follow: followEvery, Timeout: slow, Logger: discard()})
+	b := mustLog(t, other, audit.Config{Follow: followEvery, Timeout: slow, Logger: discard()})
 	const n = mongostore.RecentKeep + 60
 	evs := make([]*standin.Event, n)
 	for i := range evs {
