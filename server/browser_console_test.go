@@ -327,12 +327,22 @@ func TestBrowserSupportJourney(t *testing.T) {
 	)
 	admin.do("submit without a reason", chromedp.Click(chromedp.ID("imp-submit")))
 	admin.waitText("a reason is asked for", "#imp-reason-error", "Give a reason")
-	admin.do("give a reason and a ticket",
-		chromedp.SendKeys(chromedp.ID("imp-reason"), reason),
+	// The reason is one paragraph: a line break pasted in becomes a
+	// space (the server refuses line breaks), and Enter starts.
+	admin.do("give a ticket and a reason pasted over two lines",
 		chromedp.SendKeys(chromedp.ID("imp-ticket"), "SUP-42"),
 	)
+	if got := eval[string](admin, "paste a reason over two lines", `(() => {
+		const r = document.getElementById('imp-reason');
+		r.focus();
+		r.value = 'Ben cannot book\nthe confocal';
+		r.dispatchEvent(new Event('input', { bubbles: true }));
+		return r.value;
+	})()`); got != reason {
+		t.Fatalf("the reason reads %q after pasting, want %q", got, reason)
+	}
 	admin.shot("impersonate-dialog")
-	admin.do("start", chromedp.Click(chromedp.ID("imp-submit")), chromedp.WaitVisible(chromedp.ID("impersonation-banner")))
+	admin.do("start with Enter", chromedp.Focus(chromedp.ID("imp-reason")), chromedp.KeyEvent("\r"), chromedp.WaitVisible(chromedp.ID("impersonation-banner")))
 	admin.waitText("the banner names Ben", "#banner-who", "Acting as Ben Okafor")
 	admin.waitText("the banner gives the reason", "#banner-reason", reason)
 	admin.noLoginPage("when the impersonation started")

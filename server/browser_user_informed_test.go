@@ -122,6 +122,9 @@ func TestBrowserUserSeesSessionAndSummary(t *testing.T) {
 		cleo.signIn(srv.URL, "cleo@example.org")
 		cleo.waitText("the footer names the facility's zone", "#time-zone-note", "Times in Europe/Berlin")
 		cleo.do("no banner while no one acts as her", chromedp.WaitNotPresent(chromedp.CSS(`#subject-banner:not([hidden])`)))
+		// She reads her notifications as the session starts: the list
+		// shows the new one, with no toast over it.
+		cleo.openPage("notifications")
 
 		reason := fmt.Sprintf("Cleo's booking fails (%s)", v.name)
 		r := startImpersonation(sam, cleoID, reason)
@@ -137,8 +140,14 @@ func TestBrowserUserSeesSessionAndSummary(t *testing.T) {
 		session(t, sam)
 
 		cleo.waitText("the banner appears live", "#subject-banner-text", "Sam Support (support@example.org) is acting as you")
+		cleo.waitText("the inbox shows the start live", `#inbox [data-type="impersonation.started"]`, reason)
+		cleo.inboxSaysOnce(reason, "Sam Support (support@example.org)")
+		if n := eval[int](cleo, "count the toasts", `document.querySelectorAll('#toasts .toast').length`); n != 0 {
+			t.Fatalf("%s: %d toasts cover the inbox that shows the notification", cleo.name, n)
+		}
+		cleo.openPage("book")
 		banner := cleo.text("#subject-banner-text")
-		if until := expires.In(berlin).Format("03:04 PM"); !strings.Contains(banner, reason) || !strings.Contains(banner, until) {
+		if until := expires.In(berlin).Format("15:04"); !strings.Contains(banner, reason) || !strings.Contains(banner, until) {
 			t.Fatalf("the banner reads %q, want the reason and the end %s in Europe/Berlin", banner, until)
 		}
 		cleo.waitText("the banner counts down", "#subject-banner-countdown", "left")
@@ -157,6 +166,7 @@ func TestBrowserUserSeesSessionAndSummary(t *testing.T) {
 		cleo.waitText("the banner is back after a reload", "#subject-banner-text", reason)
 		cleo.openPage("notifications")
 		cleo.do("the banner stays on every page", chromedp.WaitVisible(chromedp.ID("subject-banner")))
+		cleo.openPage("book")
 
 		slot := nextMonday().AddDate(0, 0, 7*(i+2))
 		if r := sam.post("/api/v1/bookings", bookingBody(ids.flow, ids.cell, slot, 1)); r.Status != http.StatusCreated {
@@ -211,6 +221,18 @@ func TestBrowserUserSeesSessionAndSummary(t *testing.T) {
 			cleo.waitText("the waiting start shows", "#toasts .toast:not(.is-leaving)", "Reason: toast 1")
 		}
 		cleo.do("dismiss one", chromedp.Click(chromedp.CSS(`#toasts .toast:not(.is-leaving) .toast__close`)))
+	}
+}
+
+// inboxSaysOnce checks that the newest notification of the inbox states
+// each of says exactly once, in its sentence or in its facts.
+func (p *person) inboxSaysOnce(says ...string) {
+	p.t.Helper()
+	text := p.text("#inbox .inbox__item")
+	for _, s := range says {
+		if n := strings.Count(text, s); n != 1 {
+			p.t.Fatalf("%s: the notification says %q %d times: %q", p.name, s, n, text)
+		}
 	}
 }
 

@@ -248,7 +248,7 @@ func (s *Service) deny(ctx context.Context, p *standin.Principal, target *standi
 func (s *Service) hold(ctx context.Context, p *standin.Principal, target *standin.User, imp *standin.Impersonation, o standin.Origin) error {
 	err := s.store.CreateImpersonation(ctx, imp)
 	if hc, ok := errors.AsType[*standin.HoldConflict](err); ok {
-		msg := conflictMessage(hc, p.Actor, target)
+		msg := conflictMessage(hc, p.Actor, target, s.cfg.Location)
 		return s.deny(ctx, p, target, o, standin.EConflict, msg, msg)
 	}
 	return err
@@ -308,11 +308,11 @@ func (s *Service) validate(req Request) (reason, ticket string, d time.Duration,
 	return reason, ticket, d, nil
 }
 
-func conflictMessage(hc *standin.HoldConflict, actor, target *standin.User) string {
+func conflictMessage(hc *standin.HoldConflict, actor, target *standin.User, loc *time.Location) string {
 	h := hc.Holder
 	switch {
 	case hc.PersonID == target.ID && hc.Role == "subject":
-		return fmt.Sprintf("%s is already being impersonated by %s (since %s).", target.Name, h.ActorName, h.StartedAt.UTC().Format("15:04 UTC"))
+		return fmt.Sprintf("%s is already being impersonated by %s (since %s).", target.Name, h.ActorName, h.StartedAt.In(loc).Format("15:04 MST"))
 	case hc.PersonID == target.ID:
 		return fmt.Sprintf("%s is impersonating %s right now; impersonations do not chain.", target.Name, h.SubjectName)
 	case hc.Role == "subject":

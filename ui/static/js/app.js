@@ -987,6 +987,9 @@ function createNotifications(user) {
         if (!note || store.items.some((n) => n.id === note.id)) return;
         store.items.unshift(note);
         store.emit({ added: note });
+        // The inbox itself shows it as it comes: no toast over the list
+        // being read.
+        if (/^#\/notifications(?:[/?]|$)/.test(location.hash)) return;
         toast(note.body || note.title, {
           title: note.title,
           kind: note.type === 'impersonation.started' ? 'warning' : 'info',

@@ -130,8 +130,12 @@ export function timeZoneName() {
   return display.zone || Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC';
 }
 
+// Hours are counted 0–23 whatever the browser's habit, as the server
+// writes them in the messages it composes (notifications, summaries):
+// one time format across the console.
 function fmt(d, options) {
-  return d.toLocaleString(undefined, { ...options, timeZone: display.zone });
+  const clock = options.hour ? { hourCycle: 'h23' } : {};
+  return d.toLocaleString(undefined, { ...options, ...clock, timeZone: display.zone });
 }
 
 export function formatTime(value) {

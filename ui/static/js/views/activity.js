@@ -318,7 +318,6 @@ export function mountActivity(ctx, root, { query }) {
           h('span', { class: 'muted' }, ` · ${g.events.length} events`),
           start ? h('span', { class: 'muted' }, ` · started ${formatDateTime(start.time)}`) : null,
           end ? h('span', { class: 'badge badge--inline badge--text' }, `ended: ${causeWords(end.outcome)}`) : h('span', { class: 'badge badge--warning badge--inline badge--text' }, 'in progress')),
-        start && start.reason ? h('p', { class: 'feed-group__reason' }, `Reason: ${start.reason}`) : null,
         h('ol', { class: 'feed feed--nested' }, feedRows(g.events))));
   };
 

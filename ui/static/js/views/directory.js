@@ -331,7 +331,7 @@ export function impersonateDialog(ctx, u) {
           h('label', { for: 'imp-reason' }, 'Reason ', h('span', { class: 'field__required' }, '(required)')),
           reason,
           h('div', { class: 'field__hint-row' },
-            h('p', { class: 'field__hint', id: 'imp-reason-hint' }, `Shown to ${name} and in the activity log.`),
+            h('p', { class: 'field__hint', id: 'imp-reason-hint' }, `One paragraph, shown to ${name} and in the activity log. Enter starts.`),
             count),
           countSaid),
         h('div', { class: 'field-row' },
@@ -355,6 +355,21 @@ export function impersonateDialog(ctx, u) {
 
       reason.addEventListener('input', () => {
         if (reason.value.trim()) fieldError(reason, '');
+      });
+      // The reason is one paragraph (the server refuses line breaks, and
+      // the banner shows it on one line): Enter starts, and line breaks
+      // pasted in become spaces.
+      reason.addEventListener('keydown', (e) => {
+        if (e.key === 'Enter' && !e.isComposing) {
+          e.preventDefault();
+          form.requestSubmit();
+        }
+      });
+      reason.addEventListener('input', () => {
+        if (!/[\r\n\t]/.test(reason.value)) return;
+        const at = reason.selectionStart;
+        reason.value = reason.value.replace(/[\r\n\t]/g, ' ');
+        reason.setSelectionRange(at, at);
       });
       form.addEventListener('submit', async (e) => {
         e.preventDefault();
@@ -705,7 +720,7 @@ function eventList(events, extra) {
 function refusalsPart(o, name) {
   const refusals = o.refusals || [];
   if (!refusals.length) {
-    return emptyState({ iconName: 'activity', title: 'No refusals recorded', text: `Nothing was refused while support acted as ${name}.` });
+    return emptyState({ iconName: 'activity', title: 'No refusals recorded', text: `Nothing has been refused to ${name} recently.` });
   }
   return eventList(refusals);
 }

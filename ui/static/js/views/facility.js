@@ -377,6 +377,19 @@ function refuseForm(decision, id, form, controls) {
 
 // ---------------------------------------------------------- notifications
 
+/**
+ * The facts of a notification beside its sentence, each only when the
+ * sentence does not say it already: who and why are stated once.
+ */
+function inboxFacts(n) {
+  const body = n.body || '';
+  const who = n.actor_email ? `${n.actor_name} (${n.actor_email})` : (n.actor_name || '');
+  return h('dl', { class: 'inbox__facts' },
+    who && !body.includes(who) ? h('div', null, h('dt', null, 'Who'), h('dd', null, who)) : null,
+    h('div', null, h('dt', null, 'When'), h('dd', null, timeEl(n.at, `${formatDateTime(n.at)} (${relativeTime(n.at)})`))),
+    n.reason && !body.includes(n.reason) ? h('div', null, h('dt', null, 'Why'), h('dd', { 'data-fact': 'why' }, n.reason)) : null);
+}
+
 /** The inbox: who started or ended a session on my account, when and why. */
 export function mountNotifications(ctx, root) {
   const store = ctx.notifications;
@@ -408,10 +421,7 @@ export function mountNotifications(ctx, root) {
       h('div', { class: 'inbox__body' },
         h('p', { class: 'inbox__title' }, n.title, n.seq > readSeq ? h('span', { class: 'badge badge--primary badge--inline' }, 'new') : null),
         h('p', { class: 'inbox__text' }, n.body),
-        h('dl', { class: 'inbox__facts' },
-          h('div', null, h('dt', null, 'Who'), h('dd', null, n.actor_email ? `${n.actor_name} (${n.actor_email})` : (n.actor_name || '—'))),
-          h('div', null, h('dt', null, 'When'), h('dd', null, timeEl(n.at, `${formatDateTime(n.at)} (${relativeTime(n.at)})`))),
-          n.reason ? h('div', null, h('dt', null, 'Why'), h('dd', null, n.reason)) : null),
+        inboxFacts(n),
         n.type === 'impersonation.ended' && n.impersonation_id
           ? h('p', { class: 'inbox__more' }, h('a', { href: `#/sessions/${encodeURIComponent(n.impersonation_id)}`, 'data-summary': n.impersonation_id },
             'See what was done in your name'))
