@@ -420,11 +420,20 @@ func TestBrowserSupportJourney(t *testing.T) {
 	manager.waitText("no session is active", "#active-sessions", "No one is impersonating")
 	manager.do("group by session", chromedp.Click(chromedp.ID("mode-sessions")))
 	manager.waitText("events are grouped by session", "#activity-feed .feed-group[data-session]", "Adrian Admin as Ben Okafor")
+	// What is on screen: the events' details are folded.
+	if group := eval[string](manager, "read the group", `document.querySelector('#activity-feed .feed-group[data-session]').innerText`); strings.Count(group, reason) != 1 {
+		t.Fatalf("the session's group gives its reason %d times: %q", strings.Count(group, reason), group)
+	}
 	manager.shot("activity")
 	manager.do("back to the timeline", chromedp.Click(chromedp.CSS(`[data-mode="timeline"]`)))
 
-	ben.waitText("Ben is told it ended", `.toast[data-type="impersonation.ended"]`, "ended")
-	ben.waitText("the inbox keeps the end", `#inbox [data-type="impersonation.ended"]`, "Adrian Admin")
+	// Ben reads his inbox: the end arrives in it, marked new, with no
+	// toast over the list.
+	ben.waitText("Ben is told it ended", `#inbox [data-type="impersonation.ended"]`, "Adrian Admin (admin@example.org) ended it")
+	ben.waitText("the end is marked new", `#inbox [data-type="impersonation.ended"] .badge`, "new")
+	if n := eval[int](ben, "count the end's toasts", `document.querySelectorAll('.toast[data-type="impersonation.ended"]').length`); n != 0 {
+		t.Fatalf("%d toasts of the end cover Ben's inbox", n)
+	}
 	ben.shot("notifications")
 
 	// A second session, ended by the manager: the admin's browser returns
