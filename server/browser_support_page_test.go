@@ -45,6 +45,9 @@ func TestBrowserSupportPageShowsWhatBlocks(t *testing.T) {
 		sam.waitText("no refusal yet", "#blocks-refusals", "No refusals recorded")
 		sam.waitText("no session yet", "#blocks-sessions", "No support sessions")
 		sam.waitText("no booking ahead", "#blocks-bookings", "No coming bookings")
+		if n := eval[int](sam, "look for the log's card", `document.querySelectorAll('#recent-title').length`); n != 0 {
+			t.Fatalf("support, who may not read the activity log, is shown its card on Ben's page")
+		}
 		sam.checkPage("Ben's page at " + v.name)
 
 		sam.openUser("Ada's page", adaID, "Ada Lovelace")
@@ -77,7 +80,7 @@ func TestBrowserSupportPageShowsWhatBlocks(t *testing.T) {
 			chromedp.WaitNotVisible(chromedp.ID("impersonation-banner")),
 		)
 		sam.waitText("Sam is back on Ben's page", "#user-name", "Ben Okafor")
-		sam.waitText("the refusal is listed", `#blocks-refusals [data-type="action.denied"]`, "Confocal Basics")
+		sam.waitText("the refusal is listed, naming the instrument", `#blocks-refusals [data-type="action.denied"]`, "tried to book Confocal LSM 900 for")
 		sam.waitText("the session is listed with its reason", `#blocks-sessions [data-type="impersonation.started"]`, reason)
 		sam.waitNoText("Sam's session has ended", "#blocks-sessions", "running now")
 		sam.checkPage("Ben's page after a session at " + v.name)
@@ -93,6 +96,7 @@ func TestBrowserSupportPageShowsWhatBlocks(t *testing.T) {
 		sam.waitText("the admin's session runs now", `#blocks-sessions [data-type="impersonation.started"]`, "Second look")
 		sam.waitText("it is marked as running", `#blocks-sessions [data-running="true"]`, "running now")
 		sam.checkPage("Ben's page while he is impersonated at " + v.name)
+		sam.shot("support-user-" + v.name)
 	}
 }
 

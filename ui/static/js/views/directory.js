@@ -7,6 +7,7 @@ import {
   loadingBlock, openDialog, personName, randomId, relativeTime, replace, roleBadge, setBusy, statusBadge, timeEl, zonedDate,
 } from '../dom.js';
 import { eventSummary, eventTypeLabel } from './activity.js';
+import { Names } from './eventwords.js';
 
 // ------------------------------------------------------------- directory
 
@@ -596,14 +597,16 @@ export function mountUserPage(ctx, root, { params }) {
       presenceBox,
       blocksSection(overview),
       h('div', { class: 'grid-2' }, projectsCard(u), trainingsCard(u)),
-      h('section', { class: 'card', 'aria-labelledby': 'recent-title' },
+      // The log itself is for those who may read it; the refusals and
+      // sessions above are for every agent.
+      ctx.canReadActivity ? h('section', { class: 'card', 'aria-labelledby': 'recent-title' },
         h('div', { class: 'card__header card__header--tight' },
           h('h2', { class: 'card__title', id: 'recent-title' }, 'Recent activity'),
-          ctx.canReadActivity ? h('a', { class: 'btn btn--ghost btn--sm', href: `#/activity?subject=${encodeURIComponent(u.id)}&subject_name=${encodeURIComponent(u.name)}` }, 'All activity') : null),
-        activity),
+          h('a', { class: 'btn btn--ghost btn--sm', href: `#/activity?subject=${encodeURIComponent(u.id)}&subject_name=${encodeURIComponent(u.name)}` }, 'All activity')),
+        activity) : null,
     );
     renderPresence();
-    loadRecent(ctx, u, activity);
+    if (ctx.canReadActivity) loadRecent(ctx, u, activity, overviewNames(overview));
   };
 
   load();
@@ -642,6 +645,16 @@ function trainingsCard(u) {
 
 // ------------------------------------------------------ what blocks the user
 
+/** The names an overview knows (the user, their projects' instruments), for its events' sentences. */
+function overviewNames(o) {
+  const names = new Names();
+  names.addUsers([o.user]);
+  const access = o.access || [];
+  names.addResources(access.map((a) => ({ id: a.resource_id, name: a.resource_name })));
+  names.addProjects(access.map((a) => ({ id: a.project_id, code: a.project_code })));
+  return names;
+}
+
 /** The first word of a name, for sentences about the user. */
 function firstName(u) {
   return String(u.name || u.email || '').trim().split(/\s+/)[0] || 'this user';
@@ -654,6 +667,7 @@ function firstName(u) {
  */
 function blocksSection(o) {
   const name = firstName(o.user);
+  const names = overviewNames(o);
   const part = (key, title, body) => h('div', { class: 'blocks__part', id: `blocks-${key}` },
     h('h3', { class: 'blocks__title', id: `blocks-${key}-title` }, title), body);
   return h('section', { class: 'card blocks', id: 'user-blocks', 'aria-labelledby': 'blocks-heading' },
@@ -661,8 +675,8 @@ function blocksSection(o) {
     h('div', { class: 'blocks__grid' },
       part('access', 'Instruments', accessPart(o, name)),
       part('trainings', 'Trainings', trainingsPart(o, name)),
-      part('refusals', 'Recent refusals', refusalsPart(o, name)),
-      part('sessions', 'Support sessions', sessionsPart(o, name)),
+      part('refusals', 'Recent refusals', refusalsPart(o, name, names)),
+      part('sessions', 'Support sessions', sessionsPart(o, name, names)),
       part('bookings', 'Coming bookings', bookingsPart(o, name))));
 }
 
@@ -711,27 +725,27 @@ function trainingWhen(t) {
   return h('span', { class: 'blocks__muted' }, verb, timeEl(t.expires_at, formatDate(t.expires_at)));
 }
 
-function eventList(events, extra) {
+function eventList(events, names, extra) {
   return h('ol', { class: 'blocks__list' }, events.map((e) => h('li', { class: 'blocks__item', 'data-event-id': e.id, 'data-type': e.type },
-    h('span', { class: 'blocks__text' }, eventSummary(e)),
+    h('span', { class: 'blocks__text' }, eventSummary(e, names)),
     h('span', { class: 'blocks__item-foot' }, timeEl(e.time, formatDateTime(e.time), 'blocks__muted'), extra ? extra(e) : null))));
 }
 
-function refusalsPart(o, name) {
+function refusalsPart(o, name, names) {
   const refusals = o.refusals || [];
   if (!refusals.length) {
     return emptyState({ iconName: 'activity', title: 'No refusals recorded', text: `Nothing has been refused to ${name} recently.` });
   }
-  return eventList(refusals);
+  return eventList(refusals, names);
 }
 
-function sessionsPart(o, name) {
+function sessionsPart(o, name, names) {
   const sessions = o.sessions || [];
   const running = new Set((o.running || []).map((i) => i.id));
   if (!sessions.length) {
     return emptyState({ iconName: 'eye', title: 'No support sessions', text: `No one from support has acted as ${name}.` });
   }
-  return eventList(sessions, (e) => (running.has(e.impersonation_id)
+  return eventList(sessions, names, (e) => (running.has(e.impersonation_id)
     ? h('span', { class: 'badge badge--warning', 'data-running': 'true' }, 'running now')
     : null));
 }
@@ -763,11 +777,7 @@ export function bookingTable(items, { actions } = {}) {
 }
 
 /** The last events about the user, for those who may read activity. */
-async function loadRecent(ctx, u, box) {
-  if (!ctx.canReadActivity) {
-    replace(box, emptyState({ iconName: 'activity', title: 'Activity is for managers', text: 'Managers, admins and owners can read the activity log.' }));
-    return;
-  }
+async function loadRecent(ctx, u, box, names) {
   try {
     const page = await ctx.api.get('/activity', { query: { subject: u.id, limit: 8 } });
     const items = page.items || [];
@@ -777,11 +787,11 @@ async function loadRecent(ctx, u, box) {
     }
     replace(box, h('ol', { class: 'mini-feed' }, items.map((e) => h('li', { class: 'mini-feed__item', 'data-type': e.type },
       h('span', { class: `type-chip type-chip--${e.type.split('.')[0]}${e.outcome === 'denied' || e.type.endsWith('denied') ? ' type-chip--denied' : ''}` }, eventTypeLabel(e.type)),
-      h('span', { class: 'mini-feed__text' }, eventSummary(e)),
+      h('span', { class: 'mini-feed__text' }, eventSummary(e, names)),
       timeEl(e.time, relativeTime(e.time), 'mini-feed__time')))));
   } catch (error) {
     replace(box, error.status === 403
       ? emptyState({ iconName: 'activity', title: 'Not in your scope', text: error.reason || error.message })
-      : errorBlock(error, () => loadRecent(ctx, u, box)));
+      : errorBlock(error, () => loadRecent(ctx, u, box, names)));
   }
 }
