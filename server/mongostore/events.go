@@ -32,15 +32,22 @@ const colEvents = "events"
 // (its window, stored-order walks); this store answers every query as
 // asked.
 type Events struct {
-	coll   *mongo.Collection
-	recent ring // the copies: see Mirror
+	coll *mongo.Collection
+	copies
+}
+
+// copies are the cheap copies of the newest events that the servers
+// following the log read (Mirror, Copied, Recent), whichever way the log
+// itself is stored.
+type copies struct {
+	recent ring
 }
 
 var _ audit.Store = (*Events)(nil)
 
 // Events returns the audit log's store on db.
 func (db *DB) Events() *Events {
-	return &Events{coll: db.db.Collection(colEvents), recent: newRing(db.db, colRecentPrefix)}
+	return &Events{coll: db.db.Collection(colEvents), copies: copies{recent: newRing(db.db, colRecentPrefix)}}
 }
 
 // EnsureIndexes creates the indexes queries use on MongoDB. Each pairs a

@@ -15,12 +15,28 @@ import (
 	"standin/server/standin"
 )
 
+// layout is a way of storing the audit log: one collection, or segments.
+type layout struct {
+	name  string
+	store func(*mongostore.DB) audit.Store
+	// first is the collection that holds the first seqs.
+	first string
+}
+
+// layouts are both ways, the segments small enough that a few events
+// cross from one to the next.
+var layouts = []layout{
+	{"one collection", func(db *mongostore.DB) audit.Store { return db.Events() }, "events"},
+	{"segments", func(db *mongostore.DB) audit.Store { return db.Segments(4) }, "events_000000000000"},
+}
+
 // mustEvents stores n chained-looking events (seqs 1..n; the store does
-// not check the chain) and returns the store and its database.
-func mustEvents(t *testing.T, n int) (*mongostore.Events, *mongostore.DB) {
+// not check the chain) in the layout l and returns the store and its
+// database.
+func mustEvents(t *testing.T, l layout, n int) (audit.Store, *mongostore.DB) {
 	t.Helper()
 	db := mustOpen(t)
-	s := db.Events()
+	s := l.store(db)
 	if err := s.EnsureIndexes(context.Background()); err != nil {
 		t.Fatalf("EnsureIndexes: %v", err)
 	}
@@ -58,20 +74,29 @@ func seqsOf(evs []*standin.Event) []int64 {
 
 func TestEvents(t *testing.T) {
 	t.Parallel()
+	for _, l := range layouts {
+		t.Run(l.name, func(t *testing.T) {
+			t.Parallel()
+			testEvents(t, l)
+		})
+	}
+}
+
+func testEvents(t *testing.T, l layout) {
 	ctx := context.Background()
 
 	t.Run("Shape", func(t *testing.T) {
 		// The document keeps the shape existing databases hold: _id and
 		// seq are the seq, every field present, projects never null.
 		t.Parallel()
-		s, db := mustEvents(t, 0)
+		s, db := mustEvents(t, l, 0)
 		e := storedEvent(1)
 		e.Projects = nil
 		if err := s.Insert(ctx, []*standin.Event{e}); err != nil {
 			t.Fatal(err)
 		}
 		var doc bson.M
-		if err := dbtest.MustDriver(t, db).Collection("events").FindOne(ctx, bson.M{"_id": int64(1)}).Decode(&doc); err != nil {
+		if err := dbtest.MustDriver(t, db).Collection(l.first).FindOne(ctx, bson.M{"_id": int64(1)}).Decode(&doc); err != nil {
 			t.Fatal(err)
 		}
 		for _, k := range []string{"_id", "id", "seq", "time", "type", "actor", "subject", "impersonation_id", "action",
@@ -90,7 +115,7 @@ func TestEvents(t *testing.T) {
 
 	t.Run("SeqTaken", func(t *testing.T) {
 		t.Parallel()
-		s, _ := mustEvents(t, 2)
+		s, _ := mustEvents(t, l, 2)
 		err := s.Insert(ctx, []*standin.Event{storedEvent(2)})
 		if !errors.Is(err, audit.ErrSeqTaken) || standin.ErrorCode(err) != standin.EConflict {
 			t.Fatalf("Insert of a taken seq: %v", err)
@@ -99,7 +124,7 @@ func TestEvents(t *testing.T) {
 
 	t.Run("Reads", func(t *testing.T) {
 		t.Parallel()
-		s, _ := mustEvents(t, 6)
+		s, _ := mustEvents(t, l, 6)
 		if seq, hash, err := s.Head(ctx); err != nil || seq != 6 || hash != storedEvent(6).Hash {
 			t.Fatalf("Head = %d %q %v", seq, hash, err)
 		}
@@ -153,8 +178,8 @@ func TestEvents(t *testing.T) {
 		// A damaged document is read field by field; one whose _id is no
 		// seq is reported by a scan of everything, and skipped by reads.
 		t.Parallel()
-		s, db := mustEvents(t, 3)
-		raw := dbtest.MustDriver(t, db).Collection("events")
+		s, db := mustEvents(t, l, 3)
+		raw := dbtest.MustDriver(t, db).Collection(l.first)
 		if _, err := raw.UpdateOne(ctx, bson.M{"_id": int64(2)}, bson.M{"$set": bson.M{"time": "yesterday", "actor": 7}}); err != nil {
 			t.Fatal(err)
 		}

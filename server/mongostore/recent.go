@@ -32,7 +32,7 @@ type copyDoc struct {
 // once, each its own seqs.
 //
 // Errors: EUnavailable when the database cannot be reached.
-func (s *Events) Mirror(ctx context.Context, evs []*standin.Event) error {
+func (s copies) Mirror(ctx context.Context, evs []*standin.Event) error {
 	seqs, docs := make([]int64, len(evs)), make([]any, len(evs))
 	for i, e := range evs {
 		seqs[i], docs[i] = e.Seq, copyDoc{Key: ringKey(e.Seq), Event: toEventDoc(e)}
@@ -47,7 +47,7 @@ func (s *Events) Mirror(ctx context.Context, evs []*standin.Event) error {
 // follower waiting for seq.
 //
 // Errors: EUnavailable when the database cannot be reached.
-func (s *Events) Copied(ctx context.Context, seq int64) (bool, error) {
+func (s copies) Copied(ctx context.Context, seq int64) (bool, error) {
 	ok, err := s.recent.has(ctx, seq)
 	return ok, translate(err, "look for a copy of an audit event")
 }
@@ -57,7 +57,7 @@ func (s *Events) Copied(ctx context.Context, seq int64) (bool, error) {
 // caller checks each against the chain before trusting it.
 //
 // Errors: EUnavailable when the database cannot be reached.
-func (s *Events) Recent(ctx context.Context, after int64) ([]*standin.Event, error) {
+func (s copies) Recent(ctx context.Context, after int64) ([]*standin.Event, error) {
 	var out []*standin.Event
 	err := s.recent.after(ctx, after, func(_ int64, raw bson.Raw) {
 		doc, ok := raw.Lookup("event").DocumentOK()
