@@ -84,7 +84,12 @@ func withDatabase(t *testing.T, dataDir string, fn func(events *mongo.Collection
 		t.Fatal(err)
 	}
 	defer func() { _ = client.Disconnect(ctx) }()
+	// A log kept in the one collection of consoles before segments, or
+	// the first segment.
 	coll := client.Database("standin").Collection("events")
+	if n, err := coll.EstimatedDocumentCount(ctx); err != nil || n == 0 {
+		coll = client.Database("standin").Collection(logSegment)
+	}
 	cur, err := coll.Find(ctx, bson.D{}, options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}))
 	if err != nil {
 		t.Fatal(err)
@@ -310,6 +315,8 @@ func TestAuditKeyRequiredWithMongoURI(t *testing.T) {
 func TestActivityExportFailureIsVisible(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
+	// A log in the one collection, which a walk reads in stored order.
+	oneCollectionLog(t, dir)
 	srv := mustStart(t, dir)
 	ada := newClient(t, srv.URL)
 	for range 200 {
@@ -317,8 +324,9 @@ func TestActivityExportFailureIsVisible(t *testing.T) {
 	}
 	srv.Stop(t)
 	// The embedded database keeps events in the order they were written,
-	// which the server's walk through the log relies on; an event deleted
-	// and written again breaks it, and the walk fails where it meets it.
+	// which the server's walk through a log kept in one collection relies
+	// on; an event deleted and written again breaks it, and the walk fails
+	// where it meets it.
 	withDatabase(t, dir, func(c *mongo.Collection, all []storedEvent) {
 		moved := all[2]
 		_, err := c.DeleteOne(context.Background(), bson.D{{Key: "_id", Value: moved.Seq}})

@@ -23,6 +23,11 @@ import (
 // password.Default.
 var testCost = password.Params{Time: 1, Memory: 1024, Threads: 1}
 
+// logSegment is the collection a test console's audit log is stored in on
+// its embedded database: the first segment, which holds seqs 1 to 1,024,
+// more than any test writes.
+const logSegment = "events_000000000000"
+
 // console is one running server started through server.Run.
 type console struct {
 	URL     string

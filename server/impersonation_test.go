@@ -198,7 +198,7 @@ func TestImpersonationLifecycle(t *testing.T) {
 		}
 		evs := events(t, auditor, "type="+standin.EventImpersonationStarted)
 		seq := int64(evs[0]["seq"].(float64))
-		if _, err := dbtest.MustDriver(t, srv.db).Collection("events").UpdateOne(context.Background(),
+		if _, err := dbtest.MustDriver(t, srv.db).Collection(logSegment).UpdateOne(context.Background(),
 			bson.M{"_id": seq}, bson.M{"$set": bson.M{"reason": "nothing to see"}}); err != nil {
 			t.Fatal(err)
 		}

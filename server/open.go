@@ -92,6 +92,10 @@ func (n *node) startDatabase(ctx context.Context) (string, error) {
 	return edb.URI(), nil
 }
 
+// auditWindowFill is how many of the newest audit events a server reads
+// into memory as it starts on a segmented log: two segments.
+const auditWindowFill = 2 * mongostore.SegmentSize
+
 // openAudit opens the audit log on a connection of its own: it only
 // inserts and reads, and long reads (export, verify) must not hold up
 // requests.
@@ -117,20 +121,31 @@ func (n *node) openAudit(ctx context.Context, uri string) error {
 	// live feed and the follower's reactions by one path.
 	// Recent events are answered from memory: the follower hands the
 	// window every event of the log in order, whoever stored it.
+	store, segmented, err := n.eventsDB.AuditLog(ctx)
+	if err != nil {
+		return err
+	}
 	auditCfg := audit.Config{Logger: n.log.With("component", "audit"), OnCommit: n.follower.committed,
-		Follow: n.cfg.followEvery(), NoIndexes: n.eventsDB.FerretDB(), Window: n.cfg.AuditWindow}
-	if n.cfg.MongoURI == "" {
-		// The embedded database belongs to this process, so this server is
-		// the audit log's one writer, and it scans for every query: a walk
-		// through the log (export, verification) reads it once, in stored
-		// order.
+		Follow: n.cfg.followEvery(), NoIndexes: n.eventsDB.FerretDB(), Window: n.cfg.AuditWindow,
+		// The embedded database belongs to this process, so this server
+		// is the audit log's one writer.
+		Alone: n.cfg.MongoURI == ""}
+	switch {
+	case segmented:
+		// The newest segments cost the same whatever the log's length:
+		// the window starts with a few and grows with the log.
+		auditCfg.WindowFill = auditWindowFill
+	case auditCfg.Alone && n.eventsDB.FerretDB():
+		// A log kept in one collection, which FerretDB reads whole for
+		// every query: a walk through it (export, verification) reads it
+		// once, in stored order.
 		auditCfg.StoredOrder = true
 	}
 	if auditCfg.Anchor, err = openAnchor(n.cfg, n.log.With("component", "audit")); err != nil {
 		return err
 	}
 	n.step("Reading the audit log")
-	if n.events, err = audit.Open(ctx, n.eventsDB.Events(), auditCfg); err != nil {
+	if n.events, err = audit.Open(ctx, store, auditCfg); err != nil {
 		return err
 	}
 	// The whole chain is checked against its anchor without holding up

@@ -59,13 +59,15 @@ func main() {
 type result = benchresult.Result
 
 type bench struct {
-	ctx     context.Context
-	db      *mongostore.DB
-	uri     string // the database's address, for the raw read
-	events  int
-	window  int
-	queries int
-	results []result
+	ctx       context.Context
+	db        *mongostore.DB
+	store     audit.Store // the store the server would keep the log in
+	segmented bool
+	uri       string // the database's address, for the raw read
+	events    int
+	window    int
+	queries   int
+	results   []result
 }
 
 func run() error {
@@ -103,10 +105,17 @@ func run() error {
 	}
 	defer db.Close(context.WithoutCancel(ctx))
 
-	b := &bench{ctx: ctx, db: db, uri: edb.URI(), events: *events, window: *window, queries: *queries}
+	store, segmented, err := db.AuditLog(ctx)
+	if err != nil {
+		return fmt.Errorf("open the audit log's store: %w", err)
+	}
+	b := &bench{ctx: ctx, db: db, store: store, segmented: segmented, uri: edb.URI(), events: *events, window: *window, queries: *queries}
 	loadStart := hostload.Loadavg()
 	fmt.Printf("standin audit log: %d events, window %d; %s; load average %s\n", *events, *window, hostload.Machine(), loadStart)
 	if err := b.build(); err != nil {
+		return err
+	}
+	if err := b.insertFloor(); err != nil {
 		return err
 	}
 	l, err := b.open()
@@ -181,7 +190,7 @@ func event(i int) *standin.Event {
 
 // build appends events until the log holds b.events.
 func (b *bench) build() error {
-	w, err := audit.Open(b.ctx, b.db.Events(), audit.Config{NoIndexes: true, StoredOrder: true})
+	w, err := audit.Open(b.ctx, b.store, audit.Config{NoIndexes: true, Alone: true, StoredOrder: !b.segmented})
 	if err != nil {
 		return fmt.Errorf("open audit log: %w", err)
 	}
@@ -223,7 +232,7 @@ func (b *bench) open() (*audit.Log, error) {
 	var before runtime.MemStats
 	runtime.ReadMemStats(&before)
 	start := time.Now()
-	l, err := audit.Open(b.ctx, b.db.Events(), audit.Config{NoIndexes: true, StoredOrder: true, Window: b.window})
+	l, err := audit.Open(b.ctx, b.store, b.serverConfig())
 	if err != nil {
 		return nil, fmt.Errorf("open audit log: %w", err)
 	}
@@ -231,10 +240,60 @@ func (b *bench) open() (*audit.Log, error) {
 	runtime.GC()
 	var after runtime.MemStats
 	runtime.ReadMemStats(&after)
-	b.record("open", fmt.Sprintf("opening the log: one read of the collection keeps the newest %d events", b.window), load,
+	how := fmt.Sprintf("one read of the collection keeps the newest %d events", b.window)
+	if b.segmented {
+		how = fmt.Sprintf("a page of the newest %d events from the newest segments; the window grows to %d", b.serverConfig().WindowFill, b.window)
+	}
+	b.record("open", "opening the log as the server does: "+how, load,
 		map[string]float64{"seconds": d.Seconds(), "events_per_s": float64(l.Head()) / d.Seconds(),
-			"window_heap_mib": float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)) / (1 << 20)}, nil)
+			"window_heap_mib": float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)) / (1 << 20),
+			"rss_mib":         hostload.RSSMiB()}, nil)
 	return l, nil
+}
+
+// serverConfig is the audit log's configuration as the server sets it on
+// the embedded database it runs.
+func (b *bench) serverConfig() audit.Config {
+	cfg := audit.Config{NoIndexes: true, Alone: true, Window: b.window}
+	if b.segmented {
+		cfg.WindowFill = 2 * mongostore.SegmentSize
+	} else {
+		cfg.StoredOrder = true
+	}
+	return cfg
+}
+
+// insertFloor measures the floor the build's appends compare with: the
+// same events inserted by the store alone, in batches of 500, into a
+// database of their own: no hashing, no chain, no group commit.
+func (b *bench) insertFloor() error {
+	db, err := mongostore.Open(b.ctx, b.uri, "benchaudit_floor", mongostore.Options{AppendOnly: true})
+	if err != nil {
+		return err
+	}
+	defer db.Close(context.WithoutCancel(b.ctx))
+	store, _, err := db.AuditLog(b.ctx)
+	if err != nil {
+		return err
+	}
+	n := min(b.events, 100_000)
+	load := hostload.Loadavg()
+	start := time.Now()
+	for i := 0; i < n; {
+		var evs []*standin.Event
+		for ; i < n && len(evs) < 500; i++ {
+			e := event(i)
+			e.Seq, e.ID, e.Time, e.Hash = int64(i+1), fmt.Sprintf("%024x", i), time.Now().UTC(), fmt.Sprintf("%064x", i)
+			evs = append(evs, e)
+		}
+		if err := store.Insert(b.ctx, evs); err != nil {
+			return fmt.Errorf("insert floor: %w", err)
+		}
+	}
+	d := time.Since(start)
+	b.record("insert_floor", fmt.Sprintf("%d events inserted by the store alone in batches of 500: the floor of appends", n), load,
+		map[string]float64{"events": float64(n), "seconds": d.Seconds(), "events_per_s": float64(n) / d.Seconds()}, nil)
+	return nil
 }
 
 // windowQueries measures pages answered from memory.
@@ -332,21 +391,36 @@ func (b *bench) rawRead() (docs, bytes int64, d time.Duration, err error) {
 		return 0, 0, 0, err
 	}
 	defer func() { _ = client.Disconnect(context.WithoutCancel(b.ctx)) }()
-	coll := client.Database(b.db.Name()).Collection("events")
-	if err := client.Ping(b.ctx, nil); err != nil {
-		return 0, 0, 0, err
-	}
-	start := time.Now()
-	cur, err := coll.Find(b.ctx, bson.D{})
+	db := client.Database(b.db.Name())
+	names, err := db.ListCollectionNames(b.ctx, bson.D{})
 	if err != nil {
 		return 0, 0, 0, err
 	}
-	defer func() { _ = cur.Close(context.WithoutCancel(b.ctx)) }()
-	for cur.Next(b.ctx) {
-		docs++
-		bytes += int64(len(cur.Current))
+	slices.Sort(names)
+	start := time.Now()
+	for _, name := range names {
+		if name != "events" && !strings.HasPrefix(name, "events_") {
+			continue
+		}
+		if err := readAll(b.ctx, db.Collection(name), &docs, &bytes); err != nil {
+			return 0, 0, 0, err
+		}
 	}
-	return docs, bytes, time.Since(start), cur.Err()
+	return docs, bytes, time.Since(start), nil
+}
+
+// readAll reads every document of coll raw, counting them and their bytes.
+func readAll(ctx context.Context, coll *mongo.Collection, docs, bytes *int64) error {
+	cur, err := coll.Find(ctx, bson.D{})
+	if err != nil {
+		return err
+	}
+	defer func() { _ = cur.Close(context.WithoutCancel(ctx)) }()
+	for cur.Next(ctx) {
+		*docs++
+		*bytes += int64(len(cur.Current))
+	}
+	return cur.Err()
 }
 
 // verify measures re-hashing the whole chain.

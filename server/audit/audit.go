@@ -148,6 +148,21 @@ type Config struct {
 	// one per chunk. The walk checks that every seq is above the one
 	// before and fails with an internal error if not.
 	StoredOrder bool
+
+	// Alone says this Log is the one writer of its database, as the
+	// server is of the embedded database it runs: it keeps no copies for
+	// other servers, probes for their events only every second, and at
+	// Open takes events beyond the anchored head for events added behind
+	// its back. StoredOrder, or Window without Follow, imply it.
+	Alone bool
+
+	// WindowFill is how many of the newest events Open reads into the
+	// window when it fills it with a page of them (Follow, or a store read
+	// by seq range: not StoredOrder); default the whole Window. The window
+	// then grows with the log up to Window. A store whose newest events
+	// cost the same whatever the log's length (mongostore's Segments)
+	// opens in the same time at a million events as at a thousand.
+	WindowFill int
 }
 
 // Log is the audit log. It is safe for use by many goroutines. Open it
@@ -248,12 +263,16 @@ func Open(ctx context.Context, store Store, cfg Config) (*Log, error) {
 		chunk:    int64(cfg.Chunk),
 		stored:   cfg.StoredOrder,
 		anchor:   cfg.Anchor,
-		sole:     cfg.StoredOrder || cfg.Window > 0 && cfg.Follow <= 0,
+		sole:     cfg.Alone || cfg.StoredOrder || cfg.Window > 0 && cfg.Follow <= 0,
 		scans:    cfg.NoIndexes,
 		done:     make(chan struct{}),
 	}
 	if cfg.Window > 0 {
 		l.win = newWindow(cfg.Window)
+		l.win.fill = cfg.Window
+		if cfg.WindowFill > 0 {
+			l.win.fill = min(cfg.WindowFill, cfg.Window)
+		}
 	}
 	l.cond = sync.NewCond(&l.mu)
 	l.insert = store.Insert
@@ -302,16 +321,15 @@ func (l *Log) startFollowing(every time.Duration) {
 }
 
 // loadHead learns where the log ends: with a window, by filling it (one
-// pass over the collection for the database's one writer, one page of the
-// newest events for a Log that follows the log); without, by asking the
-// database.
+// pass over the collection for a Log that walks in stored order, else one
+// page of the newest events); without, by asking the database.
 func (l *Log) loadHead(ctx context.Context) error {
 	if l.win == nil {
 		return l.readHead(ctx)
 	}
-	load := l.win.load
-	if !l.sole {
-		load = l.win.loadNewest
+	load := l.win.loadNewest
+	if l.stored {
+		load = l.win.load
 	}
 	head, hash, err := load(ctx, l)
 	if err != nil {

@@ -22,19 +22,21 @@ import (
 // events were found stored after a failed insert out of order), it turns
 // itself off and every query goes to the database again.
 type window struct {
-	mu  sync.RWMutex
-	max int
-	evs []*standin.Event // evs[i].Seq == evs[0].Seq+i; the last is the head
-	off bool
+	mu   sync.RWMutex
+	max  int
+	fill int              // how many events loadNewest reads (Config.WindowFill)
+	evs  []*standin.Event // evs[i].Seq == evs[0].Seq+i; the last is the head
+	off  bool
 }
 
-func newWindow(max int) *window { return &window{max: max} }
+func newWindow(max int) *window { return &window{max: max, fill: max} }
 
-// loadNewest fills the window with one page of the newest events, for a
-// Log that follows the log rather than writing it alone (one query, where
-// a pass over the collection would read all of it). It returns the head.
+// loadNewest fills the window with one page of the newest fill events,
+// for a Log that reads the log by seq range rather than in stored order
+// (one query, where a pass over the collection would read all of it). It
+// returns the head.
 func (w *window) loadNewest(ctx context.Context, l *Log) (head int64, hash string, err error) {
-	evs, err := l.store.Page(ctx, PageQuery{Limit: w.max})
+	evs, err := l.store.Page(ctx, PageQuery{Limit: w.fill})
 	if err != nil {
 		return 0, "", fault(err, "load recent audit events")
 	}

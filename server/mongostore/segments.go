@@ -360,3 +360,24 @@ func (s *Segments) each(ctx context.Context, seg int64, filter bson.D, opts *opt
 	}
 	return cur.Err()
 }
+
+// AuditLog returns the store the audit log is kept in on this database,
+// and whether it is Segments. On FerretDB it is Segments, unless the
+// database already holds a log in the one collection "events", which is
+// read where it is; on MongoDB it is that one collection, whose indexes
+// answer every query.
+//
+// Errors: EUnavailable when the database cannot be reached.
+func (db *DB) AuditLog(ctx context.Context) (audit.Store, bool, error) {
+	if !db.ferret {
+		return db.Events(), false, nil
+	}
+	err := db.db.Collection(colEvents).FindOne(ctx, bson.D{}, options.FindOne().SetProjection(bson.D{{Key: "_id", Value: 1}})).Err()
+	switch {
+	case err == nil:
+		return db.Events(), false, nil
+	case errors.Is(err, mongo.ErrNoDocuments):
+		return db.Segments(0), true, nil
+	}
+	return nil, false, eventsError(err, "look for the audit log")
+}

@@ -145,3 +145,22 @@ func Settle() {
 	}
 	runtime.GC()
 }
+
+// RSSMiB returns this process's resident set size in MiB (VmRSS of
+// /proc/self/status), or -1 when it cannot be read.
+func RSSMiB() float64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return -1
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			if f := strings.Fields(rest); len(f) > 0 {
+				if kb, err := strconv.ParseFloat(f[0], 64); err == nil {
+					return kb / 1024
+				}
+			}
+		}
+	}
+	return -1
+}
