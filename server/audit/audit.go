@@ -197,7 +197,10 @@ type Log struct {
 	cancel context.CancelFunc
 	// stopFollow stops the follower, after the appender.
 	stopFollow context.CancelFunc
-	done       chan struct{} // closed when the appender has stopped
+	// stopFill stops fillWindow; fillDone is closed when it has stopped.
+	stopFill context.CancelFunc
+	fillDone chan struct{}
+	done     chan struct{} // closed when the appender has stopped
 
 	// committed is the highest seq known to be stored, for readers.
 	committed atomic.Int64
@@ -303,6 +306,14 @@ func Open(ctx context.Context, store Store, cfg Config) (*Log, error) {
 	if cfg.Follow > 0 {
 		l.startFollowing(cfg.Follow)
 	}
+	if l.win != nil && !l.stored && l.win.fill < l.win.max {
+		fillCtx, stop := context.WithCancel(context.Background())
+		l.stopFill, l.fillDone = stop, make(chan struct{})
+		go func() {
+			defer close(l.fillDone)
+			l.fillWindow(fillCtx)
+		}()
+	}
 	return l, nil
 }
 
@@ -370,6 +381,10 @@ func (l *Log) noteCommitted(seq int64) {
 // checkpoint; its failure to do so is returned after the log is closed.
 func (l *Log) Close(ctx context.Context) error {
 	l.stopBackground()
+	if l.stopFill != nil {
+		l.stopFill()
+		<-l.fillDone
+	}
 	l.mu.Lock()
 	l.closed = true
 	l.cond.Broadcast()

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"standin/server/audit"
 	"standin/server/standin"
@@ -13,25 +14,11 @@ import (
 // A server that writes its log alone on a store read by seq range (the
 // embedded database's segments) opens by reading a page of the newest
 // events, not the whole log: what it opens with does not grow with the
-// log. Its window then grows with the log, and what lies before it is
-// read from the store, page by page.
+// log. What lies before its window is read from the store.
 func TestOpenReadsTheNewestEventsOnly(t *testing.T) {
 	t.Parallel()
-	db := mustDB(t)
-	ctx := context.Background()
-	store := &readCounter{countingStore: countingStore{Store: db.store.Segments(4)}}
-	first, err := audit.Open(ctx, store, audit.Config{Logger: discard()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mustAppend(t, first, chained("old", nil, 40)...)
-	if err := first.Close(ctx); err != nil {
-		t.Fatal(err)
-	}
-
-	store.reads.Store(0)
-	store.events.Store(0)
-	l, err := audit.Open(ctx, store, audit.Config{Logger: discard(), Alone: true, Follow: followEvery, Window: 100, WindowFill: 8})
+	store, ctx := segmentedLog(t, 40)
+	l, err := audit.Open(ctx, store, audit.Config{Logger: discard(), Alone: true, Follow: followEvery, Window: 8})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,24 +29,74 @@ func TestOpenReadsTheNewestEventsOnly(t *testing.T) {
 	if l.Head() != 40 {
 		t.Fatalf("head %d, want 40", l.Head())
 	}
-	mustAppend(t, l, login("new"))
-	store.reads.Store(0)
-	// Eight and one more to know whether there is a next page: the nine
-	// the window holds.
-	page, _, err := l.Query(ctx, standin.EventFilter{}, standin.Page{Limit: 8})
-	if err != nil || store.reads.Load() != 0 {
-		t.Fatalf("the newest 8 events: %v, %d reads of the log", err, store.reads.Load())
-	}
-	if got := seqs(page); !slices.Equal(got, reversed(seqRange(34, 41))) {
-		t.Errorf("newest page %v", got)
-	}
-	page, _, err = l.Query(ctx, standin.EventFilter{}, standin.Page{Limit: 20, Cursor: "30"})
+	page, _, err := l.Query(ctx, standin.EventFilter{}, standin.Page{Limit: 20, Cursor: "30"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got, want := seqs(page), seqRange(10, 29); !slices.Equal(got, reversed(want)) {
 		t.Errorf("a page before the window: %v", got)
 	}
+}
+
+// With a window larger than what Open reads into it (Config.WindowFill),
+// the events before are read into it in the background, until it holds
+// as many as it may: the queries it answers from memory grow.
+func TestWindowFillsInTheBackground(t *testing.T) {
+	t.Parallel()
+	store, ctx := segmentedLog(t, 40)
+	l, err := audit.Open(ctx, store, audit.Config{Logger: discard(), Alone: true, Follow: followEvery, Window: 30, WindowFill: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = l.Close(context.Background()) })
+	mustAppend(t, l, login("new"))
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		store.reads.Store(0)
+		// 29 and one more to know whether there is a next page: the 30
+		// a full window holds.
+		page, _, err := l.Query(ctx, standin.EventFilter{}, standin.Page{Limit: 29})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if store.reads.Load() == 0 {
+			if got := seqs(page); !slices.Equal(got, reversed(seqRange(13, 41))) {
+				t.Fatalf("newest page from memory %v", got)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the window never filled: the newest 30 events are still read from the log")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := l.Status().InMemory; n != 30 {
+		t.Errorf("the window holds %d events, want 30", n)
+	}
+	store.reads.Store(0)
+	if _, _, err := l.Query(ctx, standin.EventFilter{}, standin.Page{Limit: 30}); err != nil || store.reads.Load() == 0 {
+		t.Errorf("31 events were answered without the log (%v): the window holds more than it may", err)
+	}
+}
+
+// segmentedLog stores a log of n events in segments of 4 and returns a
+// store over them that counts its reads from now on.
+func segmentedLog(t *testing.T, n int) (*readCounter, context.Context) {
+	t.Helper()
+	ctx := context.Background()
+	db := mustDB(t)
+	store := &readCounter{countingStore: countingStore{Store: db.store.Segments(4)}}
+	first, err := audit.Open(ctx, store, audit.Config{Logger: discard()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustAppend(t, first, chained("old", nil, n)...)
+	if err := first.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	store.reads.Store(0)
+	store.events.Store(0)
+	return store, ctx
 }
 
 // readCounter counts, beside the reads of the log, the events they

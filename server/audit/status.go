@@ -41,12 +41,19 @@ type Status struct {
 	// Key is the public key checkpoints are signed with; zero without an
 	// anchor.
 	Key PublicKey
+	// InMemory is how many of the newest events the window holds (0
+	// without one): queries about them read no database. It grows after
+	// Open as the window fills (Config.WindowFill).
+	InMemory int
 }
 
 // Status returns what the log knows of its integrity at once: what Open
 // found, the background verification's state and the anchor's health.
 func (l *Log) Status() Status {
 	s := Status{Startup: l.startup}
+	if l.win != nil {
+		s.InMemory = l.win.size()
+	}
 	l.bgMu.Lock()
 	s.Background = l.bg
 	l.bgMu.Unlock()

@@ -21,6 +21,9 @@ import (
 // it ever see a seq it did not expect (another writer appended, or
 // events were found stored after a failed insert out of order), it turns
 // itself off and every query goes to the database again.
+// windowFillPage is how many events one read of fillWindow asks for.
+const windowFillPage = 1024
+
 type window struct {
 	mu   sync.RWMutex
 	max  int
@@ -131,6 +134,79 @@ func (w *window) add(evs []*standin.Event) error {
 		w.evs = slices.Clone(w.evs[len(w.evs)-w.max:])
 	}
 	return nil
+}
+
+// size returns how many events the window holds.
+func (w *window) size() int {
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	return len(w.evs)
+}
+
+// oldest returns the seq of the oldest event the window holds and whether
+// it has room for older ones: it is on, not empty, not full and does not
+// reach back to seq 1.
+func (w *window) oldest() (seq int64, room bool) {
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	if w.off || len(w.evs) == 0 {
+		return 0, false
+	}
+	return w.evs[0].Seq, w.evs[0].Seq > 1 && len(w.evs) < w.max
+}
+
+// prepend puts older, events in seq order read from the store, before the
+// window's oldest event, which must be before: as many of the newest of
+// them as run contiguously up to it and fit under max. It reports whether
+// it added any.
+func (w *window) prepend(older []*standin.Event, before int64) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.off || len(w.evs) == 0 || w.evs[0].Seq != before {
+		return false // restarted, or the log moved on past it
+	}
+	i := len(older)
+	for i > 0 && older[i-1].Seq == before-int64(len(older)-i)-1 {
+		i--
+	}
+	run := older[i:]
+	if room := w.max - len(w.evs); len(run) > room {
+		run = run[len(run)-max(room, 0):]
+	}
+	if len(run) == 0 {
+		return false
+	}
+	evs := make([]*standin.Event, 0, len(run)+len(w.evs))
+	for _, e := range run {
+		evs = append(evs, clone(e))
+	}
+	w.evs = append(evs, w.evs...)
+	return true
+}
+
+// fillWindow reads, in the background, the events before the window's
+// oldest into it, a page at a time, until it is full or reaches seq 1:
+// Open filled it with only the newest Config.WindowFill events, and the
+// queries it can answer grow as it fills. It stops when ctx ends, the
+// store fails, or the window restarts.
+func (l *Log) fillWindow(ctx context.Context) {
+	for {
+		before, room := l.win.oldest()
+		if !room {
+			return
+		}
+		evs, err := l.store.Page(ctx, PageQuery{Before: before, Limit: windowFillPage})
+		if err != nil {
+			if ctx.Err() == nil {
+				l.logger.Warn("audit: older events could not be read into memory; queries for them read the database", "err", err)
+			}
+			return
+		}
+		slices.Reverse(evs)
+		if !l.win.prepend(evs, before) {
+			return
+		}
+	}
 }
 
 // newest collects, newest first, up to n events matching keep with seq below
