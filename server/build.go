@@ -41,10 +41,11 @@ func (n *node) build(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
-	n.decider = access.New(n.rbac, n.db, n.cfg.Location, n.cfg.Clock)
+	n.facility = newFacilityStore(n.db)
+	n.decider = access.New(n.rbac, n.facility, n.cfg.Location, n.cfg.Clock)
 	// Bookings a stop left half-written are completed or undone by their
 	// commit records before anything is served.
-	n.bookings = bookings.New(n.db, n.decider, n.events, bookings.Config{Now: n.cfg.Clock, Logger: n.log.With("component", "bookings")})
+	n.bookings = bookings.New(n.facility, n.decider, n.events, bookings.Config{Now: n.cfg.Clock, Logger: n.log.With("component", "bookings")})
 	if err := n.bookings.Recover(ctx); err != nil {
 		return err
 	}
@@ -139,7 +140,7 @@ func (n *node) buildHTTP() error {
 	app, err := httpapi.New(httpapi.Config{
 		Users:          n.db,
 		Accounts:       n.accounts,
-		Facility:       n.db,
+		Facility:       n.facility,
 		Bookings:       n.bookings,
 		Access:         n.decider,
 		Policies:       n.rbac,
@@ -148,7 +149,7 @@ func (n *node) buildHTTP() error {
 		Notifications:  n.db,
 		Presence:       n.presence,
 		Sessions:       n.sessions,
-		Support:        support.New(n.db, n.decider, n.events, n.cfg.Clock),
+		Support:        support.New(n.facility, n.decider, n.events, n.cfg.Clock),
 		DB:             n.db,
 		Logger:         n.log.With("component", "http"),
 		WebSocket:      n.hub,

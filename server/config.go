@@ -66,11 +66,12 @@ type Config struct {
 	// AuditWindow is how many of the newest audit events the server keeps
 	// in memory (default 100,000, about 0.75 KB each). Activity pages,
 	// live replays and start-up repair within it are answered from
-	// memory; a page older than it makes the embedded database read the
-	// whole log. On the embedded database opening the log reads all of it
-	// whatever the window, so a larger window costs memory, not time; with
-	// MongoURI the window is filled with one page of the newest events,
-	// and then by following the log, whoever appends.
+	// memory; older pages are read from the database. Opening the log
+	// reads one page of the newest events into it (on the embedded
+	// database's segments the newest 2,048, whatever the log's length),
+	// the rest is read in the background, and then it follows the log,
+	// whoever appends. A log kept in one collection on the embedded
+	// database (made before segments) is read whole at opening instead.
 	AuditWindow int
 	// SignInLimits is when sign-in attempts wait and for how long; zero
 	// fields are package loginlimit's defaults.

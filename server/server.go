@@ -68,6 +68,7 @@ type node struct {
 	closers      []func(context.Context)
 
 	db       *mongostore.DB // requests' connection
+	facility facilityStore  // db, with the catalog answered from memory
 	eventsDB *mongostore.DB // the audit log's own connection
 	events   *audit.Log
 

@@ -35,11 +35,12 @@ func (a *API) getUser(c *fiber.Ctx) error {
 }
 
 func (a *API) getProfile(c *fiber.Ctx) error {
-	d, _, err := a.userDetail(c, principal(c).Subject.ID)
+	// The subject was read for this request as it was authenticated.
+	n, err := a.names(c.UserContext())
 	if err != nil {
 		return err
 	}
-	return c.JSON(d)
+	return c.JSON(n.userDetail(principal(c).Subject, a.cfg.Now()))
 }
 
 func (a *API) userDetail(c *fiber.Ctx, id string) (userDetailJSON, *standin.User, error) {
@@ -113,7 +114,12 @@ func (a *API) updateProfile(c *fiber.Ctx) error {
 	if _, err := a.cfg.Accounts.Rename(c.UserContext(), p, req.Name, a.origin(c)); err != nil {
 		return err
 	}
-	return a.getProfile(c)
+	// The profile as it is now, read again after the change.
+	d, _, err := a.userDetail(c, p.Subject.ID)
+	if err != nil {
+		return err
+	}
+	return c.JSON(d)
 }
 
 type passwordRequest struct {
