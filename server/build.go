@@ -150,6 +150,7 @@ func (n *node) buildHTTP() error {
 		Presence:       n.presence,
 		Sessions:       n.sessions,
 		Support:        support.New(n.facility, n.decider, n.events, n.cfg.Clock),
+		VerifyWait:     n.cfg.VerifyWait,
 		DB:             n.db,
 		Logger:         n.log.With("component", "http"),
 		WebSocket:      n.hub,

@@ -108,6 +108,10 @@ type Config struct {
 	// Clock is the time source for sessions, impersonations and decisions
 	// (default time.Now); tests move it to expire things.
 	Clock func() time.Time
+	// VerifyWait is how long GET /api/v1/activity/verify waits for the
+	// verification of the whole log before answering 202 with how far it
+	// has got (default 3s); the Activity panel then shows its progress.
+	VerifyWait time.Duration
 	// Logger receives structured logs (default slog.Default()).
 	Logger *slog.Logger
 	// Announce, if set, receives a few plain lines once the console is

@@ -182,6 +182,12 @@ type Log struct {
 	scans    bool      // Config.NoIndexes: the database scans for any query
 	startup  Verification
 
+	// checks are the verifications Check runs, until checkCtx ends (at
+	// Close).
+	checks      checker
+	checkCtx    context.Context
+	checkCancel context.CancelFunc
+
 	// bg is the verification VerifyInBackground runs.
 	bgMu     sync.Mutex
 	bg       Background
@@ -278,6 +284,7 @@ func Open(ctx context.Context, store Store, cfg Config) (*Log, error) {
 		}
 	}
 	l.cond = sync.NewCond(&l.mu)
+	l.checkCtx, l.checkCancel = context.WithCancel(context.Background())
 	l.insert = store.Insert
 	l.readHashes = store.Hashes
 	if !cfg.NoIndexes {
@@ -381,6 +388,8 @@ func (l *Log) noteCommitted(seq int64) {
 // checkpoint; its failure to do so is returned after the log is closed.
 func (l *Log) Close(ctx context.Context) error {
 	l.stopBackground()
+	l.checkCancel()
+	l.checks.wg.Wait()
 	if l.stopFill != nil {
 		l.stopFill()
 		<-l.fillDone

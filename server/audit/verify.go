@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 
 	"standin/server/standin"
 )
@@ -82,6 +83,12 @@ var errBroken = errors.New("broken link")
 // A broken chain is a result, not an error. Errors: EUnavailable when the
 // database cannot be reached.
 func (l *Log) Verify(ctx context.Context) (Verification, error) {
+	return l.verify(ctx, nil)
+}
+
+// verify is Verify, counting the events it has read in progress when
+// that is not nil.
+func (l *Log) verify(ctx context.Context, progress *atomic.Int64) (Verification, error) {
 	var v Verification
 	committed := l.committed.Load()
 	w := &chainWalk{want: 1}
@@ -96,6 +103,9 @@ func (l *Log) Verify(ctx context.Context) (Verification, error) {
 	var broken *finding
 	err := l.walk(ctx, 0, standin.EventFilter{}, true, func(d Stored) error {
 		v.Head = max(v.Head, d.Seq)
+		if progress != nil {
+			progress.Add(1)
+		}
 		if broken = w.check(d); broken != nil {
 			return errBroken
 		}

@@ -246,12 +246,28 @@ func (a *API) verifyActivity(c *fiber.Ctx) error {
 	if err := a.wholeLog(c, "verify the whole activity log"); err != nil {
 		return err
 	}
-	v, err := a.cfg.Audit.Verify(c.UserContext())
-	if err != nil {
-		return err
+	var run int64
+	if q := c.Query("run"); q != "" {
+		n, err := strconv.ParseInt(q, 10, 64)
+		if err != nil || n <= 0 {
+			return standin.Errorf(standin.EInvalid, "The run %q is not one this server gave out.", q)
+		}
+		run = n
 	}
+	chk := a.cfg.Audit.Check(c.UserContext(), run, a.cfg.VerifyWait)
+	if !chk.Done {
+		// Still walking a large log: how far it has got, and the run to
+		// ask for again.
+		return c.Status(fiber.StatusAccepted).JSON(fiber.Map{"state": "running", "run": chk.Run,
+			"checked": chk.Checked, "head": chk.Head, "started_at": chk.Started.UTC().Format(time.RFC3339Nano)})
+	}
+	if chk.Err != nil {
+		return chk.Err
+	}
+	v := chk.Result
 	st := a.cfg.Audit.Status()
 	out := checkJSON(v)
+	out["run"] = chk.Run
 	out["head"], out["checkpoints"], out["key_id"] = v.Head, v.Checkpoints, st.Key.KeyID
 	if v.Anchor != nil {
 		out["anchor"] = fiber.Map{"kind": v.Anchor.Kind, "seq": v.Anchor.Seq, "hash": v.Anchor.Hash, "time": v.Anchor.Time}

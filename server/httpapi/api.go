@@ -112,9 +112,10 @@ type Audit interface {
 	Append(ctx context.Context, evs ...*standin.Event) error
 	Query(ctx context.Context, f standin.EventFilter, p standin.Page) ([]*standin.Event, string, error)
 	Export(ctx context.Context, f standin.EventFilter, format string, w io.Writer) error
-	// Verify walks the whole chain now; Status is what the log knows of
-	// itself without walking it.
-	Verify(ctx context.Context) (audit.Verification, error)
+	// Check verifies the whole chain, shared by all who ask while it
+	// runs, waiting up to wait for it (see audit.Log.Check); Status is
+	// what the log knows of itself without walking it.
+	Check(ctx context.Context, run int64, wait time.Duration) audit.Checking
 	Status() audit.Status
 	// PublicKey is the key the log's checkpoints are signed with; ok is
 	// false when the log is not anchored.
@@ -197,6 +198,10 @@ type Config struct {
 	BodyLimit int
 	// Now is the clock (default time.Now); tests move it.
 	Now func() time.Time
+	// VerifyWait is how long GET /activity/verify waits for the
+	// verification of the whole log before it answers with how far it
+	// has got (default 3s): on a large log it takes minutes.
+	VerifyWait time.Duration
 }
 
 // API holds the handlers' dependencies.
@@ -367,6 +372,9 @@ func New(cfg Config) (*fiber.App, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.VerifyWait <= 0 {
+		cfg.VerifyWait = 3 * time.Second
 	}
 	a := &API{
 		cfg:       cfg,

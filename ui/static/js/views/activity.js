@@ -570,17 +570,32 @@ export function mountActivity(ctx, root, { query }) {
   untilIn.value = filters.until;
 
   // Chain verification (admins and owners: it walks the whole log).
-  const runVerify = async () => {
-    replace(verify, icon('shield', 'icon icon--sm'), h('span', null, 'Checking the chain…'));
-    verify.dataset.state = 'checking';
+  // On a large log the server answers with how far it has got (202,
+  // state "running"), and the panel asks again for the same run.
+  let verifyTimer = 0;
+  const runVerify = async (run) => {
+    clearTimeout(verifyTimer);
+    if (!run) {
+      replace(verify, icon('shield', 'icon icon--sm'), h('span', null, 'Checking the chain…'));
+      verify.dataset.state = 'checking';
+    }
     try {
-      const v = await ctx.api.get('/activity/verify');
+      const v = await ctx.api.get('/activity/verify', run ? { query: { run } } : undefined);
+      if (stopped) return;
+      if (v.state === 'running') {
+        showVerifyProgress(verify, v);
+        verifyTimer = setTimeout(() => runVerify(v.run), 1500);
+        return;
+      }
+      verify.removeAttribute('aria-busy');
       const words = chainWords(v);
       verify.dataset.state = words.state;
       verify.dataset.code = v.code || '';
       replace(verify, icon(words.state === 'ok' ? 'check' : 'alert', 'icon icon--sm'),
         h('span', { class: 'chain__text' }, h('strong', null, words.title), words.detail ? h('span', { class: 'chain__detail' }, words.detail) : null));
     } catch (error) {
+      if (stopped) return;
+      verify.removeAttribute('aria-busy');
       delete verify.dataset.code;
       if (error.status === 403) {
         // Said once, with what this person does see; nothing to press.
@@ -593,7 +608,7 @@ export function mountActivity(ctx, root, { query }) {
       verify.dataset.state = 'error';
       replace(verify, icon('alert', 'icon icon--sm'), h('span', { title: error.reason || error.message }, 'Could not verify'));
     }
-    verify.append(h('button', { type: 'button', class: 'link-button chain__again', onclick: runVerify, 'aria-label': 'Verify the chain again' }, 'Verify'));
+    verify.append(h('button', { type: 'button', class: 'link-button chain__again', onclick: () => runVerify(), 'aria-label': 'Verify the chain again' }, 'Verify'));
   };
 
   // The live stream starts from the head of the log, then history loads:
@@ -614,11 +629,25 @@ export function mountActivity(ctx, root, { query }) {
 
   return () => {
     stopped = true;
+    clearTimeout(verifyTimer);
     today.stop();
     clearInterval(tick);
     offLive();
     offPresence();
   };
+}
+
+/** How far a verification of the whole log has got, with a bar. */
+function showVerifyProgress(box, v) {
+  const head = Math.max(Number(v.head) || 0, 1);
+  const checked = Math.min(Number(v.checked) || 0, head);
+  const pct = Math.floor((100 * checked) / head);
+  box.dataset.state = 'checking';
+  box.setAttribute('aria-busy', 'true');
+  replace(box, icon('shield', 'icon icon--sm'),
+    h('span', { class: 'chain__text' }, h('strong', null, 'Checking the chain…'),
+      h('span', { class: 'chain__detail', id: 'chain-progress-text' }, `${checked.toLocaleString()} of ${head.toLocaleString()} events (${pct}%)`)),
+    h('progress', { class: 'chain__progress', max: String(head), value: String(checked), 'aria-labelledby': 'chain-progress-text' }));
 }
 
 /**
