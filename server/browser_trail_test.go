@@ -37,21 +37,7 @@ func TestBrowserSupportCaseTrail(t *testing.T) {
 		sam.do("the list shows the search's answer", chromedp.WaitVisible(chromedp.CSS(`#user-results[data-query="ben"] tr[data-user-id]`)))
 		sam.clickText("open Ben's page", "#user-results .person__name", "Ben Okafor")
 		sam.waitText("Ben's page says what blocks him", "#user-blocks", "Confocal Basics")
-		sam.do("choose Check access",
-			chromedp.Click(chromedp.CSS(`main [data-action="user-actions"]`)),
-			chromedp.WaitVisible(chromedp.CSS(`[data-menu-item="check-access"]`)),
-			chromedp.Click(chromedp.CSS(`[data-menu-item="check-access"]`)),
-			chromedp.WaitEnabled(chromedp.ID("access-submit")))
-		eval[bool](sam, "choose the confocal in NEURO", `(() => {
-			const res = document.getElementById('access-resource');
-			res.value = [...res.options].find((o) => o.textContent.includes('Confocal')).value;
-			const proj = document.getElementById('access-project');
-			proj.value = [...proj.options].find((o) => o.textContent.startsWith('NEURO')).value;
-			return true;
-		})()`)
-		sam.do("check", chromedp.Click(chromedp.ID("access-submit")))
-		sam.waitText("the decision names the missing training", `#access-result [data-allowed="false"]`, "Confocal Basics")
-		sam.do("close the dialog", chromedp.KeyEvent("\x1b"), chromedp.WaitNotPresent(chromedp.ID("access-result")))
+		sam.checkConfocalAccess(nil)
 		sam.impersonate("from Ben's page", `main [data-action="user-actions"]`, reason)
 		sam.do("the facility app as Ben", chromedp.WaitVisible(chromedp.ID("resource-list")))
 		sam.waitText("the resources are listed", "#resource-list .resource", "Confocal")

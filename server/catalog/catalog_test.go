@@ -2,7 +2,6 @@ package catalog_test
 
 import (
 	"context"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -11,6 +10,7 @@ import (
 	"standin/server/dbtest"
 	"standin/server/mongostore"
 	"standin/server/standin"
+	"standin/server/testclock"
 )
 
 // countingStore counts the catalog's reads of a real store.
@@ -44,24 +44,6 @@ func (s *countingStore) ResourceByID(ctx context.Context, id string) (*standin.R
 	return s.DB.ResourceByID(ctx, id)
 }
 
-// clock is a test clock.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) add(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
 // The catalog is read once and answered from memory until its TTL is
 // past; a project added since is found by id at once from the store, and
 // in the lists once the copy is read again; what a caller changes in an
@@ -83,7 +65,7 @@ func TestCache(t *testing.T) {
 		t.Fatal(err)
 	}
 	store := &countingStore{DB: db}
-	clk := &clock{now: time.Date(2026, 12, 3, 9, 0, 0, 0, time.UTC)}
+	clk := testclock.New(time.Date(2026, 12, 3, 9, 0, 0, 0, time.UTC))
 	c := catalog.New(store, time.Minute, clk.Now)
 
 	for range 5 {
@@ -122,7 +104,7 @@ func TestCache(t *testing.T) {
 	if ps, _ := c.Projects(ctx); len(ps) != 1 {
 		t.Fatalf("the copy changed before its TTL: %d projects", len(ps))
 	}
-	clk.add(time.Minute)
+	clk.Advance(time.Minute)
 	if ps, err := c.Projects(ctx); err != nil || len(ps) != 2 {
 		t.Fatalf("after the TTL: %d projects, %v", len(ps), err)
 	}

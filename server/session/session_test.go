@@ -3,38 +3,20 @@ package session_test
 import (
 	"context"
 	"os"
-	"sync"
 	"testing"
 	"time"
 
 	"standin/server/dbtest"
 	"standin/server/session"
 	"standin/server/standin"
+	"standin/server/testclock"
 )
 
 func TestMain(m *testing.M) { os.Exit(dbtest.Main(m)) }
 
-// clock is a settable time source.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
 type fixture struct {
 	m     *session.Manager
-	clk   *clock
+	clk   *testclock.Clock
 	user  *standin.User
 	ended chan string
 }
@@ -46,7 +28,7 @@ func newFixture(t *testing.T, status standin.Status) *fixture {
 	if err := db.EnsureUser(context.Background(), u); err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{clk: &clock{now: time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)}, user: u, ended: make(chan string, 10)}
+	f := &fixture{clk: testclock.New(time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)), user: u, ended: make(chan string, 10)}
 	f.m = session.NewManager(db, db, session.Config{
 		TTL: 8 * time.Hour, Idle: time.Hour, TouchEvery: time.Minute,
 		Now:   f.clk.Now,
