@@ -31,7 +31,7 @@ func (n *node) build(ctx context.Context) error {
 	}
 	n.buildSessions()
 	if n.accounts, err = accounts.New(accounts.Config{
-		Users: n.db, Sessions: n.sessions, Impersonations: n.imps, Audit: n.events, Authorizer: n.rbac,
+		Users: n.auth, Sessions: n.sessions, Impersonations: n.imps, Audit: n.events, Authorizer: n.rbac,
 		// Sign-in ledgers live in the database, so every server sharing
 		// it counts every attempt.
 		SignIn:       loginlimit.New(n.cfg.SignInLimits, n.db.SignInLimits(n.cfg.SignInLimits.WithDefaults().Window)),
@@ -70,7 +70,7 @@ func (n *node) build(ctx context.Context) error {
 // buildSessions makes the session manager and the impersonation service,
 // whose ends and rotations close the sockets they concern.
 func (n *node) buildSessions() {
-	n.sessions = session.NewManager(n.db, n.db, session.Config{
+	n.sessions = session.NewManager(n.auth, n.auth, session.Config{
 		Now:   n.cfg.Clock,
 		OnEnd: n.feed.SessionEnded,
 		OnRotate: func(id string) {
@@ -79,7 +79,7 @@ func (n *node) buildSessions() {
 			time.AfterFunc(rotateGrace, func() { n.feed.SessionReplaced(id) })
 		},
 	})
-	n.imps = impersonation.New(n.db, n.sessions, n.rbac, n.events, impersonation.Config{
+	n.imps = impersonation.New(n.auth, n.sessions, n.rbac, n.events, impersonation.Config{
 		Now:      n.cfg.Clock,
 		Location: n.cfg.Location,
 		Logger:   n.log.With("component", "impersonation"),
@@ -138,7 +138,7 @@ func (n *node) buildHub() error {
 // buildHTTP makes the HTTP API over the services.
 func (n *node) buildHTTP() error {
 	app, err := httpapi.New(httpapi.Config{
-		Users:          n.db,
+		Users:          n.auth,
 		Accounts:       n.accounts,
 		Facility:       n.facility,
 		Bookings:       n.bookings,

@@ -25,21 +25,26 @@ type reloader interface {
 }
 
 // follower hands every committed event, in seq order, to the live feed,
-// and reloads the authorizer after a policy changed or an account was
-// suspended, on whichever server that happened.
+// makes the records authentication keeps in memory forget what it
+// changed, and reloads the authorizer after a policy changed or an account
+// was suspended, on whichever server that happened.
 type follower struct {
 	feed   *livefeed.Feed
+	auth   *authStore // forgets what the events say changed
 	log    *slog.Logger
 	reload chan struct{}
 }
 
-func newFollower(feed *livefeed.Feed, log *slog.Logger) *follower {
-	return &follower{feed: feed, log: log, reload: make(chan struct{}, 1)}
+func newFollower(feed *livefeed.Feed, auth *authStore, log *slog.Logger) *follower {
+	return &follower{feed: feed, auth: auth, log: log, reload: make(chan struct{}, 1)}
 }
 
 // committed is the audit log's OnCommit: it runs on the log's goroutine
 // and never blocks.
 func (f *follower) committed(evs []*standin.Event) {
+	for _, e := range evs {
+		f.auth.forgetFor(e)
+	}
 	f.feed.Committed(evs)
 	for _, e := range evs {
 		if e.Type == standin.EventPolicyChanged || e.Type == standin.EventUserSuspended {

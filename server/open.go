@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"strings"
 	"time"
 
 	"standin/server/audit"
@@ -116,7 +117,8 @@ func (n *node) openAudit(ctx context.Context, uri string) error {
 	if err := n.openSignals(ctx); err != nil {
 		return err
 	}
-	n.follower = newFollower(n.feed, n.log.With("component", "follow"))
+	n.auth = newAuthStore(n.db)
+	n.follower = newFollower(n.feed, n.auth, n.log.With("component", "follow"))
 	// Every server follows the log: the events of all of them reach the
 	// live feed and the follower's reactions by one path.
 	// Recent events are answered from memory: the follower hands the
@@ -164,6 +166,10 @@ func (n *node) openAudit(ctx context.Context, uri string) error {
 func (n *node) openSignals(ctx context.Context) error {
 	stream, err := signals.Open(ctx, n.eventsDB.Signals(), signals.Config{
 		Handle: func(s signals.Signal) {
+			if strings.HasPrefix(s.Kind, "livefeed.session") {
+				// A session ended or was replaced on some node.
+				n.auth.sessions.ForgetAll()
+			}
 			if n.presence.handles(s.Kind) {
 				n.presence.apply(s.Kind, s.Data)
 				return

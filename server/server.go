@@ -69,6 +69,7 @@ type node struct {
 
 	db       *mongostore.DB // requests' connection
 	facility facilityStore  // db, with the catalog answered from memory
+	auth     *authStore     // db, with what authentication reads answered from memory
 	eventsDB *mongostore.DB // the audit log's own connection
 	events   *audit.Log
 
