@@ -33,7 +33,7 @@ func TestOpenReadsTheNewestEventsOnly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := seqs(page), seqRange(10, 29); !slices.Equal(got, reversed(want)) {
+	if got, want := seqsOf(page), seqRange(10, 29); !slices.Equal(got, reversed(want)) {
 		t.Errorf("a page before the window: %v", got)
 	}
 }
@@ -60,7 +60,7 @@ func TestWindowFillsInTheBackground(t *testing.T) {
 			t.Fatal(err)
 		}
 		if store.reads.Load() == 0 {
-			if got := seqs(page); !slices.Equal(got, reversed(seqRange(13, 41))) {
+			if got := seqsOf(page); !slices.Equal(got, reversed(seqRange(13, 41))) {
 				t.Fatalf("newest page from memory %v", got)
 			}
 			break
@@ -117,14 +117,6 @@ func (s *readCounter) Scan(ctx context.Context, sc audit.Scan, fn func(audit.Sto
 		s.events.Add(1)
 		return fn(st)
 	})
-}
-
-func seqs(evs []*standin.Event) []int64 {
-	out := make([]int64, len(evs))
-	for i, e := range evs {
-		out[i] = e.Seq
-	}
-	return out
 }
 
 func reversed(s []int64) []int64 {

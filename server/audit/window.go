@@ -49,14 +49,21 @@ func (w *window) loadNewest(ctx context.Context, l *Log) (head int64, hash strin
 	slices.Reverse(evs)
 	head, hash = evs[len(evs)-1].Seq, evs[len(evs)-1].Hash
 	// Keep the contiguous run that ends at the head, as load does.
-	i := len(evs) - 1
-	for i > 0 && evs[i-1].Seq == evs[i].Seq-1 {
-		i--
-	}
 	w.mu.Lock()
-	w.evs = evs[i:]
+	w.evs = evs[runEndingAt(evs, head):]
 	w.mu.Unlock()
 	return head, hash, nil
+}
+
+// runEndingAt returns where, in evs (ascending seqs), the run of
+// consecutive seqs that ends with seq end begins: len(evs) when the last
+// event is not end.
+func runEndingAt(evs []*standin.Event, end int64) int {
+	i := len(evs)
+	for i > 0 && evs[i-1].Seq == end-int64(len(evs)-i) {
+		i--
+	}
+	return i
 }
 
 // restart empties the window: the next events added start it again. The
@@ -93,12 +100,8 @@ func (w *window) load(ctx context.Context, l *Log) (head int64, hash string, err
 	slices.SortFunc(evs, func(a, b *standin.Event) int { return cmp.Compare(a.Seq, b.Seq) })
 	// Keep the contiguous run that ends at the head; anything older than
 	// a gap is left to the database.
-	i := len(evs)
-	for i > 0 && evs[i-1].Seq == head-int64(len(evs)-i) {
-		i--
-	}
 	w.mu.Lock()
-	w.evs = evs[i:]
+	w.evs = evs[runEndingAt(evs, head):]
 	w.mu.Unlock()
 	return head, hash, nil
 }
@@ -165,11 +168,7 @@ func (w *window) prepend(older []*standin.Event, before int64) bool {
 	if w.off || len(w.evs) == 0 || w.evs[0].Seq != before {
 		return false // restarted, or the log moved on past it
 	}
-	i := len(older)
-	for i > 0 && older[i-1].Seq == before-int64(len(older)-i)-1 {
-		i--
-	}
-	run := older[i:]
+	run := older[runEndingAt(older, before-1):]
 	if room := w.max - len(w.evs); len(run) > room {
 		run = run[len(run)-max(room, 0):]
 	}
