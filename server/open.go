@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"strings"
 	"time"
 
 	"standin/server/audit"
@@ -166,9 +165,8 @@ func (n *node) openAudit(ctx context.Context, uri string) error {
 func (n *node) openSignals(ctx context.Context) error {
 	stream, err := signals.Open(ctx, n.eventsDB.Signals(), signals.Config{
 		Handle: func(s signals.Signal) {
-			if strings.HasPrefix(s.Kind, "livefeed.session") {
-				// A session ended or was replaced on some node.
-				n.auth.sessions.ForgetAll()
+			if id, ok := livefeed.SessionGone(s.Kind, s.Data); ok {
+				n.auth.sessions.Forget(0, id)
 			}
 			if n.presence.handles(s.Kind) {
 				n.presence.apply(s.Kind, s.Data)

@@ -83,6 +83,20 @@ type closeSignal struct {
 	Session string `json:"session"`
 }
 
+// SessionGone returns the session a signal says ended or was replaced on
+// some server (ok false for any other signal): what keeps sessions in
+// memory must forget it.
+func SessionGone(kind string, data []byte) (id string, ok bool) {
+	if kind != signalEnded && kind != signalReplaced {
+		return "", false
+	}
+	var m closeSignal
+	if json.Unmarshal(data, &m) != nil || m.Session == "" {
+		return "", false
+	}
+	return m.Session, true
+}
+
 type hubRef struct{ Hub }
 
 // New returns a feed that logs to log (nil discards).

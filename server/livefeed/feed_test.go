@@ -241,7 +241,8 @@ func TestFeedBeforeAttach(t *testing.T) {
 
 // TestSignalsRoundTrip: with signals in use, the feed sends what is not
 // an audit fact instead of publishing it, and Apply, on any server, does
-// what the hook would have done here; Resync makes every socket reconnect.
+// what the hook would have done here, and says which sessions are gone;
+// Resync makes every socket reconnect.
 func TestSignalsRoundTrip(t *testing.T) {
 	t.Parallel()
 	sender, receiver := &recordingSender{}, &recordingHub{}
@@ -256,6 +257,15 @@ func TestSignalsRoundTrip(t *testing.T) {
 	f.Notified(&standin.Notification{ID: "n1", UserID: "u-ben", Seq: 3, Type: "impersonation.started", At: at})
 	for _, s := range sender.sent {
 		other.Apply(s.kind, s.data)
+	}
+	var gone []string
+	for _, s := range sender.sent {
+		if id, ok := livefeed.SessionGone(s.kind, s.data); ok {
+			gone = append(gone, id)
+		}
+	}
+	if got := strings.Join(gone, " "); got != "s-1 s-2" {
+		t.Fatalf("the signals say sessions %q are gone, want s-1 s-2", got)
 	}
 	calls := receiver.take()
 	if got := topics(calls); got != "close/s-1 close/s-2 notifications" {
