@@ -110,12 +110,7 @@ func (c *Cache) Projects(ctx context.Context) ([]*standin.Project, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := make([]*standin.Project, len(s.projects))
-	for i, p := range s.projects {
-		cp := *p
-		out[i] = &cp
-	}
-	return out, nil
+	return clones(s.projects, copyOf), nil
 }
 
 // ProjectByID returns the project id; one the copy does not hold is read
@@ -126,8 +121,7 @@ func (c *Cache) ProjectByID(ctx context.Context, id string) (*standin.Project, e
 		return nil, err
 	}
 	if p, ok := s.project[id]; ok {
-		cp := *p
-		return &cp, nil
+		return copyOf(p), nil
 	}
 	return c.store.ProjectByID(ctx, id)
 }
@@ -138,11 +132,7 @@ func (c *Cache) Resources(ctx context.Context) ([]*standin.Resource, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := make([]*standin.Resource, len(s.resources))
-	for i, r := range s.resources {
-		out[i] = cloneResource(r)
-	}
-	return out, nil
+	return clones(s.resources, cloneResource), nil
 }
 
 // ResourceByID returns the resource id; one the copy does not hold is
@@ -164,12 +154,23 @@ func (c *Cache) Trainings(ctx context.Context) ([]*standin.Training, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := make([]*standin.Training, len(s.trainings))
-	for i, t := range s.trainings {
-		cp := *t
-		out[i] = &cp
+	return clones(s.trainings, copyOf), nil
+}
+
+// clones copies each of list with clone, so the caller's answer is its
+// own.
+func clones[T any](list []*T, clone func(*T) *T) []*T {
+	out := make([]*T, len(list))
+	for i, v := range list {
+		out[i] = clone(v)
 	}
-	return out, nil
+	return out
+}
+
+// copyOf copies a record that holds no slice or map.
+func copyOf[T any](v *T) *T {
+	cp := *v
+	return &cp
 }
 
 // cloneResource copies r with slices of its own.
