@@ -238,13 +238,20 @@ func (s *Events) AnyAfter(ctx context.Context, seq int64) (bool, error) {
 // in that order, stopping at fn's first error. Errors are the driver's,
 // for the caller to translate.
 func (s *Events) each(ctx context.Context, filter bson.D, opts *options.FindOptionsBuilder, fn func(audit.Stored) error) error {
-	cur, err := s.coll.Find(ctx, filter, opts)
+	return eachRaw(ctx, s.coll, filter, opts, func(raw bson.Raw) error { return fn(decodeEvent(raw)) })
+}
+
+// eachRaw runs one find on coll and calls fn for each document it
+// returns, in that order, stopping at fn's first error. Errors are the
+// driver's, for the caller to translate.
+func eachRaw(ctx context.Context, coll *mongo.Collection, filter bson.D, opts *options.FindOptionsBuilder, fn func(bson.Raw) error) error {
+	cur, err := coll.Find(ctx, filter, opts)
 	if err != nil {
 		return err
 	}
 	defer func() { _ = cur.Close(context.WithoutCancel(ctx)) }()
 	for cur.Next(ctx) {
-		if err := fn(decodeEvent(cur.Current)); err != nil {
+		if err := fn(cur.Current); err != nil {
 			return err
 		}
 	}

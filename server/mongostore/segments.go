@@ -348,17 +348,7 @@ func (s *Segments) AnyAfter(ctx context.Context, seq int64) (bool, error) {
 // the order returned, stopping at fn's first error. Errors are the
 // driver's, for the caller to translate.
 func (s *Segments) each(ctx context.Context, seg int64, filter bson.D, opts *options.FindOptionsBuilder, fn func(bson.Raw) error) error {
-	cur, err := s.coll(seg).Find(ctx, filter, opts)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = cur.Close(context.WithoutCancel(ctx)) }()
-	for cur.Next(ctx) {
-		if err := fn(cur.Current); err != nil {
-			return err
-		}
-	}
-	return cur.Err()
+	return eachRaw(ctx, s.coll(seg), filter, opts, fn)
 }
 
 // AuditLog returns the store the audit log is kept in on this database,
