@@ -166,7 +166,7 @@ func TestAuditAnchorAfterRestart(t *testing.T) {
 			}
 			admin := newClient(t, srv.URL)
 			admin.mustLogin("admin@example.org")
-			if v := admin.do(http.MethodGet, "/api/v1/activity/verify", nil).JSON(t); v["ok"] != true || v["anchor"] == nil {
+			if v := admin.verify().JSON(t); v["ok"] != true || v["anchor"] == nil {
 				t.Fatalf("verify before: %v", v)
 			}
 			srv.Stop(t)
@@ -183,7 +183,7 @@ func TestAuditAnchorAfterRestart(t *testing.T) {
 			srv = mustStart(t, dir)
 			admin = newClient(t, srv.URL)
 			me := admin.mustLogin("admin@example.org")["user"].(map[string]any)["id"]
-			r := admin.do(http.MethodGet, "/api/v1/activity/verify", nil)
+			r := admin.verify()
 			if r.Status != http.StatusOK {
 				t.Fatalf("verify: %d %s", r.Status, r.Body)
 			}
@@ -214,7 +214,7 @@ func TestAuditAnchorAfterRestart(t *testing.T) {
 func waitBackground(t *testing.T, admin *client) map[string]any {
 	t.Helper()
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		v := admin.do(http.MethodGet, "/api/v1/activity/verify", nil).JSON(t)
+		v := admin.verify().JSON(t)
 		bg, _ := v["background"].(map[string]any)
 		if bg["state"] == audit.BackgroundDone {
 			return bg
@@ -353,7 +353,7 @@ func TestActivityExportFailureIsVisible(t *testing.T) {
 		}
 	}
 	// The chain's walk does not fail on it: it names the event.
-	v := admin.do(http.MethodGet, "/api/v1/activity/verify", nil).JSON(t)
+	v := admin.verify().JSON(t)
 	if v["ok"] != false || v["code"] != audit.ProblemMissing {
 		t.Fatalf("verify: %v", v)
 	}

@@ -32,7 +32,7 @@ func TestExistingLogStaysInItsCollection(t *testing.T) {
 	if first := evs[len(evs)-1]; first["seq"] != float64(1) || first["actor"].(map[string]any)["name"] != "Kept Before" {
 		t.Errorf("the oldest event is %v, want the one kept before", first)
 	}
-	if v := owner.do(http.MethodGet, "/api/v1/activity/verify", nil).JSON(t); v["ok"] != true || v["checked"].(float64) != float64(len(evs)) {
+	if v := owner.verify().JSON(t); v["ok"] != true || v["checked"].(float64) != float64(len(evs)) {
 		t.Errorf("verify: %v, want all %d events checked", v, len(evs))
 	}
 }

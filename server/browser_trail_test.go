@@ -80,7 +80,7 @@ func TestBrowserSupportCaseTrail(t *testing.T) {
 	if t.Failed() {
 		return
 	}
-	if r := owner.do(http.MethodGet, "/api/v1/activity/verify", nil); r.Status != http.StatusOK {
+	if r := owner.verify(); r.Status != http.StatusOK {
 		t.Errorf("verify: %d %s", r.Status, r.Body)
 	}
 }

@@ -321,7 +321,7 @@ func checkDurable(t *testing.T, base string, l *load) {
 			t.Errorf("acknowledged impersonation %s has no started event", id)
 		}
 	}
-	v := owner.do(http.MethodGet, "/api/v1/activity/verify", nil).JSON(t)
+	v := owner.verify().JSON(t)
 	if v["ok"] != true {
 		t.Fatalf("the chain does not verify: %v", v)
 	}

@@ -127,7 +127,9 @@ func TestDatabaseOutageUnderLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	addr := strings.TrimSuffix(strings.TrimPrefix(edb.URI(), "mongodb://"), "/")
-	srv := mustRun(t, server.Config{MongoURI: edb.URI(), Demo: server.DemoOn, Logger: silent})
+	// The server's errors are shown if the test fails: a 500 names its cause.
+	srv := mustRun(t, server.Config{MongoURI: edb.URI(), Demo: server.DemoOn,
+		Logger: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelError}))})
 
 	l := startLoad(t, srv.URL)
 	l.waitFor(t, 10, 2)

@@ -54,7 +54,7 @@ func TestOversizedInputChangesNothing(t *testing.T) {
 	if after := headSeq(t, owner); after != before {
 		t.Fatalf("refused input wrote %v audit events", after-before)
 	}
-	v := owner.do(http.MethodGet, "/api/v1/activity/verify", nil)
+	v := owner.verify()
 	if v.Status != http.StatusOK || v.JSON(t)["ok"] != true {
 		t.Fatalf("verify: %d %s", v.Status, v.Body)
 	}

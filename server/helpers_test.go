@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -178,8 +179,6 @@ func (r *response) ErrorCode(t testing.TB) string {
 	return code
 }
 
-// do sends a request; body may be nil, a string (sent raw) or a value
-// (sent as JSON). Headers are given as key, value pairs.
 // try sends a request like do, with the session's CSRF token on anything
 // but GET, and returns transport errors instead of failing the test: for
 // goroutines and for servers that may be gone.
@@ -214,6 +213,28 @@ func (c *client) try(method, path string, body any) (*response, error) {
 	return &response{Status: res.StatusCode, Header: res.Header, Body: raw}, nil
 }
 
+// verify asks GET /activity/verify and, while the shared verification
+// still runs (202 with its run), asks for that run again until it answers
+// with the report. A loaded machine can take longer than the server's wait.
+func (c *client) verify() *response {
+	c.t.Helper()
+	r := c.do(http.MethodGet, "/api/v1/activity/verify", nil)
+	for deadline := time.Now().Add(2 * time.Minute); r.Status == http.StatusAccepted; {
+		if time.Now().After(deadline) {
+			c.t.Fatalf("verify still running after 2 minutes: %s", r.Body)
+		}
+		time.Sleep(50 * time.Millisecond)
+		run, ok := r.JSON(c.t)["run"].(float64)
+		if !ok {
+			c.t.Fatalf("verify running without a run: %s", r.Body)
+		}
+		r = c.do(http.MethodGet, fmt.Sprintf("/api/v1/activity/verify?run=%.0f", run), nil)
+	}
+	return r
+}
+
+// do sends a request; body may be nil, a string (sent raw) or a value
+// (sent as JSON). Headers are given as key, value pairs.
 func (c *client) do(method, path string, body any, headers ...string) *response {
 	c.t.Helper()
 	var rd io.Reader

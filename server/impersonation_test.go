@@ -192,7 +192,7 @@ func TestImpersonationLifecycle(t *testing.T) {
 	})
 
 	t.Run("ChainVerifiesAndCatchesTampering", func(t *testing.T) {
-		v := auditor.do(http.MethodGet, "/api/v1/activity/verify", nil).JSON(t)
+		v := auditor.verify().JSON(t)
 		if v["ok"] != true || v["checked"].(float64) < 5 {
 			t.Fatalf("verify: %v", v)
 		}
@@ -202,7 +202,7 @@ func TestImpersonationLifecycle(t *testing.T) {
 			bson.M{"_id": seq}, bson.M{"$set": bson.M{"reason": "nothing to see"}}); err != nil {
 			t.Fatal(err)
 		}
-		v = auditor.do(http.MethodGet, "/api/v1/activity/verify", nil).JSON(t)
+		v = auditor.verify().JSON(t)
 		if v["ok"] != false || int64(v["broken_at"].(float64)) != seq {
 			t.Fatalf("verify after tampering with seq %d: %v", seq, v)
 		}

@@ -171,7 +171,7 @@ func TestKillNodeUnderLoad(t *testing.T) {
 		t.Errorf("%d sign-ins were answered, but the log holds %d", n, logins)
 	}
 	t.Logf("%d sign-ins answered, %d logged, seqs %d..%d, %d reconnections", answered.Load(), logins, start+1, head, reopened)
-	if r := admin.do(http.MethodGet, "/api/v1/activity/verify", nil); r.Status != http.StatusOK || !strings.Contains(string(r.Body), `"ok":true`) {
+	if r := admin.verify(); r.Status != http.StatusOK || !strings.Contains(string(r.Body), `"ok":true`) {
 		t.Errorf("verify after the kill: %d %s", r.Status, r.Body)
 	}
 }
