@@ -58,6 +58,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -130,8 +131,20 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&cfg.runs, "runs", 3, "runs of each scenario; the paced scenario alternates which system goes first")
 	fs.BoolVar(&cfg.json, "json", false, "print the results as JSON instead of a table")
 	fs.StringVar(&cfg.out, "out", "", "also write the results as JSON to `file`")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run (server and clients) to `file`")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("start the CPU profile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
 	}
 	var err error
 	if cfg.watchers, err = benchresult.Sizes("-watchers", *watchers); err != nil {

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 
 	"github.com/FerretDB/FerretDB/ferretdb"
@@ -104,21 +105,53 @@ func (db *DB) Close() {
 
 // levelFilter drops records below min; FerretDB takes a *slog.Logger and
 // would otherwise log every connection at info.
+//
+// FerretDB derives a logger with attributes for every connection and
+// command, and nearly none of them log anything: scope keeps what
+// WithAttrs and WithGroup add, and applies it to next only for a record
+// that is handled, instead of formatting it for every command.
 type levelFilter struct {
-	min  slog.Level
-	next slog.Handler
+	min   slog.Level
+	next  slog.Handler
+	scope []scopeStep
+}
+
+// scopeStep is one WithAttrs (attrs) or WithGroup (group) call.
+type scopeStep struct {
+	attrs []slog.Attr
+	group string
 }
 
 func (h *levelFilter) Enabled(ctx context.Context, l slog.Level) bool {
 	return l >= h.min && h.next.Enabled(ctx, l)
 }
 
-func (h *levelFilter) Handle(ctx context.Context, r slog.Record) error { return h.next.Handle(ctx, r) }
+func (h *levelFilter) Handle(ctx context.Context, r slog.Record) error {
+	next := h.next
+	for _, s := range h.scope {
+		if s.attrs != nil {
+			next = next.WithAttrs(s.attrs)
+		} else {
+			next = next.WithGroup(s.group)
+		}
+	}
+	return next.Handle(ctx, r)
+}
 
 func (h *levelFilter) WithAttrs(attrs []slog.Attr) slog.Handler {
-	return &levelFilter{min: h.min, next: h.next.WithAttrs(attrs)}
+	if len(attrs) == 0 {
+		return h
+	}
+	return h.with(scopeStep{attrs: slices.Clone(attrs)})
 }
 
 func (h *levelFilter) WithGroup(name string) slog.Handler {
-	return &levelFilter{min: h.min, next: h.next.WithGroup(name)}
+	if name == "" {
+		return h
+	}
+	return h.with(scopeStep{group: name})
+}
+
+func (h *levelFilter) with(s scopeStep) *levelFilter {
+	return &levelFilter{min: h.min, next: h.next, scope: append(slices.Clip(h.scope), s)}
 }
