@@ -203,9 +203,12 @@ type Log struct {
 	cancel context.CancelFunc
 	// stopFollow stops the follower, after the appender.
 	stopFollow context.CancelFunc
-	// stopFill stops fillWindow; fillDone is closed when it has stopped.
-	stopFill context.CancelFunc
-	fillDone chan struct{}
+	// tasks runs the window's fill and the sealer.
+	tasks tasks
+	// sealWake wakes the sealer when a delivery completes a chunk of
+	// sealSize events.
+	sealWake chan struct{}
+	sealSize int64
 	done     chan struct{} // closed when the appender has stopped
 
 	// committed is the highest seq known to be stored, for readers.
@@ -308,18 +311,22 @@ func Open(ctx context.Context, store Store, cfg Config) (*Log, error) {
 			return nil, err
 		}
 	}
+	sealer, ok := l.store.(Sealer)
+	if ok && l.win != nil && !l.stored {
+		l.sealWake, l.sealSize = make(chan struct{}, 1), sealer.ChunkSize()
+	} else {
+		sealer = nil
+	}
 	l.ctx, l.cancel = context.WithCancel(context.Background())
 	go l.run()
 	if cfg.Follow > 0 {
 		l.startFollowing(cfg.Follow)
 	}
 	if l.win != nil && !l.stored && l.win.fill < l.win.max {
-		fillCtx, stop := context.WithCancel(context.Background())
-		l.stopFill, l.fillDone = stop, make(chan struct{})
-		go func() {
-			defer close(l.fillDone)
-			l.fillWindow(fillCtx)
-		}()
+		l.tasks.start(l.fillWindow)
+	}
+	if sealer != nil {
+		l.tasks.start(func(ctx context.Context) { l.runSealer(ctx, sealer) })
 	}
 	return l, nil
 }
@@ -390,10 +397,7 @@ func (l *Log) Close(ctx context.Context) error {
 	l.stopBackground()
 	l.checkCancel()
 	l.checks.wg.Wait()
-	if l.stopFill != nil {
-		l.stopFill()
-		<-l.fillDone
-	}
+	l.tasks.stop()
 	l.mu.Lock()
 	l.closed = true
 	l.cond.Broadcast()
@@ -897,6 +901,9 @@ func (l *Log) publish(evs []*standin.Event) {
 	if l.win != nil && len(evs) > 0 {
 		if err := l.win.add(evs); err != nil {
 			l.logger.Warn("audit: recent events are no longer kept in memory; queries go to the database", "err", err)
+		}
+		if l.sealWake != nil {
+			l.wakeSealer(evs, l.sealSize)
 		}
 	}
 	if l.onCommit == nil || len(evs) == 0 {

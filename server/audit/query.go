@@ -102,14 +102,14 @@ func (l *Log) queryDB(ctx context.Context, f standin.EventFilter, afterSeq, curs
 // a newest-first page that runs past the window's oldest event continues
 // in the database below it.
 func (l *Log) queryWindow(ctx context.Context, f standin.EventFilter, cursor int64, n int) ([]*standin.Event, error) {
-	m := newMatcher(f)
+	m := NewMatcher(f)
 	if f.AfterSeq > 0 {
 		if out, ok := l.win.after(m, max(f.AfterSeq, cursor), n); ok {
 			return out, nil
 		}
 		return l.queryDB(ctx, f, f.AfterSeq, cursor, n)
 	}
-	out, from, complete, ok := l.win.newest(m.match, cursor, n)
+	out, from, complete, ok := l.win.newest(m.Match, cursor, n)
 	if !ok {
 		return l.queryDB(ctx, f, 0, cursor, n)
 	}
@@ -177,7 +177,7 @@ func (l *Log) EventsMatching(ctx context.Context, f standin.EventFilter, fn func
 	}
 	after := f.AfterSeq
 	if l.win != nil {
-		m := newMatcher(f)
+		m := NewMatcher(f)
 		for {
 			evs, ok := l.win.after(m, after, replayChunk)
 			if !ok {

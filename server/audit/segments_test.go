@@ -124,3 +124,60 @@ func reversed(s []int64) []int64 {
 	slices.Reverse(out)
 	return out
 }
+
+// A log on a store that seals chunks (the embedded database's segments)
+// seals every complete chunk: those before its window at start, read from
+// the store, and each new one from memory as it is delivered. A chunk
+// whose events do not chain is left unsealed, and pages still find its
+// events. Pages deep in the log answer as the events do.
+func TestLogSealsItsChunks(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	store := mustDB(t).store.Segments(8) // chunks of 2
+	old := chained("old", nil, 21)
+	old[13].PrevHash = "not the hash of event 13" // chunk 6 (events 13 and 14) does not chain
+	if err := store.Insert(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	l, err := audit.Open(ctx, store, audit.Config{Logger: discard(), Alone: true, Follow: followEvery, Window: 6})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = l.Close(context.Background()) })
+	for range 9 {
+		mustAppend(t, l, login("new"))
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		left, err := store.Unsealed(ctx, 30, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if slices.Equal(left, []int64{6}) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("chunks still unsealed: %v, want only chunk 6 (events 13 and 14, which do not chain)", left)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for _, c := range []struct {
+		f      standin.EventFilter
+		cursor string
+		want   []int64
+	}{
+		{standin.EventFilter{}, "20", reversed(seqRange(10, 19))},
+		{standin.EventFilter{}, "16", reversed(seqRange(6, 15))},
+		{standin.EventFilter{ActorID: "old-12"}, "", []int64{13}}, // in the unsealed chunk
+		{standin.EventFilter{ActorID: "old-3"}, "", []int64{4}},
+		{standin.EventFilter{ActorID: "new"}, "", reversed(seqRange(22, 30))},
+	} {
+		page, _, err := l.Query(ctx, c.f, standin.Page{Limit: 10, Cursor: c.cursor})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := seqsOf(page); !slices.Equal(got, c.want) {
+			t.Errorf("page %+v below %q: %v, want %v", c.f, c.cursor, got, c.want)
+		}
+	}
+}

@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"standin/server/standin"
@@ -71,6 +70,29 @@ type Store interface {
 	// after: a cheap read that may miss some (not yet mirrored, or too
 	// old to be kept).
 	Recent(ctx context.Context, after int64) ([]*standin.Event, error)
+}
+
+// Sealer is a Store that also keeps the log's sealed chunks: chunk k is
+// the run of ChunkSize consecutive events from seq k*ChunkSize+1, kept
+// once more as one written-once record with a summary of what it holds
+// (types, people, sessions, projects, times). The log never changes an
+// event, so a chunk once complete never changes either; a Store answers
+// pages deep in the log from the chunks whose summaries may match, instead
+// of reading the events one by one. The events stay the record: Verify
+// and Export read them.
+//
+// Every server seals the chunks it delivers (see Log); sealing one sealed
+// already, by this server or another, is no error.
+type Sealer interface {
+	// ChunkSize is how many consecutive seqs a chunk holds.
+	ChunkSize() int64
+	// Unsealed returns up to max chunks, newest first, whose every seq is
+	// at or below head and that are not sealed. The first call reads
+	// which chunks are sealed.
+	Unsealed(ctx context.Context, head int64, max int) ([]int64, error)
+	// Seal keeps evs, every event of chunk in seq order, as the sealed
+	// chunk.
+	Seal(ctx context.Context, chunk int64, evs []*standin.Event) error
 }
 
 // Errors a Store's errors wrap, which the appender's retries tell apart.
@@ -197,11 +219,7 @@ func unavailable(cause error) *standin.Error {
 
 // clone copies e so that a receiver may keep it while its author goes on
 // using the original.
-func clone(e *standin.Event) *standin.Event {
-	c := *e
-	c.Projects = slices.Clone(e.Projects)
-	return &c
-}
+func clone(e *standin.Event) *standin.Event { return e.Clone() }
 
 // newEventID returns a new event id in the shape of a MongoDB ObjectID in
 // hex, as ids have always had: 4 bytes of the time in seconds, so ids sort

@@ -237,29 +237,31 @@ func (w *window) newest(keep func(*standin.Event) bool, before int64, n int) (ou
 // after returns, oldest first, up to n events matching m (all if n < 0)
 // with seq above seq. ok is false when events above seq are missing from
 // the window.
-func (w *window) after(m *matcher, seq int64, n int) (out []*standin.Event, ok bool) {
+func (w *window) after(m *Matcher, seq int64, n int) (out []*standin.Event, ok bool) {
 	w.mu.RLock()
 	defer w.mu.RUnlock()
 	if w.off || len(w.evs) == 0 || seq+1 < w.evs[0].Seq {
 		return nil, false
 	}
 	for i := max(int(seq+1-w.evs[0].Seq), 0); i < len(w.evs) && (n < 0 || len(out) < n); i++ {
-		if m.match(w.evs[i]) {
+		if m.Match(w.evs[i]) {
 			out = append(out, clone(w.evs[i]))
 		}
 	}
 	return out, true
 }
 
-// matcher is an EventFilter, but for AfterSeq, evaluated in memory. It
-// selects exactly what a Store's queries select (see Log.Query).
-type matcher struct {
+// Matcher is an EventFilter, but for AfterSeq, evaluated in memory. It
+// selects exactly what a Store's queries select (see Log.Query); a Store
+// that answers from events it holds decoded uses it to agree with them.
+type Matcher struct {
 	f        standin.EventFilter
 	projects map[string]bool
 }
 
-func newMatcher(f standin.EventFilter) *matcher {
-	m := &matcher{f: f}
+// NewMatcher returns the Matcher of f.
+func NewMatcher(f standin.EventFilter) *Matcher {
+	m := &Matcher{f: f}
 	if f.Projects != nil {
 		m.projects = make(map[string]bool, len(f.Projects))
 		for _, p := range f.Projects {
@@ -269,7 +271,8 @@ func newMatcher(f standin.EventFilter) *matcher {
 	return m
 }
 
-func (m *matcher) match(e *standin.Event) bool {
+// Match reports whether e is selected.
+func (m *Matcher) Match(e *standin.Event) bool {
 	f := &m.f
 	switch {
 	case f.Type != "" && e.Type != f.Type,

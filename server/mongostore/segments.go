@@ -45,9 +45,18 @@ type Segments struct {
 
 	mu     sync.Mutex
 	newest int64 // the highest segment known to hold an event; -1: not looked up yet
+
+	chunk  int64      // seqs per sealed chunk (see sealed.go)
+	loadMu sync.Mutex // held while the summaries are read
+	sealMu sync.Mutex
+	seals  map[int64]*chunkSummary // by chunk; nil until read
+	cache  chunkCache
 }
 
-var _ audit.Store = (*Segments)(nil)
+var (
+	_ audit.Store  = (*Segments)(nil)
+	_ audit.Sealer = (*Segments)(nil)
+)
 
 // Segments returns the audit log's segmented store on db; size is how many
 // seqs a segment holds (0: SegmentSize). Only tests choose another size;
@@ -56,7 +65,11 @@ func (db *DB) Segments(size int64) *Segments {
 	if size <= 0 {
 		size = SegmentSize
 	}
-	return &Segments{db: db.db, size: size, copies: copies{recent: newRing(db.db, colRecentPrefix)}, newest: -1}
+	chunk := size
+	if size%chunksPerSegment == 0 {
+		chunk = size / chunksPerSegment
+	}
+	return &Segments{db: db.db, size: size, chunk: chunk, copies: copies{recent: newRing(db.db, colRecentPrefix)}, newest: -1}
 }
 
 // segment returns the segment that holds seq (seq 1 is in segment 0).
@@ -223,6 +236,7 @@ func (s *Segments) Page(ctx context.Context, q audit.PageQuery) ([]*standin.Even
 		return nil, err
 	}
 	var out []*standin.Event
+	m := audit.NewMatcher(q.Filter)
 	keep := func(raw bson.Raw) error {
 		if st := decodeEvent(raw); st.Foreign == "" {
 			out = append(out, st.Event)
@@ -233,6 +247,12 @@ func (s *Segments) Page(ctx context.Context, q audit.PageQuery) ([]*standin.Even
 	if q.After > 0 {
 		match = append(match, bson.E{Key: "_id", Value: bson.D{{Key: "$gt", Value: q.After}}})
 		for seg := s.segment(q.After + 1); seg <= newest && len(out) < q.Limit; seg++ {
+			if sums, ok := s.sealedSegment(seg); ok {
+				if out, err = s.pageSealed(ctx, sums, q.Filter, m, q.After, 0, true, q.Limit, out); err != nil {
+					return nil, err
+				}
+				continue
+			}
 			opts := options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}).SetLimit(int64(q.Limit - len(out)))
 			if err := s.each(ctx, seg, match, opts, keep); err != nil {
 				return nil, eventsError(err, "query audit log")
@@ -246,6 +266,12 @@ func (s *Segments) Page(ctx context.Context, q audit.PageQuery) ([]*standin.Even
 		from = min(from, s.segment(q.Before-1))
 	}
 	for seg := from; seg >= 0 && len(out) < q.Limit; seg-- {
+		if sums, ok := s.sealedSegment(seg); ok {
+			if out, err = s.pageSealed(ctx, sums, q.Filter, m, 0, q.Before, false, q.Limit, out); err != nil {
+				return nil, err
+			}
+			continue
+		}
 		opts := options.Find().SetSort(bson.D{{Key: "_id", Value: -1}}).SetLimit(int64(q.Limit - len(out)))
 		if err := s.each(ctx, seg, match, opts, keep); err != nil {
 			return nil, eventsError(err, "query audit log")

@@ -64,6 +64,13 @@ type Event struct {
 	Hash            string
 }
 
+// Clone returns a copy of e that shares nothing with it.
+func (e *Event) Clone() *Event {
+	c := *e
+	c.Projects = slices.Clone(e.Projects)
+	return &c
+}
+
 // TextBytes is how many bytes of text e carries in its fields, the
 // measure MaxEventBytes bounds.
 func (e *Event) TextBytes() int {

@@ -1,0 +1,394 @@
+package mongostore
+
+import (
+	"bytes"
+	"compress/flate"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"sync"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"standin/server/audit"
+	"standin/server/standin"
+)
+
+// Sealed chunks of a segmented log (audit.Sealer). A chunk is a quarter
+// of a segment: its events once more, compressed into one document of
+// "sealed_<segment>" keyed by the chunk's number as text, with a summary
+// of what they hold. The summaries are also kept alone, one document per
+// chunk in "seals", which a server reads once (about 2 KB per chunk) to
+// know, in memory, which chunks a page's filter may find anything in.
+//
+// On FerretDB, reading one chunk by its key from a collection of four
+// costs a query and the decoding of some 40 KB, a few milliseconds,
+// where the events of a segment cost a decoding of each of them, some
+// 150 ms. A page deep in the log reads the chunks whose summaries may
+// match, newest first, until it has its events.
+const (
+	chunksPerSegment = 4
+	colSealedPrefix  = "sealed_"
+	colSeals         = "seals"
+	// chunkCacheSize is how many decoded chunks a store keeps for the
+	// pages that follow (a few MB).
+	chunkCacheSize = 32
+)
+
+// chunkSummary says what one sealed chunk holds: enough to tell that a
+// filter matches none of its events without reading them.
+type chunkSummary struct {
+	Chunk int64     `bson:"chunk"`
+	First time.Time `bson:"first"` // the earliest event's time
+	Last  time.Time `bson:"last"`  // the latest event's time
+	// The distinct values of the fields filters select on, sorted.
+	Types          []string `bson:"types"`
+	Actors         []string `bson:"actors"`
+	Subjects       []string `bson:"subjects"`
+	Impersonations []string `bson:"impersonations"`
+	Project        []string `bson:"project"`  // the events' Project
+	Projects       []string `bson:"projects"` // the events' Projects, together
+}
+
+// sealDoc is a summary alone, in "seals".
+type sealDoc struct {
+	ID      string       `bson:"_id"`
+	Summary chunkSummary `bson:",inline"`
+}
+
+// sealedDoc is a sealed chunk: its summary and its events, the BSON of
+// each as the segment stores it, one after another, compressed (DEFLATE).
+type sealedDoc struct {
+	ID      string       `bson:"_id"`
+	Summary chunkSummary `bson:",inline"`
+	Events  []byte       `bson:"events"`
+}
+
+// storedTime is t as the database keeps it (as audit.Matcher compares).
+func storedTime(t time.Time) time.Time { return t.Round(0).UTC().Truncate(time.Millisecond) }
+
+func chunkKey(chunk int64) string { return fmt.Sprintf("%012d", chunk) }
+
+func (s *Segments) sealedColl(seg int64) *mongo.Collection {
+	return s.db.Collection(fmt.Sprintf("%s%012d", colSealedPrefix, seg))
+}
+
+// ChunkSize is how many consecutive seqs a sealed chunk holds: a quarter
+// of a segment.
+func (s *Segments) ChunkSize() int64 { return s.chunk }
+
+// chunkOf returns the chunk that holds seq.
+func (s *Segments) chunkOf(seq int64) int64 { return (max(seq, 1) - 1) / s.chunk }
+
+// summarize returns the summary of chunk's events.
+func summarize(chunk int64, evs []*standin.Event) chunkSummary {
+	sum := chunkSummary{Chunk: chunk}
+	for i, e := range evs {
+		if i == 0 || e.Time.Before(sum.First) {
+			sum.First = e.Time
+		}
+		if i == 0 || e.Time.After(sum.Last) {
+			sum.Last = e.Time
+		}
+		sum.Types = append(sum.Types, e.Type)
+		sum.Actors = append(sum.Actors, e.Actor.ID)
+		sum.Subjects = append(sum.Subjects, e.Subject.ID)
+		sum.Impersonations = append(sum.Impersonations, e.ImpersonationID)
+		sum.Project = append(sum.Project, e.Project)
+		sum.Projects = append(sum.Projects, e.Projects...)
+	}
+	for _, set := range []*[]string{&sum.Types, &sum.Actors, &sum.Subjects, &sum.Impersonations, &sum.Project, &sum.Projects} {
+		slices.Sort(*set)
+		*set = slices.Clip(slices.Compact(*set))
+	}
+	return sum
+}
+
+// mayMatch reports whether f (but for AfterSeq) may select an event of
+// the chunk: false only when none of them can match.
+func (c *chunkSummary) mayMatch(f standin.EventFilter) bool {
+	has := func(set []string, v string) bool {
+		_, ok := slices.BinarySearch(set, v)
+		return ok
+	}
+	switch {
+	case f.Type != "" && !has(c.Types, f.Type),
+		f.ActorID != "" && !has(c.Actors, f.ActorID),
+		f.SubjectID != "" && !has(c.Subjects, f.SubjectID),
+		f.ImpersonationID != "" && !has(c.Impersonations, f.ImpersonationID),
+		f.Project != "" && !has(c.Project, f.Project) && !has(c.Projects, f.Project),
+		!f.Since.IsZero() && c.Last.Before(storedTime(f.Since)),
+		!f.Until.IsZero() && !c.First.Before(storedTime(f.Until)):
+		return false
+	}
+	if f.Projects != nil {
+		return slices.ContainsFunc(f.Projects, func(p string) bool { return has(c.Projects, p) })
+	}
+	return true
+}
+
+// Seal keeps evs, every event of chunk in seq order, as the sealed chunk:
+// first the chunk, then its summary in "seals". A chunk or summary stored
+// already (sealed by another server, of the same events) is kept as it is.
+//
+// Errors: EInvalid when evs are not chunk's events; EUnavailable when the
+// database cannot be reached.
+func (s *Segments) Seal(ctx context.Context, chunk int64, evs []*standin.Event) error {
+	if int64(len(evs)) != s.chunk {
+		return standin.Errorf(standin.EInvalid, "A sealed chunk holds %d events, not %d.", s.chunk, len(evs))
+	}
+	for i, e := range evs {
+		if e.Seq != chunk*s.chunk+1+int64(i) {
+			return standin.Errorf(standin.EInvalid, "Event %d is not the event %d of chunk %d.", e.Seq, i+1, chunk)
+		}
+	}
+	sum := summarize(chunk, evs)
+	data, err := packEvents(evs)
+	if err != nil {
+		return fmt.Errorf("seal audit chunk %d: %w", chunk, err)
+	}
+	key := chunkKey(chunk)
+	_, err = s.sealedColl(chunk/chunksPerSegment).InsertOne(ctx, sealedDoc{ID: key, Summary: sum, Events: data})
+	if err != nil && !mongo.IsDuplicateKeyError(err) {
+		return eventsError(err, "seal audit chunk")
+	}
+	_, err = s.db.Collection(colSeals).InsertOne(ctx, sealDoc{ID: key, Summary: sum})
+	if err != nil && !mongo.IsDuplicateKeyError(err) {
+		return eventsError(err, "record sealed audit chunk")
+	}
+	s.sealMu.Lock()
+	if s.seals != nil {
+		s.seals[chunk] = &sum
+	}
+	s.sealMu.Unlock()
+	return nil
+}
+
+// packEvents returns the BSON of each event as a segment stores it, one
+// after another, compressed.
+func packEvents(evs []*standin.Event) ([]byte, error) {
+	var buf bytes.Buffer
+	w, err := flate.NewWriter(&buf, flate.BestSpeed)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range evs {
+		raw, err := bson.Marshal(toEventDoc(e))
+		if err != nil {
+			return nil, fmt.Errorf("encode event %d: %w", e.Seq, err)
+		}
+		if _, err := w.Write(raw); err != nil {
+			return nil, err
+		}
+	}
+	if err := w.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// unpackEvents decodes what packEvents made.
+func unpackEvents(data []byte) ([]*standin.Event, error) {
+	raw, err := io.ReadAll(flate.NewReader(bytes.NewReader(data)))
+	if err != nil {
+		return nil, fmt.Errorf("inflate: %w", err)
+	}
+	var evs []*standin.Event
+	for len(raw) > 0 {
+		doc, rest, ok := bsonNext(raw)
+		if !ok {
+			return nil, errors.New("a document is cut short")
+		}
+		st := decodeEvent(doc)
+		if st.Foreign != "" || st.Damaged != "" {
+			return nil, fmt.Errorf("event %d cannot be read: %s", st.Seq, st.Damaged)
+		}
+		evs = append(evs, st.Event)
+		raw = rest
+	}
+	return evs, nil
+}
+
+// bsonNext splits the first BSON document off raw.
+func bsonNext(raw []byte) (doc bson.Raw, rest []byte, ok bool) {
+	if len(raw) < 5 {
+		return nil, nil, false
+	}
+	n := int(uint32(raw[0]) | uint32(raw[1])<<8 | uint32(raw[2])<<16 | uint32(raw[3])<<24)
+	if n < 5 || n > len(raw) {
+		return nil, nil, false
+	}
+	return bson.Raw(raw[:n]), raw[n:], true
+}
+
+// loadSeals reads the summaries in "seals" once; later calls return at
+// once. Until it has, a page reads segments as if nothing were sealed.
+func (s *Segments) loadSeals(ctx context.Context) error {
+	s.loadMu.Lock()
+	defer s.loadMu.Unlock()
+	s.sealMu.Lock()
+	loaded := s.seals != nil
+	s.sealMu.Unlock()
+	if loaded {
+		return nil
+	}
+	seals := make(map[int64]*chunkSummary)
+	err := eachRaw(ctx, s.db.Collection(colSeals), bson.D{}, options.Find().SetBatchSize(1000), func(raw bson.Raw) error {
+		var d sealDoc
+		if err := bson.Unmarshal(raw, &d); err != nil || d.ID != chunkKey(d.Summary.Chunk) {
+			return nil // not a summary this store wrote: the chunk reads as unsealed
+		}
+		seals[d.Summary.Chunk] = &d.Summary
+		return nil
+	})
+	if err != nil {
+		return eventsError(err, "read sealed audit chunks")
+	}
+	s.sealMu.Lock()
+	for k, v := range s.seals { // sealed meanwhile
+		seals[k] = v
+	}
+	s.seals = seals
+	s.sealMu.Unlock()
+	return nil
+}
+
+// Unsealed returns up to max chunks, newest first, wholly at or below head
+// and not sealed. The first call reads which chunks are sealed.
+//
+// Errors: EUnavailable when the database cannot be reached.
+func (s *Segments) Unsealed(ctx context.Context, head int64, max int) ([]int64, error) {
+	if err := s.loadSeals(ctx); err != nil {
+		return nil, err
+	}
+	s.sealMu.Lock()
+	defer s.sealMu.Unlock()
+	var out []int64
+	for k := head/s.chunk - 1; k >= 0 && len(out) < max; k-- {
+		if s.seals[k] == nil {
+			out = append(out, k)
+		}
+	}
+	return out, nil
+}
+
+// sealedSegment returns the summaries of seg's chunks, in order, when
+// every one of them is sealed and known.
+func (s *Segments) sealedSegment(seg int64) ([]*chunkSummary, bool) {
+	if s.size%chunksPerSegment != 0 {
+		return nil, false
+	}
+	s.sealMu.Lock()
+	defer s.sealMu.Unlock()
+	if s.seals == nil {
+		return nil, false
+	}
+	sums := make([]*chunkSummary, chunksPerSegment)
+	for i := range sums {
+		if sums[i] = s.seals[seg*chunksPerSegment+int64(i)]; sums[i] == nil {
+			return nil, false
+		}
+	}
+	return sums, true
+}
+
+// chunkEvents returns the events of a sealed chunk, decoded, from the
+// cache or the database. They are shared: callers copy what they hand on.
+func (s *Segments) chunkEvents(ctx context.Context, chunk int64) ([]*standin.Event, error) {
+	if evs, ok := s.cache.get(chunk); ok {
+		return evs, nil
+	}
+	var d sealedDoc
+	err := s.sealedColl(chunk/chunksPerSegment).FindOne(ctx, bson.D{{Key: "_id", Value: chunkKey(chunk)}}).Decode(&d)
+	if err != nil {
+		return nil, eventsError(err, "read sealed audit chunk")
+	}
+	evs, err := unpackEvents(d.Events)
+	if err != nil {
+		return nil, fmt.Errorf("read sealed audit chunk %d: %w", chunk, err)
+	}
+	s.cache.put(chunk, evs)
+	return evs, nil
+}
+
+// pageSealed adds to out, up to limit, the events of a wholly sealed
+// segment that m selects and that lie between after and before (each 0
+// for no bound): newest first, or oldest first when asc.
+func (s *Segments) pageSealed(ctx context.Context, sums []*chunkSummary, f standin.EventFilter, m *audit.Matcher,
+	after, before int64, asc bool, limit int, out []*standin.Event) ([]*standin.Event, error) {
+	for i := range sums {
+		sum := sums[len(sums)-1-i]
+		if asc {
+			sum = sums[i]
+		}
+		first, last := sum.Chunk*s.chunk+1, (sum.Chunk+1)*s.chunk
+		if (before > 0 && first >= before) || last <= after || !sum.mayMatch(f) {
+			continue
+		}
+		evs, err := s.chunkEvents(ctx, sum.Chunk)
+		if err != nil {
+			return nil, err
+		}
+		for j := range evs {
+			e := evs[len(evs)-1-j]
+			if asc {
+				e = evs[j]
+			}
+			if (before > 0 && e.Seq >= before) || e.Seq <= after || !m.Match(e) {
+				continue
+			}
+			if out = append(out, e.Clone()); len(out) >= limit {
+				return out, nil
+			}
+		}
+	}
+	return out, nil
+}
+
+// chunkCache keeps the newest-used decoded chunks.
+type chunkCache struct {
+	mu    sync.Mutex
+	clock int64
+	items map[int64]*cachedChunk
+}
+
+type cachedChunk struct {
+	evs  []*standin.Event
+	used int64
+}
+
+func (c *chunkCache) get(chunk int64) ([]*standin.Event, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	it := c.items[chunk]
+	if it == nil {
+		return nil, false
+	}
+	c.clock++
+	it.used = c.clock
+	return it.evs, true
+}
+
+func (c *chunkCache) put(chunk int64, evs []*standin.Event) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.items == nil {
+		c.items = make(map[int64]*cachedChunk)
+	}
+	if len(c.items) >= chunkCacheSize {
+		oldest := int64(-1)
+		for k, it := range c.items {
+			if oldest < 0 || it.used < c.items[oldest].used {
+				oldest = k
+			}
+		}
+		delete(c.items, oldest)
+	}
+	c.clock++
+	c.items[chunk] = &cachedChunk{evs: evs, used: c.clock}
+}
