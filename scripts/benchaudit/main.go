@@ -30,9 +30,11 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"math/rand/v2"
 	"os"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -75,7 +77,7 @@ func run() error {
 	window := flag.Int("window", 100_000, "events kept in memory, as the server keeps on the embedded database")
 	queries := flag.Int("queries", 100, "repetitions of each window query")
 	dataDir := flag.String("data", "", "keep the database in this directory and reuse a log already built there (default: a temporary directory)")
-	skip := flag.String("skip", "", "comma-separated scenarios to leave out: past-window, export, verify")
+	skip := flag.String("skip", "", "comma-separated scenarios to leave out: past-window, deep-pages, export, verify")
 	out := flag.String("out", "", "also write the results as JSON to this file")
 	flag.Parse()
 	if *events < *window || *window < 1 || *queries < 1 {
@@ -129,6 +131,11 @@ func run() error {
 	skipped := func(name string) bool { return slices.Contains(strings.Split(*skip, ","), name) }
 	if !skipped("past-window") {
 		if err := b.pastWindow(l); err != nil {
+			return err
+		}
+	}
+	if !skipped("deep-pages") {
+		if err := b.deepPages(l); err != nil {
 			return err
 		}
 	}
@@ -190,7 +197,9 @@ func event(i int) *standin.Event {
 
 // build appends events until the log holds b.events.
 func (b *bench) build() error {
-	w, err := audit.Open(b.ctx, b.store, audit.Config{NoIndexes: true, Alone: true, StoredOrder: !b.segmented})
+	// As the server writes it: on segments, with the window it delivers
+	// to and the sealing of chunks that follows, which the appends pay for.
+	w, err := audit.Open(b.ctx, b.store, b.serverConfig())
 	if err != nil {
 		return fmt.Errorf("open audit log: %w", err)
 	}
@@ -244,6 +253,10 @@ func (b *bench) open() (*audit.Log, error) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	filled := time.Since(start)
+	sealed, err := b.waitSealed(l)
+	if err != nil {
+		return nil, err
+	}
 	runtime.GC()
 	var after runtime.MemStats
 	runtime.ReadMemStats(&after)
@@ -254,9 +267,30 @@ func (b *bench) open() (*audit.Log, error) {
 	b.record("open", "opening the log as the server does: "+how, load,
 		map[string]float64{"seconds": d.Seconds(), "events_per_s": float64(l.Head()) / d.Seconds(),
 			"window_full_seconds": filled.Seconds(),
+			"sealed_seconds":      sealed.Seconds(),
 			"window_heap_mib":     float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)) / (1 << 20),
 			"rss_mib":             hostload.RSSMiB()}, nil)
 	return l, nil
+}
+
+// waitSealed waits until every complete chunk of the log is sealed, on a
+// store that seals them, and returns how long after the call it was.
+func (b *bench) waitSealed(l *audit.Log) (time.Duration, error) {
+	start := time.Now()
+	s, ok := b.store.(audit.Sealer)
+	if !ok {
+		return 0, nil
+	}
+	for {
+		left, err := s.Unsealed(b.ctx, l.Head(), 1)
+		if err != nil {
+			return 0, fmt.Errorf("sealed chunks: %w", err)
+		}
+		if len(left) == 0 {
+			return time.Since(start), nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // serverConfig is the audit log's configuration as the server sets it on
@@ -361,6 +395,46 @@ func (b *bench) pastWindow(l *audit.Log) error {
 	}
 	b.record("past_window_query", "one page of 50 whose matches are all older than the window: the database answers it", load,
 		map[string]float64{"seconds": d.Seconds(), "events_read_per_s": float64(b.events) / d.Seconds()}, nil)
+	return nil
+}
+
+// deepPages measures pages of 50 below random cursors older than the
+// window, for each kind of filter the Activity panel sends.
+func (b *bench) deepPages(l *audit.Log) error {
+	if b.events <= b.window+100 {
+		return nil
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	var all []time.Duration
+	for _, tc := range []struct {
+		name string
+		f    standin.EventFilter
+	}{
+		{"none", standin.EventFilter{}},
+		{"type", standin.EventFilter{Type: standin.EventActionDenied}},
+		{"actor", standin.EventFilter{ActorID: "u7"}},
+		{"subject_in_projects", standin.EventFilter{SubjectID: "u7", Projects: []string{"p1", "p2"}}},
+		{"project", standin.EventFilter{Project: "p4"}},
+		{"unknown_actor", standin.EventFilter{ActorID: "nobody"}},
+	} {
+		load := hostload.Loadavg()
+		lat := make([]time.Duration, 0, b.queries)
+		for range b.queries {
+			cursor := strconv.Itoa(1 + rng.IntN(b.events-b.window))
+			start := time.Now()
+			if _, _, err := l.Query(b.ctx, tc.f, standin.Page{Limit: 50, Cursor: cursor}); err != nil {
+				return fmt.Errorf("deep page %s: %w", tc.name, err)
+			}
+			lat = append(lat, time.Since(start))
+		}
+		all = append(all, lat...)
+		slices.Sort(lat)
+		b.record("deep_page_"+tc.name, fmt.Sprintf("a page of 50 below a random cursor older than the window, %d times", b.queries), load,
+			map[string]float64{"p50_ms": ms(lat[len(lat)/2]), "p99_ms": ms(lat[min(len(lat)*99/100, len(lat)-1)]), "max_ms": ms(lat[len(lat)-1])}, nil)
+	}
+	slices.Sort(all)
+	b.record("deep_page_any", "every deep page above together", "",
+		map[string]float64{"p50_ms": ms(all[len(all)/2]), "p99_ms": ms(all[min(len(all)*99/100, len(all)-1)]), "max_ms": ms(all[len(all)-1])}, nil)
 	return nil
 }
 

@@ -1,7 +1,31 @@
 package mongostore
 
+import (
+	"context"
+)
+
 // Reopened returns a new Segments on s's database, as a server started
 // afresh opens it: nothing read yet.
 func (s *Segments) Reopened() *Segments {
 	return &Segments{db: s.db, size: s.size, chunk: s.chunk, copies: copies{recent: newRing(s.db, colRecentPrefix)}, newest: -1}
+}
+
+// ReadChunk reads sealed chunk k from the database, past the cache, and
+// returns how many events it holds.
+func (s *Segments) ReadChunk(ctx context.Context, k int64) (int, error) {
+	s.cache = chunkCache{}
+	c, err := s.readChunk(ctx, k)
+	if err != nil {
+		return 0, err
+	}
+	return len(c.raw), nil
+}
+
+// PackEvents is the chunk's encoding.
+var PackEvents = packEvents
+
+// UnpackChunk decodes it as a page reads it.
+func UnpackChunk(data []byte) error {
+	_, err := unpackChunk(data)
+	return err
 }

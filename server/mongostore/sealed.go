@@ -14,6 +14,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"go.mongodb.org/mongo-driver/v2/x/bsonx/bsoncore"
 
 	"standin/server/audit"
 	"standin/server/standin"
@@ -61,12 +62,13 @@ type sealDoc struct {
 	Summary chunkSummary `bson:",inline"`
 }
 
-// sealedDoc is a sealed chunk: its summary and its events, the BSON of
-// each as the segment stores it, one after another, compressed (DEFLATE).
+// sealedDoc is a sealed chunk: its events, the BSON of each as the
+// segment stores it, one after another, compressed (DEFLATE). Its summary
+// is in "seals" only: every field of a document costs FerretDB time to
+// read, and a page that reads the chunk knows the summary already.
 type sealedDoc struct {
-	ID      string       `bson:"_id"`
-	Summary chunkSummary `bson:",inline"`
-	Events  []byte       `bson:"events"`
+	ID     string `bson:"_id"`
+	Events []byte `bson:"events"`
 }
 
 // storedTime is t as the database keeps it (as audit.Matcher compares).
@@ -153,7 +155,7 @@ func (s *Segments) Seal(ctx context.Context, chunk int64, evs []*standin.Event) 
 		return fmt.Errorf("seal audit chunk %d: %w", chunk, err)
 	}
 	key := chunkKey(chunk)
-	_, err = s.sealedColl(chunk/chunksPerSegment).InsertOne(ctx, sealedDoc{ID: key, Summary: sum, Events: data})
+	_, err = s.sealedColl(chunk/chunksPerSegment).InsertOne(ctx, sealedDoc{ID: key, Events: data})
 	if err != nil && !mongo.IsDuplicateKeyError(err) {
 		return eventsError(err, "seal audit chunk")
 	}
@@ -173,7 +175,7 @@ func (s *Segments) Seal(ctx context.Context, chunk int64, evs []*standin.Event) 
 // after another, compressed.
 func packEvents(evs []*standin.Event) ([]byte, error) {
 	var buf bytes.Buffer
-	w, err := flate.NewWriter(&buf, flate.BestSpeed)
+	w, err := flate.NewWriter(&buf, flate.BestCompression)
 	if err != nil {
 		return nil, err
 	}
@@ -192,26 +194,106 @@ func packEvents(evs []*standin.Event) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// unpackEvents decodes what packEvents made.
-func unpackEvents(data []byte) ([]*standin.Event, error) {
+// unpackChunk inflates what packEvents made into a chunk ready for pages:
+// each event's document, and the fields filters read of it.
+func unpackChunk(data []byte) (*cachedChunk, error) {
 	raw, err := io.ReadAll(flate.NewReader(bytes.NewReader(data)))
 	if err != nil {
 		return nil, fmt.Errorf("inflate: %w", err)
 	}
-	var evs []*standin.Event
+	c := &cachedChunk{}
 	for len(raw) > 0 {
 		doc, rest, ok := bsonNext(raw)
 		if !ok {
 			return nil, errors.New("a document is cut short")
 		}
-		st := decodeEvent(doc)
-		if st.Foreign != "" || st.Damaged != "" {
-			return nil, fmt.Errorf("event %d cannot be read: %s", st.Seq, st.Damaged)
+		key, ok := filterKey(doc)
+		if !ok {
+			return nil, fmt.Errorf("event %d cannot be read", len(c.raw)+1)
 		}
-		evs = append(evs, st.Event)
+		c.raw, c.keys = append(c.raw, doc), append(c.keys, key)
 		raw = rest
 	}
-	return evs, nil
+	return c, nil
+}
+
+// filterKey reads of an event's document the fields filters select on
+// (see audit.Matcher), in one pass, without decoding the rest.
+func filterKey(doc bson.Raw) (*standin.Event, bool) {
+	if len(doc) < 5 {
+		return nil, false
+	}
+	e := &standin.Event{}
+	const want = 1<<8 - 1
+	seen := 0
+	for rest := bsoncore.Document(doc[4 : len(doc)-1]); len(rest) > 0; {
+		el, r, ok := bsoncore.ReadElement(rest)
+		if !ok {
+			return nil, false
+		}
+		rest = r
+		v := el.Value()
+		switch string(el.KeyBytes()) {
+		case "_id":
+			e.Seq, ok = v.AsInt64OK()
+			seen |= 1
+		case "type":
+			e.Type, ok = v.StringValueOK()
+			seen |= 2
+		case "actor":
+			e.Actor.ID, ok = userID(v)
+			seen |= 4
+		case "subject":
+			e.Subject.ID, ok = userID(v)
+			seen |= 8
+		case "impersonation_id":
+			e.ImpersonationID, ok = v.StringValueOK()
+			seen |= 16
+		case "project":
+			e.Project, ok = v.StringValueOK()
+			seen |= 32
+		case "time":
+			var t time.Time
+			t, ok = v.TimeOK()
+			e.Time = t.UTC()
+			seen |= 64
+		case "projects":
+			e.Projects, ok = stringArray(v)
+			seen |= 128
+		}
+		if !ok {
+			return nil, false
+		}
+	}
+	return e, seen == want
+}
+
+// userID reads the id of a person an event names.
+func userID(v bsoncore.Value) (string, bool) {
+	d, ok := v.DocumentOK()
+	if !ok {
+		return "", false
+	}
+	return d.Lookup("id").StringValueOK()
+}
+
+// stringArray reads an array of strings.
+func stringArray(v bsoncore.Value) ([]string, bool) {
+	arr, ok := v.ArrayOK()
+	if !ok {
+		return nil, false
+	}
+	vals, err := arr.Values()
+	if err != nil {
+		return nil, false
+	}
+	out := make([]string, len(vals))
+	for i, x := range vals {
+		if out[i], ok = x.StringValueOK(); !ok {
+			return nil, false
+		}
+	}
+	return out, true
 }
 
 // bsonNext splits the first BSON document off raw.
@@ -297,23 +379,23 @@ func (s *Segments) sealedSegment(seg int64) ([]*chunkSummary, bool) {
 	return sums, true
 }
 
-// chunkEvents returns the events of a sealed chunk, decoded, from the
-// cache or the database. They are shared: callers copy what they hand on.
-func (s *Segments) chunkEvents(ctx context.Context, chunk int64) ([]*standin.Event, error) {
-	if evs, ok := s.cache.get(chunk); ok {
-		return evs, nil
+// readChunk returns a sealed chunk, from the cache or the database. It is
+// shared and never changed: callers decode what they hand on.
+func (s *Segments) readChunk(ctx context.Context, chunk int64) (*cachedChunk, error) {
+	if c, ok := s.cache.get(chunk); ok {
+		return c, nil
 	}
 	var d sealedDoc
 	err := s.sealedColl(chunk/chunksPerSegment).FindOne(ctx, bson.D{{Key: "_id", Value: chunkKey(chunk)}}).Decode(&d)
 	if err != nil {
 		return nil, eventsError(err, "read sealed audit chunk")
 	}
-	evs, err := unpackEvents(d.Events)
+	c, err := unpackChunk(d.Events)
 	if err != nil {
 		return nil, fmt.Errorf("read sealed audit chunk %d: %w", chunk, err)
 	}
-	s.cache.put(chunk, evs)
-	return evs, nil
+	s.cache.put(chunk, c)
+	return c, nil
 }
 
 // pageSealed adds to out, up to limit, the events of a wholly sealed
@@ -330,19 +412,22 @@ func (s *Segments) pageSealed(ctx context.Context, sums []*chunkSummary, f stand
 		if (before > 0 && first >= before) || last <= after || !sum.mayMatch(f) {
 			continue
 		}
-		evs, err := s.chunkEvents(ctx, sum.Chunk)
+		c, err := s.readChunk(ctx, sum.Chunk)
 		if err != nil {
 			return nil, err
 		}
-		for j := range evs {
-			e := evs[len(evs)-1-j]
-			if asc {
-				e = evs[j]
+		for j := range c.keys {
+			if !asc {
+				j = len(c.keys) - 1 - j
 			}
-			if (before > 0 && e.Seq >= before) || e.Seq <= after || !m.Match(e) {
+			if k := c.keys[j]; (before > 0 && k.Seq >= before) || k.Seq <= after || !m.Match(k) {
 				continue
 			}
-			if out = append(out, e.Clone()); len(out) >= limit {
+			st := decodeEvent(c.raw[j])
+			if st.Foreign != "" || st.Damaged != "" {
+				return nil, fmt.Errorf("read sealed audit chunk %d: event %d cannot be read: %s", sum.Chunk, st.Seq, st.Damaged)
+			}
+			if out = append(out, st.Event); len(out) >= limit {
 				return out, nil
 			}
 		}
@@ -357,12 +442,15 @@ type chunkCache struct {
 	items map[int64]*cachedChunk
 }
 
+// cachedChunk is a sealed chunk read for pages: each event's document,
+// and the fields filters read of it (keys[i] is raw[i]'s).
 type cachedChunk struct {
-	evs  []*standin.Event
-	used int64
+	raw  []bson.Raw
+	keys []*standin.Event
+	used int64 // guarded by the cache's mutex
 }
 
-func (c *chunkCache) get(chunk int64) ([]*standin.Event, bool) {
+func (c *chunkCache) get(chunk int64) (*cachedChunk, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	it := c.items[chunk]
@@ -371,10 +459,10 @@ func (c *chunkCache) get(chunk int64) ([]*standin.Event, bool) {
 	}
 	c.clock++
 	it.used = c.clock
-	return it.evs, true
+	return it, true
 }
 
-func (c *chunkCache) put(chunk int64, evs []*standin.Event) {
+func (c *chunkCache) put(chunk int64, it *cachedChunk) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.items == nil {
@@ -390,5 +478,6 @@ func (c *chunkCache) put(chunk int64, evs []*standin.Event) {
 		delete(c.items, oldest)
 	}
 	c.clock++
-	c.items[chunk] = &cachedChunk{evs: evs, used: c.clock}
+	it.used = c.clock
+	c.items[chunk] = it
 }

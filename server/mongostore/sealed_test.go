@@ -122,3 +122,44 @@ func TestSealedChunksAnswerAsTheEvents(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkSealedChunk measures what a page pays for one chunk of 256
+// events of the size the server writes: read from the database and
+// decoded ("read"), and decoded alone ("unpack").
+func BenchmarkSealedChunk(b *testing.B) {
+	ctx := context.Background()
+	s := mustOpen(b).Segments(0)
+	var evs []*standin.Event
+	for seq := int64(1); seq <= s.ChunkSize(); seq++ {
+		e := storedEvent(seq)
+		e.ID, e.Hash, e.PrevHash = fmt.Sprintf("%024x", seq*7919), fmt.Sprintf("%064x", seq*104729), fmt.Sprintf("%064x", (seq-1)*104729)
+		e.Subject, e.Action, e.Outcome = standin.EventUser{ID: fmt.Sprintf("%024x", seq%97), Name: "Subject Name"}, "booking.create", "allowed"
+		e.Reason, e.IP, e.UserAgent = "member of the project with the required trainings", "192.0.2.1", "Mozilla/5.0 (X11; Linux x86_64)"
+		evs = append(evs, e)
+	}
+	if err := s.Insert(ctx, evs); err != nil {
+		b.Fatal(err)
+	}
+	if err := s.Seal(ctx, 0, evs); err != nil {
+		b.Fatal(err)
+	}
+	data, err := mongostore.PackEvents(evs)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("read", func(b *testing.B) {
+		for b.Loop() {
+			if n, err := s.ReadChunk(ctx, 0); err != nil || n != len(evs) {
+				b.Fatal(n, err)
+			}
+		}
+	})
+	b.Run("unpack", func(b *testing.B) {
+		b.Logf("packed %d bytes", len(data))
+		for b.Loop() {
+			if err := mongostore.UnpackChunk(data); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
