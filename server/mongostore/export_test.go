@@ -2,6 +2,9 @@ package mongostore
 
 import (
 	"context"
+	"fmt"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
 )
 
 // Reopened returns a new Segments on s's database, as a server started
@@ -26,6 +29,18 @@ var PackEvents = packEvents
 
 // UnpackChunk decodes it as a page reads it.
 func UnpackChunk(data []byte) error {
-	_, err := unpackChunk(data)
+	_, _, err := unpackChunk(data)
+	return err
+}
+
+// SpoilChunk replaces the stored bytes of sealed chunk k with some that
+// do not inflate, and empties the cache.
+func (s *Segments) SpoilChunk(ctx context.Context, k int64) error {
+	s.cache = chunkCache{}
+	res, err := s.sealedColl(k/chunksPerSegment).UpdateOne(ctx, bson.D{{Key: "_id", Value: chunkKey(k)}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "events", Value: []byte("not a chunk")}}}})
+	if err == nil && res.ModifiedCount != 1 {
+		return fmt.Errorf("chunk %d: %d changed", k, res.ModifiedCount)
+	}
 	return err
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -175,7 +176,7 @@ func (s *Segments) Seal(ctx context.Context, chunk int64, evs []*standin.Event) 
 // after another, compressed.
 func packEvents(evs []*standin.Event) ([]byte, error) {
 	var buf bytes.Buffer
-	w, err := flate.NewWriter(&buf, flate.BestCompression)
+	w, err := flate.NewWriter(&buf, flate.BestSpeed)
 	if err != nil {
 		return nil, err
 	}
@@ -196,25 +197,24 @@ func packEvents(evs []*standin.Event) ([]byte, error) {
 
 // unpackChunk inflates what packEvents made into a chunk ready for pages:
 // each event's document, and the fields filters read of it.
-func unpackChunk(data []byte) (*cachedChunk, error) {
+func unpackChunk(data []byte) (docs []bson.Raw, keys []*standin.Event, err error) {
 	raw, err := io.ReadAll(flate.NewReader(bytes.NewReader(data)))
 	if err != nil {
-		return nil, fmt.Errorf("inflate: %w", err)
+		return nil, nil, fmt.Errorf("inflate: %w", err)
 	}
-	c := &cachedChunk{}
 	for len(raw) > 0 {
 		doc, rest, ok := bsonNext(raw)
 		if !ok {
-			return nil, errors.New("a document is cut short")
+			return nil, nil, errors.New("a document is cut short")
 		}
 		key, ok := filterKey(doc)
 		if !ok {
-			return nil, fmt.Errorf("event %d cannot be read", len(c.raw)+1)
+			return nil, nil, fmt.Errorf("event %d of the chunk cannot be read", len(docs)+1)
 		}
-		c.raw, c.keys = append(c.raw, doc), append(c.keys, key)
+		docs, keys = append(docs, doc), append(keys, key)
 		raw = rest
 	}
-	return c, nil
+	return docs, keys, nil
 }
 
 // filterKey reads of an event's document the fields filters select on
@@ -379,23 +379,62 @@ func (s *Segments) sealedSegment(seg int64) ([]*chunkSummary, bool) {
 	return sums, true
 }
 
-// readChunk returns a sealed chunk, from the cache or the database. It is
-// shared and never changed: callers decode what they hand on.
+// readChunk returns a sealed chunk, unpacked, from the cache or the
+// database. It is shared and never changed: callers decode what they
+// hand on.
 func (s *Segments) readChunk(ctx context.Context, chunk int64) (*cachedChunk, error) {
-	if c, ok := s.cache.get(chunk); ok {
-		return c, nil
+	c, ok := s.cache.get(chunk)
+	if !ok {
+		if err := s.fetchChunks(ctx, []int64{chunk}); err != nil {
+			return nil, err
+		}
+		if c, ok = s.cache.get(chunk); !ok {
+			return nil, fmt.Errorf("read sealed audit chunk %d: %w: it is not stored", chunk, errChunkUnusable)
+		}
 	}
-	var d sealedDoc
-	err := s.sealedColl(chunk/chunksPerSegment).FindOne(ctx, bson.D{{Key: "_id", Value: chunkKey(chunk)}}).Decode(&d)
-	if err != nil {
-		return nil, eventsError(err, "read sealed audit chunk")
+	if err := c.unpack(); err != nil {
+		return nil, fmt.Errorf("read sealed audit chunk %d: %w: %w", chunk, errChunkUnusable, err)
 	}
-	c, err := unpackChunk(d.Events)
-	if err != nil {
-		return nil, fmt.Errorf("read sealed audit chunk %d: %w", chunk, err)
-	}
-	s.cache.put(chunk, c)
 	return c, nil
+}
+
+// errChunkUnusable: a chunk "seals" names is not stored, or cannot be
+// read. It is a copy: its segment's events answer instead.
+var errChunkUnusable = errors.New("the sealed chunk cannot be used")
+
+// fetchChunks reads the chunks of one segment that the cache lacks, in
+// one query, into the cache, packed: each query costs FerretDB about a
+// millisecond whatever it returns, and a chunk is unpacked only if a page
+// looks into it.
+func (s *Segments) fetchChunks(ctx context.Context, chunks []int64) error {
+	var keys []string
+	for _, k := range chunks {
+		if _, ok := s.cache.get(k); !ok {
+			keys = append(keys, chunkKey(k))
+		}
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	filter := bson.D{{Key: "_id", Value: keys[0]}} // the lone equality FerretDB filters in SQLite
+	if len(keys) > 1 {
+		filter = bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: keys}}}}
+	}
+	err := eachRaw(ctx, s.sealedColl(chunks[0]/chunksPerSegment), filter, nil, func(raw bson.Raw) error {
+		var d sealedDoc
+		if err := bson.Unmarshal(raw, &d); err != nil {
+			return nil // not a chunk this store wrote: pages say it is missing
+		}
+		k, err := strconv.ParseInt(d.ID, 10, 64)
+		if err == nil {
+			s.cache.put(k, &cachedChunk{packed: d.Events})
+		}
+		return nil
+	})
+	if err != nil {
+		return eventsError(err, "read sealed audit chunks")
+	}
+	return nil
 }
 
 // pageSealed adds to out, up to limit, the events of a wholly sealed
@@ -403,6 +442,7 @@ func (s *Segments) readChunk(ctx context.Context, chunk int64) (*cachedChunk, er
 // for no bound): newest first, or oldest first when asc.
 func (s *Segments) pageSealed(ctx context.Context, sums []*chunkSummary, f standin.EventFilter, m *audit.Matcher,
 	after, before int64, asc bool, limit int, out []*standin.Event) ([]*standin.Event, error) {
+	var want []*chunkSummary
 	for i := range sums {
 		sum := sums[len(sums)-1-i]
 		if asc {
@@ -412,6 +452,18 @@ func (s *Segments) pageSealed(ctx context.Context, sums []*chunkSummary, f stand
 		if (before > 0 && first >= before) || last <= after || !sum.mayMatch(f) {
 			continue
 		}
+		want = append(want, sum)
+	}
+	if len(want) > 1 {
+		ks := make([]int64, len(want))
+		for i, sum := range want {
+			ks[i] = sum.Chunk
+		}
+		if err := s.fetchChunks(ctx, ks); err != nil {
+			return nil, err
+		}
+	}
+	for _, sum := range want {
 		c, err := s.readChunk(ctx, sum.Chunk)
 		if err != nil {
 			return nil, err
@@ -425,7 +477,7 @@ func (s *Segments) pageSealed(ctx context.Context, sums []*chunkSummary, f stand
 			}
 			st := decodeEvent(c.raw[j])
 			if st.Foreign != "" || st.Damaged != "" {
-				return nil, fmt.Errorf("read sealed audit chunk %d: event %d cannot be read: %s", sum.Chunk, st.Seq, st.Damaged)
+				return nil, fmt.Errorf("read sealed audit chunk %d: %w: event %d: %s", sum.Chunk, errChunkUnusable, st.Seq, st.Damaged)
 			}
 			if out = append(out, st.Event); len(out) >= limit {
 				return out, nil
@@ -442,12 +494,25 @@ type chunkCache struct {
 	items map[int64]*cachedChunk
 }
 
-// cachedChunk is a sealed chunk read for pages: each event's document,
-// and the fields filters read of it (keys[i] is raw[i]'s).
+// cachedChunk is a sealed chunk read for pages: as stored, and once a
+// page looks into it, each event's document and the fields filters read
+// of it (keys[i] is raw[i]'s).
 type cachedChunk struct {
-	raw  []bson.Raw
-	keys []*standin.Event
-	used int64 // guarded by the cache's mutex
+	packed []byte
+	once   sync.Once
+	err    error
+	raw    []bson.Raw
+	keys   []*standin.Event
+	used   int64 // guarded by the cache's mutex
+}
+
+// unpack unpacks the chunk once; every call returns its error.
+func (c *cachedChunk) unpack() error {
+	c.once.Do(func() {
+		c.raw, c.keys, c.err = unpackChunk(c.packed)
+		c.packed = nil
+	})
+	return c.err
 }
 
 func (c *chunkCache) get(chunk int64) (*cachedChunk, bool) {

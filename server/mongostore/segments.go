@@ -248,10 +248,14 @@ func (s *Segments) Page(ctx context.Context, q audit.PageQuery) ([]*standin.Even
 		match = append(match, bson.E{Key: "_id", Value: bson.D{{Key: "$gt", Value: q.After}}})
 		for seg := s.segment(q.After + 1); seg <= newest && len(out) < q.Limit; seg++ {
 			if sums, ok := s.sealedSegment(seg); ok {
-				if out, err = s.pageSealed(ctx, sums, q.Filter, m, q.After, 0, true, q.Limit, out); err != nil {
+				got, err := s.pageSealed(ctx, sums, q.Filter, m, q.After, 0, true, q.Limit, out)
+				if err == nil {
+					out = got
+					continue
+				}
+				if !errors.Is(err, errChunkUnusable) {
 					return nil, err
 				}
-				continue
 			}
 			opts := options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}).SetLimit(int64(q.Limit - len(out)))
 			if err := s.each(ctx, seg, match, opts, keep); err != nil {
@@ -267,10 +271,14 @@ func (s *Segments) Page(ctx context.Context, q audit.PageQuery) ([]*standin.Even
 	}
 	for seg := from; seg >= 0 && len(out) < q.Limit; seg-- {
 		if sums, ok := s.sealedSegment(seg); ok {
-			if out, err = s.pageSealed(ctx, sums, q.Filter, m, 0, q.Before, false, q.Limit, out); err != nil {
+			got, err := s.pageSealed(ctx, sums, q.Filter, m, 0, q.Before, false, q.Limit, out)
+			if err == nil {
+				out = got
+				continue
+			}
+			if !errors.Is(err, errChunkUnusable) {
 				return nil, err
 			}
-			continue
 		}
 		opts := options.Find().SetSort(bson.D{{Key: "_id", Value: -1}}).SetLimit(int64(q.Limit - len(out)))
 		if err := s.each(ctx, seg, match, opts, keep); err != nil {
