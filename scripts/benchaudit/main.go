@@ -24,6 +24,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -32,6 +33,8 @@ import (
 	"maps"
 	"math/rand/v2"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
@@ -79,6 +82,7 @@ func run() error {
 	dataDir := flag.String("data", "", "keep the database in this directory and reuse a log already built there (default: a temporary directory)")
 	skip := flag.String("skip", "", "comma-separated scenarios to leave out: past-window, deep-pages, export, verify")
 	out := flag.String("out", "", "also write the results as JSON to this file")
+	buildOnly := flag.Bool("build-only", false, "only build the log in -data (and measure the build and its floor), then exit")
 	flag.Parse()
 	if *events < *window || *window < 1 || *queries < 1 {
 		return errors.New("-events must be at least -window, both and -queries positive")
@@ -95,6 +99,16 @@ func run() error {
 		return err
 	}
 
+	var built []result
+	if !*buildOnly {
+		// The build runs in a process of its own, so that what this one
+		// measures from the open on (its RSS above all) is what a server
+		// starting on a log of this length holds, not what the build left.
+		var err error
+		if built, err = buildApart(dir, *events, *window); err != nil {
+			return err
+		}
+	}
 	ctx := context.Background()
 	edb, err := embeddeddb.Start(ctx, dir, "", slog.New(slog.DiscardHandler))
 	if err != nil {
@@ -111,15 +125,19 @@ func run() error {
 	if err != nil {
 		return fmt.Errorf("open the audit log's store: %w", err)
 	}
-	b := &bench{ctx: ctx, db: db, store: store, segmented: segmented, uri: edb.URI(), events: *events, window: *window, queries: *queries}
+	b := &bench{ctx: ctx, db: db, store: store, segmented: segmented, uri: edb.URI(), events: *events, window: *window, queries: *queries, results: built}
 	loadStart := hostload.Loadavg()
+	if *buildOnly {
+		if err := b.build(); err != nil {
+			return err
+		}
+		if err := b.insertFloor(); err != nil {
+			return err
+		}
+		return benchresult.Write(*out, benchresult.Report{Program: "benchaudit", Machine: hostload.Machine(), LoadBefore: loadStart,
+			LoadAfter: hostload.Loadavg(), Results: b.results})
+	}
 	fmt.Printf("standin audit log: %d events, window %d; %s; load average %s\n", *events, *window, hostload.Machine(), loadStart)
-	if err := b.build(); err != nil {
-		return err
-	}
-	if err := b.insertFloor(); err != nil {
-		return err
-	}
 	l, err := b.open()
 	if err != nil {
 		return err
@@ -154,6 +172,27 @@ func run() error {
 			LoadBefore: loadStart, LoadAfter: hostload.Loadavg(), Results: b.results})
 	}
 	return nil
+}
+
+// buildApart runs this program with -build-only on dir and returns the
+// results it measured.
+func buildApart(dir string, events, window int) ([]result, error) {
+	out := filepath.Join(dir, "build-results.json")
+	cmd := exec.Command(os.Args[0], "-build-only", "-data", dir, "-out", out,
+		"-events", strconv.Itoa(events), "-window", strconv.Itoa(window))
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return nil, fmt.Errorf("build the log: %w", err)
+	}
+	raw, err := os.ReadFile(out)
+	if err != nil {
+		return nil, err
+	}
+	var rep benchresult.Report
+	if err := json.Unmarshal(raw, &rep); err != nil {
+		return nil, fmt.Errorf("read the build's results: %w", err)
+	}
+	return rep.Results, nil
 }
 
 // record adds a scenario's one run and prints it.
@@ -309,6 +348,17 @@ func (b *bench) serverConfig() audit.Config {
 // same events inserted by the store alone, in batches of 500, into a
 // database of their own: no hashing, no chain, no group commit.
 func (b *bench) insertFloor() error {
+	// A database of its own, made afresh: a run reusing -data finds the
+	// last run's floor there.
+	c, err := mongo.Connect(options.Client().ApplyURI(b.uri))
+	if err != nil {
+		return err
+	}
+	err = c.Database("benchaudit_floor").Drop(b.ctx)
+	_ = c.Disconnect(context.WithoutCancel(b.ctx))
+	if err != nil {
+		return fmt.Errorf("drop the floor's database: %w", err)
+	}
 	db, err := mongostore.Open(b.ctx, b.uri, "benchaudit_floor", mongostore.Options{AppendOnly: true})
 	if err != nil {
 		return err
