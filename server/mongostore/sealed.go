@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"sync"
 	"time"
+	"unique"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -112,6 +113,18 @@ func summarize(chunk int64, evs []*standin.Event) chunkSummary {
 	return sum
 }
 
+// intern makes the summary's values share their bytes with every other
+// summary's: the same people, sessions and projects recur in thousands of
+// chunks, which the server keeps in memory.
+func (c *chunkSummary) intern() {
+	for _, set := range []*[]string{&c.Types, &c.Actors, &c.Subjects, &c.Impersonations, &c.Project, &c.Projects} {
+		for i, v := range *set {
+			(*set)[i] = unique.Make(v).Value()
+		}
+		*set = slices.Clip(*set)
+	}
+}
+
 // mayMatch reports whether f (but for AfterSeq) may select an event of
 // the chunk: false only when none of them can match.
 func (c *chunkSummary) mayMatch(f standin.EventFilter) bool {
@@ -164,6 +177,7 @@ func (s *Segments) Seal(ctx context.Context, chunk int64, evs []*standin.Event) 
 	if err != nil && !mongo.IsDuplicateKeyError(err) {
 		return eventsError(err, "record sealed audit chunk")
 	}
+	sum.intern()
 	s.sealMu.Lock()
 	if s.seals != nil {
 		s.seals[chunk] = &sum
@@ -325,6 +339,7 @@ func (s *Segments) loadSeals(ctx context.Context) error {
 		if err := bson.Unmarshal(raw, &d); err != nil || d.ID != chunkKey(d.Summary.Chunk) {
 			return nil // not a summary this store wrote: the chunk reads as unsealed
 		}
+		d.Summary.intern()
 		seals[d.Summary.Chunk] = &d.Summary
 		return nil
 	})
