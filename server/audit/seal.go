@@ -78,20 +78,20 @@ func (l *Log) sealDue(ctx context.Context, s Sealer, unsealable map[int64]bool) 
 			l.logger.Debug("audit: chunks to seal could not be read; sealing waits", "err", err)
 			return
 		}
+		var seal [][]*standin.Event
 		for _, k := range todo {
 			evs := chunks[k]
 			if evs == nil {
-				if !unsealable[k] {
-					l.logger.Warn("audit: a chunk of the log cannot be sealed: its events cannot be read whole or do not chain; pages read them one by one",
-						"first_seq", k*size+1, "last_seq", (k+1)*size)
-				}
+				l.logger.Warn("audit: a chunk of the log cannot be sealed: its events cannot be read whole or do not chain; pages read them one by one",
+					"first_seq", k*size+1, "last_seq", (k+1)*size)
 				unsealable[k] = true
 				continue
 			}
-			if err := s.Seal(ctx, k, evs); err != nil {
-				l.logger.Debug("audit: sealing a chunk failed; it is sealed later", "first_seq", k*size+1, "err", err)
-				return
-			}
+			seal = append(seal, evs)
+		}
+		if err := s.Seal(ctx, seal); err != nil {
+			l.logger.Debug("audit: sealing chunks failed; they are sealed later", "err", err)
+			return
 		}
 	}
 }

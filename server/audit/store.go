@@ -90,9 +90,9 @@ type Sealer interface {
 	// at or below head and that are not sealed. The first call reads
 	// which chunks are sealed.
 	Unsealed(ctx context.Context, head int64, max int) ([]int64, error)
-	// Seal keeps evs, every event of chunk in seq order, as the sealed
-	// chunk.
-	Seal(ctx context.Context, chunk int64, evs []*standin.Event) error
+	// Seal keeps each of chunks, every event of one chunk in seq order,
+	// as its sealed chunk.
+	Seal(ctx context.Context, chunks [][]*standin.Event) error
 }
 
 // Errors a Store's errors wrap, which the appender's retries tell apart.

@@ -148,41 +148,60 @@ func (c *chunkSummary) mayMatch(f standin.EventFilter) bool {
 	return true
 }
 
-// Seal keeps evs, every event of chunk in seq order, as the sealed chunk:
-// first the chunk, then its summary in "seals". A chunk or summary stored
+// Seal keeps each of chunks, every event of one chunk in seq order, as
+// its sealed chunk: first the chunks, in one insert per segment, then
+// their summaries in "seals", in one insert. A chunk or summary stored
 // already (sealed by another server, of the same events) is kept as it is.
 //
-// Errors: EInvalid when evs are not chunk's events; EUnavailable when the
-// database cannot be reached.
-func (s *Segments) Seal(ctx context.Context, chunk int64, evs []*standin.Event) error {
-	if int64(len(evs)) != s.chunk {
-		return standin.Errorf(standin.EInvalid, "A sealed chunk holds %d events, not %d.", s.chunk, len(evs))
+// Errors: EInvalid when a chunk's events are not one chunk's; EUnavailable
+// when the database cannot be reached.
+func (s *Segments) Seal(ctx context.Context, chunks [][]*standin.Event) error {
+	bySegment := make(map[int64][]any)
+	var segs []int64
+	var sums []*chunkSummary
+	var summaries []any
+	for _, evs := range chunks {
+		if len(evs) == 0 || int64(len(evs)) != s.chunk || (evs[0].Seq-1)%s.chunk != 0 {
+			return standin.Errorf(standin.EInvalid, "A sealed chunk holds the %d events from a multiple of %d on.", s.chunk, s.chunk)
+		}
+		chunk := (evs[0].Seq - 1) / s.chunk
+		for i, e := range evs {
+			if e.Seq != evs[0].Seq+int64(i) {
+				return standin.Errorf(standin.EInvalid, "Event %d is not the event %d of chunk %d.", e.Seq, i+1, chunk)
+			}
+		}
+		data, err := packEvents(evs)
+		if err != nil {
+			return fmt.Errorf("seal audit chunk %d: %w", chunk, err)
+		}
+		seg := chunk / chunksPerSegment
+		if bySegment[seg] == nil {
+			segs = append(segs, seg)
+		}
+		bySegment[seg] = append(bySegment[seg], sealedDoc{ID: chunkKey(chunk), Events: data})
+		sum := summarize(chunk, evs)
+		sums, summaries = append(sums, &sum), append(summaries, sealDoc{ID: chunkKey(chunk), Summary: sum})
 	}
-	for i, e := range evs {
-		if e.Seq != chunk*s.chunk+1+int64(i) {
-			return standin.Errorf(standin.EInvalid, "Event %d is not the event %d of chunk %d.", e.Seq, i+1, chunk)
+	if len(sums) == 0 {
+		return nil
+	}
+	unordered := options.InsertMany().SetOrdered(false)
+	for _, seg := range segs {
+		if _, err := s.sealedColl(seg).InsertMany(ctx, bySegment[seg], unordered); err != nil && !onlyDuplicates(err) {
+			return eventsError(err, "seal audit chunks")
 		}
 	}
-	sum := summarize(chunk, evs)
-	data, err := packEvents(evs)
-	if err != nil {
-		return fmt.Errorf("seal audit chunk %d: %w", chunk, err)
+	if _, err := s.db.Collection(colSeals).InsertMany(ctx, summaries, unordered); err != nil && !onlyDuplicates(err) {
+		return eventsError(err, "record sealed audit chunks")
 	}
-	key := chunkKey(chunk)
-	_, err = s.sealedColl(chunk/chunksPerSegment).InsertOne(ctx, sealedDoc{ID: key, Events: data})
-	if err != nil && !mongo.IsDuplicateKeyError(err) {
-		return eventsError(err, "seal audit chunk")
-	}
-	_, err = s.db.Collection(colSeals).InsertOne(ctx, sealDoc{ID: key, Summary: sum})
-	if err != nil && !mongo.IsDuplicateKeyError(err) {
-		return eventsError(err, "record sealed audit chunk")
-	}
-	sum.intern()
 	s.sealMu.Lock()
-	if s.seals != nil {
-		s.seals[chunk] = &sum
+	defer s.sealMu.Unlock()
+	for _, sum := range sums {
+		sum.intern()
+		if s.seals != nil {
+			s.seals[sum.Chunk] = sum
+		}
 	}
-	s.sealMu.Unlock()
 	return nil
 }
 

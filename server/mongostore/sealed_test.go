@@ -55,7 +55,7 @@ func TestSealedChunksAnswerAsTheEvents(t *testing.T) {
 				left = append(left, k)
 				continue
 			}
-			if err := sealed.Seal(ctx, k, evs[k*size:(k+1)*size]); err != nil {
+			if err := sealed.Seal(ctx, [][]*standin.Event{evs[k*size : (k+1)*size]}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -63,7 +63,7 @@ func TestSealedChunksAnswerAsTheEvents(t *testing.T) {
 			t.Fatalf("Unsealed: %v %v, want %v", got, err, left)
 		}
 		// Sealing again, as another server would, changes nothing.
-		if err := sealed.Seal(ctx, 1, evs[size:2*size]); err != nil {
+		if err := sealed.Seal(ctx, [][]*standin.Event{evs[:size], evs[size : 2*size]}); err != nil {
 			t.Fatalf("sealing a sealed chunk: %v", err)
 		}
 		// A chunk that cannot be read is a copy: its segment's events
@@ -141,7 +141,7 @@ func BenchmarkSealedChunk(b *testing.B) {
 	if err := s.Insert(ctx, evs); err != nil {
 		b.Fatal(err)
 	}
-	if err := s.Seal(ctx, 0, evs); err != nil {
+	if err := s.Seal(ctx, [][]*standin.Event{evs}); err != nil {
 		b.Fatal(err)
 	}
 	data, err := mongostore.PackEvents(evs)
