@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -131,13 +132,24 @@ func (s *Segments) newestSegment(ctx context.Context) (int64, error) {
 		if err != nil {
 			return 0, eventsError(err, "list audit log segments")
 		}
+		// Newest first: the first that holds an event is the newest (a
+		// segment is made by its first insert, so only a failed one leaves
+		// it empty). Each probe is a query, and there may be thousands of
+		// segments.
+		var segs []int64
 		for _, name := range names {
-			if n, ok := segmentNumber(name); ok && n > seg {
-				if has, err := s.holdsAny(ctx, n); err != nil {
-					return 0, err
-				} else if has {
-					seg = n
-				}
+			if n, ok := segmentNumber(name); ok {
+				segs = append(segs, n)
+			}
+		}
+		slices.Sort(segs)
+		for i := len(segs) - 1; i >= 0 && seg < 0; i-- {
+			has, err := s.holdsAny(ctx, segs[i])
+			if err != nil {
+				return 0, err
+			}
+			if has {
+				seg = segs[i]
 			}
 		}
 	}
