@@ -36,6 +36,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -83,6 +84,7 @@ func run() error {
 	skip := flag.String("skip", "", "comma-separated scenarios to leave out: past-window, deep-pages, export, verify")
 	out := flag.String("out", "", "also write the results as JSON to this file")
 	buildOnly := flag.Bool("build-only", false, "only build the log in -data (and measure the build and its floor), then exit")
+	cpuProfile := flag.String("cpuprofile", "", "with -build-only, write a CPU profile of the build to `file`")
 	flag.Parse()
 	if *events < *window || *window < 1 || *queries < 1 {
 		return errors.New("-events must be at least -window, both and -queries positive")
@@ -128,7 +130,19 @@ func run() error {
 	b := &bench{ctx: ctx, db: db, store: store, segmented: segmented, uri: edb.URI(), events: *events, window: *window, queries: *queries, results: built}
 	loadStart := hostload.Loadavg()
 	if *buildOnly {
-		if err := b.build(); err != nil {
+		if *cpuProfile != "" {
+			f, err := os.Create(*cpuProfile)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			if err := pprof.StartCPUProfile(f); err != nil {
+				return fmt.Errorf("start the CPU profile: %w", err)
+			}
+		}
+		err := b.build()
+		pprof.StopCPUProfile()
+		if err != nil {
 			return err
 		}
 		if err := b.insertFloor(); err != nil {

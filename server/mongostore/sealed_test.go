@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"standin/server/audit"
 	"standin/server/mongostore"
 	"standin/server/standin"
 )
@@ -25,19 +24,8 @@ func TestSealedChunksAnswerAsTheEvents(t *testing.T) {
 	rng := rand.New(rand.NewPCG(11, uint64(time.Now().UnixNano())))
 	for round := 0; round < 3; round++ {
 		plain, sealed := mustOpen(t).Segments(8), mustOpen(t).Segments(8) // chunks of 2
-		n := 30 + rng.IntN(60)
-		var evs []*standin.Event
-		for seq := int64(1); seq <= int64(n); seq++ {
-			e := storedEvent(seq)
-			e.Type = []string{standin.EventLogin, standin.EventActionAllowed, standin.EventActionDenied}[rng.IntN(3)]
-			e.Actor.ID = fmt.Sprint("a", rng.IntN(4))
-			e.Subject.ID = fmt.Sprint("s", rng.IntN(5))
-			e.ImpersonationID = fmt.Sprint("i", rng.IntN(6))
-			e.Project = fmt.Sprint("p", rng.IntN(4))
-			e.Projects = []string{fmt.Sprint("p", rng.IntN(4))}
-			e.Time = time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC).Add(time.Duration(seq*1500+int64(rng.IntN(900))) * time.Millisecond)
-			evs = append(evs, e)
-		}
+		evs := randomLog(rng, 30+rng.IntN(60))
+		n := len(evs)
 		for _, s := range []*mongostore.Segments{plain, sealed} {
 			if err := s.Insert(ctx, evs); err != nil {
 				t.Fatal(err)
@@ -78,30 +66,7 @@ func TestSealedChunksAnswerAsTheEvents(t *testing.T) {
 		}
 
 		for q := 0; q < 120; q++ {
-			var f standin.EventFilter
-			switch rng.IntN(8) {
-			case 0:
-				f.Type = standin.EventActionDenied
-			case 1:
-				f.ActorID = fmt.Sprint("a", rng.IntN(5))
-			case 2:
-				f.SubjectID, f.Projects = fmt.Sprint("s", rng.IntN(5)), []string{fmt.Sprint("p", rng.IntN(4))}
-			case 3:
-				f.Project = fmt.Sprint("p", rng.IntN(5))
-			case 4:
-				f.ImpersonationID = fmt.Sprint("i", rng.IntN(7))
-			case 5:
-				at := evs[rng.IntN(n)].Time.Add(time.Duration(rng.IntN(3)-1) * 700 * time.Microsecond)
-				f.Since, f.Until = at, at.Add(time.Duration(rng.IntN(20))*time.Second)
-			case 6:
-				f.Projects = []string{fmt.Sprint("p", rng.IntN(4)), fmt.Sprint("p", rng.IntN(4))}
-			}
-			pq := audit.PageQuery{Filter: f, Limit: 1 + rng.IntN(12)}
-			if rng.IntN(2) == 0 {
-				pq.After = int64(rng.IntN(n))
-			} else {
-				pq.Before = int64(rng.IntN(n + 2))
-			}
+			pq := randomPage(rng, evs)
 			want, err := plain.Page(ctx, pq)
 			if err != nil {
 				t.Fatal(err)

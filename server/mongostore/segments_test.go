@@ -85,18 +85,8 @@ func TestSegmentsAnswerAsOneCollection(t *testing.T) {
 	for round := 0; round < 2; round++ {
 		db := mustOpen(t)
 		one, segs := db.Events(), db.Segments(int64(2+rng.IntN(7)))
-		n := 20 + rng.IntN(60)
-		var evs []*standin.Event
-		for seq := int64(1); seq <= int64(n); seq++ {
-			e := storedEvent(seq)
-			e.Type = []string{standin.EventLogin, standin.EventActionAllowed, standin.EventActionDenied}[rng.IntN(3)]
-			e.Actor.ID = fmt.Sprint("a", rng.IntN(3))
-			e.Subject.ID = fmt.Sprint("s", rng.IntN(4))
-			e.Project = fmt.Sprint("p", rng.IntN(3))
-			e.Projects = []string{e.Project, fmt.Sprint("p", rng.IntN(3))}
-			e.Object = fmt.Sprint("booking:", rng.IntN(5))
-			evs = append(evs, e)
-		}
+		evs := randomLog(rng, 20+rng.IntN(60))
+		n := len(evs)
 		for _, s := range []audit.Store{one, segs} {
 			for rest := evs; len(rest) > 0; {
 				k := min(len(rest), 1+rng.IntN(9))
@@ -107,23 +97,8 @@ func TestSegmentsAnswerAsOneCollection(t *testing.T) {
 			}
 		}
 		for q := 0; q < 40; q++ {
-			var f standin.EventFilter
-			switch rng.IntN(5) {
-			case 0:
-				f.Type = standin.EventActionDenied
-			case 1:
-				f.ActorID = fmt.Sprint("a", rng.IntN(3))
-			case 2:
-				f.SubjectID, f.Projects = fmt.Sprint("s", rng.IntN(4)), []string{fmt.Sprint("p", rng.IntN(3))}
-			case 3:
-				f.Project = fmt.Sprint("p", rng.IntN(3))
-			}
-			pq := audit.PageQuery{Filter: f, Limit: 1 + rng.IntN(12)}
-			if rng.IntN(2) == 0 {
-				pq.After = int64(rng.IntN(n))
-			} else {
-				pq.Before = int64(rng.IntN(n + 2))
-			}
+			pq := randomPage(rng, evs)
+			f := pq.Filter
 			want, err := one.Page(ctx, pq)
 			if err != nil {
 				t.Fatal(err)
@@ -147,6 +122,57 @@ func TestSegmentsAnswerAsOneCollection(t *testing.T) {
 			}
 		}
 	}
+}
+
+// randomLog returns a log of n events, seqs 1 to n, with random types,
+// people, sessions, projects, objects and times, for property tests.
+func randomLog(rng *rand.Rand, n int) []*standin.Event {
+	evs := make([]*standin.Event, n)
+	for i := range evs {
+		seq := int64(i + 1)
+		e := storedEvent(seq)
+		e.Type = []string{standin.EventLogin, standin.EventActionAllowed, standin.EventActionDenied}[rng.IntN(3)]
+		e.Actor.ID = fmt.Sprint("a", rng.IntN(4))
+		e.Subject.ID = fmt.Sprint("s", rng.IntN(5))
+		e.ImpersonationID = fmt.Sprint("i", rng.IntN(6))
+		e.Project = fmt.Sprint("p", rng.IntN(4))
+		e.Projects = []string{fmt.Sprint("p", rng.IntN(4))}
+		e.Object = fmt.Sprint("booking:", rng.IntN(5))
+		e.Time = time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC).Add(time.Duration(seq*1500+int64(rng.IntN(900))) * time.Millisecond)
+		evs[i] = e
+	}
+	return evs
+}
+
+// randomPage returns a page of a log of evs with a random filter, of each
+// kind the Activity panel sends (times included, some matching nothing),
+// and a random bound.
+func randomPage(rng *rand.Rand, evs []*standin.Event) audit.PageQuery {
+	var f standin.EventFilter
+	switch rng.IntN(8) {
+	case 0:
+		f.Type = standin.EventActionDenied
+	case 1:
+		f.ActorID = fmt.Sprint("a", rng.IntN(5))
+	case 2:
+		f.SubjectID, f.Projects = fmt.Sprint("s", rng.IntN(5)), []string{fmt.Sprint("p", rng.IntN(4))}
+	case 3:
+		f.Project = fmt.Sprint("p", rng.IntN(5))
+	case 4:
+		f.ImpersonationID = fmt.Sprint("i", rng.IntN(7))
+	case 5:
+		at := evs[rng.IntN(len(evs))].Time.Add(time.Duration(rng.IntN(3)-1) * 700 * time.Microsecond)
+		f.Since, f.Until = at, at.Add(time.Duration(rng.IntN(20))*time.Second)
+	case 6:
+		f.Projects = []string{fmt.Sprint("p", rng.IntN(4)), fmt.Sprint("p", rng.IntN(4))}
+	}
+	pq := audit.PageQuery{Filter: f, Limit: 1 + rng.IntN(12)}
+	if rng.IntN(2) == 0 {
+		pq.After = int64(rng.IntN(len(evs)))
+	} else {
+		pq.Before = int64(rng.IntN(len(evs) + 2))
+	}
+	return pq
 }
 
 func scanned(t *testing.T, s audit.Store, sc audit.Scan) []int64 {
