@@ -3,8 +3,11 @@ package mongostore
 import (
 	"context"
 	"fmt"
+	"sync"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"standin/server/standin"
 )
 
 // Reopened returns a new Segments on s's database, as a server started
@@ -25,7 +28,7 @@ func (s *Segments) ReadChunk(ctx context.Context, k int64) (int, error) {
 }
 
 // PackEvents is the chunk's encoding.
-var PackEvents = packEvents
+func PackEvents(evs []*standin.Event) ([]byte, error) { return packEvents(new(sync.Pool), evs) }
 
 // UnpackChunk decodes it as a page reads it.
 func UnpackChunk(data []byte) error {

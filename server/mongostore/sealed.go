@@ -170,7 +170,7 @@ func (s *Segments) Seal(ctx context.Context, chunks [][]*standin.Event) error {
 				return standin.Errorf(standin.EInvalid, "Event %d is not the event %d of chunk %d.", e.Seq, i+1, chunk)
 			}
 		}
-		data, err := packEvents(evs)
+		data, err := packEvents(&s.packers, evs)
 		if err != nil {
 			return fmt.Errorf("seal audit chunk %d: %w", chunk, err)
 		}
@@ -206,13 +206,20 @@ func (s *Segments) Seal(ctx context.Context, chunks [][]*standin.Event) error {
 }
 
 // packEvents returns the BSON of each event as a segment stores it, one
-// after another, compressed.
-func packEvents(evs []*standin.Event) ([]byte, error) {
+// after another, compressed with a compressor from pool (each holds some
+// hundreds of kilobytes of state, which would otherwise be made per chunk).
+func packEvents(pool *sync.Pool, evs []*standin.Event) ([]byte, error) {
 	var buf bytes.Buffer
-	w, err := flate.NewWriter(&buf, flate.BestSpeed)
-	if err != nil {
-		return nil, err
+	w, _ := pool.Get().(*flate.Writer)
+	if w == nil {
+		var err error
+		if w, err = flate.NewWriter(&buf, flate.BestSpeed); err != nil {
+			return nil, err
+		}
+	} else {
+		w.Reset(&buf)
 	}
+	defer pool.Put(w)
 	for _, e := range evs {
 		raw, err := bson.Marshal(toEventDoc(e))
 		if err != nil {

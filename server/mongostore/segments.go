@@ -47,11 +47,12 @@ type Segments struct {
 	mu     sync.Mutex
 	newest int64 // the highest segment known to hold an event; -1: not looked up yet
 
-	chunk  int64      // seqs per sealed chunk (see sealed.go)
-	loadMu sync.Mutex // held while the summaries are read
-	sealMu sync.Mutex
-	seals  map[int64]*chunkSummary // by chunk; nil until read
-	cache  chunkCache
+	chunk   int64      // seqs per sealed chunk (see sealed.go)
+	loadMu  sync.Mutex // held while the summaries are read
+	sealMu  sync.Mutex
+	seals   map[int64]*chunkSummary // by chunk; nil until read
+	cache   chunkCache
+	packers sync.Pool // of *flate.Writer
 }
 
 var (
