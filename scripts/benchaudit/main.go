@@ -84,7 +84,7 @@ func run() error {
 	skip := flag.String("skip", "", "comma-separated scenarios to leave out: past-window, deep-pages, export, verify")
 	out := flag.String("out", "", "also write the results as JSON to this file")
 	buildOnly := flag.Bool("build-only", false, "only build the log in -data (and measure the build and its floor), then exit")
-	cpuProfile := flag.String("cpuprofile", "", "with -build-only, write a CPU profile of the build to `file`")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the build (with -build-only) or of the deep pages (without) to `file`")
 	flag.Parse()
 	if *events < *window || *window < 1 || *queries < 1 {
 		return errors.New("-events must be at least -window, both and -queries positive")
@@ -167,7 +167,19 @@ func run() error {
 		}
 	}
 	if !skipped("deep-pages") {
-		if err := b.deepPages(l); err != nil {
+		if *cpuProfile != "" {
+			f, err := os.Create(*cpuProfile)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			if err := pprof.StartCPUProfile(f); err != nil {
+				return fmt.Errorf("start the CPU profile: %w", err)
+			}
+		}
+		err := b.deepPages(l)
+		pprof.StopCPUProfile()
+		if err != nil {
 			return err
 		}
 	}
