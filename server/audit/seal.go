@@ -2,6 +2,7 @@ package audit
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 
@@ -97,55 +98,56 @@ func (l *Log) sealDue(ctx context.Context, s Sealer, unsealable map[int64]bool) 
 }
 
 // chunksOf returns the events of each chunk of ks whose events are whole
-// and chain, from the window when it holds them, else read from the log
-// in one scan over the ones it does not hold.
+// and chain, from the window when it holds them, else read from the log:
+// one scan per run of neighbouring chunks the window lacks, so that two
+// chunks far apart do not read the log between them.
 func (l *Log) chunksOf(ctx context.Context, size int64, ks []int64) (map[int64][]*standin.Event, error) {
 	out := make(map[int64][]*standin.Event, len(ks))
-	var lo, hi int64 = -1, -1 // the chunks the window lacks
+	var lack []int64
 	for _, k := range ks {
 		if evs, ok := l.win.span(k*size+1, (k+1)*size); ok {
-			out[k] = sealable(evs, k*size+1)
+			out[k] = sealable(evs, k*size+1, size)
 			continue
 		}
-		if lo < 0 || k < lo {
-			lo = k
+		lack = append(lack, k)
+	}
+	slices.Sort(lack)
+	for len(lack) > 0 {
+		n := 1
+		for n < len(lack) && lack[n] == lack[n-1]+1 {
+			n++
 		}
-		hi = max(hi, k)
-	}
-	if lo < 0 {
-		return out, nil
-	}
-	read := make(map[int64][]Stored)
-	err := l.store.Scan(ctx, Scan{After: lo * size, To: (hi + 1) * size}, func(st Stored) error {
-		k := (st.Seq - 1) / size
-		read[k] = append(read[k], st)
-		return nil
-	})
-	if err != nil {
-		return nil, fault(err, "read audit chunks to seal")
-	}
-	for _, k := range ks {
-		if _, done := out[k]; done {
-			continue
-		}
-		evs := make([]*standin.Event, 0, size)
-		for _, st := range read[k] {
+		run := lack[:n]
+		lack = lack[n:]
+		read := make(map[int64][]*standin.Event, len(run))
+		damaged := make(map[int64]bool)
+		err := l.store.Scan(ctx, Scan{After: run[0] * size, To: (run[len(run)-1] + 1) * size}, func(st Stored) error {
+			k := (st.Seq - 1) / size
 			if st.Damaged != "" || st.Foreign != "" || st.Event.Seq != st.Seq {
-				evs = nil
-				break
+				damaged[k] = true
+			} else {
+				read[k] = append(read[k], st.Event)
 			}
-			evs = append(evs, st.Event)
+			return nil
+		})
+		if err != nil {
+			return nil, fault(err, "read audit chunks to seal")
 		}
-		if evs != nil {
-			out[k] = sealable(evs, k*size+1)
+		for _, k := range run {
+			if !damaged[k] {
+				out[k] = sealable(read[k], k*size+1, size)
+			}
 		}
 	}
 	return out, nil
 }
 
-// sealable returns evs when they are a chunk's events from seq first on,
-// consecutive and chained, nil otherwise.
-func sealable(evs []*standin.Event, first int64) []*standin.Event {
+// sealable returns evs when they are the size events of a chunk from seq
+// first on, consecutive and chained, nil otherwise.
+func sealable(evs []*standin.Event, first, size int64) []*standin.Event {
+	if int64(len(evs)) != size {
+		return nil
+	}
 	for i, e := range evs {
 		if e.Seq != first+int64(i) || (i > 0 && e.PrevHash != evs[i-1].Hash) {
 			return nil

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"standin/server/audit"
+	"standin/server/mongostore"
 	"standin/server/standin"
 )
 
@@ -128,7 +129,8 @@ func reversed(s []int64) []int64 {
 // A log on a store that seals chunks (the embedded database's segments)
 // seals every complete chunk: those before its window at start, read from
 // the store, and each new one from memory as it is delivered. A chunk
-// whose events do not chain is left unsealed, and pages still find its
+// whose events do not chain, or of which an event is missing, is left
+// unsealed and the others are sealed all the same; pages still find its
 // events. Pages deep in the log answer as the events do.
 func TestLogSealsItsChunks(t *testing.T) {
 	t.Parallel()
@@ -136,7 +138,11 @@ func TestLogSealsItsChunks(t *testing.T) {
 	store := mustDB(t).store.Segments(8) // chunks of 2
 	old := chained("old", nil, 21)
 	old[13].PrevHash = "not the hash of event 13" // chunk 6 (events 13 and 14) does not chain
-	if err := store.Insert(ctx, old); err != nil {
+	// Event 18, the last of chunk 8, is missing.
+	if err := store.Insert(ctx, old[:17]); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Insert(ctx, old[18:]); err != nil {
 		t.Fatal(err)
 	}
 	l, err := audit.Open(ctx, store, audit.Config{Logger: discard(), Alone: true, Follow: followEvery, Window: 6})
@@ -153,11 +159,11 @@ func TestLogSealsItsChunks(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if slices.Equal(left, []int64{6}) {
+		if slices.Equal(left, []int64{8, 6}) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("chunks still unsealed: %v, want only chunk 6 (events 13 and 14, which do not chain)", left)
+			t.Fatalf("chunks still unsealed: %v, want only chunks 8 (event 18 is missing) and 6 (events 13 and 14 do not chain)", left)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -166,7 +172,7 @@ func TestLogSealsItsChunks(t *testing.T) {
 		cursor string
 		want   []int64
 	}{
-		{standin.EventFilter{}, "20", reversed(seqRange(10, 19))},
+		{standin.EventFilter{}, "20", []int64{19, 17, 16, 15, 14, 13, 12, 11, 10, 9}},
 		{standin.EventFilter{}, "16", reversed(seqRange(6, 15))},
 		{standin.EventFilter{ActorID: "old-12"}, "", []int64{13}}, // in the unsealed chunk
 		{standin.EventFilter{ActorID: "old-3"}, "", []int64{4}},
@@ -180,4 +186,63 @@ func TestLogSealsItsChunks(t *testing.T) {
 			t.Errorf("page %+v below %q: %v, want %v", c.f, c.cursor, got, c.want)
 		}
 	}
+}
+
+// The sealer reads from the log only the chunks it seals: two unsealed
+// chunks far apart, outside the window, are read apart, not with every
+// event between them.
+func TestSealerReadsOnlyItsChunks(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	segs := mustDB(t).store.Segments(8) // chunks of 2
+	old := chained("old", nil, 60)
+	old[3].PrevHash = "not the hash of event 3" // chunk 1 (events 3 and 4) does not chain
+	if err := segs.Insert(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	// Every chunk is sealed but 1 and 24 (events 49 and 50), outside the
+	// window of the newest 6.
+	var seal [][]*standin.Event
+	for k := int64(0); k < 30; k++ {
+		if k != 1 && k != 24 {
+			seal = append(seal, old[2*k:2*k+2])
+		}
+	}
+	if err := segs.Seal(ctx, seal); err != nil {
+		t.Fatal(err)
+	}
+	store := &scanCounter{Segments: segs}
+	l, err := audit.Open(ctx, store, audit.Config{Logger: discard(), Alone: true, Follow: followEvery, Window: 6})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = l.Close(context.Background()) })
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		left, err := segs.Unsealed(ctx, 60, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if slices.Equal(left, []int64{1}) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("chunks still unsealed: %v, want only chunk 1", left)
+		}
+	}
+	if n := store.events.Load(); n > 4 {
+		t.Errorf("sealing chunks 24 and 1 read %d events from the log, want their 4", n)
+	}
+}
+
+// scanCounter counts the events Scan reads from a store that seals.
+type scanCounter struct {
+	*mongostore.Segments
+	events atomic.Int64
+}
+
+func (s *scanCounter) Scan(ctx context.Context, sc audit.Scan, fn func(audit.Stored) error) error {
+	return s.Segments.Scan(ctx, sc, func(st audit.Stored) error {
+		s.events.Add(1)
+		return fn(st)
+	})
 }
