@@ -113,10 +113,11 @@ func (n *node) openAudit(ctx context.Context, uri string) error {
 	n.feed = livefeed.New(n.log.With("component", "livefeed"))
 	n.tracker = presence.New(presence.Config{OnChange: n.feed.PresenceChanged})
 	n.presence = &presenceRelay{t: n.tracker, log: n.log.With("component", "presence")}
+	// Before the signals: their handler makes it forget ended sessions.
+	n.auth = newAuthStore(n.db)
 	if err := n.openSignals(ctx); err != nil {
 		return err
 	}
-	n.auth = newAuthStore(n.db)
 	n.follower = newFollower(n.feed, n.auth, n.log.With("component", "follow"))
 	// Every server follows the log: the events of all of them reach the
 	// live feed and the follower's reactions by one path.
