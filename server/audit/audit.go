@@ -574,7 +574,7 @@ func prepare(e *standin.Event, now time.Time) {
 	if e.Time.IsZero() {
 		e.Time = now
 	}
-	e.Time = storedTime(e.Time)
+	e.Time = StoredTime(e.Time)
 	e.Seq, e.PrevHash, e.Hash = 0, "", ""
 	// The log keeps events (its window, OnCommit's receivers) after the
 	// call, so each string is copied: a caller's string may be a view of

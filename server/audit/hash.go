@@ -75,11 +75,11 @@ func ComputeHash(e *standin.Event) string {
 
 // formatTime renders t the way it is hashed and exported.
 func formatTime(t time.Time) string {
-	return storedTime(t).Format(TimeLayout)
+	return StoredTime(t).Format(TimeLayout)
 }
 
-// storedTime is t as the database keeps it: UTC, whole milliseconds, no
+// StoredTime is t as the database keeps it: UTC, whole milliseconds, no
 // monotonic clock reading.
-func storedTime(t time.Time) time.Time {
+func StoredTime(t time.Time) time.Time {
 	return t.Round(0).UTC().Truncate(time.Millisecond)
 }

@@ -280,8 +280,8 @@ func (m *Matcher) Match(e *standin.Event) bool {
 		f.SubjectID != "" && e.Subject.ID != f.SubjectID,
 		f.ImpersonationID != "" && e.ImpersonationID != f.ImpersonationID,
 		f.Project != "" && e.Project != f.Project && !slices.Contains(e.Projects, f.Project),
-		!f.Since.IsZero() && e.Time.Before(storedTime(f.Since)),
-		!f.Until.IsZero() && !e.Time.Before(storedTime(f.Until)):
+		!f.Since.IsZero() && e.Time.Before(StoredTime(f.Since)),
+		!f.Until.IsZero() && !e.Time.Before(StoredTime(f.Until)):
 		return false
 	}
 	if m.projects != nil {

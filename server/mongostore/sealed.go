@@ -72,9 +72,6 @@ type sealedDoc struct {
 	Events []byte `bson:"events"`
 }
 
-// storedTime is t as the database keeps it (as audit.Matcher compares).
-func storedTime(t time.Time) time.Time { return t.Round(0).UTC().Truncate(time.Millisecond) }
-
 func chunkKey(chunk int64) string { return fmt.Sprintf("%012d", chunk) }
 
 func (s *Segments) sealedColl(seg int64) *mongo.Collection {
@@ -84,9 +81,6 @@ func (s *Segments) sealedColl(seg int64) *mongo.Collection {
 // ChunkSize is how many consecutive seqs a sealed chunk holds: a quarter
 // of a segment.
 func (s *Segments) ChunkSize() int64 { return s.chunk }
-
-// chunkOf returns the chunk that holds seq.
-func (s *Segments) chunkOf(seq int64) int64 { return (max(seq, 1) - 1) / s.chunk }
 
 // summarize returns the summary of chunk's events.
 func summarize(chunk int64, evs []*standin.Event) chunkSummary {
@@ -137,8 +131,8 @@ func (c *chunkSummary) mayMatch(f standin.EventFilter) bool {
 		f.SubjectID != "" && !has(c.Subjects, f.SubjectID),
 		f.ImpersonationID != "" && !has(c.Impersonations, f.ImpersonationID),
 		f.Project != "" && !has(c.Project, f.Project) && !has(c.Projects, f.Project),
-		!f.Since.IsZero() && c.Last.Before(storedTime(f.Since)),
-		!f.Until.IsZero() && !c.First.Before(storedTime(f.Until)):
+		!f.Since.IsZero() && c.Last.Before(audit.StoredTime(f.Since)),
+		!f.Until.IsZero() && !c.First.Before(audit.StoredTime(f.Until)):
 		return false
 	}
 	if f.Projects != nil {
@@ -246,15 +240,15 @@ func unpackChunk(data []byte) (docs []bson.Raw, keys []*standin.Event, err error
 	raw := out.Bytes()
 	docs, keys = make([]bson.Raw, 0, 256), make([]*standin.Event, 0, 256)
 	for len(raw) > 0 {
-		doc, rest, ok := bsonNext(raw)
+		doc, rest, ok := bsoncore.ReadDocument(raw)
 		if !ok {
 			return nil, nil, errors.New("a document is cut short")
 		}
-		key, ok := filterKey(doc)
+		key, ok := filterKey(bson.Raw(doc))
 		if !ok {
 			return nil, nil, fmt.Errorf("event %d of the chunk cannot be read", len(docs)+1)
 		}
-		docs, keys = append(docs, doc), append(keys, key)
+		docs, keys = append(docs, bson.Raw(doc)), append(keys, key)
 		raw = rest
 	}
 	return docs, keys, nil
@@ -337,18 +331,6 @@ func stringArray(v bsoncore.Value) ([]string, bool) {
 		}
 	}
 	return out, true
-}
-
-// bsonNext splits the first BSON document off raw.
-func bsonNext(raw []byte) (doc bson.Raw, rest []byte, ok bool) {
-	if len(raw) < 5 {
-		return nil, nil, false
-	}
-	n := int(uint32(raw[0]) | uint32(raw[1])<<8 | uint32(raw[2])<<16 | uint32(raw[3])<<24)
-	if n < 5 || n > len(raw) {
-		return nil, nil, false
-	}
-	return bson.Raw(raw[:n]), raw[n:], true
 }
 
 // loadSeals reads the summaries in "seals" once; later calls return at
