@@ -36,7 +36,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -47,6 +46,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"standin/scripts/internal/benchresult"
+	"standin/scripts/internal/cpuprofile"
 	"standin/scripts/internal/hostload"
 	"standin/server/audit"
 	"standin/server/embeddeddb"
@@ -130,18 +130,12 @@ func run() error {
 	b := &bench{ctx: ctx, db: db, store: store, segmented: segmented, uri: edb.URI(), events: *events, window: *window, queries: *queries, results: built}
 	loadStart := hostload.Loadavg()
 	if *buildOnly {
-		if *cpuProfile != "" {
-			f, err := os.Create(*cpuProfile)
-			if err != nil {
-				return err
-			}
-			defer f.Close()
-			if err := pprof.StartCPUProfile(f); err != nil {
-				return fmt.Errorf("start the CPU profile: %w", err)
-			}
+		stopProfile, err := cpuprofile.Start(*cpuProfile)
+		if err != nil {
+			return err
 		}
-		err := b.build()
-		pprof.StopCPUProfile()
+		err = b.build()
+		stopProfile()
 		if err != nil {
 			return err
 		}
@@ -167,18 +161,12 @@ func run() error {
 		}
 	}
 	if !skipped("deep-pages") {
-		if *cpuProfile != "" {
-			f, err := os.Create(*cpuProfile)
-			if err != nil {
-				return err
-			}
-			defer f.Close()
-			if err := pprof.StartCPUProfile(f); err != nil {
-				return fmt.Errorf("start the CPU profile: %w", err)
-			}
+		stopProfile, err := cpuprofile.Start(*cpuProfile)
+		if err != nil {
+			return err
 		}
-		err := b.deepPages(l)
-		pprof.StopCPUProfile()
+		err = b.deepPages(l)
+		stopProfile()
 		if err != nil {
 			return err
 		}

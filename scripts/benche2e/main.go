@@ -58,13 +58,13 @@ import (
 	"net"
 	"os"
 	"os/signal"
-	"runtime/pprof"
 	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"standin/scripts/internal/benchresult"
+	"standin/scripts/internal/cpuprofile"
 	"standin/scripts/internal/hostload"
 	"standin/server"
 	"standin/server/password"
@@ -135,18 +135,11 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return fmt.Errorf("start the CPU profile: %w", err)
-		}
-		defer pprof.StopCPUProfile()
+	stopProfile, err := cpuprofile.Start(*cpuProfile)
+	if err != nil {
+		return err
 	}
-	var err error
+	defer stopProfile()
 	if cfg.watchers, err = benchresult.Sizes("-watchers", *watchers); err != nil {
 		return err
 	}
