@@ -771,7 +771,7 @@ func (l *Log) retry(ctx context.Context, err error, conflict bool, attempt int) 
 func (l *Log) remember(todo []item, err, rerr error) error {
 	l.doubt = make([]*standin.Event, 0, len(todo))
 	for _, it := range todo {
-		l.doubt = append(l.doubt, clone(it.e))
+		l.doubt = append(l.doubt, it.e.Clone())
 	}
 	l.headKnown = false
 	l.logger.Error("audit append in doubt: the events may be stored; the next append checks",
@@ -911,7 +911,7 @@ func (l *Log) publish(evs []*standin.Event) {
 	}
 	cp := make([]*standin.Event, len(evs))
 	for i, e := range evs {
-		cp[i] = clone(e)
+		cp[i] = e.Clone()
 	}
 	defer func() {
 		if p := recover(); p != nil {

@@ -113,7 +113,7 @@ func (f *follower) offer(evs []*standin.Event) {
 	// may be before they are delivered (an earlier seq is missing).
 	cp := make([]*standin.Event, len(evs))
 	for i, e := range evs {
-		cp[i] = clone(e)
+		cp[i] = e.Clone()
 	}
 	f.take(cp, true, time.Now())
 }

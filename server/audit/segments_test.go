@@ -153,20 +153,7 @@ func TestLogSealsItsChunks(t *testing.T) {
 	for range 9 {
 		mustAppend(t, l, login("new"))
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		left, err := store.Unsealed(ctx, 30, 100)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if slices.Equal(left, []int64{8, 6}) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("chunks still unsealed: %v, want only chunks 8 (event 18 is missing) and 6 (events 13 and 14 do not chain)", left)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitUnsealed(t, store, 30, []int64{8, 6}, "chunks 8 (event 18 is missing) and 6 (events 13 and 14 do not chain)")
 	for _, c := range []struct {
 		f      standin.EventFilter
 		cursor string
@@ -217,20 +204,27 @@ func TestSealerReadsOnlyItsChunks(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = l.Close(context.Background()) })
+	waitUnsealed(t, segs, 60, []int64{1}, "chunk 1")
+	if n := store.events.Load(); n > 4 {
+		t.Errorf("sealing chunks 24 and 1 read %d events from the log, want their 4", n)
+	}
+}
+
+// waitUnsealed waits until the chunks of s at or below head left unsealed
+// are want (newest first), which why names.
+func waitUnsealed(t *testing.T, s audit.Sealer, head int64, want []int64, why string) {
+	t.Helper()
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		left, err := segs.Unsealed(ctx, 60, 100)
+		left, err := s.Unsealed(context.Background(), head, 100)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if slices.Equal(left, []int64{1}) {
-			break
+		if slices.Equal(left, want) {
+			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("chunks still unsealed: %v, want only chunk 1", left)
+			t.Fatalf("chunks still unsealed: %v, want only %s", left, why)
 		}
-	}
-	if n := store.events.Load(); n > 4 {
-		t.Errorf("sealing chunks 24 and 1 read %d events from the log, want their 4", n)
 	}
 }
 

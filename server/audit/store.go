@@ -217,10 +217,6 @@ func unavailable(cause error) *standin.Error {
 	}
 }
 
-// clone copies e so that a receiver may keep it while its author goes on
-// using the original.
-func clone(e *standin.Event) *standin.Event { return e.Clone() }
-
 // newEventID returns a new event id in the shape of a MongoDB ObjectID in
 // hex, as ids have always had: 4 bytes of the time in seconds, so ids sort
 // roughly by time, and 8 random bytes.

@@ -130,7 +130,7 @@ func (w *window) add(evs []*standin.Event) error {
 			w.off, w.evs = true, nil
 			return fmt.Errorf("event %d follows event %d: another writer shares the audit log", e.Seq, last)
 		}
-		w.evs = append(w.evs, clone(e))
+		w.evs = append(w.evs, e.Clone())
 	}
 	if len(w.evs) >= 2*w.max {
 		// Dropping the oldest half at once keeps appends amortized O(1).
@@ -177,7 +177,7 @@ func (w *window) prepend(older []*standin.Event, before int64) bool {
 	}
 	evs := make([]*standin.Event, 0, len(run)+len(w.evs))
 	for _, e := range run {
-		evs = append(evs, clone(e))
+		evs = append(evs, e.Clone())
 	}
 	w.evs = append(evs, w.evs...)
 	return true
@@ -228,7 +228,7 @@ func (w *window) newest(keep func(*standin.Event) bool, before int64, n int) (ou
 	}
 	for ; i >= 0 && len(out) < n; i-- {
 		if keep(w.evs[i]) {
-			out = append(out, clone(w.evs[i]))
+			out = append(out, w.evs[i].Clone())
 		}
 	}
 	return out, w.evs[i+1].Seq, len(out) == n || first == 1, true
@@ -245,7 +245,7 @@ func (w *window) after(m *Matcher, seq int64, n int) (out []*standin.Event, ok b
 	}
 	for i := max(int(seq+1-w.evs[0].Seq), 0); i < len(w.evs) && (n < 0 || len(out) < n); i++ {
 		if m.Match(w.evs[i]) {
-			out = append(out, clone(w.evs[i]))
+			out = append(out, w.evs[i].Clone())
 		}
 	}
 	return out, true
