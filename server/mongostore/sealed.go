@@ -99,18 +99,23 @@ func summarize(chunk int64, evs []*standin.Event) chunkSummary {
 		sum.Project = append(sum.Project, e.Project)
 		sum.Projects = append(sum.Projects, e.Projects...)
 	}
-	for _, set := range []*[]string{&sum.Types, &sum.Actors, &sum.Subjects, &sum.Impersonations, &sum.Project, &sum.Projects} {
+	for _, set := range sum.sets() {
 		slices.Sort(*set)
 		*set = slices.Clip(slices.Compact(*set))
 	}
 	return sum
 }
 
+// sets returns the summary's sets of values.
+func (c *chunkSummary) sets() []*[]string {
+	return []*[]string{&c.Types, &c.Actors, &c.Subjects, &c.Impersonations, &c.Project, &c.Projects}
+}
+
 // intern makes the summary's values share their bytes with every other
 // summary's: the same people, sessions and projects recur in thousands of
 // chunks, which the server keeps in memory.
 func (c *chunkSummary) intern() {
-	for _, set := range []*[]string{&c.Types, &c.Actors, &c.Subjects, &c.Impersonations, &c.Project, &c.Projects} {
+	for _, set := range c.sets() {
 		for i, v := range *set {
 			(*set)[i] = unique.Make(v).Value()
 		}
