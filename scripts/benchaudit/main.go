@@ -6,7 +6,8 @@
 // measures:
 //
 //   - build: appends in batches of 500 through the audit log's group
-//     commit, events a second;
+//     commit, events a second, and beside it the floor, the same events
+//     inserted by the store alone, in slices between the build's;
 //   - open: opening the log, which reads the whole collection once to fill
 //     the window (the server's start-up cost);
 //   - window queries: pages of 50 answered from memory, -queries times each:
@@ -139,9 +140,6 @@ func run() error {
 		if err != nil {
 			return err
 		}
-		if err := b.insertFloor(); err != nil {
-			return err
-		}
 		return benchresult.Write(*out, benchresult.Report{Program: "benchaudit", Machine: hostload.Machine(), LoadBefore: loadStart,
 			LoadAfter: hostload.Loadavg(), Results: b.results})
 	}
@@ -248,7 +246,11 @@ func event(i int) *standin.Event {
 	}
 }
 
-// build appends events until the log holds b.events.
+// build appends events until the log holds b.events, and measures the
+// floor in the same stretch of time: after every buildSlice events it waits
+// for the sealer to catch up (counted as the build's time), then inserts
+// floorSlice events into the floor's database, so that a machine whose speed
+// drifts during the build slows both alike.
 func (b *bench) build() error {
 	// As the server writes it: on segments, with the window it delivers
 	// to and the sealing of chunks that follows, which the appends pay for.
@@ -265,25 +267,46 @@ func (b *bench) build() error {
 		fmt.Printf("reusing a log of %d events\n", have)
 		return nil
 	}
+	fl, err := b.openFloor()
+	if err != nil {
+		return err
+	}
+	defer fl.close()
+	// Slices small enough that the floor is measured throughout the build,
+	// with the floor's share of the time about a tenth of the build's.
+	buildSlice := max((b.events-have)/20, 500)
+	floorSlice := min(max(buildSlice/10, 500), 5_000)
 	load := hostload.Loadavg()
-	start := time.Now()
-	last := start
+	var took time.Duration
+	last := time.Now()
 	for i := have; i < b.events; {
-		var evs []*standin.Event
-		for ; i < b.events && len(evs) < 500; i++ {
-			evs = append(evs, event(i))
+		start := time.Now()
+		for end := min(i+buildSlice, b.events); i < end; {
+			var evs []*standin.Event
+			for ; i < end && len(evs) < 500; i++ {
+				evs = append(evs, event(i))
+			}
+			if err := w.Append(b.ctx, evs...); err != nil {
+				return fmt.Errorf("append: %w", err)
+			}
 		}
-		if err := w.Append(b.ctx, evs...); err != nil {
-			return fmt.Errorf("append: %w", err)
+		if _, err := b.waitSealed(w); err != nil {
+			return err
+		}
+		took += time.Since(start)
+		if err := fl.insert(b.ctx, floorSlice); err != nil {
+			return err
 		}
 		if time.Since(last) > 10*time.Second {
 			last = time.Now()
 			fmt.Fprintf(os.Stderr, "built %d of %d events\n", i, b.events)
 		}
 	}
-	d := time.Since(start)
-	b.record("build", "appends in batches of 500 through group commit, on FerretDB without secondary indexes", load,
-		map[string]float64{"events": float64(b.events - have), "seconds": d.Seconds(), "events_per_s": float64(b.events-have) / d.Seconds()}, nil)
+	b.record("build", "appends in batches of 500 through group commit, on FerretDB without secondary indexes, "+
+		"each chunk sealed; measured in slices of a twentieth of the log, the floor's slices between them", load,
+		map[string]float64{"events": float64(b.events - have), "seconds": took.Seconds(), "events_per_s": float64(b.events-have) / took.Seconds()}, nil)
+	b.record("insert_floor", fmt.Sprintf("%d events inserted by the store alone in batches of 500, in slices of %d between the build's: the floor of appends", fl.n, floorSlice), load,
+		map[string]float64{"events": float64(fl.n), "seconds": fl.took.Seconds(), "events_per_s": float64(fl.n) / fl.took.Seconds()}, nil)
 	return nil
 }
 
@@ -358,15 +381,22 @@ func (b *bench) serverConfig() audit.Config {
 	return cfg
 }
 
-// insertFloor measures the floor the build's appends compare with: the
-// same events inserted by the store alone, in batches of 500, into a
-// database of their own: no hashing, no chain, no group commit.
-func (b *bench) insertFloor() error {
-	// A database of its own, made afresh: a run reusing -data finds the
-	// last run's floor there.
+// floor is the floor the build's appends compare with: the same events
+// inserted by the store alone, in batches of 500, into a database of their
+// own: no hashing, no chain, no group commit, no sealing.
+type floor struct {
+	db    *mongostore.DB
+	store audit.Store
+	n     int           // events inserted
+	took  time.Duration // time inserting them
+}
+
+// openFloor makes the floor's database afresh: a run reusing -data finds
+// the last run's floor there.
+func (b *bench) openFloor() (*floor, error) {
 	c, err := mongo.Connect(options.Client().ApplyURI(b.uri))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	// (FerretDB fails to make a database again at once after dropping one
 	// that did not exist.)
@@ -376,36 +406,39 @@ func (b *bench) insertFloor() error {
 	}
 	_ = c.Disconnect(context.WithoutCancel(b.ctx))
 	if err != nil {
-		return fmt.Errorf("drop the floor's database: %w", err)
+		return nil, fmt.Errorf("drop the floor's database: %w", err)
 	}
 	db, err := mongostore.Open(b.ctx, b.uri, "benchaudit_floor", mongostore.Options{AppendOnly: true})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer db.Close(context.WithoutCancel(b.ctx))
 	store, _, err := db.AuditLog(b.ctx)
 	if err != nil {
-		return err
+		_ = db.Close(context.WithoutCancel(b.ctx))
+		return nil, err
 	}
-	n := min(b.events, 100_000)
-	load := hostload.Loadavg()
+	return &floor{db: db, store: store}, nil
+}
+
+// insert inserts the floor's next n events and adds their time.
+func (f *floor) insert(ctx context.Context, n int) error {
 	start := time.Now()
-	for i := 0; i < n; {
+	for end := f.n + n; f.n < end; {
 		var evs []*standin.Event
-		for ; i < n && len(evs) < 500; i++ {
-			e := event(i)
-			e.Seq, e.ID, e.Time, e.Hash = int64(i+1), fmt.Sprintf("%024x", i), time.Now().UTC(), fmt.Sprintf("%064x", i)
+		for ; f.n < end && len(evs) < 500; f.n++ {
+			e := event(f.n)
+			e.Seq, e.ID, e.Time, e.Hash = int64(f.n+1), fmt.Sprintf("%024x", f.n), time.Now().UTC(), fmt.Sprintf("%064x", f.n)
 			evs = append(evs, e)
 		}
-		if err := store.Insert(b.ctx, evs); err != nil {
+		if err := f.store.Insert(ctx, evs); err != nil {
 			return fmt.Errorf("insert floor: %w", err)
 		}
 	}
-	d := time.Since(start)
-	b.record("insert_floor", fmt.Sprintf("%d events inserted by the store alone in batches of 500: the floor of appends", n), load,
-		map[string]float64{"events": float64(n), "seconds": d.Seconds(), "events_per_s": float64(n) / d.Seconds()}, nil)
+	f.took += time.Since(start)
 	return nil
 }
+
+func (f *floor) close() { _ = f.db.Close(context.Background()) }
 
 // windowQueries measures pages answered from memory.
 func (b *bench) windowQueries(l *audit.Log) error {
