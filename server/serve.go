@@ -100,6 +100,15 @@ func (n *node) runJobs(ctx context.Context, wg *sync.WaitGroup) {
 		})
 	})
 	wg.Go(func() {
+		// Requests to impersonate expire unanswered, with no request in
+		// flight.
+		leases.Every(ctx, "expire-requests", time.Second, expireTerm, func(ctx context.Context) {
+			if _, err := n.imps.ExpireRequests(ctx); err != nil && ctx.Err() == nil {
+				log.Warn("expiring requests to impersonate", "err", err)
+			}
+		})
+	})
+	wg.Go(func() {
 		every(ctx, presence.DefaultTTL/6, func(context.Context) { n.tracker.Sweep() })
 	})
 	wg.Go(func() {

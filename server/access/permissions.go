@@ -18,7 +18,7 @@ type permission struct {
 // it follows the policies in force rather than guessing from role names.
 // An error means a decision could not be made.
 func (d *Decider) Permissions(ctx context.Context, p *standin.Principal) (standin.Permissions, error) {
-	out := standin.Permissions{Activity: standin.ScopeNone, Revoke: standin.ScopeNone}
+	out := standin.Permissions{Activity: standin.ScopeNone, Revoke: standin.ScopeNone, Approve: standin.ScopeNone}
 	if p == nil || p.Subject == nil {
 		return out, nil
 	}
@@ -27,6 +27,8 @@ func (d *Decider) Permissions(ctx context.Context, p *standin.Principal) (standi
 		{&out.Suspend, standin.ActSuspend, standin.KindUser},
 		{&out.Policies, standin.ActList, standin.KindPolicy},
 		{&out.EditPolicies, standin.ActUpdate, standin.KindPolicy},
+		{&out.Settings, standin.ActRead, standin.KindSettings},
+		{&out.EditSettings, standin.ActUpdate, standin.KindSettings},
 	}
 	staff, err := d.Staff(ctx, p)
 	if err != nil {
@@ -54,6 +56,13 @@ func (d *Decider) Permissions(ctx context.Context, p *standin.Principal) (standi
 		return standin.Permissions{}, err
 	}
 	out.Activity, out.Revoke = standin.ScopeName(activity), standin.ScopeName(revoke)
+	if staff {
+		approve, err := d.Scope(ctx, p, standin.ActApprove, standin.KindImpersonation, p.Subject.ProjectIDs())
+		if err != nil {
+			return standin.Permissions{}, err
+		}
+		out.Approve = standin.ScopeName(approve)
+	}
 	return out, nil
 }
 

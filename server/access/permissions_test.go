@@ -21,21 +21,23 @@ func TestPermissions(t *testing.T) {
 		want standin.Permissions
 	}{
 		{"owner", self("owner"), standin.Permissions{Directory: true, CheckAccess: true, Impersonate: true, Suspend: true,
-			Activity: standin.ScopeAll, Revoke: standin.ScopeAll, Policies: true, EditPolicies: true}},
+			Activity: standin.ScopeAll, Revoke: standin.ScopeAll, Policies: true, EditPolicies: true,
+			Settings: true, EditSettings: true, Approve: standin.ScopeAll}},
 		{"support", self("support"), standin.Permissions{Directory: true, CheckAccess: true, Impersonate: true,
-			Activity: standin.ScopeNone, Revoke: standin.ScopeNone}},
-		// A manager reads and ends what concerns the project they lead.
+			Activity: standin.ScopeNone, Revoke: standin.ScopeNone, Approve: standin.ScopeNone}},
+		// A manager reads and ends what concerns the project they lead,
+		// and approves requests to impersonate its members.
 		{"manager", self("manager"), standin.Permissions{Directory: true, CheckAccess: true, Impersonate: true,
-			Activity: standin.ScopeProjects, Revoke: standin.ScopeProjects}},
-		{"ben", self("ben"), standin.Permissions{Activity: standin.ScopeNone, Revoke: standin.ScopeNone}},
+			Activity: standin.ScopeProjects, Revoke: standin.ScopeProjects, Approve: standin.ScopeProjects}},
+		{"ben", self("ben"), standin.Permissions{Activity: standin.ScopeNone, Revoke: standin.ScopeNone, Approve: standin.ScopeNone}},
 		// Acting as Ben, the agent has Ben's permissions, and never
 		// starts another impersonation.
 		{"support as ben", &standin.Principal{Actor: f.users["support"], Subject: f.users["ben"], Impersonation: &standin.Impersonation{ID: "i"}},
-			standin.Permissions{Activity: standin.ScopeNone, Revoke: standin.ScopeNone}},
+			standin.Permissions{Activity: standin.ScopeNone, Revoke: standin.ScopeNone, Approve: standin.ScopeNone}},
 		// The admin acting as the support agent checks access as the agent
 		// would, but neither impersonates nor works the directory.
 		{"admin as support", &standin.Principal{Actor: f.users["admin"], Subject: f.users["support"], Impersonation: &standin.Impersonation{ID: "i"}},
-			standin.Permissions{CheckAccess: true, Activity: standin.ScopeNone, Revoke: standin.ScopeNone}},
+			standin.Permissions{CheckAccess: true, Activity: standin.ScopeNone, Revoke: standin.ScopeNone, Approve: standin.ScopeNone}},
 	}
 	for _, c := range cases {
 		got, err := f.decider.Permissions(ctx, c.p)
@@ -46,7 +48,7 @@ func TestPermissions(t *testing.T) {
 			t.Errorf("%s:\n got %+v\nwant %+v", c.name, got, c.want)
 		}
 	}
-	if got, err := f.decider.Permissions(ctx, nil); err != nil || got != (standin.Permissions{Activity: standin.ScopeNone, Revoke: standin.ScopeNone}) {
+	if got, err := f.decider.Permissions(ctx, nil); err != nil || got != (standin.Permissions{Activity: standin.ScopeNone, Revoke: standin.ScopeNone, Approve: standin.ScopeNone}) {
 		t.Errorf("no principal: %+v, %v; want nothing allowed", got, err)
 	}
 }

@@ -48,5 +48,9 @@ func DefaultPolicies() []standin.Policy {
 		g(roleProjectLead, standin.KindImpersonation, standin.ActRevoke),
 		g(roleAdmin, standin.KindActivity, standin.ActList),
 		g(roleProjectLead, standin.KindActivity, standin.ActList),
+		g(roleAdmin, standin.KindSettings, standin.ActRead, standin.ActUpdate),
+		g(roleUser, standin.KindConsent, standin.ActRespond, standin.ActGrant),
+		g(roleAdmin, standin.KindImpersonation, standin.ActApprove),
+		g(roleProjectLead, standin.KindImpersonation, standin.ActApprove),
 	)
 }

@@ -105,6 +105,20 @@ type Impersonations interface {
 	Get(ctx context.Context, who *standin.User, id string) (*standin.Impersonation, error)
 	Summary(ctx context.Context, who *standin.User, id string) (*impersonation.Summary, error)
 	MayStart(ctx context.Context, p *standin.Principal, target *standin.User) standin.Decision
+
+	// Requests the target's mode needs, their answers, consent grants
+	// and the impersonation settings.
+	Requests(ctx context.Context, who *standin.User) ([]*standin.AccessRequest, error)
+	Request(ctx context.Context, who *standin.User, id string) (*standin.AccessRequest, error)
+	Approve(ctx context.Context, p *standin.Principal, id, note string, o standin.Origin) (*standin.AccessRequest, error)
+	Deny(ctx context.Context, p *standin.Principal, id, note string, o standin.Origin) (*standin.AccessRequest, error)
+	Cancel(ctx context.Context, p *standin.Principal, id string, o standin.Origin) (*standin.AccessRequest, error)
+	StartRequest(ctx context.Context, p *standin.Principal, id string, o standin.Origin) (*impersonation.Started, error)
+	GrantOf(ctx context.Context, who *standin.User) (*standin.ConsentGrant, error)
+	Grant(ctx context.Context, p *standin.Principal, hours int, o standin.Origin) (*standin.ConsentGrant, error)
+	Withdraw(ctx context.Context, p *standin.Principal, o standin.Origin) (*standin.ConsentGrant, error)
+	Settings(ctx context.Context) (*standin.ImpersonationSettings, error)
+	ChangeSettings(ctx context.Context, p *standin.Principal, next *standin.ImpersonationSettings, projects []string, o standin.Origin) (*standin.ImpersonationSettings, error)
 }
 
 // Audit is the append-only audit log (package audit).
@@ -277,6 +291,8 @@ func (r rule) bookkeepingOnly() rule { r.bookkeeping = true; return r }
 var (
 	editProfile    = can(standin.ActUpdate, standin.KindProfile, nil).destructiveAction().recordsItself()
 	changePassword = can(standin.ActChange, standin.KindPassword, nil).sensitiveAction()
+	// A user's consent is theirs alone: never given in their name.
+	grantConsent = can(standin.ActGrant, standin.KindConsent, nil).sensitiveAction().recordsItself()
 )
 
 // route is one line of the routes table: method, path, who may call it,
@@ -328,6 +344,21 @@ func (a *API) routes() []route {
 		// Impersonation decides its own refusals in the service, which
 		// audits each one as impersonation.denied.
 		{fiber.MethodPost, v1 + "/impersonations", signedIn, selfAudited, a.startImpersonation},
+		// Requests a target's mode needs (consent, approval): the service
+		// decides who may see and answer each; answers are one's own,
+		// refused while impersonating.
+		{fiber.MethodGet, v1 + "/impersonations/requests", signedIn, bookkeeping, a.listRequests},
+		{fiber.MethodGet, v1 + "/impersonations/requests/:id", signedIn, rule{}, a.getRequest},
+		{fiber.MethodPost, v1 + "/impersonations/requests/:id/approve", signedIn, rule{}, a.approveRequest},
+		{fiber.MethodPost, v1 + "/impersonations/requests/:id/deny", signedIn, rule{}, a.denyRequest},
+		{fiber.MethodPost, v1 + "/impersonations/requests/:id/cancel", signedIn, rule{}, a.cancelRequest},
+		{fiber.MethodPost, v1 + "/impersonations/:id/start", signedIn, selfAudited, a.startRequest},
+		// A user's consent ahead of time: never given in their name.
+		{fiber.MethodGet, v1 + "/consent", signedIn, bookkeeping, a.getConsent},
+		{fiber.MethodPut, v1 + "/consent", authorized, grantConsent, a.grantConsent},
+		{fiber.MethodDelete, v1 + "/consent", authorized, grantConsent, a.withdrawConsent},
+		{fiber.MethodGet, v1 + "/settings/impersonation", authorized, can(standin.ActRead, standin.KindSettings, nil), a.getSettings},
+		{fiber.MethodPut, v1 + "/settings/impersonation", authorized, can(standin.ActUpdate, standin.KindSettings, nil).recordsItself(), a.changeSettings},
 		{fiber.MethodDelete, v1 + "/impersonations/current", signedIn, selfAudited, a.stopImpersonation},
 		// The sessions in force that the caller may see; for the user a
 		// session is about, their console's banner: bookkeeping.

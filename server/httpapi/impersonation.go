@@ -63,6 +63,16 @@ func (a *API) startImpersonation(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	if started.Request != nil {
+		// The target's mode needs an answer first: nothing started yet.
+		return c.Status(http.StatusAccepted).JSON(fiber.Map{"request": toRequestJSON(started.Request, a.cfg.Now())})
+	}
+	return a.answerStarted(c, started)
+}
+
+// answerStarted switches the session to a started impersonation and
+// answers 201 with it.
+func (a *API) answerStarted(c *fiber.Ctx, started *impersonation.Started) error {
 	a.setSessionCookie(c, started.Token, a.cfg.Sessions.Deadline(started.Session))
 	return c.Status(http.StatusCreated).JSON(fiber.Map{
 		"id": started.Impersonation.ID, "actor": audit.UserJSON{ID: started.Impersonation.ActorID, Name: started.Impersonation.ActorName},

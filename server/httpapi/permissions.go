@@ -11,10 +11,15 @@ type permissionsJSON struct {
 	Revoke       string `json:"revoke"`
 	Policies     bool   `json:"policies"`
 	EditPolicies bool   `json:"edit_policies"`
+	Settings     bool   `json:"settings"`
+	EditSettings bool   `json:"edit_settings"`
+	Approve      string `json:"approve"`
 	// EditProfile and ChangePassword are the profile's forms, decided as
 	// their routes decide them, with the reason a refusal gives.
 	EditProfile    *decisionJSON `json:"edit_profile"`
 	ChangePassword *decisionJSON `json:"change_password"`
+	// GrantConsent is the user's own "support may act as me" control.
+	GrantConsent *decisionJSON `json:"grant_consent"`
 }
 
 // permissions answers what the effective user may do, decided by the
@@ -26,11 +31,12 @@ func (a *API) permissions(c *fiber.Ctx) error {
 		return err
 	}
 	out := permissionsJSON{Directory: perms.Directory, CheckAccess: perms.CheckAccess, Impersonate: perms.Impersonate,
-		Suspend: perms.Suspend, Activity: perms.Activity, Revoke: perms.Revoke, Policies: perms.Policies, EditPolicies: perms.EditPolicies}
+		Suspend: perms.Suspend, Activity: perms.Activity, Revoke: perms.Revoke, Policies: perms.Policies, EditPolicies: perms.EditPolicies,
+		Settings: perms.Settings, EditSettings: perms.EditSettings, Approve: perms.Approve}
 	for _, form := range []struct {
 		r  rule
 		to **decisionJSON
-	}{{editProfile, &out.EditProfile}, {changePassword, &out.ChangePassword}} {
+	}{{editProfile, &out.EditProfile}, {changePassword, &out.ChangePassword}, {grantConsent, &out.GrantConsent}} {
 		dec, err := a.decide(c, form.r, p, form.r.kind, "")
 		if err != nil {
 			return err

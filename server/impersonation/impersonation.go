@@ -33,6 +33,7 @@ type Store interface {
 	Claim(ctx context.Context, key string, at time.Time) (bool, error)
 	AddNotification(ctx context.Context, n *standin.Notification) error
 	UserByID(ctx context.Context, id string) (*standin.User, error)
+	RequestStore
 }
 
 // Sessions rotates the actor's session as impersonation starts and ends.
@@ -126,20 +127,26 @@ type Request struct {
 	Minutes int
 }
 
-// Started is a started impersonation and the actor's new session.
+// Started is a started impersonation and the actor's new session; or,
+// when the target's mode needs an answer first, the pending Request
+// alone.
 type Started struct {
 	Impersonation *standin.Impersonation
 	Token         string
 	Session       *standin.Session
+	Request       *standin.AccessRequest
 }
 
-// Start begins an impersonation for the principal's actor. Refusals are
-// audited as impersonation.denied and returned as coded errors whose
-// Reason says why: EForbidden (no right, rank, self, owner, suspended),
-// EConflict (already impersonating, target held by another agent: the
-// message names who, chains), ENotFound (no such user), EInvalid (reason
-// missing, duration out of bounds). EUnavailable when the audit log cannot
-// be written: then nothing started.
+// Start begins an impersonation for the principal's actor, or, when the
+// target's mode needs an answer first (consent without a grant in force,
+// approval), asks for it: Started.Request is then the pending request and
+// nothing started. Refusals are audited as impersonation.denied and
+// returned as coded errors whose Reason says why: EForbidden (no right,
+// rank, self, owner, suspended, a mode this server cannot run), EConflict
+// (already impersonating, target held by another agent: the message names
+// who, chains), ENotFound (no such user), EInvalid (reason missing,
+// duration out of bounds). EUnavailable when the audit log cannot be
+// written: then nothing started.
 func (s *Service) Start(ctx context.Context, p *standin.Principal, req Request, o standin.Origin) (*Started, error) {
 	reason, ticket, duration, err := s.validate(req)
 	if err != nil {
@@ -149,11 +156,60 @@ func (s *Service) Start(ctx context.Context, p *standin.Principal, req Request, 
 	if err != nil {
 		return nil, err
 	}
+	set, err := s.store.ImpersonationSettings(ctx)
+	if err != nil {
+		return nil, err
+	}
+	sp := startParams{reason: reason, ticket: ticket, d: duration}
+	switch need := set.NeedFor(target); need.Mode {
+	case standin.ModeDirect:
+	case standin.ModeConsent:
+		g, err := s.store.GrantOf(ctx, target.ID)
+		if err != nil {
+			return nil, err
+		}
+		if !g.ActiveAt(s.cfg.Now()) {
+			r, err := s.request(ctx, p, target, need, set, reason, ticket, duration, o)
+			if err != nil {
+				return nil, err
+			}
+			return &Started{Request: r}, nil
+		}
+		sp.grantID = g.ID
+	case standin.ModeApproval:
+		r, err := s.request(ctx, p, target, need, set, reason, ticket, duration, o)
+		if err != nil {
+			return nil, err
+		}
+		return &Started{Request: r}, nil
+	default:
+		// Fail closed: a mode this server cannot enforce starts nothing.
+		return nil, s.deny(ctx, p, target, o, standin.EForbidden, "Sessions on this user must be moderated, which this server cannot do.",
+			fmt.Sprintf("%s's sessions need the %s mode (%s), which this server does not run.", target.Name, need.Mode, need.Scope))
+	}
+	return s.begin(ctx, p, target, sp, o)
+}
+
+// startParams is what a start fixes besides its actor and target: the
+// id of the request it starts from, if any, the consent grant it runs
+// under, if any.
+type startParams struct {
+	id, reason, ticket string
+	d                  time.Duration
+	grantID            string
+}
+
+// begin starts an admitted impersonation of target: it holds actor and
+// target, commits the started event, switches the actor's session and
+// tells the target. Under a consent grant, the grant is read again once
+// the impersonation is stored: a withdrawal that came meanwhile, and did
+// not see it, ends it here.
+func (s *Service) begin(ctx context.Context, p *standin.Principal, target *standin.User, sp startParams, o standin.Origin) (*Started, error) {
 	now := s.cfg.Now().UTC()
 	imp := &standin.Impersonation{
-		ActorID: p.Actor.ID, ActorName: p.Actor.Name, ActorEmail: p.Actor.Email, SubjectID: target.ID, SubjectName: target.Name,
-		Reason: reason, Ticket: ticket, SessionID: p.Session.ID,
-		StartedAt: now, ExpiresAt: now.Add(duration),
+		ID: sp.id, ActorID: p.Actor.ID, ActorName: p.Actor.Name, ActorEmail: p.Actor.Email, SubjectID: target.ID, SubjectName: target.Name,
+		Reason: sp.reason, Ticket: sp.ticket, SessionID: p.Session.ID, GrantID: sp.grantID,
+		StartedAt: now, ExpiresAt: now.Add(sp.d),
 	}
 	if err := s.hold(ctx, p, target, imp, o); err != nil {
 		return nil, err
@@ -165,6 +221,15 @@ func (s *Service) Start(ctx context.Context, p *standin.Principal, req Request, 
 	s.notify(ctx, imp, true, seq)
 	s.cfg.OnStarted(imp, p.Session.ID)
 	s.cfg.Logger.Info("impersonation started", "impersonation", imp.ID, "actor", p.Actor.ID, "subject", target.ID)
+	if sp.grantID != "" {
+		g, err := s.store.GrantOf(ctx, target.ID)
+		if err != nil || g == nil || g.ID != sp.grantID || !g.ActiveAt(s.cfg.Now()) {
+			if _, eerr := s.end(ctx, imp.ID, standin.CauseConsentWithdrawn, target, o); eerr != nil && standin.ErrorCode(eerr) != standin.EConflict {
+				return nil, eerr
+			}
+			return nil, standin.Errorf(standin.EConflict, "%s withdrew their consent as the session started; it has ended.", target.Name)
+		}
+	}
 	return &Started{Impersonation: imp, Token: token, Session: sess}, nil
 }
 

@@ -66,9 +66,15 @@ func (s *Service) summarize(ctx context.Context, imp *standin.Impersonation) (*S
 }
 
 // changes reports whether events of type typ record a change: anything
-// but a decision (action.*), the session's own start and end and sign-ins.
+// but a decision (action.*), the session's own request, start and end,
+// and sign-ins.
 func changes(typ string) bool {
-	return !strings.HasPrefix(typ, "action.") && !strings.HasPrefix(typ, "impersonation.") && !strings.HasPrefix(typ, "auth.")
+	for _, prefix := range []string{"action.", "impersonation.", "request.", "auth."} {
+		if strings.HasPrefix(typ, prefix) {
+			return false
+		}
+	}
+	return true
 }
 
 // Words says the summary's counts to the user: "In your name: 1 change

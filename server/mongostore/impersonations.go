@@ -54,6 +54,8 @@ type impersonationDoc struct {
 	// EndAudited is false from the end until its audit event is
 	// committed; start-up repair writes the events of ends still false.
 	EndAudited *bool `bson:"end_audited,omitempty"`
+	// GrantID is the consent grant it started under.
+	GrantID string `bson:"grant_id,omitempty"`
 }
 
 type holdDoc struct {
@@ -72,7 +74,7 @@ func (d *impersonationDoc) domain() *standin.Impersonation {
 	i := &standin.Impersonation{
 		ID: d.ID.Hex(), ActorID: d.ActorID, ActorName: d.ActorName, ActorEmail: d.ActorEmail, SubjectID: d.SubjectID, SubjectName: d.SubjectName,
 		Reason: d.Reason, Ticket: d.Ticket, SessionID: d.SessionID, StartedAt: d.StartedAt, ExpiresAt: d.ExpiresAt,
-		Cause: d.Cause, EndedBy: d.EndedBy, EndedByName: d.EndedByName, EndedByEmail: d.EndedByMail,
+		Cause: d.Cause, EndedBy: d.EndedBy, EndedByName: d.EndedByName, EndedByEmail: d.EndedByMail, GrantID: d.GrantID,
 	}
 	if d.EndedAt != nil {
 		i.EndedAt = *d.EndedAt
@@ -83,10 +85,18 @@ func (d *impersonationDoc) domain() *standin.Impersonation {
 // CreateImpersonation stores an active impersonation, claiming the actor
 // and the subject for it. If either the actor or the subject already takes
 // part in one (as actor or subject: no nesting, no chains), nothing is
-// stored and a *standin.HoldConflict is returned. i.ID is set.
+// stored and a *standin.HoldConflict is returned. i.ID is set, unless it
+// is set already (the id of the request it starts from).
 func (db *DB) CreateImpersonation(ctx context.Context, i *standin.Impersonation) error {
+	oid := bson.NewObjectID()
+	if i.ID != "" {
+		var err error
+		if oid, err = objectID(i.ID, "impersonation"); err != nil {
+			return err
+		}
+	}
 	d := impersonationDoc{
-		ID: bson.NewObjectID(), ActorID: i.ActorID, ActorName: i.ActorName, ActorEmail: i.ActorEmail, SubjectID: i.SubjectID, SubjectName: i.SubjectName,
+		ID: oid, GrantID: i.GrantID, ActorID: i.ActorID, ActorName: i.ActorName, ActorEmail: i.ActorEmail, SubjectID: i.SubjectID, SubjectName: i.SubjectName,
 		Reason: i.Reason, Ticket: i.Ticket, SessionID: i.SessionID, StartedAt: i.StartedAt.UTC(), ExpiresAt: i.ExpiresAt.UTC(), Active: true,
 	}
 	id := d.ID.Hex()

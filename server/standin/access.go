@@ -36,6 +36,11 @@ const (
 	KindPolicy         = "policy"
 	KindImpersonation  = "impersonation"
 	KindActivity       = "activity"
+	// KindSettings is the impersonation settings (modes, bounds).
+	KindSettings = "settings"
+	// KindConsent is a user's own consent: answering requests to
+	// impersonate them, granting access ahead of time.
+	KindConsent = "consent"
 
 	ActList    = "list"
 	ActRead    = "read"
@@ -47,6 +52,13 @@ const (
 	ActStart   = "start"
 	ActRevoke  = "revoke"
 	ActSuspend = "suspend"
+	// ActApprove on KindImpersonation approves others' requests in a
+	// project (four eyes).
+	ActApprove = "approve"
+	// ActRespond and ActGrant on KindConsent answer requests to
+	// impersonate oneself and grant access ahead of time.
+	ActRespond = "respond"
+	ActGrant   = "grant"
 	// ActDestructive on KindImpersonation lets an actor do destructive
 	// things (cancel a booking) while impersonating. No role has it by
 	// default.
@@ -105,6 +117,13 @@ type Permissions struct {
 	// Policies and EditPolicies: read and change the access policies.
 	Policies     bool
 	EditPolicies bool
+	// Settings and EditSettings: read and change the impersonation
+	// settings (modes).
+	Settings     bool
+	EditSettings bool
+	// Approve: where requests to impersonate may be approved (ScopeAll,
+	// ScopeProjects or ScopeNone); never while impersonating.
+	Approve string
 }
 
 // ScopeName names a scope for Permissions.

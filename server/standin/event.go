@@ -19,6 +19,18 @@ const (
 	EventBookingCancelled     = "booking.cancelled"
 	EventUserSuspended        = "user.suspended"
 	EventUserRenamed          = "user.renamed"
+	// The requests an impersonation mode needs (see Mode), and the
+	// consent a target gives ahead of time.
+	EventRequestCreated   = "request.created"
+	EventRequestApproved  = "request.approved"
+	EventRequestDenied    = "request.denied"
+	EventRequestExpired   = "request.expired"
+	EventRequestCancelled = "request.cancelled"
+	EventConsentGranted   = "consent.granted"
+	EventConsentWithdrawn = "consent.withdrawn"
+	// EventSettingsChanged records a change of the impersonation
+	// settings (modes and their bounds).
+	EventSettingsChanged = "settings.changed"
 	// EventAuditRefused stands in for an event that would have carried
 	// more than MaxEventBytes: it records the sizes, never the content.
 	EventAuditRefused = "audit.refused"

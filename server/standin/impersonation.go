@@ -15,6 +15,7 @@ const (
 	CauseActorSuspended   = "actor_suspended"
 	CauseActorLostRight   = "actor_lost_permission"
 	CauseActorSessionGone = "actor_session_ended"
+	CauseConsentWithdrawn = "consent_withdrawn"
 )
 
 // Impersonation is an actor acting as a subject for a while, for a reason.
@@ -40,6 +41,9 @@ type Impersonation struct {
 	EndedBy      string
 	EndedByName  string
 	EndedByEmail string
+	// GrantID is the consent grant it started under, if any: withdrawing
+	// the grant ends it.
+	GrantID string
 }
 
 // ActiveAt reports whether the impersonation is in force at t.
@@ -181,6 +185,8 @@ func (i *Impersonation) EndWords() string {
 		return actor + " lost the right to impersonate"
 	case CauseActorSessionGone:
 		return actor + "'s session ended"
+	case CauseConsentWithdrawn:
+		return "the user withdrew their consent"
 	default:
 		return strings.ReplaceAll(i.Cause, "_", " ")
 	}

@@ -1,0 +1,627 @@
+package impersonation
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"standin/server/standin"
+)
+
+// Requests: a target whose mode (standin.Mode, set by the impersonation
+// settings) is consent or approval is impersonated only after an answer.
+// The request is stored and audited, the people who may answer are told,
+// and its answers are decided by unique inserts (see RequestStore): of
+// two answers, an answer and the expiry, or two starts at once, exactly
+// one counts. An approved request is started by its actor, once, within
+// standin.StartWindow, on the request's own id, after every check of a
+// direct start is made again.
+
+// RequestStore keeps requests, their answers and consent grants.
+type RequestStore interface {
+	SettingsStore
+	CreateRequest(ctx context.Context, r *standin.AccessRequest) error
+	// DeleteRequest removes a request whose audit event could not be
+	// written.
+	DeleteRequest(ctx context.Context, id string) error
+	RequestByID(ctx context.Context, id string) (*standin.AccessRequest, error)
+	// AddVote records an approval as the k-th of at most most; k is 0
+	// when its approver approved already (dup) or no place is left.
+	AddVote(ctx context.Context, id string, v standin.Vote, most int) (k int, dup bool, err error)
+	DropVote(ctx context.Context, id string, k int, userID string) error
+	// SetOutcome decides the request: true for exactly one caller.
+	SetOutcome(ctx context.Context, id string, o standin.Outcome) (bool, error)
+	DropOutcome(ctx context.Context, id string) error
+	// ClaimStart takes the request's one start: true for exactly one.
+	ClaimStart(ctx context.Context, id string, at time.Time) (bool, error)
+	DropStart(ctx context.Context, id string) error
+	// SettleRequest takes a decided request off the pending list.
+	SettleRequest(ctx context.Context, id string) error
+	PendingRequests(ctx context.Context) ([]*standin.AccessRequest, error)
+	GrantOf(ctx context.Context, userID string) (*standin.ConsentGrant, error)
+	PutGrant(ctx context.Context, g *standin.ConsentGrant) error
+	RemoveGrant(ctx context.Context, userID, grantID string) (bool, error)
+	AllUsers(ctx context.Context) ([]*standin.User, error)
+}
+
+// decideGrace is how long a request's own call has to audit the outcome
+// it decided before ExpireRequests treats the outcome as left behind by a
+// fault (see repairOutcome).
+const decideGrace = 2 * time.Minute
+
+// request stores and audits a request to impersonate target, which needs
+// need, and tells those who may answer it.
+func (s *Service) request(ctx context.Context, p *standin.Principal, target *standin.User, need standin.Need,
+	set *standin.ImpersonationSettings, reason, ticket string, d time.Duration, o standin.Origin) (*standin.AccessRequest, error) {
+	now := s.cfg.Now().UTC()
+	r := &standin.AccessRequest{
+		ActorID: p.Actor.ID, ActorName: p.Actor.Name, ActorEmail: p.Actor.Email,
+		SubjectID: target.ID, SubjectName: target.Name, SubjectRole: target.Role, Projects: target.ProjectIDs(),
+		Reason: reason, Ticket: ticket, Minutes: int(d / time.Minute), Mode: need.Mode, Approvals: need.Approvals,
+		CreatedAt: now, ExpiresAt: now.Add(time.Duration(set.RequestMinutes) * time.Minute),
+	}
+	if err := s.store.CreateRequest(ctx, r); err != nil {
+		return nil, err
+	}
+	ev := s.requestEvent(standin.EventRequestCreated, p.Actor, r, o)
+	ev.Outcome, ev.Reason = string(r.Mode), r.Reason
+	if err := s.audit.Append(ctx, ev); err != nil {
+		// Unaudited, the request must not stand.
+		if derr := s.store.DeleteRequest(context.WithoutCancel(ctx), r.ID); derr != nil {
+			s.cfg.Logger.Error("an unaudited request could not be removed", "request", r.ID, "err", derr)
+		}
+		return nil, err
+	}
+	s.tellAnswerers(ctx, r, ev.Seq)
+	s.cfg.Logger.Info("impersonation requested", "request", r.ID, "mode", r.Mode, "actor", r.ActorID, "subject", r.SubjectID)
+	return r, nil
+}
+
+// requestEvent is the audit event of something done to request r by who.
+// It carries the request's id as its impersonation's: the session that
+// starts from it has the same id, so the activity of one session reads
+// from the request to the end.
+func (s *Service) requestEvent(typ string, who *standin.User, r *standin.AccessRequest, o standin.Origin) *standin.Event {
+	ev := standin.NewEvent(typ, who, &standin.User{ID: r.SubjectID, Name: r.SubjectName}, r.ID, o)
+	ev.Projects = slices.Clone(r.Projects)
+	ev.Action, ev.Object = "impersonation.request", "request:"+r.ID
+	return ev
+}
+
+// mayAnswer says why who may not answer request r, or nil when they may:
+// for consent the target alone, with the right to answer for themselves;
+// for an approval anyone but the actor and the target who outranks the
+// target and may approve in one of its projects (or everywhere).
+func (s *Service) mayAnswer(ctx context.Context, who *standin.User, r *standin.AccessRequest) error {
+	switch r.Mode {
+	case standin.ModeConsent:
+		if who.ID != r.SubjectID {
+			return standin.Errorf(standin.EForbidden, "Only %s can answer this request: it asks for their consent.", r.SubjectName)
+		}
+		if dec := s.rbac.Check(ctx, who, standin.ActRespond, standin.KindConsent, ""); !dec.Allowed {
+			return &standin.Error{Code: standin.EForbidden, Message: "You may not answer requests to act as you.", Reason: "Answering " + dec.Reason + "."}
+		}
+		return nil
+	case standin.ModeApproval:
+		switch {
+		case who.ID == r.ActorID:
+			return standin.Errorf(standin.EForbidden, "You cannot approve your own request: someone else must (four eyes).")
+		case who.ID == r.SubjectID:
+			return standin.Errorf(standin.EForbidden, "This request needs an approver's answer, not yours.")
+		case who.Role.Rank() <= r.SubjectRole.Rank():
+			return standin.Errorf(standin.EForbidden, "Only someone of a higher role than %s's (%s) can approve this request.", r.SubjectName, r.SubjectRole)
+		}
+		if s.mayApproveIn(ctx, who, r.Projects) {
+			return nil
+		}
+		return standin.Errorf(standin.EForbidden, "You may not approve impersonations of %s.", r.SubjectName)
+	}
+	return standin.Errorf(standin.EInternal, "A request in mode %q cannot be answered.", r.Mode)
+}
+
+// mayApproveIn reports whether who may approve requests for a target in
+// projects (the right everywhere, or in one of them).
+func (s *Service) mayApproveIn(ctx context.Context, who *standin.User, projects []string) bool {
+	if s.rbac.Check(ctx, who, standin.ActApprove, standin.KindImpersonation, "").Allowed {
+		return true
+	}
+	for _, p := range projects {
+		if s.rbac.Check(ctx, who, standin.ActApprove, standin.KindImpersonation, p).Allowed {
+			return true
+		}
+	}
+	return false
+}
+
+// answerable loads request id for who to answer: it must be pending, and
+// who must not be impersonating (an answer is one's own, never given in
+// someone else's name).
+func (s *Service) answerable(ctx context.Context, p *standin.Principal, id string) (*standin.AccessRequest, error) {
+	if p.Impersonation != nil {
+		return nil, standin.Errorf(standin.EForbidden, "Answer requests as yourself: end the impersonation first.")
+	}
+	r, err := s.Request(ctx, p.Actor, id)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.mayAnswer(ctx, p.Actor, r); err != nil {
+		return nil, err
+	}
+	if st := r.Status(s.cfg.Now()); st != standin.RequestPending {
+		return nil, standin.Errorf(standin.EConflict, "This request is %s already.", st)
+	}
+	return r, nil
+}
+
+// Approve records who's approval of request id. The last approval the
+// request needs approves it, and its actor is told to start; an earlier
+// one is counted. EConflict when it was answered, expired or approved by
+// who already; EForbidden when who may not answer it (see mayAnswer).
+func (s *Service) Approve(ctx context.Context, p *standin.Principal, id, note string, o standin.Origin) (*standin.AccessRequest, error) {
+	note, err := answerNote(note)
+	if err != nil {
+		return nil, err
+	}
+	r, err := s.answerable(ctx, p, id)
+	if err != nil {
+		return nil, err
+	}
+	now := s.cfg.Now().UTC()
+	need := max(r.Approvals, 1)
+	by := standin.EventUser{ID: p.Actor.ID, Name: p.Actor.Name}
+	k, dup, err := s.store.AddVote(ctx, r.ID, standin.Vote{By: by, At: now, Note: note}, need)
+	switch {
+	case err != nil:
+		return nil, err
+	case dup:
+		return nil, standin.Errorf(standin.EConflict, "You approved this request already; it needs another approver.")
+	case k == 0:
+		return nil, standin.Errorf(standin.EConflict, "This request has all the approvals it needs already.")
+	}
+	undoVote := func() {
+		if err := s.store.DropVote(context.WithoutCancel(ctx), r.ID, k, by.ID); err != nil {
+			s.cfg.Logger.Error("an approval could not be undone", "request", r.ID, "err", err)
+		}
+	}
+	final := k == need
+	if final {
+		won, err := s.store.SetOutcome(ctx, r.ID, standin.Outcome{Status: standin.RequestApproved, By: by, At: now, Note: note})
+		if err != nil || !won {
+			undoVote()
+			if err != nil {
+				return nil, err
+			}
+			return nil, s.decidedMeanwhile(ctx, p.Actor, r.ID)
+		}
+	}
+	ev := s.requestEvent(standin.EventRequestApproved, p.Actor, r, o)
+	ev.Outcome, ev.Reason = standin.RequestApproved, note
+	if !final {
+		ev.Outcome = fmt.Sprintf("approval %d of %d", k, need)
+	}
+	if err := s.audit.Append(ctx, ev); err != nil {
+		if final {
+			s.undoOutcome(ctx, r.ID)
+		}
+		undoVote()
+		return nil, err
+	}
+	if final {
+		s.settle(ctx, r.ID)
+	}
+	out, err := s.store.RequestByID(ctx, r.ID)
+	if err != nil {
+		return nil, err
+	}
+	s.tellActor(ctx, out, ev.Seq)
+	return out, nil
+}
+
+// Deny refuses request id on who's word: it is over, and its actor is
+// told why. Errors as Approve's.
+func (s *Service) Deny(ctx context.Context, p *standin.Principal, id, note string, o standin.Origin) (*standin.AccessRequest, error) {
+	note, err := answerNote(note)
+	if err != nil {
+		return nil, err
+	}
+	r, err := s.answerable(ctx, p, id)
+	if err != nil {
+		return nil, err
+	}
+	return s.decide(ctx, p.Actor, r, standin.RequestDenied, standin.EventRequestDenied, note, o)
+}
+
+// Cancel withdraws request id at its actor's word. ENotFound for a
+// request that is not theirs; EConflict once it is answered or expired.
+func (s *Service) Cancel(ctx context.Context, p *standin.Principal, id string, o standin.Origin) (*standin.AccessRequest, error) {
+	r, err := s.Request(ctx, p.Actor, id)
+	if err != nil {
+		return nil, err
+	}
+	if r.ActorID != p.Actor.ID {
+		return nil, standin.Errorf(standin.EForbidden, "Only %s, who asked, can withdraw this request.", r.ActorName)
+	}
+	if st := r.Status(s.cfg.Now()); st != standin.RequestPending {
+		return nil, standin.Errorf(standin.EConflict, "This request is %s already.", st)
+	}
+	return s.decide(ctx, p.Actor, r, standin.RequestCancelled, standin.EventRequestCancelled, "", o)
+}
+
+// decide gives request r its final outcome status (not an approval: see
+// Approve), audits it as typ, takes it off the pending list and tells its
+// actor (and, for consent, its target). EConflict when another outcome
+// came first.
+func (s *Service) decide(ctx context.Context, who *standin.User, r *standin.AccessRequest, status, typ, note string, o standin.Origin) (*standin.AccessRequest, error) {
+	now := s.cfg.Now().UTC()
+	var by standin.EventUser
+	if who != nil {
+		by = standin.EventUser{ID: who.ID, Name: who.Name}
+	}
+	won, err := s.store.SetOutcome(ctx, r.ID, standin.Outcome{Status: status, By: by, At: now, Note: note})
+	if err != nil {
+		return nil, err
+	}
+	if !won {
+		return nil, s.decidedMeanwhile(ctx, who, r.ID)
+	}
+	auditor := who
+	if auditor == nil { // an expiry: nobody acted; the event names the request's actor
+		auditor = &standin.User{ID: r.ActorID, Name: r.ActorName}
+	}
+	ev := s.requestEvent(typ, auditor, r, o)
+	ev.Outcome, ev.Reason = status, note
+	if err := s.audit.Append(ctx, ev); err != nil {
+		s.undoOutcome(ctx, r.ID)
+		return nil, err
+	}
+	s.settle(ctx, r.ID)
+	out, err := s.store.RequestByID(ctx, r.ID)
+	if err != nil {
+		return nil, err
+	}
+	s.tellActor(ctx, out, ev.Seq)
+	if out.Mode == standin.ModeConsent && status != standin.RequestDenied {
+		// The target's prompt goes away: withdrawn or expired.
+		s.tellTarget(ctx, out, ev.Seq)
+	}
+	return out, nil
+}
+
+// decidedMeanwhile is the error for an answer that lost to another.
+func (s *Service) decidedMeanwhile(ctx context.Context, who *standin.User, id string) error {
+	r, err := s.store.RequestByID(ctx, id)
+	if err != nil {
+		return err
+	}
+	return standin.Errorf(standin.EConflict, "This request was %s meanwhile.", r.Status(s.cfg.Now()))
+}
+
+// undoOutcome removes an outcome whose event could not be written: the
+// request is pending again (or expires), as if no one had answered.
+func (s *Service) undoOutcome(ctx context.Context, id string) {
+	if err := s.store.DropOutcome(context.WithoutCancel(ctx), id); err != nil {
+		s.cfg.Logger.Error("an unaudited answer could not be undone", "request", id, "err", err)
+	}
+}
+
+// settle takes a decided request off the pending list; if that fails,
+// ExpireRequests does it later.
+func (s *Service) settle(ctx context.Context, id string) {
+	if err := s.store.SettleRequest(context.WithoutCancel(ctx), id); err != nil {
+		s.cfg.Logger.Warn("a decided request stays on the pending list for now", "request", id, "err", err)
+	}
+}
+
+// answerNote checks the note an answer may carry.
+func answerNote(note string) (string, error) {
+	if problem := standin.TextProblem(note, 500); note != "" && problem != "" {
+		return "", standin.Errorf(standin.EInvalid, "The note %s", problem)
+	}
+	return note, nil
+}
+
+// Request returns request id when who may see it: its actor, its target,
+// and those who may answer it. ENotFound otherwise, so that its existence
+// is not revealed.
+func (s *Service) Request(ctx context.Context, who *standin.User, id string) (*standin.AccessRequest, error) {
+	hidden := standin.Errorf(standin.ENotFound, "There is no request with this id that you may see.")
+	if !standin.ValidID(id) {
+		return nil, hidden
+	}
+	r, err := s.store.RequestByID(ctx, id)
+	if standin.ErrorCode(err) == standin.ENotFound {
+		return nil, hidden
+	}
+	if err != nil {
+		return nil, err
+	}
+	if who.ID == r.ActorID || who.ID == r.SubjectID || s.mayAnswer(ctx, who, r) == nil {
+		return r, nil
+	}
+	return nil, hidden
+}
+
+// Requests lists the pending requests who may see, oldest first: their
+// own, those asking for their consent, those they may approve.
+func (s *Service) Requests(ctx context.Context, who *standin.User) ([]*standin.AccessRequest, error) {
+	all, err := s.store.PendingRequests(ctx)
+	if err != nil {
+		return nil, err
+	}
+	now := s.cfg.Now()
+	out := make([]*standin.AccessRequest, 0, len(all))
+	for _, r := range all {
+		if r.Status(now) != standin.RequestPending {
+			continue
+		}
+		if who.ID == r.ActorID || who.ID == r.SubjectID || s.mayAnswer(ctx, who, r) == nil {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+// StartRequest starts the impersonation request id asked for, on its id,
+// for its actor: once, after it was approved, within standin.StartWindow.
+// Every check of a direct start is made again (the actor may have lost
+// the right, the target been suspended). Errors as Start's, and
+// EConflict when the request is not approved or was started already.
+func (s *Service) StartRequest(ctx context.Context, p *standin.Principal, id string, o standin.Origin) (*Started, error) {
+	r, err := s.Request(ctx, p.Actor, id)
+	if err != nil {
+		return nil, err
+	}
+	if r.ActorID != p.Actor.ID {
+		return nil, standin.Errorf(standin.ENotFound, "There is no request of yours with this id.")
+	}
+	if p.Impersonation != nil {
+		// Refused as any nested start is, and audited as such.
+		_, err := s.admit(ctx, p, r.SubjectID, o)
+		return nil, err
+	}
+	now := s.cfg.Now().UTC()
+	switch st := r.Status(now); st {
+	case standin.RequestApproved:
+	case standin.RequestPending:
+		return nil, standin.Errorf(standin.EConflict, "This request is still waiting for its answer.")
+	case standin.RequestStarted:
+		return nil, standin.Errorf(standin.EConflict, "This request was used already; an approval starts one session only.")
+	default:
+		return nil, standin.Errorf(standin.EConflict, "This request is %s; ask again.", st)
+	}
+	mine, err := s.store.ClaimStart(ctx, r.ID, now)
+	if err != nil {
+		return nil, err
+	}
+	if !mine {
+		return nil, standin.Errorf(standin.EConflict, "This request was used already; an approval starts one session only.")
+	}
+	started, err := s.startApproved(ctx, p, r, o)
+	if err != nil {
+		if derr := s.store.DropStart(context.WithoutCancel(ctx), r.ID); derr != nil {
+			s.cfg.Logger.Error("a failed start of a request could not be given back", "request", r.ID, "err", derr)
+		}
+		return nil, err
+	}
+	return started, nil
+}
+
+// startApproved admits r's actor again and starts the session r asked
+// for, unless the target's mode became stricter than r's since.
+func (s *Service) startApproved(ctx context.Context, p *standin.Principal, r *standin.AccessRequest, o standin.Origin) (*Started, error) {
+	target, err := s.admit(ctx, p, r.SubjectID, o)
+	if err != nil {
+		return nil, err
+	}
+	set, err := s.store.ImpersonationSettings(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if need := set.NeedFor(target); need.Mode.Strictness() > r.Mode.Strictness() || need.Approvals > r.Approvals {
+		return nil, s.deny(ctx, p, target, o, standin.EConflict, "The rules for this user changed since the request was answered; ask again.",
+			fmt.Sprintf("%s's sessions now need %s (%s); the request was answered under %s.", target.Name, need.Mode, need.Scope, r.Mode))
+	}
+	return s.begin(ctx, p, target, startParams{id: r.ID, reason: r.Reason, ticket: r.Ticket, d: time.Duration(r.Minutes) * time.Minute}, o)
+}
+
+// ExpireRequests expires the pending requests whose time ran out and
+// takes decided ones off the pending list; an outcome its own call left
+// unaudited (a crash between the two) is written now if the log lacks it.
+// The server runs it with the expiry sweep, on one node at a time.
+func (s *Service) ExpireRequests(ctx context.Context) (int, error) {
+	all, err := s.store.PendingRequests(ctx)
+	if err != nil {
+		return 0, err
+	}
+	now, n := s.cfg.Now(), 0
+	for _, r := range all {
+		switch {
+		case r.Outcome != nil && now.Sub(r.Outcome.At) > decideGrace:
+			if err := s.repairOutcome(ctx, r); err != nil {
+				return n, err
+			}
+		case r.Outcome == nil && !now.Before(r.ExpiresAt):
+			if _, err := s.decide(ctx, nil, r, standin.RequestExpired, standin.EventRequestExpired, "", standin.Origin{}); err != nil &&
+				standin.ErrorCode(err) != standin.EConflict {
+				return n, err
+			}
+			n++
+		}
+	}
+	return n, nil
+}
+
+// repairOutcome settles a request whose outcome was decided but left on
+// the pending list: if the log holds the outcome's event, it only leaves
+// the list; if not, the call that decided it failed before auditing it,
+// and the outcome is undone.
+func (s *Service) repairOutcome(ctx context.Context, r *standin.AccessRequest) error {
+	if err := s.audit.Settle(ctx); err != nil {
+		return err
+	}
+	found := false
+	err := s.audit.EventsMatching(ctx, standin.EventFilter{ImpersonationID: r.ID}, func(e *standin.Event) error {
+		if e.Outcome == r.Outcome.Status {
+			found = true
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if found {
+		return s.store.SettleRequest(ctx, r.ID)
+	}
+	return s.store.DropOutcome(ctx, r.ID)
+}
+
+// tellAnswerers tells those who may answer a new request: the target for
+// consent, every approver for an approval.
+func (s *Service) tellAnswerers(ctx context.Context, r *standin.AccessRequest, seq int64) {
+	if r.Mode == standin.ModeConsent {
+		s.tellTarget(ctx, r, seq)
+		return
+	}
+	users, err := s.store.AllUsers(ctx)
+	if err != nil {
+		s.cfg.Logger.Warn("could not tell the approvers of a request", "request", r.ID, "err", err)
+		return
+	}
+	for _, u := range users {
+		if u.Active() && s.mayAnswer(ctx, u, r) == nil {
+			s.notifyRequest(ctx, u.ID, r, seq, "Approval needed",
+				fmt.Sprintf("%s asks to act as %s for %d minutes. Reason: %s", standin.Named(r.ActorName, r.ActorEmail), r.SubjectName, r.Minutes, r.Reason))
+		}
+	}
+}
+
+// tellTarget tells the target of a consent request where it stands.
+func (s *Service) tellTarget(ctx context.Context, r *standin.AccessRequest, seq int64) {
+	who := standin.Named(r.ActorName, r.ActorEmail)
+	switch r.Status(s.cfg.Now()) {
+	case standin.RequestPending:
+		s.notifyRequest(ctx, r.SubjectID, r, seq, "Support asks to act as you",
+			fmt.Sprintf("%s asks to act as you for %d minutes. Reason: %s", who, r.Minutes, r.Reason))
+	case standin.RequestCancelled:
+		s.notifyRequest(ctx, r.SubjectID, r, seq, "Request withdrawn", who+" withdrew the request to act as you.")
+	case standin.RequestExpired:
+		s.notifyRequest(ctx, r.SubjectID, r, seq, "Request expired", "The request of "+who+" to act as you expired unanswered.")
+	}
+}
+
+// tellActor tells a request's actor where it stands after a change.
+func (s *Service) tellActor(ctx context.Context, r *standin.AccessRequest, seq int64) {
+	switch st := r.Status(s.cfg.Now()); st {
+	case standin.RequestApproved:
+		s.notifyRequest(ctx, r.ActorID, r, seq, "Request approved",
+			fmt.Sprintf("You may act as %s now (start within %d minutes).", r.SubjectName, int(standin.StartWindow/time.Minute)))
+	case standin.RequestPending:
+		s.notifyRequest(ctx, r.ActorID, r, seq, "Approval counted",
+			fmt.Sprintf("%d of %d approvals to act as %s.", len(r.Votes), r.Approvals, r.SubjectName))
+	case standin.RequestDenied:
+		body := fmt.Sprintf("%s refused your request to act as %s.", r.Outcome.By.Name, r.SubjectName)
+		if r.Outcome.Note != "" {
+			body += " Note: " + r.Outcome.Note
+		}
+		s.notifyRequest(ctx, r.ActorID, r, seq, "Request refused", body)
+	case standin.RequestExpired:
+		s.notifyRequest(ctx, r.ActorID, r, seq, "Request expired", fmt.Sprintf("Your request to act as %s expired unanswered.", r.SubjectName))
+	}
+}
+
+// notifyRequest stores and pushes a notification about request r.
+func (s *Service) notifyRequest(ctx context.Context, userID string, r *standin.AccessRequest, seq int64, title, body string) {
+	n := &standin.Notification{UserID: userID, Seq: seq, Type: "request." + r.Status(s.cfg.Now()), Title: title, Body: body,
+		ActorName: r.ActorName, ActorEmail: r.ActorEmail, Reason: r.Reason, Until: r.ExpiresAt, At: s.cfg.Now(), ImpersonationID: r.ID}
+	if err := s.store.AddNotification(ctx, n); err != nil {
+		s.cfg.Logger.Warn("could not store a notification", "user", userID, "err", err)
+		return
+	}
+	s.cfg.OnNotify(n)
+}
+
+// Grant gives consent ahead of time: for the next hours, staff with the
+// right to impersonate p's user may start without asking. It replaces any
+// grant in force. EForbidden while impersonating (consent is one's own)
+// or without the right; EInvalid for hours out of bounds.
+func (s *Service) Grant(ctx context.Context, p *standin.Principal, hours int, o standin.Origin) (*standin.ConsentGrant, error) {
+	if p.Impersonation != nil {
+		return nil, standin.Errorf(standin.EForbidden, "Consent is given by the user alone, never while impersonating them.")
+	}
+	if dec := s.rbac.Check(ctx, p.Actor, standin.ActGrant, standin.KindConsent, ""); !dec.Allowed {
+		return nil, &standin.Error{Code: standin.EForbidden, Message: "You may not grant access to your account.", Reason: "Granting " + dec.Reason + "."}
+	}
+	if hours < 1 || hours > standin.MaxGrantHours {
+		return nil, standin.Errorf(standin.EInvalid, "Access can be granted for 1 to %d hours.", standin.MaxGrantHours)
+	}
+	now := s.cfg.Now().UTC()
+	g := &standin.ConsentGrant{UserID: p.Actor.ID, UserName: p.Actor.Name, CreatedAt: now, ExpiresAt: now.Add(time.Duration(hours) * time.Hour)}
+	if err := s.store.PutGrant(ctx, g); err != nil {
+		return nil, err
+	}
+	ev := standin.NewEvent(standin.EventConsentGranted, p.Actor, p.Actor, "", o)
+	ev.Action, ev.Object, ev.Outcome = "consent.grant", "grant:"+g.ID, "granted"
+	ev.Reason = fmt.Sprintf("Support may act as %s until %s.", p.Actor.Name, standin.FormatTime(g.ExpiresAt))
+	if err := s.audit.Append(ctx, ev); err != nil {
+		if _, rerr := s.store.RemoveGrant(context.WithoutCancel(ctx), g.UserID, g.ID); rerr != nil {
+			s.cfg.Logger.Error("an unaudited consent grant could not be removed", "user", g.UserID, "err", rerr)
+		}
+		return nil, err
+	}
+	return g, nil
+}
+
+// Withdraw takes back p's user's consent grant and ends every session
+// running under it. EConflict when no grant is in force.
+func (s *Service) Withdraw(ctx context.Context, p *standin.Principal, o standin.Origin) (*standin.ConsentGrant, error) {
+	if p.Impersonation != nil {
+		return nil, standin.Errorf(standin.EForbidden, "Consent is withdrawn by the user alone, never while impersonating them.")
+	}
+	g, err := s.store.GrantOf(ctx, p.Actor.ID)
+	if err != nil {
+		return nil, err
+	}
+	if !g.ActiveAt(s.cfg.Now()) {
+		return nil, standin.Errorf(standin.EConflict, "You have not granted access to your account.")
+	}
+	removed, err := s.store.RemoveGrant(ctx, g.UserID, g.ID)
+	if err != nil {
+		return nil, err
+	}
+	if !removed {
+		return nil, standin.Errorf(standin.EConflict, "Your grant changed meanwhile; look again.")
+	}
+	ev := standin.NewEvent(standin.EventConsentWithdrawn, p.Actor, p.Actor, "", o)
+	ev.Action, ev.Object, ev.Outcome = "consent.withdraw", "grant:"+g.ID, "withdrawn"
+	if err := s.audit.Append(ctx, ev); err != nil {
+		// Withdrawing is the safe direction, but unaudited it must not
+		// stand: the grant is put back as it was.
+		if perr := s.store.PutGrant(context.WithoutCancel(ctx), g); perr != nil {
+			s.cfg.Logger.Error("an unaudited withdrawal could not be undone", "user", g.UserID, "err", perr)
+		}
+		return nil, err
+	}
+	all, err := s.store.ActiveImpersonations(ctx)
+	if err != nil {
+		return g, err
+	}
+	for _, imp := range all {
+		if imp.GrantID != g.ID {
+			continue
+		}
+		if _, err := s.end(ctx, imp.ID, standin.CauseConsentWithdrawn, p.Actor, o); err != nil && standin.ErrorCode(err) != standin.EConflict {
+			return g, err
+		}
+	}
+	return g, nil
+}
+
+// GrantOf returns who's consent grant in force, or nil.
+func (s *Service) GrantOf(ctx context.Context, who *standin.User) (*standin.ConsentGrant, error) {
+	g, err := s.store.GrantOf(ctx, who.ID)
+	if err != nil || !g.ActiveAt(s.cfg.Now()) {
+		return nil, err
+	}
+	return g, nil
+}

@@ -1,0 +1,447 @@
+package impersonation_test
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"standin/server/audit"
+	"standin/server/dbtest"
+	"standin/server/impersonation"
+	"standin/server/mongostore"
+	"standin/server/rbac"
+	"standin/server/session"
+	"standin/server/standin"
+)
+
+var origin = standin.Origin{IP: "192.0.2.9", UserAgent: "requests-test"}
+
+// facility is a database with people, an authorizer and sessions, and
+// impersonation services over it as separate nodes would run them.
+type facility struct {
+	db       *mongostore.DB
+	rbac     *rbac.Authorizer
+	sessions *session.Manager
+	project  string // NEURO: Ben's, Maya leads it
+	admin    *standin.User
+	maya     *standin.User // manager, lead of NEURO
+	sam      *standin.User // support
+	tess     *standin.User // support
+	ben      *standin.User // user, member of NEURO
+}
+
+func mustFacility(t *testing.T) *facility {
+	t.Helper()
+	ctx := context.Background()
+	db := dbtest.MustOpen(t)
+	f := &facility{db: db}
+	p := &standin.Project{Code: "NEURO", Name: "Neuro Imaging"}
+	if err := db.EnsureProject(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	f.project = p.ID
+	member := func(r standin.ProjectRole) []standin.Membership {
+		return []standin.Membership{{ProjectID: p.ID, Role: r}}
+	}
+	f.admin = mustMember(t, db, "admin@example.org", standin.RoleAdmin, nil)
+	f.maya = mustMember(t, db, "maya@example.org", standin.RoleManager, member(standin.ProjectLead))
+	f.sam = mustMember(t, db, "sam@example.org", standin.RoleSupport, nil)
+	f.tess = mustMember(t, db, "tess@example.org", standin.RoleSupport, nil)
+	f.ben = mustMember(t, db, "ben@example.org", standin.RoleUser, member(standin.ProjectMember))
+	var err error
+	if f.rbac, err = rbac.New(ctx, db, db, slog.New(slog.DiscardHandler)); err != nil {
+		t.Fatal(err)
+	}
+	f.sessions = session.NewManager(db, db, session.Config{})
+	return f
+}
+
+func mustMember(t *testing.T, db *mongostore.DB, email string, role standin.Role, ms []standin.Membership) *standin.User {
+	t.Helper()
+	u := &standin.User{Name: "Test " + email, Email: email, PasswordHash: "x", Role: role, Status: standin.StatusActive, Memberships: ms}
+	if err := db.EnsureUser(context.Background(), u); err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+// service is one node's impersonation service with its own log and clock.
+func (f *facility) service(t *testing.T, clk *clock) node {
+	t.Helper()
+	l, err := audit.Open(context.Background(), f.db.Events(), audit.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = l.Close(context.Background()) })
+	return node{svc: impersonation.New(f.db, f.sessions, f.rbac, l, impersonation.Config{Now: clk.Now}), log: l}
+}
+
+// signIn returns a principal of u on a session of its own.
+func (f *facility) signIn(t *testing.T, u *standin.User) *standin.Principal {
+	t.Helper()
+	_, sess, err := f.sessions.Start(context.Background(), u, origin.IP, origin.UserAgent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &standin.Principal{Actor: u, Subject: u, Session: sess}
+}
+
+// mustSettings sets the modes through n's service, as an admin.
+func (f *facility) mustSettings(t *testing.T, n node, rules ...standin.ModeRule) {
+	t.Helper()
+	f.mustSettingsWaiting(t, n, 0, rules...)
+}
+
+// mustSettingsWaiting sets the modes and how long requests wait (0: as
+// it is).
+func (f *facility) mustSettingsWaiting(t *testing.T, n node, minutes int, rules ...standin.ModeRule) {
+	t.Helper()
+	ctx := context.Background()
+	cur, err := n.svc.Settings(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := cur.Clone()
+	next.Rules = rules
+	if minutes > 0 {
+		next.RequestMinutes = minutes
+	}
+	if _, err := n.svc.ChangeSettings(ctx, f.signIn(t, f.admin), next, []string{f.project}, origin); err != nil {
+		t.Fatalf("change settings: %v", err)
+	}
+}
+
+// mustRequest has actor ask to impersonate Ben and returns the request.
+func (f *facility) mustRequest(t *testing.T, n node, actor *standin.User) (*standin.Principal, *standin.AccessRequest) {
+	t.Helper()
+	p := f.signIn(t, actor)
+	started, err := n.svc.Start(context.Background(), p, impersonation.Request{UserID: f.ben.ID, Reason: "Ben cannot book", Minutes: 20}, origin)
+	if err != nil {
+		t.Fatalf("request: %v", err)
+	}
+	if started.Request == nil || started.Impersonation != nil {
+		t.Fatalf("a start that needs an answer started: %+v", started)
+	}
+	return p, started.Request
+}
+
+// requestEvents counts the log's events of each type for request id.
+func requestEvents(t *testing.T, l *audit.Log, id string) map[string]int {
+	t.Helper()
+	out := map[string]int{}
+	err := l.EventsMatching(context.Background(), standin.EventFilter{ImpersonationID: id}, func(e *standin.Event) error {
+		out[e.Type]++
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func wantCode(t *testing.T, err error, code string) {
+	t.Helper()
+	if standin.ErrorCode(err) != code {
+		t.Fatalf("err = %v, want code %s", err, code)
+	}
+}
+
+// TestConsentRequest: a consent request waits for the target alone; the
+// approval starts one session on the request's id, once.
+func TestConsentRequest(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := mustFacility(t)
+	n := f.service(t, &clock{})
+	f.mustSettings(t, n, standin.ModeRule{Scope: "role:user", Mode: standin.ModeConsent})
+	sam, r := f.mustRequest(t, n, f.sam)
+	if r.Mode != standin.ModeConsent || r.Status(time.Now()) != standin.RequestPending || r.Minutes != 20 {
+		t.Fatalf("request = %+v", r)
+	}
+
+	// Nobody but Ben answers: not an admin, who does not even see it,
+	// not the agent.
+	_, err := n.svc.Approve(ctx, f.signIn(t, f.admin), r.ID, "", origin)
+	wantCode(t, err, standin.ENotFound)
+	_, err = n.svc.Approve(ctx, sam, r.ID, "", origin)
+	wantCode(t, err, standin.EForbidden)
+	_, err = n.svc.StartRequest(ctx, sam, r.ID, origin)
+	wantCode(t, err, standin.EConflict)
+
+	approved, err := n.svc.Approve(ctx, f.signIn(t, f.ben), r.ID, "go ahead", origin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if approved.Status(time.Now()) != standin.RequestApproved {
+		t.Fatalf("status after Ben's approval: %s", approved.Status(time.Now()))
+	}
+	// Another agent cannot use it.
+	_, err = n.svc.StartRequest(ctx, f.signIn(t, f.tess), r.ID, origin)
+	wantCode(t, err, standin.ENotFound)
+
+	var wins atomic.Int32
+	var wg sync.WaitGroup
+	for range 3 {
+		wg.Go(func() {
+			started, err := n.svc.StartRequest(ctx, sam, r.ID, origin)
+			switch {
+			case err == nil && started.Impersonation.ID == r.ID:
+				wins.Add(1)
+			case err == nil:
+				t.Errorf("started on id %s, not the request's %s", started.Impersonation.ID, r.ID)
+			case standin.ErrorCode(err) != standin.EConflict:
+				t.Errorf("StartRequest: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	if wins.Load() != 1 {
+		t.Fatalf("%d starts from one approval, want 1", wins.Load())
+	}
+	got := requestEvents(t, n.log, r.ID)
+	if got[standin.EventRequestCreated] != 1 || got[standin.EventRequestApproved] != 1 || got[standin.EventImpersonationStarted] != 1 {
+		t.Fatalf("events of the request: %v", got)
+	}
+}
+
+// TestApprovalFourEyes: approvers other than the actor and the target, of
+// a higher role than the target's, with the right in its project; a
+// threshold of distinct approvers; three approving at once give two
+// approvals and one refusal.
+func TestApprovalFourEyes(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := mustFacility(t)
+	n := f.service(t, &clock{})
+	f.mustSettings(t, n, standin.ModeRule{Scope: "project:" + f.project, Mode: standin.ModeApproval, Approvals: 2})
+
+	admin := f.signIn(t, f.admin)
+	_, r := f.mustRequest(t, n, f.admin)
+	_, err := n.svc.Approve(ctx, admin, r.ID, "", origin)
+	wantCode(t, err, standin.EForbidden) // one's own request
+	_, err = n.svc.Approve(ctx, f.signIn(t, f.ben), r.ID, "", origin)
+	wantCode(t, err, standin.EForbidden) // the target
+	_, err = n.svc.Approve(ctx, f.signIn(t, f.tess), r.ID, "", origin)
+	wantCode(t, err, standin.ENotFound) // no right to approve: not even to see it
+
+	// While impersonating, nobody answers.
+	f.mustSettings(t, n)
+	direct, err := n.svc.Start(ctx, f.signIn(t, f.maya), impersonation.Request{UserID: f.tess.ID, Reason: "x"}, origin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	acting := &standin.Principal{Actor: f.maya, Subject: f.tess, Session: direct.Session, Impersonation: direct.Impersonation}
+	_, err = n.svc.Approve(ctx, acting, r.ID, "", origin)
+	wantCode(t, err, standin.EForbidden)
+	f.mustSettings(t, n, standin.ModeRule{Scope: "project:" + f.project, Mode: standin.ModeApproval, Approvals: 2})
+
+	// A request by Sam: Maya (lead of NEURO) and the admin approve, and a
+	// second admin at once finds no place left.
+	admin2 := mustMember(t, f.db, "admin2@example.org", standin.RoleAdmin, nil)
+	if err := f.rbac.SyncUser(admin2); err != nil {
+		t.Fatal(err)
+	}
+	sam, r2 := f.mustRequest(t, n, f.sam)
+	if r2.Approvals != 2 {
+		t.Fatalf("request needs %d approvals, want 2", r2.Approvals)
+	}
+	var ok, refused atomic.Int32
+	var wg sync.WaitGroup
+	for _, u := range []*standin.User{f.maya, f.admin, admin2} {
+		wg.Go(func() {
+			_, err := n.svc.Approve(ctx, f.signIn(t, u), r2.ID, "ok by "+u.Email, origin)
+			switch standin.ErrorCode(err) {
+			case "":
+				ok.Add(1)
+			case standin.EConflict:
+				refused.Add(1)
+			default:
+				t.Errorf("Approve by %s: %v", u.Email, err)
+			}
+		})
+	}
+	wg.Wait()
+	if ok.Load() != 2 || refused.Load() != 1 {
+		t.Fatalf("%d approvals counted and %d refused, want 2 and 1", ok.Load(), refused.Load())
+	}
+	got, err := n.svc.Request(ctx, f.sam, r2.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Status(time.Now()) != standin.RequestApproved || len(got.Votes) != 2 || got.Votes[0].By.ID == got.Votes[1].By.ID {
+		t.Fatalf("request after two approvals: status %s, votes %+v", got.Status(time.Now()), got.Votes)
+	}
+	if ev := requestEvents(t, n.log, r2.ID); ev[standin.EventRequestApproved] != 2 {
+		t.Fatalf("events: %v, want two approvals", ev)
+	}
+	if _, err := n.svc.StartRequest(ctx, sam, r2.ID, origin); err != nil {
+		t.Fatalf("start after the approvals: %v", err)
+	}
+}
+
+// TestApprovalRaces: an approval racing the expiry on another node (whose
+// clock says the request is past its time), and an approval racing a
+// refusal: exactly one outcome each time, audited once, and only an
+// approved request starts.
+func TestApprovalRaces(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := mustFacility(t)
+	// Requests wait a minute; the late node's clock is just past that,
+	// well within how long an answer may take to be audited.
+	early, late := &clock{}, &clock{}
+	late.Advance(time.Minute + time.Second)
+	a, b := f.service(t, early), f.service(t, late)
+	f.mustSettingsWaiting(t, a, 1, standin.ModeRule{Scope: "role:user", Mode: standin.ModeApproval})
+	outcomes := map[string]int{}
+	for round := range 12 {
+		sam, r := f.mustRequest(t, a, f.sam)
+		maya, admin := f.signIn(t, f.maya), f.signIn(t, f.admin)
+		// The other answer starts a little later in some rounds, so that
+		// each side wins some.
+		lag := time.Duration(round%4) * 4 * time.Millisecond
+		var approveErr, otherErr error
+		var wg sync.WaitGroup
+		wg.Go(func() { _, approveErr = a.svc.Approve(ctx, maya, r.ID, "", origin) })
+		if round%2 == 0 {
+			wg.Go(func() { time.Sleep(lag); _, otherErr = b.svc.ExpireRequests(ctx) })
+		} else {
+			wg.Go(func() { time.Sleep(lag); _, otherErr = a.svc.Deny(ctx, admin, r.ID, "not now", origin) })
+		}
+		wg.Wait()
+		if otherErr != nil && standin.ErrorCode(otherErr) != standin.EConflict {
+			t.Fatalf("round %d: %v", round, otherErr)
+		}
+		if approveErr != nil && standin.ErrorCode(approveErr) != standin.EConflict {
+			t.Fatalf("round %d: approve: %v", round, approveErr)
+		}
+		got, err := a.svc.Request(ctx, f.sam, r.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Outcome == nil {
+			t.Fatalf("round %d: no outcome", round)
+		}
+		outcomes[got.Outcome.Status]++
+		ev := requestEvents(t, a.log, r.ID)
+		decided := ev[standin.EventRequestApproved] + ev[standin.EventRequestDenied] + ev[standin.EventRequestExpired]
+		if decided != 1 {
+			t.Fatalf("round %d: outcome %s with events %v, want exactly one decision", round, got.Outcome.Status, ev)
+		}
+		if (approveErr == nil) != (got.Outcome.Status == standin.RequestApproved) {
+			t.Fatalf("round %d: approve returned %v but the outcome is %s", round, approveErr, got.Outcome.Status)
+		}
+		_, err = a.svc.StartRequest(ctx, sam, r.ID, origin)
+		if (err == nil) != (got.Outcome.Status == standin.RequestApproved) {
+			t.Fatalf("round %d: start returned %v for a request %s", round, err, got.Outcome.Status)
+		}
+		if err == nil {
+			if _, _, _, err := a.svc.Stop(ctx, &standin.Principal{Actor: f.sam, Subject: f.sam, Session: sam.Session}, origin); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	t.Logf("outcomes: %v", outcomes)
+}
+
+// TestWithdrawDuringStart: a start under a consent grant racing its
+// withdrawal never leaves a session running under the withdrawn grant.
+func TestWithdrawDuringStart(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := mustFacility(t)
+	n := f.service(t, &clock{})
+	f.mustSettings(t, n, standin.ModeRule{Scope: "role:user", Mode: standin.ModeConsent})
+	ben := f.signIn(t, f.ben)
+	for round := range 6 {
+		g, err := n.svc.Grant(ctx, ben, 24, origin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sam := f.signIn(t, f.sam)
+		var started *impersonation.Started
+		var startErr, withdrawErr error
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			started, startErr = n.svc.Start(ctx, sam, impersonation.Request{UserID: f.ben.ID, Reason: "under the grant"}, origin)
+		})
+		wg.Go(func() { _, withdrawErr = n.svc.Withdraw(ctx, ben, origin) })
+		wg.Wait()
+		if withdrawErr != nil {
+			t.Fatalf("round %d: withdraw: %v", round, withdrawErr)
+		}
+		active, err := f.db.ActiveImpersonations(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, imp := range active {
+			if imp.GrantID == g.ID {
+				t.Fatalf("round %d: impersonation %s runs under the withdrawn grant", round, imp.ID)
+			}
+		}
+		switch {
+		case startErr == nil && started.Request != nil:
+			// The grant was gone before the start looked: it asked.
+		case startErr == nil:
+			imp, err := f.db.ImpersonationByID(ctx, started.Impersonation.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if imp.Cause != standin.CauseConsentWithdrawn {
+				t.Fatalf("round %d: the session under the grant ended with %q", round, imp.Cause)
+			}
+		case standin.ErrorCode(startErr) != standin.EConflict:
+			t.Fatalf("round %d: start: %v", round, startErr)
+		}
+	}
+}
+
+// TestSettingsChangeOnce: two changes made from one version: one stands.
+func TestSettingsChangeOnce(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := mustFacility(t)
+	a, b := f.service(t, &clock{}), f.service(t, &clock{})
+	cur, err := a.svc.Settings(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ok, conflict atomic.Int32
+	var wg sync.WaitGroup
+	for i, n := range []node{a, b, a, b} {
+		wg.Go(func() {
+			next := cur.Clone()
+			next.RequestMinutes = 11 + i
+			_, err := n.svc.ChangeSettings(ctx, f.signIn(t, f.admin), next, []string{f.project}, origin)
+			switch standin.ErrorCode(err) {
+			case "":
+				ok.Add(1)
+			case standin.EConflict:
+				conflict.Add(1)
+			default:
+				t.Errorf("ChangeSettings: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	if ok.Load() != 1 || conflict.Load() != 3 {
+		t.Fatalf("%d changes stood and %d conflicted, want 1 and 3", ok.Load(), conflict.Load())
+	}
+	got, err := b.svc.Settings(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Version != cur.Version+1 || got.RequestMinutes < 11 {
+		t.Fatalf("settings after the change: %+v", got)
+	}
+	n := 0
+	if err := a.log.EventsMatching(ctx, standin.EventFilter{Type: standin.EventSettingsChanged}, func(*standin.Event) error { n++; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 {
+		t.Fatalf("%d settings.changed events, want 1", n)
+	}
+}

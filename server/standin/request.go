@@ -1,0 +1,123 @@
+package standin
+
+import (
+	"slices"
+	"time"
+)
+
+// Statuses of an AccessRequest.
+const (
+	RequestPending   = "pending"
+	RequestApproved  = "approved"
+	RequestDenied    = "denied"
+	RequestExpired   = "expired"
+	RequestCancelled = "cancelled"
+	RequestStarted   = "started"
+)
+
+// StartWindow is how long after its approval a request may be started.
+const StartWindow = 10 * time.Minute
+
+// AccessRequest asks to impersonate a target whose mode needs an answer
+// first (ModeConsent: the target's; ModeApproval: Approvals approvers').
+// Its ID is the impersonation's once it starts. Everything but Votes and
+// Outcome is fixed when it is made: an answer is for this actor, this
+// target, this reason and this duration only.
+type AccessRequest struct {
+	ID          string
+	ActorID     string
+	ActorName   string
+	ActorEmail  string
+	SubjectID   string
+	SubjectName string
+	// SubjectRole and Projects are the target's when the request was
+	// made: whoever approves must outrank that role and have the right to
+	// approve in one of those projects (or everywhere).
+	SubjectRole Role
+	Projects    []string
+	Reason      string
+	Ticket      string
+	Minutes     int
+	Mode        Mode
+	Approvals   int // approvers needed (ModeApproval)
+	CreatedAt   time.Time
+	ExpiresAt   time.Time // unanswered by then, it expires
+	Votes       []Vote    // approvals given so far, in order
+	Outcome     *Outcome  // nil while pending
+	Started     bool      // the impersonation started from it
+}
+
+// Vote is one approval of a request.
+type Vote struct {
+	By   EventUser
+	At   time.Time
+	Note string
+}
+
+// Outcome is how a request was decided: approved, denied, expired or
+// cancelled, by whom (none for an expiry) and when.
+type Outcome struct {
+	Status string
+	By     EventUser
+	At     time.Time
+	Note   string
+}
+
+// Status is the request's status at now: its outcome's, "started" once
+// started, "expired" once unanswered past ExpiresAt or approved and not
+// started within StartWindow, else "pending".
+func (r *AccessRequest) Status(now time.Time) string {
+	switch {
+	case r.Started:
+		return RequestStarted
+	case r.Outcome == nil && !now.Before(r.ExpiresAt):
+		return RequestExpired
+	case r.Outcome == nil:
+		return RequestPending
+	case r.Outcome.Status == RequestApproved && !now.Before(r.StartBy()):
+		return RequestExpired
+	}
+	return r.Outcome.Status
+}
+
+// StartBy is when an approved request can no longer be started (zero
+// while it is not approved).
+func (r *AccessRequest) StartBy() time.Time {
+	if r.Outcome == nil || r.Outcome.Status != RequestApproved {
+		return time.Time{}
+	}
+	return r.Outcome.At.Add(StartWindow)
+}
+
+// VotedBy reports whether userID approved r already.
+func (r *AccessRequest) VotedBy(userID string) bool {
+	return slices.ContainsFunc(r.Votes, func(v Vote) bool { return v.By.ID == userID })
+}
+
+// Clone returns a deep copy of r.
+func (r *AccessRequest) Clone() *AccessRequest {
+	c := *r
+	c.Projects = slices.Clone(r.Projects)
+	c.Votes = slices.Clone(r.Votes)
+	if r.Outcome != nil {
+		o := *r.Outcome
+		c.Outcome = &o
+	}
+	return &c
+}
+
+// ConsentGrant is a target's consent ahead of time: while it holds, staff
+// with the right to impersonate them may start without asking.
+type ConsentGrant struct {
+	ID        string
+	UserID    string
+	UserName  string
+	CreatedAt time.Time
+	ExpiresAt time.Time
+}
+
+// ActiveAt reports whether the grant holds at t.
+func (g *ConsentGrant) ActiveAt(t time.Time) bool { return g != nil && t.Before(g.ExpiresAt) }
+
+// MaxGrantHours bounds a consent grant.
+const MaxGrantHours = 7 * 24
