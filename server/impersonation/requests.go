@@ -32,6 +32,7 @@ type RequestStore interface {
 	DropVote(ctx context.Context, id string, k int, userID string) error
 	// SetOutcome decides the request: true for exactly one caller.
 	SetOutcome(ctx context.Context, id string, o standin.Outcome) (bool, error)
+	MarkOutcomeAudited(ctx context.Context, id string) error
 	DropOutcome(ctx context.Context, id string) error
 	// ClaimStart takes the request's one start: true for exactly one.
 	ClaimStart(ctx context.Context, id string, at time.Time) (bool, error)
@@ -208,7 +209,9 @@ func (s *Service) Approve(ctx context.Context, p *standin.Principal, id, note st
 		return nil, err
 	}
 	if final {
-		s.settle(ctx, r.ID)
+		// It stays on the pending list, approved, until it is started or
+		// its start window closes.
+		s.markAudited(ctx, r.ID)
 	}
 	out, err := s.store.RequestByID(ctx, r.ID)
 	if err != nil {
@@ -275,6 +278,7 @@ func (s *Service) decide(ctx context.Context, who *standin.User, r *standin.Acce
 		s.undoOutcome(ctx, r.ID)
 		return nil, err
 	}
+	s.markAudited(ctx, r.ID)
 	s.settle(ctx, r.ID)
 	out, err := s.store.RequestByID(ctx, r.ID)
 	if err != nil {
@@ -302,6 +306,14 @@ func (s *Service) decidedMeanwhile(ctx context.Context, who *standin.User, id st
 func (s *Service) undoOutcome(ctx context.Context, id string) {
 	if err := s.store.DropOutcome(context.WithoutCancel(ctx), id); err != nil {
 		s.cfg.Logger.Error("an unaudited answer could not be undone", "request", id, "err", err)
+	}
+}
+
+// markAudited records that request id's outcome is in the log; if that
+// fails, ExpireRequests finds the event there later.
+func (s *Service) markAudited(ctx context.Context, id string) {
+	if err := s.store.MarkOutcomeAudited(context.WithoutCancel(ctx), id); err != nil {
+		s.cfg.Logger.Warn("could not mark a request's outcome audited", "request", id, "err", err)
 	}
 }
 
@@ -343,7 +355,8 @@ func (s *Service) Request(ctx context.Context, who *standin.User, id string) (*s
 }
 
 // Requests lists the pending requests who may see, oldest first: their
-// own, those asking for their consent, those they may approve.
+// own, those asking for their consent, those they may approve; and their
+// own approved ones not yet started.
 func (s *Service) Requests(ctx context.Context, who *standin.User) ([]*standin.AccessRequest, error) {
 	all, err := s.store.PendingRequests(ctx)
 	if err != nil {
@@ -352,11 +365,16 @@ func (s *Service) Requests(ctx context.Context, who *standin.User) ([]*standin.A
 	now := s.cfg.Now()
 	out := make([]*standin.AccessRequest, 0, len(all))
 	for _, r := range all {
-		if r.Status(now) != standin.RequestPending {
-			continue
-		}
-		if who.ID == r.ActorID || who.ID == r.SubjectID || s.mayAnswer(ctx, who, r) == nil {
-			out = append(out, r)
+		switch r.Status(now) {
+		case standin.RequestPending:
+			if who.ID == r.ActorID || who.ID == r.SubjectID || s.mayAnswer(ctx, who, r) == nil {
+				out = append(out, r)
+			}
+		case standin.RequestApproved:
+			// Approved and not yet started: its actor starts it.
+			if who.ID == r.ActorID && r.Outcome.Audited {
+				out = append(out, r)
+			}
 		}
 	}
 	return out, nil
@@ -383,6 +401,10 @@ func (s *Service) StartRequest(ctx context.Context, p *standin.Principal, id str
 	now := s.cfg.Now().UTC()
 	switch st := r.Status(now); st {
 	case standin.RequestApproved:
+		if !r.Outcome.Audited {
+			// Its approver's call is still writing the approval's event.
+			return nil, standin.Errorf(standin.EConflict, "This request's approval is still being recorded; try again in a moment.")
+		}
 	case standin.RequestPending:
 		return nil, standin.Errorf(standin.EConflict, "This request is still waiting for its answer.")
 	case standin.RequestStarted:
@@ -404,6 +426,7 @@ func (s *Service) StartRequest(ctx context.Context, p *standin.Principal, id str
 		}
 		return nil, err
 	}
+	s.settle(ctx, r.ID)
 	return started, nil
 }
 
@@ -426,9 +449,11 @@ func (s *Service) startApproved(ctx context.Context, p *standin.Principal, r *st
 }
 
 // ExpireRequests expires the pending requests whose time ran out and
-// takes decided ones off the pending list; an outcome its own call left
-// unaudited (a crash between the two) is written now if the log lacks it.
-// The server runs it with the expiry sweep, on one node at a time.
+// takes off the pending list those decided, started, or approved and not
+// started in time. An outcome its own call left unaudited (a crash or a
+// fault between the two) is settled by the log: kept if its event is
+// there, undone if not. The server runs it with the expiry sweep, on one
+// node at a time.
 func (s *Service) ExpireRequests(ctx context.Context) (int, error) {
 	all, err := s.store.PendingRequests(ctx)
 	if err != nil {
@@ -436,26 +461,34 @@ func (s *Service) ExpireRequests(ctx context.Context) (int, error) {
 	}
 	now, n := s.cfg.Now(), 0
 	for _, r := range all {
+		o := r.Outcome
 		switch {
-		case r.Outcome != nil && now.Sub(r.Outcome.At) > decideGrace:
-			if err := s.repairOutcome(ctx, r); err != nil {
-				return n, err
+		case r.Started:
+			err = s.store.SettleRequest(ctx, r.ID)
+		case o == nil && !now.Before(r.ExpiresAt):
+			if _, err = s.decide(ctx, nil, r, standin.RequestExpired, standin.EventRequestExpired, "", standin.Origin{}); err == nil {
+				n++
+			} else if standin.ErrorCode(err) == standin.EConflict {
+				err = nil
 			}
-		case r.Outcome == nil && !now.Before(r.ExpiresAt):
-			if _, err := s.decide(ctx, nil, r, standin.RequestExpired, standin.EventRequestExpired, "", standin.Origin{}); err != nil &&
-				standin.ErrorCode(err) != standin.EConflict {
-				return n, err
-			}
-			n++
+		case o == nil:
+		case !o.Audited && now.Sub(o.At) > decideGrace:
+			err = s.repairOutcome(ctx, r)
+		case !o.Audited:
+			// Its own call is still auditing it.
+		case o.Status != standin.RequestApproved || !now.Before(r.StartBy()):
+			err = s.store.SettleRequest(ctx, r.ID)
+		}
+		if err != nil {
+			return n, err
 		}
 	}
 	return n, nil
 }
 
-// repairOutcome settles a request whose outcome was decided but left on
-// the pending list: if the log holds the outcome's event, it only leaves
-// the list; if not, the call that decided it failed before auditing it,
-// and the outcome is undone.
+// repairOutcome settles an outcome left unaudited: if the log holds its
+// event, it is marked audited; if not, the call that decided it failed
+// before auditing it, and the outcome is undone.
 func (s *Service) repairOutcome(ctx context.Context, r *standin.AccessRequest) error {
 	if err := s.audit.Settle(ctx); err != nil {
 		return err
@@ -471,7 +504,7 @@ func (s *Service) repairOutcome(ctx context.Context, r *standin.AccessRequest) e
 		return err
 	}
 	if found {
-		return s.store.SettleRequest(ctx, r.ID)
+		return s.store.MarkOutcomeAudited(ctx, r.ID)
 	}
 	return s.store.DropOutcome(ctx, r.ID)
 }

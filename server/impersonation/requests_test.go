@@ -445,3 +445,73 @@ func TestSettingsChangeOnce(t *testing.T) {
 		t.Fatalf("%d settings.changed events, want 1", n)
 	}
 }
+
+// TestRequestOutcomeRepair: an outcome whose call stopped before its event
+// was written is undone once the grace has passed, and one whose event is
+// in the log is kept; an approval stays listed for its actor until started.
+func TestRequestOutcomeRepair(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := mustFacility(t)
+	clk := &clock{}
+	n := f.service(t, clk)
+	f.mustSettings(t, n, standin.ModeRule{Scope: "role:user", Mode: standin.ModeApproval})
+
+	_, lost := f.mustRequest(t, n, f.sam)
+	_, kept := f.mustRequest(t, n, f.tess)
+	// A crash after the outcome and before its event, for lost; for kept,
+	// after the event and before the mark that says so.
+	for _, r := range []*standin.AccessRequest{lost, kept} {
+		won, err := f.db.SetOutcome(ctx, r.ID, standin.Outcome{Status: standin.RequestApproved, By: standin.EventUser{ID: f.maya.ID}, At: clk.Now()})
+		if err != nil || !won {
+			t.Fatalf("SetOutcome = %v, %v", won, err)
+		}
+	}
+	ev := &standin.Event{Type: standin.EventRequestApproved, ImpersonationID: kept.ID, Outcome: standin.RequestApproved,
+		Actor: standin.EventUser{ID: f.maya.ID}, Subject: standin.EventUser{ID: f.ben.ID}}
+	if err := n.log.Append(ctx, ev); err != nil {
+		t.Fatal(err)
+	}
+	status := func(r *standin.AccessRequest) *standin.AccessRequest {
+		t.Helper()
+		got, err := f.db.RequestByID(ctx, r.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+
+	if _, err := n.svc.ExpireRequests(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if status(lost).Outcome == nil || status(kept).Outcome.Audited {
+		t.Fatal("outcomes repaired within the grace their own calls have")
+	}
+	if _, err := n.svc.StartRequest(ctx, f.signIn(t, f.tess), kept.ID, origin); standin.ErrorCode(err) != standin.EConflict {
+		t.Fatalf("start of an approval not yet recorded: %v", err)
+	}
+
+	clk.Advance(3 * time.Minute)
+	if _, err := n.svc.ExpireRequests(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := status(lost); got.Outcome != nil {
+		t.Fatalf("an unaudited approval stands: %+v", got.Outcome)
+	}
+	if got := status(kept); got.Outcome == nil || !got.Outcome.Audited {
+		t.Fatalf("an approval whose event is in the log: %+v", got.Outcome)
+	}
+	listed, err := n.svc.Requests(ctx, f.tess)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(listed) != 1 || listed[0].ID != kept.ID {
+		t.Fatalf("Tess's requests: %d, want her approved one", len(listed))
+	}
+	if _, err := n.svc.StartRequest(ctx, f.signIn(t, f.tess), kept.ID, origin); err != nil {
+		t.Fatalf("start after the repair: %v", err)
+	}
+	if listed, err = n.svc.Requests(ctx, f.tess); err != nil || len(listed) != 0 {
+		t.Fatalf("Tess's requests after the start: %d, %v", len(listed), err)
+	}
+}

@@ -146,7 +146,7 @@ func (db *DB) readMarks(ctx context.Context, r *standin.AccessRequest) error {
 		return err
 	}
 	if m != nil {
-		r.Outcome = &standin.Outcome{Status: m.Status, By: standin.EventUser{ID: m.ByID, Name: m.ByName}, At: m.At.UTC(), Note: m.Note}
+		r.Outcome = &standin.Outcome{Status: m.Status, By: standin.EventUser{ID: m.ByID, Name: m.ByName}, At: m.At.UTC(), Note: m.Note, Audited: m.Audited}
 	}
 	s, err := db.mark(ctx, r.ID+"/start")
 	if err != nil {
@@ -222,6 +222,13 @@ func (db *DB) DropVote(ctx context.Context, id string, k int, userID string) err
 // when another was decided first.
 func (db *DB) SetOutcome(ctx context.Context, id string, o standin.Outcome) (bool, error) {
 	return db.putMark(ctx, markDoc{ID: id + "/outcome", Status: o.Status, ByID: o.By.ID, ByName: o.By.Name, Note: o.Note, At: o.At})
+}
+
+// MarkOutcomeAudited records that request id's outcome is in the audit
+// log.
+func (db *DB) MarkOutcomeAudited(ctx context.Context, id string) error {
+	_, err := db.db.Collection(colRequestMarks).UpdateOne(ctx, bson.M{"_id": id + "/outcome"}, bson.M{"$set": bson.M{"audited": true}})
+	return translate(err, "mark request outcome audited")
 }
 
 // DropOutcome undoes an outcome whose audit event could not be written.

@@ -61,6 +61,8 @@ type Outcome struct {
 	By     EventUser
 	At     time.Time
 	Note   string
+	// Audited is true once the outcome's event is in the audit log.
+	Audited bool
 }
 
 // Status is the request's status at now: its outcome's, "started" once

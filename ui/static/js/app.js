@@ -16,6 +16,8 @@ import { mountDirectory, mountUserPage } from './views/directory.js';
 import { mountBook, mountBookings, mountNotifications, mountProfile } from './views/facility.js';
 import { mountActivity } from './views/activity.js';
 import { mountSessionSummary } from './views/sessions.js';
+import { mountRequests } from './views/requests.js';
+import { mountSettings } from './views/settings.js';
 
 const SESSION_ENDED_NOTICE = 'Your session ended. Sign in again.';
 const SIGNED_OUT_NOTICE = 'You signed out.';
@@ -338,13 +340,16 @@ const ROUTES = [
   { name: 'bookings', pattern: /^\/bookings$/, nav: 'My bookings', allowed: () => true, mount: mountBookings },
   { name: 'notifications', pattern: /^\/notifications$/, nav: 'Notifications', allowed: () => true, mount: mountNotifications },
   { name: 'session', pattern: /^\/sessions\/([A-Za-z0-9_.:-]+)$/, navAs: 'notifications', allowed: () => true, mount: mountSessionSummary },
+  { name: 'requests', pattern: /^\/requests$/, nav: 'Requests', allowed: (c) => !c.impersonation, mount: mountRequests },
   { name: 'profile', pattern: /^\/profile$/, nav: 'Profile', allowed: () => true, mount: mountProfile },
+  { name: 'settings', pattern: /^\/settings$/, nav: 'Settings', allowed: (c) => c.permissions.settings, mount: mountSettings },
 ];
 
 /** The permissions of a console whose answer has not come (or failed): none. */
 const NO_PERMISSIONS = Object.freeze({
   directory: false, check_access: false, impersonate: false, suspend: false,
   activity: 'none', revoke: 'none', policies: false, edit_policies: false,
+  settings: false, edit_settings: false, approve: 'none', grant_consent: null,
 });
 
 /** Who the session is and acts as: a change of it is a new console. */
@@ -641,7 +646,10 @@ window.addEventListener('hashchange', () => {
   if (state.view === 'home' && state.ctx) ready(state.ctx).then(() => renderRoute({ focusHeading: true }));
 });
 
-const NAV_ICONS = { users: 'users', activity: 'activity', book: 'microscope', bookings: 'calendar', notifications: 'bell', profile: 'user' };
+const NAV_ICONS = {
+  users: 'users', activity: 'activity', book: 'microscope', bookings: 'calendar', notifications: 'bell', requests: 'shield', profile: 'user',
+  settings: 'sliders',
+};
 
 function renderNav() {
   const nav = document.getElementById('main-nav');
@@ -990,14 +998,14 @@ function createNotifications(user) {
         // The inbox itself shows it as it comes: no toast over the list
         // being read.
         if (/^#\/notifications(?:[/?]|$)/.test(location.hash)) return;
+        // Nor over the requests page, which shows a request's news itself.
+        if (/^request\./.test(note.type || '') && /^#\/requests(?:[/?]|$)/.test(location.hash)) return;
         toast(note.body || note.title, {
           title: note.title,
           kind: note.type === 'impersonation.started' ? 'warning' : 'info',
           type: note.type,
           timeout: 15000,
-          link: note.type === 'impersonation.ended' && note.impersonation_id
-            ? { href: `#/sessions/${encodeURIComponent(note.impersonation_id)}`, text: 'See what was done in your name' }
-            : null,
+          link: noteLink(note),
         });
       }, { afterSeq: baseline });
       store.emit({ loaded: true });
@@ -1011,6 +1019,17 @@ function createNotifications(user) {
     },
   };
   return store;
+}
+
+/** Where a notification's toast leads: a session's summary, or the requests. */
+function noteLink(note) {
+  if (note.type === 'impersonation.ended' && note.impersonation_id) {
+    return { href: `#/sessions/${encodeURIComponent(note.impersonation_id)}`, text: 'See what was done in your name' };
+  }
+  if (/^request\.(pending|approved)$/.test(note.type || '')) {
+    return { href: '#/requests', text: 'Open requests' };
+  }
+  return null;
 }
 
 // ------------------------------------------------- sessions on my account

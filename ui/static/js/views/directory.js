@@ -8,6 +8,7 @@ import {
 } from '../dom.js';
 import { eventSummary, eventTypeLabel } from './activity.js';
 import { Names } from './eventwords.js';
+import { waitForAnswer } from './requests.js';
 
 // ------------------------------------------------------------- directory
 
@@ -306,9 +307,14 @@ function reasonLength(input) {
   return [...input.value].length;
 }
 
-/** Asks for a reason, ticket and duration, then starts impersonating u. */
+/**
+ * Asks for a reason, ticket and duration, then starts impersonating u; when
+ * u's mode needs an answer first, waits for it in the dialog (see
+ * waitForAnswer).
+ */
 export function impersonateDialog(ctx, u) {
   const name = u.name || u.email;
+  let stopWaiting = null;
   return openDialog({
     title: `Impersonate ${name}`,
     className: 'dialog--impersonate',
@@ -389,6 +395,12 @@ export function impersonateDialog(ctx, u) {
           const started = await ctx.switchIdentity(() => ctx.api.post('/impersonations', {
             user_id: u.id, reason: why, ticket: ticket.value.trim() || undefined, minutes: Number(minutes.value),
           }));
+          if (started && started.request) {
+            // The user's mode needs an answer first: nothing switched yet.
+            for (const fn of ctx.switchFailed) fn();
+            stopWaiting = waitForAnswer(ctx, started.request, form, close);
+            return;
+          }
           close(started);
           // The cookie now holds the new session; show it here at once
           // (other tabs hear of it over their live connection).
@@ -404,6 +416,9 @@ export function impersonateDialog(ctx, u) {
       });
       return form;
     },
+  }).then((result) => {
+    if (stopWaiting) stopWaiting();
+    return result;
   });
 }
 

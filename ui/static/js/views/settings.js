@@ -1,0 +1,110 @@
+// The impersonation settings (#/settings), for admins: which mode each
+// kind of target needs before support may act as them (direct, the
+// target's consent, approval by others), by role and by project, where the
+// strictest of a target's scopes wins; and how long a request waits.
+
+import { ApiError } from '../api.js';
+import { busyButton, errorBlock, h, loadingBlock, personName, replace, setBusy, timeEl } from '../dom.js';
+
+/** The roles a mode can be set for (owners are never impersonated). */
+const ROLES = ['user', 'support', 'manager', 'admin'];
+
+/** The modes this server runs, in the order of strictness, in words. */
+const MODES = [
+  { mode: 'direct', label: 'Direct', words: 'the session starts at once.' },
+  { mode: 'consent', label: 'Consent', words: 'the user allows it in their console, or has allowed support ahead of time.' },
+  { mode: 'approval', label: 'Approval', words: 'others approve it: admins, or leads of the user\'s projects (four eyes).' },
+];
+
+/** Mounts the settings page into root. */
+export function mountSettings(ctx, root) {
+  let stopped = false;
+  const box = h('div', { id: 'settings', class: 'stack' }, loadingBlock('Loading the settings…'));
+  root.append(
+    h('header', { class: 'page-header' },
+      h('p', { class: 'card__eyebrow' }, 'Administration'),
+      h('h1', { class: 'page-header__title' }, 'Impersonation settings'),
+      h('p', { class: 'page-header__subtitle' },
+        'What support needs before acting as someone. Where a user\'s role and projects ask for different modes, the strictest applies. Who may impersonate at all is set by the access policies.')),
+    box);
+
+  const load = async () => {
+    replace(box, loadingBlock('Loading the settings…'));
+    try {
+      const [settings, projects] = await Promise.all([ctx.api.get('/settings/impersonation'), ctx.api.get('/projects')]);
+      if (!stopped) render(settings, projects.items || []);
+    } catch (err) {
+      if (!stopped) replace(box, errorBlock(err, load));
+    }
+  };
+
+  const render = (settings, projects) => {
+    const editable = ctx.permissions.edit_settings;
+    const rules = new Map((settings.rules || []).map((r) => [r.scope, r]));
+    const scopes = [
+      ...ROLES.map((role) => ({ scope: `role:${role}`, label: `Every ${role}` })),
+      ...projects.map((p) => ({ scope: `project:${p.id}`, label: `Members of ${p.code}`, hint: p.name })),
+    ];
+    const rows = scopes.map((s, i) => {
+      const rule = rules.get(s.scope) || { mode: 'direct' };
+      const mode = h('select', { id: `mode-${i}`, class: 'input', disabled: !editable, 'data-scope': s.scope },
+        MODES.map((m) => h('option', { value: m.mode, selected: m.mode === rule.mode }, m.label)));
+      const approvals = h('input', { id: `approvals-${i}`, class: 'input input--narrow', type: 'number', min: '1', max: '5', step: '1',
+        value: String(rule.approvals || 1), disabled: !editable, hidden: rule.mode !== 'approval' });
+      mode.addEventListener('change', () => { approvals.hidden = mode.value !== 'approval'; });
+      return {
+        scope: s.scope, mode, approvals,
+        el: h('tr', null,
+          h('th', { scope: 'row' }, h('label', { for: `mode-${i}` }, s.label), s.hint ? h('span', { class: 'muted settings__hint' }, ` (${s.hint})`) : null),
+          h('td', null, mode),
+          h('td', null, h('label', { class: 'visually-hidden', for: `approvals-${i}` }, `Approvers needed for ${s.label}`), approvals)),
+      };
+    });
+    const minutes = h('input', { id: 'request-minutes', class: 'input input--narrow', type: 'number', min: '1', max: '1440', step: '1',
+      value: String(settings.request_minutes), disabled: !editable });
+    const error = h('div', { id: 'settings-error', role: 'alert' });
+    const save = busyButton('Save settings', { type: 'submit', class: 'btn btn--primary', id: 'settings-save', disabled: !editable });
+    const changed = settings.changed_by
+      ? h('p', { class: 'muted', id: 'settings-changed' }, `Version ${settings.version}, changed by ${personName(settings.changed_by)} `, timeEl(settings.changed_at), '.')
+      : h('p', { class: 'muted', id: 'settings-changed' }, 'Never changed: every target is direct.');
+    const form = h('form', { class: 'form card', novalidate: true, 'aria-labelledby': 'settings-modes-title' },
+      h('h2', { class: 'card__title', id: 'settings-modes-title' }, 'Modes'),
+      changed,
+      h('ul', { class: 'settings__modes' }, MODES.map((m) => h('li', null, h('strong', null, m.label), `: ${m.words}`))),
+      error,
+      h('div', { class: 'table-wrap' },
+        h('table', { class: 'table settings__table', id: 'settings-modes' },
+          h('thead', null, h('tr', null, h('th', { scope: 'col' }, 'Whose sessions'), h('th', { scope: 'col' }, 'Mode'), h('th', { scope: 'col' }, 'Approvers needed'))),
+          h('tbody', null, rows.map((r) => r.el)))),
+      h('div', { class: 'field' },
+        h('label', { for: 'request-minutes' }, 'A request waits for its answer (minutes)'),
+        minutes),
+      editable ? h('div', { class: 'dialog__actions' }, save) : h('p', { class: 'muted' }, 'You may read these settings, not change them.'));
+    form.addEventListener('submit', async (e) => {
+      e.preventDefault();
+      error.replaceChildren();
+      const body = {
+        version: settings.version,
+        rules: rows.filter((r) => r.mode.value !== 'direct').map((r) => ({
+          scope: r.scope, mode: r.mode.value, approvals: r.mode.value === 'approval' ? Number(r.approvals.value) : undefined,
+        })),
+        request_minutes: Number(minutes.value),
+        grace_seconds: settings.grace_seconds,
+      };
+      setBusy(save, true, 'Saving…');
+      try {
+        const saved = await ctx.api.put('/settings/impersonation', body);
+        ctx.toast('The impersonation settings are saved and apply at once.', { kind: 'success' });
+        render(saved, projects);
+        document.getElementById('settings-changed')?.focus?.();
+      } catch (err) {
+        setBusy(save, false);
+        replace(error, errorBlock(err, err instanceof ApiError && err.status === 409 ? load : null));
+      }
+    });
+    replace(box, form);
+  };
+
+  load();
+  return () => { stopped = true; };
+}
