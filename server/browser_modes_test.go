@@ -93,9 +93,10 @@ func TestBrowserImpersonationModes(t *testing.T) {
 		chromedp.Click(chromedp.ID("settings-save")))
 	admin.waitText("the change is saved", "#settings-changed", "Version 1, changed by Adrian Admin")
 	admin.checkPage("the settings, saved")
+	admin.dismissToasts()
+	admin.shot("settings")
 	admin.at(viewports[1])
 	admin.checkPage("the settings at a phone's width")
-	admin.shot("settings")
 
 	ben := newPerson(t, "modes-ben")
 	ben.at(viewports[1])

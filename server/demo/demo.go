@@ -150,11 +150,14 @@ func users(laser, confocalBasics *standin.Training, neuro, cell *standin.Project
 			Memberships: []standin.Membership{{ProjectID: neuro.ID, Role: standin.ProjectLead}}},
 		{Name: "Ada Lovelace", Email: "ada@example.org", Role: standin.RoleUser,
 			Memberships: []standin.Membership{{ProjectID: neuro.ID, Role: standin.ProjectMember}},
-			Trainings:   []standin.TrainingRecord{record(laser), record(confocalBasics)}},
+			Trainings:   []standin.TrainingRecord{record(laser), record(confocalBasics)},
+			Personal:    standin.PersonalData{Phone: "+44 20 7946 0018", EmergencyContact: "Mary Somerville, +44 20 7946 0533", DateOfBirth: "1990-12-10"}},
 		{Name: "Ben Okafor", Email: "ben@example.org", Role: standin.RoleUser,
 			Memberships: []standin.Membership{{ProjectID: neuro.ID, Role: standin.ProjectMember}},
-			Trainings:   []standin.TrainingRecord{record(laser)}},
+			Trainings:   []standin.TrainingRecord{record(laser)},
+			Personal:    standin.PersonalData{Phone: "+44 20 7946 0742", EmergencyContact: "Ngozi Okafor, +44 20 7946 0391", DateOfBirth: "1994-03-17"}},
 		{Name: "Cleo Park", Email: "cleo@example.org", Role: standin.RoleUser,
-			Memberships: []standin.Membership{{ProjectID: cell.ID, Role: standin.ProjectMember}}},
+			Memberships: []standin.Membership{{ProjectID: cell.ID, Role: standin.ProjectMember}},
+			Personal:    standin.PersonalData{Phone: "+44 20 7946 0265", EmergencyContact: "Jun Park, +44 20 7946 0877", DateOfBirth: "1988-07-02"}},
 	}
 }

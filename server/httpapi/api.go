@@ -119,6 +119,8 @@ type Impersonations interface {
 	Withdraw(ctx context.Context, p *standin.Principal, o standin.Origin) (*standin.ConsentGrant, error)
 	Settings(ctx context.Context) (*standin.ImpersonationSettings, error)
 	ChangeSettings(ctx context.Context, p *standin.Principal, next *standin.ImpersonationSettings, projects []string, o standin.Origin) (*standin.ImpersonationSettings, error)
+	// Reveal shows one masked personal data field for a reason, audited.
+	Reveal(ctx context.Context, p *standin.Principal, userID, field, reason string, o standin.Origin) (string, error)
 }
 
 // Audit is the append-only audit log (package audit).
@@ -368,6 +370,9 @@ func (a *API) routes() []route {
 		// may see the session, without addresses or user agents.
 		{fiber.MethodGet, v1 + "/impersonations/:id/summary", signedIn, rule{}, a.impersonationSummary},
 		{fiber.MethodPost, v1 + "/impersonations/:id/revoke", signedIn, rule{}, a.revokeImpersonation},
+		// A masked field shown for a reason: the service audits the reveal,
+		// and a refusal while impersonating.
+		{fiber.MethodPost, v1 + "/users/:id/reveal", signedIn, selfAudited, a.revealField},
 		{fiber.MethodPost, v1 + "/users/:id/suspend", authorized, can(standin.ActSuspend, standin.KindUser, nil).destructiveAction().recordsItself(), a.suspendUser},
 
 		// The activity log's scope (all, or a manager's projects) is

@@ -57,6 +57,18 @@ type userDetailJSON struct {
 	// Impersonate says, on a staff member's view of a user, whether they
 	// may impersonate that user now, and why not.
 	Impersonate *decisionJSON `json:"impersonate,omitempty"`
+	// Personal is the personal data kept for safety records, masked as
+	// the impersonation settings say to everyone but the user.
+	Personal []personalJSON `json:"personal"`
+}
+
+// personalJSON is one personal data field: its value, or that it is
+// masked (a reveal with a reason shows it).
+type personalJSON struct {
+	Field  string `json:"field"`
+	Label  string `json:"label"`
+	Value  string `json:"value,omitempty"`
+	Masked bool   `json:"masked"`
 }
 
 // decisionJSON is a yes or no with the reason a refusal would give.

@@ -202,6 +202,8 @@ type settingsJSON struct {
 	Rules          []modeRuleJSON  `json:"rules"`
 	RequestMinutes int             `json:"request_minutes"`
 	GraceSeconds   int             `json:"grace_seconds"`
+	Unmasked       []string        `json:"unmasked"`
+	Fields         []string        `json:"fields,omitempty"`
 	ChangedAt      string          `json:"changed_at,omitempty"`
 	ChangedBy      *audit.UserJSON `json:"changed_by,omitempty"`
 	Modes          []string        `json:"modes,omitempty"`
@@ -209,7 +211,7 @@ type settingsJSON struct {
 
 func toSettingsJSON(s *standin.ImpersonationSettings) settingsJSON {
 	j := settingsJSON{Version: s.Version, Rules: []modeRuleJSON{}, RequestMinutes: s.RequestMinutes, GraceSeconds: s.GraceSeconds,
-		ChangedAt: standin.FormatTime(s.ChangedAt)}
+		Unmasked: append([]string{}, s.Unmasked...), Fields: standin.PersonalFields, ChangedAt: standin.FormatTime(s.ChangedAt)}
 	for _, r := range s.Rules {
 		j.Rules = append(j.Rules, modeRuleJSON{Scope: r.Scope, Mode: string(r.Mode), Approvals: r.Approvals})
 	}
@@ -238,7 +240,8 @@ func (a *API) changeSettings(c *fiber.Ctx) error {
 	if req.Rules == nil {
 		return standin.Errorf(standin.EInvalid, "Send the whole settings: rules (a list, empty for every target direct), request_minutes, grace_seconds and the version they were read at.")
 	}
-	next := &standin.ImpersonationSettings{Version: req.Version, RequestMinutes: req.RequestMinutes, GraceSeconds: req.GraceSeconds}
+	next := &standin.ImpersonationSettings{Version: req.Version, RequestMinutes: req.RequestMinutes, GraceSeconds: req.GraceSeconds,
+		Unmasked: req.Unmasked}
 	for _, r := range req.Rules {
 		next.Rules = append(next.Rules, standin.ModeRule{Scope: r.Scope, Mode: standin.Mode(r.Mode), Approvals: r.Approvals})
 	}

@@ -40,7 +40,38 @@ func (a *API) getProfile(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(n.userDetail(principal(c).Subject, a.cfg.Now()))
+	d := n.userDetail(principal(c).Subject, a.cfg.Now())
+	if d.Personal, err = a.personal(c, principal(c).Subject); err != nil {
+		return err
+	}
+	return c.JSON(d)
+}
+
+// personal is u's personal data as the caller may see it: all of it for
+// the user themself (not while someone impersonates them), the fields the
+// impersonation settings leave unmasked for everyone else.
+func (a *API) personal(c *fiber.Ctx, u *standin.User) ([]personalJSON, error) {
+	p := principal(c)
+	own := p.Impersonation == nil && p.Actor.ID == u.ID
+	var set *standin.ImpersonationSettings
+	if !own {
+		var err error
+		if set, err = a.cfg.Impersonations.Settings(c.UserContext()); err != nil {
+			return nil, err
+		}
+	}
+	out := make([]personalJSON, 0, len(standin.PersonalFields))
+	for _, f := range standin.PersonalFields {
+		v, _ := u.Personal.Get(f)
+		j := personalJSON{Field: f, Label: standin.FieldLabel(f)}
+		if own || !set.Masked(f) {
+			j.Value = v
+		} else {
+			j.Masked = v != ""
+		}
+		out = append(out, j)
+	}
+	return out, nil
 }
 
 func (a *API) userDetail(c *fiber.Ctx, id string) (userDetailJSON, *standin.User, error) {
@@ -53,7 +84,11 @@ func (a *API) userDetail(c *fiber.Ctx, id string) (userDetailJSON, *standin.User
 	if err != nil {
 		return userDetailJSON{}, nil, err
 	}
-	return n.userDetail(u, a.cfg.Now()), u, nil
+	d := n.userDetail(u, a.cfg.Now())
+	if d.Personal, err = a.personal(c, u); err != nil {
+		return userDetailJSON{}, nil, err
+	}
+	return d, u, nil
 }
 
 // checkAccess explains, for support staff and without impersonating, what
@@ -196,6 +231,9 @@ func (a *API) userOverview(c *fiber.Ctx) error {
 	out := overviewJSON{User: n.userDetail(o.User, a.cfg.Now()), Access: []accessJSON{}, Trainings: []trainingState{},
 		Refusals: []audit.JSON{}, Sessions: []audit.JSON{}, Running: []impersonationJSON{}, Bookings: []bookingJSON{}}
 	out.User.Impersonate = toDecisionJSON(a.cfg.Impersonations.MayStart(ctx, principal(c), o.User))
+	if out.User.Personal, err = a.personal(c, o.User); err != nil {
+		return err
+	}
 	for _, x := range o.Access {
 		out.Access = append(out.Access, accessJSON{ResourceID: x.Resource.ID, ResourceName: x.Resource.Name, ProjectID: x.Project,
 			ProjectCode: n.projects[x.Project], Bookable: x.Bookable, Reason: x.Reason})
@@ -217,4 +255,23 @@ func (a *API) userOverview(c *fiber.Ctx) error {
 		out.Bookings = append(out.Bookings, toBookingJSON(b, n))
 	}
 	return c.JSON(out)
+}
+
+type revealRequest struct {
+	Field  string `json:"field"`
+	Reason string `json:"reason"`
+}
+
+// revealField answers one personal data field of a user, shown for a
+// reason and audited.
+func (a *API) revealField(c *fiber.Ctx) error {
+	var req revealRequest
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	v, err := a.cfg.Impersonations.Reveal(c.UserContext(), principal(c), c.Params("id"), req.Field, req.Reason, a.origin(c))
+	if err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"field": req.Field, "label": standin.FieldLabel(req.Field), "value": v})
 }

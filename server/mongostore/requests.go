@@ -329,6 +329,7 @@ type settingsDoc struct {
 	Rules          []modeRuleDoc `bson:"rules"`
 	RequestMinutes int           `bson:"request_minutes"`
 	GraceSeconds   int           `bson:"grace_seconds"`
+	Unmasked       []string      `bson:"unmasked,omitempty"`
 	ChangedAt      time.Time     `bson:"changed_at"`
 	ChangedByID    string        `bson:"changed_by_id"`
 	ChangedByName  string        `bson:"changed_by_name"`
@@ -356,7 +357,7 @@ func (db *DB) ImpersonationSettings(ctx context.Context) (*standin.Impersonation
 	case err != nil:
 		return nil, translate(err, "read impersonation settings")
 	}
-	s := &standin.ImpersonationSettings{Version: d.Version, RequestMinutes: d.RequestMinutes, GraceSeconds: d.GraceSeconds,
+	s := &standin.ImpersonationSettings{Version: d.Version, RequestMinutes: d.RequestMinutes, GraceSeconds: d.GraceSeconds, Unmasked: d.Unmasked,
 		ChangedAt: d.ChangedAt.UTC(), ChangedBy: standin.EventUser{ID: d.ChangedByID, Name: d.ChangedByName}}
 	for _, r := range d.Rules {
 		s.Rules = append(s.Rules, standin.ModeRule{Scope: r.Scope, Mode: standin.Mode(r.Mode), Approvals: r.Approvals})
@@ -371,7 +372,7 @@ func (db *DB) ImpersonationSettings(ctx context.Context) (*standin.Impersonation
 // settings since s's author read them.
 func (db *DB) SaveImpersonationSettings(ctx context.Context, s *standin.ImpersonationSettings) error {
 	d := settingsDoc{ID: settingsID(s.Version), Version: s.Version, Rules: []modeRuleDoc{}, RequestMinutes: s.RequestMinutes,
-		GraceSeconds: s.GraceSeconds, ChangedAt: s.ChangedAt.UTC(), ChangedByID: s.ChangedBy.ID, ChangedByName: s.ChangedBy.Name}
+		GraceSeconds: s.GraceSeconds, Unmasked: s.Unmasked, ChangedAt: s.ChangedAt.UTC(), ChangedByID: s.ChangedBy.ID, ChangedByName: s.ChangedBy.Name}
 	for _, r := range s.Rules {
 		d.Rules = append(d.Rules, modeRuleDoc{Scope: r.Scope, Mode: string(r.Mode), Approvals: r.Approvals})
 	}

@@ -23,6 +23,7 @@ type userDoc struct {
 	Status       string           `bson:"status"`
 	Memberships  []membershipDoc  `bson:"memberships"`
 	Trainings    []trainingRecDoc `bson:"trainings"`
+	Personal     personalDoc      `bson:"personal,omitempty"`
 	CreatedAt    time.Time        `bson:"created_at"`
 	UpdatedAt    time.Time        `bson:"updated_at"`
 }
@@ -38,6 +39,12 @@ type trainingRecDoc struct {
 	ExpiresAt   *time.Time    `bson:"expires_at,omitempty"`
 }
 
+type personalDoc struct {
+	Phone            string `bson:"phone,omitempty"`
+	EmergencyContact string `bson:"emergency_contact,omitempty"`
+	DateOfBirth      string `bson:"date_of_birth,omitempty"`
+}
+
 func (d *userDoc) domain() *standin.User {
 	u := &standin.User{
 		ID:           d.ID.Hex(),
@@ -48,6 +55,7 @@ func (d *userDoc) domain() *standin.User {
 		Status:       standin.Status(d.Status),
 		CreatedAt:    d.CreatedAt,
 		UpdatedAt:    d.UpdatedAt,
+		Personal:     standin.PersonalData(d.Personal),
 	}
 	for _, m := range d.Memberships {
 		u.Memberships = append(u.Memberships, standin.Membership{ProjectID: m.ProjectID.Hex(), Role: standin.ProjectRole(m.Role)})
@@ -70,6 +78,7 @@ func userToDoc(u *standin.User) (*userDoc, error) {
 		Role:         string(u.Role),
 		Status:       string(u.Status),
 		Memberships:  []membershipDoc{},
+		Personal:     personalDoc(u.Personal),
 		CreatedAt:    u.CreatedAt,
 		UpdatedAt:    u.UpdatedAt,
 	}

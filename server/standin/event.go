@@ -28,6 +28,9 @@ const (
 	EventRequestCancelled = "request.cancelled"
 	EventConsentGranted   = "consent.granted"
 	EventConsentWithdrawn = "consent.withdrawn"
+	// EventFieldRevealed records that a masked personal data field was
+	// shown to staff, for a reason: the field, never its value.
+	EventFieldRevealed = "field.revealed"
 	// EventSettingsChanged records a change of the impersonation
 	// settings (modes and their bounds).
 	EventSettingsChanged = "settings.changed"

@@ -76,8 +76,17 @@ type ImpersonationSettings struct {
 	// GraceSeconds is how long a moderated session stays paused without a
 	// moderator before it ends (default DefaultGraceSeconds).
 	GraceSeconds int
-	ChangedAt    time.Time
-	ChangedBy    EventUser
+	// Unmasked lists the personal data fields (PersonalFields) staff see
+	// unmasked; every other one is masked in every view of a user but
+	// their own, while impersonating too. None by default.
+	Unmasked  []string
+	ChangedAt time.Time
+	ChangedBy EventUser
+}
+
+// Masked reports whether field is masked to everyone but the user.
+func (s *ImpersonationSettings) Masked(field string) bool {
+	return !slices.Contains(s.Unmasked, field)
 }
 
 // DefaultImpersonationSettings are the settings before anyone changed
@@ -90,6 +99,7 @@ func DefaultImpersonationSettings() *ImpersonationSettings {
 func (s *ImpersonationSettings) Clone() *ImpersonationSettings {
 	c := *s
 	c.Rules = slices.Clone(s.Rules)
+	c.Unmasked = slices.Clone(s.Unmasked)
 	return &c
 }
 
@@ -149,6 +159,12 @@ func (s *ImpersonationSettings) Normalize(projects []string) error {
 	if s.GraceSeconds < MinGraceSeconds || s.GraceSeconds > MaxGraceSeconds {
 		return Errorf(EInvalid, "A moderated session waits from %d to %d seconds for its moderator.", MinGraceSeconds, MaxGraceSeconds)
 	}
+	for _, f := range s.Unmasked {
+		if !slices.Contains(PersonalFields, f) {
+			return Errorf(EInvalid, "%q is not a personal data field; they are phone, emergency_contact and date_of_birth.", clip(f))
+		}
+	}
+	s.Unmasked = slices.Compact(slices.Sorted(slices.Values(s.Unmasked)))
 	if len(s.Rules) > MaxModeRules {
 		return Errorf(EInvalid, "At most %d mode rules can be set.", MaxModeRules)
 	}
@@ -236,6 +252,9 @@ func (s *ImpersonationSettings) Changes(old *ImpersonationSettings) string {
 	if s.RequestMinutes != old.RequestMinutes {
 		parts = append(parts, fmt.Sprintf("requests wait %d → %d min", old.RequestMinutes, s.RequestMinutes))
 	}
+	if !slices.Equal(s.Unmasked, old.Unmasked) {
+		parts = append(parts, fmt.Sprintf("shown to staff: %s → %s", fieldList(old.Unmasked), fieldList(s.Unmasked)))
+	}
 	if s.GraceSeconds != old.GraceSeconds {
 		parts = append(parts, fmt.Sprintf("moderator grace %d → %d s", old.GraceSeconds, s.GraceSeconds))
 	}
@@ -250,4 +269,11 @@ func (r ModeRule) modeWords() string {
 		return fmt.Sprintf("%s ×%d", r.Mode, r.Approvals)
 	}
 	return string(r.Mode)
+}
+
+func fieldList(fields []string) string {
+	if len(fields) == 0 {
+		return "none"
+	}
+	return strings.Join(fields, ", ")
 }

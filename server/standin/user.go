@@ -83,8 +83,11 @@ type User struct {
 	Status       Status
 	Memberships  []Membership
 	Trainings    []TrainingRecord
-	CreatedAt    time.Time
-	UpdatedAt    time.Time
+	// Personal is what the facility keeps about the person for safety
+	// records; most of it is masked to everyone but them.
+	Personal  PersonalData
+	CreatedAt time.Time
+	UpdatedAt time.Time
 }
 
 // Active reports whether the account may sign in and act.

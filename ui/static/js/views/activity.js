@@ -25,6 +25,15 @@ const TYPES = [
   ['policy.changed', 'Policy changed'],
   ['user.suspended', 'User suspended'],
   ['user.renamed', 'Name changed'],
+  ['request.created', 'Request to impersonate'],
+  ['request.approved', 'Request approved'],
+  ['request.denied', 'Request refused'],
+  ['request.expired', 'Request expired'],
+  ['request.cancelled', 'Request withdrawn'],
+  ['consent.granted', 'Consent given'],
+  ['consent.withdrawn', 'Consent withdrawn'],
+  ['field.revealed', 'Personal data revealed'],
+  ['settings.changed', 'Settings changed'],
   ['audit.refused', 'Oversized request refused'],
 ];
 const TYPE_LABELS = Object.fromEntries(TYPES);

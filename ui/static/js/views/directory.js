@@ -8,6 +8,7 @@ import {
 } from '../dom.js';
 import { eventSummary, eventTypeLabel } from './activity.js';
 import { Names } from './eventwords.js';
+import { personalCard } from './personal.js';
 import { waitForAnswer } from './requests.js';
 
 // ------------------------------------------------------------- directory
@@ -612,6 +613,7 @@ export function mountUserPage(ctx, root, { params }) {
       presenceBox,
       blocksSection(overview),
       h('div', { class: 'grid-2' }, projectsCard(u), trainingsCard(u)),
+      personalCard(ctx, u),
       // The log itself is for those who may read it; the refusals and
       // sessions above are for every agent.
       ctx.canReadActivity ? h('section', { class: 'card', 'aria-labelledby': 'recent-title' },

@@ -238,11 +238,37 @@ export function eventSentence(e, names = new Names(), now = new Date()) {
       return `${actor} suspended ${subject || reason || 'an account'}.`;
     case 'user.renamed':
       return `${whoDid(e, names, 'changed the name')}. ${reason}`.trim();
+    case 'request.created':
+      return `${actor} asked to act as ${subject} (${e.outcome === 'approval' ? 'needs approval' : 'needs their consent'}). Reason: ${reason || '—'}.`;
+    case 'request.approved':
+      return e.outcome === 'approved'
+        ? `${actor} allowed the request to act as ${subject}${reason ? `. Note: ${reason}` : ''}.`
+        : `${actor} approved the request to act as ${subject} (${e.outcome})${reason ? `. Note: ${reason}` : ''}.`;
+    case 'request.denied':
+      return `${actor} refused the request to act as ${subject}${reason ? `. Note: ${reason}` : ''}.`;
+    case 'request.expired':
+      return `The request of ${actor} to act as ${subject} expired unanswered.`;
+    case 'request.cancelled':
+      return `${actor} withdrew the request to act as ${subject}.`;
+    case 'consent.granted':
+      return `${actor} let support act as them without asking. ${reason}`.trim();
+    case 'consent.withdrawn':
+      return `${actor} withdrew their consent: support must ask again.`;
+    case 'field.revealed':
+      return `${whoDid(e, names, `revealed ${subject ? `${subject}’s` : 'a'} ${fieldWords(e.object)}`)}. Reason: ${reason || '—'}.`;
+    case 'settings.changed':
+      return `${actor} changed the impersonation settings: ${reason || 'no change'}.`;
     case 'audit.refused':
       return `${actor}’s request was refused: it was too large to record${reason ? ` (${reason})` : ''}.`;
     default:
       return [actor, e.action, e.outcome].filter(Boolean).join(' · ');
   }
+}
+
+/** A revealed field ("field:phone") in words. */
+function fieldWords(object) {
+  const field = (object || '').replace(/^field:/, '');
+  return { phone: 'phone number', emergency_contact: 'emergency contact', date_of_birth: 'date of birth' }[field] || 'personal data';
 }
 
 /** A policy line ("p, support, *, booking, create") as "the rule: support may create booking". */

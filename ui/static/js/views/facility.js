@@ -8,6 +8,7 @@ import {
   openDialog, relativeTime, replace, roleBadge, setBusy, statusBadge, timeEl, timeZoneName, zonedDate, zonedDay,
 } from '../dom.js';
 import { bookingTable } from './directory.js';
+import { personalCard } from './personal.js';
 
 function pageHeader(eyebrow, title, subtitle) {
   return h('header', { class: 'page-header' },
@@ -248,7 +249,7 @@ function confirmCancel(ctx, b, reload) {
 /** The effective user's profile: name, projects, trainings, password. */
 export function mountProfile(ctx, root) {
   let stopped = false;
-  const box = h('div', null, loadingBlock('Loading your profile…'));
+  const box = h('div', { class: 'stack' }, loadingBlock('Loading your profile…'));
   root.append(pageHeader(ctx.impersonation ? `As ${ctx.user.name}` : 'Account', 'Profile', null), box);
 
   const load = async () => {
@@ -350,6 +351,7 @@ export function mountProfile(ctx, root) {
                 `Completed ${formatDate(t.completed_at)}${t.expires_at ? ` · expires ${formatDate(t.expires_at)}` : ''}`)),
               h('span', { class: `badge ${t.valid ? 'badge--success' : 'badge--danger'}` }, t.valid ? 'valid' : 'expired'))))
             : emptyState({ iconName: 'shield', title: 'No trainings yet', text: 'Some instruments need a training first.' }))),
+      personalCard(ctx, p, { own: !ctx.impersonation }),
       h('div', { class: 'grid-2' },
         h('section', { class: 'card', 'aria-labelledby': 'p-name' }, h('h2', { class: 'card__title', id: 'p-name' }, 'Your name'), nameForm),
         h('section', { class: 'card', 'aria-labelledby': 'p-password' }, h('h2', { class: 'card__title', id: 'p-password' }, 'Password'), pwForm)));

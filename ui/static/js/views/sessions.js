@@ -8,6 +8,9 @@ import {
   causeWords, emptyState, errorBlock, formatDateTime, formatSlot, h, icon, loadingBlock, personName, replace, timeEl,
 } from '../dom.js';
 
+/** The personal data fields, as a reveal names them. */
+const FIELD_LABELS = { phone: 'phone number', emergency_contact: 'emergency contact', date_of_birth: 'date of birth' };
+
 /** What a refused action was, in words that follow "Tried to". */
 const TRIED = {
   'booking.create': 'book',
@@ -105,6 +108,10 @@ export function changeWords(item) {
     return `Booked ${item.reason || 'a resource'}`;
   }
   if (item.type === 'booking.cancelled') return `Cancelled a booking${item.reason ? `: ${item.reason}` : ''}`;
+  if (item.type === 'field.revealed') {
+    const field = (item.object || '').replace(/^field:/, '');
+    return `Looked at your ${FIELD_LABELS[field] || 'personal data'}${item.reason ? ` — reason: ${item.reason}` : ''}`;
+  }
   if (item.type === 'profile.renamed' || item.action === 'profile.rename') {
     return `Changed your name${item.reason ? ` to ${item.reason}` : ''}`;
   }

@@ -62,6 +62,9 @@ export function mountSettings(ctx, root) {
     });
     const minutes = h('input', { id: 'request-minutes', class: 'input input--narrow', type: 'number', min: '1', max: '1440', step: '1',
       value: String(settings.request_minutes), disabled: !editable });
+    const LABELS = { phone: 'Phone number', emergency_contact: 'Emergency contact', date_of_birth: 'Date of birth' };
+    const unmasked = new Set(settings.unmasked || []);
+    const shown = (settings.fields || []).map((f) => h('input', { type: 'checkbox', id: `unmasked-${f}`, value: f, checked: unmasked.has(f), disabled: !editable }));
     const error = h('div', { id: 'settings-error', role: 'alert' });
     const save = busyButton('Save settings', { type: 'submit', class: 'btn btn--primary', id: 'settings-save', disabled: !editable });
     const changed = settings.changed_by
@@ -79,6 +82,10 @@ export function mountSettings(ctx, root) {
       h('div', { class: 'field' },
         h('label', { for: 'request-minutes' }, 'A request waits for its answer (minutes)'),
         minutes),
+      h('fieldset', { class: 'fieldset settings__fields' },
+        h('legend', null, 'Personal data shown to staff without a reveal'),
+        h('p', { class: 'muted' }, 'Fields left unticked are hidden in every view of a user but their own, while impersonating too; revealing one needs a reason and is recorded.'),
+        shown.map((box) => h('label', { class: 'settings__check', for: box.id }, box, ` ${LABELS[box.value] || box.value}`))),
       editable ? h('div', { class: 'dialog__actions' }, save) : h('p', { class: 'muted' }, 'You may read these settings, not change them.'));
     form.addEventListener('submit', async (e) => {
       e.preventDefault();
@@ -89,6 +96,7 @@ export function mountSettings(ctx, root) {
           scope: r.scope, mode: r.mode.value, approvals: r.mode.value === 'approval' ? Number(r.approvals.value) : undefined,
         })),
         request_minutes: Number(minutes.value),
+        unmasked: shown.filter((box) => box.checked).map((box) => box.value),
         grace_seconds: settings.grace_seconds,
       };
       setBusy(save, true, 'Saving…');

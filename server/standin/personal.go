@@ -1,0 +1,49 @@
+package standin
+
+// The personal data a facility keeps about a user for safety records, by
+// field name. Fields the impersonation settings do not list as shown to
+// staff are masked in every view but the user's own (see
+// ImpersonationSettings.Masked).
+const (
+	FieldPhone            = "phone"
+	FieldEmergencyContact = "emergency_contact"
+	FieldDateOfBirth      = "date_of_birth"
+)
+
+// PersonalFields lists the personal data fields in the order pages show
+// them.
+var PersonalFields = []string{FieldPhone, FieldEmergencyContact, FieldDateOfBirth}
+
+// FieldLabel names a personal data field for people ("phone number").
+func FieldLabel(field string) string {
+	switch field {
+	case FieldPhone:
+		return "phone number"
+	case FieldEmergencyContact:
+		return "emergency contact"
+	case FieldDateOfBirth:
+		return "date of birth"
+	}
+	return field
+}
+
+// PersonalData is what a facility keeps about a user for safety records.
+type PersonalData struct {
+	Phone            string
+	EmergencyContact string
+	DateOfBirth      string // YYYY-MM-DD
+}
+
+// Get returns the value of field and whether field is a personal data
+// field at all.
+func (p PersonalData) Get(field string) (string, bool) {
+	switch field {
+	case FieldPhone:
+		return p.Phone, true
+	case FieldEmergencyContact:
+		return p.EmergencyContact, true
+	case FieldDateOfBirth:
+		return p.DateOfBirth, true
+	}
+	return "", false
+}
