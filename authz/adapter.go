@@ -34,6 +34,10 @@ type PolicyStore interface {
 	// MarkDefaultPoliciesSeeded records that the default policies were
 	// written. Marking twice is not an error.
 	MarkDefaultPoliciesSeeded(ctx context.Context) error
+	// PolicySetSeeded and MarkPolicySetSeeded do the same for each named
+	// set of defaults added later (Config.Additions).
+	PolicySetSeeded(ctx context.Context, name string) (bool, error)
+	MarkPolicySetSeeded(ctx context.Context, name string) error
 }
 
 // defaultAdapterTimeout bounds each storage call made through the

@@ -139,3 +139,43 @@ func countRows(rs [][]string, p Policy) int {
 	}
 	return n
 }
+
+// TestAdditionsSeededOnce: a set of defaults that came after an
+// installation began is written into it once, at the first start that
+// knows it; a fresh installation gets it with the defaults; a policy of
+// the set an administrator removes stays removed either way.
+func TestAdditionsSeededOnce(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	added := PolicySet{Name: "later", Policies: []Policy{{RoleUser, GlobalDomain, objectPolicy, actionList}}}
+	later := func(store PolicyStore) Config {
+		c := storedConfig(store, newDirectory())
+		c.Defaults = append(slices.Clone(c.Defaults), added.Policies...)
+		c.Additions = []PolicySet{added}
+		return c
+	}
+	for _, tt := range []struct {
+		name  string
+		older bool // the store was seeded before the set existed
+	}{{"SeededBefore", true}, {"Fresh", false}} {
+		t.Run(tt.name, func(t *testing.T) {
+			db := mustStore(t)
+			if tt.older {
+				a := mustNew(t, storedConfig(db, newDirectory()))
+				if slices.Contains(a.Policies(), added.Policies[0]) {
+					t.Fatal("the set is there before it existed")
+				}
+			}
+			a := mustNew(t, later(db))
+			if !slices.Contains(a.Policies(), added.Policies[0]) {
+				t.Fatalf("the start that knows the set lacks it: %v", a.Policies())
+			}
+			if err := a.RemovePolicy(ctx, added.Policies[0]); err != nil {
+				t.Fatal(err)
+			}
+			if b := mustNew(t, later(db)); slices.Contains(b.Policies(), added.Policies[0]) {
+				t.Fatal("a removed policy of the set came back at the next start")
+			}
+		})
+	}
+}

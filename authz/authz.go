@@ -49,6 +49,13 @@ type Config struct {
 	// Defaults are the policies a new installation starts with: written
 	// to a Store that never held any, or held in memory without one.
 	Defaults []Policy
+	// Additions are sets of default policies that came after
+	// installations began. A Store seeded before a set existed gets it
+	// once, at the first start that knows it; a Store seeded with
+	// Defaults (which should include every set) records each set as
+	// given. Either way, a policy of a set an administrator removes stays
+	// removed.
+	Additions []PolicySet
 	// Governing is the permission to change policies. RemovePolicy
 	// refuses to withdraw the last policy granting it to a global role,
 	// so that someone can always repair the policies. The zero value
@@ -109,6 +116,13 @@ func New(ctx context.Context, cfg Config) (*Authorizer, error) {
 			return nil, fmt.Errorf("default policy %q: %w", p.String(), err)
 		}
 	}
+	for _, set := range cfg.Additions {
+		for _, p := range set.Policies {
+			if err := p.validate(); err != nil {
+				return nil, fmt.Errorf("default policy %q of %s: %w", p.String(), set.Name, err)
+			}
+		}
+	}
 	a := &Authorizer{
 		dir:       cfg.Directory,
 		governing: cfg.Governing,
@@ -124,7 +138,7 @@ func New(ctx context.Context, cfg Config) (*Authorizer, error) {
 	a.cache = newDecisionCache(size)
 	if cfg.Store != nil {
 		a.store = NewAdapter(cfg.Store)
-		if err := a.seed(ctx, cfg.Defaults); err != nil {
+		if err := a.seed(ctx, cfg.Defaults, cfg.Additions); err != nil {
 			return nil, err
 		}
 	} else {
@@ -136,25 +150,57 @@ func New(ctx context.Context, cfg Config) (*Authorizer, error) {
 	return a, nil
 }
 
-// seed writes the default policies the first time the store is used.
-// Writing them is idempotent, so two servers starting together agree.
-func (a *Authorizer) seed(ctx context.Context, defaults []Policy) error {
+// PolicySet is a named set of default policies (see Config.Additions).
+type PolicySet struct {
+	Name     string
+	Policies []Policy
+}
+
+// seed writes the default policies the first time the store is used, and
+// each set of additions the first time a start knows it. Writing them is
+// idempotent, so two servers starting together agree.
+func (a *Authorizer) seed(ctx context.Context, defaults []Policy, additions []PolicySet) error {
 	done, err := a.store.seeded(ctx)
-	if err != nil || done {
+	if err != nil {
 		return err
 	}
-	rules := make([][]string, 0, len(defaults))
-	for _, p := range defaults {
+	if !done {
+		if err := a.store.AddPoliciesCtx(ctx, "p", "p", rulesOf(defaults)); err != nil {
+			return err
+		}
+		if err := a.store.markSeeded(ctx); err != nil {
+			return err
+		}
+		a.log.InfoContext(ctx, "seeded default authorization policies", "count", len(defaults))
+	}
+	for _, set := range additions {
+		had, err := a.store.store.PolicySetSeeded(ctx, set.Name)
+		if err != nil {
+			return fmt.Errorf("look for the seed marker of %s: %w", set.Name, err)
+		}
+		if had {
+			continue
+		}
+		if done { // written with the defaults otherwise
+			if err := a.store.AddPoliciesCtx(ctx, "p", "p", rulesOf(set.Policies)); err != nil {
+				return err
+			}
+			a.log.InfoContext(ctx, "added default authorization policies", "set", set.Name, "count", len(set.Policies))
+		}
+		if err := a.store.store.MarkPolicySetSeeded(ctx, set.Name); err != nil {
+			return fmt.Errorf("record the seed marker of %s: %w", set.Name, err)
+		}
+	}
+	return nil
+}
+
+// rulesOf returns the Casbin rules of policies.
+func rulesOf(policies []Policy) [][]string {
+	rules := make([][]string, 0, len(policies))
+	for _, p := range policies {
 		rules = append(rules, p.rule())
 	}
-	if err := a.store.AddPoliciesCtx(ctx, "p", "p", rules); err != nil {
-		return err
-	}
-	if err := a.store.markSeeded(ctx); err != nil {
-		return err
-	}
-	a.log.InfoContext(ctx, "seeded default authorization policies", "count", len(rules))
-	return nil
+	return rules
 }
 
 // Reload rebuilds everything from storage: the policies from the store

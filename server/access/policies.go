@@ -21,13 +21,7 @@ const (
 // what each role may do until an administrator changes it. Every policy
 // holds in every project ("*").
 func DefaultPolicies() []standin.Policy {
-	g := func(role, object string, actions ...string) []standin.Policy {
-		out := make([]standin.Policy, 0, len(actions))
-		for _, a := range actions {
-			out = append(out, standin.Policy{Role: role, Domain: "*", Object: object, Action: a})
-		}
-		return out
-	}
+	g := grant
 	return slices.Concat(
 		g(roleSupport, standin.KindUser, standin.ActList, standin.ActRead),
 		g(roleAdmin, standin.KindUser, standin.ActSuspend),
@@ -48,9 +42,40 @@ func DefaultPolicies() []standin.Policy {
 		g(roleProjectLead, standin.KindImpersonation, standin.ActRevoke),
 		g(roleAdmin, standin.KindActivity, standin.ActList),
 		g(roleProjectLead, standin.KindActivity, standin.ActList),
-		g(roleAdmin, standin.KindSettings, standin.ActRead, standin.ActUpdate),
-		g(roleUser, standin.KindConsent, standin.ActRespond, standin.ActGrant),
-		g(roleAdmin, standin.KindImpersonation, standin.ActApprove),
-		g(roleProjectLead, standin.KindImpersonation, standin.ActApprove),
+		modesPolicies(),
 	)
+}
+
+// grant returns the policies giving role the actions on object in every
+// project.
+func grant(role, object string, actions ...string) []standin.Policy {
+	out := make([]standin.Policy, 0, len(actions))
+	for _, a := range actions {
+		out = append(out, standin.Policy{Role: role, Domain: "*", Object: object, Action: a})
+	}
+	return out
+}
+
+// modesPolicies are the rights the impersonation modes added: the
+// settings for admins, a user's own consent, approving requests.
+func modesPolicies() []standin.Policy {
+	return slices.Concat(
+		grant(roleAdmin, standin.KindSettings, standin.ActRead, standin.ActUpdate),
+		grant(roleUser, standin.KindConsent, standin.ActRespond, standin.ActGrant),
+		grant(roleAdmin, standin.KindImpersonation, standin.ActApprove),
+		grant(roleProjectLead, standin.KindImpersonation, standin.ActApprove),
+	)
+}
+
+// PolicySet is a named set of default policies.
+type PolicySet struct {
+	Name     string
+	Policies []standin.Policy
+}
+
+// PolicyAdditions are the sets of DefaultPolicies that came after the
+// first installations: an installation seeded before a set existed gets
+// it once, at its first start that knows it.
+func PolicyAdditions() []PolicySet {
+	return []PolicySet{{Name: "impersonation-modes", Policies: modesPolicies()}}
 }

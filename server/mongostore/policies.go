@@ -157,6 +157,34 @@ func (db *DB) MarkDefaultPoliciesSeeded(ctx context.Context) error {
 	return nil
 }
 
+// PolicySetSeeded reports whether MarkPolicySetSeeded(name) was called
+// before, by any process.
+//
+// Errors: EUnavailable when the database cannot be reached.
+func (db *DB) PolicySetSeeded(ctx context.Context, name string) (bool, error) {
+	n, err := db.db.Collection(colPolicies).CountDocuments(ctx, bson.D{{Key: "_id", Value: policySeedMarker + ":" + name}})
+	if err != nil {
+		return false, translate(err, "look for the seed marker of "+name)
+	}
+	return n > 0, nil
+}
+
+// MarkPolicySetSeeded records that the defaults added as set name were
+// written. Marking twice is not an error.
+//
+// Errors: EUnavailable when the database cannot be reached or refuses
+// writes.
+func (db *DB) MarkPolicySetSeeded(ctx context.Context, name string) error {
+	_, err := db.db.Collection(colPolicies).UpdateOne(ctx,
+		bson.D{{Key: "_id", Value: policySeedMarker + ":" + name}},
+		bson.D{{Key: "$setOnInsert", Value: bson.D{{Key: "at", Value: time.Now().UTC()}}}},
+		options.UpdateOne().SetUpsert(true))
+	if err != nil && !mongo.IsDuplicateKeyError(err) {
+		return translate(err, "record the seed marker of "+name)
+	}
+	return nil
+}
+
 // onlyDuplicateKeys reports whether err is a bulk write whose every
 // failure is a duplicate key.
 func onlyDuplicateKeys(err error) bool {

@@ -33,6 +33,7 @@ func New(ctx context.Context, store authz.PolicyStore, users Users, log *slog.Lo
 	a, err := authz.New(ctx, authz.Config{
 		Store:     store,
 		Defaults:  authzPolicies(access.DefaultPolicies()),
+		Additions: authzSets(access.PolicyAdditions()),
 		Governing: governing,
 		Directory: userDirectory{users},
 		Logger:    log,
@@ -142,6 +143,16 @@ func authzPolicies(ps []standin.Policy) []authz.Policy {
 	out := make([]authz.Policy, 0, len(ps))
 	for _, p := range ps {
 		out = append(out, authz.Policy(p))
+	}
+	return out
+}
+
+// authzSets turns named sets of the domain's policies into the
+// authorizer's.
+func authzSets(sets []access.PolicySet) []authz.PolicySet {
+	out := make([]authz.PolicySet, 0, len(sets))
+	for _, s := range sets {
+		out = append(out, authz.PolicySet{Name: s.Name, Policies: authzPolicies(s.Policies)})
 	}
 	return out
 }
