@@ -358,7 +358,10 @@ func (a *API) routes() []route {
 		// A user's consent ahead of time: never given in their name.
 		{fiber.MethodGet, v1 + "/consent", signedIn, bookkeeping, a.getConsent},
 		{fiber.MethodPut, v1 + "/consent", authorized, grantConsent, a.grantConsent},
-		{fiber.MethodDelete, v1 + "/consent", authorized, grantConsent, a.withdrawConsent},
+		// Taking consent back needs no right (it only takes access away);
+		// the service refuses it while impersonating, and the refusal is
+		// audited by its outcome.
+		{fiber.MethodDelete, v1 + "/consent", signedIn, rule{}, a.withdrawConsent},
 		{fiber.MethodGet, v1 + "/settings/impersonation", authorized, can(standin.ActRead, standin.KindSettings, nil), a.getSettings},
 		{fiber.MethodPut, v1 + "/settings/impersonation", authorized, can(standin.ActUpdate, standin.KindSettings, nil).recordsItself(), a.changeSettings},
 		{fiber.MethodDelete, v1 + "/impersonations/current", signedIn, selfAudited, a.stopImpersonation},

@@ -168,6 +168,10 @@ func (s *Service) Start(ctx context.Context, p *standin.Principal, req Request, 
 		if err != nil {
 			return nil, err
 		}
+		// A grant counts while its giver still may give one.
+		if g.ActiveAt(s.cfg.Now()) && !s.rbac.Check(ctx, target, standin.ActGrant, standin.KindConsent, "").Allowed {
+			g = nil
+		}
 		if !g.ActiveAt(s.cfg.Now()) {
 			r, err := s.request(ctx, p, target, need, set, reason, ticket, duration, o)
 			if err != nil {

@@ -41,7 +41,10 @@ type RequestStore interface {
 	SettleRequest(ctx context.Context, id string) error
 	PendingRequests(ctx context.Context) ([]*standin.AccessRequest, error)
 	GrantOf(ctx context.Context, userID string) (*standin.ConsentGrant, error)
+	// PutGrant stores a grant that counts only once MarkGrantAudited
+	// marks it.
 	PutGrant(ctx context.Context, g *standin.ConsentGrant) error
+	MarkGrantAudited(ctx context.Context, userID, grantID string) error
 	RemoveGrant(ctx context.Context, userID, grantID string) (bool, error)
 	AllUsers(ctx context.Context) ([]*standin.User, error)
 }
@@ -110,10 +113,21 @@ func (s *Service) mayAnswer(ctx context.Context, who *standin.User, r *standin.A
 			return standin.Errorf(standin.EForbidden, "You cannot approve your own request: someone else must (four eyes).")
 		case who.ID == r.SubjectID:
 			return standin.Errorf(standin.EForbidden, "This request needs an approver's answer, not yours.")
-		case who.Role.Rank() <= r.SubjectRole.Rank():
-			return standin.Errorf(standin.EForbidden, "Only someone of a higher role than %s's (%s) can approve this request.", r.SubjectName, r.SubjectRole)
 		}
-		if s.mayApproveIn(ctx, who, r.Projects) {
+		// The target as they are now: a promotion, or a project left,
+		// since the request was made counts.
+		cur, err := s.store.UserByID(ctx, r.SubjectID)
+		if err != nil {
+			return standin.Errorf(standin.EForbidden, "%s's account cannot be read now; try again.", r.SubjectName)
+		}
+		role := cur.Role
+		if r.SubjectRole.Rank() > role.Rank() {
+			role = r.SubjectRole
+		}
+		if who.Role.Rank() <= role.Rank() {
+			return standin.Errorf(standin.EForbidden, "Only someone of a higher role than %s's (%s) can approve this request.", r.SubjectName, role)
+		}
+		if s.mayApproveIn(ctx, who, cur.ProjectIDs()) {
 			return nil
 		}
 		return standin.Errorf(standin.EForbidden, "You may not approve impersonations of %s.", r.SubjectName)
@@ -238,6 +252,9 @@ func (s *Service) Deny(ctx context.Context, p *standin.Principal, id, note strin
 // Cancel withdraws request id at its actor's word. ENotFound for a
 // request that is not theirs; EConflict once it is answered or expired.
 func (s *Service) Cancel(ctx context.Context, p *standin.Principal, id string, o standin.Origin) (*standin.AccessRequest, error) {
+	if p.Impersonation != nil {
+		return nil, standin.Errorf(standin.EForbidden, "Withdraw your requests as yourself: end the impersonation first.")
+	}
 	r, err := s.Request(ctx, p.Actor, id)
 	if err != nil {
 		return nil, err
@@ -602,11 +619,17 @@ func (s *Service) Grant(ctx context.Context, p *standin.Principal, hours int, o 
 		}
 		return nil, err
 	}
+	// Only now does it count: a grant whose event a fault kept out of the
+	// log never lets anyone in.
+	if err := s.store.MarkGrantAudited(ctx, g.UserID, g.ID); err != nil {
+		return nil, err
+	}
 	return g, nil
 }
 
 // Withdraw takes back p's user's consent grant and ends every session
-// running under it. EConflict when no grant is in force.
+// running under consent given ahead of time. It needs no right: it only
+// takes access away. EConflict when no grant is in force.
 func (s *Service) Withdraw(ctx context.Context, p *standin.Principal, o standin.Origin) (*standin.ConsentGrant, error) {
 	if p.Impersonation != nil {
 		return nil, standin.Errorf(standin.EForbidden, "Consent is withdrawn by the user alone, never while impersonating them.")
@@ -630,8 +653,11 @@ func (s *Service) Withdraw(ctx context.Context, p *standin.Principal, o standin.
 	if err := s.audit.Append(ctx, ev); err != nil {
 		// Withdrawing is the safe direction, but unaudited it must not
 		// stand: the grant is put back as it was.
-		if perr := s.store.PutGrant(context.WithoutCancel(ctx), g); perr != nil {
+		uctx := context.WithoutCancel(ctx)
+		if perr := s.store.PutGrant(uctx, g); perr != nil {
 			s.cfg.Logger.Error("an unaudited withdrawal could not be undone", "user", g.UserID, "err", perr)
+		} else if merr := s.store.MarkGrantAudited(uctx, g.UserID, g.ID); merr != nil {
+			s.cfg.Logger.Error("an unaudited withdrawal could not be undone", "user", g.UserID, "err", merr)
 		}
 		return nil, err
 	}
@@ -640,7 +666,9 @@ func (s *Service) Withdraw(ctx context.Context, p *standin.Principal, o standin.
 		return g, err
 	}
 	for _, imp := range all {
-		if imp.GrantID != g.ID {
+		// Every session under consent given ahead of time, whichever
+		// grant (a replaced one too) it started under.
+		if imp.SubjectID != g.UserID || imp.GrantID == "" {
 			continue
 		}
 		if _, err := s.end(ctx, imp.ID, standin.CauseConsentWithdrawn, p.Actor, o); err != nil && standin.ErrorCode(err) != standin.EConflict {

@@ -8,6 +8,10 @@ import (
 	"testing"
 	"time"
 
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
 	"standin/server/audit"
 	"standin/server/dbtest"
 	"standin/server/impersonation"
@@ -514,4 +518,113 @@ func TestRequestOutcomeRepair(t *testing.T) {
 	if listed, err = n.svc.Requests(ctx, f.tess); err != nil || len(listed) != 0 {
 		t.Fatalf("Tess's requests after the start: %d, %v", len(listed), err)
 	}
+}
+
+// TestAnswersFollowTheTargetAsItIs: an approver must outrank the target as
+// it is now (a promotion since the request counts); a withdrawal ends the
+// sessions under every grant of the user, a replaced one too; a grant
+// whose event never reached the log, or given by someone who lost the
+// right to give it, lets nobody in.
+func TestAnswersFollowTheTargetAsItIs(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := mustFacility(t)
+	n := f.service(t, &clock{})
+
+	t.Run("Promoted", func(t *testing.T) {
+		f.mustSettings(t, n, standin.ModeRule{Scope: "project:" + f.project, Mode: standin.ModeApproval})
+		_, r := f.mustRequest(t, n, f.sam)
+		c, err := mongo.Connect(options.Client().ApplyURI(dbtest.MustServer(t).URI))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = c.Disconnect(ctx) }()
+		oid, err := bson.ObjectIDFromHex(f.ben.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Database(f.db.Name()).Collection("users").UpdateOne(ctx, bson.M{"_id": oid},
+			bson.M{"$set": bson.M{"role": string(standin.RoleManager)}}); err != nil {
+			t.Fatal(err)
+		}
+		_, err = n.svc.Approve(ctx, f.signIn(t, f.maya), r.ID, "", origin)
+		wantCode(t, err, standin.ENotFound) // no longer hers to answer, nor to see
+		if _, err := c.Database(f.db.Name()).Collection("users").UpdateOne(ctx, bson.M{"_id": oid},
+			bson.M{"$set": bson.M{"role": string(standin.RoleUser)}}); err != nil {
+			t.Fatal(err)
+		}
+	})
+
+	f.mustSettings(t, n, standin.ModeRule{Scope: "role:user", Mode: standin.ModeConsent})
+	ben := f.signIn(t, f.ben)
+	t.Run("WithdrawAfterAReplacedGrant", func(t *testing.T) {
+		if _, err := n.svc.Grant(ctx, ben, 2, origin); err != nil {
+			t.Fatal(err)
+		}
+		started, err := n.svc.Start(ctx, f.signIn(t, f.sam), impersonation.Request{UserID: f.ben.ID, Reason: "under the first grant"}, origin)
+		if err != nil || started.Impersonation == nil {
+			t.Fatalf("start under the grant: %+v, %v", started, err)
+		}
+		if _, err := n.svc.Grant(ctx, ben, 24, origin); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := n.svc.Withdraw(ctx, ben, origin); err != nil {
+			t.Fatal(err)
+		}
+		imp, err := f.db.ImpersonationByID(ctx, started.Impersonation.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if imp.Cause != standin.CauseConsentWithdrawn {
+			t.Fatalf("the session under the replaced grant: ended %v with %q", imp.EndedAt, imp.Cause)
+		}
+	})
+
+	t.Run("UnauditedGrant", func(t *testing.T) {
+		g := &standin.ConsentGrant{UserID: f.ben.ID, UserName: f.ben.Name, CreatedAt: time.Now(), ExpiresAt: time.Now().Add(time.Hour)}
+		if err := f.db.PutGrant(ctx, g); err != nil {
+			t.Fatal(err)
+		}
+		started, err := n.svc.Start(ctx, f.signIn(t, f.sam), impersonation.Request{UserID: f.ben.ID, Reason: "a grant never audited"}, origin)
+		if err != nil || started.Request == nil {
+			t.Fatalf("a start under an unaudited grant: %+v, %v", started, err)
+		}
+		if _, err := n.svc.Cancel(ctx, f.signIn(t, f.sam), started.Request.ID, origin); err != nil {
+			t.Fatal(err)
+		}
+	})
+
+	t.Run("GiverLostTheRight", func(t *testing.T) {
+		if _, err := n.svc.Grant(ctx, ben, 2, origin); err != nil {
+			t.Fatal(err)
+		}
+		right := standin.Policy{Role: "role:user", Domain: "*", Object: standin.KindConsent, Action: standin.ActGrant}
+		if err := f.rbac.RemovePolicy(ctx, right); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = f.rbac.AddPolicy(ctx, right) }()
+		started, err := n.svc.Start(ctx, f.signIn(t, f.sam), impersonation.Request{UserID: f.ben.ID, Reason: "a grant its giver may no longer give"}, origin)
+		if err != nil || started.Request == nil {
+			t.Fatalf("a start under such a grant: %+v, %v", started, err)
+		}
+		if _, err := n.svc.Withdraw(ctx, ben, origin); err != nil {
+			t.Fatalf("withdraw without the right to grant: %v", err)
+		}
+	})
+
+	t.Run("RevealNeedsTheRightToRead", func(t *testing.T) {
+		f.mustSettings(t, n)
+		started, err := n.svc.Start(ctx, f.signIn(t, f.sam), impersonation.Request{UserID: f.ben.ID, Reason: "Ben's record"}, origin)
+		if err != nil || started.Impersonation == nil {
+			t.Fatalf("start: %+v, %v", started, err)
+		}
+		acting := &standin.Principal{Actor: f.sam, Subject: f.ben, Session: started.Session, Impersonation: started.Impersonation}
+		read := standin.Policy{Role: "role:support", Domain: "*", Object: standin.KindUser, Action: standin.ActRead}
+		if err := f.rbac.RemovePolicy(ctx, read); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = f.rbac.AddPolicy(ctx, read) }()
+		_, err = n.svc.Reveal(ctx, acting, f.ben.ID, standin.FieldPhone, "to call him", origin)
+		wantCode(t, err, standin.EForbidden)
+	})
 }

@@ -85,14 +85,15 @@ func (s *Service) Reveal(ctx context.Context, p *standin.Principal, userID, fiel
 
 // mayReveal says why p may not reveal target's personal data, or "".
 func (s *Service) mayReveal(ctx context.Context, p *standin.Principal, target *standin.User) string {
+	// The actor's own right to read users' data, whoever they act as.
+	if dec := s.rbac.Check(ctx, p.Actor, standin.ActRead, standin.KindUser, ""); !dec.Allowed {
+		return "Reading users' data " + dec.Reason + "."
+	}
 	if p.Impersonation != nil {
 		if p.Impersonation.SubjectID != target.ID {
 			return fmt.Sprintf("While acting as %s, only their data can be looked at.", p.Impersonation.SubjectName)
 		}
 		return ""
-	}
-	if dec := s.rbac.Check(ctx, p.Actor, standin.ActRead, standin.KindUser, ""); !dec.Allowed {
-		return "Reading users' data " + dec.Reason + "."
 	}
 	if p.Actor.Role.Rank() <= target.Role.Rank() {
 		return fmt.Sprintf("%s's role (%s) is not lower than yours (%s).", target.Name, target.Role, p.Actor.Role)

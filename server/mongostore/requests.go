@@ -283,6 +283,9 @@ type grantDoc struct {
 	UserName  string    `bson:"user_name"`
 	CreatedAt time.Time `bson:"created_at"`
 	ExpiresAt time.Time `bson:"expires_at"`
+	// Audited is set once the grant's event is in the audit log; until
+	// then the grant does not count.
+	Audited bool `bson:"audited"`
 }
 
 // PutGrant stores g as its user's consent grant, in place of any other,
@@ -299,13 +302,20 @@ func (db *DB) PutGrant(ctx context.Context, g *standin.ConsentGrant) error {
 	return nil
 }
 
-// GrantOf returns userID's consent grant, or nil when there is none
-// (expired ones included: the caller judges expiry).
+// MarkGrantAudited makes userID's grant grantID count, its event being in
+// the audit log.
+func (db *DB) MarkGrantAudited(ctx context.Context, userID, grantID string) error {
+	_, err := db.db.Collection(colGrants).UpdateOne(ctx, bson.M{"_id": userID, "grant_id": grantID}, bson.M{"$set": bson.M{"audited": true}})
+	return translate(err, "mark consent grant audited")
+}
+
+// GrantOf returns userID's consent grant, or nil when there is none or it
+// is not audited (expired ones included: the caller judges expiry).
 func (db *DB) GrantOf(ctx context.Context, userID string) (*standin.ConsentGrant, error) {
 	var d grantDoc
 	err := db.db.Collection(colGrants).FindOne(ctx, bson.M{"_id": userID}).Decode(&d)
 	switch {
-	case errors.Is(err, mongo.ErrNoDocuments):
+	case errors.Is(err, mongo.ErrNoDocuments) || err == nil && !d.Audited:
 		return nil, nil
 	case err != nil:
 		return nil, translate(err, "read consent grant")

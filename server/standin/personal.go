@@ -1,5 +1,10 @@
 package standin
 
+import (
+	"fmt"
+	"log/slog"
+)
+
 // The personal data a facility keeps about a user for safety records, by
 // field name. Fields the impersonation settings do not list as shown to
 // staff are masked in every view but the user's own (see
@@ -32,6 +37,21 @@ type PersonalData struct {
 	Phone            string
 	EmergencyContact string
 	DateOfBirth      string // YYYY-MM-DD
+}
+
+// LogValue keeps the values out of logs: only which fields are kept.
+func (p PersonalData) LogValue() slog.Value {
+	return slog.StringValue(fmt.Sprintf("personal data (%d fields kept)", p.count()))
+}
+
+func (p PersonalData) count() int {
+	n := 0
+	for _, f := range PersonalFields {
+		if v, _ := p.Get(f); v != "" {
+			n++
+		}
+	}
+	return n
 }
 
 // Get returns the value of field and whether field is a personal data

@@ -85,7 +85,7 @@ type User struct {
 	Trainings    []TrainingRecord
 	// Personal is what the facility keeps about the person for safety
 	// records; most of it is masked to everyone but them.
-	Personal  PersonalData
+	Personal  PersonalData `json:"-"`
 	CreatedAt time.Time
 	UpdatedAt time.Time
 }
