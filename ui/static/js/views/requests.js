@@ -34,9 +34,10 @@ export function mountRequests(ctx, root) {
     h('section', { class: 'card', 'aria-labelledby': 'requests-to-answer-title' },
       h('h2', { class: 'card__title', id: 'requests-to-answer-title' }, 'Waiting for your answer'),
       toAnswer),
-    h('section', { class: 'card', 'aria-labelledby': 'requests-mine-title' },
+    // Requests of one's own are for those who may impersonate.
+    ctx.permissions.impersonate ? h('section', { class: 'card', 'aria-labelledby': 'requests-mine-title' },
       h('h2', { class: 'card__title', id: 'requests-mine-title' }, 'Your requests'),
-      mine),
+      mine) : null,
     canGrant ? h('section', { class: 'card', 'aria-labelledby': 'consent-grant-title' },
       h('h2', { class: 'card__title', id: 'consent-grant-title' }, 'Access to your account'),
       grant) : null);
