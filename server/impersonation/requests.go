@@ -149,24 +149,28 @@ func (s *Service) mayApproveIn(ctx context.Context, who *standin.User, projects 
 	return false
 }
 
-// answerable loads request id for who to answer: it must be pending, and
-// who must not be impersonating (an answer is one's own, never given in
-// someone else's name).
-func (s *Service) answerable(ctx context.Context, p *standin.Principal, id string) (*standin.AccessRequest, error) {
+// answerable checks an answer's note and loads request id for p to
+// answer: it must be pending, and p must not be impersonating (an answer
+// is one's own, never given in someone else's name).
+func (s *Service) answerable(ctx context.Context, p *standin.Principal, id, note string) (*standin.AccessRequest, string, error) {
+	note, err := answerNote(note)
+	if err != nil {
+		return nil, "", err
+	}
 	if p.Impersonation != nil {
-		return nil, standin.Errorf(standin.EForbidden, "Answer requests as yourself: end the impersonation first.")
+		return nil, "", standin.Errorf(standin.EForbidden, "Answer requests as yourself: end the impersonation first.")
 	}
 	r, err := s.Request(ctx, p.Actor, id)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	if err := s.mayAnswer(ctx, p.Actor, r); err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	if st := r.Status(s.cfg.Now()); st != standin.RequestPending {
-		return nil, standin.Errorf(standin.EConflict, "This request is %s already.", st)
+		return nil, "", standin.Errorf(standin.EConflict, "This request is %s already.", st)
 	}
-	return r, nil
+	return r, note, nil
 }
 
 // Approve records who's approval of request id. The last approval the
@@ -174,11 +178,7 @@ func (s *Service) answerable(ctx context.Context, p *standin.Principal, id strin
 // one is counted. EConflict when it was answered, expired or approved by
 // who already; EForbidden when who may not answer it (see mayAnswer).
 func (s *Service) Approve(ctx context.Context, p *standin.Principal, id, note string, o standin.Origin) (*standin.AccessRequest, error) {
-	note, err := answerNote(note)
-	if err != nil {
-		return nil, err
-	}
-	r, err := s.answerable(ctx, p, id)
+	r, note, err := s.answerable(ctx, p, id, note)
 	if err != nil {
 		return nil, err
 	}
@@ -238,11 +238,7 @@ func (s *Service) Approve(ctx context.Context, p *standin.Principal, id, note st
 // Deny refuses request id on who's word: it is over, and its actor is
 // told why. Errors as Approve's.
 func (s *Service) Deny(ctx context.Context, p *standin.Principal, id, note string, o standin.Origin) (*standin.AccessRequest, error) {
-	note, err := answerNote(note)
-	if err != nil {
-		return nil, err
-	}
-	r, err := s.answerable(ctx, p, id)
+	r, note, err := s.answerable(ctx, p, id, note)
 	if err != nil {
 		return nil, err
 	}

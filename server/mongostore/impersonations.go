@@ -310,14 +310,21 @@ func (db *DB) setEnded(ctx context.Context, end endDoc) (*impersonationDoc, erro
 // ("work:<slice>") make a lease: the next slice can be claimed again, by
 // anyone, if the work was not done.
 func (db *DB) Claim(ctx context.Context, key string, at time.Time) (bool, error) {
-	_, err := db.db.Collection(colClaims).InsertOne(ctx, bson.M{"_id": key, "at": at.UTC()})
+	return db.insertOnce(ctx, colClaims, bson.M{"_id": key, "at": at.UTC()}, "claim "+key)
+}
+
+// insertOnce inserts doc into col: true when this caller inserted it,
+// false when a document with its _id exists already. what names the
+// operation in errors.
+func (db *DB) insertOnce(ctx context.Context, col string, doc any, what string) (bool, error) {
+	_, err := db.db.Collection(col).InsertOne(ctx, doc)
 	switch {
 	case err == nil:
 		return true, nil
 	case mongo.IsDuplicateKeyError(err):
 		return false, nil
 	}
-	return false, translate(err, "claim "+key)
+	return false, translate(err, what)
 }
 
 // MarkEndAudited records that an impersonation's end is in the audit log.

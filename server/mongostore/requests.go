@@ -172,14 +172,7 @@ func (db *DB) mark(ctx context.Context, key string) (*markDoc, error) {
 // exists already.
 func (db *DB) putMark(ctx context.Context, m markDoc) (bool, error) {
 	m.At = m.At.UTC()
-	_, err := db.db.Collection(colRequestMarks).InsertOne(ctx, m)
-	switch {
-	case err == nil:
-		return true, nil
-	case mongo.IsDuplicateKeyError(err):
-		return false, nil
-	}
-	return false, translate(err, "mark request "+m.ID)
+	return db.insertOnce(ctx, colRequestMarks, m, "mark request "+m.ID)
 }
 
 // dropMark removes a mark this caller made and could not see through.
