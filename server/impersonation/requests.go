@@ -37,6 +37,9 @@ type RequestStore interface {
 	// ClaimStart takes the request's one start: true for exactly one.
 	ClaimStart(ctx context.Context, id string, at time.Time) (bool, error)
 	DropStart(ctx context.Context, id string) error
+	// MarkUnused decides, once, that an approved request went unused.
+	MarkUnused(ctx context.Context, id string, at time.Time) (bool, error)
+	DropUnused(ctx context.Context, id string) error
 	// SettleRequest takes a decided request off the pending list.
 	SettleRequest(ctx context.Context, id string) error
 	PendingRequests(ctx context.Context) ([]*standin.AccessRequest, error)
@@ -489,14 +492,41 @@ func (s *Service) ExpireRequests(ctx context.Context) (int, error) {
 			err = s.repairOutcome(ctx, r)
 		case !o.Audited:
 			// Its own call is still auditing it.
-		case o.Status != standin.RequestApproved || !now.Before(r.StartBy()):
+		case o.Status != standin.RequestApproved:
 			err = s.store.SettleRequest(ctx, r.ID)
+		case !now.Before(r.StartBy()):
+			err = s.expireUnused(ctx, r)
 		}
 		if err != nil {
 			return n, err
 		}
 	}
 	return n, nil
+}
+
+// expireUnused ends an approved request its actor did not start within
+// standin.StartWindow: audited as request.expired (outcome "unused"),
+// once, its actor told, off the pending list. Once is decided by a unique
+// mark, undone if the event cannot be written.
+func (s *Service) expireUnused(ctx context.Context, r *standin.AccessRequest) error {
+	mine, err := s.store.MarkUnused(ctx, r.ID, s.cfg.Now())
+	if err != nil {
+		return err
+	}
+	if mine {
+		ev := s.requestEvent(standin.EventRequestExpired, &standin.User{ID: r.ActorID, Name: r.ActorName}, r, standin.Origin{})
+		ev.Outcome = "unused"
+		ev.Reason = fmt.Sprintf("Approved, and not started within %d minutes.", int(standin.StartWindow/time.Minute))
+		if err := s.audit.Append(ctx, ev); err != nil {
+			if derr := s.store.DropUnused(context.WithoutCancel(ctx), r.ID); derr != nil {
+				s.cfg.Logger.Error("an unaudited expiry could not be undone", "request", r.ID, "err", derr)
+			}
+			return err
+		}
+		s.notifyRequest(ctx, r.ActorID, r, ev.Seq, "Approval unused",
+			fmt.Sprintf("Your approved request to act as %s was not started in time. Ask again when you are ready.", r.SubjectName))
+	}
+	return s.store.SettleRequest(ctx, r.ID)
 }
 
 // repairOutcome settles an outcome left unaudited: if the log holds its

@@ -628,3 +628,49 @@ func TestAnswersFollowTheTargetAsItIs(t *testing.T) {
 		wantCode(t, err, standin.EForbidden)
 	})
 }
+
+// TestApprovalUnused: an approval not started within its window ends with
+// one request.expired event (outcome "unused"), however often the sweep
+// runs, its actor told, and it can no longer start.
+func TestApprovalUnused(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := mustFacility(t)
+	clk := &clock{}
+	n := f.service(t, clk)
+	f.mustSettings(t, n, standin.ModeRule{Scope: "role:user", Mode: standin.ModeConsent})
+	sam, r := f.mustRequest(t, n, f.sam)
+	if _, err := n.svc.Approve(ctx, f.signIn(t, f.ben), r.ID, "", origin); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(standin.StartWindow + time.Second)
+	for range 3 {
+		if _, err := n.svc.ExpireRequests(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	unused := 0
+	if err := n.log.EventsMatching(ctx, standin.EventFilter{ImpersonationID: r.ID, Type: standin.EventRequestExpired}, func(e *standin.Event) error {
+		if e.Outcome == "unused" {
+			unused++
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if unused != 1 {
+		t.Fatalf("%d unused expiries audited, want 1", unused)
+	}
+	notes, _, err := f.db.Notifications(ctx, f.sam.ID, standin.Page{Limit: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(notes) == 0 || notes[0].Title != "Approval unused" {
+		t.Fatalf("Sam's newest notification: %+v", notes)
+	}
+	_, err = n.svc.StartRequest(ctx, sam, r.ID, origin)
+	wantCode(t, err, standin.EConflict)
+	if listed, err := n.svc.Requests(ctx, f.sam); err != nil || len(listed) != 0 {
+		t.Fatalf("Sam's requests after the expiry: %d, %v", len(listed), err)
+	}
+}

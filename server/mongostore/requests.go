@@ -237,6 +237,15 @@ func (db *DB) ClaimStart(ctx context.Context, id string, at time.Time) (bool, er
 // DropStart gives back a start that failed, so that it can be tried again.
 func (db *DB) DropStart(ctx context.Context, id string) error { return db.dropMark(ctx, id+"/start") }
 
+// MarkUnused records, once, that request id was approved and not
+// started in time: true for exactly one caller.
+func (db *DB) MarkUnused(ctx context.Context, id string, at time.Time) (bool, error) {
+	return db.putMark(ctx, markDoc{ID: id + "/unused", At: at})
+}
+
+// DropUnused undoes MarkUnused whose event could not be written.
+func (db *DB) DropUnused(ctx context.Context, id string) error { return db.dropMark(ctx, id+"/unused") }
+
 // SettleRequest removes a decided request from the pending ones.
 func (db *DB) SettleRequest(ctx context.Context, id string) error {
 	oid, err := objectID(id, "request")
