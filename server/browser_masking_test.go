@@ -30,6 +30,9 @@ func TestBrowserMaskedFields(t *testing.T) {
 
 	admin := newPerson(t, "mask-admin")
 	admin.actAsBen(srv.URL, "Ben's safety training record")
+	// As Ben, the console settles on his first page before another is
+	// opened from the navigation.
+	admin.do("the console shows Ben's first page", chromedp.WaitVisible(chromedp.CSS(`#content[data-page="book"]`)))
 	admin.openPage("profile")
 	admin.do("the phone number is hidden", chromedp.WaitVisible(chromedp.CSS(`#personal-phone[data-masked="true"] #reveal-phone`)))
 	admin.waitNoText("no number shows", "#personal", "7946")

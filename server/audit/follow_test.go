@@ -225,40 +225,58 @@ func TestAppendsUnderContention(t *testing.T) {
 	}
 	counts := make([]atomic.Int64, servers)
 	var failures atomic.Int64
-	stop := time.Now().Add(time.Duration(seconds) * time.Second)
-	var wg sync.WaitGroup
-	for i, l := range logs {
-		for c := range clients {
-			wg.Go(func() {
-				for k := 0; time.Now().Before(stop); k++ {
-					if err := l.Append(context.Background(), login(fmt.Sprintf("s%d-c%d-%d", i, c, k))); err != nil {
-						if failures.Add(1) <= 3 {
-							t.Errorf("server %d Append: %v", i, err)
-						}
-						continue
-					}
-					counts[i].Add(1)
-				}
-			})
+	// The appends run in rounds of the given seconds, counted together.
+	// On a machine busy with the rest of the suite, one round can leave a
+	// server behind for a while (its goroutines not scheduled); a server
+	// starved by the others stays behind however long they run, so up to
+	// three rounds are run while a share is short, and the shares of all
+	// of them together are judged.
+	starved := func(shares []int64, total int64) bool {
+		for _, n := range shares {
+			if servers > 1 && n*10 < total {
+				return true
+			}
 		}
+		return false
 	}
-	wg.Wait()
+	var shares []int64
 	var total int64
-	for i := range counts {
-		total += counts[i].Load()
+	rounds := 0
+	for rounds == 0 || rounds < 3 && starved(shares, total) {
+		stop := time.Now().Add(time.Duration(seconds) * time.Second)
+		round := rounds
+		var wg sync.WaitGroup
+		for i, l := range logs {
+			for c := range clients {
+				wg.Go(func() {
+					for k := 0; time.Now().Before(stop); k++ {
+						if err := l.Append(context.Background(), login(fmt.Sprintf("s%d-c%d-r%d-%d", i, c, round, k))); err != nil {
+							if failures.Add(1) <= 3 {
+								t.Errorf("server %d Append: %v", i, err)
+							}
+							continue
+						}
+						counts[i].Add(1)
+					}
+				})
+			}
+		}
+		wg.Wait()
+		shares, total = make([]int64, servers), 0
+		for i := range counts {
+			shares[i] = counts[i].Load()
+			total += shares[i]
+		}
+		rounds++
+		t.Logf("after %d round(s) of %d s: %d appends by %d servers, shares %v, %d failed",
+			rounds, seconds, total, servers, shares, failures.Load())
 	}
-	shares := make([]int64, servers)
-	for i := range counts {
-		shares[i] = counts[i].Load()
-	}
-	t.Logf("%d appends in %d s by %d servers (%.0f/s), shares %v, %d failed",
-		total, seconds, servers, float64(total)/float64(seconds), shares, failures.Load())
 	// A fair share is a third; on a loaded machine running the suite a
 	// tenth is what is asserted, and the benchmark (scripts/cluster-bench)
 	// reports the shares on a quiet one.
 	for i, n := range shares {
 		if servers > 1 && n*10 < total {
-			t.Errorf("server %d stored %d of %d appends, starved by the others", i, n, total)
+			t.Errorf("server %d stored %d of %d appends in %d round(s), starved by the others", i, n, total, rounds)
 		}
 	}
 	if n := failures.Load(); n > 0 {
