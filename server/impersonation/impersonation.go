@@ -482,11 +482,17 @@ func (s *Service) Revoke(ctx context.Context, p *standin.Principal, id string, o
 }
 
 func (s *Service) mayRevoke(ctx context.Context, who, subject *standin.User) bool {
-	if s.rbac.Check(ctx, who, standin.ActRevoke, standin.KindImpersonation, "").Allowed {
+	return s.allowedIn(ctx, who, standin.ActRevoke, subject.ProjectIDs())
+}
+
+// allowedIn reports whether who may do action on impersonations of
+// someone in projects: everywhere, or in one of them.
+func (s *Service) allowedIn(ctx context.Context, who *standin.User, action string, projects []string) bool {
+	if s.rbac.Check(ctx, who, action, standin.KindImpersonation, "").Allowed {
 		return true
 	}
-	for _, m := range subject.Memberships {
-		if s.rbac.Check(ctx, who, standin.ActRevoke, standin.KindImpersonation, m.ProjectID).Allowed {
+	for _, p := range projects {
+		if s.rbac.Check(ctx, who, action, standin.KindImpersonation, p).Allowed {
 			return true
 		}
 	}
@@ -646,18 +652,24 @@ func (s *Service) RepairEnds(ctx context.Context) (int, error) {
 	return n, nil
 }
 
-// endWritten reports whether the log holds impersonation id's end event,
-// after settling appends whose outcome was in doubt.
+// endWritten reports whether the log holds impersonation id's end event.
 func (s *Service) endWritten(ctx context.Context, id string) (bool, error) {
+	return s.written(ctx, standin.EventFilter{ImpersonationID: id, Type: standin.EventImpersonationEnded},
+		func(*standin.Event) bool { return true })
+}
+
+// written reports whether the log holds an event matching f for which
+// match holds, after settling appends whose outcome was in doubt: how a
+// repair learns whether a write a fault interrupted reached the log.
+func (s *Service) written(ctx context.Context, f standin.EventFilter, match func(*standin.Event) bool) (bool, error) {
 	if err := s.audit.Settle(ctx); err != nil {
 		return false, err
 	}
 	found := false
-	err := s.audit.EventsMatching(ctx, standin.EventFilter{ImpersonationID: id, Type: standin.EventImpersonationEnded},
-		func(*standin.Event) error {
-			found = true
-			return nil
-		})
+	err := s.audit.EventsMatching(ctx, f, func(e *standin.Event) error {
+		found = found || match(e)
+		return nil
+	})
 	return found, err
 }
 

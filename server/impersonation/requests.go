@@ -99,8 +99,9 @@ func (s *Service) requestEvent(typ string, who *standin.User, r *standin.AccessR
 // mayAnswer says why who may not answer request r, or nil when they may:
 // for consent the target alone, with the right to answer for themselves;
 // for an approval anyone but the actor and the target who outranks the
-// target and may approve in one of its projects (or everywhere).
-func (s *Service) mayAnswer(ctx context.Context, who *standin.User, r *standin.AccessRequest) error {
+// target and may approve in one of its projects (or everywhere). The
+// target is judged as it is now: cur, or read when cur is nil.
+func (s *Service) mayAnswer(ctx context.Context, who *standin.User, r *standin.AccessRequest, cur *standin.User) error {
 	switch r.Mode {
 	case standin.ModeConsent:
 		if who.ID != r.SubjectID {
@@ -119,9 +120,11 @@ func (s *Service) mayAnswer(ctx context.Context, who *standin.User, r *standin.A
 		}
 		// The target as they are now: a promotion, or a project left,
 		// since the request was made counts.
-		cur, err := s.store.UserByID(ctx, r.SubjectID)
-		if err != nil {
-			return standin.Errorf(standin.EForbidden, "%s's account cannot be read now; try again.", r.SubjectName)
+		if cur == nil {
+			var err error
+			if cur, err = s.store.UserByID(ctx, r.SubjectID); err != nil {
+				return standin.Errorf(standin.EForbidden, "%s's account cannot be read now; try again.", r.SubjectName)
+			}
 		}
 		role := cur.Role
 		if r.SubjectRole.Rank() > role.Rank() {
@@ -130,26 +133,12 @@ func (s *Service) mayAnswer(ctx context.Context, who *standin.User, r *standin.A
 		if who.Role.Rank() <= role.Rank() {
 			return standin.Errorf(standin.EForbidden, "Only someone of a higher role than %s's (%s) can approve this request.", r.SubjectName, role)
 		}
-		if s.mayApproveIn(ctx, who, cur.ProjectIDs()) {
+		if s.allowedIn(ctx, who, standin.ActApprove, cur.ProjectIDs()) {
 			return nil
 		}
 		return standin.Errorf(standin.EForbidden, "You may not approve impersonations of %s.", r.SubjectName)
 	}
 	return standin.Errorf(standin.EInternal, "A request in mode %q cannot be answered.", r.Mode)
-}
-
-// mayApproveIn reports whether who may approve requests for a target in
-// projects (the right everywhere, or in one of them).
-func (s *Service) mayApproveIn(ctx context.Context, who *standin.User, projects []string) bool {
-	if s.rbac.Check(ctx, who, standin.ActApprove, standin.KindImpersonation, "").Allowed {
-		return true
-	}
-	for _, p := range projects {
-		if s.rbac.Check(ctx, who, standin.ActApprove, standin.KindImpersonation, p).Allowed {
-			return true
-		}
-	}
-	return false
 }
 
 // answerable checks an answer's note and loads request id for p to
@@ -163,12 +152,12 @@ func (s *Service) answerable(ctx context.Context, p *standin.Principal, id, note
 	if p.Impersonation != nil {
 		return nil, "", standin.Errorf(standin.EForbidden, "Answer requests as yourself: end the impersonation first.")
 	}
-	r, err := s.Request(ctx, p.Actor, id)
+	r, answer, err := s.lookup(ctx, p.Actor, id)
 	if err != nil {
 		return nil, "", err
 	}
-	if err := s.mayAnswer(ctx, p.Actor, r); err != nil {
-		return nil, "", err
+	if answer != nil {
+		return nil, "", answer
 	}
 	if st := r.Status(s.cfg.Now()); st != standin.RequestPending {
 		return nil, "", standin.Errorf(standin.EConflict, "This request is %s already.", st)
@@ -210,7 +199,7 @@ func (s *Service) Approve(ctx context.Context, p *standin.Principal, id, note st
 			if err != nil {
 				return nil, err
 			}
-			return nil, s.decidedMeanwhile(ctx, p.Actor, r.ID)
+			return nil, s.decidedMeanwhile(ctx, r.ID)
 		}
 	}
 	ev := s.requestEvent(standin.EventRequestApproved, p.Actor, r, o)
@@ -282,7 +271,7 @@ func (s *Service) decide(ctx context.Context, who *standin.User, r *standin.Acce
 		return nil, err
 	}
 	if !won {
-		return nil, s.decidedMeanwhile(ctx, who, r.ID)
+		return nil, s.decidedMeanwhile(ctx, r.ID)
 	}
 	auditor := who
 	if auditor == nil { // an expiry: nobody acted; the event names the request's actor
@@ -309,7 +298,7 @@ func (s *Service) decide(ctx context.Context, who *standin.User, r *standin.Acce
 }
 
 // decidedMeanwhile is the error for an answer that lost to another.
-func (s *Service) decidedMeanwhile(ctx context.Context, who *standin.User, id string) error {
+func (s *Service) decidedMeanwhile(ctx context.Context, id string) error {
 	r, err := s.store.RequestByID(ctx, id)
 	if err != nil {
 		return err
@@ -353,21 +342,35 @@ func answerNote(note string) (string, error) {
 // and those who may answer it. ENotFound otherwise, so that its existence
 // is not revealed.
 func (s *Service) Request(ctx context.Context, who *standin.User, id string) (*standin.AccessRequest, error) {
+	r, _, err := s.lookup(ctx, who, id)
+	return r, err
+}
+
+// lookup loads request id for who, with why who may not answer it (nil
+// when they may): ENotFound unless who sees it (see sees).
+func (s *Service) lookup(ctx context.Context, who *standin.User, id string) (*standin.AccessRequest, error, error) {
 	hidden := standin.Errorf(standin.ENotFound, "There is no request with this id that you may see.")
 	if !standin.ValidID(id) {
-		return nil, hidden
+		return nil, nil, hidden
 	}
 	r, err := s.store.RequestByID(ctx, id)
 	if standin.ErrorCode(err) == standin.ENotFound {
-		return nil, hidden
+		return nil, nil, hidden
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	if who.ID == r.ActorID || who.ID == r.SubjectID || s.mayAnswer(ctx, who, r) == nil {
-		return r, nil
+	answer := s.mayAnswer(ctx, who, r, nil)
+	if !sees(who, r, answer) {
+		return nil, nil, hidden
 	}
-	return nil, hidden
+	return r, answer, nil
+}
+
+// sees reports whether who may see request r: its actor, its target, and
+// those who may answer it (answer is mayAnswer's verdict).
+func sees(who *standin.User, r *standin.AccessRequest, answer error) bool {
+	return who.ID == r.ActorID || who.ID == r.SubjectID || answer == nil
 }
 
 // Requests lists the pending requests who may see, oldest first: their
@@ -383,7 +386,7 @@ func (s *Service) Requests(ctx context.Context, who *standin.User) ([]*standin.A
 	for _, r := range all {
 		switch r.Status(now) {
 		case standin.RequestPending:
-			if who.ID == r.ActorID || who.ID == r.SubjectID || s.mayAnswer(ctx, who, r) == nil {
+			if sees(who, r, s.mayAnswer(ctx, who, r, nil)) {
 				out = append(out, r)
 			}
 		case standin.RequestApproved:
@@ -533,15 +536,8 @@ func (s *Service) expireUnused(ctx context.Context, r *standin.AccessRequest) er
 // event, it is marked audited; if not, the call that decided it failed
 // before auditing it, and the outcome is undone.
 func (s *Service) repairOutcome(ctx context.Context, r *standin.AccessRequest) error {
-	if err := s.audit.Settle(ctx); err != nil {
-		return err
-	}
-	found := false
-	err := s.audit.EventsMatching(ctx, standin.EventFilter{ImpersonationID: r.ID}, func(e *standin.Event) error {
-		if e.Outcome == r.Outcome.Status {
-			found = true
-		}
-		return nil
+	found, err := s.written(ctx, standin.EventFilter{ImpersonationID: r.ID}, func(e *standin.Event) bool {
+		return e.Outcome == r.Outcome.Status
 	})
 	if err != nil {
 		return err
@@ -564,8 +560,13 @@ func (s *Service) tellAnswerers(ctx context.Context, r *standin.AccessRequest, s
 		s.cfg.Logger.Warn("could not tell the approvers of a request", "request", r.ID, "err", err)
 		return
 	}
+	// The target, read once for every approver judged.
+	i := slices.IndexFunc(users, func(u *standin.User) bool { return u.ID == r.SubjectID })
+	if i < 0 {
+		return
+	}
 	for _, u := range users {
-		if u.Active() && s.mayAnswer(ctx, u, r) == nil {
+		if u.Active() && s.mayAnswer(ctx, u, r, users[i]) == nil {
 			s.notifyRequest(ctx, u.ID, r, seq, "Approval needed",
 				fmt.Sprintf("%s asks to act as %s for %d minutes. Reason: %s", standin.Named(r.ActorName, r.ActorEmail), r.SubjectName, r.Minutes, r.Reason))
 		}
