@@ -3,7 +3,6 @@ package impersonation
 import (
 	"context"
 	"fmt"
-	"slices"
 	"strings"
 
 	"standin/server/standin"
@@ -22,8 +21,8 @@ import (
 // impersonating); EUnavailable when the audit log cannot be written: then
 // nothing is shown.
 func (s *Service) Reveal(ctx context.Context, p *standin.Principal, userID, field, reason string, o standin.Origin) (string, error) {
-	if !slices.Contains(standin.PersonalFields, field) {
-		return "", standin.Errorf(standin.EInvalid, "%q is not a personal data field; they are phone, emergency_contact and date_of_birth.", clipped(field))
+	if err := standin.CheckField(field); err != nil {
+		return "", err
 	}
 	reason = strings.TrimSpace(reason)
 	if reason == "" {
@@ -99,12 +98,4 @@ func (s *Service) mayReveal(ctx context.Context, p *standin.Principal, target *s
 		return fmt.Sprintf("%s's role (%s) is not lower than yours (%s).", target.Name, target.Role, p.Actor.Role)
 	}
 	return ""
-}
-
-// clipped shortens s for an error message.
-func clipped(s string) string {
-	if r := []rune(s); len(r) > 40 {
-		return string(r[:40]) + "…"
-	}
-	return s
 }

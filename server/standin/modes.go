@@ -160,8 +160,8 @@ func (s *ImpersonationSettings) Normalize(projects []string) error {
 		return Errorf(EInvalid, "A moderated session waits from %d to %d seconds for its moderator.", MinGraceSeconds, MaxGraceSeconds)
 	}
 	for _, f := range s.Unmasked {
-		if !slices.Contains(PersonalFields, f) {
-			return Errorf(EInvalid, "%q is not a personal data field; they are phone, emergency_contact and date_of_birth.", clip(f))
+		if err := CheckField(f); err != nil {
+			return err
 		}
 	}
 	s.Unmasked = slices.Compact(slices.Sorted(slices.Values(s.Unmasked)))

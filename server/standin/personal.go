@@ -3,6 +3,7 @@ package standin
 import (
 	"fmt"
 	"log/slog"
+	"slices"
 )
 
 // The personal data a facility keeps about a user for safety records, by
@@ -18,6 +19,15 @@ const (
 // PersonalFields lists the personal data fields in the order pages show
 // them.
 var PersonalFields = []string{FieldPhone, FieldEmergencyContact, FieldDateOfBirth}
+
+// CheckField returns an EInvalid error unless field is one of
+// PersonalFields.
+func CheckField(field string) error {
+	if slices.Contains(PersonalFields, field) {
+		return nil
+	}
+	return Errorf(EInvalid, "%q is not a personal data field; they are phone, emergency_contact and date_of_birth.", clip(field))
+}
 
 // FieldLabel names a personal data field for people ("phone number").
 func FieldLabel(field string) string {

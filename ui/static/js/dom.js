@@ -213,6 +213,11 @@ export function timeEl(value, text = formatDateTime(value), className) {
   return h('time', { datetime: d ? d.toISOString() : null, title, class: className }, text);
 }
 
+/** s with its first letter upper-case ("phone number" → "Phone number"). */
+export function capital(s) {
+  return s ? s[0].toUpperCase() + s.slice(1) : s;
+}
+
 /** "3:07" or "1:02:07": time left until a moment (0 when past). */
 export function formatCountdown(ms) {
   const total = Math.max(0, Math.ceil(ms / 1000));

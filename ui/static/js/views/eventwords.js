@@ -265,10 +265,17 @@ export function eventSentence(e, names = new Names(), now = new Date()) {
   }
 }
 
+/** The personal data fields in words, as the server names them (standin.FieldLabel). */
+const FIELD_LABELS = { phone: 'phone number', emergency_contact: 'emergency contact', date_of_birth: 'date of birth' };
+
+/** A personal data field ("phone") in words. */
+export function fieldLabel(field) {
+  return FIELD_LABELS[field] || 'personal data';
+}
+
 /** A revealed field ("field:phone") in words. */
-function fieldWords(object) {
-  const field = (object || '').replace(/^field:/, '');
-  return { phone: 'phone number', emergency_contact: 'emergency contact', date_of_birth: 'date of birth' }[field] || 'personal data';
+export function fieldWords(object) {
+  return fieldLabel((object || '').replace(/^field:/, ''));
 }
 
 /** A policy line ("p, support, *, booking, create") as "the rule: support may create booking". */

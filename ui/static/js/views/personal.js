@@ -5,7 +5,7 @@
 // the person.
 
 import { ApiError } from '../api.js';
-import { busyButton, errorBlock, fieldError, h, icon, openDialog, replace, setBusy } from '../dom.js';
+import { busyButton, capital, errorBlock, fieldError, h, icon, openDialog, replace, setBusy } from '../dom.js';
 
 /**
  * A card of u's personal data as the server answered it (u.personal), with
@@ -37,10 +37,6 @@ export function personalCard(ctx, u, { own = false } = {}) {
     h('h2', { class: 'card__title', id: 'personal-title' }, own ? 'Your safety record' : 'Safety record'),
     h('p', { class: 'muted' }, note),
     h('dl', { class: 'facts personal__facts' }, rows));
-}
-
-function capital(s) {
-  return s ? s[0].toUpperCase() + s.slice(1) : s;
 }
 
 /** Asks why, then reveals field f of u; resolves with the value, or undefined. */

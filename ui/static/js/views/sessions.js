@@ -7,9 +7,7 @@ import { ApiError } from '../api.js';
 import {
   causeWords, emptyState, errorBlock, formatDateTime, formatSlot, h, icon, loadingBlock, personName, replace, timeEl,
 } from '../dom.js';
-
-/** The personal data fields, as a reveal names them. */
-const FIELD_LABELS = { phone: 'phone number', emergency_contact: 'emergency contact', date_of_birth: 'date of birth' };
+import { fieldWords } from './eventwords.js';
 
 /** What a refused action was, in words that follow "Tried to". */
 const TRIED = {
@@ -109,8 +107,7 @@ export function changeWords(item) {
   }
   if (item.type === 'booking.cancelled') return `Cancelled a booking${item.reason ? `: ${item.reason}` : ''}`;
   if (item.type === 'field.revealed') {
-    const field = (item.object || '').replace(/^field:/, '');
-    return `Looked at your ${FIELD_LABELS[field] || 'personal data'}${item.reason ? ` — reason: ${item.reason}` : ''}`;
+    return `Looked at your ${fieldWords(item.object)}${item.reason ? ` — reason: ${item.reason}` : ''}`;
   }
   if (item.type === 'profile.renamed' || item.action === 'profile.rename') {
     return `Changed your name${item.reason ? ` to ${item.reason}` : ''}`;

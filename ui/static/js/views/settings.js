@@ -4,7 +4,8 @@
 // strictest of a target's scopes wins; and how long a request waits.
 
 import { ApiError } from '../api.js';
-import { busyButton, errorBlock, h, loadingBlock, personName, replace, setBusy, timeEl } from '../dom.js';
+import { busyButton, capital, errorBlock, h, loadingBlock, personName, replace, setBusy, timeEl } from '../dom.js';
+import { fieldLabel } from './eventwords.js';
 
 /** The roles a mode can be set for (owners are never impersonated). */
 const ROLES = ['user', 'support', 'manager', 'admin'];
@@ -62,7 +63,6 @@ export function mountSettings(ctx, root) {
     });
     const minutes = h('input', { id: 'request-minutes', class: 'input input--narrow', type: 'number', min: '1', max: '1440', step: '1',
       value: String(settings.request_minutes), disabled: !editable });
-    const LABELS = { phone: 'Phone number', emergency_contact: 'Emergency contact', date_of_birth: 'Date of birth' };
     const unmasked = new Set(settings.unmasked || []);
     const shown = (settings.fields || []).map((f) => h('input', { type: 'checkbox', id: `unmasked-${f}`, value: f, checked: unmasked.has(f), disabled: !editable }));
     const error = h('div', { id: 'settings-error', role: 'alert' });
@@ -85,7 +85,7 @@ export function mountSettings(ctx, root) {
       h('fieldset', { class: 'fieldset settings__fields' },
         h('legend', null, 'Personal data shown to staff without a reveal'),
         h('p', { class: 'muted' }, 'Fields left unticked are hidden in every view of a user but their own, while impersonating too; revealing one needs a reason and is recorded.'),
-        shown.map((box) => h('label', { class: 'settings__check', for: box.id }, box, ` ${LABELS[box.value] || box.value}`))),
+        shown.map((box) => h('label', { class: 'settings__check', for: box.id }, box, ` ${capital(fieldLabel(box.value))}`))),
       editable ? h('div', { class: 'dialog__actions' }, save) : h('p', { class: 'muted' }, 'You may read these settings, not change them.'));
     form.addEventListener('submit', async (e) => {
       e.preventDefault();
