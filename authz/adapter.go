@@ -38,6 +38,10 @@ type PolicyStore interface {
 	// set of defaults added later (Config.Additions).
 	PolicySetSeeded(ctx context.Context, name string) (bool, error)
 	MarkPolicySetSeeded(ctx context.Context, name string) error
+	// Claim takes the step named key for its caller by inserting key
+	// once: of any number of callers, in any number of processes,
+	// exactly one gets true, ever. at is when the caller claimed it.
+	Claim(ctx context.Context, key string, at time.Time) (bool, error)
 }
 
 // defaultAdapterTimeout bounds each storage call made through the
@@ -272,31 +276,4 @@ func (a *Adapter) RemoveFilteredPolicy(sec, ptype string, fieldIndex int, fieldV
 
 func (a *Adapter) context() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), a.timeout)
-}
-
-// seeded reports whether the default policies were written before, or
-// the store already holds rules (then they are the installation's choice
-// and are left alone).
-func (a *Adapter) seeded(ctx context.Context) (bool, error) {
-	done, err := a.store.DefaultPoliciesSeeded(ctx)
-	if err != nil {
-		return false, fmt.Errorf("look for the seed marker: %w", err)
-	}
-	if done {
-		return true, nil
-	}
-	rows, err := a.store.PolicyRules(ctx)
-	if err != nil {
-		return false, fmt.Errorf("count policies: %w", err)
-	}
-	return len(rows) > 0, nil
-}
-
-// markSeeded records that the defaults were written, so that removing
-// every policy later does not bring them back at the next start.
-func (a *Adapter) markSeeded(ctx context.Context) error {
-	if err := a.store.MarkDefaultPoliciesSeeded(ctx); err != nil {
-		return fmt.Errorf("record the seed marker: %w", err)
-	}
-	return nil
 }

@@ -2,8 +2,13 @@ package authz
 
 import (
 	"context"
+	"errors"
 	"slices"
+	"sync"
 	"testing"
+	"time"
+
+	"standin/server/mongostore"
 )
 
 // storedRules returns the rules the store holds, as Casbin rows with their
@@ -175,6 +180,147 @@ func TestAdditionsSeededOnce(t *testing.T) {
 			}
 			if b := mustNew(t, later(db)); slices.Contains(b.Policies(), added.Policies[0]) {
 				t.Fatal("a removed policy of the set came back at the next start")
+			}
+		})
+	}
+}
+
+// pausedStore is one node's view of a shared store: its first look for a
+// set's seed marker answers only when the test releases it, so the test
+// can order what other nodes do in between.
+type pausedStore struct {
+	*mongostore.DB
+	looked, release chan struct{}
+	once            sync.Once
+}
+
+func newPausedStore(db *mongostore.DB) *pausedStore {
+	return &pausedStore{DB: db, looked: make(chan struct{}), release: make(chan struct{})}
+}
+
+func (s *pausedStore) PolicySetSeeded(ctx context.Context, name string) (bool, error) {
+	had, err := s.DB.PolicySetSeeded(ctx, name)
+	s.once.Do(func() {
+		close(s.looked)
+		<-s.release
+	})
+	return had, err
+}
+
+// TestAdditionsRacingStarts: two nodes start together on a store seeded
+// before a set existed, and both find the set missing. One adds it, an
+// administrator removes one of its policies, and only then does the
+// other go on: the removed policy must not come back, and the other node
+// must still start with the rest of the set.
+func TestAdditionsRacingStarts(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	removed := Policy{RoleUser, GlobalDomain, objectPolicy, actionList}
+	kept := Policy{RoleSupport, GlobalDomain, objectActivity, actionList}
+	set := PolicySet{Name: "later", Policies: []Policy{removed, kept}}
+	later := func(store PolicyStore) Config {
+		c := storedConfig(store, newDirectory())
+		c.Additions = []PolicySet{set}
+		return c
+	}
+
+	db := mustStore(t)
+	mustNew(t, storedConfig(db, newDirectory()))
+
+	paused := newPausedStore(db)
+	second := make(chan *Authorizer, 1)
+	secondErr := make(chan error, 1)
+	go func() {
+		a, err := New(ctx, later(paused))
+		second <- a
+		secondErr <- err
+	}()
+	<-paused.looked // the second node found the set missing
+
+	first := mustNew(t, later(db))
+	if !slices.Contains(first.Policies(), removed) {
+		t.Fatalf("the first node lacks the set: %v", first.Policies())
+	}
+	if err := first.RemovePolicy(ctx, removed); err != nil {
+		t.Fatal(err)
+	}
+	close(paused.release)
+
+	b := <-second
+	if err := <-secondErr; err != nil {
+		t.Fatalf("the second node: %v", err)
+	}
+	if n := countRows(storedRules(t, db), removed); n != 0 {
+		t.Error("the second node put back the policy of the set an administrator removed after the first node added it")
+	}
+	if slices.Contains(b.Policies(), removed) {
+		t.Error("the second node enforces the policy an administrator removed")
+	}
+	if !slices.Contains(b.Policies(), kept) {
+		t.Errorf("the second node started without the rest of the set: %v", b.Policies())
+	}
+}
+
+// stoppingStore is a node's view of a shared store that fails where the
+// node would stop: before writing a set's policies, or before recording
+// that it did.
+type stoppingStore struct {
+	*mongostore.DB
+	beforeWrite, beforeMark bool
+}
+
+var errStopped = errors.New("the node stopped")
+
+func (s stoppingStore) AddPolicyRules(ctx context.Context, rows [][]string) error {
+	if s.beforeWrite {
+		return errStopped
+	}
+	return s.DB.AddPolicyRules(ctx, rows)
+}
+
+func (s stoppingStore) MarkPolicySetSeeded(ctx context.Context, name string) error {
+	if s.beforeMark {
+		return errStopped
+	}
+	return s.DB.MarkPolicySetSeeded(ctx, name)
+}
+
+// TestAdditionsFinishedAfterStop: a node that claimed a set and stopped
+// before recording it done leaves the set to the next start, which
+// finishes it after waiting; once finished, a removal stays.
+func TestAdditionsFinishedAfterStop(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := Policy{RoleUser, GlobalDomain, objectPolicy, actionList}
+	later := func(store PolicyStore) Config {
+		c := storedConfig(store, newDirectory())
+		c.Additions = []PolicySet{{Name: "later", Policies: []Policy{p}}}
+		c.SeedWait = 300 * time.Millisecond
+		return c
+	}
+	for _, tt := range []struct {
+		name  string
+		store func(*mongostore.DB) stoppingStore
+	}{
+		{"BeforeWrite", func(db *mongostore.DB) stoppingStore { return stoppingStore{DB: db, beforeWrite: true} }},
+		{"BeforeMark", func(db *mongostore.DB) stoppingStore { return stoppingStore{DB: db, beforeMark: true} }},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			db := mustStore(t)
+			mustNew(t, storedConfig(db, newDirectory()))
+			if _, err := New(ctx, later(tt.store(db))); !errors.Is(err, errStopped) {
+				t.Fatalf("the stopping node: %v, want it stopped", err)
+			}
+			a := mustNew(t, later(db))
+			if !slices.Contains(a.Policies(), p) {
+				t.Fatalf("the next start did not finish the set: %v", a.Policies())
+			}
+			if err := a.RemovePolicy(ctx, p); err != nil {
+				t.Fatal(err)
+			}
+			if b := mustNew(t, later(db)); slices.Contains(b.Policies(), p) {
+				t.Fatal("a policy removed after the set was finished came back")
 			}
 		})
 	}

@@ -27,6 +27,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/casbin/casbin/v2"
 	"github.com/casbin/casbin/v2/model"
@@ -51,11 +52,18 @@ type Config struct {
 	Defaults []Policy
 	// Additions are sets of default policies that came after
 	// installations began. A Store seeded before a set existed gets it
-	// once, at the first start that knows it; a Store seeded with
+	// once, at the first start that knows it, however many start
+	// together; a Store seeded with
 	// Defaults (which should include every set) records each set as
 	// given. Either way, a policy of a set an administrator removes stays
 	// removed.
 	Additions []PolicySet
+	// SeedWait is how long a start waits for another start that claimed
+	// the writing of default policies (or of a set of Additions) to
+	// finish it, before presuming that start stopped and finishing it
+	// itself. Zero means DefaultSeedWait. Only a start that finds such a
+	// step claimed and unfinished waits at all.
+	SeedWait time.Duration
 	// Governing is the permission to change policies. RemovePolicy
 	// refuses to withdraw the last policy granting it to a global role,
 	// so that someone can always repair the policies. The zero value
@@ -78,6 +86,7 @@ type Authorizer struct {
 	governing Permission
 	log       *slog.Logger
 	cache     *decisionCache
+	seedWait  time.Duration
 
 	// writeMu serializes changes (policies, users, reloads) and is held
 	// across their storage round trips, so storage and memory apply
@@ -101,8 +110,9 @@ type Authorizer struct {
 	userRules map[string][][]string
 }
 
-// New loads policies (seeding Defaults into a store that never held any)
-// and the subjects' roles, and returns a ready Authorizer.
+// New loads policies (seeding Defaults into a store that never held any,
+// and each set of Additions into a store seeded before it; see seed) and
+// the subjects' roles, and returns a ready Authorizer.
 //
 // Errors: Invalid when Directory is missing, a default policy is malformed
 // (as for AddPolicy) or a stored policy does not fit the model; the
@@ -136,6 +146,10 @@ func New(ctx context.Context, cfg Config) (*Authorizer, error) {
 		size = DefaultCacheSize
 	}
 	a.cache = newDecisionCache(size)
+	a.seedWait = cfg.SeedWait
+	if a.seedWait <= 0 {
+		a.seedWait = DefaultSeedWait
+	}
 	if cfg.Store != nil {
 		a.store = NewAdapter(cfg.Store)
 		if err := a.seed(ctx, cfg.Defaults, cfg.Additions); err != nil {
@@ -154,44 +168,6 @@ func New(ctx context.Context, cfg Config) (*Authorizer, error) {
 type PolicySet struct {
 	Name     string
 	Policies []Policy
-}
-
-// seed writes the default policies the first time the store is used, and
-// each set of additions the first time a start knows it. Writing them is
-// idempotent, so two servers starting together agree.
-func (a *Authorizer) seed(ctx context.Context, defaults []Policy, additions []PolicySet) error {
-	done, err := a.store.seeded(ctx)
-	if err != nil {
-		return err
-	}
-	if !done {
-		if err := a.store.AddPoliciesCtx(ctx, "p", "p", rulesOf(defaults)); err != nil {
-			return err
-		}
-		if err := a.store.markSeeded(ctx); err != nil {
-			return err
-		}
-		a.log.InfoContext(ctx, "seeded default authorization policies", "count", len(defaults))
-	}
-	for _, set := range additions {
-		had, err := a.store.store.PolicySetSeeded(ctx, set.Name)
-		if err != nil {
-			return fmt.Errorf("look for the seed marker of %s: %w", set.Name, err)
-		}
-		if had {
-			continue
-		}
-		if done { // written with the defaults otherwise
-			if err := a.store.AddPoliciesCtx(ctx, "p", "p", rulesOf(set.Policies)); err != nil {
-				return err
-			}
-			a.log.InfoContext(ctx, "added default authorization policies", "set", set.Name, "count", len(set.Policies))
-		}
-		if err := a.store.store.MarkPolicySetSeeded(ctx, set.Name); err != nil {
-			return fmt.Errorf("record the seed marker of %s: %w", set.Name, err)
-		}
-	}
-	return nil
 }
 
 // rulesOf returns the Casbin rules of policies.
