@@ -1,11 +1,17 @@
 package server_test
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/accessibility"
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 )
 
@@ -70,6 +76,64 @@ func (p *person) answerFirstRequest(verb, state string) {
 	p.do("it leaves the list", chromedp.WaitNotPresent(chromedp.CSS(sel)))
 }
 
+// requestsBadge waits until the Requests link in p's navigation counts
+// want requests waiting for p's answer, and checks that the link's
+// accessible name, as the browser computes it for assistive technology,
+// says so; at 0 there is no badge and the name is the label alone.
+func (p *person) requestsBadge(step string, want int) {
+	p.t.Helper()
+	p.do(step, void(chromedp.PollFunction[bool](`(want) => {
+		const badge = document.querySelector('#nav-requests .nav__count');
+		if (want === 0) return Boolean(document.getElementById('nav-requests')) && (!badge || badge.hidden);
+		return Boolean(badge) && !badge.hidden && badge.textContent.includes(String(want));
+	}`, chromedp.WithPollingArgs(want),
+		chromedp.WithPollingInterval(100*time.Millisecond),
+		chromedp.WithPollingTimeout(stepTimeout-time.Second))))
+	wantName := "Requests"
+	if want > 0 {
+		wantName = fmt.Sprintf("Requests, %d waiting for your answer", want)
+	}
+	// A folded navigation is out of the accessibility tree: it is read
+	// open, as a person using it reads it.
+	folded := eval[bool](p, "is the navigation folded", `getComputedStyle(document.getElementById('nav-toggle')).display !== 'none'`)
+	if folded {
+		p.do("open the menu", chromedp.Click(chromedp.ID("nav-toggle")), chromedp.WaitVisible(chromedp.ID("nav-requests")))
+	}
+	if got := p.accessibleName("nav-requests"); got != wantName {
+		p.failShot()
+		p.t.Fatalf("%s: %s: the Requests link is named %q, want %q", p.name, step, got, wantName)
+	}
+	if folded {
+		p.do("close the menu", chromedp.Click(chromedp.ID("nav-toggle")), chromedp.WaitNotVisible(chromedp.ID("nav-requests")))
+	}
+}
+
+// accessibleName returns the name the browser computes for the element
+// with id, as assistive technology receives it, with runs of spaces and
+// a space before a comma dropped.
+func (p *person) accessibleName(id string) string {
+	p.t.Helper()
+	var name string
+	p.do("read the accessible name of #"+id, func(ctx context.Context, t *chromedp.Target) (chromedp.Void, error) {
+		el, err := cdp.Call(ctx, t, runtime.Evaluate, runtime.EvaluateParams{Expression: fmt.Sprintf("document.getElementById(%q)", id)})
+		if err != nil {
+			return chromedp.Void{}, err
+		}
+		if el.Result == nil || el.Result.ObjectID == "" {
+			return chromedp.Void{}, fmt.Errorf("no element #%s", id)
+		}
+		found, err := cdp.Call(ctx, t, accessibility.QueryAXTree, accessibility.QueryAXTreeParams{ObjectID: el.Result.ObjectID, Role: "link"})
+		if err != nil {
+			return chromedp.Void{}, err
+		}
+		if len(found.Nodes) == 0 || found.Nodes[0].Name == nil {
+			return chromedp.Void{}, fmt.Errorf("#%s has no accessible name", id)
+		}
+		return chromedp.Void{}, json.Unmarshal(found.Nodes[0].Name.Value, &name)
+	})
+	return strings.ReplaceAll(strings.Join(strings.Fields(name), " "), " ,", ",")
+}
+
 // TestBrowserImpersonationModes: each mode end to end, the agent, the
 // target and the approver as separate people in separate browsers. The
 // admin sets the modes on the settings page. In consent mode the agent's
@@ -103,6 +167,9 @@ func TestBrowserImpersonationModes(t *testing.T) {
 	ben.signIn(srv.URL, "ben@example.org")
 	ben.openPage("requests")
 	ben.waitText("nothing waits for Ben", "#requests-to-answer", "Nothing to answer")
+	if stray := eval[bool](ben, "look for a stray null", `[...document.getElementById('content').childNodes].some((n) => n.nodeType === Node.TEXT_NODE && n.textContent.trim() === 'null')`); stray {
+		ben.t.Fatal("modes-ben: the Requests page shows the text null where a section is left out")
+	}
 	ben.checkPage("Ben's requests, empty")
 
 	sam := newPerson(t, "modes-sam")
@@ -117,7 +184,13 @@ func TestBrowserImpersonationModes(t *testing.T) {
 		sam.shot("request-waiting")
 		ben.waitText("Ben's console shows the request live", "#requests-to-answer", "Sam Support asks to act as you")
 		ben.shot("consent-prompt")
+		ben.requestsBadge("Ben's Requests link counts the request live", 1)
+		ben.do("open the menu", chromedp.Click(chromedp.ID("nav-toggle")), chromedp.WaitVisible(chromedp.CSS("#nav-requests .nav__count")))
+		ben.checkPage("Ben's menu counting the request")
+		ben.shot("requests-badge-phone")
+		ben.do("close the menu", chromedp.Click(chromedp.ID("nav-toggle")), chromedp.WaitNotVisible(chromedp.ID("nav-requests")))
 		ben.answerFirstRequest("approve", "Ben's consent prompt")
+		ben.requestsBadge("the count goes once Ben answers", 0)
 		sam.do("the session starts by itself once Ben allows it", chromedp.WaitVisible(chromedp.ID("impersonation-banner")))
 		sam.waitText("the banner names Ben", "#banner-who", "Ben Okafor")
 		t.Logf("consent: the agent clicks 3 times (menu, Impersonate, Start) and the user once (Allow); %.1f s from the request to the session here", time.Since(asked).Seconds())
@@ -147,16 +220,24 @@ func TestBrowserImpersonationModes(t *testing.T) {
 		api.mustLogin("admin@example.org")
 		mustModes(t, api, map[string]any{"scope": "project:" + mustDemoIDs(t, api).neuro, "mode": "approval", "approvals": 1})
 		maya := newPerson(t, "modes-maya")
+		maya.at(viewports[0])
 		maya.signIn(srv.URL, "manager@example.org")
+
+		maya.navOffersPages()
+		maya.requestsBadge("nothing waits for Maya", 0)
 
 		asked := time.Now()
 		sam.requestToActAsBen("Ben cannot see his project's bookings")
 		sam.waitText("the dialog waits for an approver", "#request-wait-status", "Waiting for approval: 0 of 1")
 		sam.checkPage("waiting for approval")
+		maya.requestsBadge("Maya's Requests link counts the request live", 1)
+		maya.checkPage("Maya's navigation counting the request")
+		maya.shot("requests-badge")
 		maya.openPage("requests")
 		maya.waitText("Maya sees the request and its reason", "#requests-to-answer", "Ben cannot see his project's bookings")
 		maya.shot("approval-inbox")
 		maya.answerFirstRequest("approve", "Maya's approval inbox")
+		maya.requestsBadge("the count goes once Maya answers", 0)
 		sam.do("the session starts by itself once approved", chromedp.WaitVisible(chromedp.ID("impersonation-banner")))
 		t.Logf("approval: the agent clicks 3 times and the approver twice (Requests, Approve); %.1f s from the request to the session here", time.Since(asked).Seconds())
 		sam.do("exit", chromedp.Click(chromedp.ID("impersonation-exit")), chromedp.WaitNotVisible(chromedp.ID("impersonation-banner")))

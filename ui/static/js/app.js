@@ -16,7 +16,7 @@ import { mountDirectory, mountUserPage } from './views/directory.js';
 import { mountBook, mountBookings, mountNotifications, mountProfile } from './views/facility.js';
 import { mountActivity } from './views/activity.js';
 import { mountSessionSummary } from './views/sessions.js';
-import { mountRequests } from './views/requests.js';
+import { mountRequests, showWaiting } from './views/requests.js';
 import { mountSettings } from './views/settings.js';
 
 const SESSION_ENDED_NOTICE = 'Your session ended. Sign in again.';
@@ -668,7 +668,8 @@ function renderNav() {
     nav.replaceChildren(...shown.map((route) => h('a', { class: 'nav__link', href: `#/${route.name}`, id: `nav-${route.name}` },
       iconFor(NAV_ICONS[route.name]),
       h('span', { class: 'nav__label' }, route.nav),
-      route.name === 'notifications' ? h('span', { class: 'nav__count', id: 'unread-count', hidden: true }) : null)));
+      route.name === 'notifications' ? h('span', { class: 'nav__count', id: 'unread-count', hidden: true }) : null,
+      route.name === 'requests' ? h('span', { class: 'nav__count', id: 'requests-count', hidden: true }) : null)));
   }
   for (const link of nav.querySelectorAll('.nav__link')) {
     if (link.id === `nav-${active}`) link.setAttribute('aria-current', 'page');
@@ -681,6 +682,8 @@ function renderNav() {
     count.hidden = unread === 0;
     count.replaceChildren(String(unread), h('span', { class: 'visually-hidden' }, ' unread'));
   }
+  // The Requests link counts the requests waiting for this person's answer.
+  showWaiting(ctx, nav.querySelector('#nav-requests'));
 }
 
 function iconFor(name) {

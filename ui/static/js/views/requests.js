@@ -26,7 +26,9 @@ export function mountRequests(ctx, root) {
   const mine = h('div', { id: 'requests-mine', class: 'stack' });
   const grant = h('div', { id: 'consent-grant' });
   const canGrant = !ctx.impersonation && ctx.permissions.grant_consent && ctx.permissions.grant_consent.allowed;
-  root.append(
+  // Element.append writes a null as the text "null": sections this
+  // person has no use for are left out.
+  root.append(...[
     h('header', { class: 'page-header' },
       h('p', { class: 'card__eyebrow' }, 'Support access'),
       h('h1', { class: 'page-header__title' }, 'Requests'),
@@ -40,35 +42,175 @@ export function mountRequests(ctx, root) {
       mine) : null,
     canGrant ? h('section', { class: 'card', 'aria-labelledby': 'consent-grant-title' },
       h('h2', { class: 'card__title', id: 'consent-grant-title' }, 'Access to your account'),
-      grant) : null);
+      grant) : null,
+  ].filter(Boolean));
 
   const me = ctx.user.id;
-  const load = async () => {
-    try {
-      const page = await ctx.api.get('/impersonations/requests');
-      if (stopped) return;
-      const items = page.items || [];
-      renderToAnswer(ctx, toAnswer, items.filter((r) => r.actor.id !== me && r.status === 'pending'), load);
-      renderMine(ctx, mine, items.filter((r) => r.actor.id === me), load);
-    } catch (err) {
-      if (!stopped) replace(toAnswer, errorBlock(err, load));
+  const requests = feedFor(ctx);
+  const load = () => requests.refresh();
+  // Drawn again only when what the server says changed, so a note being
+  // typed survives reads that bring nothing new.
+  let drawn = '';
+  const draw = () => {
+    if (stopped) return;
+    if (requests.error) {
+      drawn = '';
+      replace(toAnswer, errorBlock(requests.error, load));
+      return;
     }
+    const items = requests.items;
+    if (!items || JSON.stringify(items) === drawn) return;
+    drawn = JSON.stringify(items);
+    renderToAnswer(ctx, toAnswer, waitingFor(ctx, items), load);
+    renderMine(ctx, mine, items.filter((r) => r.actor.id === me), load);
   };
+  const offRequests = requests.on(draw);
+  draw(); // what the console knows already, while it asks again
   const loadGrant = canGrant ? () => renderGrant(ctx, grant, () => !stopped) : () => {};
   load();
   loadGrant();
   const ticker = setInterval(() => tickCountdowns(root), 1000);
   const off = ctx.notifications.on((change) => {
     const note = change.added;
-    if (!note) return;
-    if (/^request\./.test(note.type || '')) load();
-    if (note.type === 'impersonation.ended') loadGrant();
+    if (note && note.type === 'impersonation.ended') loadGrant();
   });
   return () => {
     stopped = true;
     clearInterval(ticker);
+    offRequests();
     off();
   };
+}
+
+/** The requests among items that wait for the viewer's answer: pending, and not their own. */
+function waitingFor(ctx, items) {
+  return items.filter((r) => r.actor.id !== ctx.user.id && r.status === 'pending');
+}
+
+/**
+ * The requests the signed-in person sees (GET /impersonations/requests),
+ * for the page and for the count on the navigation's Requests link. It is
+ * read again on each request notification (a request created, answered,
+ * withdrawn or expired), when a shown request's time runs out (an
+ * approver is not told when another answers or the time runs out), and
+ * when the tab comes back into view. One console (identity) has one; a
+ * new console's replaces the last, and one nothing shows any more stops.
+ */
+let feed = null;
+
+/** The feed of ctx's console, started if it is not yet. */
+function feedFor(ctx) {
+  if (feed && feed.ctx === ctx) return feed;
+  if (feed) feed.stop();
+  feed = createFeed(ctx);
+  return feed;
+}
+
+function createFeed(ctx) {
+  const listeners = new Set();
+  let asked = 0; // the number of the last read asked for
+  let held = 0; // the number of the read whose answer is held
+  let timer = null;
+  let stopped = false;
+  const f = {
+    ctx,
+    /** The last answer's requests: null before the first. */
+    items: null,
+    /** Why the last read failed, or null. */
+    error: null,
+    /** The Requests link the count is drawn on, or null. */
+    link: null,
+    on(fn) {
+      listeners.add(fn);
+      return () => listeners.delete(fn);
+    },
+    async refresh() {
+      if (stopped) return;
+      const n = ++asked;
+      let items = null;
+      let error = null;
+      try {
+        const page = await ctx.api.get('/impersonations/requests');
+        items = page.items || [];
+      } catch (err) {
+        error = err;
+      }
+      // An answer older than the one held says less than it.
+      if (stopped || n < held) return;
+      held = n;
+      if (items) f.items = items;
+      f.error = error;
+      schedule();
+      drawWaiting(f);
+      for (const fn of [...listeners]) fn(f);
+    },
+    stop() {
+      stopped = true;
+      clearTimeout(timer);
+      offNotes();
+      document.removeEventListener('visibilitychange', onVisible);
+      if (feed === f) feed = null;
+    },
+  };
+  /** Reads again unless nothing shows the requests any more. */
+  const again = () => {
+    if (!listeners.size && !(f.link && f.link.isConnected)) f.stop();
+    else f.refresh();
+  };
+  /** Reads again a second after the first pending request expires or approved one must start. */
+  const schedule = () => {
+    clearTimeout(timer);
+    const ends = (f.items || []).map((r) => Date.parse(r.status === 'approved' ? r.start_by : r.expires_at)).filter((t) => !Number.isNaN(t));
+    if (!ends.length) return;
+    const wait = Math.min(Math.max(0, Math.min(...ends) - Date.now()) + 1000, 10 * 60 * 1000);
+    timer = setTimeout(again, wait);
+  };
+  const onVisible = () => {
+    if (document.visibilityState === 'visible') again();
+  };
+  const offNotes = ctx.notifications.on((change) => {
+    const note = change && change.added;
+    if (note && /^request\./.test(note.type || '')) again();
+  });
+  document.addEventListener('visibilitychange', onVisible);
+  return f;
+}
+
+/**
+ * Shows on link (the navigation's Requests link) how many requests wait
+ * for the signed-in person's answer: a badge, hidden at 0, whose words
+ * for screen readers make the link's name "Requests, 2 waiting for your
+ * answer" (words inside the link, not an aria-label, so that the name
+ * keeps the text on screen, as speech input needs). The navigation
+ * calls it each time it is drawn; a null link (no Requests page for this
+ * console) shows nothing.
+ */
+export function showWaiting(ctx, link) {
+  if (!link) {
+    if (feed && feed.ctx !== ctx) feed.stop();
+    if (feed) feed.link = null;
+    return;
+  }
+  const fresh = !feed || feed.ctx !== ctx;
+  const f = feedFor(ctx);
+  f.link = link;
+  drawWaiting(f);
+  if (fresh) f.refresh();
+}
+
+/** Draws the count of the requests waiting on the feed's link. */
+function drawWaiting(f) {
+  const link = f.link;
+  const badge = link && link.querySelector('.nav__count');
+  if (!badge) return;
+  const n = f.items ? waitingFor(f.ctx, f.items).length : 0;
+  badge.hidden = n === 0;
+  badge.replaceChildren(
+    h('span', { class: 'visually-hidden' }, ', '),
+    n > 99 ? '99+' : String(n),
+    h('span', { class: 'visually-hidden' }, ' waiting for your answer'));
+  if (n) link.title = n === 1 ? '1 request waits for your answer' : `${n} requests wait for your answer`;
+  else link.removeAttribute('title');
 }
 
 /** Updates every countdown under root: "in 4:59", then "now". */
