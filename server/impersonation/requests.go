@@ -2,6 +2,10 @@ package impersonation
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -17,19 +21,34 @@ import (
 // one counts. An approved request is started by its actor, once, within
 // standin.StartWindow, on the request's own id, after every check of a
 // direct start is made again.
+//
+// Nothing of a request counts before its event is in the audit log: the
+// request itself (unseen and unanswerable until then), each approval
+// (counted towards the approvals needed only once audited) and the
+// outcome. What a call stored and could not audit is undone by the call;
+// what a crash, or an append in doubt, left unaudited is settled by
+// ExpireRequests from the log once decideGrace has passed: kept and
+// marked audited if its event is there, removed if not.
 
 // RequestStore keeps requests, their answers and consent grants.
 type RequestStore interface {
 	SettingsStore
+	// CreateRequest stores a request, unaudited.
 	CreateRequest(ctx context.Context, r *standin.AccessRequest) error
+	MarkRequestAudited(ctx context.Context, id string) error
 	// DeleteRequest removes a request whose audit event could not be
 	// written.
 	DeleteRequest(ctx context.Context, id string) error
 	RequestByID(ctx context.Context, id string) (*standin.AccessRequest, error)
-	// AddVote records an approval as the k-th of at most most; k is 0
-	// when its approver approved already (dup) or no place is left.
+	// AddVote records an approval, unaudited, as the k-th of at most
+	// most; k is 0 when its approver approved already (dup) or no place
+	// is left.
 	AddVote(ctx context.Context, id string, v standin.Vote, most int) (k int, dup bool, err error)
-	DropVote(ctx context.Context, id string, k int, userID string) error
+	// MarkVoteAudited makes vote v count; DropVote undoes it, so that
+	// its approver may approve again. Each acts on v only while its place
+	// still holds v.
+	MarkVoteAudited(ctx context.Context, id string, v standin.Vote) error
+	DropVote(ctx context.Context, id string, v standin.Vote) error
 	// SetOutcome decides the request: true for exactly one caller.
 	SetOutcome(ctx context.Context, id string, o standin.Outcome) (bool, error)
 	MarkOutcomeAudited(ctx context.Context, id string) error
@@ -52,10 +71,25 @@ type RequestStore interface {
 	AllUsers(ctx context.Context) ([]*standin.User, error)
 }
 
-// decideGrace is how long a request's own call has to audit the outcome
-// it decided before ExpireRequests treats the outcome as left behind by a
-// fault (see repairOutcome).
+// decideGrace is how long a call has to audit what it stored (a request,
+// a vote, an outcome, a settings version) before ExpireRequests treats it
+// as left behind by a fault and settles it by the log.
 const decideGrace = 2 * time.Minute
+
+// inDoubt reports whether an append failed in doubt: its event may be in
+// the log, so what it records is not undone but left for ExpireRequests
+// to settle by the log.
+func inDoubt(err error) bool { return errors.Is(err, standin.ErrInDoubt) }
+
+// newEventID returns an id, of the shape the audit log gives, for an
+// event that a repair must be able to find again: the record it audits
+// keeps it.
+func newEventID() string {
+	var b [12]byte
+	binary.BigEndian.PutUint32(b[:4], uint32(time.Now().Unix()))
+	_, _ = rand.Read(b[4:]) // crypto/rand.Read never fails
+	return hex.EncodeToString(b[:])
+}
 
 // request stores and audits a request to impersonate target, which needs
 // need, and tells those who may answer it.
@@ -74,11 +108,18 @@ func (s *Service) request(ctx context.Context, p *standin.Principal, target *sta
 	ev := s.requestEvent(standin.EventRequestCreated, p.Actor, r, o)
 	ev.Outcome, ev.Reason = string(r.Mode), r.Reason
 	if err := s.audit.Append(ctx, ev); err != nil {
-		// Unaudited, the request must not stand.
-		if derr := s.store.DeleteRequest(context.WithoutCancel(ctx), r.ID); derr != nil {
-			s.cfg.Logger.Error("an unaudited request could not be removed", "request", r.ID, "err", derr)
+		// Unaudited, the request must not stand (in doubt, the sweep
+		// settles it by the log).
+		if !inDoubt(err) {
+			if derr := s.store.DeleteRequest(context.WithoutCancel(ctx), r.ID); derr != nil {
+				s.cfg.Logger.Error("an unaudited request could not be removed", "request", r.ID, "err", derr)
+			}
 		}
 		return nil, err
+	}
+	r.Audited = true
+	if err := s.store.MarkRequestAudited(context.WithoutCancel(ctx), r.ID); err != nil {
+		s.cfg.Logger.Warn("a request stays unseen until the sweep finds its event", "request", r.ID, "err", err)
 	}
 	s.tellAnswerers(ctx, r, ev.Seq)
 	s.cfg.Logger.Info("impersonation requested", "request", r.ID, "mode", r.Mode, "actor", r.ActorID, "subject", r.SubjectID)
@@ -165,35 +206,56 @@ func (s *Service) answerable(ctx context.Context, p *standin.Principal, id, note
 	return r, note, nil
 }
 
-// Approve records who's approval of request id. The last approval the
-// request needs approves it, and its actor is told to start; an earlier
-// one is counted. EConflict when it was answered, expired or approved by
-// who already; EForbidden when who may not answer it (see mayAnswer).
+// Approve records who's approval of request id. An approval counts once
+// its event is in the audit log; the one whose event completes the
+// approvals the request needs approves it, and its actor is told to
+// start. An approval is never built on another whose event is still being
+// written, or never will be: when two are written at once, each counts
+// once written, and whichever call then sees them complete decides the
+// request (a unique insert: exactly one does, with its own event). The
+// sweep decides it when repairs complete them (see ExpireRequests).
+// EConflict when it was answered, expired or approved by who already, or
+// when enough approvals are being recorded; EForbidden when who may not
+// answer it (see mayAnswer).
 func (s *Service) Approve(ctx context.Context, p *standin.Principal, id, note string, o standin.Origin) (*standin.AccessRequest, error) {
 	r, note, err := s.answerable(ctx, p, id, note)
 	if err != nil {
 		return nil, err
 	}
-	now := s.cfg.Now().UTC()
-	need := max(r.Approvals, 1)
+	need := r.Needed()
 	by := standin.EventUser{ID: p.Actor.ID, Name: p.Actor.Name}
-	k, dup, err := s.store.AddVote(ctx, r.ID, standin.Vote{By: by, At: now, Note: note}, need)
+	v := standin.Vote{By: by, At: s.cfg.Now().UTC(), Note: note, EventID: newEventID()}
+	k, dup, err := s.store.AddVote(ctx, r.ID, v, need)
 	switch {
 	case err != nil:
 		return nil, err
 	case dup:
 		return nil, standin.Errorf(standin.EConflict, "You approved this request already; it needs another approver.")
 	case k == 0:
-		return nil, standin.Errorf(standin.EConflict, "This request has all the approvals it needs already.")
+		return nil, standin.Errorf(standin.EConflict, "This request has all the approvals it needs already, or they are being recorded; look again in a moment.")
 	}
+	v.K = k
 	undoVote := func() {
-		if err := s.store.DropVote(context.WithoutCancel(ctx), r.ID, k, by.ID); err != nil {
+		if err := s.store.DropVote(context.WithoutCancel(ctx), r.ID, v); err != nil {
 			s.cfg.Logger.Error("an approval could not be undone", "request", r.ID, "err", err)
 		}
 	}
-	final := k == need
+	// Only the approvals already audited are built on.
+	cur, err := s.store.RequestByID(ctx, r.ID)
+	if err != nil {
+		undoVote()
+		return nil, err
+	}
+	if cur.Outcome != nil {
+		undoVote()
+		return nil, standin.Errorf(standin.EConflict, "This request was %s meanwhile.", cur.Status(s.cfg.Now()))
+	}
+	counted := len(cur.Counted())
+	final := counted+1 >= need
 	if final {
-		won, err := s.store.SetOutcome(ctx, r.ID, standin.Outcome{Status: standin.RequestApproved, By: by, At: now, Note: note})
+		// This approval completes them: it decides the request, and its
+		// one event records both.
+		won, err := s.store.SetOutcome(ctx, r.ID, standin.Outcome{Status: standin.RequestApproved, By: by, At: v.At, Note: note})
 		if err != nil || !won {
 			undoVote()
 			if err != nil {
@@ -203,28 +265,84 @@ func (s *Service) Approve(ctx context.Context, p *standin.Principal, id, note st
 		}
 	}
 	ev := s.requestEvent(standin.EventRequestApproved, p.Actor, r, o)
-	ev.Outcome, ev.Reason = standin.RequestApproved, note
+	ev.ID, ev.Outcome, ev.Reason = v.EventID, standin.RequestApproved, note
 	if !final {
-		ev.Outcome = fmt.Sprintf("approval %d of %d", k, need)
+		ev.Outcome = fmt.Sprintf("approval %d of %d", counted+1, need)
 	}
 	if err := s.audit.Append(ctx, ev); err != nil {
-		if final {
-			s.undoOutcome(ctx, r.ID)
+		if !inDoubt(err) {
+			if final {
+				s.undoOutcome(ctx, r.ID)
+			}
+			undoVote()
 		}
-		undoVote()
 		return nil, err
 	}
+	if err := s.store.MarkVoteAudited(context.WithoutCancel(ctx), r.ID, v); err != nil {
+		s.cfg.Logger.Warn("an approval counts once the sweep finds its event", "request", r.ID, "err", err)
+	}
+	seq, decided := ev.Seq, final
 	if final {
 		// It stays on the pending list, approved, until it is started or
 		// its start window closes.
 		s.markAudited(ctx, r.ID)
+	} else {
+		// Approvals written at the same time did not count each other:
+		// the one that sees them complete decides.
+		cur, err := s.store.RequestByID(ctx, r.ID)
+		var won bool
+		var dseq int64
+		if err == nil {
+			won, dseq, err = s.approveCounted(ctx, cur, by, o)
+		}
+		switch {
+		case err != nil:
+			s.cfg.Logger.Warn("complete approvals are decided by the sweep", "request", r.ID, "err", err)
+		case won:
+			seq, decided = dseq, true
+		}
 	}
 	out, err := s.store.RequestByID(ctx, r.ID)
 	if err != nil {
 		return nil, err
 	}
-	s.tellActor(ctx, out, ev.Seq)
-	return out, nil
+	if decided || out.Outcome == nil {
+		// Whoever decided tells the actor; a count is told while it waits.
+		s.tellActor(ctx, out, seq)
+	}
+	return shown(out), nil
+}
+
+// approveCounted approves request r when it has no outcome and its
+// counted approvals reach those it needs, naming by (the approver whose
+// approval completed them) and auditing it with an event of its own. Of
+// the calls and sweeps that see them complete at once, exactly one
+// decides (a unique insert); won says it was this one, seq is its event.
+func (s *Service) approveCounted(ctx context.Context, r *standin.AccessRequest, by standin.EventUser, o standin.Origin) (won bool, seq int64, err error) {
+	n, need := len(r.Counted()), r.Needed()
+	if r.Outcome != nil || n < need {
+		return false, 0, nil
+	}
+	won, err = s.store.SetOutcome(ctx, r.ID, standin.Outcome{Status: standin.RequestApproved, By: by, At: s.cfg.Now().UTC()})
+	if err != nil || !won {
+		return false, 0, err
+	}
+	ev := s.requestEvent(standin.EventRequestApproved, &standin.User{ID: by.ID, Name: by.Name}, r, o)
+	ev.Outcome, ev.Reason = standin.RequestApproved, fmt.Sprintf("%d of %d approvals.", n, need)
+	if err := s.audit.Append(ctx, ev); err != nil {
+		if !inDoubt(err) {
+			s.undoOutcome(ctx, r.ID)
+		}
+		return false, 0, err
+	}
+	s.markAudited(ctx, r.ID)
+	return true, ev.Seq, nil
+}
+
+// shown is r as its readers see it: with the approvals that count.
+func shown(r *standin.AccessRequest) *standin.AccessRequest {
+	r.Votes = r.Counted()
+	return r
 }
 
 // Deny refuses request id on who's word: it is over, and its actor is
@@ -280,7 +398,9 @@ func (s *Service) decide(ctx context.Context, who *standin.User, r *standin.Acce
 	ev := s.requestEvent(typ, auditor, r, o)
 	ev.Outcome, ev.Reason = status, note
 	if err := s.audit.Append(ctx, ev); err != nil {
-		s.undoOutcome(ctx, r.ID)
+		if !inDoubt(err) {
+			s.undoOutcome(ctx, r.ID)
+		}
 		return nil, err
 	}
 	s.markAudited(ctx, r.ID)
@@ -294,7 +414,7 @@ func (s *Service) decide(ctx context.Context, who *standin.User, r *standin.Acce
 		// The target's prompt goes away: withdrawn or expired.
 		s.tellTarget(ctx, out, ev.Seq)
 	}
-	return out, nil
+	return shown(out), nil
 }
 
 // decidedMeanwhile is the error for an answer that lost to another.
@@ -339,15 +459,19 @@ func answerNote(note string) (string, error) {
 }
 
 // Request returns request id when who may see it: its actor, its target,
-// and those who may answer it. ENotFound otherwise, so that its existence
-// is not revealed.
+// and those who may answer it, once its event is in the log. ENotFound
+// otherwise, so that its existence is not revealed.
 func (s *Service) Request(ctx context.Context, who *standin.User, id string) (*standin.AccessRequest, error) {
 	r, _, err := s.lookup(ctx, who, id)
-	return r, err
+	if err != nil {
+		return nil, err
+	}
+	return shown(r), nil
 }
 
 // lookup loads request id for who, with why who may not answer it (nil
-// when they may): ENotFound unless who sees it (see sees).
+// when they may): ENotFound unless who sees it (see sees) and it is
+// audited.
 func (s *Service) lookup(ctx context.Context, who *standin.User, id string) (*standin.AccessRequest, error, error) {
 	hidden := standin.Errorf(standin.ENotFound, "There is no request with this id that you may see.")
 	if !standin.ValidID(id) {
@@ -359,6 +483,10 @@ func (s *Service) lookup(ctx context.Context, who *standin.User, id string) (*st
 	}
 	if err != nil {
 		return nil, nil, err
+	}
+	if !r.Audited {
+		// Its event is not in the log (yet): it is nobody's to see.
+		return nil, nil, hidden
 	}
 	answer := s.mayAnswer(ctx, who, r, nil)
 	if !sees(who, r, answer) {
@@ -384,15 +512,18 @@ func (s *Service) Requests(ctx context.Context, who *standin.User) ([]*standin.A
 	now := s.cfg.Now()
 	out := make([]*standin.AccessRequest, 0, len(all))
 	for _, r := range all {
+		if !r.Audited {
+			continue
+		}
 		switch r.Status(now) {
 		case standin.RequestPending:
 			if sees(who, r, s.mayAnswer(ctx, who, r, nil)) {
-				out = append(out, r)
+				out = append(out, shown(r))
 			}
 		case standin.RequestApproved:
 			// Approved and not yet started: its actor starts it.
 			if who.ID == r.ActorID && r.Outcome.Audited {
-				out = append(out, r)
+				out = append(out, shown(r))
 			}
 		}
 	}
@@ -469,42 +600,144 @@ func (s *Service) startApproved(ctx context.Context, p *standin.Principal, r *st
 
 // ExpireRequests expires the pending requests whose time ran out and
 // takes off the pending list those decided, started, or approved and not
-// started in time. An outcome its own call left unaudited (a crash or a
-// fault between the two) is settled by the log: kept if its event is
-// there, undone if not. The server runs it with the expiry sweep, on one
-// node at a time.
+// started in time. What a call stored and left unaudited (a crash, or an
+// append in doubt, between the two) is settled by the log once
+// decideGrace has passed: kept and marked audited if its event is there,
+// removed if not. So it settles requests, approvals (and then approves
+// the requests whose counted approvals are complete), outcomes, and the
+// versions of the settings (see ChangeSettings). The server runs it with
+// the expiry sweep, on one node at a time.
 func (s *Service) ExpireRequests(ctx context.Context) (int, error) {
 	all, err := s.store.PendingRequests(ctx)
 	if err != nil {
 		return 0, err
 	}
-	now, n := s.cfg.Now(), 0
+	n := 0
 	for _, r := range all {
-		o := r.Outcome
-		switch {
-		case r.Started:
-			err = s.store.SettleRequest(ctx, r.ID)
-		case o == nil && !now.Before(r.ExpiresAt):
-			if _, err = s.decide(ctx, nil, r, standin.RequestExpired, standin.EventRequestExpired, "", standin.Origin{}); err == nil {
-				n++
-			} else if standin.ErrorCode(err) == standin.EConflict {
-				err = nil
-			}
-		case o == nil:
-		case !o.Audited && now.Sub(o.At) > decideGrace:
-			err = s.repairOutcome(ctx, r)
-		case !o.Audited:
-			// Its own call is still auditing it.
-		case o.Status != standin.RequestApproved:
-			err = s.store.SettleRequest(ctx, r.ID)
-		case !now.Before(r.StartBy()):
-			err = s.expireUnused(ctx, r)
-		}
+		expired, err := s.sweep(ctx, r)
 		if err != nil {
-			return n, err
+			return n, errors.Join(err, s.settleSettings(ctx))
+		}
+		if expired {
+			n++
 		}
 	}
-	return n, nil
+	return n, s.settleSettings(ctx)
+}
+
+// sweep does for pending request r what ExpireRequests does; expired
+// says it expired r unanswered.
+func (s *Service) sweep(ctx context.Context, r *standin.AccessRequest) (expired bool, err error) {
+	now := s.cfg.Now()
+	late := func(at time.Time) bool { return now.Sub(at) > decideGrace }
+	switch {
+	case !r.Audited && late(r.CreatedAt):
+		return false, s.repairRequest(ctx, r)
+	case !r.Audited:
+		// Its own call is still auditing it.
+		return false, nil
+	case r.Started:
+		return false, s.store.SettleRequest(ctx, r.ID)
+	}
+	if err := s.repairVotes(ctx, r, late); err != nil {
+		return false, err
+	}
+	o := r.Outcome
+	switch {
+	case o == nil && len(r.Counted()) >= r.Needed():
+		// Its approvals are complete, and no call decided it: an
+		// approval audited by the repair, or a call that stopped first.
+		votes := r.Counted()
+		last := slices.MaxFunc(votes, func(a, b standin.Vote) int { return a.At.Compare(b.At) })
+		won, seq, err := s.approveCounted(ctx, r, last.By, standin.Origin{})
+		if err != nil || !won {
+			return false, err
+		}
+		out, err := s.store.RequestByID(ctx, r.ID)
+		if err != nil {
+			return false, err
+		}
+		s.tellActor(ctx, out, seq)
+	case o == nil && !now.Before(r.ExpiresAt):
+		_, err = s.decide(ctx, nil, r, standin.RequestExpired, standin.EventRequestExpired, "", standin.Origin{})
+		if err == nil {
+			return true, nil
+		}
+		if standin.ErrorCode(err) == standin.EConflict {
+			err = nil
+		}
+	case o == nil:
+	case !o.Audited && late(o.At):
+		err = s.repairOutcome(ctx, r)
+	case !o.Audited:
+		// Its own call is still auditing it.
+	case o.Status != standin.RequestApproved:
+		err = s.store.SettleRequest(ctx, r.ID)
+	case !now.Before(r.StartBy()):
+		err = s.expireUnused(ctx, r)
+	}
+	return false, err
+}
+
+// repairRequest settles request r, left unaudited: if the log holds its
+// request.created event, it is marked audited and those who may answer
+// it are told, as its own call would have; if not, it is removed, as if
+// never made.
+func (s *Service) repairRequest(ctx context.Context, r *standin.AccessRequest) error {
+	var created *standin.Event
+	found, err := s.written(ctx, standin.EventFilter{ImpersonationID: r.ID, Type: standin.EventRequestCreated}, func(e *standin.Event) bool {
+		created = e.Clone()
+		return true
+	})
+	if err != nil {
+		return err
+	}
+	if !found {
+		return s.store.DeleteRequest(ctx, r.ID)
+	}
+	if err := s.store.MarkRequestAudited(ctx, r.ID); err != nil {
+		return err
+	}
+	r.Audited = true
+	s.tellAnswerers(ctx, r, created.Seq)
+	return nil
+}
+
+// repairVotes settles r's approvals left unaudited past the grace (late
+// says which): one whose event the log holds is marked audited and
+// counts; one whose event it lacks is dropped, and its approver may
+// approve again. r.Votes is updated to match.
+func (s *Service) repairVotes(ctx context.Context, r *standin.AccessRequest, late func(time.Time) bool) error {
+	kept := make([]standin.Vote, 0, len(r.Votes))
+	for _, v := range r.Votes {
+		if v.Audited || !late(v.At) {
+			kept = append(kept, v)
+			continue
+		}
+		found, err := s.written(ctx, standin.EventFilter{ImpersonationID: r.ID, Type: standin.EventRequestApproved}, func(e *standin.Event) bool {
+			if v.EventID == "" {
+				// A vote stored before votes had their event's id.
+				return e.Actor.ID == v.By.ID
+			}
+			return e.ID == v.EventID
+		})
+		if err != nil {
+			return err
+		}
+		if !found {
+			if err := s.store.DropVote(ctx, r.ID, v); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := s.store.MarkVoteAudited(ctx, r.ID, v); err != nil {
+			return err
+		}
+		v.Audited = true
+		kept = append(kept, v)
+	}
+	r.Votes = kept
+	return nil
 }
 
 // expireUnused ends an approved request its actor did not start within
@@ -595,7 +828,7 @@ func (s *Service) tellActor(ctx context.Context, r *standin.AccessRequest, seq i
 			fmt.Sprintf("You may act as %s now (start within %d minutes).", r.SubjectName, int(standin.StartWindow/time.Minute)))
 	case standin.RequestPending:
 		s.notifyRequest(ctx, r.ActorID, r, seq, "Approval counted",
-			fmt.Sprintf("%d of %d approvals to act as %s.", len(r.Votes), r.Approvals, r.SubjectName))
+			fmt.Sprintf("%d of %d approvals to act as %s.", len(r.Counted()), r.Approvals, r.SubjectName))
 	case standin.RequestDenied:
 		body := fmt.Sprintf("%s refused your request to act as %s.", r.Outcome.By.Name, r.SubjectName)
 		if r.Outcome.Note != "" {

@@ -20,6 +20,11 @@ import (
 // approvers, or two starts racing on any number of nodes, exactly one
 // wins, on MongoDB and FerretDB alike, and each read is a lookup by _id,
 // which stays cheap on FerretDB however many requests were ever made.
+//
+// A request, a vote, an outcome and a settings version are each stored
+// first and marked audited once their event is in the audit log; the
+// flag is only ever set (an update that cannot make two winners), and
+// what never got its event is removed (see the impersonation package).
 const (
 	// colRequests holds every request as it was made, _id its id.
 	colRequests = "impersonation_requests"
@@ -27,14 +32,17 @@ const (
 	// answer, so that listing them reads a small collection.
 	colPending = "pending_requests"
 	// colRequestMarks holds the unique keys deciding a request's state:
-	// "<id>/voter/<user>" and "<id>/vote/<k>" for the k-th approval,
-	// "<id>/outcome" and "<id>/start".
+	// "<id>/voter/<user>" and "<id>/vote/<k>" for the k-th approval
+	// (audited once its event is written), "<id>/outcome" (audited
+	// likewise), "<id>/start" and "<id>/unused".
 	colRequestMarks = "request_marks"
 	// colGrants holds each user's consent grant, _id the user's id.
 	colGrants = "consent_grants"
 	// colSettings holds every version of the impersonation settings,
 	// _id "impersonation/<version>": a change is the insert of the next
-	// version, which two changes at once cannot both make.
+	// version, which two changes at once cannot both make. A version is
+	// in force once audited (versions stored before the flag existed
+	// have none, and count as audited).
 	colSettings = "settings"
 )
 
@@ -54,20 +62,25 @@ type requestDoc struct {
 	Approvals   int           `bson:"approvals,omitempty"`
 	CreatedAt   time.Time     `bson:"created_at"`
 	ExpiresAt   time.Time     `bson:"expires_at"`
+	// Audited is set once the request.created event is in the log; a
+	// request stored before the flag existed has none and counts as
+	// audited.
+	Audited *bool `bson:"audited,omitempty"`
 }
 
 func requestDocOf(r *standin.AccessRequest, id bson.ObjectID) requestDoc {
+	audited := r.Audited
 	return requestDoc{ID: id, ActorID: r.ActorID, ActorName: r.ActorName, ActorEmail: r.ActorEmail,
 		SubjectID: r.SubjectID, SubjectName: r.SubjectName, SubjectRole: string(r.SubjectRole), Projects: r.Projects,
 		Reason: r.Reason, Ticket: r.Ticket, Minutes: r.Minutes, Mode: string(r.Mode), Approvals: r.Approvals,
-		CreatedAt: r.CreatedAt.UTC(), ExpiresAt: r.ExpiresAt.UTC()}
+		CreatedAt: r.CreatedAt.UTC(), ExpiresAt: r.ExpiresAt.UTC(), Audited: &audited}
 }
 
 func (d *requestDoc) domain() *standin.AccessRequest {
 	return &standin.AccessRequest{ID: d.ID.Hex(), ActorID: d.ActorID, ActorName: d.ActorName, ActorEmail: d.ActorEmail,
 		SubjectID: d.SubjectID, SubjectName: d.SubjectName, SubjectRole: standin.Role(d.SubjectRole), Projects: d.Projects,
 		Reason: d.Reason, Ticket: d.Ticket, Minutes: d.Minutes, Mode: standin.Mode(d.Mode), Approvals: d.Approvals,
-		CreatedAt: d.CreatedAt.UTC(), ExpiresAt: d.ExpiresAt.UTC()}
+		CreatedAt: d.CreatedAt.UTC(), ExpiresAt: d.ExpiresAt.UTC(), Audited: d.Audited == nil || *d.Audited}
 }
 
 // markDoc is one decided piece of a request's state.
@@ -79,9 +92,14 @@ type markDoc struct {
 	Note    string    `bson:"note,omitempty"`
 	At      time.Time `bson:"at"`
 	Audited bool      `bson:"audited"`
+	// EventID is a vote's event (none on votes stored before votes were
+	// audited).
+	EventID string `bson:"event_id,omitempty"`
 }
 
-// CreateRequest stores a new pending request and sets r.ID.
+// CreateRequest stores a new pending request, audited as r.Audited says
+// (false until its event is written: see MarkRequestAudited), and sets
+// r.ID.
 func (db *DB) CreateRequest(ctx context.Context, r *standin.AccessRequest) error {
 	d := requestDocOf(r, bson.NewObjectID())
 	if _, err := db.db.Collection(colRequests).InsertOne(ctx, d); err != nil {
@@ -95,17 +113,33 @@ func (db *DB) CreateRequest(ctx context.Context, r *standin.AccessRequest) error
 	return nil
 }
 
+// MarkRequestAudited records that request id's request.created event is
+// in the audit log.
+func (db *DB) MarkRequestAudited(ctx context.Context, id string) error {
+	oid, err := objectID(id, "request")
+	if err != nil {
+		return err
+	}
+	set := bson.M{"$set": bson.M{"audited": true}}
+	if _, err := db.db.Collection(colRequests).UpdateOne(ctx, bson.M{"_id": oid}, set); err != nil {
+		return translate(err, "mark request audited")
+	}
+	_, err = db.db.Collection(colPending).UpdateOne(ctx, bson.M{"_id": oid}, set)
+	return translate(err, "mark request audited")
+}
+
 // DeleteRequest removes a request whose audit event could not be
-// written.
+// written. An audited request stays.
 func (db *DB) DeleteRequest(ctx context.Context, id string) error {
 	oid, err := objectID(id, "request")
 	if err != nil {
 		return err
 	}
-	if _, err := db.db.Collection(colPending).DeleteOne(ctx, bson.M{"_id": oid}); err != nil {
+	unaudited := bson.M{"_id": oid, "audited": false}
+	if _, err := db.db.Collection(colPending).DeleteOne(ctx, unaudited); err != nil {
 		return translate(err, "remove request")
 	}
-	_, err = db.db.Collection(colRequests).DeleteOne(ctx, bson.M{"_id": oid})
+	_, err = db.db.Collection(colRequests).DeleteOne(ctx, unaudited)
 	return translate(err, "remove request")
 }
 
@@ -129,24 +163,30 @@ func (db *DB) RequestByID(ctx context.Context, id string) (*standin.AccessReques
 }
 
 // readMarks adds a request's votes, outcome and start to r, each read by
-// its _id.
+// its _id. Every place is read: a vote undone leaves a gap that a later
+// one may fill.
 func (db *DB) readMarks(ctx context.Context, r *standin.AccessRequest) error {
-	for k := 1; k <= max(r.Approvals, 1); k++ {
-		m, err := db.mark(ctx, fmt.Sprintf("%s/vote/%d", r.ID, k))
-		if err != nil {
-			return err
-		}
-		if m == nil {
-			break
-		}
-		r.Votes = append(r.Votes, standin.Vote{By: standin.EventUser{ID: m.ByID, Name: m.ByName}, At: m.At.UTC(), Note: m.Note})
-	}
 	m, err := db.mark(ctx, r.ID+"/outcome")
 	if err != nil {
 		return err
 	}
 	if m != nil {
 		r.Outcome = &standin.Outcome{Status: m.Status, By: standin.EventUser{ID: m.ByID, Name: m.ByName}, At: m.At.UTC(), Note: m.Note, Audited: m.Audited}
+	}
+	for k := 1; k <= r.Needed(); k++ {
+		m, err := db.mark(ctx, voteKey(r.ID, k))
+		if err != nil {
+			return err
+		}
+		if m == nil {
+			continue
+		}
+		// A vote stored before votes were audited has no event id: it
+		// counted when its request was decided; while the request waits,
+		// the sweep settles it by the log like any other.
+		audited := m.Audited || m.EventID == "" && r.Outcome != nil
+		r.Votes = append(r.Votes, standin.Vote{By: standin.EventUser{ID: m.ByID, Name: m.ByName}, At: m.At.UTC(), Note: m.Note,
+			K: k, EventID: m.EventID, Audited: audited})
 	}
 	s, err := db.mark(ctx, r.ID+"/start")
 	if err != nil {
@@ -181,9 +221,11 @@ func (db *DB) dropMark(ctx context.Context, key string) error {
 	return translate(err, "undo request "+key)
 }
 
-// AddVote records v as an approval of request id, the k-th (k from 1 to
-// most). It returns k, or 0 when v's approver approved it already (dup
-// true) or all most places are taken.
+func voteKey(id string, k int) string { return fmt.Sprintf("%s/vote/%d", id, k) }
+
+// AddVote records v, unaudited, as an approval of request id, the k-th
+// (k from 1 to most). It returns k, or 0 when v's approver approved it
+// already (dup true) or all most places are taken.
 func (db *DB) AddVote(ctx context.Context, id string, v standin.Vote, most int) (k int, dup bool, err error) {
 	voter := id + "/voter/" + v.By.ID
 	ok, err := db.putMark(ctx, markDoc{ID: voter, ByID: v.By.ID, At: v.At})
@@ -191,7 +233,7 @@ func (db *DB) AddVote(ctx context.Context, id string, v standin.Vote, most int) 
 		return 0, !ok && err == nil, err
 	}
 	for k = 1; k <= most; k++ {
-		ok, err := db.putMark(ctx, markDoc{ID: fmt.Sprintf("%s/vote/%d", id, k), ByID: v.By.ID, ByName: v.By.Name, Note: v.Note, At: v.At})
+		ok, err := db.putMark(ctx, markDoc{ID: voteKey(id, k), ByID: v.By.ID, ByName: v.By.Name, Note: v.Note, At: v.At, EventID: v.EventID})
 		if err != nil {
 			_ = db.dropMark(context.WithoutCancel(ctx), voter)
 			return 0, false, err
@@ -203,12 +245,38 @@ func (db *DB) AddVote(ctx context.Context, id string, v standin.Vote, most int) 
 	return 0, false, db.dropMark(context.WithoutCancel(ctx), voter)
 }
 
-// DropVote undoes the k-th vote of request id, by userID.
-func (db *DB) DropVote(ctx context.Context, id string, k int, userID string) error {
-	if err := db.dropMark(ctx, fmt.Sprintf("%s/vote/%d", id, k)); err != nil {
-		return err
+// voteFilter selects vote v of request id while it is still v: a place
+// undone and taken again holds another vote, which is not v's to mark
+// or drop.
+func voteFilter(id string, v standin.Vote) bson.M {
+	f := bson.M{"_id": voteKey(id, v.K), "by_id": v.By.ID}
+	if v.EventID != "" {
+		f["event_id"] = v.EventID
 	}
-	return db.dropMark(ctx, id+"/voter/"+userID)
+	return f
+}
+
+// MarkVoteAudited records that vote v of request id is in the audit
+// log: from now on it counts.
+func (db *DB) MarkVoteAudited(ctx context.Context, id string, v standin.Vote) error {
+	_, err := db.db.Collection(colRequestMarks).UpdateOne(ctx, voteFilter(id, v), bson.M{"$set": bson.M{"audited": true}})
+	return translate(err, "mark request vote audited")
+}
+
+// DropVote undoes vote v of request id, whose event was not written, so
+// that its approver may approve again. An audited vote stays.
+func (db *DB) DropVote(ctx context.Context, id string, v standin.Vote) error {
+	f := voteFilter(id, v)
+	f["audited"] = false
+	res, err := db.db.Collection(colRequestMarks).DeleteOne(ctx, f)
+	if err != nil {
+		return translate(err, "undo request vote")
+	}
+	if res.DeletedCount == 0 {
+		// Not v any more: its approver's mark belongs to what holds it.
+		return nil
+	}
+	return db.dropMark(ctx, id+"/voter/"+v.By.ID)
 }
 
 // SetOutcome decides request id: true when this outcome is the one, false
@@ -345,6 +413,19 @@ type settingsDoc struct {
 	ChangedAt      time.Time     `bson:"changed_at"`
 	ChangedByID    string        `bson:"changed_by_id"`
 	ChangedByName  string        `bson:"changed_by_name"`
+	EventID        string        `bson:"event_id"`
+	// Audited is set once the version's event is in the log; a version
+	// stored before the flag existed has none and counts as audited.
+	Audited *bool `bson:"audited,omitempty"`
+}
+
+func (d *settingsDoc) domain() *standin.ImpersonationSettings {
+	s := &standin.ImpersonationSettings{Version: d.Version, RequestMinutes: d.RequestMinutes, GraceSeconds: d.GraceSeconds, Unmasked: d.Unmasked,
+		ChangedAt: d.ChangedAt.UTC(), ChangedBy: standin.EventUser{ID: d.ChangedByID, Name: d.ChangedByName}, EventID: d.EventID}
+	for _, r := range d.Rules {
+		s.Rules = append(s.Rules, standin.ModeRule{Scope: r.Scope, Mode: standin.Mode(r.Mode), Approvals: r.Approvals})
+	}
+	return s
 }
 
 type modeRuleDoc struct {
@@ -357,11 +438,18 @@ const settingsPrefix = "impersonation/"
 
 func settingsID(version int64) string { return fmt.Sprintf("%s%012d", settingsPrefix, version) }
 
-// ImpersonationSettings returns the newest version of the impersonation
-// settings, or the defaults (version 0) when they were never changed.
+// settingsVersions selects every version of the impersonation settings.
+func settingsVersions() bson.M {
+	return bson.M{"$gte": settingsPrefix, "$lt": strings.TrimSuffix(settingsPrefix, "/") + "0"}
+}
+
+// ImpersonationSettings returns the newest audited version of the
+// impersonation settings, or the defaults (version 0) when they were
+// never changed. A version whose event is not (yet) in the audit log is
+// not in force.
 func (db *DB) ImpersonationSettings(ctx context.Context) (*standin.ImpersonationSettings, error) {
 	var d settingsDoc
-	err := db.db.Collection(colSettings).FindOne(ctx, bson.M{"_id": bson.M{"$gte": settingsPrefix, "$lt": strings.TrimSuffix(settingsPrefix, "/") + "0"}},
+	err := db.db.Collection(colSettings).FindOne(ctx, bson.M{"_id": settingsVersions(), "audited": bson.M{"$ne": false}},
 		options.FindOne().SetSort(bson.D{{Key: "_id", Value: -1}})).Decode(&d)
 	switch {
 	case errors.Is(err, mongo.ErrNoDocuments):
@@ -369,35 +457,65 @@ func (db *DB) ImpersonationSettings(ctx context.Context) (*standin.Impersonation
 	case err != nil:
 		return nil, translate(err, "read impersonation settings")
 	}
-	s := &standin.ImpersonationSettings{Version: d.Version, RequestMinutes: d.RequestMinutes, GraceSeconds: d.GraceSeconds, Unmasked: d.Unmasked,
-		ChangedAt: d.ChangedAt.UTC(), ChangedBy: standin.EventUser{ID: d.ChangedByID, Name: d.ChangedByName}}
-	for _, r := range d.Rules {
-		s.Rules = append(s.Rules, standin.ModeRule{Scope: r.Scope, Mode: standin.Mode(r.Mode), Approvals: r.Approvals})
-	}
-	return s, nil
+	return d.domain(), nil
 }
 
-// SaveImpersonationSettings stores s as the next version after
-// s.Version-1.
+// UnauditedSettings lists the versions of the impersonation settings not
+// yet marked audited, oldest first.
+func (db *DB) UnauditedSettings(ctx context.Context) ([]*standin.ImpersonationSettings, error) {
+	cur, err := db.db.Collection(colSettings).Find(ctx, bson.M{"_id": settingsVersions(), "audited": false},
+		options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}))
+	if err != nil {
+		return nil, translate(err, "list unaudited impersonation settings")
+	}
+	var docs []settingsDoc
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, translate(err, "list unaudited impersonation settings")
+	}
+	out := make([]*standin.ImpersonationSettings, 0, len(docs))
+	for i := range docs {
+		out = append(out, docs[i].domain())
+	}
+	return out, nil
+}
+
+// SaveImpersonationSettings stores s, unaudited (see
+// MarkSettingsAudited), as the next version after s.Version-1.
 //
 // Errors: EConflict when that version exists: someone else changed the
-// settings since s's author read them.
+// settings since s's author read them, or is changing them.
 func (db *DB) SaveImpersonationSettings(ctx context.Context, s *standin.ImpersonationSettings) error {
+	audited := false
 	d := settingsDoc{ID: settingsID(s.Version), Version: s.Version, Rules: []modeRuleDoc{}, RequestMinutes: s.RequestMinutes,
-		GraceSeconds: s.GraceSeconds, Unmasked: s.Unmasked, ChangedAt: s.ChangedAt.UTC(), ChangedByID: s.ChangedBy.ID, ChangedByName: s.ChangedBy.Name}
+		GraceSeconds: s.GraceSeconds, Unmasked: s.Unmasked, ChangedAt: s.ChangedAt.UTC(), ChangedByID: s.ChangedBy.ID, ChangedByName: s.ChangedBy.Name,
+		EventID: s.EventID, Audited: &audited}
 	for _, r := range s.Rules {
 		d.Rules = append(d.Rules, modeRuleDoc{Scope: r.Scope, Mode: string(r.Mode), Approvals: r.Approvals})
 	}
 	_, err := db.db.Collection(colSettings).InsertOne(ctx, d)
 	if mongo.IsDuplicateKeyError(err) {
-		return standin.Errorf(standin.EConflict, "Someone changed the impersonation settings meanwhile; load them again and redo the change.")
+		return standin.Errorf(standin.EConflict, "Someone changed the impersonation settings meanwhile, or is changing them; load them again in a moment and redo the change.")
 	}
 	return translate(err, "save impersonation settings")
 }
 
-// RemoveImpersonationSettings removes a version whose audit event could
-// not be written.
-func (db *DB) RemoveImpersonationSettings(ctx context.Context, version int64) error {
-	_, err := db.db.Collection(colSettings).DeleteOne(ctx, bson.M{"_id": settingsID(version)})
+// MarkSettingsAudited puts version s.Version of the impersonation
+// settings in force, its event being in the audit log.
+func (db *DB) MarkSettingsAudited(ctx context.Context, s *standin.ImpersonationSettings) error {
+	_, err := db.db.Collection(colSettings).UpdateOne(ctx, settingsFilter(s), bson.M{"$set": bson.M{"audited": true}})
+	return translate(err, "mark impersonation settings audited")
+}
+
+// RemoveImpersonationSettings removes version s.Version, unaudited, whose
+// audit event was not written, so that the next change may take its
+// number.
+func (db *DB) RemoveImpersonationSettings(ctx context.Context, s *standin.ImpersonationSettings) error {
+	_, err := db.db.Collection(colSettings).DeleteOne(ctx, settingsFilter(s))
 	return translate(err, "undo impersonation settings")
+}
+
+// settingsFilter selects version s while it is still s, unaudited: once
+// removed, its number may hold another change.
+func settingsFilter(s *standin.ImpersonationSettings) bson.M {
+	return bson.M{"_id": settingsID(s.Version), "event_id": s.EventID, "audited": false}
 }

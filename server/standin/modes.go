@@ -82,6 +82,10 @@ type ImpersonationSettings struct {
 	Unmasked  []string
 	ChangedAt time.Time
 	ChangedBy EventUser
+	// EventID is the id of the settings.changed event that records this
+	// version. A version is in force only once that event is in the
+	// audit log (see impersonation.Service.ChangeSettings).
+	EventID string
 }
 
 // Masked reports whether field is masked to everyone but the user.

@@ -42,9 +42,14 @@ type AccessRequest struct {
 	Approvals   int // approvers needed (ModeApproval)
 	CreatedAt   time.Time
 	ExpiresAt   time.Time // unanswered by then, it expires
-	Votes       []Vote    // approvals given so far, in order
-	Outcome     *Outcome  // nil while pending
-	Started     bool      // the impersonation started from it
+	// Votes are the approvals given so far, in the order of their
+	// places; only those Audited count (see Counted).
+	Votes   []Vote
+	Outcome *Outcome // nil while pending
+	Started bool     // the impersonation started from it
+	// Audited is true once the request.created event is in the audit
+	// log: until then the request is nobody's to see or answer.
+	Audited bool
 }
 
 // Vote is one approval of a request.
@@ -52,6 +57,14 @@ type Vote struct {
 	By   EventUser
 	At   time.Time
 	Note string
+	// K is the vote's place among the request's approvals, from 1.
+	K int
+	// EventID is the id of the request.approved event that records the
+	// vote (empty for votes stored before votes were audited).
+	EventID string
+	// Audited is true once that event is in the audit log: only then
+	// does the vote count towards the approvals the request needs.
+	Audited bool
 }
 
 // Outcome is how a request was decided: approved, denied, expired or
@@ -95,6 +108,22 @@ func (r *AccessRequest) StartBy() time.Time {
 func (r *AccessRequest) VotedBy(userID string) bool {
 	return slices.ContainsFunc(r.Votes, func(v Vote) bool { return v.By.ID == userID })
 }
+
+// Counted returns the votes that count: those whose event is in the
+// audit log.
+func (r *AccessRequest) Counted() []Vote {
+	out := make([]Vote, 0, len(r.Votes))
+	for _, v := range r.Votes {
+		if v.Audited {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// Needed is how many counted votes approve r: its Approvals, at least
+// one (a consent request's one answer is its target's vote).
+func (r *AccessRequest) Needed() int { return max(r.Approvals, 1) }
 
 // Clone returns a deep copy of r.
 func (r *AccessRequest) Clone() *AccessRequest {
