@@ -80,10 +80,11 @@ func (n *node) buildSessions() {
 		},
 	})
 	n.imps = impersonation.New(n.auth, n.sessions, n.rbac, n.events, impersonation.Config{
-		Now:      n.cfg.Clock,
-		Location: n.cfg.Location,
-		Logger:   n.log.With("component", "impersonation"),
-		OnNotify: n.feed.Notified,
+		Now:        n.cfg.Clock,
+		Location:   n.cfg.Location,
+		Logger:     n.log.With("component", "impersonation"),
+		OnNotify:   n.feed.Notified,
+		Moderation: n.presence,
 		OnStarted: func(imp *standin.Impersonation, oldSession string) {
 			n.presence.Hold(imp)
 			n.feed.ImpersonationStarted(imp, oldSession)

@@ -61,7 +61,7 @@ func TestModesOverHTTP(t *testing.T) {
 		for _, bad := range []map[string]any{
 			{"version": 1, "rules": []any{map[string]any{"scope": "role:user", "mode": "ask"}}},
 			{"version": 1, "rules": []any{map[string]any{"scope": "project:nope", "mode": "consent"}}},
-			{"version": 1, "rules": []any{map[string]any{"scope": "role:user", "mode": "moderated"}}},
+			{"version": 1, "rules": []any{map[string]any{"scope": "role:user", "mode": "moderated", "approvals": 2}}},
 			{"version": 1, "rules": []any{}, "request_minutes": -1},
 			{"version": 1},
 		} {

@@ -24,6 +24,8 @@ const (
 	signalLeave          = signalPresencePrefix + "leave"
 	signalHold           = signalPresencePrefix + "hold"
 	signalRelease        = signalPresencePrefix + "release"
+	signalWatch          = signalPresencePrefix + "watch"
+	signalUnwatch        = signalPresencePrefix + "unwatch"
 )
 
 // presenceRelay sends presence changes to every node and applies those
@@ -59,6 +61,44 @@ func (r *presenceRelay) Hold(imp *standin.Impersonation) { r.signal(signalHold, 
 // Release records, on every node, that impersonation id ended.
 func (r *presenceRelay) Release(id string) { r.signal(signalRelease, id) }
 
+// watchSignal is a moderator's page View watching the moderated session
+// Impersonation (signalWatch, sent again to renew it), or closed
+// (signalUnwatch).
+type watchSignal struct {
+	Impersonation string          `json:"impersonation"`
+	View          string          `json:"view"`
+	Moderator     presence.Person `json:"moderator"`
+}
+
+// Watch records, on every node, that moderator watches the session
+// impersonationID on page viewID.
+func (r *presenceRelay) Watch(impersonationID, viewID string, moderator *standin.User) {
+	r.signal(signalWatch, watchSignal{Impersonation: impersonationID, View: viewID,
+		Moderator: presence.Person{ID: moderator.ID, Name: moderator.Name}})
+}
+
+// Unwatch records, on every node, that the page viewID of moderatorID
+// stopped watching the session impersonationID.
+func (r *presenceRelay) Unwatch(impersonationID, moderatorID, viewID string) {
+	r.signal(signalUnwatch, watchSignal{Impersonation: impersonationID, View: viewID, Moderator: presence.Person{ID: moderatorID}})
+}
+
+// Watches reports whether this node knows of the watch of moderatorID's
+// page viewID on impersonationID.
+func (r *presenceRelay) Watches(impersonationID, moderatorID, viewID string) bool {
+	return r.t.Watches(impersonationID, moderatorID, viewID)
+}
+
+// Watching lists who watches the session impersonationID, as this node
+// knows it.
+func (r *presenceRelay) Watching(impersonationID string) []standin.EventUser {
+	var out []standin.EventUser
+	for _, m := range r.t.Moderators(impersonationID) {
+		out = append(out, standin.EventUser{ID: m.ID, Name: m.Name})
+	}
+	return out
+}
+
 func (r *presenceRelay) signal(kind string, v any) {
 	data, err := json.Marshal(v)
 	if err != nil {
@@ -90,6 +130,15 @@ func (r *presenceRelay) apply(kind string, data []byte) {
 		var h presence.Hold
 		if err = json.Unmarshal(data, &h); err == nil {
 			r.t.Hold(h)
+		}
+	case signalWatch, signalUnwatch:
+		var w watchSignal
+		if err = json.Unmarshal(data, &w); err == nil {
+			if kind == signalWatch {
+				r.t.Watch(w.Impersonation, w.View, w.Moderator)
+			} else {
+				r.t.Unwatch(w.Impersonation, w.Moderator.ID, w.View)
+			}
 		}
 	case signalRelease:
 		var id string

@@ -109,7 +109,18 @@ func (n *node) runJobs(ctx context.Context, wg *sync.WaitGroup) {
 		})
 	})
 	wg.Go(func() {
-		every(ctx, presence.DefaultTTL/6, func(context.Context) { n.tracker.Sweep() })
+		// Moderated sessions pause, resume and end by their moderators'
+		// watches, as one node sees them.
+		leases.Every(ctx, "moderate-sessions", time.Second, expireTerm, func(ctx context.Context) {
+			if _, err := n.imps.Moderate(ctx); err != nil && ctx.Err() == nil {
+				log.Warn("moderating sessions", "err", err)
+			}
+		})
+	})
+	wg.Go(func() {
+		// Often enough for a moderator's lapsed watch to pause its
+		// session soon after presence.DefaultWatchTTL.
+		every(ctx, presence.DefaultWatchTTL/5, func(context.Context) { n.tracker.Sweep() })
 	})
 	wg.Go(func() {
 		// Booking writes a database failure stopped midway are finished.

@@ -18,7 +18,7 @@ type permission struct {
 // it follows the policies in force rather than guessing from role names.
 // An error means a decision could not be made.
 func (d *Decider) Permissions(ctx context.Context, p *standin.Principal) (standin.Permissions, error) {
-	out := standin.Permissions{Activity: standin.ScopeNone, Revoke: standin.ScopeNone, Approve: standin.ScopeNone}
+	out := standin.Permissions{Activity: standin.ScopeNone, Revoke: standin.ScopeNone, Approve: standin.ScopeNone, Moderate: standin.ScopeNone}
 	if p == nil || p.Subject == nil {
 		return out, nil
 	}
@@ -62,6 +62,11 @@ func (d *Decider) Permissions(ctx context.Context, p *standin.Principal) (standi
 			return standin.Permissions{}, err
 		}
 		out.Approve = standin.ScopeName(approve)
+		moderate, err := d.Scope(ctx, p, standin.ActModerate, standin.KindImpersonation, p.Subject.ProjectIDs())
+		if err != nil {
+			return standin.Permissions{}, err
+		}
+		out.Moderate = standin.ScopeName(moderate)
 	}
 	return out, nil
 }

@@ -43,6 +43,7 @@ func DefaultPolicies() []standin.Policy {
 		g(roleAdmin, standin.KindActivity, standin.ActList),
 		g(roleProjectLead, standin.KindActivity, standin.ActList),
 		modesPolicies(),
+		moderationPolicies(),
 	)
 }
 
@@ -67,6 +68,15 @@ func modesPolicies() []standin.Policy {
 	)
 }
 
+// moderationPolicies are the rights moderated sessions added: admins and
+// project leads watch them.
+func moderationPolicies() []standin.Policy {
+	return slices.Concat(
+		grant(roleAdmin, standin.KindImpersonation, standin.ActModerate),
+		grant(roleProjectLead, standin.KindImpersonation, standin.ActModerate),
+	)
+}
+
 // PolicySet is a named set of default policies.
 type PolicySet struct {
 	Name     string
@@ -77,5 +87,8 @@ type PolicySet struct {
 // first installations: an installation seeded before a set existed gets
 // it once, at its first start that knows it.
 func PolicyAdditions() []PolicySet {
-	return []PolicySet{{Name: "impersonation-modes", Policies: modesPolicies()}}
+	return []PolicySet{
+		{Name: "impersonation-modes", Policies: modesPolicies()},
+		{Name: "impersonation-moderation", Policies: moderationPolicies()},
+	}
 }

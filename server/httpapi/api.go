@@ -121,6 +121,14 @@ type Impersonations interface {
 	ChangeSettings(ctx context.Context, p *standin.Principal, next *standin.ImpersonationSettings, projects []string, o standin.Origin) (*standin.ImpersonationSettings, error)
 	// Reveal shows one masked personal data field for a reason, audited.
 	Reveal(ctx context.Context, p *standin.Principal, userID, field, reason string, o standin.Origin) (string, error)
+
+	// Moderated sessions: whether one refuses its actor now, how it
+	// stands, and a moderator's watch of it.
+	Paused(imp *standin.Impersonation) bool
+	PausedError(ctx context.Context, imp *standin.Impersonation) error
+	Moderation(ctx context.Context, imp *standin.Impersonation) (*impersonation.ModerationView, error)
+	WatchSession(ctx context.Context, p *standin.Principal, id, viewID string) (*standin.Impersonation, error)
+	UnwatchSession(ctx context.Context, p *standin.Principal, id, viewID string)
 }
 
 // Audit is the append-only audit log (package audit).
@@ -265,6 +273,9 @@ type rule struct {
 	// the sessions in force that its banners show):
 	// authorized as any other, never an audit event (PRODUCT §5).
 	bookkeeping bool
+	// whilePaused marks a route a paused moderated session still
+	// answers its actor: leaving it, and reading it.
+	whilePaused bool
 }
 
 // selfAudited is the rule of a signedIn route that audits itself.
@@ -285,6 +296,10 @@ func (r rule) recordsItself() rule { r.records = true; return r }
 
 // bookkeepingOnly marks a rule as the console's own bookkeeping.
 func (r rule) bookkeepingOnly() rule { r.bookkeeping = true; return r }
+
+// evenWhilePaused marks a rule as answered while the caller's moderated
+// session is paused.
+func (r rule) evenWhilePaused() rule { r.whilePaused = true; return r }
 
 // The rules of the profile's forms, which GET /permissions also answers
 // so that the console shows a form it refuses as refused before anyone
@@ -318,7 +333,7 @@ func (a *API) routes() []route {
 		{fiber.MethodGet, "/ws", socket, rule{}, a.websocket},
 		{fiber.MethodGet, v1 + "/about", public, rule{}, a.about},
 		{fiber.MethodPost, v1 + "/auth/login", public, rule{}, a.login},
-		{fiber.MethodPost, v1 + "/auth/logout", signedIn, selfAudited, a.logout},
+		{fiber.MethodPost, v1 + "/auth/logout", signedIn, selfAudited.evenWhilePaused(), a.logout},
 		{fiber.MethodGet, v1 + "/session", signedIn, bookkeeping, a.session},
 		{fiber.MethodGet, v1 + "/permissions", signedIn, bookkeeping, a.permissions},
 
@@ -364,14 +379,18 @@ func (a *API) routes() []route {
 		{fiber.MethodDelete, v1 + "/consent", signedIn, rule{}, a.withdrawConsent},
 		{fiber.MethodGet, v1 + "/settings/impersonation", authorized, can(standin.ActRead, standin.KindSettings, nil), a.getSettings},
 		{fiber.MethodPut, v1 + "/settings/impersonation", authorized, can(standin.ActUpdate, standin.KindSettings, nil).recordsItself(), a.changeSettings},
-		{fiber.MethodDelete, v1 + "/impersonations/current", signedIn, selfAudited, a.stopImpersonation},
+		{fiber.MethodDelete, v1 + "/impersonations/current", signedIn, selfAudited.evenWhilePaused(), a.stopImpersonation},
 		// The sessions in force that the caller may see; for the user a
 		// session is about, their console's banner: bookkeeping.
 		{fiber.MethodGet, v1 + "/impersonations", signedIn, bookkeeping, a.listImpersonations},
-		{fiber.MethodGet, v1 + "/impersonations/:id", signedIn, rule{}, a.getImpersonation},
+		{fiber.MethodGet, v1 + "/impersonations/:id", signedIn, rule{}.evenWhilePaused(), a.getImpersonation},
+		// A moderator's page watches a moderated session while its live
+		// connection is open: the session runs only meanwhile.
+		{fiber.MethodPut, v1 + "/impersonations/:id/moderator", signedIn, bookkeeping, a.watchSession},
+		{fiber.MethodDelete, v1 + "/impersonations/:id/moderator/:view", signedIn, bookkeeping, a.unwatchSession},
 		// What was done in the user's name: for the user and for staff who
 		// may see the session, without addresses or user agents.
-		{fiber.MethodGet, v1 + "/impersonations/:id/summary", signedIn, rule{}, a.impersonationSummary},
+		{fiber.MethodGet, v1 + "/impersonations/:id/summary", signedIn, rule{}.evenWhilePaused(), a.impersonationSummary},
 		{fiber.MethodPost, v1 + "/impersonations/:id/revoke", signedIn, rule{}, a.revokeImpersonation},
 		// A masked field shown for a reason: the service audits the reveal,
 		// and a refusal while impersonating.
@@ -471,6 +490,9 @@ func (a *API) mount(app *fiber.App, routes []route) error {
 			chain = []fiber.Handler{a.checkOrigin}
 		case signedIn:
 			chain = []fiber.Handler{a.authenticate, a.checkOrigin, a.checkCSRF}
+			if !r.rule.bookkeeping && !r.rule.whilePaused {
+				chain = append(chain, a.refuseWhilePaused(r.method+" "+r.path))
+			}
 			if !r.rule.auditsItself && !r.rule.bookkeeping {
 				chain = append(chain, a.auditImpersonated)
 			}
@@ -484,7 +506,11 @@ func (a *API) mount(app *fiber.App, routes []route) error {
 			if r.method != fiber.MethodGet && !r.rule.records && !r.rule.bookkeeping && !r.rule.sensitive {
 				return fmt.Errorf("httpapi: route %s %s changes something but its workflow does not record it", r.method, r.path)
 			}
-			chain = []fiber.Handler{a.authenticate, a.checkOrigin, a.checkCSRF, a.authorize(r.rule)}
+			chain = []fiber.Handler{a.authenticate, a.checkOrigin, a.checkCSRF}
+			if !r.rule.bookkeeping {
+				chain = append(chain, a.refuseWhilePaused(r.rule.kind+"."+r.rule.action))
+			}
+			chain = append(chain, a.authorize(r.rule))
 		default:
 			return fmt.Errorf("httpapi: route %s %s declares no access rule", r.method, r.path)
 		}

@@ -84,7 +84,14 @@ func (a *API) logout(c *fiber.Ctx) error {
 }
 
 func (a *API) session(c *fiber.Ctx) error {
-	return c.JSON(toSessionJSON(principal(c)))
+	p := principal(c)
+	s := toSessionJSON(p)
+	if s.Impersonation != nil {
+		if err := a.withModeration(c, p.Impersonation, s.Impersonation); err != nil {
+			return err
+		}
+	}
+	return c.JSON(s)
 }
 
 // authenticate resolves the session cookie into the request's principal.

@@ -72,6 +72,27 @@ func (a *API) decide(c *fiber.Ctx, r rule, p *standin.Principal, kind, project s
 	return dec, nil
 }
 
+// refuseWhilePaused refuses every request of an actor whose moderated
+// session nobody watches (423, session_paused), audited as a denial of
+// action like any refusal while impersonating.
+func (a *API) refuseWhilePaused(action string) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		p := principal(c)
+		if p.Impersonation == nil || !a.cfg.Impersonations.Paused(p.Impersonation) {
+			return c.Next()
+		}
+		refusal := a.cfg.Impersonations.PausedError(c.UserContext(), p.Impersonation)
+		reason := refusal.Error()
+		if e, ok := errors.AsType[*standin.Error](refusal); ok {
+			reason = e.Message + " " + e.Reason
+		}
+		if err := a.audit(c, a.event(c, standin.EventActionDenied, p, action, c.Method()+" "+c.Path(), "", "denied", reason)); err != nil {
+			return err
+		}
+		return refusal
+	}
+}
+
 // auditImpersonated audits, while impersonating, a signedIn route that has
 // no rule of its own, by its outcome (see recordOutcome).
 func (a *API) auditImpersonated(c *fiber.Ctx) error {

@@ -19,6 +19,7 @@ var statusOf = map[string]int{
 	standin.ECSRF:            http.StatusForbidden,
 	standin.ENotFound:        http.StatusNotFound,
 	standin.EConflict:        http.StatusConflict,
+	standin.EPaused:          http.StatusLocked,
 	standin.ETooManyRequests: http.StatusTooManyRequests,
 	standin.ETooLarge:        http.StatusRequestEntityTooLarge,
 	standin.EMediaType:       http.StatusUnsupportedMediaType,

@@ -28,6 +28,37 @@ type impersonationJSON struct {
 	EndedByName  string `json:"ended_by_name,omitempty"`
 	EndedByEmail string `json:"ended_by_email,omitempty"`
 	EndedWords   string `json:"ended_words,omitempty"`
+	// Moderated sessions run only while a moderator watches them;
+	// Moderation says how one in force stands.
+	Moderated  bool            `json:"moderated,omitempty"`
+	Moderation *moderationJSON `json:"moderation,omitempty"`
+}
+
+// moderationJSON is how a moderated session in force stands: paused
+// while nobody watches it (ending at ends_at if none comes), and who
+// watches it.
+type moderationJSON struct {
+	Paused     bool             `json:"paused"`
+	Moderators []audit.UserJSON `json:"moderators"`
+	EndsAt     string           `json:"ends_at,omitempty"`
+}
+
+// withModeration adds to j how the moderated session imp stands, when it
+// is in force.
+func (a *API) withModeration(c *fiber.Ctx, imp *standin.Impersonation, j *impersonationJSON) error {
+	if !imp.Moderated || !imp.EndedAt.IsZero() {
+		return nil
+	}
+	v, err := a.cfg.Impersonations.Moderation(c.UserContext(), imp)
+	if err != nil || v == nil {
+		return err
+	}
+	m := &moderationJSON{Paused: v.Paused, Moderators: []audit.UserJSON{}, EndsAt: standin.FormatTime(v.EndsAt)}
+	for _, u := range v.Moderators {
+		m.Moderators = append(m.Moderators, audit.UserJSON{ID: u.ID, Name: u.Name})
+	}
+	j.Moderation = m
+	return nil
 }
 
 func toImpersonationJSON(i *standin.Impersonation) impersonationJSON {
@@ -35,7 +66,7 @@ func toImpersonationJSON(i *standin.Impersonation) impersonationJSON {
 		ID: i.ID, Actor: audit.UserJSON{ID: i.ActorID, Name: i.ActorName}, Subject: audit.UserJSON{ID: i.SubjectID, Name: i.SubjectName},
 		Reason: i.Reason, Ticket: i.Ticket, StartedAt: standin.FormatTime(i.StartedAt), ExpiresAt: standin.FormatTime(i.ExpiresAt),
 		EndedAt: standin.FormatTime(i.EndedAt), Cause: i.Cause, EndedBy: i.EndedBy,
-		EndedByName: i.EndedByName, EndedByEmail: i.EndedByEmail,
+		EndedByName: i.EndedByName, EndedByEmail: i.EndedByEmail, Moderated: i.Moderated,
 	}
 	if !i.EndedAt.IsZero() {
 		j.EndedWords = i.EndWords()
@@ -114,7 +145,11 @@ func (a *API) listImpersonations(c *fiber.Ctx) error {
 	}
 	items := make([]impersonationJSON, 0, len(active))
 	for _, imp := range active {
-		items = append(items, toImpersonationJSON(imp))
+		j := toImpersonationJSON(imp)
+		if err := a.withModeration(c, imp, &j); err != nil {
+			return err
+		}
+		items = append(items, j)
 	}
 	return c.JSON(list(items, ""))
 }
@@ -126,7 +161,47 @@ func (a *API) getImpersonation(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(toImpersonationJSON(imp))
+	j := toImpersonationJSON(imp)
+	if err := a.withModeration(c, imp, &j); err != nil {
+		return err
+	}
+	return c.JSON(j)
+}
+
+// watchSession answers PUT /impersonations/{id}/moderator {view_id}: the
+// moderator's page view_id watches the moderated session live, renewed
+// while the page's live connection is open. It answers the session as
+// it stands.
+func (a *API) watchSession(c *fiber.Ctx) error {
+	var req struct {
+		ViewID string `json:"view_id"`
+	}
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	if !validViewID(req.ViewID) {
+		return standin.Errorf(standin.EInvalid, "view_id must be 1 to 64 letters, digits, '-' or '_'.")
+	}
+	imp, err := a.cfg.Impersonations.WatchSession(c.UserContext(), principal(c), c.Params("id"), req.ViewID)
+	if err != nil {
+		return err
+	}
+	j := toImpersonationJSON(imp)
+	if err := a.withModeration(c, imp, &j); err != nil {
+		return err
+	}
+	return c.JSON(j)
+}
+
+// unwatchSession answers DELETE /impersonations/{id}/moderator/{view}:
+// the moderator's page closed.
+func (a *API) unwatchSession(c *fiber.Ctx) error {
+	view := c.Params("view")
+	if !validViewID(view) {
+		return standin.Errorf(standin.EInvalid, "The view id must be 1 to 64 letters, digits, '-' or '_'.")
+	}
+	a.cfg.Impersonations.UnwatchSession(c.UserContext(), principal(c), c.Params("id"), view)
+	return c.SendStatus(fiber.StatusNoContent)
 }
 
 // summaryItemJSON is one change or refusal of a summary: the event

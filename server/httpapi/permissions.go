@@ -14,6 +14,7 @@ type permissionsJSON struct {
 	Settings     bool   `json:"settings"`
 	EditSettings bool   `json:"edit_settings"`
 	Approve      string `json:"approve"`
+	Moderate     string `json:"moderate"`
 	// EditProfile and ChangePassword are the profile's forms, decided as
 	// their routes decide them, with the reason a refusal gives.
 	EditProfile    *decisionJSON `json:"edit_profile"`
@@ -32,7 +33,8 @@ func (a *API) permissions(c *fiber.Ctx) error {
 	}
 	out := permissionsJSON{Directory: perms.Directory, CheckAccess: perms.CheckAccess, Impersonate: perms.Impersonate,
 		Suspend: perms.Suspend, Activity: perms.Activity, Revoke: perms.Revoke, Policies: perms.Policies, EditPolicies: perms.EditPolicies,
-		Settings: perms.Settings, EditSettings: perms.EditSettings, Approve: perms.Approve}
+		Settings: perms.Settings, EditSettings: perms.EditSettings, Approve: perms.Approve,
+		Moderate: perms.Moderate}
 	for _, form := range []struct {
 		r  rule
 		to **decisionJSON

@@ -31,6 +31,10 @@ type Store interface {
 	UnauditedEnds(ctx context.Context, before time.Time) ([]*standin.Impersonation, error)
 	// Claim inserts a unique key: true for exactly one caller.
 	Claim(ctx context.Context, key string, at time.Time) (bool, error)
+	// ClaimedAt says when key was claimed, if it was.
+	ClaimedAt(ctx context.Context, key string) (time.Time, bool, error)
+	// Unclaim gives a claim back.
+	Unclaim(ctx context.Context, key string) error
 	AddNotification(ctx context.Context, n *standin.Notification) error
 	UserByID(ctx context.Context, id string) (*standin.User, error)
 	RequestStore
@@ -74,6 +78,10 @@ type Config struct {
 	OnEnded func(i *standin.Impersonation, sessionIDs []string)
 	// OnNotify is told of every notification stored for a user.
 	OnNotify func(n *standin.Notification)
+	// Moderation keeps moderators' watches of moderated sessions, the
+	// same on every node. Nil watches nothing: moderated sessions stay
+	// paused until they end.
+	Moderation Moderation
 	// Location is the facility's time zone, in which notifications give
 	// times (default UTC).
 	Location *time.Location
@@ -88,6 +96,8 @@ type Service struct {
 	rbac     RBAC
 	audit    Audit
 	cfg      Config
+
+	moderation moderationState // the owner's memory (Moderate)
 }
 
 // New returns a Service.
@@ -110,13 +120,17 @@ func New(store Store, sessions Sessions, rbac RBAC, audit Audit, cfg Config) *Se
 	if cfg.Location == nil {
 		cfg.Location = time.UTC
 	}
+	if cfg.Moderation == nil {
+		cfg.Moderation = noModeration{}
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Service{store: store, sessions: sessions, rbac: rbac, audit: audit, cfg: cfg}
+	return &Service{store: store, sessions: sessions, rbac: rbac, audit: audit, cfg: cfg,
+		moderation: moderationState{sessions: make(map[string]*moderated)}}
 }
 
 // Request is a start request.
@@ -186,12 +200,22 @@ func (s *Service) Start(ctx context.Context, p *standin.Principal, req Request, 
 			return nil, err
 		}
 		return &Started{Request: r}, nil
+	case standin.ModeModerated:
+		// It starts paused, until a moderator watches it.
+		sp.moderated = true
 	default:
 		// Fail closed: a mode this server cannot enforce starts nothing.
-		return nil, s.deny(ctx, p, target, o, standin.EForbidden, "Sessions on this user must be moderated, which this server cannot do.",
+		return nil, s.deny(ctx, p, target, o, standin.EForbidden, "Sessions on this user need a mode this server cannot run.",
 			fmt.Sprintf("%s's sessions need the %s mode (%s), which this server does not run.", target.Name, need.Mode, need.Scope))
 	}
-	return s.begin(ctx, p, target, sp, o)
+	started, err := s.begin(ctx, p, target, sp, o)
+	if err == nil && sp.moderated {
+		imp := started.Impersonation
+		s.tellModerators(ctx, imp, target, 0, "A session waits for its moderator",
+			fmt.Sprintf("%s started a moderated session as %s; it runs only while a moderator watches it. Reason: %s",
+				standin.Named(imp.ActorName, imp.ActorEmail), imp.SubjectName, imp.Reason))
+	}
+	return started, err
 }
 
 // startParams is what a start fixes besides its actor and target: the
@@ -201,6 +225,7 @@ type startParams struct {
 	id, reason, ticket string
 	d                  time.Duration
 	grantID            string
+	moderated          bool
 }
 
 // begin starts an admitted impersonation of target: it holds actor and
@@ -212,7 +237,7 @@ func (s *Service) begin(ctx context.Context, p *standin.Principal, target *stand
 	now := s.cfg.Now().UTC()
 	imp := &standin.Impersonation{
 		ID: sp.id, ActorID: p.Actor.ID, ActorName: p.Actor.Name, ActorEmail: p.Actor.Email, SubjectID: target.ID, SubjectName: target.Name,
-		Reason: sp.reason, Ticket: sp.ticket, SessionID: p.Session.ID, GrantID: sp.grantID,
+		Reason: sp.reason, Ticket: sp.ticket, SessionID: p.Session.ID, GrantID: sp.grantID, Moderated: sp.moderated,
 		StartedAt: now, ExpiresAt: now.Add(sp.d),
 	}
 	if err := s.hold(ctx, p, target, imp, o); err != nil {
@@ -330,6 +355,10 @@ func (s *Service) hold(ctx context.Context, p *standin.Principal, target *standi
 func (s *Service) commitStart(ctx context.Context, p *standin.Principal, target *standin.User, imp *standin.Impersonation, o standin.Origin) (string, *standin.Session, int64, error) {
 	ev := s.event(standin.EventImpersonationStarted, p, target, imp.ID, o)
 	ev.Action, ev.Outcome, ev.Reason = "impersonation.start", "started", imp.Reason
+	if imp.Moderated {
+		// It waits for its first moderator.
+		ev.Outcome = "started_paused"
+	}
 	if imp.Ticket != "" {
 		ev.Object = "ticket:" + imp.Ticket
 	}
@@ -510,7 +539,7 @@ func (s *Service) CanSee(ctx context.Context, who *standin.User, imp *standin.Im
 	if err != nil {
 		return false
 	}
-	return s.mayRevoke(ctx, who, subject)
+	return s.mayRevoke(ctx, who, subject) || s.mayWatch(ctx, who, imp, subject)
 }
 
 // Get returns impersonation id, running or ended, when who may see it (see

@@ -227,7 +227,9 @@ func (s *Subscriptions) CanReceive(ctx context.Context, rp *realtime.Principal, 
 	if e.Actor.ID == p.Subject.ID {
 		return true
 	}
-	return s.allowedIn(ctx, p, standin.ActRevoke, standin.KindImpersonation, e.Projects)
+	// Those who may end it, and those who may moderate it.
+	return s.allowedIn(ctx, p, standin.ActRevoke, standin.KindImpersonation, e.Projects) ||
+		s.allowedIn(ctx, p, standin.ActModerate, standin.KindImpersonation, e.Projects)
 }
 
 // allowedIn reports whether p may do act on kind everywhere or in one of

@@ -56,6 +56,8 @@ type impersonationDoc struct {
 	EndAudited *bool `bson:"end_audited,omitempty"`
 	// GrantID is the consent grant it started under.
 	GrantID string `bson:"grant_id,omitempty"`
+	// Moderated sessions run only while a moderator watches them.
+	Moderated bool `bson:"moderated,omitempty"`
 }
 
 type holdDoc struct {
@@ -75,6 +77,7 @@ func (d *impersonationDoc) domain() *standin.Impersonation {
 		ID: d.ID.Hex(), ActorID: d.ActorID, ActorName: d.ActorName, ActorEmail: d.ActorEmail, SubjectID: d.SubjectID, SubjectName: d.SubjectName,
 		Reason: d.Reason, Ticket: d.Ticket, SessionID: d.SessionID, StartedAt: d.StartedAt, ExpiresAt: d.ExpiresAt,
 		Cause: d.Cause, EndedBy: d.EndedBy, EndedByName: d.EndedByName, EndedByEmail: d.EndedByMail, GrantID: d.GrantID,
+		Moderated: d.Moderated,
 	}
 	if d.EndedAt != nil {
 		i.EndedAt = *d.EndedAt
@@ -96,7 +99,7 @@ func (db *DB) CreateImpersonation(ctx context.Context, i *standin.Impersonation)
 		}
 	}
 	d := impersonationDoc{
-		ID: oid, GrantID: i.GrantID, ActorID: i.ActorID, ActorName: i.ActorName, ActorEmail: i.ActorEmail, SubjectID: i.SubjectID, SubjectName: i.SubjectName,
+		ID: oid, GrantID: i.GrantID, Moderated: i.Moderated, ActorID: i.ActorID, ActorName: i.ActorName, ActorEmail: i.ActorEmail, SubjectID: i.SubjectID, SubjectName: i.SubjectName,
 		Reason: i.Reason, Ticket: i.Ticket, SessionID: i.SessionID, StartedAt: i.StartedAt.UTC(), ExpiresAt: i.ExpiresAt.UTC(), Active: true,
 	}
 	id := d.ID.Hex()
@@ -311,6 +314,28 @@ func (db *DB) setEnded(ctx context.Context, end endDoc) (*impersonationDoc, erro
 // anyone, if the work was not done.
 func (db *DB) Claim(ctx context.Context, key string, at time.Time) (bool, error) {
 	return db.insertOnce(ctx, colClaims, bson.M{"_id": key, "at": at.UTC()}, "claim "+key)
+}
+
+// ClaimedAt returns when key was claimed, and false when it was not.
+func (db *DB) ClaimedAt(ctx context.Context, key string) (time.Time, bool, error) {
+	var c struct {
+		At time.Time `bson:"at"`
+	}
+	err := db.db.Collection(colClaims).FindOne(ctx, bson.M{"_id": key}).Decode(&c)
+	switch {
+	case errors.Is(err, mongo.ErrNoDocuments):
+		return time.Time{}, false, nil
+	case err != nil:
+		return time.Time{}, false, translate(err, "read claim "+key)
+	}
+	return c.At, true, nil
+}
+
+// Unclaim gives key back, for work whose claim was made but whose work
+// failed, so that it can be claimed again.
+func (db *DB) Unclaim(ctx context.Context, key string) error {
+	_, err := db.db.Collection(colClaims).DeleteOne(ctx, bson.M{"_id": key})
+	return translate(err, "give back claim "+key)
 }
 
 // insertOnce inserts doc into col: true when this caller inserted it,

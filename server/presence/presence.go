@@ -21,6 +21,11 @@ import (
 // DefaultTTL is how long a view lasts without being renewed.
 const DefaultTTL = 60 * time.Second
 
+// DefaultWatchTTL is how long a moderator's watch of a session lasts
+// without being renewed: a moderated session pauses within it of its
+// moderator's page going away unseen (a closed laptop, a dead network).
+const DefaultWatchTTL = 15 * time.Second
+
 // Person names someone.
 type Person struct {
 	ID   string `json:"id"`
@@ -40,6 +45,10 @@ type Hold struct {
 	Actor           Person    `json:"actor"`
 	User            Person    `json:"user"`
 	ExpiresAt       time.Time `json:"expires_at,omitzero"`
+	// Moderated sessions run only while a moderator watches them;
+	// Moderators are those watching now, sorted by name.
+	Moderated  bool     `json:"moderated,omitempty"`
+	Moderators []Person `json:"moderators,omitempty"`
 }
 
 // Change is what made the state move: Kind is "join" or "leave" (a viewer
@@ -57,6 +66,10 @@ const (
 	Leave   = "leave"
 	Take    = "hold"
 	Release = "release"
+	// Moderate and Unmoderate: a moderator (Viewer) started or stopped
+	// watching the session on User.
+	Moderate   = "moderate"
+	Unmoderate = "unmoderate"
 )
 
 // State is everything the tracker knows at one Version, viewers and holds
@@ -71,6 +84,9 @@ type State struct {
 type Config struct {
 	// TTL is how long a view lasts without renewal (DefaultTTL).
 	TTL time.Duration
+	// WatchTTL is how long a moderator's watch lasts without renewal
+	// (DefaultWatchTTL).
+	WatchTTL time.Duration
 	// Now is the clock (time.Now).
 	Now func() time.Time
 	// OnChange is told of every change with the state it led to, in
@@ -87,9 +103,18 @@ type Tracker struct {
 	version int64
 	views   map[viewKey]*view
 	holds   map[string]Hold // by impersonation id
+	watches map[watchKey]*watch
 }
 
 type viewKey struct{ viewerID, viewID string }
+
+// watchKey is one page of a moderator watching one session.
+type watchKey struct{ impersonationID, moderatorID, viewID string }
+
+type watch struct {
+	moderator Person
+	seen      time.Time
+}
 
 type view struct {
 	viewer, user Person
@@ -104,10 +129,13 @@ func New(cfg Config) *Tracker {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.WatchTTL <= 0 {
+		cfg.WatchTTL = DefaultWatchTTL
+	}
 	if cfg.OnChange == nil {
 		cfg.OnChange = func(State, Change) {}
 	}
-	return &Tracker{cfg: cfg, views: make(map[viewKey]*view), holds: make(map[string]Hold)}
+	return &Tracker{cfg: cfg, views: make(map[viewKey]*view), holds: make(map[string]Hold), watches: make(map[watchKey]*watch)}
 }
 
 // View records that viewer is looking at user on the page viewID, or
@@ -153,7 +181,8 @@ func (t *Tracker) Leave(viewerID, viewID string) {
 func (t *Tracker) Sweep() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	cutoff := t.cfg.Now().Add(-t.cfg.TTL)
+	now := t.cfg.Now()
+	cutoff := now.Add(-t.cfg.TTL)
 	for k, v := range t.views {
 		if v.seen.Before(cutoff) {
 			delete(t.views, k)
@@ -162,6 +191,94 @@ func (t *Tracker) Sweep() {
 			}
 		}
 	}
+	cutoff = now.Add(-t.cfg.WatchTTL)
+	for k, w := range t.watches {
+		if w.seen.Before(cutoff) {
+			t.unwatch(k)
+		}
+	}
+}
+
+// Watch records that moderator watches the moderated session
+// impersonationID live on the page viewID, or renews that watch. A
+// session that is not in force, or not moderated, is not watched.
+func (t *Tracker) Watch(impersonationID, viewID string, moderator Person) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	h, ok := t.holds[impersonationID]
+	if !ok || !h.Moderated {
+		return
+	}
+	k := watchKey{impersonationID, moderator.ID, viewID}
+	if w, ok := t.watches[k]; ok {
+		w.seen = t.cfg.Now()
+		return
+	}
+	joined := !t.watching(impersonationID, moderator.ID)
+	t.watches[k] = &watch{moderator: moderator, seen: t.cfg.Now()}
+	if joined {
+		t.changed(Change{Kind: Moderate, Viewer: moderator, User: h.User})
+	}
+}
+
+// Watches reports whether moderatorID's page viewID watches
+// impersonationID.
+func (t *Tracker) Watches(impersonationID, moderatorID, viewID string) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	_, ok := t.watches[watchKey{impersonationID, moderatorID, viewID}]
+	return ok
+}
+
+// Unwatch ends moderatorID's watch of impersonationID on page viewID.
+func (t *Tracker) Unwatch(impersonationID, moderatorID, viewID string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.unwatch(watchKey{impersonationID, moderatorID, viewID})
+}
+
+// unwatch ends a watch. Call with mu held.
+func (t *Tracker) unwatch(k watchKey) {
+	w, ok := t.watches[k]
+	if !ok {
+		return
+	}
+	delete(t.watches, k)
+	if !t.watching(k.impersonationID, k.moderatorID) {
+		t.changed(Change{Kind: Unmoderate, Viewer: w.moderator, User: t.holds[k.impersonationID].User})
+	}
+}
+
+// watching reports whether moderatorID watches impersonationID on some
+// page. Call with mu held.
+func (t *Tracker) watching(impersonationID, moderatorID string) bool {
+	for k := range t.watches {
+		if k.impersonationID == impersonationID && k.moderatorID == moderatorID {
+			return true
+		}
+	}
+	return false
+}
+
+// Moderators lists who watches the session impersonationID now, sorted
+// by name: none for a session nobody moderates.
+func (t *Tracker) Moderators(impersonationID string) []Person {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.moderators(impersonationID)
+}
+
+func (t *Tracker) moderators(impersonationID string) []Person {
+	var out []Person
+	seen := map[string]bool{}
+	for k, w := range t.watches {
+		if k.impersonationID == impersonationID && !seen[k.moderatorID] {
+			seen[k.moderatorID] = true
+			out = append(out, w.moderator)
+		}
+	}
+	slices.SortFunc(out, func(a, b Person) int { return cmp.Or(cmp.Compare(a.Name, b.Name), cmp.Compare(a.ID, b.ID)) })
+	return out
 }
 
 // Hold records an impersonation in force.
@@ -184,6 +301,11 @@ func (t *Tracker) Release(impersonationID string) {
 		return
 	}
 	delete(t.holds, impersonationID)
+	for k := range t.watches {
+		if k.impersonationID == impersonationID {
+			delete(t.watches, k)
+		}
+	}
 	t.changed(Change{Kind: Release, Viewer: h.Actor, User: h.User})
 }
 
@@ -228,6 +350,7 @@ func (t *Tracker) state() State {
 		s.Viewers = append(s.Viewers, Viewer{Viewer: v.viewer, User: v.user, Since: v.since.UTC()})
 	}
 	for _, h := range t.holds {
+		h.Moderators = t.moderators(h.ImpersonationID)
 		s.Holds = append(s.Holds, h)
 	}
 	slices.SortFunc(s.Viewers, func(a, b Viewer) int {
@@ -247,5 +370,6 @@ func HoldOf(imp *standin.Impersonation) Hold {
 		Actor:           Person{ID: imp.ActorID, Name: imp.ActorName},
 		User:            Person{ID: imp.SubjectID, Name: imp.SubjectName},
 		ExpiresAt:       imp.ExpiresAt.UTC(),
+		Moderated:       imp.Moderated,
 	}
 }

@@ -55,6 +55,9 @@ const (
 	// ActApprove on KindImpersonation approves others' requests in a
 	// project (four eyes).
 	ActApprove = "approve"
+	// ActModerate on KindImpersonation watches others' moderated
+	// sessions, which run only while someone with it does.
+	ActModerate = "moderate"
 	// ActRespond and ActGrant on KindConsent answer requests to
 	// impersonate oneself and grant access ahead of time.
 	ActRespond = "respond"
@@ -124,6 +127,9 @@ type Permissions struct {
 	// Approve: where requests to impersonate may be approved (ScopeAll,
 	// ScopeProjects or ScopeNone); never while impersonating.
 	Approve string
+	// Moderate: where moderated sessions may be moderated (ScopeAll,
+	// ScopeProjects or ScopeNone); never while impersonating.
+	Moderate string
 }
 
 // ScopeName names a scope for Permissions.

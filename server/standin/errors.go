@@ -21,6 +21,7 @@ const (
 	ECSRF            = "csrf_failed"            // missing or wrong X-CSRF-Token, or foreign Origin
 	ENotFound        = "not_found"              // the thing asked for does not exist
 	EConflict        = "conflict"               // the request clashes with current state
+	EPaused          = "session_paused"         // a moderated session nobody watches refuses its actor's requests
 	ETooManyRequests = "too_many_requests"      // rate limited
 	ETooLarge        = "payload_too_large"      // body over the limit
 	EMediaType       = "unsupported_media_type" // a body that is not application/json
@@ -32,7 +33,7 @@ const (
 // each to a status.
 func Codes() []string {
 	return []string{EInvalid, EMalformedJSON, EUnauthenticated, EForbidden, ECSRF, ENotFound,
-		EConflict, ETooManyRequests, ETooLarge, EMediaType, EUnavailable, EInternal}
+		EConflict, EPaused, ETooManyRequests, ETooLarge, EMediaType, EUnavailable, EInternal}
 }
 
 // Error is an error a person can be shown: a stable code, a sentence, and for

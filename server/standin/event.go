@@ -12,6 +12,10 @@ const (
 	EventImpersonationStarted = "impersonation.started"
 	EventImpersonationEnded   = "impersonation.ended"
 	EventImpersonationDenied  = "impersonation.denied"
+	// A moderated session pauses when no moderator watches it (and starts
+	// paused, waiting for the first), and resumes when one does.
+	EventImpersonationPaused  = "impersonation.paused"
+	EventImpersonationResumed = "impersonation.resumed"
 	EventActionAllowed        = "action.allowed"
 	EventActionDenied         = "action.denied"
 	EventPolicyChanged        = "policy.changed"

@@ -16,6 +16,7 @@ const (
 	CauseActorLostRight   = "actor_lost_permission"
 	CauseActorSessionGone = "actor_session_ended"
 	CauseConsentWithdrawn = "consent_withdrawn"
+	CauseModeratorAbsent  = "moderator_absent"
 )
 
 // Impersonation is an actor acting as a subject for a while, for a reason.
@@ -44,12 +45,18 @@ type Impersonation struct {
 	// GrantID is the consent grant it started under, if any: withdrawing
 	// the grant ends it.
 	GrantID string
+	// Moderated sessions run only while a moderator watches them.
+	Moderated bool
 }
 
 // ActiveAt reports whether the impersonation is in force at t.
 func (i *Impersonation) ActiveAt(t time.Time) bool {
 	return i.EndedAt.IsZero() && t.Before(i.ExpiresAt)
 }
+
+// NotificationModeration is the type of a notification asking someone
+// who may moderate a session to watch it.
+const NotificationModeration = "moderation.needed"
 
 // Notification is a message to a user, kept for reading later.
 type Notification struct {
@@ -187,6 +194,8 @@ func (i *Impersonation) EndWords() string {
 		return actor + "'s session ended"
 	case CauseConsentWithdrawn:
 		return "the user withdrew their consent"
+	case CauseModeratorAbsent:
+		return "no moderator was watching it"
 	default:
 		return strings.ReplaceAll(i.Cause, "_", " ")
 	}

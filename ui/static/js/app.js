@@ -9,8 +9,8 @@
 import { about, api, ApiError, fetchSession, getCsrfToken, login, logout, setCsrfToken } from './api.js';
 import { LiveConnection, LiveState } from './live.js';
 import {
-  causeWords, errorBlock, formatCountdown, formatDateTime, formatTime, h, icon, initials, loadingBlock, personName, setBusy,
-  setTimeZone, timeZoneName,
+  causeWords, errorBlock, formatCountdown, formatDateTime, formatTime, formatTimeSeconds, h, icon, initials, loadingBlock,
+  personName, setBusy, setTimeZone, timeZoneName,
 } from './dom.js';
 import { mountDirectory, mountUserPage } from './views/directory.js';
 import { mountBook, mountBookings, mountNotifications, mountProfile } from './views/facility.js';
@@ -18,6 +18,7 @@ import { mountActivity } from './views/activity.js';
 import { mountSessionSummary } from './views/sessions.js';
 import { mountRequests, showWaiting } from './views/requests.js';
 import { mountSettings } from './views/settings.js';
+import { mountModerate } from './views/moderate.js';
 
 const SESSION_ENDED_NOTICE = 'Your session ended. Sign in again.';
 const SIGNED_OUT_NOTICE = 'You signed out.';
@@ -340,6 +341,7 @@ const ROUTES = [
   { name: 'bookings', pattern: /^\/bookings$/, nav: 'My bookings', allowed: () => true, mount: mountBookings },
   { name: 'notifications', pattern: /^\/notifications$/, nav: 'Notifications', allowed: () => true, mount: mountNotifications },
   { name: 'session', pattern: /^\/sessions\/([A-Za-z0-9_.:-]+)$/, navAs: 'notifications', allowed: () => true, mount: mountSessionSummary },
+  { name: 'moderate', pattern: /^\/moderate\/([A-Za-z0-9_.:-]+)$/, navAs: 'activity', allowed: (c) => c.isStaff && !c.impersonation, mount: mountModerate },
   { name: 'requests', pattern: /^\/requests$/, nav: 'Requests', allowed: (c) => !c.impersonation, mount: mountRequests },
   { name: 'profile', pattern: /^\/profile$/, nav: 'Profile', allowed: () => true, mount: mountProfile },
   { name: 'settings', pattern: /^\/settings$/, nav: 'Settings', allowed: (c) => c.permissions.settings, mount: mountSettings },
@@ -505,6 +507,8 @@ function startIdentity(session) {
     toast,
     navigate: (path) => { location.hash = `#${path}`; },
     refreshSession,
+    /** Loads the profile again and draws the page again. */
+    reloadPage: () => loadProfile(ctx).then(() => { if (ctx === state.ctx) renderRoute(); }),
     switchIdentity,
     csrf: getCsrfToken,
     /** Called, and awaited, before this tab switches identity itself. */
@@ -516,10 +520,11 @@ function startIdentity(session) {
   };
   state.ctx = ctx;
   startLive(ctx);
+  followModeration(ctx, imp);
   ctx.notifications.start(ctx);
   watchSessionsOnMe(ctx);
   ctx.ready = Promise.all([
-    api.get('/profile').then((profile) => { ctx.profile = profile; }).catch(() => {}),
+    loadProfile(ctx),
     loadPermissions(ctx),
     // Pages draw their times once the zone to draw them in is known.
     state.zoneKnown,
@@ -768,6 +773,7 @@ function renderChrome(session) {
       imp.reason ? h('div', null, h('dt', null, 'Reason'), h('dd', { id: 'banner-full-reason' }, imp.reason)) : null,
       imp.ticket ? h('div', null, h('dt', null, 'Ticket'), h('dd', null, imp.ticket)) : null,
       h('div', null, h('dt', null, 'Ends'), h('dd', null, formatDateTime(imp.expires_at)))));
+    renderModeration(imp);
     setBusy(document.getElementById('impersonation-exit'), false);
     banner.hidden = false;
     startCountdown(imp);
@@ -775,6 +781,51 @@ function renderChrome(session) {
     banner.hidden = true;
     stopCountdown();
   }
+}
+
+/**
+ * A moderated session's line in the agent's banner: paused while no
+ * moderator watches (every request is refused meanwhile), or who
+ * moderates it.
+ */
+function renderModeration(imp) {
+  const line = document.getElementById('banner-moderation');
+  if (!line) return;
+  const m = imp.moderated ? imp.moderation : null;
+  line.hidden = !m;
+  document.getElementById('impersonation-banner').dataset.moderation = m ? (m.paused ? 'paused' : 'running') : '';
+  if (!m) return;
+  if (m.paused) {
+    const ends = m.ends_at ? ` If none does, it ends at ${formatTimeSeconds(m.ends_at)}.` : '';
+    line.replaceChildren(icon('pause', 'icon icon--sm'),
+      h('strong', null, ' Paused: '), `no moderator is watching, so your requests are refused. The session resumes as soon as one opens it.${ends}`);
+  } else {
+    line.replaceChildren(icon('eye', 'icon icon--sm'),
+      ` Moderated by ${(m.moderators || []).map(personName).join(', ')}: they see what you do as you do it.`);
+  }
+}
+
+/** Loads the effective user's profile into ctx; a refusal is kept for the pages to show. */
+function loadProfile(ctx) {
+  return api.get('/profile').then((profile) => {
+    ctx.profile = profile;
+    ctx.profileError = null;
+  }).catch((error) => { ctx.profileError = error; });
+}
+
+/**
+ * Follows the agent's own moderated session: each pause and resumption
+ * refreshes the banner (and the pages' data once it runs again).
+ */
+function followModeration(ctx, imp) {
+  if (!imp || !imp.moderated) return;
+  ctx.live.subscribe(`impersonation:${imp.id}`, (ev) => {
+    if (ev.type === 'impersonation.paused') refreshSession();
+    if (ev.type !== 'impersonation.resumed') return;
+    // Running again: what the pause refused is loaded again.
+    refreshSession();
+    loadProfile(ctx).then(() => { if (ctx === state.ctx) renderRoute(); });
+  });
 }
 
 /** A button that shows and hides panel, saying which with aria-expanded. */
@@ -1029,6 +1080,9 @@ function noteLink(note) {
   if (note.type === 'impersonation.ended' && note.impersonation_id) {
     return { href: `#/sessions/${encodeURIComponent(note.impersonation_id)}`, text: 'See what was done in your name' };
   }
+  if (note.type === 'moderation.needed' && note.impersonation_id) {
+    return { href: `#/moderate/${encodeURIComponent(note.impersonation_id)}`, text: 'Moderate the session' };
+  }
   if (/^request\.(pending|approved)$/.test(note.type || '')) {
     return { href: '#/requests', text: 'Open requests' };
   }
@@ -1055,7 +1109,9 @@ function watchSessionsOnMe(ctx) {
     try {
       const page = await api.get('/impersonations', { query: { active: 'true' } });
       if (ctx !== state.ctx) return;
-      watch.items = page.items || [];
+      // Staff see others' sessions in this list too: the banner is
+      // about the person's own account only.
+      watch.items = (page.items || []).filter((i) => i.subject && i.subject.id === ctx.user.id);
     } catch {
       return; // what shows stays; the next reconnect asks again
     }

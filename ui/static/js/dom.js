@@ -260,6 +260,8 @@ export function causeWords(cause) {
     case 'actor_suspended': return "the agent's account was suspended";
     case 'actor_lost_permission': return 'the agent lost the permission';
     case 'actor_session_ended': return "the agent's session ended";
+    case 'consent_withdrawn': return 'you withdrew your consent';
+    case 'moderator_absent': return 'no moderator was watching it';
     default: return cause ? cause.replaceAll('_', ' ') : '';
   }
 }

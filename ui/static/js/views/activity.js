@@ -16,6 +16,8 @@ const TYPES = [
   ['impersonation.started', 'Impersonation started'],
   ['impersonation.ended', 'Impersonation ended'],
   ['impersonation.denied', 'Impersonation refused'],
+  ['impersonation.paused', 'Session paused'],
+  ['impersonation.resumed', 'Session resumed'],
   ['action.allowed', 'Action allowed'],
   ['action.denied', 'Action denied'],
   ['booking.created', 'Booking created'],
@@ -37,6 +39,14 @@ const TYPES = [
   ['audit.refused', 'Oversized request refused'],
 ];
 const TYPE_LABELS = Object.fromEntries(TYPES);
+
+/** How a moderated session in force stands: paused, or who moderates it. */
+function moderationLine(s) {
+  const m = s.moderation || { paused: true, moderators: [] };
+  return h('p', { class: 'session__meta', 'data-moderation': m.paused ? 'paused' : 'running' },
+    icon(m.paused ? 'pause' : 'eye', 'icon icon--sm'),
+    m.paused ? 'Paused: waiting for a moderator' : `Moderated by ${(m.moderators || []).map(personName).join(', ')}`);
+}
 
 /** A short label for an event type. */
 export function eventTypeLabel(type) {
@@ -409,7 +419,7 @@ export function mountActivity(ctx, root, { query }) {
   const onLive = (e) => {
     if (!e || !e.seq) return;
     today.add([e]);
-    if (['impersonation.started', 'impersonation.ended'].includes(e.type)) loadSessions();
+    if (['impersonation.started', 'impersonation.ended', 'impersonation.paused', 'impersonation.resumed'].includes(e.type)) loadSessions();
     if (!matches(filters, e) || events.some((x) => x.seq === e.seq) || pending.some((x) => x.seq === e.seq)) return;
     pending.unshift(e);
     if (!paused && !scrolledAway()) flush();
@@ -432,7 +442,11 @@ export function mountActivity(ctx, root, { query }) {
         icon('clock', 'icon icon--sm'),
         h('span', { class: 'session__left', 'data-expires': s.expires_at }, remaining(s.expires_at)),
         h('span', { class: 'muted' }, ` · since ${formatDateTime(s.started_at)}`)),
+      s.moderated ? moderationLine(s) : null,
       h('div', { class: 'session__actions' },
+        s.moderated && s.actor && s.actor.id !== ctx.actor.id && ctx.permissions.moderate && ctx.permissions.moderate !== 'none'
+          ? h('a', { class: 'btn btn--primary btn--sm', href: `#/moderate/${encodeURIComponent(s.id)}`, 'data-moderate': s.id }, 'Moderate')
+          : null,
         s.actor && s.actor.id === ctx.actor.id
           ? h('span', { class: 'muted' }, 'Your session')
           : h('button', { type: 'button', class: 'btn btn--danger btn--sm', 'data-revoke': s.id, onclick: () => confirmRevoke(s) }, 'End session'),

@@ -568,8 +568,15 @@ export function mountUserPage(ctx, root, { params }) {
     const hold = ctx.presence.holdOf(id);
     const parts = [];
     if (hold) {
+      const mayModerate = hold.moderated && hold.actor && hold.actor.id !== ctx.actor.id
+        && ctx.permissions.moderate && ctx.permissions.moderate !== 'none';
+      const moderation = !hold.moderated ? ''
+        : (hold.moderators && hold.moderators.length
+          ? ` (moderated by ${hold.moderators.map(personName).join(', ')})`
+          : ' (paused: waiting for a moderator)');
       parts.push(h('span', { class: 'presence-bar__item presence-bar__item--hold' }, icon('alert', 'icon icon--sm'),
-        `${personName(hold.actor)} is acting as this user${hold.expires_at ? ` until ${formatDateTime(hold.expires_at)}` : ''}`));
+        `${personName(hold.actor)} is acting as this user${hold.expires_at ? ` until ${formatDateTime(hold.expires_at)}` : ''}${moderation}`,
+        mayModerate ? h('a', { class: 'presence-bar__link', href: `#/moderate/${encodeURIComponent(hold.impersonation_id)}`, id: 'user-moderate' }, 'Moderate') : null));
     }
     if (viewers.length) {
       parts.push(h('span', { class: 'presence-bar__item' }, icon('eye', 'icon icon--sm'),

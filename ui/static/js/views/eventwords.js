@@ -214,8 +214,13 @@ export function eventSentence(e, names = new Names(), now = new Date()) {
   switch (e.type) {
     case 'impersonation.started': {
       const ticket = ticketOf(e.object);
-      return `${actor} started acting as ${subject}. Reason: ${reason || '—'}${ticket ? ` (ticket ${ticket})` : ''}.`;
+      const waits = e.outcome === 'started_paused' ? ' The session is moderated: it waits for a moderator.' : '';
+      return `${actor} started acting as ${subject}. Reason: ${reason || '—'}${ticket ? ` (ticket ${ticket})` : ''}.${waits}`;
     }
+    case 'impersonation.paused':
+      return `The session of ${actor} as ${subject} paused: ${reason || 'no moderator is watching.'}`;
+    case 'impersonation.resumed':
+      return `The session of ${actor} as ${subject} resumed. ${reason}`.trim();
     case 'impersonation.ended':
       return `${actor} stopped acting as ${subject}: ${endWords(e, names)}.`;
     case 'impersonation.denied':

@@ -30,6 +30,12 @@ export function mountBook(ctx, root) {
   root.append(pageHeader(ctx.impersonation ? `As ${ctx.user.name}` : 'Facility', 'Book an instrument',
     'Every resource says whether you can book it, and if not, why.'));
 
+  if (!ctx.profile && ctx.profileError) {
+    // The profile could not be read (a paused moderated session, the
+    // server down): say so, not "no project".
+    root.append(h('section', { class: 'card' }, errorBlock(ctx.profileError, () => ctx.reloadPage())));
+    return () => {};
+  }
   if (projects.length === 0) {
     root.append(h('section', { class: 'card' }, emptyState({
       iconName: 'microscope',

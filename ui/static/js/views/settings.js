@@ -1,7 +1,8 @@
 // The impersonation settings (#/settings), for admins: which mode each
 // kind of target needs before support may act as them (direct, the
-// target's consent, approval by others), by role and by project, where the
-// strictest of a target's scopes wins; and how long a request waits.
+// target's consent, approval by others, a moderator watching), by role and
+// by project, where the strictest of a target's scopes wins; how long a
+// request waits, and how long a moderated session waits for its moderator.
 
 import { ApiError } from '../api.js';
 import { busyButton, capital, errorBlock, h, loadingBlock, personName, replace, setBusy, timeEl } from '../dom.js';
@@ -15,6 +16,7 @@ const MODES = [
   { mode: 'direct', label: 'Direct', words: 'the session starts at once.' },
   { mode: 'consent', label: 'Consent', words: 'the user allows it in their console, or has allowed support ahead of time.' },
   { mode: 'approval', label: 'Approval', words: 'others approve it: admins, or leads of the user\'s projects (four eyes).' },
+  { mode: 'moderated', label: 'Moderated', words: 'the session starts at once but runs only while a moderator (an admin, or a lead of the user\'s projects) watches it live; without one it pauses, and ends after the grace period.' },
 ];
 
 /** Mounts the settings page into root. */
@@ -63,6 +65,8 @@ export function mountSettings(ctx, root) {
     });
     const minutes = h('input', { id: 'request-minutes', class: 'input input--narrow', type: 'number', min: '1', max: '1440', step: '1',
       value: String(settings.request_minutes), disabled: !editable });
+    const grace = h('input', { id: 'grace-seconds', class: 'input input--narrow', type: 'number', min: '10', max: '3600', step: '1',
+      value: String(settings.grace_seconds), disabled: !editable });
     const unmasked = new Set(settings.unmasked || []);
     const shown = (settings.fields || []).map((f) => h('input', { type: 'checkbox', id: `unmasked-${f}`, value: f, checked: unmasked.has(f), disabled: !editable }));
     const error = h('div', { id: 'settings-error', role: 'alert' });
@@ -82,6 +86,9 @@ export function mountSettings(ctx, root) {
       h('div', { class: 'field' },
         h('label', { for: 'request-minutes' }, 'A request waits for its answer (minutes)'),
         minutes),
+      h('div', { class: 'field' },
+        h('label', { for: 'grace-seconds' }, 'A paused moderated session ends after (seconds without a moderator)'),
+        grace),
       h('fieldset', { class: 'fieldset settings__fields' },
         h('legend', null, 'Personal data shown to staff without a reveal'),
         h('p', { class: 'muted' }, 'Fields left unticked are hidden in every view of a user but their own, while impersonating too; revealing one needs a reason and is recorded.'),
@@ -97,7 +104,7 @@ export function mountSettings(ctx, root) {
         })),
         request_minutes: Number(minutes.value),
         unmasked: shown.filter((box) => box.checked).map((box) => box.value),
-        grace_seconds: settings.grace_seconds,
+        grace_seconds: Number(grace.value),
       };
       setBusy(save, true, 'Saving…');
       try {
