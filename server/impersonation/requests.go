@@ -310,6 +310,9 @@ func (s *Service) Approve(ctx context.Context, p *standin.Principal, id, note st
 		// Whoever decided tells the actor; a count is told while it waits.
 		s.tellActor(ctx, out, seq)
 	}
+	if decided {
+		s.tellDecided(ctx, out, seq)
+	}
 	return shown(out), nil
 }
 
@@ -410,6 +413,7 @@ func (s *Service) decide(ctx context.Context, who *standin.User, r *standin.Acce
 		return nil, err
 	}
 	s.tellActor(ctx, out, ev.Seq)
+	s.tellDecided(ctx, out, ev.Seq)
 	if out.Mode == standin.ModeConsent && status != standin.RequestDenied {
 		// The target's prompt goes away: withdrawn or expired.
 		s.tellTarget(ctx, out, ev.Seq)
@@ -658,6 +662,7 @@ func (s *Service) sweep(ctx context.Context, r *standin.AccessRequest) (expired 
 			return false, err
 		}
 		s.tellActor(ctx, out, seq)
+		s.tellDecided(ctx, out, seq)
 	case o == nil && !now.Before(r.ExpiresAt):
 		_, err = s.decide(ctx, nil, r, standin.RequestExpired, standin.EventRequestExpired, "", standin.Origin{})
 		if err == nil {
@@ -788,6 +793,37 @@ func (s *Service) tellAnswerers(ctx context.Context, r *standin.AccessRequest, s
 		s.tellTarget(ctx, r, seq)
 		return
 	}
+	s.tellApprovers(ctx, r, seq, "", "Approval needed",
+		fmt.Sprintf("%s asks to act as %s for %d minutes. Reason: %s", standin.Named(r.ActorName, r.ActorEmail), r.SubjectName, r.Minutes, r.Reason))
+}
+
+// tellDecided tells the approvers of an approval request, but the one who
+// decided it, that it no longer waits for them: their inboxes and counts
+// follow live.
+func (s *Service) tellDecided(ctx context.Context, r *standin.AccessRequest, seq int64) {
+	if r.Mode != standin.ModeApproval {
+		return
+	}
+	by, body := "", fmt.Sprintf("The request of %s to act as %s no longer waits for an answer", standin.Named(r.ActorName, r.ActorEmail), r.SubjectName)
+	st := r.Status(s.cfg.Now())
+	if st == standin.RequestPending {
+		return
+	}
+	words := map[string]string{standin.RequestDenied: "refused", standin.RequestCancelled: "withdrew"}[st]
+	if words == "" {
+		words = st
+	}
+	if r.Outcome != nil && r.Outcome.By.ID != "" {
+		by = r.Outcome.By.ID
+		body += fmt.Sprintf(": %s %s it.", r.Outcome.By.Name, words)
+	} else {
+		body += ": it " + words + "."
+	}
+	s.tellApprovers(ctx, r, seq, by, "Request answered", body)
+}
+
+// tellApprovers notifies everyone who may approve r but except.
+func (s *Service) tellApprovers(ctx context.Context, r *standin.AccessRequest, seq int64, except, title, body string) {
 	users, err := s.store.AllUsers(ctx)
 	if err != nil {
 		s.cfg.Logger.Warn("could not tell the approvers of a request", "request", r.ID, "err", err)
@@ -799,9 +835,8 @@ func (s *Service) tellAnswerers(ctx context.Context, r *standin.AccessRequest, s
 		return
 	}
 	for _, u := range users {
-		if u.Active() && s.mayAnswer(ctx, u, r, users[i]) == nil {
-			s.notifyRequest(ctx, u.ID, r, seq, "Approval needed",
-				fmt.Sprintf("%s asks to act as %s for %d minutes. Reason: %s", standin.Named(r.ActorName, r.ActorEmail), r.SubjectName, r.Minutes, r.Reason))
+		if u.ID != except && u.Active() && s.mayAnswer(ctx, u, r, users[i]) == nil {
+			s.notifyRequest(ctx, u.ID, r, seq, title, body)
 		}
 	}
 }

@@ -2,6 +2,7 @@ package impersonation_test
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -678,5 +679,43 @@ func TestApprovalUnused(t *testing.T) {
 	wantCode(t, err, standin.EConflict)
 	if listed, err := n.svc.Requests(ctx, f.sam); err != nil || len(listed) != 0 {
 		t.Fatalf("Sam's requests after the expiry: %d, %v", len(listed), err)
+	}
+}
+
+// TestApproversToldOfTheAnswer: once one approver answers a request, the
+// other approvers are told that it no longer waits for them (their
+// inboxes follow live); the one who answered is not.
+func TestApproversToldOfTheAnswer(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := mustFacility(t)
+	n := f.service(t, &clock{})
+	f.mustSettings(t, n, standin.ModeRule{Scope: "project:" + f.project, Mode: standin.ModeApproval, Approvals: 1})
+	_, r := f.mustRequest(t, n, f.sam)
+	if _, err := n.svc.Deny(ctx, f.signIn(t, f.maya), r.ID, "not now", origin); err != nil {
+		t.Fatal(err)
+	}
+	told := func(u *standin.User) []string {
+		notes, _, err := f.db.Notifications(ctx, u.ID, standin.Page{Limit: 50})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, note := range notes {
+			if note.ImpersonationID == r.ID {
+				out = append(out, note.Title+": "+note.Body)
+			}
+		}
+		return out
+	}
+	admin := told(f.admin)
+	if len(admin) != 2 || admin[0] != "Request answered: The request of "+f.sam.Name+" ("+f.sam.Email+") to act as "+f.ben.Name+
+		" no longer waits for an answer: "+f.maya.Name+" refused it." {
+		t.Fatalf("the other approver was told: %q", admin)
+	}
+	for _, note := range told(f.maya) {
+		if note != "Approval needed: "+fmt.Sprintf("%s (%s) asks to act as %s for 20 minutes. Reason: Ben cannot book", f.sam.Name, f.sam.Email, f.ben.Name) {
+			t.Fatalf("the approver who answered was told: %q", told(f.maya))
+		}
 	}
 }
