@@ -166,8 +166,12 @@ func (s *Service) WatchSession(ctx context.Context, p *standin.Principal, id, vi
 	if err := s.mayModerate(ctx, p.Actor, imp, target); err != nil {
 		return nil, err
 	}
+	first := !s.cfg.Moderation.Watches(imp.ID, p.Actor.ID, viewID)
 	s.cfg.Moderation.Watch(imp.ID, viewID, p.Actor)
 	s.settleWatch(ctx, imp.ID, p.Actor.ID, viewID, true)
+	if first {
+		s.stepNow(ctx, imp)
+	}
 	return imp, nil
 }
 
@@ -176,6 +180,36 @@ func (s *Service) WatchSession(ctx context.Context, p *standin.Principal, id, vi
 func (s *Service) UnwatchSession(ctx context.Context, p *standin.Principal, id, viewID string) {
 	s.cfg.Moderation.Unwatch(id, p.Actor.ID, viewID)
 	s.settleWatch(ctx, id, p.Actor.ID, viewID, false)
+	if len(s.cfg.Moderation.Watching(id)) > 0 {
+		return
+	}
+	imp, err := s.store.ImpersonationByID(ctx, id)
+	if err == nil && imp.Moderated && imp.ActiveAt(s.cfg.Now()) {
+		s.stepNow(ctx, imp)
+	}
+}
+
+// stepNow takes the step a watch's start or end calls for at once, on
+// this node, rather than at the owner's next turn: a moderator who comes
+// and goes between two turns is audited too. The step is claimed as the
+// owner's are, so it is written once whoever takes it; what this node
+// knows is read again from the log first, as the owner may have moved
+// on. A failure is left to the owner's next turn.
+func (s *Service) stepNow(ctx context.Context, imp *standin.Impersonation) {
+	s.forget(imp.ID)
+	st, err := s.recoverModeration(ctx, imp)
+	if err == nil {
+		watching := s.cfg.Moderation.Watching(imp.ID)
+		switch {
+		case st.paused && len(watching) > 0:
+			err = s.step(ctx, imp, st, watching)
+		case !st.paused && len(watching) == 0:
+			err = s.step(ctx, imp, st, nil)
+		}
+	}
+	if err != nil {
+		s.cfg.Logger.Warn("a moderation step is left to the next turn", "impersonation", imp.ID, "err", err)
+	}
 }
 
 // watchSettle bounds the wait for a watch's change to reach this node.
