@@ -161,6 +161,11 @@ func (a *API) getImpersonation(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	return a.answerImpersonation(c, imp)
+}
+
+// answerImpersonation answers imp, and how it stands when moderated.
+func (a *API) answerImpersonation(c *fiber.Ctx, imp *standin.Impersonation) error {
 	j := toImpersonationJSON(imp)
 	if err := a.withModeration(c, imp, &j); err != nil {
 		return err
@@ -186,11 +191,7 @@ func (a *API) watchSession(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	j := toImpersonationJSON(imp)
-	if err := a.withModeration(c, imp, &j); err != nil {
-		return err
-	}
-	return c.JSON(j)
+	return a.answerImpersonation(c, imp)
 }
 
 // unwatchSession answers DELETE /impersonations/{id}/moderator/{view}:

@@ -199,13 +199,7 @@ func (s *Service) stepNow(ctx context.Context, imp *standin.Impersonation) {
 	s.forget(imp.ID)
 	st, err := s.recoverModeration(ctx, imp)
 	if err == nil {
-		watching := s.cfg.Moderation.Watching(imp.ID)
-		switch {
-		case st.paused && len(watching) > 0:
-			err = s.step(ctx, imp, st, watching)
-		case !st.paused && len(watching) == 0:
-			err = s.step(ctx, imp, st, nil)
-		}
+		_, err = s.stepDue(ctx, imp, st)
 	}
 	if err != nil {
 		s.cfg.Logger.Warn("a moderation step is left to the next turn", "impersonation", imp.ID, "err", err)
@@ -262,24 +256,20 @@ func (s *Service) Moderate(ctx context.Context) (int, error) {
 		if err != nil {
 			return n, err
 		}
-		watching := s.cfg.Moderation.Watching(imp.ID)
-		switch {
-		case st.paused && len(watching) > 0:
-			err = s.step(ctx, imp, st, watching)
-		case !st.paused && len(watching) == 0:
-			err = s.step(ctx, imp, st, nil)
-		case st.paused && now.Sub(st.since) >= time.Duration(set.GraceSeconds)*time.Second:
+		stepped, err := s.stepDue(ctx, imp, st)
+		if !stepped && err == nil && st.paused && now.Sub(st.since) >= time.Duration(set.GraceSeconds)*time.Second {
 			_, err = s.end(ctx, imp.ID, standin.CauseModeratorAbsent, nil, standin.Origin{})
-			if standin.ErrorCode(err) == standin.EConflict {
+			stepped = standin.ErrorCode(err) != standin.EConflict
+			if !stepped {
 				err = nil
 			}
-		default:
-			continue
 		}
 		if err != nil {
 			return n, err
 		}
-		n++
+		if stepped {
+			n++
+		}
 	}
 	s.moderation.mu.Lock()
 	for id := range s.moderation.sessions {
@@ -289,6 +279,17 @@ func (s *Service) Moderate(ctx context.Context) (int, error) {
 	}
 	s.moderation.mu.Unlock()
 	return n, nil
+}
+
+// stepDue takes imp's next step if the watches call for one: a
+// resumption of a paused session someone watches, a pause of a running
+// one nobody watches. stepped says whether one was due.
+func (s *Service) stepDue(ctx context.Context, imp *standin.Impersonation, st moderated) (stepped bool, err error) {
+	watching := s.cfg.Moderation.Watching(imp.ID)
+	if st.paused == (len(watching) == 0) {
+		return false, nil
+	}
+	return true, s.step(ctx, imp, st, watching)
 }
 
 // stepKey names step k of session id, claimed once.
