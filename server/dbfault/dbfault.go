@@ -14,6 +14,7 @@ import (
 	"errors"
 	"regexp"
 	"strconv"
+	"strings"
 
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/x/mongo/driver"
@@ -79,11 +80,18 @@ func WriteRefused(err error) bool {
 		}
 	}
 	for _, msg := range internalMessages(err) {
-		if sqliteRefused(msg) {
+		if sqliteRefused(msg) || ferretInterrupted(msg) {
 			return true
 		}
 	}
 	return false
+}
+
+// ferretInterrupted reports FerretDB's answer when it stops while an
+// operation runs: the operation's context ends inside its transaction,
+// which rolls back, as MongoDB's InterruptedAtShutdown.
+func ferretInterrupted(msg string) bool {
+	return strings.HasSuffix(strings.TrimSpace(msg), "fsql.(*DB).InTransaction] context canceled")
 }
 
 // internalMessages returns the messages of the FerretDB internal errors

@@ -33,6 +33,9 @@ func TestWriteRefused(t *testing.T) {
 		{"MongoOutOfDiskSpace", mongo.CommandError{Code: 14031, Name: "OutOfDiskSpace", Message: "out of disk space"}, true},
 		{"MongoNotWritablePrimary", mongo.WriteException{WriteErrors: mongo.WriteErrors{{Code: 10107, Message: "not primary"}}}, true},
 		{"MongoShutdown", mongo.CommandError{Code: 91, Name: "ShutdownInProgress"}, true},
+		// FerretDB stopping: its handler's context ends mid-transaction,
+		// which rolls back.
+		{"FerretInterrupted", ferret("[msg_insert.go:168 handler.(*Handler).MsgInsert] [db.go:134 fsql.(*DB).InTransaction] context canceled"), true},
 
 		{"Nil", nil, false},
 		{"Plain", errors.New("disk I/O error (778)"), false},
@@ -41,6 +44,7 @@ func TestWriteRefused(t *testing.T) {
 		{"FerretConstraint", ferret("[db.go:167 fsql.(*DB).InTransaction] UNIQUE constraint failed (2067)"), false},
 		{"FerretBusy", ferret("database is locked (5)"), false},
 		{"FerretNoCode", ferret("invalid document"), false},
+		{"FerretCanceledMidText", ferret("context canceled while reading; retried"), false},
 		{"OtherCodeSameText", mongo.CommandError{Code: 2, Name: "BadValue", Message: "disk I/O error (778)"}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
