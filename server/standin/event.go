@@ -38,10 +38,26 @@ const (
 	// EventSettingsChanged records a change of the impersonation
 	// settings (modes and their bounds).
 	EventSettingsChanged = "settings.changed"
+	// A sink of the audit log was added, changed, removed, or sent a
+	// test record by an admin.
+	EventSinkCreated = "sink.created"
+	EventSinkChanged = "sink.changed"
+	EventSinkRemoved = "sink.removed"
+	EventSinkTested  = "sink.tested"
 	// EventAuditRefused stands in for an event that would have carried
 	// more than MaxEventBytes: it records the sizes, never the content.
 	EventAuditRefused = "audit.refused"
 )
+
+// EventTypes lists every event type, in the order above.
+func EventTypes() []string {
+	return []string{EventLogin, EventLogout, EventImpersonationStarted, EventImpersonationEnded, EventImpersonationDenied,
+		EventImpersonationPaused, EventImpersonationResumed, EventActionAllowed, EventActionDenied, EventPolicyChanged,
+		EventBookingCreated, EventBookingCancelled, EventUserSuspended, EventUserRenamed, EventRequestCreated,
+		EventRequestApproved, EventRequestDenied, EventRequestExpired, EventRequestCancelled, EventConsentGranted,
+		EventConsentWithdrawn, EventFieldRevealed, EventSettingsChanged, EventSinkCreated, EventSinkChanged,
+		EventSinkRemoved, EventSinkTested, EventAuditRefused}
+}
 
 // MaxEventBytes bounds the text one audit event may carry, summed over
 // its fields (see Event.TextBytes). Whatever a request sends, no event is

@@ -1,6 +1,8 @@
 package standin
 
 import (
+	"os"
+	"regexp"
 	"slices"
 	"testing"
 )
@@ -58,4 +60,25 @@ func TestEventOf(t *testing.T) {
 			t.Fatalf("Projects = %v, want %v", e.Projects, want)
 		}
 	})
+}
+
+// TestEventTypesListed: every event type constant is in EventTypes, once.
+func TestEventTypesListed(t *testing.T) {
+	src, err := os.ReadFile("event.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	declared := regexp.MustCompile(`(?m)^\s+Event[A-Za-z]+\s+= "([a-z_.]+)"`).FindAllStringSubmatch(string(src), -1)
+	if len(declared) < 20 {
+		t.Fatalf("found only %d event type constants", len(declared))
+	}
+	listed := EventTypes()
+	for _, m := range declared {
+		if n := slices.Index(listed, m[1]); n < 0 || slices.Index(listed[n+1:], m[1]) >= 0 {
+			t.Errorf("%s is not listed exactly once", m[1])
+		}
+	}
+	if len(listed) != len(declared) {
+		t.Errorf("EventTypes lists %d types; event.go declares %d", len(listed), len(declared))
+	}
 }
