@@ -22,6 +22,7 @@ import (
 	"standin/server"
 	"standin/server/audit"
 	"standin/server/embeddeddb"
+	"standin/server/sinks"
 )
 
 func main() {
@@ -67,6 +68,7 @@ func parseConfig(args []string, getenv func(string) string) (server.Config, erro
 	proxies := fs.String("trusted-proxies", getenv("STANDIN_TRUSTED_PROXIES"), "comma-separated addresses or CIDR ranges of load balancers whose X-Forwarded-For names the client (env STANDIN_TRUSTED_PROXIES)")
 	keyFile := fs.String("audit-key-file", getenv("STANDIN_AUDIT_KEY_FILE"), "the key that signs the audit log's checkpoints (env STANDIN_AUDIT_KEY_FILE, default audit.key in the data directory; required with MONGODB_URI)")
 	window := fs.String("audit-window", getenv("STANDIN_AUDIT_WINDOW"), "newest audit events kept in memory on the embedded database (env STANDIN_AUDIT_WINDOW, default 100000)")
+	sinkAllow := fs.String("sink-allow", getenv("STANDIN_SINK_ALLOW"), "where audit sinks may deliver: host patterns, addresses and networks, comma-separated (env STANDIN_SINK_ALLOW, default any public address)")
 	logLevel := fs.String("log-level", getenv("STANDIN_LOG_LEVEL"), "debug, info, warn or error (env STANDIN_LOG_LEVEL, default info)")
 	perSession := fs.String("sockets-per-session", getenv("STANDIN_SOCKETS_PER_SESSION"), "live connections one sign-in session may hold (env STANDIN_SOCKETS_PER_SESSION, default 32)")
 	perUser := fs.String("sockets-per-user", getenv("STANDIN_SOCKETS_PER_USER"), "live connections one person may hold (env STANDIN_SOCKETS_PER_USER, default 128)")
@@ -108,6 +110,10 @@ func parseConfig(args []string, getenv func(string) string) (server.Config, erro
 		return cfg, err
 	}
 	cfg.TrustedProxies = trusted
+	if _, err := sinks.ParseAllowlist(*sinkAllow); err != nil {
+		return cfg, fmt.Errorf("STANDIN_SINK_ALLOW / -sink-allow: %w", err)
+	}
+	cfg.SinkAllow = *sinkAllow
 	if *window != "" {
 		n, err := strconv.Atoi(*window)
 		if err != nil || n < 1000 {

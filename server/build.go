@@ -15,6 +15,7 @@ import (
 	"standin/server/loginlimit"
 	"standin/server/rbac"
 	"standin/server/session"
+	"standin/server/sinks"
 	"standin/server/standin"
 	"standin/server/support"
 	"standin/ui"
@@ -64,7 +65,32 @@ func (n *node) build(ctx context.Context) error {
 	} else if count > 0 {
 		n.log.Warn("audited impersonation ends an earlier stop left unaudited", "count", count)
 	}
+	if err := n.buildSinks(); err != nil {
+		return err
+	}
 	return n.buildHTTP()
+}
+
+// buildSinks makes the admins' service of the audit log's sinks; the
+// delivery runs with the jobs.
+func (n *node) buildSinks() error {
+	allow, err := sinks.ParseAllowlist(n.cfg.SinkAllow)
+	if err != nil {
+		return err
+	}
+	n.allow = allow
+	n.sinks = sinks.NewService(sinks.ServiceConfig{
+		Store: n.db, Audit: n.events, Allow: allow, Now: n.cfg.Clock,
+		Projects: func(ctx context.Context) ([]string, error) {
+			ps, err := n.facility.Projects(ctx)
+			ids := make([]string, 0, len(ps))
+			for _, p := range ps {
+				ids = append(ids, p.ID)
+			}
+			return ids, err
+		},
+	})
+	return nil
 }
 
 // buildSessions makes the session manager and the impersonation service,
@@ -151,6 +177,7 @@ func (n *node) buildHTTP() error {
 		Presence:       n.presence,
 		Sessions:       n.sessions,
 		Support:        support.New(n.facility, n.decider, n.events, n.cfg.Clock),
+		Sinks:          n.sinks,
 		VerifyWait:     n.cfg.VerifyWait,
 		DB:             n.db,
 		Logger:         n.log.With("component", "http"),

@@ -63,6 +63,10 @@ type Config struct {
 	// header to the client's address, not append to what the client sent.
 	// Empty: the header is ignored and the connection's address counts.
 	TrustedProxies []string
+	// SinkAllow says where the audit log's sinks may deliver: host name
+	// patterns, addresses and networks, comma-separated (see
+	// sinks.Allowlist). Empty: any public address, never an inside one.
+	SinkAllow string
 	// AuditWindow is how many of the newest audit events the server keeps
 	// in memory (default 100,000, about 0.75 KB each). Activity pages,
 	// live replays and start-up repair within it are answered from

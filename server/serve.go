@@ -10,6 +10,7 @@ import (
 	"standin/server/bookings"
 	"standin/server/lease"
 	"standin/server/presence"
+	"standin/server/sinks"
 )
 
 // announce writes, on lines of their own, where to open the console and,
@@ -121,6 +122,12 @@ func (n *node) runJobs(ctx context.Context, wg *sync.WaitGroup) {
 		// Often enough for a moderator's lapsed watch to pause its
 		// session soon after presence.DefaultWatchTTL.
 		every(ctx, presence.DefaultWatchTTL/5, func(context.Context) { n.tracker.Sweep() })
+	})
+	wg.Go(func() {
+		// The audit log goes out to its sinks, each under a lease of its
+		// own: one node at a time delivers it.
+		sinks.NewDeliverer(sinks.Config{Store: n.db, Log: n.events, Leases: leases, Allow: n.allow, Now: n.cfg.Clock,
+			Logger: log.With("component", "sinks")}).Run(ctx)
 	})
 	wg.Go(func() {
 		// Booking writes a database failure stopped midway are finished.

@@ -25,6 +25,7 @@ import (
 	"standin/server/rbac"
 	"standin/server/session"
 	"standin/server/signals"
+	"standin/server/sinks"
 	"standin/server/startup"
 )
 
@@ -72,6 +73,8 @@ type node struct {
 	auth     *authStore     // db, with what authentication reads answered from memory
 	eventsDB *mongostore.DB // the audit log's own connection
 	events   *audit.Log
+	sinks    *sinks.Service // the audit log's outside sinks
+	allow    *sinks.Allowlist
 
 	rbac     *rbac.Authorizer
 	sessions *session.Manager

@@ -44,6 +44,7 @@ func DefaultPolicies() []standin.Policy {
 		g(roleProjectLead, standin.KindActivity, standin.ActList),
 		modesPolicies(),
 		moderationPolicies(),
+		sinkPolicies(),
 	)
 }
 
@@ -77,6 +78,12 @@ func moderationPolicies() []standin.Policy {
 	)
 }
 
+// sinkPolicies are the rights the audit log's sinks added: admins keep
+// them.
+func sinkPolicies() []standin.Policy {
+	return grant(roleAdmin, standin.KindSink, standin.ActList, standin.ActUpdate)
+}
+
 // PolicySet is a named set of default policies.
 type PolicySet struct {
 	Name     string
@@ -90,5 +97,6 @@ func PolicyAdditions() []PolicySet {
 	return []PolicySet{
 		{Name: "impersonation-modes", Policies: modesPolicies()},
 		{Name: "impersonation-moderation", Policies: moderationPolicies()},
+		{Name: "audit-sinks", Policies: sinkPolicies()},
 	}
 }

@@ -182,6 +182,7 @@ type Config struct {
 	Presence       Presence
 	Sessions       Sessions
 	Support        Support
+	Sinks          Sinks
 	DB             Pinger
 	Logger         *slog.Logger
 
@@ -404,6 +405,15 @@ func (a *API) routes() []route {
 		{fiber.MethodGet, v1 + "/activity/verify", signedIn, selfAudited, a.verifyActivity},
 		{fiber.MethodGet, v1 + "/activity/key", signedIn, selfAudited, a.activityKey},
 
+		// The audit log's outside sinks, for admins: each change audited
+		// by the service.
+		{fiber.MethodGet, v1 + "/sinks", authorized, can(standin.ActList, standin.KindSink, nil), a.listSinks},
+		{fiber.MethodGet, v1 + "/sinks/:id", authorized, can(standin.ActList, standin.KindSink, nil), a.getSink},
+		{fiber.MethodPost, v1 + "/sinks", authorized, can(standin.ActUpdate, standin.KindSink, nil).sensitiveAction().recordsItself(), a.createSink},
+		{fiber.MethodPut, v1 + "/sinks/:id", authorized, can(standin.ActUpdate, standin.KindSink, nil).sensitiveAction().recordsItself(), a.updateSink},
+		{fiber.MethodDelete, v1 + "/sinks/:id", authorized, can(standin.ActUpdate, standin.KindSink, nil).sensitiveAction().recordsItself(), a.deleteSink},
+		{fiber.MethodPost, v1 + "/sinks/:id/test", authorized, can(standin.ActUpdate, standin.KindSink, nil).sensitiveAction().recordsItself(), a.testSink},
+
 		{fiber.MethodGet, v1 + "/policies", authorized, can(standin.ActList, standin.KindPolicy, nil), a.listPolicies},
 		{fiber.MethodPost, v1 + "/policies", authorized, can(standin.ActUpdate, standin.KindPolicy, nil).recordsItself(), a.addPolicy},
 		{fiber.MethodDelete, v1 + "/policies", authorized, can(standin.ActUpdate, standin.KindPolicy, nil).recordsItself(), a.removePolicy},
@@ -416,8 +426,8 @@ func New(cfg Config) (*fiber.App, error) {
 		cfg.DB == nil || cfg.Impersonations == nil || cfg.Audit == nil || cfg.Notifications == nil || cfg.Presence == nil {
 		return nil, errors.New("httpapi: Users, Accounts, Facility, Access, Policies, Impersonations, Audit, Notifications, Presence, Sessions and DB are required")
 	}
-	if cfg.Bookings == nil || cfg.Support == nil {
-		return nil, errors.New("httpapi: Bookings and Support are required")
+	if cfg.Bookings == nil || cfg.Support == nil || cfg.Sinks == nil {
+		return nil, errors.New("httpapi: Bookings, Support and Sinks are required")
 	}
 	if cfg.SessionCookie == "" {
 		return nil, errors.New("httpapi: SessionCookie is required")

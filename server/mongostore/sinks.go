@@ -66,6 +66,17 @@ func (db *DB) CreateSink(ctx context.Context, s *standin.Sink) error {
 	return nil
 }
 
+// CreateSinkAs stores sink s under its own ID, as it was before a
+// removal that is undone.
+func (db *DB) CreateSinkAs(ctx context.Context, s *standin.Sink) error {
+	oid, err := objectID(s.ID, "sink")
+	if err != nil {
+		return err
+	}
+	_, err = db.db.Collection(colSinks).InsertOne(ctx, sinkDocOf(s, oid))
+	return translate(err, "restore sink")
+}
+
 // SaveSink replaces sink s as it is stored. ENotFound when it is gone.
 func (db *DB) SaveSink(ctx context.Context, s *standin.Sink) error {
 	oid, err := objectID(s.ID, "sink")

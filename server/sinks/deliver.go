@@ -184,7 +184,6 @@ type sinkLoop struct {
 	retryAt  time.Time
 	sink     *standin.Sink
 	health   *standin.SinkHealth
-	readAt   time.Time // when sink and health were read
 	lastTurn time.Time
 	dirty    bool      // health moved since it was saved
 	savedAt  time.Time // when health was saved
@@ -200,24 +199,17 @@ func (l *sinkLoop) close() {
 	}
 }
 
-// refreshEvery is how often a delivering node reads its sink's settings
-// again.
-const refreshEvery = 2 * time.Second
-
 // term is the lease term t falls in.
 func (l *sinkLoop) term(t time.Time) int64 { return lease.TermOf(t, l.d.cfg.Term) }
 
-// load reads the sink's settings every refreshEvery, and its health when
-// this node did not hold the previous term: another node may have
-// delivered meanwhile, and only the holder writes the health. false when
-// the sink is gone or disabled.
+// load reads the sink's settings, which apply from the next record on,
+// and its health when this node did not hold the previous term: another
+// node may have delivered meanwhile, and only the holder writes the
+// health. false when the sink is gone or disabled.
 func (l *sinkLoop) load(ctx context.Context) bool {
 	d, now := l.d, l.d.cfg.Now()
 	held := l.health != nil && l.term(now)-l.term(l.lastTurn) <= 1
 	l.lastTurn = now
-	if l.sink != nil && held && now.Sub(l.readAt) < refreshEvery {
-		return true
-	}
 	s, err := d.cfg.Store.SinkByID(ctx, l.id)
 	if err != nil || !s.Enabled {
 		l.sink = nil
@@ -236,7 +228,7 @@ func (l *sinkLoop) load(ctx context.Context) bool {
 	}
 	// Settings may move the start past what was delivered.
 	h.Delivered = max(h.Delivered, s.FromSeq)
-	l.sink, l.health, l.readAt = s, h, now
+	l.sink, l.health = s, h
 	return true
 }
 
@@ -380,6 +372,8 @@ func newTransport(s *standin.Sink, allow *Allowlist, timeout time.Duration, now 
 	switch s.Kind {
 	case standin.SinkWebhook:
 		return newWebhook(s, allow, timeout, now), nil
+	case standin.SinkSyslog:
+		return newSyslog(s, allow, timeout), nil
 	}
 	return nil, fmt.Errorf("sink kind %q cannot be delivered yet", s.Kind)
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"standin/server/audit"
+	"standin/server/sinks/ocsf"
 	"standin/server/standin"
 )
 
@@ -28,6 +29,8 @@ func encode(format standin.SinkFormat, e *standin.Event) ([]byte, error) {
 	switch format {
 	case standin.FormatStandin:
 		return json.Marshal(audit.EventJSON(e))
+	case standin.FormatOCSF:
+		return ocsf.Encode(e, ocsf.Product{Name: "Standin", Vendor: "Standin"})
 	}
 	return nil, fmt.Errorf("sink format %q is not known", format)
 }

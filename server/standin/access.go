@@ -38,6 +38,8 @@ const (
 	KindActivity       = "activity"
 	// KindSettings is the impersonation settings (modes, bounds).
 	KindSettings = "settings"
+	// KindSink is the audit log's outside sinks (SIEM webhooks, syslog).
+	KindSink = "sink"
 	// KindConsent is a user's own consent: answering requests to
 	// impersonate them, granting access ahead of time.
 	KindConsent = "consent"

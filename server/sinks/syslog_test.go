@@ -1,0 +1,73 @@
+package sinks_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"standin/server/sinks"
+	"standin/server/sinks/syslog/rsyslogtest"
+	"standin/server/standin"
+)
+
+// TestSyslogDelivery: a syslog sink delivers every event to a real
+// rsyslogd as RFC 5424 messages, in seq order, each with its seq and
+// event id in structured data and the event as JSON; while rsyslogd is
+// down the sink waits, and once it is back it catches up.
+func TestSyslogDelivery(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	rs := rsyslogtest.Start(t, rsyslogtest.Options{})
+	s := &standin.Sink{Name: "rsyslog", Kind: standin.SinkSyslog, Address: rs.Addr, Format: standin.FormatStandin,
+		Enabled: true, CreatedAt: time.Now()}
+	if err := f.db.CreateSink(context.Background(), s); err != nil {
+		t.Fatal(err)
+	}
+	f.run(t)
+
+	first := f.appendEvents(t, 30)
+	recs, err := rs.WaitRecords(len(first), 20*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs.Stop()
+	more := f.appendEvents(t, 20)
+	time.Sleep(500 * time.Millisecond)
+	rs.Restart()
+	want := append(first, more...)
+	recs, err = rs.WaitRecords(len(want), 30*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seqs []int64
+	seen := map[int64]bool{}
+	for _, r := range recs {
+		var seq int64
+		rest, ok := strings.CutPrefix(r.StructuredData, "["+sinks.SyslogSD+" seq=\"")
+		if _, err := fmt.Sscanf(rest, "%d", &seq); !ok || err != nil || !strings.Contains(rest, ` id="`) {
+			t.Fatalf("structured data %q", r.StructuredData)
+		}
+		var e struct {
+			Seq  int64  `json:"seq"`
+			Type string `json:"type"`
+		}
+		if err := json.Unmarshal([]byte(strings.TrimPrefix(r.Msg, "\ufeff")), &e); err != nil || e.Seq != seq || e.Type != r.MsgID {
+			t.Fatalf("record %+v: %v (seq %d, type %q)", r, err, e.Seq, e.Type)
+		}
+		if !seen[seq] {
+			seqs = append(seqs, seq)
+		}
+		seen[seq] = true
+	}
+	if len(seqs) != len(want) {
+		t.Fatalf("%d distinct records, want %d", len(seqs), len(want))
+	}
+	for i := range want {
+		if seqs[i] != want[i] {
+			t.Fatalf("record %d has seq %d, want %d", i, seqs[i], want[i])
+		}
+	}
+}
