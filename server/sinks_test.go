@@ -25,6 +25,9 @@ type siem struct {
 	secret string
 	recs   []map[string]any
 	forged int
+	// slow holds each batch this long before acknowledging it, so that
+	// deliveries are in flight.
+	slow time.Duration
 }
 
 func newSIEM(t *testing.T) *siem {
@@ -32,6 +35,10 @@ func newSIEM(t *testing.T) *siem {
 	s.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		ts, _ := strconv.ParseInt(r.Header.Get(sinks.HeaderTimestamp), 10, 64)
+		s.mu.Lock()
+		slow := s.slow
+		s.mu.Unlock()
+		time.Sleep(slow)
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		if s.secret == "" || r.Header.Get(sinks.HeaderSignature) != sinks.Sign(s.secret, time.Unix(ts, 0), body) {
@@ -57,6 +64,38 @@ func (s *siem) setSecret(secret string) {
 	s.mu.Lock()
 	s.secret = secret
 	s.mu.Unlock()
+}
+
+// count is how many records were received.
+func (s *siem) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.recs)
+}
+
+// seqs are the received records' seqs, in the order received.
+func (s *siem) seqs() []int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]int64, 0, len(s.recs))
+	for _, r := range s.recs {
+		if seq, ok := r["seq"].(float64); ok {
+			out = append(out, int64(seq))
+		}
+	}
+	return out
+}
+
+// waitCount waits until n records were received.
+func (s *siem) waitCount(t *testing.T, n int) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for s.count() < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d records received, waiting for %d", s.count(), n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // wait returns the records received once match holds for one of them.
