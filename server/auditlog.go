@@ -15,7 +15,7 @@ import (
 // directory. On the embedded database a missing key is created, unless
 // checkpoints signed by a lost key are there; with MONGODB_URI every
 // server must be given the same key, so a missing one stops the start.
-func openAnchor(cfg Config, log *slog.Logger) (*audit.Anchor, error) {
+func openAnchor(cfg Config, log *slog.Logger, sinks ...audit.CheckpointSink) (*audit.Anchor, error) {
 	create := cfg.MongoURI == ""
 	if create {
 		if _, err := os.Stat(cfg.AuditKeyFile); errors.Is(err, fs.ErrNotExist) {
@@ -42,5 +42,5 @@ func openAnchor(cfg Config, log *slog.Logger) (*audit.Anchor, error) {
 	} else {
 		log.Info("audit key loaded", "file", cfg.AuditKeyFile, "key_id", key.ID())
 	}
-	return audit.OpenAnchor(audit.AnchorConfig{Key: key, Dir: cfg.DataDir, Logger: log})
+	return audit.OpenAnchor(audit.AnchorConfig{Key: key, Dir: cfg.DataDir, Logger: log, Sinks: sinks})
 }

@@ -12,6 +12,7 @@ import (
 	"standin/server/mongostore"
 	"standin/server/presence"
 	"standin/server/signals"
+	"standin/server/sinks"
 	"standin/server/startup"
 )
 
@@ -143,7 +144,13 @@ func (n *node) openAudit(ctx context.Context, uri string) error {
 		// once, in stored order.
 		auditCfg.StoredOrder = true
 	}
-	if auditCfg.Anchor, err = openAnchor(n.cfg, n.log.With("component", "audit")); err != nil {
+	// The checkpoints go to the audit log's sinks too: stored for the
+	// node that delivers each sink.
+	n.checkpoints = sinks.NewPublisher(n.db, n.log.With("component", "sinks"))
+	n.onClose(func(ctx context.Context) {
+		closeWithin(ctx, 5*time.Second, n.checkpoints.Close, n.log, "storing the last checkpoints for the sinks")
+	})
+	if auditCfg.Anchor, err = openAnchor(n.cfg, n.log.With("component", "audit"), n.checkpoints); err != nil {
 		return err
 	}
 	n.step("Reading the audit log")

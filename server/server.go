@@ -68,13 +68,14 @@ type node struct {
 	publicOrigin string
 	closers      []func(context.Context)
 
-	db       *mongostore.DB // requests' connection
-	facility facilityStore  // db, with the catalog answered from memory
-	auth     *authStore     // db, with what authentication reads answered from memory
-	eventsDB *mongostore.DB // the audit log's own connection
-	events   *audit.Log
-	sinks    *sinks.Service // the audit log's outside sinks
-	allow    *sinks.Allowlist
+	db          *mongostore.DB // requests' connection
+	facility    facilityStore  // db, with the catalog answered from memory
+	auth        *authStore     // db, with what authentication reads answered from memory
+	eventsDB    *mongostore.DB // the audit log's own connection
+	events      *audit.Log
+	sinks       *sinks.Service   // the audit log's outside sinks
+	checkpoints *sinks.Publisher // the anchor's checkpoints, for the sinks
+	allow       *sinks.Allowlist
 
 	rbac     *rbac.Authorizer
 	sessions *session.Manager

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"standin/server/lease"
+	"standin/server/mongostore"
 	"standin/server/standin"
 )
 
@@ -48,6 +49,9 @@ type Config struct {
 	Store  Store
 	Log    Log
 	Leases Leases
+	// Checkpoints, when set, are sent to every sink after the events
+	// they attest.
+	Checkpoints CheckpointStore
 	// Allow says where sinks may connect (nil: any public address).
 	Allow *Allowlist
 	// Batch bounds the records of one send (DefaultBatch).
@@ -76,6 +80,10 @@ type Deliverer struct {
 
 	mu      sync.Mutex
 	running map[string]context.CancelFunc // by sink id
+
+	cpMu sync.Mutex
+	cps  []mongostore.StoredCheckpoint // read at cpAt
+	cpAt time.Time
 }
 
 // NewDeliverer returns a Deliverer; Run starts it.
@@ -252,14 +260,21 @@ func (l *sinkLoop) turn(ctx context.Context) {
 			l.failed(ctx, h, fmt.Errorf("read the audit log: %w", err))
 			return
 		}
-		if last == h.Delivered {
+		cps, err := d.checkpoints(ctx, h.Checkpoint, last)
+		if err != nil {
+			d.log.Warn("reading the checkpoints for the sinks; they follow later", "err", err)
+		}
+		if last == h.Delivered && len(cps) == 0 {
 			return // caught up
 		}
-		if len(recs) > 0 {
-			if err := l.send(ctx, s, recs); err != nil {
+		if len(recs)+len(cps) > 0 {
+			if err := l.send(ctx, s, append(recs, cps...)); err != nil {
 				l.failed(ctx, h, err)
 				return
 			}
+		}
+		if len(cps) > 0 {
+			h.Checkpoint = cps[len(cps)-1].event.Seq
 		}
 		h.Delivered, h.DeliveredAt = last, d.cfg.Now()
 		h.Failures, h.LastError, l.retryAt = 0, "", time.Time{}
@@ -291,6 +306,40 @@ func (l *sinkLoop) record(ctx context.Context, now bool) {
 	}
 	l.dirty, l.savedAt = false, d.cfg.Now()
 	d.cfg.OnHealth(*h)
+}
+
+// checkpointsEvery is how often the stored checkpoints are read again,
+// for every sink this node delivers.
+const checkpointsEvery = 5 * time.Second
+
+// checkpoints returns the records of the stored checkpoints with a seq
+// above after and up to upto, one per seq: those a sink gets with the
+// events up to upto.
+func (d *Deliverer) checkpoints(ctx context.Context, after, upto int64) ([]record, error) {
+	if d.cfg.Checkpoints == nil {
+		return nil, nil
+	}
+	d.cpMu.Lock()
+	defer d.cpMu.Unlock()
+	if d.cfg.Now().Sub(d.cpAt) >= checkpointsEvery {
+		all, err := d.cfg.Checkpoints.Checkpoints(ctx)
+		if err != nil {
+			return nil, err
+		}
+		d.cps, d.cpAt = all, d.cfg.Now()
+	}
+	var out []record
+	for _, c := range d.cps {
+		if c.Seq <= after || c.Seq > upto || (len(out) > 0 && out[len(out)-1].event.Seq == c.Seq) {
+			continue
+		}
+		r, err := checkpointRecord(c)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, nil
 }
 
 // errBatchFull stops a read once a batch is full.
