@@ -22,6 +22,9 @@ const (
 	TopicNotifications = "notifications"
 	// TopicPresence says who is looking at which user.
 	TopicPresence = "presence"
+	// TopicSinks carries how the delivery of the audit log's sinks
+	// stands, for those who may see the sinks.
+	TopicSinks = "sinks"
 )
 
 const impersonationPrefix = "impersonation:"
@@ -59,7 +62,7 @@ func ImpersonationOf(topic string) (string, bool) {
 // EUnknownTopic error.
 func ValidTopic(topic string) bool {
 	switch topic {
-	case TopicSession, TopicActivity, TopicNotifications, TopicPresence:
+	case TopicSession, TopicActivity, TopicNotifications, TopicPresence, TopicSinks:
 		return true
 	}
 	_, ok := ImpersonationOf(topic)

@@ -127,7 +127,7 @@ func (n *node) runJobs(ctx context.Context, wg *sync.WaitGroup) {
 		// The audit log goes out to its sinks, each under a lease of its
 		// own: one node at a time delivers it.
 		sinks.NewDeliverer(sinks.Config{Store: n.db, Log: n.events, Leases: leases, Allow: n.allow, Now: n.cfg.Clock, Checkpoints: n.db,
-			Logger: log.With("component", "sinks")}).Run(ctx)
+			OnHealth: n.feed.SinkHealth, Logger: log.With("component", "sinks")}).Run(ctx)
 	})
 	wg.Go(func() {
 		// Booking writes a database failure stopped midway are finished.

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"standin/realtime"
 	"standin/server"
 	"standin/server/sinks"
 )
@@ -134,6 +135,12 @@ func TestSinksOverHTTP(t *testing.T) {
 	if r := support.do(http.MethodGet, "/api/v1/sinks", nil); r.Status != http.StatusForbidden {
 		t.Fatalf("support lists sinks: %d", r.Status)
 	}
+	ctx := liveDeadline(t)
+	if r := support.mustFeed(ctx, t).subscribe(ctx, realtime.TopicSinks, -1); r["type"] != "error" {
+		t.Fatalf("support follows the sinks' health: %v", r)
+	}
+	live := admin.mustFeed(ctx, t)
+	live.mustSubscribe(ctx, realtime.TopicSinks, -1)
 	for _, bad := range []map[string]any{
 		{"name": "x", "kind": "webhook", "url": "http://10.0.0.1/in"},
 		{"name": "x", "kind": "webhook", "url": "ftp://127.0.0.1/in"},
@@ -169,6 +176,11 @@ func TestSinksOverHTTP(t *testing.T) {
 	newClient(t, srv.URL).mustLogin("ben@example.org")
 	recs := receiver.wait(t, "Ben's sign-in", func(rec map[string]any) bool {
 		return rec["type"] == "auth.login" && rec["actor"].(map[string]any)["name"] == "Ben Okafor"
+	})
+	// The admin's console hears of the delivery live.
+	live.next(ctx, func(m map[string]any) bool {
+		ev := event(m, realtime.TopicSinks)
+		return ev != nil && ev["sink_id"] == id && ev["delivered_seq"].(float64) > created["from_seq"].(float64)
 	})
 	if recs[0]["type"] != "sink.created" || recs[0]["seq"] == nil || recs[0]["hash"] == "" {
 		t.Fatalf("the first record: %v", recs[0])

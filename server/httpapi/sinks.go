@@ -22,34 +22,25 @@ type Sinks interface {
 	Allowlist() string
 }
 
-// sinkHealthJSON is how a sink's delivery stands.
-type sinkHealthJSON struct {
-	DeliveredSeq int64  `json:"delivered_seq"`
-	DeliveredAt  string `json:"delivered_at,omitempty"`
-	Failures     int    `json:"failures"`
-	LastError    string `json:"last_error,omitempty"`
-	LastErrorAt  string `json:"last_error_at,omitempty"`
-}
-
 // sinkJSON is a sink as admins see it: never its secret but on creation.
 type sinkJSON struct {
-	ID        string          `json:"id"`
-	Name      string          `json:"name"`
-	Kind      string          `json:"kind"`
-	URL       string          `json:"url,omitempty"`
-	Address   string          `json:"address,omitempty"`
-	TLS       bool            `json:"tls"`
-	Format    string          `json:"format"`
-	Types     []string        `json:"types"`
-	Projects  []string        `json:"projects"`
-	Enabled   bool            `json:"enabled"`
-	FromSeq   int64           `json:"from_seq"`
-	CreatedAt string          `json:"created_at"`
-	CreatedBy audit.UserJSON  `json:"created_by"`
-	ChangedAt string          `json:"changed_at"`
-	ChangedBy audit.UserJSON  `json:"changed_by"`
-	Secret    string          `json:"secret,omitempty"`
-	Health    *sinkHealthJSON `json:"health"`
+	ID        string           `json:"id"`
+	Name      string           `json:"name"`
+	Kind      string           `json:"kind"`
+	URL       string           `json:"url,omitempty"`
+	Address   string           `json:"address,omitempty"`
+	TLS       bool             `json:"tls"`
+	Format    string           `json:"format"`
+	Types     []string         `json:"types"`
+	Projects  []string         `json:"projects"`
+	Enabled   bool             `json:"enabled"`
+	FromSeq   int64            `json:"from_seq"`
+	CreatedAt string           `json:"created_at"`
+	CreatedBy audit.UserJSON   `json:"created_by"`
+	ChangedAt string           `json:"changed_at"`
+	ChangedBy audit.UserJSON   `json:"changed_by"`
+	Secret    string           `json:"secret,omitempty"`
+	Health    sinks.HealthJSON `json:"health"`
 }
 
 func toSinkJSON(s *standin.Sink, h *standin.SinkHealth) sinkJSON {
@@ -57,19 +48,12 @@ func toSinkJSON(s *standin.Sink, h *standin.SinkHealth) sinkJSON {
 		Types: s.Types, Projects: s.Projects, Enabled: s.Enabled, FromSeq: s.FromSeq,
 		CreatedAt: standin.FormatTime(s.CreatedAt), CreatedBy: audit.UserJSON(s.CreatedBy),
 		ChangedAt: standin.FormatTime(s.ChangedAt), ChangedBy: audit.UserJSON(s.ChangedBy),
-		Health: &sinkHealthJSON{DeliveredSeq: s.FromSeq}}
+		Health: sinks.HealthView(s.ID, h, s.FromSeq)}
 	if j.Types == nil {
 		j.Types = []string{}
 	}
 	if j.Projects == nil {
 		j.Projects = []string{}
-	}
-	if h != nil {
-		j.Health = &sinkHealthJSON{DeliveredSeq: max(h.Delivered, s.FromSeq), DeliveredAt: standin.FormatTime(h.DeliveredAt),
-			Failures: h.Failures, LastError: h.LastError}
-		if h.LastError != "" {
-			j.Health.LastErrorAt = standin.FormatTime(h.LastErrorAt)
-		}
 	}
 	return j
 }

@@ -25,6 +25,7 @@ import (
 
 	"standin/realtime"
 	"standin/server/presence"
+	"standin/server/sinks"
 	"standin/server/standin"
 )
 
@@ -70,6 +71,7 @@ const (
 	signalSession      = "livefeed.session"
 	signalEnded        = "livefeed.session_ended"
 	signalReplaced     = "livefeed.session_replaced"
+	signalSinkHealth   = "livefeed.sink_health"
 )
 
 // sessionSignal tells the tabs of Sessions the message Payload.
@@ -165,6 +167,8 @@ func (f *Feed) Apply(kind string, data []byte) {
 				}
 			}
 		}
+	case signalSinkHealth:
+		f.publish(realtime.TopicSinks, realtime.Event{Payload: data})
 	case signalEnded, signalReplaced:
 		var m closeSignal
 		if err = json.Unmarshal(data, &m); err == nil {
@@ -178,6 +182,12 @@ func (f *Feed) Apply(kind string, data []byte) {
 	if err != nil {
 		f.log.Error("livefeed: a signal could not be read", "kind", kind, "err", err)
 	}
+}
+
+// SinkHealth tells the admins on every server how a sink's delivery
+// stands, as the node delivering it sees it.
+func (f *Feed) SinkHealth(h standin.SinkHealth) {
+	f.signal(signalSinkHealth, sinks.HealthView(h.SinkID, &h, 0))
 }
 
 // Resync makes every socket of this server reconnect (closed with

@@ -169,6 +169,15 @@ func (s *Subscriptions) canSubscribe(ctx context.Context, p *standin.Principal, 
 			return standin.Errorf(standin.EForbidden, "Only support staff see who is looking at which user.")
 		}
 		return nil
+	case realtime.TopicSinks:
+		dec, err := s.cfg.Access.Decide(ctx, p, standin.ActList, standin.Object{Kind: standin.KindSink}, "")
+		if err != nil {
+			return err
+		}
+		if !dec.Allowed {
+			return standin.Errorf(standin.EForbidden, "You may not see the audit log's sinks.")
+		}
+		return nil
 	}
 	id, ok := realtime.ImpersonationOf(topic)
 	if !ok {
@@ -213,6 +222,9 @@ func (s *Subscriptions) CanReceive(ctx context.Context, rp *realtime.Principal, 
 	case realtime.TopicPresence:
 		ok, err := s.cfg.Access.Staff(ctx, p)
 		return ok && err == nil
+	case realtime.TopicSinks:
+		dec, err := s.cfg.Access.Decide(ctx, p, standin.ActList, standin.Object{Kind: standin.KindSink}, "")
+		return err == nil && dec.Allowed
 	case realtime.TopicActivity:
 		e, ok := ev.Meta.(*standin.Event)
 		return ok && s.allowedIn(ctx, p, standin.ActList, standin.KindActivity, e.Projects)
