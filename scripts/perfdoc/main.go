@@ -1,7 +1,7 @@
 // Command perfdoc writes docs/PERFORMANCE.md from the results scripts/bench
 // keeps in docs/bench: the Go benchmarks' text output (go.txt), the JSON
-// of scripts/benchrealtime, scripts/benche2e, scripts/benchaudit and
-// scripts/benchcluster, and
+// of scripts/benchrealtime, scripts/benche2e, scripts/benchaudit,
+// scripts/benchcluster and scripts/benchsinks, and
 // each stage's facts (date, commit, load average). The page's prose is the
 // template performance.md.tmpl; every figure in it comes from the results.
 //
@@ -59,16 +59,17 @@ type result = benchresult.Result
 
 // results is everything a run of scripts/bench left.
 type results struct {
-	programs map[string]*benchresult.Report  // by stage: realtime, e2e, audit
+	programs map[string]*benchresult.Report  // by stage: realtime, e2e, audit, cluster, sinks
 	facts    map[string]map[string]string    // by stage
 	bench    map[string]map[string][]float64 // Go benchmark name → unit → values
 }
 
 // stageFiles are the JSON files of the program stages.
-var stageFiles = map[string]string{"realtime": "realtime.json", "e2e": "e2e.json", "audit": "audit.json", "cluster": "cluster.json"}
+var stageFiles = map[string]string{"realtime": "realtime.json", "e2e": "e2e.json", "audit": "audit.json", "cluster": "cluster.json",
+	"sinks": "sinks.json"}
 
 // allStages are the stages of scripts/bench, in order.
-var allStages = []string{"go", "realtime", "e2e", "audit", "cluster"}
+var allStages = []string{"go", "realtime", "e2e", "audit", "cluster", "sinks"}
 
 func load(dir string) (*results, error) {
 	r := &results{programs: map[string]*benchresult.Report{}, facts: map[string]map[string]string{}, bench: map[string]map[string][]float64{}}
@@ -262,6 +263,7 @@ func (r *results) funcs() template.FuncMap {
 			return toFloat(a) / toFloat(b)
 		},
 		"add":  func(a, b any) float64 { return toFloat(a) + toFloat(b) },
+		"sub":  func(a, b any) float64 { return toFloat(a) - toFloat(b) },
 		"mul":  func(a, b any) float64 { return toFloat(a) * toFloat(b) },
 		"max2": func(a, b any) float64 { return math.Max(toFloat(a), toFloat(b)) },
 		"toF":  toFloat,

@@ -112,3 +112,87 @@ func TestRender(t *testing.T) {
 		t.Error("page has <no value>")
 	}
 }
+
+// TestRenderSinks renders the audit sinks' section from a small set of
+// results, and says it was not measured without them.
+func TestRenderSinks(t *testing.T) {
+	t.Run("OK", func(t *testing.T) {
+		dir := t.TempDir()
+		write := func(name, content string) {
+			t.Helper()
+			if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		write("sinks.json", `{"program":"benchsinks","results":[
+ {"scenario":"throughput","params":{"events":50000,"workers":8},"load_before":"1.5","load_after":"2.5",
+  "runs":{"standin":[{"events":50002,"actions":50000,"generate_s":62.5,"appended_per_s":800,"delivered_per_s":805,"deliver_s":62.1,
+   "lag_p50_ms":480,"lag_p99_ms":990,"lag_max_ms":1100,"drain_s":0.45,"http_p50_ms":8.2,"http_p99_ms":45.5,"batches":250,
+   "events_per_batch":200,"checkpoints":50,"missing":0,"duplicates":0,"forged":0,"console_cores":0.9,"bench_cores":0.1,"others_cores":0.3}]}},
+ {"scenario":"backlog","params":{"events":50006},"load_before":"2.5","load_after":"2.6",
+  "runs":{"standin":[{"events":50006,"delivered_per_s":25000,"deliver_s":2.0,"first_record_s":2.4,"missing":0,"duplicates":0,
+   "console_cores":0.4,"others_cores":0.2}]}},
+ {"scenario":"overhead","params":{"rate":50,"seconds":20,"sinks":3,"dead":1},"load_before":"2.6","load_after":"2.7",
+  "runs":{"none":[{"http_p50_ms":3.0,"http_p99_ms":12.0,"http_max_ms":20,"answered_per_s":50,"errors":0,"console_cores":0.15,"others_cores":0.2},
+                  {"http_p50_ms":3.2,"http_p99_ms":14.0,"http_max_ms":25,"answered_per_s":50,"errors":0,"console_cores":0.15,"others_cores":0.2}],
+          "sinks":[{"http_p50_ms":3.1,"http_p99_ms":15.5,"http_max_ms":30,"answered_per_s":50,"errors":0,"console_cores":0.2,"others_cores":0.2,
+                    "healthy_lag_p50_ms":500,"healthy_lag_p99_ms":1000,"healthy_missing":0,"dead_batches":2,"dead_failures":1},
+                   {"http_p50_ms":3.3,"http_p99_ms":16.5,"http_max_ms":31,"answered_per_s":50,"errors":1,"console_cores":0.2,"others_cores":0.2,
+                    "healthy_lag_p50_ms":520,"healthy_lag_p99_ms":1010,"healthy_missing":0,"dead_batches":2,"dead_failures":2}]},
+  "target":{"added_p99_ms":3}}]}`)
+		write("sinks.facts", "date: 2026-12-04 18:00 UTC\ncommit: 1234abc\nloadavg-before: 1.5 1.5 1.5\nloadavg-after: 2.7 2.7 2.7\n")
+		s := mustRender(t, dir)
+		for _, want := range []string{
+			"| audit sinks (`sinks`) | 2026-12-04 18:00 UTC | 1234abc | 1.5 1.5 1.5 → 2.7 2.7 2.7 |",
+			"then 50,000 actions are taken as fast as the console answers\n8 requests at a time.",
+			"| events appended | 50,002 in 62.5 s: 800 events/s (request p50 8.2 / p99 45.5 ms) |",
+			"| delivered to the sink, first record → last seq | 805 events/s over 62.1 s |",
+			"| lag, append → arrival at the sink, p50 / p99 / max | 480 / 990 / 1,100 ms |",
+			"| batches; events per batch; signed checkpoints with them | 250; 200; 50 |",
+			"| CPU, cores: console / benchmark (clients, receiver) / other processes | 0.90 / 0.10 / 0.30 |",
+			"Load average 1.5 → 2.5. The sink kept up with the log",
+			"it left, 50,006 events: it received them at 25,000 events/s",
+			"The phases alternate which goes first, 2\nruns each",
+			"| none | 3.10 | 13.00 | 22.5 | 50.0 | 0, 0 | 12.0, 14.0 | 0.15 | 0.20 |",
+			"| two healthy, one dead | 3.20 | 16.00 | 30.5 | 50.0 | 0, 1 | 15.5, 16.5 | 0.20 | 0.20 |",
+			"| added by the sinks | +0.10 | +3.00 | | | | | | |",
+			"510 ms after their append at p50 and 1,005 ms at p99 (runs of p99:\n1,000, 1,010;",
+			"dead one was sent 2, 2 batches during the runs, and its health counted\n1, 2 failures in a row",
+		} {
+			if !strings.Contains(s, want) {
+				t.Errorf("page lacks %q", want)
+			}
+		}
+	})
+
+	t.Run("NotMeasured", func(t *testing.T) {
+		s := mustRender(t, t.TempDir())
+		for _, want := range []string{
+			"| audit sinks (`sinks`) | — | — | — → — |",
+			"### Throughput to one webhook\n\nNot measured in this run.",
+			"### A new sink catching up\n\nNot measured in this run.",
+			"### What three sinks, one dead, add to a request\n\nNot measured in this run.",
+		} {
+			if !strings.Contains(s, want) {
+				t.Errorf("page lacks %q", want)
+			}
+		}
+	})
+}
+
+// mustRender renders the page from the results in dir.
+func mustRender(t *testing.T, dir string) string {
+	t.Helper()
+	r, err := load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, err := render(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(page), "<no value>") {
+		t.Error("page has <no value>")
+	}
+	return string(page)
+}
