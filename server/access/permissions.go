@@ -36,9 +36,13 @@ func (d *Decider) Permissions(ctx context.Context, p *standin.Principal) (standi
 	}
 	if staff {
 		// The directory lists users for staff; impersonations do not nest.
+		// The audit sinks are an administrator's own page: none while
+		// acting as someone else.
 		checks = append(checks,
 			permission{&out.Impersonate, standin.ActStart, standin.KindImpersonation},
-			permission{&out.Directory, standin.ActList, standin.KindUser})
+			permission{&out.Directory, standin.ActList, standin.KindUser},
+			permission{&out.Sinks, standin.ActList, standin.KindSink},
+			permission{&out.EditSinks, standin.ActUpdate, standin.KindSink})
 	}
 	for _, c := range checks {
 		dec, err := d.Decide(ctx, p, c.action, standin.Object{Kind: c.kind}, "")

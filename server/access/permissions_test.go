@@ -22,7 +22,11 @@ func TestPermissions(t *testing.T) {
 	}{
 		{"owner", self("owner"), standin.Permissions{Directory: true, CheckAccess: true, Impersonate: true, Suspend: true,
 			Activity: standin.ScopeAll, Revoke: standin.ScopeAll, Policies: true, EditPolicies: true,
-			Settings: true, EditSettings: true, Approve: standin.ScopeAll, Moderate: standin.ScopeAll}},
+			Settings: true, EditSettings: true, Approve: standin.ScopeAll, Moderate: standin.ScopeAll, Sinks: true, EditSinks: true}},
+		// Admins keep the audit log's sinks.
+		{"admin", self("admin"), standin.Permissions{Directory: true, CheckAccess: true, Impersonate: true, Suspend: true,
+			Activity: standin.ScopeAll, Revoke: standin.ScopeAll, Policies: true, EditPolicies: true,
+			Settings: true, EditSettings: true, Approve: standin.ScopeAll, Moderate: standin.ScopeAll, Sinks: true, EditSinks: true}},
 		{"support", self("support"), standin.Permissions{Directory: true, CheckAccess: true, Impersonate: true,
 			Activity: standin.ScopeNone, Revoke: standin.ScopeNone, Approve: standin.ScopeNone, Moderate: standin.ScopeNone}},
 		// A manager reads and ends what concerns the project they lead,

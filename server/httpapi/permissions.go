@@ -15,6 +15,8 @@ type permissionsJSON struct {
 	EditSettings bool   `json:"edit_settings"`
 	Approve      string `json:"approve"`
 	Moderate     string `json:"moderate"`
+	Sinks        bool   `json:"sinks"`
+	EditSinks    bool   `json:"edit_sinks"`
 	// EditProfile and ChangePassword are the profile's forms, decided as
 	// their routes decide them, with the reason a refusal gives.
 	EditProfile    *decisionJSON `json:"edit_profile"`
@@ -34,7 +36,7 @@ func (a *API) permissions(c *fiber.Ctx) error {
 	out := permissionsJSON{Directory: perms.Directory, CheckAccess: perms.CheckAccess, Impersonate: perms.Impersonate,
 		Suspend: perms.Suspend, Activity: perms.Activity, Revoke: perms.Revoke, Policies: perms.Policies, EditPolicies: perms.EditPolicies,
 		Settings: perms.Settings, EditSettings: perms.EditSettings, Approve: perms.Approve,
-		Moderate: perms.Moderate}
+		Moderate: perms.Moderate, Sinks: perms.Sinks, EditSinks: perms.EditSinks}
 	for _, form := range []struct {
 		r  rule
 		to **decisionJSON

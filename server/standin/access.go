@@ -132,6 +132,10 @@ type Permissions struct {
 	// Moderate: where moderated sessions may be moderated (ScopeAll,
 	// ScopeProjects or ScopeNone); never while impersonating.
 	Moderate string
+	// Sinks and EditSinks: see and change the audit log's sinks (SIEM
+	// webhooks, syslog); never while impersonating.
+	Sinks     bool
+	EditSinks bool
 }
 
 // ScopeName names a scope for Permissions.

@@ -19,6 +19,7 @@ import { mountSessionSummary } from './views/sessions.js';
 import { mountRequests, showWaiting } from './views/requests.js';
 import { mountSettings } from './views/settings.js';
 import { mountModerate } from './views/moderate.js';
+import { mountSinks } from './views/sinks.js';
 
 const SESSION_ENDED_NOTICE = 'Your session ended. Sign in again.';
 const SIGNED_OUT_NOTICE = 'You signed out.';
@@ -345,13 +346,14 @@ const ROUTES = [
   { name: 'requests', pattern: /^\/requests$/, nav: 'Requests', allowed: (c) => !c.impersonation, mount: mountRequests },
   { name: 'profile', pattern: /^\/profile$/, nav: 'Profile', allowed: () => true, mount: mountProfile },
   { name: 'settings', pattern: /^\/settings$/, nav: 'Settings', allowed: (c) => c.permissions.settings, mount: mountSettings },
+  { name: 'sinks', pattern: /^\/sinks$/, nav: 'Sinks', allowed: (c) => c.permissions.sinks, mount: mountSinks },
 ];
 
 /** The permissions of a console whose answer has not come (or failed): none. */
 const NO_PERMISSIONS = Object.freeze({
   directory: false, check_access: false, impersonate: false, suspend: false,
   activity: 'none', revoke: 'none', policies: false, edit_policies: false,
-  settings: false, edit_settings: false, approve: 'none', grant_consent: null,
+  settings: false, edit_settings: false, approve: 'none', grant_consent: null, sinks: false, edit_sinks: false,
 });
 
 /** Who the session is and acts as: a change of it is a new console. */
@@ -653,7 +655,7 @@ window.addEventListener('hashchange', () => {
 
 const NAV_ICONS = {
   users: 'users', activity: 'activity', book: 'microscope', bookings: 'calendar', notifications: 'bell', requests: 'shield', profile: 'user',
-  settings: 'sliders',
+  settings: 'sliders', sinks: 'send',
 };
 
 function renderNav() {
