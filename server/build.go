@@ -8,6 +8,7 @@ import (
 	"standin/realtime"
 	"standin/server/access"
 	"standin/server/accounts"
+	"standin/server/alerts"
 	"standin/server/bookings"
 	"standin/server/httpapi"
 	"standin/server/impersonation"
@@ -178,6 +179,7 @@ func (n *node) buildHTTP() error {
 		Sessions:       n.sessions,
 		Support:        support.New(n.facility, n.decider, n.events, n.cfg.Clock),
 		Sinks:          n.sinks,
+		Alerts:         alerts.NewService(n.db, n.events, n.decider, n.cfg.Clock),
 		VerifyWait:     n.cfg.VerifyWait,
 		DB:             n.db,
 		Logger:         n.log.With("component", "http"),

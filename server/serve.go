@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"standin/server/alerts"
 	"standin/server/bookings"
 	"standin/server/lease"
 	"standin/server/presence"
@@ -128,6 +129,11 @@ func (n *node) runJobs(ctx context.Context, wg *sync.WaitGroup) {
 		// own: one node at a time delivers it.
 		sinks.NewDeliverer(sinks.Config{Store: n.db, Log: n.events, Leases: leases, Allow: n.allow, Now: n.cfg.Clock, Checkpoints: n.db,
 			OnHealth: n.feed.SinkHealth, Logger: log.With("component", "sinks")}).Run(ctx)
+	})
+	wg.Go(func() {
+		// The alert rules watch the log, on one node at a time.
+		alerts.New(alerts.Config{Store: n.db, Log: n.events, Leases: leases, Location: n.cfg.Location, Now: n.cfg.Clock,
+			Logger: log.With("component", "alerts")}).Run(ctx)
 	})
 	wg.Go(func() {
 		// Booking writes a database failure stopped midway are finished.

@@ -45,6 +45,7 @@ func DefaultPolicies() []standin.Policy {
 		modesPolicies(),
 		moderationPolicies(),
 		sinkPolicies(),
+		alertPolicies(),
 	)
 }
 
@@ -84,6 +85,15 @@ func sinkPolicies() []standin.Policy {
 	return grant(roleAdmin, standin.KindSink, standin.ActList, standin.ActUpdate)
 }
 
+// alertPolicies are the rights the alerts added: admins everywhere and
+// project leads in their projects see and acknowledge them.
+func alertPolicies() []standin.Policy {
+	return slices.Concat(
+		grant(roleAdmin, standin.KindAlert, standin.ActList, standin.ActAcknowledge),
+		grant(roleProjectLead, standin.KindAlert, standin.ActList, standin.ActAcknowledge),
+	)
+}
+
 // PolicySet is a named set of default policies.
 type PolicySet struct {
 	Name     string
@@ -98,5 +108,6 @@ func PolicyAdditions() []PolicySet {
 		{Name: "impersonation-modes", Policies: modesPolicies()},
 		{Name: "impersonation-moderation", Policies: moderationPolicies()},
 		{Name: "audit-sinks", Policies: sinkPolicies()},
+		{Name: "alerts", Policies: alertPolicies()},
 	}
 }

@@ -183,6 +183,7 @@ type Config struct {
 	Sessions       Sessions
 	Support        Support
 	Sinks          Sinks
+	Alerts         Alerts
 	DB             Pinger
 	Logger         *slog.Logger
 
@@ -405,6 +406,10 @@ func (a *API) routes() []route {
 		{fiber.MethodGet, v1 + "/activity/verify", signedIn, selfAudited, a.verifyActivity},
 		{fiber.MethodGet, v1 + "/activity/key", signedIn, selfAudited, a.activityKey},
 
+		// Alerts on suspicious sessions: their scope is decided per alert
+		// by the service; acknowledging one audits itself.
+		{fiber.MethodGet, v1 + "/alerts", signedIn, rule{}, a.listAlerts},
+		{fiber.MethodPost, v1 + "/alerts/:id/acknowledge", signedIn, selfAudited, a.acknowledgeAlert},
 		// The audit log's outside sinks, for admins: each change audited
 		// by the service.
 		{fiber.MethodGet, v1 + "/sinks", authorized, can(standin.ActList, standin.KindSink, nil), a.listSinks},
@@ -426,8 +431,8 @@ func New(cfg Config) (*fiber.App, error) {
 		cfg.DB == nil || cfg.Impersonations == nil || cfg.Audit == nil || cfg.Notifications == nil || cfg.Presence == nil {
 		return nil, errors.New("httpapi: Users, Accounts, Facility, Access, Policies, Impersonations, Audit, Notifications, Presence, Sessions and DB are required")
 	}
-	if cfg.Bookings == nil || cfg.Support == nil || cfg.Sinks == nil {
-		return nil, errors.New("httpapi: Bookings, Support and Sinks are required")
+	if cfg.Bookings == nil || cfg.Support == nil || cfg.Sinks == nil || cfg.Alerts == nil {
+		return nil, errors.New("httpapi: Bookings, Support, Sinks and Alerts are required")
 	}
 	if cfg.SessionCookie == "" {
 		return nil, errors.New("httpapi: SessionCookie is required")

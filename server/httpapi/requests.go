@@ -203,15 +203,30 @@ type settingsJSON struct {
 	RequestMinutes int             `json:"request_minutes"`
 	GraceSeconds   int             `json:"grace_seconds"`
 	Unmasked       []string        `json:"unmasked"`
+	Alerts         *alertRulesJSON `json:"alerts,omitempty"`
 	Fields         []string        `json:"fields,omitempty"`
 	ChangedAt      string          `json:"changed_at,omitempty"`
 	ChangedBy      *audit.UserJSON `json:"changed_by,omitempty"`
 	Modes          []string        `json:"modes,omitempty"`
 }
 
+// alertRulesJSON is the alert rules' thresholds; times of day are
+// minutes after midnight in the facility's time zone.
+type alertRulesJSON struct {
+	DayStart       int `json:"day_start_minute"`
+	DayEnd         int `json:"day_end_minute"`
+	Refusals       int `json:"refusals"`
+	RefusalMinutes int `json:"refusal_minutes"`
+	LongMinutes    int `json:"long_session_minutes"`
+	StartsPerHour  int `json:"sessions_per_agent_hour"`
+	RepeatsPerDay  int `json:"sessions_per_user_day"`
+}
+
 func toSettingsJSON(s *standin.ImpersonationSettings) settingsJSON {
 	j := settingsJSON{Version: s.Version, Rules: []modeRuleJSON{}, RequestMinutes: s.RequestMinutes, GraceSeconds: s.GraceSeconds,
 		Unmasked: append([]string{}, s.Unmasked...), Fields: standin.PersonalFields, ChangedAt: standin.FormatTime(s.ChangedAt)}
+	rules := alertRulesJSON(s.Alerts.WithDefaults())
+	j.Alerts = &rules
 	for _, r := range s.Rules {
 		j.Rules = append(j.Rules, modeRuleJSON{Scope: r.Scope, Mode: string(r.Mode), Approvals: r.Approvals})
 	}
@@ -242,6 +257,16 @@ func (a *API) changeSettings(c *fiber.Ctx) error {
 	}
 	next := &standin.ImpersonationSettings{Version: req.Version, RequestMinutes: req.RequestMinutes, GraceSeconds: req.GraceSeconds,
 		Unmasked: req.Unmasked}
+	if req.Alerts != nil {
+		next.Alerts = standin.AlertRules(*req.Alerts)
+	} else {
+		// Thresholds not sent stay as they are.
+		cur, err := a.cfg.Impersonations.Settings(c.UserContext())
+		if err != nil {
+			return err
+		}
+		next.Alerts = cur.Alerts
+	}
 	for _, r := range req.Rules {
 		next.Rules = append(next.Rules, standin.ModeRule{Scope: r.Scope, Mode: standin.Mode(r.Mode), Approvals: r.Approvals})
 	}

@@ -410,6 +410,7 @@ type settingsDoc struct {
 	RequestMinutes int           `bson:"request_minutes"`
 	GraceSeconds   int           `bson:"grace_seconds"`
 	Unmasked       []string      `bson:"unmasked,omitempty"`
+	Alerts         alertRulesDoc `bson:"alerts"`
 	ChangedAt      time.Time     `bson:"changed_at"`
 	ChangedByID    string        `bson:"changed_by_id"`
 	ChangedByName  string        `bson:"changed_by_name"`
@@ -425,7 +426,20 @@ func (d *settingsDoc) domain() *standin.ImpersonationSettings {
 	for _, r := range d.Rules {
 		s.Rules = append(s.Rules, standin.ModeRule{Scope: r.Scope, Mode: standin.Mode(r.Mode), Approvals: r.Approvals})
 	}
+	s.Alerts = standin.AlertRules(d.Alerts).WithDefaults()
 	return s
+}
+
+// alertRulesDoc is standin.AlertRules as stored; zero fields (a version
+// stored before alerts) read as the defaults.
+type alertRulesDoc struct {
+	DayStart       int `bson:"day_start"`
+	DayEnd         int `bson:"day_end"`
+	Refusals       int `bson:"refusals"`
+	RefusalMinutes int `bson:"refusal_minutes"`
+	LongMinutes    int `bson:"long_minutes"`
+	StartsPerHour  int `bson:"starts_per_hour"`
+	RepeatsPerDay  int `bson:"repeats_per_day"`
 }
 
 type modeRuleDoc struct {
@@ -488,7 +502,7 @@ func (db *DB) SaveImpersonationSettings(ctx context.Context, s *standin.Imperson
 	audited := false
 	d := settingsDoc{ID: settingsID(s.Version), Version: s.Version, Rules: []modeRuleDoc{}, RequestMinutes: s.RequestMinutes,
 		GraceSeconds: s.GraceSeconds, Unmasked: s.Unmasked, ChangedAt: s.ChangedAt.UTC(), ChangedByID: s.ChangedBy.ID, ChangedByName: s.ChangedBy.Name,
-		EventID: s.EventID, Audited: &audited}
+		EventID: s.EventID, Audited: &audited, Alerts: alertRulesDoc(s.Alerts)}
 	for _, r := range s.Rules {
 		d.Rules = append(d.Rules, modeRuleDoc{Scope: r.Scope, Mode: string(r.Mode), Approvals: r.Approvals})
 	}

@@ -40,6 +40,9 @@ const (
 	KindSettings = "settings"
 	// KindSink is the audit log's outside sinks (SIEM webhooks, syslog).
 	KindSink = "sink"
+	// KindAlert is the alerts on suspicious sessions: listed and
+	// acknowledged by those in scope.
+	KindAlert = "alert"
 	// KindConsent is a user's own consent: answering requests to
 	// impersonate them, granting access ahead of time.
 	KindConsent = "consent"
@@ -64,6 +67,8 @@ const (
 	// impersonate oneself and grant access ahead of time.
 	ActRespond = "respond"
 	ActGrant   = "grant"
+	// ActAcknowledge on KindAlert acknowledges an alert with a note.
+	ActAcknowledge = "acknowledge"
 	// ActDestructive on KindImpersonation lets an actor do destructive
 	// things (cancel a booking) while impersonating. No role has it by
 	// default.

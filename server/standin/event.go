@@ -44,6 +44,9 @@ const (
 	EventSinkChanged = "sink.changed"
 	EventSinkRemoved = "sink.removed"
 	EventSinkTested  = "sink.tested"
+	// An alert rule's condition was met, once; someone acknowledged it.
+	EventAlertRaised       = "alert.raised"
+	EventAlertAcknowledged = "alert.acknowledged"
 	// EventAuditRefused stands in for an event that would have carried
 	// more than MaxEventBytes: it records the sizes, never the content.
 	EventAuditRefused = "audit.refused"
@@ -56,7 +59,7 @@ func EventTypes() []string {
 		EventBookingCreated, EventBookingCancelled, EventUserSuspended, EventUserRenamed, EventRequestCreated,
 		EventRequestApproved, EventRequestDenied, EventRequestExpired, EventRequestCancelled, EventConsentGranted,
 		EventConsentWithdrawn, EventFieldRevealed, EventSettingsChanged, EventSinkCreated, EventSinkChanged,
-		EventSinkRemoved, EventSinkTested, EventAuditRefused}
+		EventSinkRemoved, EventSinkTested, EventAlertRaised, EventAlertAcknowledged, EventAuditRefused}
 }
 
 // MaxEventBytes bounds the text one audit event may carry, summed over

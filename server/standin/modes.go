@@ -79,7 +79,9 @@ type ImpersonationSettings struct {
 	// Unmasked lists the personal data fields (PersonalFields) staff see
 	// unmasked; every other one is masked in every view of a user but
 	// their own, while impersonating too. None by default.
-	Unmasked  []string
+	Unmasked []string
+	// Alerts are the thresholds of the alert rules.
+	Alerts    AlertRules
 	ChangedAt time.Time
 	ChangedBy EventUser
 	// EventID is the id of the settings.changed event that records this
@@ -96,7 +98,8 @@ func (s *ImpersonationSettings) Masked(field string) bool {
 // DefaultImpersonationSettings are the settings before anyone changed
 // them: every target direct.
 func DefaultImpersonationSettings() *ImpersonationSettings {
-	return &ImpersonationSettings{RequestMinutes: DefaultRequestMinutes, GraceSeconds: DefaultGraceSeconds}
+	return &ImpersonationSettings{RequestMinutes: DefaultRequestMinutes, GraceSeconds: DefaultGraceSeconds,
+		Alerts: AlertRules{}.WithDefaults()}
 }
 
 // Clone returns a deep copy of s.
@@ -162,6 +165,10 @@ func (s *ImpersonationSettings) Normalize(projects []string) error {
 	}
 	if s.GraceSeconds < MinGraceSeconds || s.GraceSeconds > MaxGraceSeconds {
 		return Errorf(EInvalid, "A moderated session waits from %d to %d seconds for its moderator.", MinGraceSeconds, MaxGraceSeconds)
+	}
+	s.Alerts = s.Alerts.WithDefaults()
+	if err := s.Alerts.Check(); err != nil {
+		return err
 	}
 	for _, f := range s.Unmasked {
 		if err := CheckField(f); err != nil {
@@ -262,6 +269,7 @@ func (s *ImpersonationSettings) Changes(old *ImpersonationSettings) string {
 	if s.GraceSeconds != old.GraceSeconds {
 		parts = append(parts, fmt.Sprintf("moderator grace %d → %d s", old.GraceSeconds, s.GraceSeconds))
 	}
+	parts = append(parts, s.Alerts.WithDefaults().Changes(old.Alerts.WithDefaults())...)
 	if len(parts) == 0 {
 		return "no change"
 	}
