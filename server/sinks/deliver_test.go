@@ -224,12 +224,18 @@ func (f *fixture) sink(t *testing.T, r *receiver, types ...string) *standin.Sink
 // run starts a deliverer, as one node's, until the returned stop.
 func (f *fixture) run(t *testing.T) (stop func()) {
 	t.Helper()
+	return f.runAs(t, "")
+}
+
+// runAs starts a deliverer as the node holder names ("" for a new name).
+func (f *fixture) runAs(t *testing.T, holder string) (stop func()) {
+	t.Helper()
 	allow, err := sinks.ParseAllowlist("127.0.0.1")
 	if err != nil {
 		t.Fatal(err)
 	}
 	d := sinks.NewDeliverer(sinks.Config{
-		Store: f.db, Log: f.log, Leases: lease.New(f.db.Leases(), lease.Config{Logger: slog.New(slog.DiscardHandler)}),
+		Store: f.db, Log: f.log, Leases: lease.New(f.db.Leases(), lease.Config{Holder: holder, Logger: slog.New(slog.DiscardHandler)}),
 		Allow: allow, Batch: 40, Period: 30 * time.Millisecond, Term: time.Second, Timeout: 500 * time.Millisecond,
 		MinBackoff: 40 * time.Millisecond, MaxBackoff: 300 * time.Millisecond,
 	})
@@ -335,5 +341,31 @@ func TestSinksAreIsolated(t *testing.T) {
 	stalled.waitFor(seqs, 20*time.Second)
 	for _, r := range []*receiver{stalled, healthy, logins} {
 		r.checkOrder()
+	}
+}
+
+// TestTwoNodesDeliver: two nodes deliver the same sinks, each sink by
+// whichever holds its lease term by term: every receiver gets every
+// event, in order, repeats only after a handover.
+func TestTwoNodesDeliver(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	rs := []*receiver{newReceiver(t), newReceiver(t), newReceiver(t)}
+	for _, r := range rs {
+		f.sink(t, r)
+	}
+	f.runAs(t, "node-a")
+	f.runAs(t, "node-b")
+	var want []int64
+	for range 6 {
+		want = append(want, f.appendEvents(t, 25)...)
+		time.Sleep(400 * time.Millisecond) // across lease terms of 1 s
+	}
+	for _, r := range rs {
+		r.waitFor(want, 30*time.Second)
+		r.checkOrder()
+		if got := len(r.received()); got > 2*len(want) {
+			t.Fatalf("%d records for %d events: both nodes deliver at once", got, len(want))
+		}
 	}
 }
