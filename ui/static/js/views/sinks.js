@@ -1,12 +1,14 @@
 // The audit sinks (#/sinks), for admins: where the audit log goes as it
 // is written (a SIEM's webhook, a syslog server), and how each delivery
-// stands. The list refreshes itself every few seconds while the page is
-// open; each sink's card is drawn once and then updated in place, so a
-// button being pressed or focused is never swapped for another.
+// stands. The list refreshes itself as each delivery's health changes
+// (pushed live on the sinks topic by the node delivering it) and every
+// few seconds besides; each sink's card is drawn once and then updated in
+// place, so a button being pressed or focused is never swapped for
+// another.
 
 import { ApiError } from '../api.js';
 import {
-  busyButton, emptyState, errorBlock, fieldError, formatTimeSeconds, h, icon, loadingBlock, openDialog, personName,
+  busyButton, debounce, emptyState, errorBlock, fieldError, formatTimeSeconds, h, icon, loadingBlock, openDialog, personName,
   relativeTime, replace, setBusy, timeEl,
 } from '../dom.js';
 import { eventTypeLabel } from './activity.js';
@@ -178,7 +180,7 @@ export function mountSinks(ctx, root) {
       apply(answer);
       refreshed.classList.remove('sinks__refreshed--stale');
       const at = new Date();
-      replace(refreshed, 'Refreshed by itself every 5 seconds; last at ', timeEl(at, formatTimeSeconds(at)), '.');
+      replace(refreshed, 'Live; last refreshed at ', timeEl(at, formatTimeSeconds(at)), '.');
     } catch (err) {
       if (stopped) return;
       if (!loaded) {
@@ -474,10 +476,13 @@ export function mountSinks(ctx, root) {
     })
     .catch(() => {});
   refresh();
+  // A health change pushed live asks again at once (a burst asks once).
+  const offLive = ctx.live.subscribe('sinks', debounce(() => refresh(), 250));
 
   return () => {
     stopped = true;
     clearTimeout(timer);
+    offLive();
   };
 }
 
