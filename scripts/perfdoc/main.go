@@ -214,6 +214,23 @@ func (r *results) funcs() template.FuncMap {
 			}
 			return median(v)
 		},
+		// spread is the largest less the smallest of key over the runs:
+		// how much the machine moved a figure between runs.
+		"spread": func(res *result, system, key string) float64 {
+			if res == nil {
+				return math.NaN()
+			}
+			var v []float64
+			for _, run := range res.Runs[system] {
+				if x, ok := run[key]; ok {
+					v = append(v, x)
+				}
+			}
+			if len(v) == 0 {
+				return math.NaN()
+			}
+			return slices.Max(v) - slices.Min(v)
+		},
 		"runs": func(res *result, system, key, format string) string {
 			if res == nil {
 				return "—"
@@ -264,6 +281,7 @@ func (r *results) funcs() template.FuncMap {
 		},
 		"add":  func(a, b any) float64 { return toFloat(a) + toFloat(b) },
 		"sub":  func(a, b any) float64 { return toFloat(a) - toFloat(b) },
+		"abs":  func(a any) float64 { return math.Abs(toFloat(a)) },
 		"mul":  func(a, b any) float64 { return toFloat(a) * toFloat(b) },
 		"max2": func(a, b any) float64 { return math.Max(toFloat(a), toFloat(b)) },
 		"toF":  toFloat,

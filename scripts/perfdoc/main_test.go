@@ -113,18 +113,8 @@ func TestRender(t *testing.T) {
 	}
 }
 
-// TestRenderSinks renders the audit sinks' section from a small set of
-// results, and says it was not measured without them.
-func TestRenderSinks(t *testing.T) {
-	t.Run("OK", func(t *testing.T) {
-		dir := t.TempDir()
-		write := func(name, content string) {
-			t.Helper()
-			if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
-		write("sinks.json", `{"program":"benchsinks","results":[
+// sinksJSON is a run of scripts/benchsinks.
+const sinksJSON = `{"program":"benchsinks","results":[
  {"scenario":"throughput","params":{"events":50000,"workers":8},"load_before":"1.5","load_after":"2.5",
   "runs":{"standin":[{"events":50002,"actions":50000,"generate_s":62.5,"appended_per_s":800,"delivered_per_s":805,"deliver_s":62.1,
    "lag_p50_ms":480,"lag_p99_ms":990,"lag_max_ms":1100,"drain_s":0.45,"http_p50_ms":8.2,"http_p99_ms":45.5,"batches":250,
@@ -139,8 +129,21 @@ func TestRenderSinks(t *testing.T) {
                     "healthy_lag_p50_ms":500,"healthy_lag_p99_ms":1000,"healthy_missing":0,"dead_batches":2,"dead_failures":1},
                    {"http_p50_ms":3.3,"http_p99_ms":16.5,"http_max_ms":31,"answered_per_s":50,"errors":1,"console_cores":0.2,"others_cores":0.2,
                     "healthy_lag_p50_ms":520,"healthy_lag_p99_ms":1010,"healthy_missing":0,"dead_batches":2,"dead_failures":2}]},
-  "target":{"added_p99_ms":3}}]}`)
-		write("sinks.facts", "date: 2026-12-04 18:00 UTC\ncommit: 1234abc\nloadavg-before: 1.5 1.5 1.5\nloadavg-after: 2.7 2.7 2.7\n")
+  "target":{"added_p99_ms":3}}]}`
+
+// TestRenderSinks renders the audit sinks' section from a small set of
+// results, and says it was not measured without them.
+func TestRenderSinks(t *testing.T) {
+	write := func(t *testing.T, dir, name, content string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Run("OK", func(t *testing.T) {
+		dir := t.TempDir()
+		write(t, dir, "sinks.json", sinksJSON)
+		write(t, dir, "sinks.facts", "date: 2026-12-04 18:00 UTC\ncommit: 1234abc\nloadavg-before: 1.5 1.5 1.5\nloadavg-after: 2.7 2.7 2.7\n")
 		s := mustRender(t, dir)
 		for _, want := range []string{
 			"| audit sinks (`sinks`) | 2026-12-04 18:00 UTC | 1234abc | 1.5 1.5 1.5 → 2.7 2.7 2.7 |",
@@ -158,10 +161,21 @@ func TestRenderSinks(t *testing.T) {
 			"| added by the sinks | +0.10 | +3.00 | | | | | | |",
 			"510 ms after their append at p50 and 1,005 ms at p99 (runs of p99:\n1,000, 1,010;",
 			"dead one was sent 2, 2 batches during the runs, and its health counted\n1, 2 failures in a row",
+			"The p99 the sinks add, +3.0 ms, exceeds the spread of either phase's\nruns (2.0 ms at most).",
 		} {
 			if !strings.Contains(s, want) {
 				t.Errorf("page lacks %q", want)
 			}
+		}
+	})
+
+	t.Run("Noisy", func(t *testing.T) {
+		dir := t.TempDir()
+		write(t, dir, "sinks.json", strings.Replace(sinksJSON, `"http_p99_ms":14.0`, `"http_p99_ms":40.0`, 1))
+		s := mustRender(t, dir)
+		want := "The p99 the sinks add, -10.0 ms, is within the spread of one phase's runs\n(28.0 ms between its fastest and slowest p99)"
+		if !strings.Contains(s, want) {
+			t.Errorf("page lacks %q", want)
 		}
 	})
 
