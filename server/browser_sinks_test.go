@@ -1,110 +1,14 @@
 package server_test
 
 import (
-	"bufio"
-	"bytes"
-	"encoding/json"
-	"io"
-	"net/http"
-	"net/http/httptest"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 
 	"standin/server"
-	"standin/server/sinks"
 )
-
-// webhookBatch is one batch a receiver accepted, as it came.
-type webhookBatch struct {
-	timestamp int64
-	signature string
-	body      []byte
-}
-
-// flakyReceiver is a SIEM's webhook on loopback: it keeps every batch
-// it accepts and its records, and answers 503 to all while told to
-// fail. Signatures are checked afterwards, once the test has read the
-// secret where the admin saw it.
-type flakyReceiver struct {
-	srv     *httptest.Server
-	mu      sync.Mutex
-	failing bool
-	refused int
-	batches []webhookBatch
-	recs    []map[string]any
-}
-
-func newFlakyReceiver(t *testing.T) *flakyReceiver {
-	rx := &flakyReceiver{}
-	rx.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		rx.mu.Lock()
-		defer rx.mu.Unlock()
-		if rx.failing {
-			rx.refused++
-			http.Error(w, "down for maintenance", http.StatusServiceUnavailable)
-			return
-		}
-		ts, _ := strconv.ParseInt(r.Header.Get(sinks.HeaderTimestamp), 10, 64)
-		rx.batches = append(rx.batches, webhookBatch{timestamp: ts, signature: r.Header.Get(sinks.HeaderSignature), body: body})
-		sc := bufio.NewScanner(bytes.NewReader(body))
-		sc.Buffer(make([]byte, 1<<20), 1<<20)
-		for sc.Scan() {
-			var rec map[string]any
-			if json.Unmarshal(sc.Bytes(), &rec) == nil {
-				rx.recs = append(rx.recs, rec)
-			}
-		}
-		w.WriteHeader(http.StatusOK)
-	}))
-	t.Cleanup(rx.srv.Close)
-	return rx
-}
-
-// fail makes the receiver refuse every batch (on) or accept them again.
-func (rx *flakyReceiver) fail(on bool) {
-	rx.mu.Lock()
-	rx.failing = on
-	rx.mu.Unlock()
-}
-
-// wait returns once a record received matches.
-func (rx *flakyReceiver) wait(t *testing.T, what string, match func(map[string]any) bool) {
-	t.Helper()
-	for deadline := time.Now().Add(stepTimeout); ; time.Sleep(50 * time.Millisecond) {
-		rx.mu.Lock()
-		recs := append([]map[string]any(nil), rx.recs...)
-		rx.mu.Unlock()
-		for _, r := range recs {
-			if match(r) {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the receiver: %s: not received; got %d records", what, len(recs))
-		}
-	}
-}
-
-// mustBeSignedWith fails unless every batch accepted was signed with
-// secret.
-func (rx *flakyReceiver) mustBeSignedWith(t *testing.T, secret string) {
-	t.Helper()
-	rx.mu.Lock()
-	defer rx.mu.Unlock()
-	if len(rx.batches) == 0 {
-		t.Fatal("the receiver accepted no batch")
-	}
-	for i, b := range rx.batches {
-		if want := sinks.Sign(secret, time.Unix(b.timestamp, 0), b.body); b.signature != want {
-			t.Fatalf("batch %d of %d is not signed with the secret the page showed", i+1, len(rx.batches))
-		}
-	}
-}
 
 // checkAtBothWidths checks the page as it stands at each width of
 // viewports, and returns to the first.
@@ -130,7 +34,7 @@ func (p *person) checkAtBothWidths(state string) {
 func TestBrowserAuditSinks(t *testing.T) {
 	t.Parallel()
 	srv := mustStartFacility(t, func(c *server.Config) { c.SinkAllow = "127.0.0.1" })
-	rx := newFlakyReceiver(t)
+	rx := newSIEM(t)
 	sinkIs := func(state string) chromedp.Action[chromedp.Void] {
 		return chromedp.WaitVisible(chromedp.CSS(`#sinks-list .sink[data-state="` + state + `"]`))
 	}

@@ -30,7 +30,6 @@ func TestSinkSurvivesKill(t *testing.T) {
 		t.Fatalf("create: %d %s", r.Status, r.Body)
 	}
 	sink := r.JSON(t)
-	receiver.setSecret(sink["secret"].(string))
 	if r := startImpersonation(support, userID(t, admin, "ben@example.org"), "Ben's bookings vanish"); r.Status != http.StatusCreated {
 		t.Fatalf("start: %d %s", r.Status, r.Body)
 	}
@@ -106,5 +105,6 @@ func TestSinkSurvivesKill(t *testing.T) {
 		}
 		seen[s] = true
 	}
+	receiver.mustBeSignedWith(t, sink["secret"].(string))
 	t.Logf("%d events delivered across a kill, %d sent again after it", len(want), repeats)
 }

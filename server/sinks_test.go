@@ -18,35 +18,44 @@ import (
 	"standin/server/sinks"
 )
 
-// siem is a webhook receiver that keeps the records of every batch whose
-// signature checks with its secret.
+// webhookBatch is one batch a receiver accepted, as it came.
+type webhookBatch struct {
+	timestamp int64
+	signature string
+	body      []byte
+}
+
+// siem is a SIEM's webhook on loopback: it keeps every batch it accepts
+// and its records, answers 503 to all while told to fail, and can hold
+// each batch a while before acknowledging it. Signatures are checked
+// afterwards (mustBeSignedWith), once the test knows the secret.
 type siem struct {
-	srv    *httptest.Server
-	mu     sync.Mutex
-	secret string
-	recs   []map[string]any
-	forged int
+	srv     *httptest.Server
+	mu      sync.Mutex
+	failing bool
 	// slow holds each batch this long before acknowledging it, so that
 	// deliveries are in flight.
-	slow time.Duration
+	slow    time.Duration
+	batches []webhookBatch
+	recs    []map[string]any
 }
 
 func newSIEM(t *testing.T) *siem {
 	s := &siem{}
 	s.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
-		ts, _ := strconv.ParseInt(r.Header.Get(sinks.HeaderTimestamp), 10, 64)
 		s.mu.Lock()
-		slow := s.slow
+		slow, failing := s.slow, s.failing
 		s.mu.Unlock()
 		time.Sleep(slow)
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		if s.secret == "" || r.Header.Get(sinks.HeaderSignature) != sinks.Sign(s.secret, time.Unix(ts, 0), body) {
-			s.forged++
-			http.Error(w, "bad signature", http.StatusUnauthorized)
+		if failing {
+			http.Error(w, "down for maintenance", http.StatusServiceUnavailable)
 			return
 		}
+		ts, _ := strconv.ParseInt(r.Header.Get(sinks.HeaderTimestamp), 10, 64)
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.batches = append(s.batches, webhookBatch{timestamp: ts, signature: r.Header.Get(sinks.HeaderSignature), body: body})
 		sc := bufio.NewScanner(bytes.NewReader(body))
 		sc.Buffer(make([]byte, 1<<20), 1<<20)
 		for sc.Scan() {
@@ -61,10 +70,27 @@ func newSIEM(t *testing.T) *siem {
 	return s
 }
 
-func (s *siem) setSecret(secret string) {
+// fail makes the receiver refuse every batch (on) or accept them again.
+func (s *siem) fail(on bool) {
 	s.mu.Lock()
-	s.secret = secret
+	s.failing = on
 	s.mu.Unlock()
+}
+
+// mustBeSignedWith fails unless every batch accepted was signed with
+// secret.
+func (s *siem) mustBeSignedWith(t *testing.T, secret string) {
+	t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.batches) == 0 {
+		t.Fatal("the receiver accepted no batch")
+	}
+	for i, b := range s.batches {
+		if want := sinks.Sign(secret, time.Unix(b.timestamp, 0), b.body); b.signature != want {
+			t.Fatalf("batch %d of %d is not signed with the sink's secret", i+1, len(s.batches))
+		}
+	}
 }
 
 // count is how many records were received.
@@ -167,7 +193,6 @@ func TestSinksOverHTTP(t *testing.T) {
 	if len(secret) < 32 || id == "" || created["enabled"] != true {
 		t.Fatalf("created: %v", created)
 	}
-	receiver.setSecret(secret)
 	if strings.Contains(string(admin.do(http.MethodGet, "/api/v1/sinks", nil).Body), secret) {
 		t.Fatal("the secret is shown again")
 	}
@@ -231,10 +256,5 @@ func TestSinksOverHTTP(t *testing.T) {
 	if got := events(t, admin, "type=sink.changed")[0]["reason"]; got != "format standin → ocsf; types auth.login,sink.created → auth.login" {
 		t.Fatalf("the change in words: %v", got)
 	}
-	receiver.mu.Lock()
-	forged := receiver.forged
-	receiver.mu.Unlock()
-	if forged != 0 {
-		t.Fatalf("%d batches failed the signature check", forged)
-	}
+	receiver.mustBeSignedWith(t, secret)
 }
