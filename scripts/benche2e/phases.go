@@ -5,10 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"net"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -77,10 +75,10 @@ func pacedStandin(sys system, n, rate int, d time.Duration) (sample, error) {
 		fan = append(fan, hi.Sub(lo))
 	}
 	s := sample{"actions": float64(len(sent)), "lost": float64(lost(ws))}
-	quantiles(s, "http_", answer)
-	quantiles(s, "first_", first)
-	quantiles(s, "last_", lastW)
-	quantiles(s, "spread_", fan)
+	s.Quantiles("http_", answer)
+	s.Quantiles("first_", first)
+	s.Quantiles("last_", lastW)
+	s.Quantiles("spread_", fan)
 	return s, nil
 }
 
@@ -131,9 +129,9 @@ func pacedFloor(n, rate int, d time.Duration, payload []byte) (sample, error) {
 		fan = append(fan, hi.Sub(lo))
 	}
 	s := sample{"events": float64(last), "lost": float64(lost(ws)), "event_bytes": float64(len(payload))}
-	quantiles(s, "floor_first_", first)
-	quantiles(s, "floor_last_", lastW)
-	quantiles(s, "floor_spread_", fan)
+	s.Quantiles("floor_first_", first)
+	s.Quantiles("floor_last_", lastW)
+	s.Quantiles("floor_spread_", fan)
 	return s, nil
 }
 
@@ -185,20 +183,6 @@ func saturate(sys system, n, workers int, d time.Duration) (sample, error) {
 		"actions":          float64(actions),
 		"lost":             float64(lost(ws)),
 	}, nil
-}
-
-// quantiles sets prefix+"p50_ms", prefix+"p99_ms" and prefix+"max_ms" of
-// s from ds; -1 when ds is empty.
-func quantiles(s sample, prefix string, ds []time.Duration) {
-	sorted := slices.Clone(ds)
-	slices.Sort(sorted)
-	ms := func(q float64) float64 {
-		if len(sorted) == 0 {
-			return -1
-		}
-		return float64(sorted[max(int(math.Ceil(q*float64(len(sorted))))-1, 0)]) / 1e6
-	}
-	s[prefix+"p50_ms"], s[prefix+"p99_ms"], s[prefix+"max_ms"] = ms(0.50), ms(0.99), ms(1)
 }
 
 // realEvent takes one action and returns its activity event as a watcher

@@ -26,7 +26,7 @@ func TestQuantiles(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			s := sample{}
-			quantiles(s, "x_", tc.ds)
+			s.Quantiles("x_", tc.ds)
 			if s["x_p50_ms"] != tc.p50 || s["x_p99_ms"] != tc.p99 || s["x_max_ms"] != tc.max {
 				t.Fatalf("got %v, want p50 %v p99 %v max %v", s, tc.p50, tc.p99, tc.max)
 			}

@@ -171,7 +171,7 @@ func (b *bench) withSinks(ctx context.Context) (s sample, err error) {
 		lags = append(lags, d.lags...)
 		missing, forged = missing+float64(d.missing), forged+float64(c.forged)
 	}
-	quantiles(s, "healthy_lag_", lags)
+	s.Quantiles("healthy_lag_", lags)
 	s["healthy_missing"], s["forged"] = missing, forged
 	h, err := b.people.health(deadSink.ID)
 	if err != nil {
@@ -238,6 +238,6 @@ func answers(acts []sent) sample {
 	if len(took) > 1 {
 		s["answered_per_s"] = float64(len(took)) / last.Sub(first).Seconds()
 	}
-	quantiles(s, "http_", took)
+	s.Quantiles("http_", took)
 	return s
 }

@@ -1,25 +1,8 @@
 package main
 
 import (
-	"math"
-	"slices"
 	"time"
 )
-
-// quantiles sets prefix+"p50_ms", prefix+"p99_ms" and prefix+"max_ms" of
-// s from ds, by nearest rank as scripts/benche2e and scripts/benchcluster
-// compute theirs, so that the figures compare; -1 when ds is empty.
-func quantiles(s sample, prefix string, ds []time.Duration) {
-	sorted := slices.Clone(ds)
-	slices.Sort(sorted)
-	ms := func(q float64) float64 {
-		if len(sorted) == 0 {
-			return -1
-		}
-		return float64(sorted[max(int(math.Ceil(q*float64(len(sorted))))-1, 0)]) / 1e6
-	}
-	s[prefix+"p50_ms"], s[prefix+"p99_ms"], s[prefix+"max_ms"] = ms(0.50), ms(0.99), ms(1)
-}
 
 // delivery is what a receiver got of the events after one seq up to
 // another: the range a measurement appended.

@@ -154,8 +154,8 @@ func throughput(ctx context.Context, b *bench) (result, error) {
 	if batches > 0 {
 		sm["events_per_batch"] = float64(d.events+d.duplicates) / float64(batches)
 	}
-	quantiles(sm, "lag_", d.lags)
-	quantiles(sm, "http_", g.took)
+	sm.Quantiles("lag_", d.lags)
+	sm.Quantiles("http_", g.took)
 	r.Runs[system] = append(r.Runs[system], sm)
 	r.LoadAfter = hostload.Loadavg()
 	b.logSample("throughput", sm)

@@ -7,10 +7,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Sample is one run's metrics by key.
@@ -104,4 +106,20 @@ func Write(path string, v any) error {
 		return fmt.Errorf("writing the results to %s: %w", path, err)
 	}
 	return nil
+}
+
+// Quantiles sets prefix+"p50_ms", prefix+"p99_ms" and prefix+"max_ms" of
+// s from ds, by nearest rank, in milliseconds; -1 when ds is empty. Every
+// benchmark program computes its latencies this way, so that their
+// figures compare.
+func (s Sample) Quantiles(prefix string, ds []time.Duration) {
+	sorted := slices.Clone(ds)
+	slices.Sort(sorted)
+	ms := func(q float64) float64 {
+		if len(sorted) == 0 {
+			return -1
+		}
+		return float64(sorted[max(int(math.Ceil(q*float64(len(sorted))))-1, 0)]) / 1e6
+	}
+	s[prefix+"p50_ms"], s[prefix+"p99_ms"], s[prefix+"max_ms"] = ms(0.50), ms(0.99), ms(1)
 }
