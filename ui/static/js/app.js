@@ -15,6 +15,7 @@ import {
 import { mountDirectory, mountUserPage } from './views/directory.js';
 import { mountBook, mountBookings, mountNotifications, mountProfile } from './views/facility.js';
 import { mountActivity } from './views/activity.js';
+import { followAlerts } from './views/alerts.js';
 import { mountSessionSummary } from './views/sessions.js';
 import { mountRequests, showWaiting } from './views/requests.js';
 import { mountSettings } from './views/settings.js';
@@ -555,6 +556,8 @@ async function loadPermissions(ctx) {
       ctx.isStaff = permissions.directory;
       ctx.canReadActivity = permissions.activity !== 'none';
       if (ctx.isStaff && ctx === state.ctx) ctx.presence.start(ctx);
+      // New alerts are told on every page, to those who may see them.
+      if (ctx.canReadActivity && ctx === state.ctx) followAlerts(ctx);
       return;
     } catch (err) {
       error = err;

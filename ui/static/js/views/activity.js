@@ -10,6 +10,7 @@ import {
 import {
   dayStartIn, drawLoading, drawRate, drawTimeline, RATE_SPAN_MS, rateBuckets, todaySessions,
 } from './activitycharts.js';
+import { alertsCard, followingAlerts } from './alerts.js';
 import { collapseViews, eventDetails, eventSentence, Names } from './eventwords.js';
 
 const TYPES = [
@@ -37,6 +38,12 @@ const TYPES = [
   ['field.revealed', 'Personal data revealed'],
   ['settings.changed', 'Settings changed'],
   ['audit.refused', 'Oversized request refused'],
+  ['alert.raised', 'Alert raised'],
+  ['alert.acknowledged', 'Alert acknowledged'],
+  ['sink.created', 'Audit sink added'],
+  ['sink.changed', 'Audit sink changed'],
+  ['sink.removed', 'Audit sink removed'],
+  ['sink.tested', 'Audit sink tested'],
 ];
 const TYPE_LABELS = Object.fromEntries(TYPES);
 
@@ -62,8 +69,9 @@ export function eventSummary(e, names) {
 }
 
 function chipClass(e) {
-  const family = (e.type || '').split('.')[0];
-  const bad = e.outcome === 'denied' || (e.type || '').endsWith('denied');
+  // An acknowledged alert is settled: it reads apart from a raised one.
+  const family = e.type === 'alert.acknowledged' ? 'alert-settled' : (e.type || '').split('.')[0];
+  const bad = e.outcome === 'denied' || (e.type || '').endsWith('denied') || (e.type === 'sink.tested' && e.outcome === 'failed');
   return `type-chip type-chip--${family}${bad ? ' type-chip--denied' : ''}`;
 }
 
@@ -205,7 +213,13 @@ export function mountActivity(ctx, root, { query }) {
       h('div', { class: 'glance__part' }, h('h3', { class: 'glance__title', id: 'rate-title' }, 'Events per 5 minutes, last 2 hours'), rateBox)));
   const today = glanceAtToday(ctx, { timelineBox, rateBox, onPick: (id) => showSession(id), picked: () => filters.impersonation });
 
-  // --- sessions and presence
+  // --- alerts, sessions and presence
+  const alerts = alertsCard(ctx, {
+    onShowSession: (id) => {
+      showSession(id);
+      listBox.focus();
+    },
+  });
   const sessionsBox = h('div', { id: 'active-sessions' }, loadingBlock('Loading sessions…'));
   const presenceBox = h('div', { id: 'presence-list' });
 
@@ -233,6 +247,7 @@ export function mountActivity(ctx, root, { query }) {
             filterForm),
           h('div', { class: 'feed__body' }, newBtn, statusBox, listBox, moreBox))),
       h('aside', { class: 'activity-side' },
+        alerts.el,
         h('section', { class: 'card', 'aria-labelledby': 'sessions-title' },
           h('h2', { class: 'card__title', id: 'sessions-title' }, 'Active sessions'), sessionsBox),
         h('section', { class: 'card', 'aria-labelledby': 'presence-title' },
@@ -419,6 +434,7 @@ export function mountActivity(ctx, root, { query }) {
   const onLive = (e) => {
     if (!e || !e.seq) return;
     today.add([e]);
+    alerts.onEvent(e);
     if (['impersonation.started', 'impersonation.ended', 'impersonation.paused', 'impersonation.resumed'].includes(e.type)) loadSessions();
     if (!matches(filters, e) || events.some((x) => x.seq === e.seq) || pending.some((x) => x.seq === e.seq)) return;
     pending.unshift(e);
@@ -636,17 +652,21 @@ export function mountActivity(ctx, root, { query }) {
 
   // The live stream starts from the head of the log, then history loads:
   // events are deduplicated by seq, so nothing is missed or doubled.
+  // When the alerts' toasts follow the topic already, it is live from
+  // before this page and needs no resume point.
   let offLive = () => {};
-  ctx.api.get('/activity', { query: { limit: 1 } }).then((head) => {
-    if (stopped) return;
-    const top = head.items && head.items[0] ? head.items[0].seq : 0;
-    offLive = ctx.live.subscribe('activity', onLive, { afterSeq: top });
-  }).catch(() => {
-    if (!stopped) offLive = ctx.live.subscribe('activity', onLive);
-  }).finally(() => {
+  const follow = (options) => {
+    if (!stopped) offLive = ctx.live.subscribe('activity', onLive, options);
+  };
+  followingAlerts(ctx).then(async (live) => {
+    if (live) return follow();
+    const head = await ctx.api.get('/activity', { query: { limit: 1 } });
+    return follow({ afterSeq: head.items && head.items[0] ? head.items[0].seq : 0 });
+  }).catch(() => follow()).finally(() => {
     if (!stopped) reload();
   });
   loadSessions();
+  alerts.load();
   runVerify();
   today.load();
 
@@ -654,6 +674,7 @@ export function mountActivity(ctx, root, { query }) {
     stopped = true;
     clearTimeout(verifyTimer);
     today.stop();
+    alerts.stop();
     clearInterval(tick);
     offLive();
     offPresence();

@@ -265,9 +265,53 @@ export function eventSentence(e, names = new Names(), now = new Date()) {
       return `${actor} changed the impersonation settings: ${reason || 'no change'}.`;
     case 'audit.refused':
       return `${actor}’s request was refused: it was too large to record${reason ? ` (${reason})` : ''}.`;
+    case 'alert.raised':
+      return `Alert: ${reason || `${alertRuleLabel(e.outcome)}.`}`;
+    case 'alert.acknowledged':
+      return `${actor} acknowledged the alert ${alertRuleWords(e.outcome)}${reason ? `: ${sentenceEnd(reason)}` : ' without a note.'}`;
+    case 'sink.created':
+      return `${actor} added the audit sink ${sentenceEnd(reason || 'without a description')}`;
+    case 'sink.changed':
+      return `${actor} changed the audit sink: ${sentenceEnd(sinkChangeWords(reason) || 'no change')}`;
+    case 'sink.removed':
+      return `${actor} removed the audit sink ${sentenceEnd(reason || 'without a description')}`;
+    case 'sink.tested':
+      return e.outcome === 'delivered'
+        ? `${actor} sent a test record to the audit sink: delivered.`
+        : `${actor} sent a test record to the audit sink: failed${reason ? `: ${sentenceEnd(reason)}` : '.'}`;
     default:
       return [actor, e.action, e.outcome].filter(Boolean).join(' · ');
   }
+}
+
+/** A sink's changes as the server lists them, a pause or resume in words. */
+function sinkChangeWords(reason) {
+  return reason.replace('enabled true → false', 'paused').replace('enabled false → true', 'resumed');
+}
+
+/** Text that ends a sentence: with its own stop, or a full stop added. */
+function sentenceEnd(text) {
+  return /[.!?…]$/.test(text) ? text : `${text}.`;
+}
+
+/** The alert rules (standin.Rule…): a short label, and the words that say what an alert was about. */
+const ALERT_RULES = {
+  off_hours: ['Outside hours', 'on a session started outside the facility’s hours'],
+  privileged_target: ['Staff account', 'on a session on a staff account'],
+  refusals: ['Many refusals', 'on many refusals in one session'],
+  long_session: ['Long session', 'on a session running long'],
+  agent_starts: ['Many sessions', 'on an agent starting many sessions'],
+  repeated_target: ['Same user again', 'on a user impersonated again and again'],
+};
+
+/** An alert rule's short label ("Many refusals"); an unknown rule shows as it is. */
+export function alertRuleLabel(rule) {
+  return ALERT_RULES[rule] ? ALERT_RULES[rule][0] : (rule || 'Alert');
+}
+
+/** What an alert of a rule was about ("on many refusals in one session"). */
+export function alertRuleWords(rule) {
+  return ALERT_RULES[rule] ? ALERT_RULES[rule][1] : `“${rule || 'unknown'}”`;
 }
 
 /** The personal data fields in words, as the server names them (standin.FieldLabel). */
