@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"net/http"
+	"net/url"
 	"testing"
 	"time"
 )
@@ -67,7 +68,8 @@ func TestAlertsOverHTTP(t *testing.T) {
 	if r := cleo.post("/api/v1/alerts/"+id+"/acknowledge", map[string]any{"note": "x"}); r.Status != http.StatusNotFound {
 		t.Fatalf("cleo acknowledges: %d %s", r.Status, r.Body)
 	}
-	if r := manager.post("/api/v1/alerts/"+id+"/acknowledge", map[string]any{"note": "Talked to Sam: Ben asked for it"}); r.Status != http.StatusOK {
+	// The id, escaped as a client may send it.
+	if r := manager.post("/api/v1/alerts/"+url.PathEscape(id)+"/acknowledge", map[string]any{"note": "Talked to Sam: Ben asked for it"}); r.Status != http.StatusOK {
 		t.Fatalf("acknowledge: %d %s", r.Status, r.Body)
 	}
 	if r := admin.post("/api/v1/alerts/"+id+"/acknowledge", map[string]any{"note": "again"}); r.Status != http.StatusConflict {

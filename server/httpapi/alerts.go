@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"net/url"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -75,7 +76,13 @@ func (a *API) acknowledgeAlert(c *fiber.Ctx) error {
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
-	al, err := a.cfg.Alerts.Acknowledge(c.UserContext(), principal(c), c.Params("id"), req.Note, a.origin(c))
+	// An alert's id names its condition ("refusals:<session>"): a client
+	// may send it escaped.
+	id, err := url.PathUnescape(c.Params("id"))
+	if err != nil {
+		return standin.Errorf(standin.ENotFound, "There is no such alert.")
+	}
+	al, err := a.cfg.Alerts.Acknowledge(c.UserContext(), principal(c), id, req.Note, a.origin(c))
 	if err != nil {
 		return err
 	}

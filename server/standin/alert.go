@@ -58,8 +58,11 @@ func (r AlertRules) WithDefaults() AlertRules {
 			*v = d
 		}
 	}
-	def(&r.DayStart, DefaultDayStart)
-	def(&r.DayEnd, DefaultDayEnd)
+	// The hours are set together: a start at midnight (0) is a start,
+	// once an end is set.
+	if r.DayStart == 0 && r.DayEnd == 0 {
+		r.DayStart, r.DayEnd = DefaultDayStart, DefaultDayEnd
+	}
 	def(&r.Refusals, DefaultRefusals)
 	def(&r.RefusalMinutes, DefaultRefusalMinutes)
 	def(&r.LongMinutes, DefaultLongMinutes)

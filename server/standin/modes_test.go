@@ -96,3 +96,15 @@ func TestSettingsChanges(t *testing.T) {
 		t.Fatalf("Changes of the same settings = %q", got)
 	}
 }
+
+// TestAlertHoursFromMidnight: facility hours may start at midnight once
+// their end is set; unset, both take the defaults.
+func TestAlertHoursFromMidnight(t *testing.T) {
+	r := AlertRules{DayStart: 0, DayEnd: 12 * 60}.WithDefaults()
+	if r.DayStart != 0 || r.DayEnd != 720 || r.Check() != nil {
+		t.Fatalf("hours from midnight: %+v %v", r, r.Check())
+	}
+	if r := (AlertRules{}).WithDefaults(); r.DayStart != DefaultDayStart || r.DayEnd != DefaultDayEnd {
+		t.Fatalf("unset hours: %+v", r)
+	}
+}
