@@ -515,7 +515,7 @@ function sinkForm({ ctx, allowed, eventTypes, projects, sink = null, onSaved }) 
   const kinds = KINDS.map((k) => h('input', { type: 'radio', name: 'sink-kind', id: `sink-kind-${k.kind}`, value: k.kind, checked: start.kind === k.kind,
     'aria-describedby': `sink-kind-${k.kind}-hint` }));
   const url = h('input', { id: 'sink-url', class: 'input', type: 'url', autocomplete: 'off', spellcheck: 'false', inputmode: 'url',
-    value: start.url || '', placeholder: 'https://siem.example.org/standin', 'aria-describedby': 'sink-url-hint' });
+    value: start.url || '', placeholder: 'https://siem.example.org', 'aria-describedby': 'sink-url-hint' });
   const address = h('input', { id: 'sink-address', class: 'input', type: 'text', autocomplete: 'off', spellcheck: 'false',
     value: start.address || '', placeholder: 'siem.example.org:6514', 'aria-describedby': 'sink-address-hint' });
   const tls = h('input', { id: 'sink-tls', type: 'checkbox', checked: start.kind === 'syslog' ? Boolean(start.tls) : true });
