@@ -176,6 +176,8 @@ func TestSinksOverHTTP(t *testing.T) {
 		{"name": "x", "kind": "webhook", "url": receiver.srv.URL, "secret": "short"},
 		{"name": "x", "kind": "webhook", "url": receiver.srv.URL, "format": "xml"},
 		{"name": "x", "kind": "syslog", "address": "no port"},
+		{"name": "x", "kind": "syslog", "address": "127.0.0.1:6514", "tls": true, "ca": "not a certificate"},
+		{"name": "x", "kind": "syslog", "address": "127.0.0.1:6514", "tls": false, "ca": "-----BEGIN CERTIFICATE-----"},
 	} {
 		if r := admin.post("/api/v1/sinks", bad); r.Status != http.StatusUnprocessableEntity {
 			t.Fatalf("sink %v: %d %s", bad, r.Status, r.Body)

@@ -30,6 +30,7 @@ type sinkJSON struct {
 	URL       string           `json:"url,omitempty"`
 	Address   string           `json:"address,omitempty"`
 	TLS       bool             `json:"tls"`
+	CA        string           `json:"ca,omitempty"`
 	Format    string           `json:"format"`
 	Types     []string         `json:"types"`
 	Projects  []string         `json:"projects"`
@@ -44,7 +45,7 @@ type sinkJSON struct {
 }
 
 func toSinkJSON(s *standin.Sink, h *standin.SinkHealth) sinkJSON {
-	j := sinkJSON{ID: s.ID, Name: s.Name, Kind: string(s.Kind), URL: s.URL, Address: s.Address, TLS: s.TLS, Format: string(s.Format),
+	j := sinkJSON{ID: s.ID, Name: s.Name, Kind: string(s.Kind), URL: s.URL, Address: s.Address, TLS: s.TLS, CA: s.CA, Format: string(s.Format),
 		Types: s.Types, Projects: s.Projects, Enabled: s.Enabled, FromSeq: s.FromSeq,
 		CreatedAt: standin.FormatTime(s.CreatedAt), CreatedBy: audit.UserJSON(s.CreatedBy),
 		ChangedAt: standin.FormatTime(s.ChangedAt), ChangedBy: audit.UserJSON(s.ChangedBy),
@@ -65,6 +66,7 @@ type sinkRequest struct {
 	URL      string   `json:"url"`
 	Address  string   `json:"address"`
 	TLS      bool     `json:"tls"`
+	CA       string   `json:"ca"`
 	Format   string   `json:"format"`
 	Types    []string `json:"types"`
 	Projects []string `json:"projects"`
@@ -75,7 +77,7 @@ type sinkRequest struct {
 }
 
 func (r sinkRequest) sink() *standin.Sink {
-	s := &standin.Sink{Name: r.Name, Kind: standin.SinkKind(r.Kind), URL: r.URL, Address: r.Address, TLS: r.TLS,
+	s := &standin.Sink{Name: r.Name, Kind: standin.SinkKind(r.Kind), URL: r.URL, Address: r.Address, TLS: r.TLS, CA: r.CA,
 		Format: standin.SinkFormat(r.Format), Types: r.Types, Projects: r.Projects, Secret: r.Secret, Enabled: true}
 	if r.Enabled != nil {
 		s.Enabled = *r.Enabled

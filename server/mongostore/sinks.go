@@ -28,6 +28,7 @@ type sinkDoc struct {
 	URL           string        `bson:"url,omitempty"`
 	Address       string        `bson:"address,omitempty"`
 	TLS           bool          `bson:"tls"`
+	CA            string        `bson:"ca,omitempty"`
 	Format        string        `bson:"format"`
 	Types         []string      `bson:"types"`
 	Projects      []string      `bson:"projects"`
@@ -43,14 +44,14 @@ type sinkDoc struct {
 }
 
 func sinkDocOf(s *standin.Sink, id bson.ObjectID) sinkDoc {
-	return sinkDoc{ID: id, Name: s.Name, Kind: string(s.Kind), URL: s.URL, Address: s.Address, TLS: s.TLS, Format: string(s.Format),
+	return sinkDoc{ID: id, Name: s.Name, Kind: string(s.Kind), URL: s.URL, Address: s.Address, TLS: s.TLS, CA: s.CA, Format: string(s.Format),
 		Types: s.Types, Projects: s.Projects, Secret: s.Secret, FromSeq: s.FromSeq, Enabled: s.Enabled,
 		CreatedAt: s.CreatedAt.UTC(), CreatedByID: s.CreatedBy.ID, CreatedByName: s.CreatedBy.Name,
 		ChangedAt: s.ChangedAt.UTC(), ChangedByID: s.ChangedBy.ID, ChangedByName: s.ChangedBy.Name}
 }
 
 func (d *sinkDoc) domain() *standin.Sink {
-	return &standin.Sink{ID: d.ID.Hex(), Name: d.Name, Kind: standin.SinkKind(d.Kind), URL: d.URL, Address: d.Address, TLS: d.TLS,
+	return &standin.Sink{ID: d.ID.Hex(), Name: d.Name, Kind: standin.SinkKind(d.Kind), URL: d.URL, Address: d.Address, TLS: d.TLS, CA: d.CA,
 		Format: standin.SinkFormat(d.Format), Types: d.Types, Projects: d.Projects, Secret: d.Secret, FromSeq: d.FromSeq,
 		Enabled: d.Enabled, CreatedAt: d.CreatedAt, CreatedBy: standin.EventUser{ID: d.CreatedByID, Name: d.CreatedByName},
 		ChangedAt: d.ChangedAt, ChangedBy: standin.EventUser{ID: d.ChangedByID, Name: d.ChangedByName}}

@@ -374,7 +374,7 @@ func (l *sinkLoop) next(ctx context.Context, s *standin.Sink, after int64) ([]re
 // send delivers recs through the sink's transport, made again when its
 // settings changed.
 func (l *sinkLoop) send(ctx context.Context, s *standin.Sink, recs []record) error {
-	key := s.Destination() + "\x00" + s.Secret
+	key := s.Destination() + "\x00" + s.Secret + "\x00" + s.CA
 	if l.tr == nil || l.trFor != key {
 		if l.tr != nil {
 			_ = l.tr.Close()

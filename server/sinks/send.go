@@ -75,8 +75,10 @@ type webhook struct {
 }
 
 func newWebhook(s *standin.Sink, allow *Allowlist, timeout time.Duration, now func() time.Time) *webhook {
+	host, _, _ := s.HostPort()
 	tr := &http.Transport{
 		DialContext:         allow.DialContext,
+		TLSClientConfig:     tlsConfig(s, host),
 		TLSHandshakeTimeout: timeout,
 		MaxIdleConns:        2,
 		IdleConnTimeout:     time.Minute,

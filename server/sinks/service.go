@@ -308,6 +308,9 @@ func changed(old, next *standin.Sink) string {
 	add("name", old.Name, next.Name)
 	add("destination", old.Destination(), next.Destination())
 	add("format", string(old.Format), string(next.Format))
+	if old.CA != next.CA {
+		parts = append(parts, "certificate authority changed")
+	}
 	add("types", strings.Join(old.Types, ","), strings.Join(next.Types, ","))
 	add("projects", strings.Join(old.Projects, ","), strings.Join(next.Projects, ","))
 	add("enabled", fmt.Sprint(old.Enabled), fmt.Sprint(next.Enabled))

@@ -3,6 +3,7 @@ package sinks_test
 import (
 	"context"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"strings"
 	"testing"
@@ -69,5 +70,53 @@ func TestSyslogDelivery(t *testing.T) {
 		if seqs[i] != want[i] {
 			t.Fatalf("record %d has seq %d, want %d", i, seqs[i], want[i])
 		}
+	}
+}
+
+// TestSyslogDeliveryTLS: a syslog sink speaking TLS to a real rsyslogd
+// delivers once it names the authority of rsyslogd's certificate; without
+// it, the certificate is refused and the health says why.
+func TestSyslogDeliveryTLS(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	rs := rsyslogtest.Start(t, rsyslogtest.Options{TLS: true})
+	ca := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: rs.CA.Raw}))
+	untrusted := &standin.Sink{Name: "rsyslog without its authority", Kind: standin.SinkSyslog, Address: rs.Addr, TLS: true,
+		Format: standin.FormatStandin, Enabled: true}
+	trusted := &standin.Sink{Name: "rsyslog", Kind: standin.SinkSyslog, Address: rs.Addr, TLS: true, CA: ca,
+		Format: standin.FormatOCSF, Enabled: true}
+	for _, s := range []*standin.Sink{untrusted, trusted} {
+		if err := s.Check(nil); err != nil {
+			t.Fatalf("%s: %v", s.Name, err)
+		}
+		if err := f.db.CreateSink(context.Background(), s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.run(t)
+	seqs := f.appendEvents(t, 10)
+	recs, err := rs.WaitRecords(len(seqs), 20*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range recs {
+		var e map[string]any
+		if err := json.Unmarshal([]byte(strings.TrimPrefix(r.Msg, "\ufeff")), &e); err != nil || e["class_uid"] == nil {
+			t.Fatalf("an OCSF record over TLS: %v %v", r.Msg, err)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		h, err := f.db.SinkHealth(context.Background(), untrusted.ID)
+		if err == nil && h != nil && strings.Contains(h.LastError, "certificate") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the sink without the authority: %+v %v", h, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if len(rs.Lines()) != len(recs) {
+		t.Fatalf("rsyslogd got %d lines for %d records: the untrusted sink delivered", len(rs.Lines()), len(recs))
 	}
 }

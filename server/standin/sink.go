@@ -1,6 +1,7 @@
 package standin
 
 import (
+	"crypto/x509"
 	"net"
 	"net/url"
 	"slices"
@@ -54,7 +55,11 @@ type Sink struct {
 	// TLS to it.
 	Address string
 	TLS     bool
-	Format  SinkFormat
+	// CA, when set, is the PEM of the certificate authorities the sink's
+	// TLS certificate must chain to, instead of the system's: a SIEM
+	// with a certificate of its organization's own authority.
+	CA     string
+	Format SinkFormat
 	// Types and Projects filter the events sent: none means all. An
 	// event is sent when its type is among Types and it concerns one of
 	// Projects.
@@ -156,6 +161,17 @@ func (s *Sink) Check(projects []string) error {
 		s.Address, s.URL, s.Secret = net.JoinHostPort(host, port), "", ""
 	default:
 		return Errorf(EInvalid, "The kind is %q or %q.", SinkWebhook, SinkSyslog)
+	}
+	if s.CA != "" {
+		if len(s.CA) > 64<<10 {
+			return Errorf(EInvalid, "The certificate authority is too large (at most 64 KiB of PEM).")
+		}
+		if !s.TLS {
+			return Errorf(EInvalid, "A certificate authority is for a sink that speaks TLS (https, or syslog with tls).")
+		}
+		if pool := x509.NewCertPool(); !pool.AppendCertsFromPEM([]byte(s.CA)) {
+			return Errorf(EInvalid, "The certificate authority is not a PEM certificate.")
+		}
 	}
 	if len(s.Types) > MaxSinkFilters || len(s.Projects) > MaxSinkFilters {
 		return Errorf(EInvalid, "A filter lists at most %d types and %d projects.", MaxSinkFilters, MaxSinkFilters)

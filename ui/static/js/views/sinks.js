@@ -494,6 +494,7 @@ function settingsOf(s) {
     url: s.kind === 'webhook' ? s.url : '',
     address: s.kind === 'syslog' ? s.address : '',
     tls: Boolean(s.tls),
+    ca: s.ca || '',
     format: s.format,
     types: s.types || [],
     projects: s.projects || [],
@@ -523,6 +524,8 @@ function sinkForm({ ctx, allowed, eventTypes, projects, sink = null, onSaved }) 
     FORMATS.map((f) => h('option', { value: f.format, selected: f.format === start.format }, f.label)));
   const formatHint = h('p', { class: 'field__hint', id: 'sink-format-hint' });
   const history = h('input', { id: 'sink-history', type: 'checkbox', 'aria-describedby': 'sink-history-hint' });
+  const ca = h('textarea', { id: 'sink-ca', class: 'input mono-sm', rows: '4', spellcheck: 'false', autocomplete: 'off',
+    placeholder: '-----BEGIN CERTIFICATE-----', 'aria-describedby': 'sink-ca-hint' }, start.ca || '');
 
   const picked = new Set(start.types || []);
   const typeBoxes = eventTypes.map((t) => h('input', { type: 'checkbox', id: `sink-type-${idPart(t)}`, value: t, checked: picked.has(t) }));
@@ -581,6 +584,13 @@ function sinkForm({ ctx, allowed, eventTypes, projects, sink = null, onSaved }) 
       h('label', { for: 'sink-format' }, 'Format'),
       format,
       formatHint),
+    h('details', { class: 'sink-form__more', open: start.ca ? true : null },
+      h('summary', null, 'Certificate authority (optional)'),
+      h('div', { class: 'field' },
+        h('label', { for: 'sink-ca' }, 'Trust this authority for the sink\'s TLS certificate'),
+        ca,
+        h('p', { class: 'field__hint', id: 'sink-ca-hint' },
+          'For a SIEM whose certificate comes from your organization\'s own authority: paste its PEM. Empty: the system\'s authorities.'))),
     h('details', { class: 'sink-form__more', open: picked.size ? true : null },
       h('summary', null, 'Event types: ', typesCount),
       h('fieldset', { class: 'fieldset' },
@@ -630,6 +640,7 @@ function sinkForm({ ctx, allowed, eventTypes, projects, sink = null, onSaved }) 
       url: kind === 'webhook' ? url.value.trim() : '',
       address: kind === 'syslog' ? address.value.trim() : '',
       tls: kind === 'syslog' ? tls.checked : false,
+      ca: ca.value.trim(),
       format: format.value,
       types: typeBoxes.filter((b) => b.checked).map((b) => b.value),
       projects: projectBoxes.filter((b) => b.checked).map((b) => b.value),
