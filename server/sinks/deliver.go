@@ -35,7 +35,7 @@ type Leases interface {
 // Defaults of Config.
 const (
 	DefaultBatch       = 500
-	DefaultPeriod      = time.Second
+	DefaultPeriod      = 250 * time.Millisecond
 	DefaultTerm        = 10 * time.Second
 	DefaultTimeout     = 10 * time.Second
 	DefaultMinBackoff  = time.Second
