@@ -41,7 +41,7 @@ type paceSystem struct {
 
 // newPaceSystem signs the writer and the watchers in on their nodes.
 func newPaceSystem(cl *cluster, db *mongo.Client, action string) (*paceSystem, error) {
-	a, b := cl.nodes[0].url, cl.nodes[1].url
+	a, b := cl.nodes[0].URL, cl.nodes[1].URL
 	sys := &paceSystem{cl: cl, db: db}
 	var err error
 	if sys.writer, err = signIn(a, "admin@example.org"); err != nil {

@@ -50,6 +50,7 @@ import (
 	"strings"
 	"time"
 
+	"standin/scripts/internal/benchproc"
 	"standin/scripts/internal/benchresult"
 	"standin/scripts/internal/hostload"
 )
@@ -158,7 +159,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 	if cfg.bin == "" {
 		cfg.logf("building standin")
-		if cfg.bin, err = buildBinary(ctx, dir); err != nil {
+		if cfg.bin, err = benchproc.Build(ctx, dir); err != nil {
 			return err
 		}
 	}

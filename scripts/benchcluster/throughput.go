@@ -31,12 +31,12 @@ func loadSessions(cl *cluster, action string) ([]*client, error) {
 		if i >= len(pairs) {
 			c := *out[i%len(pairs)]
 			session := *c.Client // the same session (cookies, token), another node
-			session.Base = p.url
+			session.Base = p.URL
 			c.Client = &session
 			out[i] = &c
 			continue
 		}
-		c, err := signIn(p.url, pairs[i].actor)
+		c, err := signIn(p.URL, pairs[i].actor)
 		if err != nil {
 			return nil, err
 		}
@@ -98,7 +98,7 @@ func closedLoop(ctx context.Context, sessions []*client, perNode int, d time.Dur
 // measured, with the CPU of every process and the database's commands.
 func saturate(ctx context.Context, cfg config, cl *cluster, db *mongo.Client, sessions []*client) (sample, error) {
 	// The log's head is read by an admin acting as themselves.
-	observer, err := signIn(cl.nodes[0].url, "admin@example.org")
+	observer, err := signIn(cl.nodes[0].URL, "admin@example.org")
 	if err != nil {
 		return nil, err
 	}

@@ -51,6 +51,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"standin/scripts/internal/benchproc"
 	"standin/scripts/internal/benchresult"
 	"standin/scripts/internal/hostload"
 )
@@ -135,7 +136,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 	if cfg.bin == "" {
 		b.logf("building standin")
-		if cfg.bin, err = buildBinary(ctx, dir); err != nil {
+		if cfg.bin, err = benchproc.Build(ctx, dir); err != nil {
 			return err
 		}
 	}
@@ -143,9 +144,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if b.con, err = startConsole(cfg.bin, dir); err != nil {
 		return err
 	}
-	b.logf("standin at %s, log %s", b.con.url, b.con.log)
+	b.logf("standin at %s, log %s", b.con.URL, b.con.Log)
 	rep.Results, err = b.scenarios(ctx)
-	if serr := b.con.stop(); err == nil {
+	if serr := b.con.Stop(); err == nil {
 		err = serr
 	}
 	if err != nil {
@@ -167,14 +168,14 @@ func run(args []string, stdout, stderr io.Writer) error {
 // scenarios signs the people in and runs the scenarios in turn.
 func (b *bench) scenarios(ctx context.Context) ([]result, error) {
 	var err error
-	if b.people, err = signInPeople(b.con.url); err != nil {
+	if b.people, err = signInPeople(b.con.URL); err != nil {
 		return nil, err
 	}
 	var out []result
 	for _, fn := range []func(context.Context, *bench) (result, error){throughput, backlog, overhead} {
 		r, err := fn(ctx, b)
 		if err == nil {
-			err = b.con.alive()
+			err = b.con.Alive()
 		}
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", r.Scenario, err)

@@ -71,7 +71,7 @@ func generate(ctx context.Context, p *people, n, workers int) generated {
 // cores runs fn and returns the cores the console, this process (the
 // clients and the receivers) and other processes took meanwhile.
 func (b *bench) cores(fn func() error) (console, own, others float64, err error) {
-	c0, err := hostload.ProcessCPU(b.con.pid())
+	c0, err := hostload.ProcessCPU(b.con.PID())
 	if err != nil {
 		return 0, 0, 0, err
 	}
@@ -81,7 +81,7 @@ func (b *bench) cores(fn func() error) (console, own, others float64, err error)
 		return 0, 0, 0, err
 	}
 	secs := time.Since(start).Seconds()
-	c1, err := hostload.ProcessCPU(b.con.pid())
+	c1, err := hostload.ProcessCPU(b.con.PID())
 	if err != nil {
 		return 0, 0, 0, err
 	}
