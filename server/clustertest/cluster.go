@@ -244,8 +244,14 @@ func (c *Cluster) Kill(i int) {
 	if n.proc == nil {
 		c.t.Fatalf("clustertest: node %d is not running", i)
 	}
+	down := n.timesDown()
 	n.proc.kill()
 	n.proc = nil
+	// Until the balancer has seen the node down, a restart it never
+	// noticed would never be taken in again (Start waits for that).
+	if err := n.waitDown(down); err != nil {
+		c.t.Fatal(err)
+	}
 }
 
 // Start starts node i again, on its port and data directory, and waits
@@ -317,6 +323,27 @@ func (n *Node) waitReady() error {
 // timesUp counts the times the balancer logged that it took the node in.
 func (n *Node) timesUp() int {
 	return strings.Count(n.c.bal.Output(), `msg="backend up" backend=`+n.URL()+"\n")
+}
+
+// timesDown counts the times the balancer took the node out.
+func (n *Node) timesDown() int {
+	return strings.Count(n.c.bal.Output(), `msg="backend down" backend=`+n.URL()+" ")
+}
+
+// waitDown waits until the balancer has taken the node out more than
+// before times.
+func (n *Node) waitDown(before int) error {
+	deadline := time.After(readyTimeout)
+	for n.timesDown() <= before {
+		select {
+		case <-n.c.bal.exited:
+			return fmt.Errorf("the balancer exited (%v)", n.c.bal.err)
+		case <-deadline:
+			return fmt.Errorf("the balancer did not take node %d out within %s", n.i, readyTimeout)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return nil
 }
 
 // waitBalanced waits until the balancer has taken the node in more than
