@@ -295,7 +295,9 @@ func TestAdditionsFinishedAfterStop(t *testing.T) {
 	later := func(store PolicyStore) Config {
 		c := storedConfig(store, newDirectory())
 		c.Additions = []PolicySet{{Name: "later", Policies: []Policy{p}}}
-		c.SeedWait = 300 * time.Millisecond
+		// Long enough that a winner's writes, fenced to half of it, are
+		// not cut short on a loaded machine.
+		c.SeedWait = 3 * time.Second
 		return c
 	}
 	for _, tt := range []struct {
