@@ -101,7 +101,9 @@ func (s *Service) Moderation(ctx context.Context, imp *standin.Impersonation) (*
 	if err != nil {
 		return nil, err
 	}
-	st, err := s.recoverModeration(ctx, imp)
+	// Read from the log: another node's steps do not reach this one's
+	// memory, which only the owner keeps.
+	st, err := s.readModeration(ctx, imp)
 	if err != nil {
 		return nil, err
 	}
@@ -296,7 +298,7 @@ func (s *Service) stepDue(ctx context.Context, imp *standin.Impersonation, st mo
 func stepKey(id string, k int) string { return fmt.Sprintf("moderation:%s:%d", id, k) }
 
 // recoverModeration returns what the owner knows of imp, read from the
-// log's pauses and resumptions when it knows nothing yet.
+// log when it knows nothing yet.
 func (s *Service) recoverModeration(ctx context.Context, imp *standin.Impersonation) (moderated, error) {
 	s.moderation.mu.Lock()
 	if st, ok := s.moderation.sessions[imp.ID]; ok {
@@ -304,6 +306,19 @@ func (s *Service) recoverModeration(ctx context.Context, imp *standin.Impersonat
 		return *st, nil
 	}
 	s.moderation.mu.Unlock()
+	st, err := s.readModeration(ctx, imp)
+	if err != nil {
+		return moderated{}, err
+	}
+	s.moderation.mu.Lock()
+	s.moderation.sessions[imp.ID] = &st
+	s.moderation.mu.Unlock()
+	return st, nil
+}
+
+// readModeration reads how imp stands from the log's pauses and
+// resumptions: what any node knows, owner or not.
+func (s *Service) readModeration(ctx context.Context, imp *standin.Impersonation) (moderated, error) {
 	st := moderated{paused: true, since: imp.StartedAt}
 	err := s.audit.EventsMatching(ctx, standin.EventFilter{ImpersonationID: imp.ID}, func(e *standin.Event) error {
 		var k int
@@ -319,9 +334,6 @@ func (s *Service) recoverModeration(ctx context.Context, imp *standin.Impersonat
 	if err != nil {
 		return moderated{}, fmt.Errorf("read the moderation of %s: %w", imp.ID, err)
 	}
-	s.moderation.mu.Lock()
-	s.moderation.sessions[imp.ID] = &st
-	s.moderation.mu.Unlock()
 	return st, nil
 }
 

@@ -270,3 +270,33 @@ func TestModerationStepRepair(t *testing.T) {
 		t.Fatalf("watching an ended session: %v", err)
 	}
 }
+
+// TestModerationViewFollowsOtherNodes: how a paused session stands, as a
+// node that is not the owner answers it, follows the pauses other nodes
+// wrote since it last answered.
+func TestModerationViewFollowsOtherNodes(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := mustFacility(t)
+	w := &watches{}
+	later := &clock{}
+	a := f.moderatedNode(t, later, w, nil)
+	b := f.moderatedNode(t, &clock{}, w, nil)
+	imp := f.mustModerated(t, a)
+	v, err := b.svc.Moderation(ctx, imp)
+	if err != nil || !v.Paused || v.EndsAt.After(imp.StartedAt.Add(5*time.Minute)) {
+		t.Fatalf("waiting for its first moderator: %+v %v", v, err)
+	}
+	// Maya comes and goes through a, whose clock is ten minutes on.
+	later.Advance(10 * time.Minute)
+	maya := f.signIn(t, f.maya)
+	if _, err := a.svc.WatchSession(ctx, maya, imp.ID, "page"); err != nil {
+		t.Fatal(err)
+	}
+	a.svc.UnwatchSession(ctx, maya, imp.ID, "page")
+	wantSteps(t, a.log, imp.ID, 2)
+	v, err = b.svc.Moderation(ctx, imp)
+	if err != nil || !v.Paused || !v.EndsAt.After(imp.StartedAt.Add(5*time.Minute)) {
+		t.Fatalf("after a pause written by another node, the session ends at %v (started %v): %v", v.EndsAt, imp.StartedAt, err)
+	}
+}
